@@ -1,0 +1,254 @@
+//! The audit: every invariant of the brief (§3) that can be checked on one state, recomputed
+//! from first principles (order lines, ledger transfers) rather than trusted from counters.
+
+use crate::ledger::Owner;
+use crate::state::{OrderStatus, State};
+use crate::types::*;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    /// The first violation found, or a summary of what was checked.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditReport {
+    pub checks: Vec<Check>,
+    pub digest: String,
+    pub applied: u64,
+}
+
+impl AuditReport {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+fn check(name: &'static str, violation: Option<String>, summary: String) -> Check {
+    match violation {
+        Some(detail) => Check {
+            name,
+            ok: false,
+            detail,
+        },
+        None => Check {
+            name,
+            ok: true,
+            detail: summary,
+        },
+    }
+}
+
+impl State {
+    pub fn audit(&self) -> AuditReport {
+        let checks = vec![
+            self.check_stock(),
+            self.check_campaigns(),
+            self.check_ledger(),
+            self.check_orders(),
+            check(
+                "idempotency_index",
+                (!self.idempotency.is_consistent()).then(|| "index and entries disagree".into()),
+                format!("{} keys remembered", self.idempotency.len()),
+            ),
+        ];
+        AuditReport {
+            checks,
+            digest: self.digest(),
+            applied: self.applied,
+        }
+    }
+
+    /// Invariant 1: available + reserved + sold == received, and reserved equals what pending
+    /// orders hold.
+    fn check_stock(&self) -> Check {
+        let mut held = vec![0u64; self.skus.len()];
+        for order in self
+            .orders
+            .iter()
+            .filter(|o| o.status == OrderStatus::PendingPayment)
+        {
+            for line in &order.lines {
+                if let Some(h) = line.sku.index().and_then(|i| held.get_mut(i)) {
+                    *h += u64::from(line.quantity);
+                }
+            }
+        }
+        let violation = self.skus.iter().enumerate().find_map(|(i, s)| {
+            let id = SkuId::from_index(i);
+            let total = u128::from(s.available) + u128::from(s.reserved) + u128::from(s.sold);
+            if total != u128::from(s.received) {
+                return Some(format!(
+                    "sku {id}: available {} + reserved {} + sold {} != received {}",
+                    s.available, s.reserved, s.sold, s.received
+                ));
+            }
+            (s.reserved != held[i]).then(|| {
+                format!(
+                    "sku {id}: reserved {} but pending orders hold {}",
+                    s.reserved, held[i]
+                )
+            })
+        });
+        check(
+            "no_oversell",
+            violation,
+            format!("{} SKUs balanced", self.skus.len()),
+        )
+    }
+
+    /// Invariant 1, campaigns: never beyond quantity or a buyer's limit; counters match orders.
+    fn check_campaigns(&self) -> Check {
+        let mut taken: BTreeMap<(CampaignId, BuyerId), u64> = BTreeMap::new();
+        for order in self.orders.iter().filter(|o| {
+            matches!(
+                o.status,
+                OrderStatus::PendingPayment | OrderStatus::Paid | OrderStatus::Refunded
+            )
+        }) {
+            for line in &order.lines {
+                if let Some(c) = line.campaign {
+                    *taken.entry((c, order.buyer)).or_insert(0) += u64::from(line.quantity);
+                }
+            }
+        }
+        let violation = self.campaigns.iter().enumerate().find_map(|(i, c)| {
+            let id = CampaignId::from_index(i);
+            if c.taken > c.quantity {
+                return Some(format!(
+                    "campaign {id}: taken {} > quantity {}",
+                    c.taken, c.quantity
+                ));
+            }
+            let by_orders: u64 = taken
+                .range((id, BuyerId(0))..=(id, BuyerId(u64::MAX)))
+                .map(|(_, q)| q)
+                .sum();
+            if by_orders != c.taken {
+                return Some(format!(
+                    "campaign {id}: taken {} but orders hold {by_orders}",
+                    c.taken
+                ));
+            }
+            c.taken_by_buyer.iter().find_map(|(b, &used)| {
+                let held = taken.get(&(id, *b)).copied().unwrap_or(0);
+                (used > c.per_buyer_limit || u64::from(used) != held).then(|| {
+                    format!(
+                        "campaign {id}, buyer {b}: {used} units (limit {}, orders {held})",
+                        c.per_buyer_limit
+                    )
+                })
+            })
+        });
+        check(
+            "campaign_limits",
+            violation,
+            format!("{} campaigns within limits", self.campaigns.len()),
+        )
+    }
+
+    /// Invariant 2: every balance equals its entries, no wallet below zero, and the balances of
+    /// each currency sum to zero.
+    fn check_ledger(&self) -> Check {
+        let ledger = &self.ledger;
+        let mut sums: BTreeMap<Currency, i128> = BTreeMap::new();
+        let mut recomputed: BTreeMap<(Owner, Currency), i128> = BTreeMap::new();
+        for t in ledger.transfers() {
+            *recomputed.entry((t.debit, t.currency)).or_insert(0) -= i128::from(t.amount.0);
+            *recomputed.entry((t.credit, t.currency)).or_insert(0) += i128::from(t.amount.0);
+        }
+        let violation = ledger.transfers().iter().enumerate().find_map(|(i, t)| {
+            (t.amount.0 == 0 || t.debit == t.credit).then(|| {
+                format!(
+                    "transfer {}: empty or self transfer",
+                    TransferId::from_index(i)
+                )
+            })
+        });
+        let violation = violation.or_else(|| {
+            ledger.accounts().iter().find_map(|a| {
+                *sums.entry(a.currency).or_insert(0) += i128::from(a.balance);
+                let expected = recomputed.get(&(a.owner, a.currency)).copied().unwrap_or(0);
+                if i128::from(a.balance) != expected {
+                    return Some(format!(
+                        "{:?} {}: balance {} but entries sum to {expected}",
+                        a.owner, a.currency, a.balance
+                    ));
+                }
+                let wrong_sign = match a.owner {
+                    Owner::External => a.balance > 0,
+                    _ => a.balance < 0,
+                };
+                wrong_sign.then(|| {
+                    format!(
+                        "{:?} {}: balance {} has the wrong sign",
+                        a.owner, a.currency, a.balance
+                    )
+                })
+            })
+        });
+        let violation = violation.or_else(|| {
+            sums.iter()
+                .find(|(_, &s)| s != 0)
+                .map(|(c, s)| format!("{c}: balances sum to {s}, not 0"))
+        });
+        check(
+            "money_conserved",
+            violation,
+            format!(
+                "{} transfers over {} accounts balance",
+                ledger.transfers().len(),
+                ledger.accounts().len()
+            ),
+        )
+    }
+
+    /// Orders: totals match lines; a paid order's transfers pay exactly its total.
+    fn check_orders(&self) -> Check {
+        let mut paid: Vec<i128> = vec![0; self.orders.len()];
+        for t in self.ledger.transfers() {
+            if let Some(i) = t.order.and_then(|o| o.index()) {
+                let signed = match t.debit {
+                    Owner::Buyer(_) => i128::from(t.amount.0),
+                    _ => -i128::from(t.amount.0),
+                };
+                if let Some(p) = paid.get_mut(i) {
+                    *p += signed;
+                }
+            }
+        }
+        let violation = self.orders.iter().enumerate().find_map(|(i, o)| {
+            let id = OrderId::from_index(i);
+            let lines: u128 = o
+                .lines
+                .iter()
+                .map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity))
+                .sum();
+            if lines != u128::from(o.total.0) {
+                return Some(format!(
+                    "order {id}: total {} but lines sum to {lines}",
+                    o.total.0
+                ));
+            }
+            let expected = match o.status {
+                OrderStatus::Paid => i128::from(o.total.0),
+                _ => 0,
+            };
+            (paid[i] != expected).then(|| {
+                format!(
+                    "order {id} ({}): buyer paid {} net",
+                    o.status.name(),
+                    paid[i]
+                )
+            })
+        });
+        check(
+            "orders_paid_exactly",
+            violation,
+            format!("{} orders consistent", self.orders.len()),
+        )
+    }
+}

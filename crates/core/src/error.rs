@@ -1,0 +1,119 @@
+//! Typed errors of the state machine. Each has a stable `code` that clients may match on; the
+//! HTTP layer maps the [`ErrorKind`] to a status code in one place.
+
+use crate::types::{CampaignId, Millis};
+
+/// What family an error belongs to; decides the HTTP status at the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The command is malformed or out of bounds (400).
+    Invalid,
+    /// The actor may not do this (403).
+    Forbidden,
+    /// A referenced entity does not exist (404).
+    NotFound,
+    /// The command is well-formed but conflicts with the current state (409).
+    Conflict,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    #[error("{what} is out of bounds: {why}")]
+    OutOfBounds {
+        what: &'static str,
+        why: &'static str,
+    },
+    #[error("amount exceeds the largest accepted amount")]
+    AmountTooLarge,
+    #[error("the arithmetic overflowed: {0}")]
+    Overflow(&'static str),
+    #[error("the actor may not {0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("currency does not match: {0}")]
+    CurrencyMismatch(&'static str),
+    #[error("all lines of an order must belong to one merchant")]
+    MixedMerchants,
+    #[error("the same SKU appears twice in one order")]
+    DuplicateSku,
+    #[error("not enough stock: {available} available")]
+    InsufficientStock { available: u64 },
+    #[error("not enough money in the wallet")]
+    InsufficientFunds,
+    #[error("campaign {campaign} has not started; it opens in {starts_in_ms} ms")]
+    CampaignNotStarted {
+        campaign: CampaignId,
+        starts_in_ms: u64,
+    },
+    #[error("campaign {campaign} is sold out: {remaining} units left")]
+    CampaignSoldOut {
+        campaign: CampaignId,
+        remaining: u64,
+    },
+    #[error("campaign {campaign} allows {limit} units per buyer; this buyer has {used}")]
+    CampaignLimitExceeded {
+        campaign: CampaignId,
+        limit: u32,
+        used: u32,
+    },
+    #[error("the campaign window overlaps another campaign on the same SKU")]
+    CampaignOverlap,
+    #[error("the order is {status}, which does not allow this")]
+    OrderState { status: &'static str },
+    #[error("the reservation expired at {expired_at:?}")]
+    ReservationExpired { expired_at: Millis },
+    #[error("this idempotency key was used for a different command")]
+    IdempotencyKeyReused,
+}
+
+impl CoreError {
+    /// The stable, machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::OutOfBounds { .. } => "out_of_bounds",
+            CoreError::AmountTooLarge => "amount_too_large",
+            CoreError::Overflow(_) => "overflow",
+            CoreError::Forbidden(_) => "forbidden",
+            CoreError::NotFound(_) => "not_found",
+            CoreError::CurrencyMismatch(_) => "currency_mismatch",
+            CoreError::MixedMerchants => "mixed_merchants",
+            CoreError::DuplicateSku => "duplicate_sku",
+            CoreError::InsufficientStock { .. } => "insufficient_stock",
+            CoreError::InsufficientFunds => "insufficient_funds",
+            CoreError::CampaignNotStarted { .. } => "campaign_not_started",
+            CoreError::CampaignSoldOut { .. } => "campaign_sold_out",
+            CoreError::CampaignLimitExceeded { .. } => "campaign_limit_exceeded",
+            CoreError::CampaignOverlap => "campaign_overlap",
+            CoreError::OrderState { .. } => "invalid_order_state",
+            CoreError::ReservationExpired { .. } => "reservation_expired",
+            CoreError::IdempotencyKeyReused => "idempotency_key_reused",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CoreError::OutOfBounds { .. }
+            | CoreError::AmountTooLarge
+            | CoreError::Overflow(_)
+            | CoreError::CurrencyMismatch(_)
+            | CoreError::MixedMerchants
+            | CoreError::DuplicateSku => ErrorKind::Invalid,
+            CoreError::Forbidden(_) => ErrorKind::Forbidden,
+            CoreError::NotFound(_) => ErrorKind::NotFound,
+            CoreError::InsufficientStock { .. }
+            | CoreError::InsufficientFunds
+            | CoreError::CampaignNotStarted { .. }
+            | CoreError::CampaignSoldOut { .. }
+            | CoreError::CampaignLimitExceeded { .. }
+            | CoreError::CampaignOverlap
+            | CoreError::OrderState { .. }
+            | CoreError::ReservationExpired { .. }
+            | CoreError::IdempotencyKeyReused => ErrorKind::Conflict,
+        }
+    }
+}
+
+pub(crate) fn out_of_bounds(what: &'static str, why: &'static str) -> CoreError {
+    CoreError::OutOfBounds { what, why }
+}

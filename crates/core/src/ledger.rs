@@ -1,0 +1,188 @@
+//! The double-entry ledger: accounts (wallets) and transfers. Every movement of money is a set of
+//! legs that is checked as a whole before any of it is posted, so a transfer set is atomic.
+
+use crate::error::CoreError;
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Whose account it is. The external account is where top-ups come from: its balance is the
+/// negative of all money ever brought in, so the sum of every balance is always zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Owner {
+    External,
+    Platform,
+    Merchant(MerchantId),
+    Buyer(BuyerId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferKind {
+    TopUp,
+    Payment,
+    Commission,
+    Refund,
+    CommissionRefund,
+}
+
+impl TransferKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferKind::TopUp => "top_up",
+            TransferKind::Payment => "payment",
+            TransferKind::Commission => "commission",
+            TransferKind::Refund => "refund",
+            TransferKind::CommissionRefund => "commission_refund",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub owner: Owner,
+    pub currency: Currency,
+    /// Credits minus debits. Never negative, except for the external account, never positive.
+    pub balance: i64,
+    /// The transfers that touched this account, oldest first.
+    pub entries: Vec<TransferId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub debit: Owner,
+    pub credit: Owner,
+    pub currency: Currency,
+    pub amount: Amount,
+    pub kind: TransferKind,
+    pub order: Option<OrderId>,
+    pub at: Millis,
+}
+
+/// One leg of a transfer set, before it is posted.
+#[derive(Clone, Copy, Debug)]
+pub struct Leg {
+    pub debit: Owner,
+    pub credit: Owner,
+    pub amount: Amount,
+    pub kind: TransferKind,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    accounts: Vec<Account>,
+    transfers: Vec<Transfer>,
+    #[serde(skip)]
+    index: HashMap<(Owner, Currency), usize>,
+}
+
+impl Ledger {
+    pub(crate) fn rebuild_index(&mut self) {
+        self.index = self
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.owner, a.currency), i))
+            .collect();
+    }
+
+    pub fn account(&self, owner: Owner, currency: Currency) -> Option<&Account> {
+        self.index
+            .get(&(owner, currency))
+            .map(|&i| &self.accounts[i])
+    }
+
+    pub fn accounts(&self) -> &[Account] {
+        &self.accounts
+    }
+
+    pub fn accounts_of(&self, owner: Owner) -> impl Iterator<Item = &Account> {
+        self.accounts.iter().filter(move |a| a.owner == owner)
+    }
+
+    pub fn balance(&self, owner: Owner, currency: Currency) -> i64 {
+        self.account(owner, currency).map_or(0, |a| a.balance)
+    }
+
+    pub fn transfers(&self) -> &[Transfer] {
+        &self.transfers
+    }
+
+    pub fn transfer(&self, id: TransferId) -> Option<&Transfer> {
+        self.transfers.get(id.index()?)
+    }
+
+    /// Checks that every leg can be posted together: no wallet below zero, no overflow.
+    /// Changes nothing.
+    pub(crate) fn check(&self, currency: Currency, legs: &[Leg]) -> Result<(), CoreError> {
+        // At most a handful of legs: a linear scan beats a map.
+        let mut deltas: [(Option<Owner>, i128); 8] = [(None, 0); 8];
+        debug_assert!(legs.len() * 2 <= deltas.len());
+        for leg in legs {
+            debug_assert!(leg.amount.0 > 0);
+            for (owner, sign) in [(leg.debit, -1i128), (leg.credit, 1i128)] {
+                let slot = deltas
+                    .iter()
+                    .position(|(o, _)| *o == Some(owner) || o.is_none())
+                    .ok_or(CoreError::Overflow("too many legs"))?;
+                deltas[slot].0 = Some(owner);
+                deltas[slot].1 += sign * i128::from(leg.amount.0);
+            }
+        }
+        for (owner, delta) in deltas.iter().filter_map(|(o, d)| o.map(|o| (o, *d))) {
+            let after = i128::from(self.balance(owner, currency)) + delta;
+            if after > i128::from(i64::MAX) || after < i128::from(i64::MIN) {
+                return Err(CoreError::Overflow("wallet balance"));
+            }
+            if owner != Owner::External && after < 0 {
+                return Err(CoreError::InsufficientFunds);
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts legs that [`Ledger::check`] accepted. Returns the id of each posted leg.
+    pub(crate) fn post(
+        &mut self,
+        currency: Currency,
+        legs: &[Leg],
+        order: Option<OrderId>,
+        at: Millis,
+    ) -> TransferId {
+        debug_assert!(self.check(currency, legs).is_ok());
+        let first = TransferId::from_index(self.transfers.len());
+        for leg in legs {
+            let id = TransferId::from_index(self.transfers.len());
+            let amount = leg.amount.0 as i64; // <= AMOUNT_MAX, checked by the caller.
+            let debit = self.account_mut(leg.debit, currency);
+            debit.balance -= amount;
+            debit.entries.push(id);
+            let credit = self.account_mut(leg.credit, currency);
+            credit.balance += amount;
+            credit.entries.push(id);
+            self.transfers.push(Transfer {
+                debit: leg.debit,
+                credit: leg.credit,
+                currency,
+                amount: leg.amount,
+                kind: leg.kind,
+                order,
+                at,
+            });
+        }
+        first
+    }
+
+    fn account_mut(&mut self, owner: Owner, currency: Currency) -> &mut Account {
+        let next = self.accounts.len();
+        let i = *self.index.entry((owner, currency)).or_insert(next);
+        if i == next {
+            self.accounts.push(Account {
+                owner,
+                currency,
+                balance: 0,
+                entries: Vec::new(),
+            });
+        }
+        &mut self.accounts[i]
+    }
+}

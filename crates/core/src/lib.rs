@@ -1,0 +1,24 @@
+//! elevens-core: the domain and the state machine of the elevens marketplace engine.
+//!
+//! A command goes in as a plain value ([`Envelope`]), an [`Outcome`] or a [`CoreError`] comes
+//! out. This crate must never do I/O, read a clock, spawn a thread or use async: time and ids
+//! come in with the command, so that replaying the same commands gives the same state, bit for
+//! bit ([`State::digest`]).
+
+pub mod audit;
+pub mod command;
+pub mod error;
+pub mod idempotency;
+pub mod ledger;
+pub mod limits;
+pub mod state;
+pub mod types;
+
+pub use audit::{AuditReport, Check};
+pub use command::{
+    Command, Envelope, Idempotency, LineRequest, NewCampaign, NewSku, Outcome, Role,
+};
+pub use error::{CoreError, ErrorKind};
+pub use ledger::{Owner, TransferKind};
+pub use state::{Applied, Order, OrderStatus, Sku, State};
+pub use types::*;

@@ -1,0 +1,30 @@
+//! Every bound of the state machine, as a named constant with its unit in the name.
+
+/// The largest amount of money one command may carry: 10^15 minor units (10 trillion yuan).
+/// Far above any real price, far below `i64::MAX`, so sums of a few amounts cannot overflow.
+pub const AMOUNT_MAX: u64 = 1_000_000_000_000_000;
+/// The largest stock one command may add to a SKU.
+pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000;
+/// The largest quantity of one order line.
+pub const LINE_QUANTITY_MAX: u32 = 10_000;
+/// The most lines one order may have.
+pub const ORDER_LINES_MAX: usize = 32;
+/// Names and titles, in bytes.
+pub const NAME_BYTES_MAX: usize = 200;
+/// SKU descriptions, in bytes.
+pub const DESCRIPTION_BYTES_MAX: usize = 4_000;
+/// Commission, in basis points (10,000 = 100%).
+pub const COMMISSION_BPS_MAX: u16 = 10_000;
+/// How long a reservation may be held before it expires.
+pub const RESERVATION_TTL_MS_MIN: u64 = 1_000;
+pub const RESERVATION_TTL_MS_MAX: u64 = 7 * 24 * 3_600_000;
+/// How long a campaign may last.
+pub const CAMPAIGN_DURATION_MS_MAX: u64 = 31 * 24 * 3_600_000;
+/// How long an idempotency key is remembered, in command time.
+pub const IDEMPOTENCY_RETENTION_MS: u64 = 24 * 3_600_000;
+/// The most idempotency keys remembered at once; the oldest are forgotten first beyond it.
+pub const IDEMPOTENCY_KEYS_MAX: usize = 20_000_000;
+/// The most reservations one `ExpireReservations` command releases (bounded work per command).
+pub const EXPIRE_BATCH_MAX: usize = 10_000;
+/// The most ledger entries one wallet query returns.
+pub const WALLET_ENTRIES_MAX: usize = 1_000;

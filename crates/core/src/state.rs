@@ -1,0 +1,921 @@
+//! The state machine: one value, changed only by [`State::apply`], one command at a time.
+//!
+//! Every command is validated completely before the first mutation, so a refused command changes
+//! nothing (invariant 6), and a command either happens whole or not at all.
+
+use crate::command::*;
+use crate::error::{out_of_bounds, CoreError};
+use crate::idempotency::IdempotencyStore;
+use crate::ledger::{Ledger, Leg, Owner, TransferKind};
+use crate::limits::*;
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub acts_as: Actor,
+    pub secret_sha256: [u8; 32],
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    pub name: String,
+    pub commission_bps: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buyer {
+    pub name: String,
+}
+
+/// One SKU and its inventory. `available + reserved + sold == received`, always.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sku {
+    pub merchant: MerchantId,
+    pub title: String,
+    pub description: String,
+    pub price: Amount,
+    pub currency: Currency,
+    /// Free to reserve.
+    pub available: u64,
+    /// Held by unpaid orders.
+    pub reserved: u64,
+    /// Paid for (and not put back by a refund with restock).
+    pub sold: u64,
+    /// All stock ever received: initial stock plus restocks plus refunds with restock.
+    pub received: u64,
+    /// Campaigns on this SKU, in creation order; their windows never overlap.
+    pub campaigns: Vec<CampaignId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub sku: SkuId,
+    pub flash_price: Amount,
+    pub quantity: u64,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+    pub per_buyer_limit: u32,
+    /// Units held by pending or paid orders at the flash price. Never above `quantity`.
+    pub taken: u64,
+    /// Units per buyer, held by pending or paid orders. Never above `per_buyer_limit`.
+    pub taken_by_buyer: BTreeMap<BuyerId, u32>,
+}
+
+impl Campaign {
+    pub fn is_open(&self, now: Millis) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderStatus {
+    PendingPayment,
+    Paid,
+    Cancelled,
+    Expired,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderStatus::PendingPayment => "pending_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Expired => "expired",
+            OrderStatus::Refunded => "refunded",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: SkuId,
+    pub quantity: u32,
+    pub unit_price: Amount,
+    /// Set when the line was priced by a flash-sale campaign.
+    pub campaign: Option<CampaignId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub buyer: BuyerId,
+    pub merchant: MerchantId,
+    pub currency: Currency,
+    pub status: OrderStatus,
+    pub placed_at: Millis,
+    pub expires_at: Millis,
+    pub total: Amount,
+    /// The platform's share, fixed when the order is paid.
+    pub commission: Amount,
+    pub lines: Vec<OrderLine>,
+    /// Set when restocked by a refund.
+    pub restocked: bool,
+}
+
+/// The whole state of the engine. Tables indexed by dense ids are `Vec`s: fast, compact and
+/// iterated in a fixed order, which makes the digest deterministic.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    /// The time of the last applied command (commands never move it backwards).
+    pub(crate) clock: Millis,
+    /// How many commands changed state (the journal's record count).
+    pub(crate) applied: u64,
+    pub(crate) api_keys: Vec<ApiKey>,
+    pub(crate) merchants: Vec<Merchant>,
+    pub(crate) buyers: Vec<Buyer>,
+    pub(crate) skus: Vec<Sku>,
+    pub(crate) campaigns: Vec<Campaign>,
+    pub(crate) orders: Vec<Order>,
+    pub(crate) ledger: Ledger,
+    /// Pending orders by expiry.
+    pub(crate) reservations: BTreeSet<(Millis, OrderId)>,
+    pub(crate) idempotency: IdempotencyStore,
+}
+
+/// Whether the command changed the state (and so must be journaled) or only answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The command changed state; the outcome is new.
+    Changed(Outcome),
+    /// The idempotency key was seen before with the same command: the first outcome, unchanged.
+    Repeated(Outcome),
+}
+
+impl Applied {
+    pub fn outcome(&self) -> &Outcome {
+        match self {
+            Applied::Changed(o) | Applied::Repeated(o) => o,
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        matches!(self, Applied::Changed(_))
+    }
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// The time of the last command that changed state.
+    pub fn clock(&self) -> Millis {
+        self.clock
+    }
+
+    /// How many commands have changed state since the beginning.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Applies one command. On `Err`, nothing changed. On `Ok(Applied::Changed)`, the envelope
+    /// must be journaled before the outcome is acknowledged.
+    pub fn apply(&mut self, envelope: &Envelope) -> Result<Applied, CoreError> {
+        let now = envelope.at.max(self.clock);
+        if let Some(idem) = envelope.idempotency {
+            if let Some(seen) = self.idempotency.get(idem.key) {
+                if seen.fingerprint != idem.fingerprint {
+                    return Err(CoreError::IdempotencyKeyReused);
+                }
+                return Ok(Applied::Repeated(seen.outcome.clone()));
+            }
+        }
+        let outcome = self.execute(envelope.actor, now, &envelope.command)?;
+        self.clock = now;
+        self.applied += 1;
+        if let Some(idem) = envelope.idempotency {
+            self.idempotency.remember(idem, now, outcome.clone());
+        }
+        self.idempotency.forget_old(now);
+        Ok(Applied::Changed(outcome))
+    }
+
+    fn execute(
+        &mut self,
+        actor: Actor,
+        now: Millis,
+        command: &Command,
+    ) -> Result<Outcome, CoreError> {
+        match command {
+            Command::CreateApiKey {
+                acts_as,
+                secret_sha256,
+            } => self.create_api_key(actor, *acts_as, *secret_sha256),
+            Command::RevokeApiKey { key } => self.revoke_api_key(actor, *key),
+            Command::CreateMerchant {
+                name,
+                commission_bps,
+            } => self.create_merchant(actor, name, *commission_bps),
+            Command::CreateBuyer { name } => self.create_buyer(actor, name),
+            Command::CreateSku(new) => self.create_sku(actor, new),
+            Command::Restock { sku, quantity } => self.restock(actor, *sku, *quantity),
+            Command::TopUp {
+                buyer,
+                amount,
+                currency,
+            } => self.top_up(actor, now, *buyer, *amount, *currency),
+            Command::CreateCampaign(new) => self.create_campaign(actor, new),
+            Command::PlaceOrder {
+                buyer,
+                lines,
+                reservation_ttl_ms,
+            } => self.place_order(actor, now, *buyer, lines, *reservation_ttl_ms),
+            Command::PayOrder { order } => self.pay_order(actor, now, *order),
+            Command::CancelOrder { order } => self.cancel_order(actor, *order),
+            Command::RefundOrder { order, restock } => {
+                self.refund_order(actor, now, *order, *restock)
+            }
+            Command::ExpireReservations => self.expire_reservations(actor, now),
+        }
+    }
+
+    // ---- access and validation helpers ----
+
+    fn require_admin(actor: Actor, what: &'static str) -> Result<(), CoreError> {
+        match actor {
+            Actor::Admin => Ok(()),
+            _ => Err(CoreError::Forbidden(what)),
+        }
+    }
+
+    fn check_name(what: &'static str, name: &str, max: usize) -> Result<(), CoreError> {
+        if name.trim().is_empty() {
+            return Err(out_of_bounds(what, "must not be empty"));
+        }
+        if name.len() > max {
+            return Err(out_of_bounds(what, "too long"));
+        }
+        Ok(())
+    }
+
+    fn check_amount(amount: Amount) -> Result<(), CoreError> {
+        if amount.0 == 0 {
+            return Err(out_of_bounds("amount", "must be positive"));
+        }
+        if amount.0 > AMOUNT_MAX {
+            return Err(CoreError::AmountTooLarge);
+        }
+        Ok(())
+    }
+
+    pub fn merchant(&self, id: MerchantId) -> Result<&Merchant, CoreError> {
+        id.index()
+            .and_then(|i| self.merchants.get(i))
+            .ok_or(CoreError::NotFound("merchant"))
+    }
+
+    pub fn buyer(&self, id: BuyerId) -> Result<&Buyer, CoreError> {
+        id.index()
+            .and_then(|i| self.buyers.get(i))
+            .ok_or(CoreError::NotFound("buyer"))
+    }
+
+    pub fn sku(&self, id: SkuId) -> Result<&Sku, CoreError> {
+        id.index()
+            .and_then(|i| self.skus.get(i))
+            .ok_or(CoreError::NotFound("sku"))
+    }
+
+    pub fn campaign(&self, id: CampaignId) -> Result<&Campaign, CoreError> {
+        id.index()
+            .and_then(|i| self.campaigns.get(i))
+            .ok_or(CoreError::NotFound("campaign"))
+    }
+
+    pub fn order(&self, id: OrderId) -> Result<&Order, CoreError> {
+        id.index()
+            .and_then(|i| self.orders.get(i))
+            .ok_or(CoreError::NotFound("order"))
+    }
+
+    pub fn api_keys(&self) -> &[ApiKey] {
+        &self.api_keys
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn idempotency(&self) -> &IdempotencyStore {
+        &self.idempotency
+    }
+
+    /// The earliest pending reservation's expiry, so the shell knows when to send
+    /// `ExpireReservations`.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.reservations.first().map(|(at, _)| *at)
+    }
+
+    /// The campaign that governs sales of a SKU at `now`: the open one, or else the next one not
+    /// yet started (a flash-sale SKU is not sold before its sale opens).
+    pub fn governing_campaign(&self, sku: &Sku, now: Millis) -> Option<(CampaignId, &Campaign)> {
+        sku.campaigns
+            .iter()
+            .filter_map(|&id| Some((id, self.campaign(id).ok()?)))
+            .filter(|(_, c)| now < c.ends_at)
+            .min_by_key(|(_, c)| c.starts_at)
+    }
+
+    // ---- commands ----
+
+    fn create_api_key(
+        &mut self,
+        actor: Actor,
+        acts_as: Actor,
+        secret_sha256: [u8; 32],
+    ) -> Result<Outcome, CoreError> {
+        Self::require_admin(actor, "create API keys")?;
+        match acts_as {
+            Actor::Merchant(m) => {
+                self.merchant(m)?;
+            }
+            Actor::Buyer(b) => {
+                self.buyer(b)?;
+            }
+            Actor::Admin | Actor::Service => {}
+        }
+        if self
+            .api_keys
+            .iter()
+            .any(|k| k.secret_sha256 == secret_sha256)
+        {
+            return Err(out_of_bounds("secret", "already registered"));
+        }
+        self.api_keys.push(ApiKey {
+            acts_as,
+            secret_sha256,
+            revoked: false,
+        });
+        Ok(Outcome::ApiKeyCreated {
+            key: ApiKeyId::from_index(self.api_keys.len() - 1),
+        })
+    }
+
+    fn revoke_api_key(&mut self, actor: Actor, key: ApiKeyId) -> Result<Outcome, CoreError> {
+        Self::require_admin(actor, "revoke API keys")?;
+        let entry = key
+            .index()
+            .and_then(|i| self.api_keys.get_mut(i))
+            .ok_or(CoreError::NotFound("api key"))?;
+        entry.revoked = true;
+        Ok(Outcome::ApiKeyRevoked { key })
+    }
+
+    fn create_merchant(
+        &mut self,
+        actor: Actor,
+        name: &str,
+        commission_bps: u16,
+    ) -> Result<Outcome, CoreError> {
+        Self::require_admin(actor, "create merchants")?;
+        Self::check_name("name", name, NAME_BYTES_MAX)?;
+        if commission_bps > COMMISSION_BPS_MAX {
+            return Err(out_of_bounds("commission_bps", "at most 10000"));
+        }
+        self.merchants.push(Merchant {
+            name: name.to_owned(),
+            commission_bps,
+        });
+        Ok(Outcome::MerchantCreated {
+            merchant: MerchantId::from_index(self.merchants.len() - 1),
+        })
+    }
+
+    fn create_buyer(&mut self, actor: Actor, name: &str) -> Result<Outcome, CoreError> {
+        if !matches!(actor, Actor::Admin | Actor::Service) {
+            return Err(CoreError::Forbidden("create buyers"));
+        }
+        Self::check_name("name", name, NAME_BYTES_MAX)?;
+        self.buyers.push(Buyer {
+            name: name.to_owned(),
+        });
+        Ok(Outcome::BuyerCreated {
+            buyer: BuyerId::from_index(self.buyers.len() - 1),
+        })
+    }
+
+    fn create_sku(&mut self, actor: Actor, new: &NewSku) -> Result<Outcome, CoreError> {
+        let NewSku {
+            merchant,
+            ref title,
+            ref description,
+            price,
+            currency,
+            initial_stock,
+        } = *new;
+        self.merchant(merchant)?;
+        if !actor.may_manage_merchant(merchant) {
+            return Err(CoreError::Forbidden("create SKUs for another merchant"));
+        }
+        Self::check_name("title", title, NAME_BYTES_MAX)?;
+        if description.len() > DESCRIPTION_BYTES_MAX {
+            return Err(out_of_bounds("description", "too long"));
+        }
+        Self::check_amount(price)?;
+        if initial_stock > STOCK_QUANTITY_MAX {
+            return Err(out_of_bounds("initial_stock", "too large"));
+        }
+        self.skus.push(Sku {
+            merchant,
+            title: title.to_owned(),
+            description: description.to_owned(),
+            price,
+            currency,
+            available: initial_stock,
+            reserved: 0,
+            sold: 0,
+            received: initial_stock,
+            campaigns: Vec::new(),
+        });
+        Ok(Outcome::SkuCreated {
+            sku: SkuId::from_index(self.skus.len() - 1),
+        })
+    }
+
+    fn restock(
+        &mut self,
+        actor: Actor,
+        sku_id: SkuId,
+        quantity: u64,
+    ) -> Result<Outcome, CoreError> {
+        let sku = self.sku(sku_id)?;
+        if !actor.may_manage_merchant(sku.merchant) {
+            return Err(CoreError::Forbidden("restock another merchant's SKU"));
+        }
+        if quantity == 0 || quantity > STOCK_QUANTITY_MAX {
+            return Err(out_of_bounds(
+                "quantity",
+                "must be between 1 and 1000000000",
+            ));
+        }
+        let received = sku
+            .received
+            .checked_add(quantity)
+            .ok_or(CoreError::Overflow("stock"))?;
+        let sku = &mut self.skus[sku_id.index().unwrap_or_default()];
+        sku.available += quantity; // available <= received, which did not overflow.
+        sku.received = received;
+        Ok(Outcome::Restocked {
+            sku: sku_id,
+            received,
+        })
+    }
+
+    fn top_up(
+        &mut self,
+        actor: Actor,
+        now: Millis,
+        buyer: BuyerId,
+        amount: Amount,
+        currency: Currency,
+    ) -> Result<Outcome, CoreError> {
+        self.buyer(buyer)?;
+        if !actor.may_act_for_buyer(buyer) {
+            return Err(CoreError::Forbidden("top up another buyer's wallet"));
+        }
+        Self::check_amount(amount)?;
+        let legs = [Leg {
+            debit: Owner::External,
+            credit: Owner::Buyer(buyer),
+            amount,
+            kind: TransferKind::TopUp,
+        }];
+        self.ledger.check(currency, &legs)?;
+        let transfer = self.ledger.post(currency, &legs, None, now);
+        let balance = self.ledger.balance(Owner::Buyer(buyer), currency);
+        Ok(Outcome::ToppedUp { transfer, balance })
+    }
+
+    fn create_campaign(&mut self, actor: Actor, new: &NewCampaign) -> Result<Outcome, CoreError> {
+        let NewCampaign {
+            sku: sku_id,
+            flash_price,
+            currency,
+            quantity,
+            starts_at,
+            ends_at,
+            per_buyer_limit,
+        } = *new;
+        let sku = self.sku(sku_id)?;
+        if !actor.may_manage_merchant(sku.merchant) {
+            return Err(CoreError::Forbidden(
+                "create campaigns on another merchant's SKU",
+            ));
+        }
+        if currency != sku.currency {
+            return Err(CoreError::CurrencyMismatch(
+                "the flash price must be in the SKU's currency",
+            ));
+        }
+        Self::check_amount(flash_price)?;
+        if flash_price > sku.price {
+            return Err(out_of_bounds(
+                "flash_price",
+                "must not exceed the SKU's price",
+            ));
+        }
+        if quantity == 0 || quantity > STOCK_QUANTITY_MAX {
+            return Err(out_of_bounds(
+                "quantity",
+                "must be between 1 and 1000000000",
+            ));
+        }
+        if per_buyer_limit == 0 || per_buyer_limit > LINE_QUANTITY_MAX {
+            return Err(out_of_bounds(
+                "per_buyer_limit",
+                "must be between 1 and 10000",
+            ));
+        }
+        if ends_at <= starts_at {
+            return Err(out_of_bounds("ends_at", "must be after starts_at"));
+        }
+        if ends_at.0 - starts_at.0 > CAMPAIGN_DURATION_MS_MAX {
+            return Err(out_of_bounds("ends_at", "a campaign lasts at most 31 days"));
+        }
+        let overlaps = sku
+            .campaigns
+            .iter()
+            .filter_map(|&c| self.campaign(c).ok())
+            .any(|c| starts_at < c.ends_at && c.starts_at < ends_at);
+        if overlaps {
+            return Err(CoreError::CampaignOverlap);
+        }
+        let campaign = CampaignId::from_index(self.campaigns.len());
+        self.campaigns.push(Campaign {
+            sku: sku_id,
+            flash_price,
+            quantity,
+            starts_at,
+            ends_at,
+            per_buyer_limit,
+            taken: 0,
+            taken_by_buyer: BTreeMap::new(),
+        });
+        self.skus[sku_id.index().unwrap_or_default()]
+            .campaigns
+            .push(campaign);
+        Ok(Outcome::CampaignCreated { campaign })
+    }
+
+    fn place_order(
+        &mut self,
+        actor: Actor,
+        now: Millis,
+        buyer: BuyerId,
+        requested: &[LineRequest],
+        reservation_ttl_ms: u64,
+    ) -> Result<Outcome, CoreError> {
+        self.buyer(buyer)?;
+        if !actor.may_act_for_buyer(buyer) {
+            return Err(CoreError::Forbidden("place orders for another buyer"));
+        }
+        if requested.is_empty() || requested.len() > ORDER_LINES_MAX {
+            return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
+        }
+        if !(RESERVATION_TTL_MS_MIN..=RESERVATION_TTL_MS_MAX).contains(&reservation_ttl_ms) {
+            return Err(out_of_bounds(
+                "reservation_ttl_ms",
+                "between 1 s and 7 days",
+            ));
+        }
+        // Validate every line and price it; nothing is changed until all lines pass.
+        let mut lines = Vec::with_capacity(requested.len());
+        let mut total = Amount::ZERO;
+        let mut merchant_currency: Option<(MerchantId, Currency)> = None;
+        for (i, line) in requested.iter().enumerate() {
+            if line.quantity == 0 || line.quantity > LINE_QUANTITY_MAX {
+                return Err(out_of_bounds("quantity", "between 1 and 10000 per line"));
+            }
+            if requested[..i].iter().any(|l| l.sku == line.sku) {
+                return Err(CoreError::DuplicateSku);
+            }
+            let sku = self.sku(line.sku)?;
+            match merchant_currency {
+                None => merchant_currency = Some((sku.merchant, sku.currency)),
+                Some((m, _)) if m != sku.merchant => return Err(CoreError::MixedMerchants),
+                Some((_, c)) if c != sku.currency => {
+                    return Err(CoreError::CurrencyMismatch(
+                        "all lines must share one currency",
+                    ))
+                }
+                Some(_) => {}
+            }
+            let quantity = u64::from(line.quantity);
+            if sku.available < quantity {
+                return Err(CoreError::InsufficientStock {
+                    available: sku.available,
+                });
+            }
+            let (unit_price, campaign) = match self.governing_campaign(sku, now) {
+                None => (sku.price, None),
+                Some((id, c)) => {
+                    if !c.is_open(now) {
+                        return Err(CoreError::CampaignNotStarted {
+                            campaign: id,
+                            starts_in_ms: c.starts_at.0 - now.0,
+                        });
+                    }
+                    if c.quantity - c.taken < quantity {
+                        return Err(CoreError::CampaignSoldOut {
+                            campaign: id,
+                            remaining: c.quantity - c.taken,
+                        });
+                    }
+                    let used = c.taken_by_buyer.get(&buyer).copied().unwrap_or(0);
+                    if used + line.quantity > c.per_buyer_limit {
+                        return Err(CoreError::CampaignLimitExceeded {
+                            campaign: id,
+                            limit: c.per_buyer_limit,
+                            used,
+                        });
+                    }
+                    (c.flash_price, Some(id))
+                }
+            };
+            let line_total = unit_price
+                .checked_mul(quantity)
+                .ok_or(CoreError::Overflow("order total"))?;
+            total = total
+                .checked_add(line_total)
+                .ok_or(CoreError::Overflow("order total"))?;
+            lines.push(OrderLine {
+                sku: line.sku,
+                quantity: line.quantity,
+                unit_price,
+                campaign,
+            });
+        }
+        if total.0 > AMOUNT_MAX {
+            return Err(CoreError::AmountTooLarge);
+        }
+        let Some((merchant, currency)) = merchant_currency else {
+            return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
+        };
+
+        // All checks passed: reserve.
+        let order = OrderId::from_index(self.orders.len());
+        for line in &lines {
+            self.hold(buyer, line);
+        }
+        let expires_at = now.saturating_add(reservation_ttl_ms);
+        self.orders.push(Order {
+            buyer,
+            merchant,
+            currency,
+            status: OrderStatus::PendingPayment,
+            placed_at: now,
+            expires_at,
+            total,
+            commission: Amount::ZERO,
+            lines,
+            restocked: false,
+        });
+        self.reservations.insert((expires_at, order));
+        Ok(Outcome::OrderPlaced {
+            order,
+            total,
+            expires_at,
+        })
+    }
+
+    /// Moves a line's units from available to reserved, and counts them against its campaign.
+    fn hold(&mut self, buyer: BuyerId, line: &OrderLine) {
+        let quantity = u64::from(line.quantity);
+        let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
+        sku.available -= quantity;
+        sku.reserved += quantity;
+        if let Some(c) = line.campaign {
+            let campaign = &mut self.campaigns[c.index().unwrap_or_default()];
+            campaign.taken += quantity;
+            *campaign.taken_by_buyer.entry(buyer).or_insert(0) += line.quantity;
+        }
+    }
+
+    /// Undoes [`State::hold`] for an order that will not be paid.
+    fn release(&mut self, buyer: BuyerId, line: &OrderLine) {
+        let quantity = u64::from(line.quantity);
+        let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
+        sku.reserved -= quantity;
+        sku.available += quantity;
+        if let Some(c) = line.campaign {
+            let campaign = &mut self.campaigns[c.index().unwrap_or_default()];
+            campaign.taken -= quantity;
+            if let Some(used) = campaign.taken_by_buyer.get_mut(&buyer) {
+                *used -= line.quantity;
+                if *used == 0 {
+                    campaign.taken_by_buyer.remove(&buyer);
+                }
+            }
+        }
+    }
+
+    fn order_for_buyer(
+        &self,
+        actor: Actor,
+        id: OrderId,
+        what: &'static str,
+    ) -> Result<&Order, CoreError> {
+        let order = self.order(id)?;
+        if !actor.may_act_for_buyer(order.buyer) {
+            return Err(CoreError::Forbidden(what));
+        }
+        Ok(order)
+    }
+
+    fn pay_order(&mut self, actor: Actor, now: Millis, id: OrderId) -> Result<Outcome, CoreError> {
+        let order = self.order_for_buyer(actor, id, "pay another buyer's order")?;
+        if order.status != OrderStatus::PendingPayment {
+            return Err(CoreError::OrderState {
+                status: order.status.name(),
+            });
+        }
+        if now >= order.expires_at {
+            return Err(CoreError::ReservationExpired {
+                expired_at: order.expires_at,
+            });
+        }
+        let commission_bps = self.merchant(order.merchant)?.commission_bps;
+        let commission = order.total.basis_points(commission_bps);
+        let net = order.total.0 - commission.0; // commission <= total.
+        let legs = payment_legs(order.buyer, order.merchant, Amount(net), commission, false);
+        let legs = &legs[..legs.iter().filter(|l| l.amount.0 > 0).count()];
+        self.ledger.check(order.currency, legs)?;
+        let (currency, total, expires_at) = (order.currency, order.total, order.expires_at);
+        self.ledger.post(currency, legs, Some(id), now);
+        let index = id.index().unwrap_or_default();
+        let order = &mut self.orders[index];
+        order.status = OrderStatus::Paid;
+        order.commission = commission;
+        for line in &order.lines {
+            let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
+            sku.reserved -= u64::from(line.quantity);
+            sku.sold += u64::from(line.quantity);
+        }
+        self.reservations.remove(&(expires_at, id));
+        Ok(Outcome::OrderPaid {
+            order: id,
+            total,
+            commission,
+        })
+    }
+
+    fn cancel_order(&mut self, actor: Actor, id: OrderId) -> Result<Outcome, CoreError> {
+        let order = self.order_for_buyer(actor, id, "cancel another buyer's order")?;
+        if order.status != OrderStatus::PendingPayment {
+            return Err(CoreError::OrderState {
+                status: order.status.name(),
+            });
+        }
+        self.close_unpaid(id, OrderStatus::Cancelled);
+        Ok(Outcome::OrderCancelled { order: id })
+    }
+
+    /// Releases a pending order's stock and moves it to `status` (cancelled or expired).
+    fn close_unpaid(&mut self, id: OrderId, status: OrderStatus) {
+        let index = id.index().unwrap_or_default();
+        let order = &mut self.orders[index];
+        debug_assert_eq!(order.status, OrderStatus::PendingPayment);
+        order.status = status;
+        let (buyer, expires_at) = (order.buyer, order.expires_at);
+        let lines = std::mem::take(&mut self.orders[index].lines);
+        for line in &lines {
+            self.release(buyer, line);
+        }
+        self.orders[index].lines = lines;
+        self.reservations.remove(&(expires_at, id));
+    }
+
+    fn refund_order(
+        &mut self,
+        actor: Actor,
+        now: Millis,
+        id: OrderId,
+        restock: bool,
+    ) -> Result<Outcome, CoreError> {
+        let order = self.order(id)?;
+        if !actor.may_manage_merchant(order.merchant) {
+            return Err(CoreError::Forbidden("refund another merchant's order"));
+        }
+        if order.status != OrderStatus::Paid {
+            return Err(CoreError::OrderState {
+                status: order.status.name(),
+            });
+        }
+        let net = Amount(order.total.0 - order.commission.0);
+        let legs = payment_legs(order.buyer, order.merchant, net, order.commission, true);
+        let legs = &legs[..legs.iter().filter(|l| l.amount.0 > 0).count()];
+        self.ledger.check(order.currency, legs)?;
+        let (currency, total) = (order.currency, order.total);
+        self.ledger.post(currency, legs, Some(id), now);
+        let index = id.index().unwrap_or_default();
+        let order = &mut self.orders[index];
+        order.status = OrderStatus::Refunded;
+        order.restocked = restock;
+        if restock {
+            for line in &order.lines {
+                let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
+                sku.sold -= u64::from(line.quantity);
+                sku.available += u64::from(line.quantity);
+            }
+        }
+        Ok(Outcome::OrderRefunded {
+            order: id,
+            amount: total,
+            restocked: restock,
+        })
+    }
+
+    fn expire_reservations(&mut self, actor: Actor, now: Millis) -> Result<Outcome, CoreError> {
+        if !matches!(actor, Actor::Admin | Actor::Service) {
+            return Err(CoreError::Forbidden("expire reservations"));
+        }
+        let due: Vec<OrderId> = self
+            .reservations
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(EXPIRE_BATCH_MAX)
+            .map(|(_, id)| *id)
+            .collect();
+        for &id in &due {
+            self.close_unpaid(id, OrderStatus::Expired);
+        }
+        Ok(Outcome::ReservationsExpired {
+            count: due.len() as u32,
+        })
+    }
+
+    // ---- snapshots and digest ----
+
+    /// The canonical encoding of the whole state: the snapshot format, and what the digest hashes.
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding plain data into a Vec cannot fail.
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
+        let mut state: State = postcard::from_bytes(bytes)?;
+        state.ledger.rebuild_index();
+        state.idempotency.rebuild_index();
+        Ok(state)
+    }
+
+    /// BLAKE3 of the canonical encoding: two states are equal, bit for bit, iff their digests are.
+    pub fn digest(&self) -> String {
+        blake3::hash(&self.encode()).to_hex().to_string()
+    }
+}
+
+/// The legs of a payment (buyer pays merchant and platform) or, reversed, of its refund.
+/// Zero-amount legs are moved to the end so the caller can cut them off.
+fn payment_legs(
+    buyer: BuyerId,
+    merchant: MerchantId,
+    net: Amount,
+    commission: Amount,
+    reverse: bool,
+) -> [Leg; 2] {
+    let (b, m, p) = (
+        Owner::Buyer(buyer),
+        Owner::Merchant(merchant),
+        Owner::Platform,
+    );
+    let mut legs = if reverse {
+        [
+            Leg {
+                debit: m,
+                credit: b,
+                amount: net,
+                kind: TransferKind::Refund,
+            },
+            Leg {
+                debit: p,
+                credit: b,
+                amount: commission,
+                kind: TransferKind::CommissionRefund,
+            },
+        ]
+    } else {
+        [
+            Leg {
+                debit: b,
+                credit: m,
+                amount: net,
+                kind: TransferKind::Payment,
+            },
+            Leg {
+                debit: b,
+                credit: p,
+                amount: commission,
+                kind: TransferKind::Commission,
+            },
+        ]
+    };
+    if legs[0].amount.0 == 0 {
+        legs.swap(0, 1);
+    }
+    legs
+}
