@@ -29,16 +29,8 @@ impl AuditReport {
 
 fn check(name: &'static str, violation: Option<String>, summary: String) -> Check {
     match violation {
-        Some(detail) => Check {
-            name,
-            ok: false,
-            detail,
-        },
-        None => Check {
-            name,
-            ok: true,
-            detail: summary,
-        },
+        Some(detail) => Check { name, ok: false, detail },
+        None => Check { name, ok: true, detail: summary },
     }
 }
 
@@ -55,22 +47,14 @@ impl State {
                 format!("{} keys remembered", self.idempotency.len()),
             ),
         ];
-        AuditReport {
-            checks,
-            digest: self.digest(),
-            applied: self.applied,
-        }
+        AuditReport { checks, digest: self.digest(), applied: self.applied }
     }
 
     /// Invariant 1: available + reserved + sold == received, and reserved equals what pending
     /// orders hold.
     fn check_stock(&self) -> Check {
         let mut held = vec![0u64; self.skus.len()];
-        for order in self
-            .orders
-            .iter()
-            .filter(|o| o.status == OrderStatus::PendingPayment)
-        {
+        for order in self.orders.iter().filter(|o| o.status == OrderStatus::PendingPayment) {
             for line in &order.lines {
                 if let Some(h) = line.sku.index().and_then(|i| held.get_mut(i)) {
                     *h += u64::from(line.quantity);
@@ -86,28 +70,17 @@ impl State {
                     s.available, s.reserved, s.sold, s.received
                 ));
             }
-            (s.reserved != held[i]).then(|| {
-                format!(
-                    "sku {id}: reserved {} but pending orders hold {}",
-                    s.reserved, held[i]
-                )
-            })
+            (s.reserved != held[i])
+                .then(|| format!("sku {id}: reserved {} but pending orders hold {}", s.reserved, held[i]))
         });
-        check(
-            "no_oversell",
-            violation,
-            format!("{} SKUs balanced", self.skus.len()),
-        )
+        check("no_oversell", violation, format!("{} SKUs balanced", self.skus.len()))
     }
 
     /// Invariant 1, campaigns: never beyond quantity or a buyer's limit; counters match orders.
     fn check_campaigns(&self) -> Check {
         let mut taken: BTreeMap<(CampaignId, BuyerId), u64> = BTreeMap::new();
         for order in self.orders.iter().filter(|o| {
-            matches!(
-                o.status,
-                OrderStatus::PendingPayment | OrderStatus::Paid | OrderStatus::Refunded
-            )
+            matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid | OrderStatus::Refunded)
         }) {
             for line in &order.lines {
                 if let Some(c) = line.campaign {
@@ -118,20 +91,12 @@ impl State {
         let violation = self.campaigns.iter().enumerate().find_map(|(i, c)| {
             let id = CampaignId::from_index(i);
             if c.taken > c.quantity {
-                return Some(format!(
-                    "campaign {id}: taken {} > quantity {}",
-                    c.taken, c.quantity
-                ));
+                return Some(format!("campaign {id}: taken {} > quantity {}", c.taken, c.quantity));
             }
-            let by_orders: u64 = taken
-                .range((id, BuyerId(0))..=(id, BuyerId(u64::MAX)))
-                .map(|(_, q)| q)
-                .sum();
+            let by_orders: u64 =
+                taken.range((id, BuyerId(0))..=(id, BuyerId(u64::MAX))).map(|(_, q)| q).sum();
             if by_orders != c.taken {
-                return Some(format!(
-                    "campaign {id}: taken {} but orders hold {by_orders}",
-                    c.taken
-                ));
+                return Some(format!("campaign {id}: taken {} but orders hold {by_orders}", c.taken));
             }
             c.taken_by_buyer.iter().find_map(|(b, &used)| {
                 let held = taken.get(&(id, *b)).copied().unwrap_or(0);
@@ -143,11 +108,7 @@ impl State {
                 })
             })
         });
-        check(
-            "campaign_limits",
-            violation,
-            format!("{} campaigns within limits", self.campaigns.len()),
-        )
+        check("campaign_limits", violation, format!("{} campaigns within limits", self.campaigns.len()))
     }
 
     /// Invariant 2: every balance equals its entries, no wallet below zero, and the balances of
@@ -161,12 +122,8 @@ impl State {
             *recomputed.entry((t.credit, t.currency)).or_insert(0) += i128::from(t.amount.0);
         }
         let violation = ledger.transfers().iter().enumerate().find_map(|(i, t)| {
-            (t.amount.0 == 0 || t.debit == t.credit).then(|| {
-                format!(
-                    "transfer {}: empty or self transfer",
-                    TransferId::from_index(i)
-                )
-            })
+            (t.amount.0 == 0 || t.debit == t.credit)
+                .then(|| format!("transfer {}: empty or self transfer", TransferId::from_index(i)))
         });
         let violation = violation.or_else(|| {
             ledger.accounts().iter().find_map(|a| {
@@ -183,17 +140,12 @@ impl State {
                     _ => a.balance < 0,
                 };
                 wrong_sign.then(|| {
-                    format!(
-                        "{:?} {}: balance {} has the wrong sign",
-                        a.owner, a.currency, a.balance
-                    )
+                    format!("{:?} {}: balance {} has the wrong sign", a.owner, a.currency, a.balance)
                 })
             })
         });
         let violation = violation.or_else(|| {
-            sums.iter()
-                .find(|(_, &s)| s != 0)
-                .map(|(c, s)| format!("{c}: balances sum to {s}, not 0"))
+            sums.iter().find(|(_, &s)| s != 0).map(|(c, s)| format!("{c}: balances sum to {s}, not 0"))
         });
         check(
             "money_conserved",
@@ -222,33 +174,18 @@ impl State {
         }
         let violation = self.orders.iter().enumerate().find_map(|(i, o)| {
             let id = OrderId::from_index(i);
-            let lines: u128 = o
-                .lines
-                .iter()
-                .map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity))
-                .sum();
+            let lines: u128 =
+                o.lines.iter().map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity)).sum();
             if lines != u128::from(o.total.0) {
-                return Some(format!(
-                    "order {id}: total {} but lines sum to {lines}",
-                    o.total.0
-                ));
+                return Some(format!("order {id}: total {} but lines sum to {lines}", o.total.0));
             }
             let expected = match o.status {
                 OrderStatus::Paid => i128::from(o.total.0),
                 _ => 0,
             };
-            (paid[i] != expected).then(|| {
-                format!(
-                    "order {id} ({}): buyer paid {} net",
-                    o.status.name(),
-                    paid[i]
-                )
-            })
+            (paid[i] != expected)
+                .then(|| format!("order {id} ({}): buyer paid {} net", o.status.name(), paid[i]))
         });
-        check(
-            "orders_paid_exactly",
-            violation,
-            format!("{} orders consistent", self.orders.len()),
-        )
+        check("orders_paid_exactly", violation, format!("{} orders consistent", self.orders.len()))
     }
 }

@@ -134,51 +134,17 @@ impl Command {
 /// exactly this, whatever happened to the entities since.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    ApiKeyCreated {
-        key: ApiKeyId,
-    },
-    ApiKeyRevoked {
-        key: ApiKeyId,
-    },
-    MerchantCreated {
-        merchant: MerchantId,
-    },
-    BuyerCreated {
-        buyer: BuyerId,
-    },
-    SkuCreated {
-        sku: SkuId,
-    },
-    Restocked {
-        sku: SkuId,
-        received: u64,
-    },
-    ToppedUp {
-        transfer: TransferId,
-        balance: i64,
-    },
-    CampaignCreated {
-        campaign: CampaignId,
-    },
-    OrderPlaced {
-        order: OrderId,
-        total: Amount,
-        expires_at: Millis,
-    },
-    OrderPaid {
-        order: OrderId,
-        total: Amount,
-        commission: Amount,
-    },
-    OrderCancelled {
-        order: OrderId,
-    },
-    OrderRefunded {
-        order: OrderId,
-        amount: Amount,
-        restocked: bool,
-    },
-    ReservationsExpired {
-        count: u32,
-    },
+    ApiKeyCreated { key: ApiKeyId },
+    ApiKeyRevoked { key: ApiKeyId },
+    MerchantCreated { merchant: MerchantId },
+    BuyerCreated { buyer: BuyerId },
+    SkuCreated { sku: SkuId, initial_stock: u64 },
+    Restocked { sku: SkuId, received: u64 },
+    ToppedUp { transfer: TransferId, balance: i64 },
+    CampaignCreated { campaign: CampaignId },
+    OrderPlaced { order: OrderId, total: Amount, expires_at: Millis },
+    OrderPaid { order: OrderId, total: Amount, commission: Amount },
+    OrderCancelled { order: OrderId },
+    OrderRefunded { order: OrderId, amount: Amount, restocked: bool },
+    ReservationsExpired { count: u32 },
 }

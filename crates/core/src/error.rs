@@ -19,10 +19,7 @@ pub enum ErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CoreError {
     #[error("{what} is out of bounds: {why}")]
-    OutOfBounds {
-        what: &'static str,
-        why: &'static str,
-    },
+    OutOfBounds { what: &'static str, why: &'static str },
     #[error("amount exceeds the largest accepted amount")]
     AmountTooLarge,
     #[error("the arithmetic overflowed: {0}")]
@@ -42,21 +39,11 @@ pub enum CoreError {
     #[error("not enough money in the wallet")]
     InsufficientFunds,
     #[error("campaign {campaign} has not started; it opens in {starts_in_ms} ms")]
-    CampaignNotStarted {
-        campaign: CampaignId,
-        starts_in_ms: u64,
-    },
+    CampaignNotStarted { campaign: CampaignId, starts_in_ms: u64 },
     #[error("campaign {campaign} is sold out: {remaining} units left")]
-    CampaignSoldOut {
-        campaign: CampaignId,
-        remaining: u64,
-    },
+    CampaignSoldOut { campaign: CampaignId, remaining: u64 },
     #[error("campaign {campaign} allows {limit} units per buyer; this buyer has {used}")]
-    CampaignLimitExceeded {
-        campaign: CampaignId,
-        limit: u32,
-        used: u32,
-    },
+    CampaignLimitExceeded { campaign: CampaignId, limit: u32, used: u32 },
     #[error("the campaign window overlaps another campaign on the same SKU")]
     CampaignOverlap,
     #[error("the order is {status}, which does not allow this")]

@@ -27,12 +27,8 @@ pub struct IdempotencyStore {
 
 impl IdempotencyStore {
     pub(crate) fn rebuild_index(&mut self) {
-        self.index = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.key, self.first_position + i as u64))
-            .collect();
+        self.index =
+            self.entries.iter().enumerate().map(|(i, e)| (e.key, self.first_position + i as u64)).collect();
     }
 
     pub fn len(&self) -> usize {
@@ -78,9 +74,6 @@ impl IdempotencyStore {
     /// Every indexed key points at an entry with that key, and every entry is indexed.
     pub(crate) fn is_consistent(&self) -> bool {
         self.index.len() == self.entries.len()
-            && self
-                .entries
-                .iter()
-                .all(|e| self.get(e.key).map(|r| r.key) == Some(e.key))
+            && self.entries.iter().all(|e| self.get(e.key).map(|r| r.key) == Some(e.key))
     }
 }

@@ -77,18 +77,11 @@ pub struct Ledger {
 
 impl Ledger {
     pub(crate) fn rebuild_index(&mut self) {
-        self.index = self
-            .accounts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| ((a.owner, a.currency), i))
-            .collect();
+        self.index = self.accounts.iter().enumerate().map(|(i, a)| ((a.owner, a.currency), i)).collect();
     }
 
     pub fn account(&self, owner: Owner, currency: Currency) -> Option<&Account> {
-        self.index
-            .get(&(owner, currency))
-            .map(|&i| &self.accounts[i])
+        self.index.get(&(owner, currency)).map(|&i| &self.accounts[i])
     }
 
     pub fn accounts(&self) -> &[Account] {
@@ -176,12 +169,7 @@ impl Ledger {
         let next = self.accounts.len();
         let i = *self.index.entry((owner, currency)).or_insert(next);
         if i == next {
-            self.accounts.push(Account {
-                owner,
-                currency,
-                balance: 0,
-                entries: Vec::new(),
-            });
+            self.accounts.push(Account { owner, currency, balance: 0, entries: Vec::new() });
         }
         &mut self.accounts[i]
     }

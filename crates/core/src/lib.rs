@@ -15,9 +15,7 @@ pub mod state;
 pub mod types;
 
 pub use audit::{AuditReport, Check};
-pub use command::{
-    Command, Envelope, Idempotency, LineRequest, NewCampaign, NewSku, Outcome, Role,
-};
+pub use command::{Command, Envelope, Idempotency, LineRequest, NewCampaign, NewSku, Outcome, Role};
 pub use error::{CoreError, ErrorKind};
 pub use ledger::{Owner, TransferKind};
 pub use state::{Applied, Order, OrderStatus, Sku, State};

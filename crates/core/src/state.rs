@@ -194,41 +194,26 @@ impl State {
         Ok(Applied::Changed(outcome))
     }
 
-    fn execute(
-        &mut self,
-        actor: Actor,
-        now: Millis,
-        command: &Command,
-    ) -> Result<Outcome, CoreError> {
+    fn execute(&mut self, actor: Actor, now: Millis, command: &Command) -> Result<Outcome, CoreError> {
         match command {
-            Command::CreateApiKey {
-                acts_as,
-                secret_sha256,
-            } => self.create_api_key(actor, *acts_as, *secret_sha256),
+            Command::CreateApiKey { acts_as, secret_sha256 } => {
+                self.create_api_key(actor, *acts_as, *secret_sha256)
+            }
             Command::RevokeApiKey { key } => self.revoke_api_key(actor, *key),
-            Command::CreateMerchant {
-                name,
-                commission_bps,
-            } => self.create_merchant(actor, name, *commission_bps),
+            Command::CreateMerchant { name, commission_bps } => {
+                self.create_merchant(actor, name, *commission_bps)
+            }
             Command::CreateBuyer { name } => self.create_buyer(actor, name),
             Command::CreateSku(new) => self.create_sku(actor, new),
             Command::Restock { sku, quantity } => self.restock(actor, *sku, *quantity),
-            Command::TopUp {
-                buyer,
-                amount,
-                currency,
-            } => self.top_up(actor, now, *buyer, *amount, *currency),
+            Command::TopUp { buyer, amount, currency } => self.top_up(actor, now, *buyer, *amount, *currency),
             Command::CreateCampaign(new) => self.create_campaign(actor, new),
-            Command::PlaceOrder {
-                buyer,
-                lines,
-                reservation_ttl_ms,
-            } => self.place_order(actor, now, *buyer, lines, *reservation_ttl_ms),
+            Command::PlaceOrder { buyer, lines, reservation_ttl_ms } => {
+                self.place_order(actor, now, *buyer, lines, *reservation_ttl_ms)
+            }
             Command::PayOrder { order } => self.pay_order(actor, now, *order),
             Command::CancelOrder { order } => self.cancel_order(actor, *order),
-            Command::RefundOrder { order, restock } => {
-                self.refund_order(actor, now, *order, *restock)
-            }
+            Command::RefundOrder { order, restock } => self.refund_order(actor, now, *order, *restock),
             Command::ExpireReservations => self.expire_reservations(actor, now),
         }
     }
@@ -263,33 +248,23 @@ impl State {
     }
 
     pub fn merchant(&self, id: MerchantId) -> Result<&Merchant, CoreError> {
-        id.index()
-            .and_then(|i| self.merchants.get(i))
-            .ok_or(CoreError::NotFound("merchant"))
+        id.index().and_then(|i| self.merchants.get(i)).ok_or(CoreError::NotFound("merchant"))
     }
 
     pub fn buyer(&self, id: BuyerId) -> Result<&Buyer, CoreError> {
-        id.index()
-            .and_then(|i| self.buyers.get(i))
-            .ok_or(CoreError::NotFound("buyer"))
+        id.index().and_then(|i| self.buyers.get(i)).ok_or(CoreError::NotFound("buyer"))
     }
 
     pub fn sku(&self, id: SkuId) -> Result<&Sku, CoreError> {
-        id.index()
-            .and_then(|i| self.skus.get(i))
-            .ok_or(CoreError::NotFound("sku"))
+        id.index().and_then(|i| self.skus.get(i)).ok_or(CoreError::NotFound("sku"))
     }
 
     pub fn campaign(&self, id: CampaignId) -> Result<&Campaign, CoreError> {
-        id.index()
-            .and_then(|i| self.campaigns.get(i))
-            .ok_or(CoreError::NotFound("campaign"))
+        id.index().and_then(|i| self.campaigns.get(i)).ok_or(CoreError::NotFound("campaign"))
     }
 
     pub fn order(&self, id: OrderId) -> Result<&Order, CoreError> {
-        id.index()
-            .and_then(|i| self.orders.get(i))
-            .ok_or(CoreError::NotFound("order"))
+        id.index().and_then(|i| self.orders.get(i)).ok_or(CoreError::NotFound("order"))
     }
 
     pub fn api_keys(&self) -> &[ApiKey] {
@@ -338,29 +313,17 @@ impl State {
             }
             Actor::Admin | Actor::Service => {}
         }
-        if self
-            .api_keys
-            .iter()
-            .any(|k| k.secret_sha256 == secret_sha256)
-        {
+        if self.api_keys.iter().any(|k| k.secret_sha256 == secret_sha256) {
             return Err(out_of_bounds("secret", "already registered"));
         }
-        self.api_keys.push(ApiKey {
-            acts_as,
-            secret_sha256,
-            revoked: false,
-        });
-        Ok(Outcome::ApiKeyCreated {
-            key: ApiKeyId::from_index(self.api_keys.len() - 1),
-        })
+        self.api_keys.push(ApiKey { acts_as, secret_sha256, revoked: false });
+        Ok(Outcome::ApiKeyCreated { key: ApiKeyId::from_index(self.api_keys.len() - 1) })
     }
 
     fn revoke_api_key(&mut self, actor: Actor, key: ApiKeyId) -> Result<Outcome, CoreError> {
         Self::require_admin(actor, "revoke API keys")?;
-        let entry = key
-            .index()
-            .and_then(|i| self.api_keys.get_mut(i))
-            .ok_or(CoreError::NotFound("api key"))?;
+        let entry =
+            key.index().and_then(|i| self.api_keys.get_mut(i)).ok_or(CoreError::NotFound("api key"))?;
         entry.revoked = true;
         Ok(Outcome::ApiKeyRevoked { key })
     }
@@ -376,13 +339,8 @@ impl State {
         if commission_bps > COMMISSION_BPS_MAX {
             return Err(out_of_bounds("commission_bps", "at most 10000"));
         }
-        self.merchants.push(Merchant {
-            name: name.to_owned(),
-            commission_bps,
-        });
-        Ok(Outcome::MerchantCreated {
-            merchant: MerchantId::from_index(self.merchants.len() - 1),
-        })
+        self.merchants.push(Merchant { name: name.to_owned(), commission_bps });
+        Ok(Outcome::MerchantCreated { merchant: MerchantId::from_index(self.merchants.len() - 1) })
     }
 
     fn create_buyer(&mut self, actor: Actor, name: &str) -> Result<Outcome, CoreError> {
@@ -390,23 +348,12 @@ impl State {
             return Err(CoreError::Forbidden("create buyers"));
         }
         Self::check_name("name", name, NAME_BYTES_MAX)?;
-        self.buyers.push(Buyer {
-            name: name.to_owned(),
-        });
-        Ok(Outcome::BuyerCreated {
-            buyer: BuyerId::from_index(self.buyers.len() - 1),
-        })
+        self.buyers.push(Buyer { name: name.to_owned() });
+        Ok(Outcome::BuyerCreated { buyer: BuyerId::from_index(self.buyers.len() - 1) })
     }
 
     fn create_sku(&mut self, actor: Actor, new: &NewSku) -> Result<Outcome, CoreError> {
-        let NewSku {
-            merchant,
-            ref title,
-            ref description,
-            price,
-            currency,
-            initial_stock,
-        } = *new;
+        let NewSku { merchant, ref title, ref description, price, currency, initial_stock } = *new;
         self.merchant(merchant)?;
         if !actor.may_manage_merchant(merchant) {
             return Err(CoreError::Forbidden("create SKUs for another merchant"));
@@ -431,38 +378,22 @@ impl State {
             received: initial_stock,
             campaigns: Vec::new(),
         });
-        Ok(Outcome::SkuCreated {
-            sku: SkuId::from_index(self.skus.len() - 1),
-        })
+        Ok(Outcome::SkuCreated { sku: SkuId::from_index(self.skus.len() - 1), initial_stock })
     }
 
-    fn restock(
-        &mut self,
-        actor: Actor,
-        sku_id: SkuId,
-        quantity: u64,
-    ) -> Result<Outcome, CoreError> {
+    fn restock(&mut self, actor: Actor, sku_id: SkuId, quantity: u64) -> Result<Outcome, CoreError> {
         let sku = self.sku(sku_id)?;
         if !actor.may_manage_merchant(sku.merchant) {
             return Err(CoreError::Forbidden("restock another merchant's SKU"));
         }
         if quantity == 0 || quantity > STOCK_QUANTITY_MAX {
-            return Err(out_of_bounds(
-                "quantity",
-                "must be between 1 and 1000000000",
-            ));
+            return Err(out_of_bounds("quantity", "must be between 1 and 1000000000"));
         }
-        let received = sku
-            .received
-            .checked_add(quantity)
-            .ok_or(CoreError::Overflow("stock"))?;
+        let received = sku.received.checked_add(quantity).ok_or(CoreError::Overflow("stock"))?;
         let sku = &mut self.skus[sku_id.index().unwrap_or_default()];
         sku.available += quantity; // available <= received, which did not overflow.
         sku.received = received;
-        Ok(Outcome::Restocked {
-            sku: sku_id,
-            received,
-        })
+        Ok(Outcome::Restocked { sku: sku_id, received })
     }
 
     fn top_up(
@@ -478,12 +409,8 @@ impl State {
             return Err(CoreError::Forbidden("top up another buyer's wallet"));
         }
         Self::check_amount(amount)?;
-        let legs = [Leg {
-            debit: Owner::External,
-            credit: Owner::Buyer(buyer),
-            amount,
-            kind: TransferKind::TopUp,
-        }];
+        let legs =
+            [Leg { debit: Owner::External, credit: Owner::Buyer(buyer), amount, kind: TransferKind::TopUp }];
         self.ledger.check(currency, &legs)?;
         let transfer = self.ledger.post(currency, &legs, None, now);
         let balance = self.ledger.balance(Owner::Buyer(buyer), currency);
@@ -491,44 +418,24 @@ impl State {
     }
 
     fn create_campaign(&mut self, actor: Actor, new: &NewCampaign) -> Result<Outcome, CoreError> {
-        let NewCampaign {
-            sku: sku_id,
-            flash_price,
-            currency,
-            quantity,
-            starts_at,
-            ends_at,
-            per_buyer_limit,
-        } = *new;
+        let NewCampaign { sku: sku_id, flash_price, currency, quantity, starts_at, ends_at, per_buyer_limit } =
+            *new;
         let sku = self.sku(sku_id)?;
         if !actor.may_manage_merchant(sku.merchant) {
-            return Err(CoreError::Forbidden(
-                "create campaigns on another merchant's SKU",
-            ));
+            return Err(CoreError::Forbidden("create campaigns on another merchant's SKU"));
         }
         if currency != sku.currency {
-            return Err(CoreError::CurrencyMismatch(
-                "the flash price must be in the SKU's currency",
-            ));
+            return Err(CoreError::CurrencyMismatch("the flash price must be in the SKU's currency"));
         }
         Self::check_amount(flash_price)?;
         if flash_price > sku.price {
-            return Err(out_of_bounds(
-                "flash_price",
-                "must not exceed the SKU's price",
-            ));
+            return Err(out_of_bounds("flash_price", "must not exceed the SKU's price"));
         }
         if quantity == 0 || quantity > STOCK_QUANTITY_MAX {
-            return Err(out_of_bounds(
-                "quantity",
-                "must be between 1 and 1000000000",
-            ));
+            return Err(out_of_bounds("quantity", "must be between 1 and 1000000000"));
         }
         if per_buyer_limit == 0 || per_buyer_limit > LINE_QUANTITY_MAX {
-            return Err(out_of_bounds(
-                "per_buyer_limit",
-                "must be between 1 and 10000",
-            ));
+            return Err(out_of_bounds("per_buyer_limit", "must be between 1 and 10000"));
         }
         if ends_at <= starts_at {
             return Err(out_of_bounds("ends_at", "must be after starts_at"));
@@ -555,9 +462,7 @@ impl State {
             taken: 0,
             taken_by_buyer: BTreeMap::new(),
         });
-        self.skus[sku_id.index().unwrap_or_default()]
-            .campaigns
-            .push(campaign);
+        self.skus[sku_id.index().unwrap_or_default()].campaigns.push(campaign);
         Ok(Outcome::CampaignCreated { campaign })
     }
 
@@ -577,10 +482,7 @@ impl State {
             return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
         }
         if !(RESERVATION_TTL_MS_MIN..=RESERVATION_TTL_MS_MAX).contains(&reservation_ttl_ms) {
-            return Err(out_of_bounds(
-                "reservation_ttl_ms",
-                "between 1 s and 7 days",
-            ));
+            return Err(out_of_bounds("reservation_ttl_ms", "between 1 s and 7 days"));
         }
         // Validate every line and price it; nothing is changed until all lines pass.
         let mut lines = Vec::with_capacity(requested.len());
@@ -598,17 +500,13 @@ impl State {
                 None => merchant_currency = Some((sku.merchant, sku.currency)),
                 Some((m, _)) if m != sku.merchant => return Err(CoreError::MixedMerchants),
                 Some((_, c)) if c != sku.currency => {
-                    return Err(CoreError::CurrencyMismatch(
-                        "all lines must share one currency",
-                    ))
+                    return Err(CoreError::CurrencyMismatch("all lines must share one currency"))
                 }
                 Some(_) => {}
             }
             let quantity = u64::from(line.quantity);
             if sku.available < quantity {
-                return Err(CoreError::InsufficientStock {
-                    available: sku.available,
-                });
+                return Err(CoreError::InsufficientStock { available: sku.available });
             }
             let (unit_price, campaign) = match self.governing_campaign(sku, now) {
                 None => (sku.price, None),
@@ -636,18 +534,9 @@ impl State {
                     (c.flash_price, Some(id))
                 }
             };
-            let line_total = unit_price
-                .checked_mul(quantity)
-                .ok_or(CoreError::Overflow("order total"))?;
-            total = total
-                .checked_add(line_total)
-                .ok_or(CoreError::Overflow("order total"))?;
-            lines.push(OrderLine {
-                sku: line.sku,
-                quantity: line.quantity,
-                unit_price,
-                campaign,
-            });
+            let line_total = unit_price.checked_mul(quantity).ok_or(CoreError::Overflow("order total"))?;
+            total = total.checked_add(line_total).ok_or(CoreError::Overflow("order total"))?;
+            lines.push(OrderLine { sku: line.sku, quantity: line.quantity, unit_price, campaign });
         }
         if total.0 > AMOUNT_MAX {
             return Err(CoreError::AmountTooLarge);
@@ -675,11 +564,7 @@ impl State {
             restocked: false,
         });
         self.reservations.insert((expires_at, order));
-        Ok(Outcome::OrderPlaced {
-            order,
-            total,
-            expires_at,
-        })
+        Ok(Outcome::OrderPlaced { order, total, expires_at })
     }
 
     /// Moves a line's units from available to reserved, and counts them against its campaign.
@@ -713,12 +598,7 @@ impl State {
         }
     }
 
-    fn order_for_buyer(
-        &self,
-        actor: Actor,
-        id: OrderId,
-        what: &'static str,
-    ) -> Result<&Order, CoreError> {
+    fn order_for_buyer(&self, actor: Actor, id: OrderId, what: &'static str) -> Result<&Order, CoreError> {
         let order = self.order(id)?;
         if !actor.may_act_for_buyer(order.buyer) {
             return Err(CoreError::Forbidden(what));
@@ -729,14 +609,10 @@ impl State {
     fn pay_order(&mut self, actor: Actor, now: Millis, id: OrderId) -> Result<Outcome, CoreError> {
         let order = self.order_for_buyer(actor, id, "pay another buyer's order")?;
         if order.status != OrderStatus::PendingPayment {
-            return Err(CoreError::OrderState {
-                status: order.status.name(),
-            });
+            return Err(CoreError::OrderState { status: order.status.name() });
         }
         if now >= order.expires_at {
-            return Err(CoreError::ReservationExpired {
-                expired_at: order.expires_at,
-            });
+            return Err(CoreError::ReservationExpired { expired_at: order.expires_at });
         }
         let commission_bps = self.merchant(order.merchant)?.commission_bps;
         let commission = order.total.basis_points(commission_bps);
@@ -756,19 +632,13 @@ impl State {
             sku.sold += u64::from(line.quantity);
         }
         self.reservations.remove(&(expires_at, id));
-        Ok(Outcome::OrderPaid {
-            order: id,
-            total,
-            commission,
-        })
+        Ok(Outcome::OrderPaid { order: id, total, commission })
     }
 
     fn cancel_order(&mut self, actor: Actor, id: OrderId) -> Result<Outcome, CoreError> {
         let order = self.order_for_buyer(actor, id, "cancel another buyer's order")?;
         if order.status != OrderStatus::PendingPayment {
-            return Err(CoreError::OrderState {
-                status: order.status.name(),
-            });
+            return Err(CoreError::OrderState { status: order.status.name() });
         }
         self.close_unpaid(id, OrderStatus::Cancelled);
         Ok(Outcome::OrderCancelled { order: id })
@@ -801,9 +671,7 @@ impl State {
             return Err(CoreError::Forbidden("refund another merchant's order"));
         }
         if order.status != OrderStatus::Paid {
-            return Err(CoreError::OrderState {
-                status: order.status.name(),
-            });
+            return Err(CoreError::OrderState { status: order.status.name() });
         }
         let net = Amount(order.total.0 - order.commission.0);
         let legs = payment_legs(order.buyer, order.merchant, net, order.commission, true);
@@ -822,11 +690,7 @@ impl State {
                 sku.available += u64::from(line.quantity);
             }
         }
-        Ok(Outcome::OrderRefunded {
-            order: id,
-            amount: total,
-            restocked: restock,
-        })
+        Ok(Outcome::OrderRefunded { order: id, amount: total, restocked: restock })
     }
 
     fn expire_reservations(&mut self, actor: Actor, now: Millis) -> Result<Outcome, CoreError> {
@@ -843,9 +707,7 @@ impl State {
         for &id in &due {
             self.close_unpaid(id, OrderStatus::Expired);
         }
-        Ok(Outcome::ReservationsExpired {
-            count: due.len() as u32,
-        })
+        Ok(Outcome::ReservationsExpired { count: due.len() as u32 })
     }
 
     // ---- snapshots and digest ----
@@ -878,40 +740,16 @@ fn payment_legs(
     commission: Amount,
     reverse: bool,
 ) -> [Leg; 2] {
-    let (b, m, p) = (
-        Owner::Buyer(buyer),
-        Owner::Merchant(merchant),
-        Owner::Platform,
-    );
+    let (b, m, p) = (Owner::Buyer(buyer), Owner::Merchant(merchant), Owner::Platform);
     let mut legs = if reverse {
         [
-            Leg {
-                debit: m,
-                credit: b,
-                amount: net,
-                kind: TransferKind::Refund,
-            },
-            Leg {
-                debit: p,
-                credit: b,
-                amount: commission,
-                kind: TransferKind::CommissionRefund,
-            },
+            Leg { debit: m, credit: b, amount: net, kind: TransferKind::Refund },
+            Leg { debit: p, credit: b, amount: commission, kind: TransferKind::CommissionRefund },
         ]
     } else {
         [
-            Leg {
-                debit: b,
-                credit: m,
-                amount: net,
-                kind: TransferKind::Payment,
-            },
-            Leg {
-                debit: b,
-                credit: p,
-                amount: commission,
-                kind: TransferKind::Commission,
-            },
+            Leg { debit: b, credit: m, amount: net, kind: TransferKind::Payment },
+            Leg { debit: b, credit: p, amount: commission, kind: TransferKind::Commission },
         ]
     };
     if legs[0].amount.0 == 0 {

@@ -60,9 +60,7 @@ id_type!(
 );
 
 /// Milliseconds since the Unix epoch. Time enters the state machine only inside commands.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Millis(pub u64);
 
 impl Millis {
@@ -72,9 +70,7 @@ impl Millis {
 }
 
 /// An amount of money in minor units (fen, cents). Never negative; see [`crate::limits::AMOUNT_MAX`].
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Amount(pub u64);
 
 impl Amount {
@@ -106,10 +102,7 @@ pub struct Currency([u8; 3]);
 impl Currency {
     pub fn parse(code: &str) -> Option<Currency> {
         let bytes: [u8; 3] = code.as_bytes().try_into().ok()?;
-        bytes
-            .iter()
-            .all(u8::is_ascii_uppercase)
-            .then_some(Currency(bytes))
+        bytes.iter().all(u8::is_ascii_uppercase).then_some(Currency(bytes))
     }
 
     pub fn as_str(&self) -> &str {

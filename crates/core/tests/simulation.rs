@@ -12,54 +12,18 @@ const SKUS: u64 = 4;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Place {
-        buyer: u64,
-        lines: Vec<(u64, u32)>,
-        ttl_ms: u64,
-        as_other: bool,
-    },
-    Pay {
-        order: u64,
-        as_other: bool,
-    },
-    Cancel {
-        order: u64,
-    },
-    Refund {
-        order: u64,
-        restock: bool,
-        as_merchant: bool,
-    },
-    TopUp {
-        buyer: u64,
-        amount: u64,
-        currency: bool,
-    },
-    Restock {
-        sku: u64,
-        quantity: u64,
-    },
+    Place { buyer: u64, lines: Vec<(u64, u32)>, ttl_ms: u64, as_other: bool },
+    Pay { order: u64, as_other: bool },
+    Cancel { order: u64 },
+    Refund { order: u64, restock: bool, as_merchant: bool },
+    TopUp { buyer: u64, amount: u64, currency: bool },
+    Restock { sku: u64, quantity: u64 },
     Expire,
-    Advance {
-        ms: u64,
-    },
-    GoBack {
-        ms: u64,
-    },
-    RepeatKey {
-        back: usize,
-    },
-    ReuseKey {
-        back: usize,
-    },
-    Campaign {
-        sku: u64,
-        flash_price: u64,
-        quantity: u64,
-        starts_in_ms: u64,
-        lasts_ms: u64,
-        limit: u32,
-    },
+    Advance { ms: u64 },
+    GoBack { ms: u64 },
+    RepeatKey { back: usize },
+    ReuseKey { back: usize },
+    Campaign { sku: u64, flash_price: u64, quantity: u64, starts_in_ms: u64, lasts_ms: u64, limit: u32 },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -98,29 +62,16 @@ fn cny() -> Currency {
 
 impl Sim {
     fn new() -> Sim {
-        let mut sim = Sim {
-            state: State::new(),
-            now: 1_000_000,
-            next_key: 1,
-            sent: Vec::new(),
-            journal: Vec::new(),
-        };
+        let mut sim =
+            Sim { state: State::new(), now: 1_000_000, next_key: 1, sent: Vec::new(), journal: Vec::new() };
         for m in 0..MERCHANTS {
             sim.must(
                 Actor::Admin,
-                Command::CreateMerchant {
-                    name: format!("m{m}"),
-                    commission_bps: 250 * m as u16,
-                },
+                Command::CreateMerchant { name: format!("m{m}"), commission_bps: 250 * m as u16 },
             );
         }
         for b in 0..BUYERS {
-            sim.must(
-                Actor::Admin,
-                Command::CreateBuyer {
-                    name: format!("b{b}"),
-                },
-            );
+            sim.must(Actor::Admin, Command::CreateBuyer { name: format!("b{b}") });
         }
         for s in 0..SKUS {
             sim.must(
@@ -140,10 +91,7 @@ impl Sim {
 
     fn must(&mut self, actor: Actor, command: Command) {
         let result = self.send(actor, command);
-        assert!(
-            matches!(result, Ok(Applied::Changed(_))),
-            "setup failed: {result:?}"
-        );
+        assert!(matches!(result, Ok(Applied::Changed(_))), "setup failed: {result:?}");
     }
 
     fn send(&mut self, actor: Actor, command: Command) -> Result<Applied, CoreError> {
@@ -166,21 +114,13 @@ impl Sim {
         match &result {
             Ok(Applied::Changed(_)) => self.journal.push(envelope),
             // Invariants 3 and 6: a repeat or a refusal changes nothing.
-            _ => assert_eq!(
-                before,
-                self.state.digest(),
-                "{:?} changed state: {result:?}",
-                envelope.command
-            ),
+            _ => assert_eq!(before, self.state.digest(), "{:?} changed state: {result:?}", envelope.command),
         }
         result
     }
 
     fn order_count(&self) -> u64 {
-        (1..)
-            .find(|&id| self.state.order(OrderId(id)).is_err())
-            .unwrap_or(1)
-            - 1
+        (1..).find(|&id| self.state.order(OrderId(id)).is_err()).unwrap_or(1) - 1
     }
 
     /// Picks an order relative to the newest, so the simulation keeps reaching live orders;
@@ -194,26 +134,15 @@ impl Sim {
     }
 
     fn buyer_of(&self, order: u64) -> Actor {
-        self.state
-            .order(OrderId(order))
-            .map(|o| Actor::Buyer(o.buyer))
-            .unwrap_or(Actor::Service)
+        self.state.order(OrderId(order)).map(|o| Actor::Buyer(o.buyer)).unwrap_or(Actor::Service)
     }
 
     fn run(&mut self, step: Step) {
         match step {
-            Step::Place {
-                buyer,
-                lines,
-                ttl_ms,
-                as_other,
-            } => {
+            Step::Place { buyer, lines, ttl_ms, as_other } => {
                 let lines = lines
                     .into_iter()
-                    .map(|(sku, quantity)| LineRequest {
-                        sku: SkuId(sku),
-                        quantity,
-                    })
+                    .map(|(sku, quantity)| LineRequest { sku: SkuId(sku), quantity })
                     .collect();
                 let actor = if as_other {
                     Actor::Buyer(BuyerId(buyer % BUYERS + 1))
@@ -222,11 +151,7 @@ impl Sim {
                 };
                 let result = self.send(
                     actor,
-                    Command::PlaceOrder {
-                        buyer: BuyerId(buyer),
-                        lines,
-                        reservation_ttl_ms: ttl_ms,
-                    },
+                    Command::PlaceOrder { buyer: BuyerId(buyer), lines, reservation_ttl_ms: ttl_ms },
                 );
                 if as_other && buyer <= BUYERS && BUYERS > 1 {
                     assert!(matches!(result, Err(CoreError::Forbidden(_))), "{result:?}");
@@ -234,17 +159,8 @@ impl Sim {
             }
             Step::Pay { order, as_other } => {
                 let order = self.pick_order(order);
-                let actor = if as_other {
-                    Actor::Merchant(MerchantId(1))
-                } else {
-                    self.buyer_of(order)
-                };
-                let result = self.send(
-                    actor,
-                    Command::PayOrder {
-                        order: OrderId(order),
-                    },
-                );
+                let actor = if as_other { Actor::Merchant(MerchantId(1)) } else { self.buyer_of(order) };
+                let result = self.send(actor, Command::PayOrder { order: OrderId(order) });
                 if as_other && result.is_ok() {
                     panic!("a merchant paid a buyer's order");
                 }
@@ -252,61 +168,28 @@ impl Sim {
             Step::Cancel { order } => {
                 let order = self.pick_order(order);
                 let actor = self.buyer_of(order);
-                let _ = self.send(
-                    actor,
-                    Command::CancelOrder {
-                        order: OrderId(order),
-                    },
-                );
+                let _ = self.send(actor, Command::CancelOrder { order: OrderId(order) });
             }
-            Step::Refund {
-                order,
-                restock,
-                as_merchant,
-            } => {
+            Step::Refund { order, restock, as_merchant } => {
                 let order = self.pick_order(order);
                 let actor = match (as_merchant, self.state.order(OrderId(order))) {
                     (true, Ok(o)) => Actor::Merchant(o.merchant),
                     (_, _) => Actor::Admin,
                 };
-                let _ = self.send(
-                    actor,
-                    Command::RefundOrder {
-                        order: OrderId(order),
-                        restock,
-                    },
-                );
+                let _ = self.send(actor, Command::RefundOrder { order: OrderId(order), restock });
             }
-            Step::TopUp {
-                buyer,
-                amount,
-                currency,
-            } => {
-                let currency = if currency {
-                    cny()
-                } else {
-                    Currency::parse("USD").unwrap()
-                };
+            Step::TopUp { buyer, amount, currency } => {
+                let currency = if currency { cny() } else { Currency::parse("USD").unwrap() };
                 let result = self.send(
                     Actor::Service,
-                    Command::TopUp {
-                        buyer: BuyerId(buyer),
-                        amount: Amount(amount),
-                        currency,
-                    },
+                    Command::TopUp { buyer: BuyerId(buyer), amount: Amount(amount), currency },
                 );
                 if amount == 0 || amount > limits::AMOUNT_MAX || buyer > BUYERS {
                     assert!(result.is_err());
                 }
             }
             Step::Restock { sku, quantity } => {
-                let _ = self.send(
-                    Actor::Admin,
-                    Command::Restock {
-                        sku: SkuId(sku),
-                        quantity,
-                    },
-                );
+                let _ = self.send(Actor::Admin, Command::Restock { sku: SkuId(sku), quantity });
             }
             Step::Expire => {
                 let _ = self.send(Actor::Service, Command::ExpireReservations);
@@ -319,32 +202,16 @@ impl Sim {
             Step::Advance { ms } => self.now += ms,
             Step::GoBack { ms } => self.now = self.now.saturating_sub(ms),
             Step::RepeatKey { back } => {
-                if let Some(first) = self
-                    .sent
-                    .len()
-                    .checked_sub(back + 1)
-                    .map(|i| self.sent[i].clone())
-                {
+                if let Some(first) = self.sent.len().checked_sub(back + 1).map(|i| self.sent[i].clone()) {
                     let journaled_before = self.journal.iter().any(|e| e == &first);
-                    let result = self.deliver(Envelope {
-                        at: Millis(self.now),
-                        ..first.clone()
-                    });
+                    let result = self.deliver(Envelope { at: Millis(self.now), ..first.clone() });
                     if journaled_before {
-                        assert!(
-                            matches!(result, Ok(Applied::Repeated(_))),
-                            "a repeat ran again: {result:?}"
-                        );
+                        assert!(matches!(result, Ok(Applied::Repeated(_))), "a repeat ran again: {result:?}");
                     }
                 }
             }
             Step::ReuseKey { back } => {
-                if let Some(first) = self
-                    .sent
-                    .len()
-                    .checked_sub(back + 1)
-                    .map(|i| self.sent[i].clone())
-                {
+                if let Some(first) = self.sent.len().checked_sub(back + 1).map(|i| self.sent[i].clone()) {
                     let journaled_before = self.journal.iter().any(|e| e == &first);
                     let mut idem = first.idempotency.unwrap();
                     idem.fingerprint ^= 0xdead;
@@ -359,14 +226,7 @@ impl Sim {
                     }
                 }
             }
-            Step::Campaign {
-                sku,
-                flash_price,
-                quantity,
-                starts_in_ms,
-                lasts_ms,
-                limit,
-            } => {
+            Step::Campaign { sku, flash_price, quantity, starts_in_ms, lasts_ms, limit } => {
                 let starts_at = Millis(self.now + starts_in_ms);
                 let _ = self.send(
                     Actor::Merchant(MerchantId((sku - 1) % MERCHANTS + 1)),
@@ -391,10 +251,7 @@ fn replay(journal: &[Envelope]) -> State {
     let mut state = State::new();
     for envelope in journal {
         let result = state.apply(envelope);
-        assert!(
-            matches!(result, Ok(Applied::Changed(_))),
-            "replay diverged: {result:?}"
-        );
+        assert!(matches!(result, Ok(Applied::Changed(_))), "replay diverged: {result:?}");
     }
     state
 }
@@ -430,13 +287,7 @@ proptest! {
 #[test]
 fn flash_sale_sells_exactly_its_quantity() {
     let mut sim = Sim::new();
-    sim.must(
-        Actor::Admin,
-        Command::Restock {
-            sku: SkuId(1),
-            quantity: 1_000,
-        },
-    );
+    sim.must(Actor::Admin, Command::Restock { sku: SkuId(1), quantity: 1_000 });
     sim.must(
         Actor::Merchant(MerchantId(1)),
         Command::CreateCampaign(NewCampaign {
@@ -453,20 +304,11 @@ fn flash_sale_sells_exactly_its_quantity() {
         Actor::Service,
         Command::PlaceOrder {
             buyer: BuyerId(1),
-            lines: vec![LineRequest {
-                sku: SkuId(1),
-                quantity: 1,
-            }],
+            lines: vec![LineRequest { sku: SkuId(1), quantity: 1 }],
             reservation_ttl_ms: 60_000,
         },
     );
-    assert_eq!(
-        early,
-        Err(CoreError::CampaignNotStarted {
-            campaign: CampaignId(1),
-            starts_in_ms: 10
-        })
-    );
+    assert_eq!(early, Err(CoreError::CampaignNotStarted { campaign: CampaignId(1), starts_in_ms: 10 }));
     sim.now += 10;
     let mut placed = 0;
     for round in 0..3 {
@@ -475,10 +317,7 @@ fn flash_sale_sells_exactly_its_quantity() {
                 Actor::Service,
                 Command::PlaceOrder {
                     buyer: BuyerId(buyer),
-                    lines: vec![LineRequest {
-                        sku: SkuId(1),
-                        quantity: 1,
-                    }],
+                    lines: vec![LineRequest { sku: SkuId(1), quantity: 1 }],
                     reservation_ttl_ms: 60_000,
                 },
             );
@@ -499,62 +338,31 @@ fn flash_sale_sells_exactly_its_quantity() {
 #[test]
 fn payment_moves_money_and_refund_returns_it() {
     let mut sim = Sim::new();
-    sim.must(
-        Actor::Service,
-        Command::TopUp {
-            buyer: BuyerId(1),
-            amount: Amount(10_000),
-            currency: cny(),
-        },
-    );
+    sim.must(Actor::Service, Command::TopUp { buyer: BuyerId(1), amount: Amount(10_000), currency: cny() });
     // SKU 2 belongs to merchant 2, whose commission is 2.5%.
     let placed = sim.send(
         Actor::Buyer(BuyerId(1)),
         Command::PlaceOrder {
             buyer: BuyerId(1),
-            lines: vec![LineRequest {
-                sku: SkuId(2),
-                quantity: 3,
-            }],
+            lines: vec![LineRequest { sku: SkuId(2), quantity: 3 }],
             reservation_ttl_ms: 60_000,
         },
     );
     assert!(
-        matches!(
-            placed,
-            Ok(Applied::Changed(Outcome::OrderPlaced {
-                total: Amount(3_999),
-                ..
-            }))
-        ),
+        matches!(placed, Ok(Applied::Changed(Outcome::OrderPlaced { total: Amount(3_999), .. }))),
         "{placed:?}"
     );
-    let paid = sim
-        .send(
-            Actor::Buyer(BuyerId(1)),
-            Command::PayOrder { order: OrderId(1) },
-        )
-        .unwrap();
+    let paid = sim.send(Actor::Buyer(BuyerId(1)), Command::PayOrder { order: OrderId(1) }).unwrap();
     assert_eq!(
         paid.outcome(),
-        &Outcome::OrderPaid {
-            order: OrderId(1),
-            total: Amount(3_999),
-            commission: Amount(99)
-        }
+        &Outcome::OrderPaid { order: OrderId(1), total: Amount(3_999), commission: Amount(99) }
     );
     let ledger = sim.state.ledger();
     assert_eq!(ledger.balance(Owner::Buyer(BuyerId(1)), cny()), 6_001);
     assert_eq!(ledger.balance(Owner::Merchant(MerchantId(2)), cny()), 3_900);
     assert_eq!(ledger.balance(Owner::Platform, cny()), 99);
     assert_eq!(ledger.balance(Owner::External, cny()), -10_000);
-    sim.must(
-        Actor::Merchant(MerchantId(2)),
-        Command::RefundOrder {
-            order: OrderId(1),
-            restock: true,
-        },
-    );
+    sim.must(Actor::Merchant(MerchantId(2)), Command::RefundOrder { order: OrderId(1), restock: true });
     let ledger = sim.state.ledger();
     assert_eq!(ledger.balance(Owner::Buyer(BuyerId(1)), cny()), 10_000);
     assert_eq!(ledger.balance(Owner::Merchant(MerchantId(2)), cny()), 0);
@@ -565,39 +373,21 @@ fn payment_moves_money_and_refund_returns_it() {
 #[test]
 fn an_unpaid_order_expires_and_cannot_be_paid() {
     let mut sim = Sim::new();
-    sim.must(
-        Actor::Service,
-        Command::TopUp {
-            buyer: BuyerId(1),
-            amount: Amount(10_000),
-            currency: cny(),
-        },
-    );
+    sim.must(Actor::Service, Command::TopUp { buyer: BuyerId(1), amount: Amount(10_000), currency: cny() });
     sim.must(
         Actor::Service,
         Command::PlaceOrder {
             buyer: BuyerId(1),
-            lines: vec![LineRequest {
-                sku: SkuId(1),
-                quantity: 5,
-            }],
+            lines: vec![LineRequest { sku: SkuId(1), quantity: 5 }],
             reservation_ttl_ms: 1_000,
         },
     );
     assert_eq!(sim.state.sku(SkuId(1)).unwrap().available, 0);
     sim.now += 1_000;
     let late = sim.send(Actor::Service, Command::PayOrder { order: OrderId(1) });
-    assert_eq!(
-        late,
-        Err(CoreError::ReservationExpired {
-            expired_at: Millis(1_001_000)
-        })
-    );
+    assert_eq!(late, Err(CoreError::ReservationExpired { expired_at: Millis(1_001_000) }));
     sim.must(Actor::Service, Command::ExpireReservations);
-    assert_eq!(
-        sim.state.order(OrderId(1)).unwrap().status,
-        OrderStatus::Expired
-    );
+    assert_eq!(sim.state.order(OrderId(1)).unwrap().status, OrderStatus::Expired);
     assert_eq!(sim.state.sku(SkuId(1)).unwrap().available, 5);
 }
 

@@ -21,16 +21,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal I/O on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("journal corrupt in {path} at byte offset {offset}: {why}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        why: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, why: String },
     #[error("record payload of {0} bytes exceeds the limit")]
     RecordTooLarge(usize),
     #[error("replaying record {seq} failed: {why}")]

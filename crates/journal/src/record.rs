@@ -42,7 +42,9 @@ pub enum Decoded<'a> {
     /// The header checksum fails.
     BadHeader,
     /// The header is sound but the payload checksum fails; `len` is the whole record's length.
-    BadPayload { len: usize },
+    BadPayload {
+        len: usize,
+    },
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -86,12 +88,7 @@ pub fn decode(bytes: &[u8]) -> Decoded<'_> {
     if crc32fast::hash(payload) != u32_at(bytes, 24) {
         return Decoded::BadPayload { len };
     }
-    Decoded::Record {
-        seq: u64_at(bytes, 8),
-        batch_first_seq: u64_at(bytes, 16),
-        payload,
-        len,
-    }
+    Decoded::Record { seq: u64_at(bytes, 8), batch_first_seq: u64_at(bytes, 16), payload, len }
 }
 
 #[cfg(test)]
@@ -104,12 +101,7 @@ mod tests {
         encode(&mut buffer, 7, 5, b"hello");
         assert_eq!(
             decode(&buffer),
-            Decoded::Record {
-                seq: 7,
-                batch_first_seq: 5,
-                payload: b"hello",
-                len: 37
-            }
+            Decoded::Record { seq: 7, batch_first_seq: 5, payload: b"hello", len: 37 }
         );
         assert_eq!(sound_header(&buffer), Some((7, 5)));
         assert_eq!(decode(&buffer[..36]), Decoded::Truncated);

@@ -18,9 +18,7 @@ pub struct JournalOptions {
 
 impl Default for JournalOptions {
     fn default() -> Self {
-        JournalOptions {
-            segment_bytes_max: 256 << 20,
-        }
+        JournalOptions { segment_bytes_max: 256 << 20 }
     }
 }
 
@@ -54,10 +52,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
         let path = entry.map_err(io_error(dir))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some(seq) = name
-            .strip_suffix(".journal")
-            .and_then(|s| s.parse::<u64>().ok())
-        {
+        if let Some(seq) = name.strip_suffix(".journal").and_then(|s| s.parse::<u64>().ok()) {
             segments.push((seq, path));
         }
     }
@@ -66,9 +61,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
 }
 
 impl Journal {
@@ -99,21 +92,16 @@ impl Journal {
             let mut offset = 0usize;
             while offset < bytes.len() {
                 match record::decode(&bytes[offset..]) {
-                    Decoded::Record {
-                        seq, payload, len, ..
-                    } => {
+                    Decoded::Record { seq, payload, len, .. } => {
                         if seq != expected_seq {
                             return Err(JournalError::Corrupt {
                                 path: path.clone(),
                                 offset: offset as u64,
-                                why: format!(
-                                    "record {seq} where record {expected_seq} was expected"
-                                ),
+                                why: format!("record {seq} where record {expected_seq} was expected"),
                             });
                         }
                         if seq > after_seq {
-                            on_record(seq, payload)
-                                .map_err(|why| JournalError::Replay { seq, why })?;
+                            on_record(seq, payload).map_err(|why| JournalError::Replay { seq, why })?;
                             recovered.records_replayed += 1;
                         }
                         recovered.last_seq = seq;
@@ -126,7 +114,9 @@ impl Journal {
                             return Err(JournalError::Corrupt {
                                 path: path.clone(),
                                 offset: offset as u64,
-                                why: format!("{damage:?} at record {expected_seq}, with acknowledged data after it"),
+                                why: format!(
+                                    "{damage:?} at record {expected_seq}, with acknowledged data after it"
+                                ),
                             });
                         }
                         let cut = (bytes.len() - offset) as u64;
@@ -136,10 +126,7 @@ impl Journal {
                             bytes = cut,
                             "journal: cutting a torn tail (a write cut short by a crash; never acknowledged)"
                         );
-                        let file = OpenOptions::new()
-                            .write(true)
-                            .open(path)
-                            .map_err(io_error(path))?;
+                        let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
                         file.set_len(offset as u64).map_err(io_error(path))?;
                         file.sync_all().map_err(io_error(path))?;
                         recovered.torn_bytes_cut = cut;
@@ -168,10 +155,7 @@ impl Journal {
                 path
             }
         };
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&file_path)
-            .map_err(io_error(&file_path))?;
+        let file = OpenOptions::new().append(true).open(&file_path).map_err(io_error(&file_path))?;
         let file_bytes = file.metadata().map_err(io_error(&file_path))?.len();
         let journal = Journal {
             dir: dir.to_path_buf(),
@@ -213,9 +197,7 @@ impl Journal {
         if seq == batch_first_seq {
             return Ok(seq - 1);
         }
-        self.file
-            .write_all(&self.buffer)
-            .map_err(io_error(&self.file_path))?;
+        self.file.write_all(&self.buffer).map_err(io_error(&self.file_path))?;
         self.file.sync_data().map_err(io_error(&self.file_path))?;
         self.file_bytes += self.buffer.len() as u64;
         self.next_seq = seq;
@@ -224,11 +206,7 @@ impl Journal {
 
     fn start_segment(&mut self) -> Result<(), JournalError> {
         let path = segment_path(&self.dir, self.next_seq);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
+        let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_error(&path))?;
         sync_dir(&self.dir)?;
         self.file = file;
         self.file_path = path;
@@ -254,8 +232,7 @@ mod tests {
     use super::*;
 
     fn write(dir: &Path, batches: &[&[&[u8]]]) {
-        let (mut journal, _) =
-            Journal::open(dir, JournalOptions::default(), 0, |_, _| Ok(())).unwrap();
+        let (mut journal, _) = Journal::open(dir, JournalOptions::default(), 0, |_, _| Ok(())).unwrap();
         for batch in batches {
             journal.append_batch(batch.iter().copied()).unwrap();
         }
@@ -291,11 +268,8 @@ mod tests {
     #[test]
     fn rotates_segments_and_replays_after_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let options = JournalOptions {
-            segment_bytes_max: 100,
-        };
-        let (mut journal, _) =
-            Journal::open(dir.path(), options.clone(), 0, |_, _| Ok(())).unwrap();
+        let options = JournalOptions { segment_bytes_max: 100 };
+        let (mut journal, _) = Journal::open(dir.path(), options.clone(), 0, |_, _| Ok(())).unwrap();
         for i in 0..10u8 {
             journal.append_batch([&[i; 40][..]]).unwrap();
         }
@@ -316,12 +290,7 @@ mod tests {
         write(dir.path(), &[&[b"first"], &[b"second", b"third"]]);
         let path = only_segment(dir.path());
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(len - 3)
-            .unwrap();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
         let (seen, recovered) = replay(dir.path()).unwrap();
         assert_eq!(seen.len(), 2, "the torn record is dropped, the rest kept");
         assert!(recovered.torn_bytes_cut > 0);
@@ -356,9 +325,7 @@ mod tests {
         bytes[second_at + RECORD_HEADER_BYTES + 2] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         match replay(dir.path()) {
-            Err(JournalError::Corrupt {
-                path: p, offset, ..
-            }) => {
+            Err(JournalError::Corrupt { path: p, offset, .. }) => {
                 assert_eq!(p, path);
                 assert_eq!(offset, second_at as u64);
             }
@@ -369,10 +336,7 @@ mod tests {
         bytes[second_at + RECORD_HEADER_BYTES + 2] ^= 0x01;
         bytes[second_at + 4] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(matches!(
-            replay(dir.path()),
-            Err(JournalError::Corrupt { .. })
-        ));
+        assert!(matches!(replay(dir.path()), Err(JournalError::Corrupt { .. })));
     }
 
     #[test]

@@ -28,9 +28,7 @@ pub struct SnapshotStore {
 impl SnapshotStore {
     pub fn open(dir: &Path) -> Result<SnapshotStore, JournalError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-        Ok(SnapshotStore {
-            dir: dir.to_path_buf(),
-        })
+        Ok(SnapshotStore { dir: dir.to_path_buf() })
     }
 
     fn list(&self) -> Result<Vec<(u64, PathBuf)>, JournalError> {
@@ -55,12 +53,7 @@ impl SnapshotStore {
         for (seq, path) in self.list()?.into_iter().rev() {
             let bytes = std::fs::read(&path).map_err(io_error(&path))?;
             match decode(&bytes, seq) {
-                Some(payload) => {
-                    return Ok(Some(Snapshot {
-                        seq,
-                        bytes: payload.to_vec(),
-                    }))
-                }
+                Some(payload) => return Ok(Some(Snapshot { seq, bytes: payload.to_vec() })),
                 None => tracing::warn!(path = %path.display(), "snapshot damaged; skipping it"),
             }
         }
@@ -80,9 +73,7 @@ impl SnapshotStore {
         file.write_all(state).map_err(io_error(&tmp))?;
         file.sync_all().map_err(io_error(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(&self.dir))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error(&self.dir))?;
         let all = self.list()?;
         for (_, old) in all.iter().take(all.len().saturating_sub(SNAPSHOTS_KEPT)) {
             std::fs::remove_file(old).map_err(io_error(old))?;
@@ -121,10 +112,7 @@ mod tests {
         }
         assert_eq!(store.list().unwrap().len(), SNAPSHOTS_KEPT);
         let latest = store.latest().unwrap().unwrap();
-        assert_eq!(
-            (latest.seq, latest.bytes.as_slice()),
-            (30, &b"state 30"[..])
-        );
+        assert_eq!((latest.seq, latest.bytes.as_slice()), (30, &b"state 30"[..]));
         // Damage the newest: the one before it is used.
         let newest = store.list().unwrap().pop().unwrap().1;
         let mut bytes = std::fs::read(&newest).unwrap();

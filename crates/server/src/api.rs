@@ -1,0 +1,787 @@
+//! The HTTP API under `/v1`: one handler per route, each documented for OpenAPI by its
+//! `#[utoipa::path]` and registered with `routes!`, so the document and the router cannot drift.
+
+use crate::auth::{hash_secret, new_secret};
+use crate::config::Config;
+use crate::engine::{EngineHandle, Item};
+use crate::error::{ApiError, ErrorBody};
+use crate::views::*;
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::{header, request::Parts, StatusCode};
+use axum::Json;
+use elevens_core::limits::WALLET_ENTRIES_MAX;
+use elevens_core::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: EngineHandle,
+    pub config: Arc<Config>,
+}
+
+/// `axum::Json`, with its rejections answered as [`ApiError`]s.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct AppJson<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct AppPath<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct AppQuery<T>(pub T);
+
+/// The actor behind the request's API key (`Authorization: Bearer <key>` or `X-Api-Key`).
+pub struct Auth(pub Actor);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Auth, ApiError> {
+        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let secret = header(header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| header("x-api-key"))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "send an API key: Authorization: Bearer <key>",
+                )
+            })?;
+        app.engine.keys.authenticate(secret.trim()).map(Auth).ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "unknown or revoked API key")
+        })
+    }
+}
+
+/// The longest accepted `Idempotency-Key`, in bytes.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 200;
+
+/// The `Idempotency-Key` header, required on every state-changing request.
+pub struct IdempotencyKey(pub String);
+
+fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "an idempotency key is 1 to 200 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<IdempotencyKey, ApiError> {
+        let key = parts
+            .headers
+            .get("idempotency-key")
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "idempotency_key_required",
+                    "send an Idempotency-Key header with every change",
+                )
+            })?
+            .to_str()
+            .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "not visible ASCII"))?;
+        check_idempotency_key(key)?;
+        Ok(IdempotencyKey(key.to_owned()))
+    }
+}
+
+/// Scopes a client's key to its actor (two tenants never share a key) and fingerprints the
+/// command (a key reused for another command is refused). BLAKE3, so no client can aim a key at
+/// another actor's entry.
+fn idempotency(actor: Actor, key: &str, command: &Command) -> Idempotency {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&postcard::to_stdvec(&actor).unwrap_or_default());
+    hasher.update(key.as_bytes());
+    let mut scoped = [0u8; 16];
+    scoped.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    let fingerprint = xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(command).unwrap_or_default());
+    Idempotency { key: u128::from_le_bytes(scoped), fingerprint }
+}
+
+async fn submit(app: &AppState, items: Vec<Item>) -> Result<Vec<Result<View, CoreError>>, ApiError> {
+    let rx = app.engine.submit(items).map_err(|_| ApiError::overloaded())?;
+    rx.await.map_err(|_| ApiError::shutting_down())
+}
+
+async fn submit_one(app: &AppState, item: Item) -> Result<View, ApiError> {
+    let mut results = submit(app, vec![item]).await?;
+    results.pop().ok_or_else(ApiError::shutting_down)?.map_err(ApiError::from)
+}
+
+type Answer = Result<(StatusCode, Json<View>), ApiError>;
+
+async fn write(
+    app: &AppState,
+    actor: Actor,
+    key: &IdempotencyKey,
+    command: Command,
+    status: StatusCode,
+) -> Answer {
+    let idempotency = Some(idempotency(actor, &key.0, &command));
+    let view = submit_one(app, Item::Write { actor, idempotency, command }).await?;
+    Ok((status, Json(view)))
+}
+
+async fn read(app: &AppState, actor: Actor, query: Query) -> Answer {
+    Ok((StatusCode::OK, Json(submit_one(app, Item::Read { actor, query }).await?)))
+}
+
+fn currency(code: &str) -> Result<Currency, ApiError> {
+    Currency::parse(code).ok_or_else(|| {
+        ApiError::bad_request("invalid_currency", "a currency is an ISO 4217 code such as CNY")
+    })
+}
+
+// ---- requests ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleName {
+    Admin,
+    Service,
+    Merchant,
+    Buyer,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    pub role: RoleName,
+    /// Required for the `merchant` role.
+    pub merchant_id: Option<u64>,
+    /// Required for the `buyer` role.
+    pub buyer_id: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMerchantRequest {
+    pub name: String,
+    /// The platform's commission in basis points; the server's default if absent.
+    pub commission_bps: Option<u16>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBuyerRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSkuRequest {
+    pub merchant_id: u64,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Minor units (fen, cents).
+    pub price: u64,
+    pub currency: String,
+    /// Initial stock.
+    pub stock: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestockRequest {
+    pub quantity: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    /// Minor units.
+    pub amount: u64,
+    pub currency: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaignRequest {
+    pub sku_id: u64,
+    pub flash_price: u64,
+    pub currency: String,
+    pub quantity: u64,
+    /// Milliseconds since the Unix epoch.
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub per_buyer_limit: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequestBody {
+    pub sku_id: u64,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    pub buyer_id: u64,
+    pub lines: Vec<LineRequestBody>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// Put the units back on sale.
+    #[serde(default)]
+    pub restock: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WalletParams {
+    /// How many of the newest entries to show (at most 1000; default 20).
+    pub entries: Option<usize>,
+}
+
+impl CreateSkuRequest {
+    fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::CreateSku(NewSku {
+            merchant: MerchantId(self.merchant_id),
+            title: self.title,
+            description: self.description,
+            price: Amount(self.price),
+            currency: currency(&self.currency)?,
+            initial_stock: self.stock,
+        }))
+    }
+}
+
+impl CreateCampaignRequest {
+    fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::CreateCampaign(NewCampaign {
+            sku: SkuId(self.sku_id),
+            flash_price: Amount(self.flash_price),
+            currency: currency(&self.currency)?,
+            quantity: self.quantity,
+            starts_at: Millis(self.starts_at),
+            ends_at: Millis(self.ends_at),
+            per_buyer_limit: self.per_buyer_limit,
+        }))
+    }
+}
+
+impl PlaceOrderRequest {
+    fn command(self, config: &Config) -> Command {
+        Command::PlaceOrder {
+            buyer: BuyerId(self.buyer_id),
+            lines: self
+                .lines
+                .into_iter()
+                .map(|l| LineRequest { sku: SkuId(l.sku_id), quantity: l.quantity })
+                .collect(),
+            reservation_ttl_ms: config.reservation_ttl_ms,
+        }
+    }
+}
+
+fn top_up(buyer: u64, request: TopUpRequest) -> Result<Command, ApiError> {
+    Ok(Command::TopUp {
+        buyer: BuyerId(buyer),
+        amount: Amount(request.amount),
+        currency: currency(&request.currency)?,
+    })
+}
+
+// ---- handlers ----
+
+const CREATED: StatusCode = StatusCode::CREATED;
+const OK: StatusCode = StatusCode::OK;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Create an API key (admin). The secret is in the answer, once.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "admin", request_body = CreateApiKeyRequest,
+    responses((status = 201, body = ApiKeyView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_api_key(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateApiKeyRequest>,
+) -> Answer {
+    let acts_as = match (request.role, request.merchant_id, request.buyer_id) {
+        (RoleName::Admin, None, None) => Actor::Admin,
+        (RoleName::Service, None, None) => Actor::Service,
+        (RoleName::Merchant, Some(m), None) => Actor::Merchant(MerchantId(m)),
+        (RoleName::Buyer, None, Some(b)) => Actor::Buyer(BuyerId(b)),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_role",
+                "merchant keys need merchant_id, buyer keys need buyer_id, other roles neither",
+            ))
+        }
+    };
+    // The fingerprint leaves the secret out, so a repeat matches the first request; a repeat
+    // answers the key's id without the secret, which only the first answer carries.
+    let secret = new_secret();
+    let command = Command::CreateApiKey { acts_as, secret_sha256: hash_secret(&secret) };
+    let idem = Some(idempotency(actor, &key.0, &Command::CreateApiKey { acts_as, secret_sha256: [0; 32] }));
+    let view = submit_one(&app, Item::Write { actor, idempotency: idem, command }).await?;
+    let View::ApiKey(mut view) = view else { return Err(ApiError::shutting_down()) };
+    if app.engine.keys.authenticate(&secret).is_some() {
+        view.key = Some(secret);
+    }
+    Ok((CREATED, Json(View::ApiKey(view))))
+}
+
+/// Revoke an API key (admin).
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "admin",
+    responses((status = 200, body = ApiKeyView), (status = "4XX", body = ErrorBody)))]
+pub async fn revoke_api_key(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::RevokeApiKey { key: ApiKeyId(id) }, OK).await
+}
+
+/// Create a merchant (admin).
+#[utoipa::path(post, path = "/v1/merchants", tag = "catalogue", request_body = CreateMerchantRequest,
+    responses((status = 201, body = MerchantView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_merchant(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateMerchantRequest>,
+) -> Answer {
+    let commission_bps = request.commission_bps.unwrap_or(app.config.default_commission_bps);
+    write(&app, actor, &key, Command::CreateMerchant { name: request.name, commission_bps }, CREATED).await
+}
+
+/// A merchant.
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "catalogue",
+    responses((status = 200, body = MerchantView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_merchant(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Merchant(MerchantId(id))).await
+}
+
+/// A merchant's wallet: balances per currency and the newest ledger entries.
+#[utoipa::path(get, path = "/v1/merchants/{id}/wallet", tag = "wallets", params(WalletParams),
+    responses((status = 200, body = WalletView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_merchant_wallet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+    AppQuery(params): AppQuery<WalletParams>,
+) -> Answer {
+    read(&app, actor, wallet(Owner::Merchant(MerchantId(id)), params)).await
+}
+
+fn wallet(owner: Owner, params: WalletParams) -> Query {
+    Query::Wallet { owner, entries_max: params.entries.unwrap_or(20).min(WALLET_ENTRIES_MAX) }
+}
+
+/// Create a buyer (admin, service).
+#[utoipa::path(post, path = "/v1/buyers", tag = "wallets", request_body = CreateBuyerRequest,
+    responses((status = 201, body = BuyerView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_buyer(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateBuyerRequest>,
+) -> Answer {
+    write(&app, actor, &key, Command::CreateBuyer { name: request.name }, CREATED).await
+}
+
+/// A buyer.
+#[utoipa::path(get, path = "/v1/buyers/{id}", tag = "wallets",
+    responses((status = 200, body = BuyerView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_buyer(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Buyer(BuyerId(id))).await
+}
+
+/// Top up a buyer's wallet from the external funding account.
+#[utoipa::path(post, path = "/v1/buyers/{id}/top-ups", tag = "wallets", request_body = TopUpRequest,
+    responses((status = 201, body = TopUpView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_top_up(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<TopUpRequest>,
+) -> Answer {
+    write(&app, actor, &key, top_up(id, request)?, CREATED).await
+}
+
+/// A buyer's wallet: balances per currency and the newest ledger entries.
+#[utoipa::path(get, path = "/v1/buyers/{id}/wallet", tag = "wallets", params(WalletParams),
+    responses((status = 200, body = WalletView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_buyer_wallet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+    AppQuery(params): AppQuery<WalletParams>,
+) -> Answer {
+    read(&app, actor, wallet(Owner::Buyer(BuyerId(id)), params)).await
+}
+
+/// The platform's commission account (admin).
+#[utoipa::path(get, path = "/v1/platform/wallet", tag = "wallets", params(WalletParams),
+    responses((status = 200, body = WalletView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_platform_wallet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<WalletParams>,
+) -> Answer {
+    read(&app, actor, wallet(Owner::Platform, params)).await
+}
+
+/// Create a SKU (admin, or the merchant itself).
+#[utoipa::path(post, path = "/v1/skus", tag = "catalogue", request_body = CreateSkuRequest,
+    responses((status = 201, body = SkuView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_sku(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateSkuRequest>,
+) -> Answer {
+    write(&app, actor, &key, request.command()?, CREATED).await
+}
+
+/// A SKU with its inventory: available, reserved, sold.
+#[utoipa::path(get, path = "/v1/skus/{id}", tag = "catalogue",
+    responses((status = 200, body = SkuView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_sku(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Sku(SkuId(id))).await
+}
+
+/// Add stock to a SKU.
+#[utoipa::path(post, path = "/v1/skus/{id}/restock", tag = "catalogue", request_body = RestockRequest,
+    responses((status = 200, body = RestockView), (status = "4XX", body = ErrorBody)))]
+pub async fn restock(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<RestockRequest>,
+) -> Answer {
+    write(&app, actor, &key, Command::Restock { sku: SkuId(id), quantity: request.quantity }, OK).await
+}
+
+/// Create a flash-sale campaign on a SKU.
+#[utoipa::path(post, path = "/v1/campaigns", tag = "promotions", request_body = CreateCampaignRequest,
+    responses((status = 201, body = CampaignView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_campaign(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateCampaignRequest>,
+) -> Answer {
+    write(&app, actor, &key, request.command()?, CREATED).await
+}
+
+/// A campaign, with the server's time for the countdown.
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "promotions",
+    responses((status = 200, body = CampaignView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_campaign(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Campaign(CampaignId(id))).await
+}
+
+/// Place an order: reserves the stock until the order is paid, cancelled or expires.
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrderRequest,
+    responses((status = 201, body = OrderView), (status = "4XX", body = ErrorBody)))]
+pub async fn place_order(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<PlaceOrderRequest>,
+) -> Answer {
+    let command = request.command(&app.config);
+    write(&app, actor, &key, command, CREATED).await
+}
+
+/// An order.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders",
+    responses((status = 200, body = OrderView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_order(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Order(OrderId(id))).await
+}
+
+/// Pay an order from the buyer's wallet: merchant and platform are credited atomically.
+#[utoipa::path(post, path = "/v1/orders/{id}/pay", tag = "orders",
+    responses((status = 200, body = OrderView), (status = "4XX", body = ErrorBody)))]
+pub async fn pay_order(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::PayOrder { order: OrderId(id) }, OK).await
+}
+
+/// Cancel an unpaid order; its stock is released.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
+    responses((status = 200, body = OrderView), (status = "4XX", body = ErrorBody)))]
+pub async fn cancel_order(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::CancelOrder { order: OrderId(id) }, OK).await
+}
+
+/// Refund a paid order (admin or its merchant); the merchant chooses whether to restock.
+#[utoipa::path(post, path = "/v1/orders/{id}/refund", tag = "orders", request_body = RefundRequest,
+    responses((status = 200, body = OrderView), (status = "4XX", body = ErrorBody)))]
+pub async fn refund_order(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<RefundRequest>,
+) -> Answer {
+    write(&app, actor, &key, Command::RefundOrder { order: OrderId(id), restock: request.restock }, OK).await
+}
+
+/// Release every reservation that is due now (the engine also does this by itself).
+#[utoipa::path(post, path = "/v1/reservations/expire", tag = "orders",
+    responses((status = 200, body = ExpiredView), (status = "4XX", body = ErrorBody)))]
+pub async fn expire_reservations(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+) -> Answer {
+    write(&app, actor, &key, Command::ExpireReservations, OK).await
+}
+
+/// Check every invariant and return the digest of the whole state (admin).
+#[utoipa::path(get, path = "/v1/audit", tag = "ops",
+    responses((status = 200, body = AuditView), (status = "4XX", body = ErrorBody)))]
+pub async fn audit(axum::extract::State(app): axum::extract::State<AppState>, Auth(actor): Auth) -> Answer {
+    read(&app, actor, Query::Audit).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub commands: Vec<BatchItem>,
+}
+
+/// One command of a batch: `op` names it, `params` are the fields of the single endpoint's
+/// body plus the id that endpoint takes from its path (`order_id`, `sku_id`, `buyer_id`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    /// create_buyer, create_sku, restock, top_up, create_campaign, place_order, pay_order,
+    /// cancel_order, refund_order.
+    pub op: String,
+    pub idempotency_key: String,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// The HTTP status the single endpoint would have answered.
+    pub status: u16,
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    pub results: Vec<BatchResult>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderParams {
+    order_id: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundParams {
+    order_id: u64,
+    #[serde(default)]
+    restock: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestockParams {
+    sku_id: u64,
+    quantity: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopUpParams {
+    buyer_id: u64,
+    amount: u64,
+    currency: String,
+}
+
+fn params<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()))
+}
+
+/// A batch item as a command, and the status its single endpoint answers on success.
+fn batch_command(item: BatchItem, config: &Config) -> Result<(Command, StatusCode), ApiError> {
+    let p = item.params;
+    Ok(match item.op.as_str() {
+        "create_buyer" => (Command::CreateBuyer { name: params::<CreateBuyerRequest>(p)?.name }, CREATED),
+        "create_sku" => (params::<CreateSkuRequest>(p)?.command()?, CREATED),
+        "restock" => {
+            let r: RestockParams = params(p)?;
+            (Command::Restock { sku: SkuId(r.sku_id), quantity: r.quantity }, OK)
+        }
+        "top_up" => {
+            let t: TopUpParams = params(p)?;
+            (top_up(t.buyer_id, TopUpRequest { amount: t.amount, currency: t.currency })?, CREATED)
+        }
+        "create_campaign" => (params::<CreateCampaignRequest>(p)?.command()?, CREATED),
+        "place_order" => (params::<PlaceOrderRequest>(p)?.command(config), CREATED),
+        "pay_order" => (Command::PayOrder { order: OrderId(params::<OrderParams>(p)?.order_id) }, OK),
+        "cancel_order" => (Command::CancelOrder { order: OrderId(params::<OrderParams>(p)?.order_id) }, OK),
+        "refund_order" => {
+            let r: RefundParams = params(p)?;
+            (Command::RefundOrder { order: OrderId(r.order_id), restock: r.restock }, OK)
+        }
+        other => return Err(ApiError::bad_request("unknown_op", format!("no batch operation {other:?}"))),
+    })
+}
+
+fn error_result(error: ApiError) -> BatchResult {
+    BatchResult { status: error.status.as_u16(), body: serde_json::to_value(&error.body).unwrap_or_default() }
+}
+
+/// Many commands in one request; each gets its own result, in order. Commands are applied in
+/// order and made durable together (one fsync).
+#[utoipa::path(post, path = "/v1/batch", tag = "orders", request_body = BatchRequest,
+    responses((status = 200, body = BatchResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn batch(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppJson(request): AppJson<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    if request.commands.len() > app.config.batch_commands_max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch carries at most {} commands", app.config.batch_commands_max),
+        ));
+    }
+    let mut prepared: Vec<Result<StatusCode, ApiError>> = Vec::with_capacity(request.commands.len());
+    let mut items = Vec::with_capacity(request.commands.len());
+    for item in request.commands {
+        let key = item.idempotency_key.clone();
+        let parsed = check_idempotency_key(&key).and_then(|()| batch_command(item, &app.config));
+        prepared.push(parsed.map(|(command, status)| {
+            let idempotency = Some(idempotency(actor, &key, &command));
+            items.push(Item::Write { actor, idempotency, command });
+            status
+        }));
+    }
+    let mut outcomes = submit(&app, items).await?.into_iter();
+    let results = prepared
+        .into_iter()
+        .map(|p| match p {
+            Err(error) => error_result(error),
+            Ok(status) => match outcomes.next() {
+                Some(Ok(view)) => BatchResult {
+                    status: status.as_u16(),
+                    body: serde_json::to_value(&view).unwrap_or_default(),
+                },
+                Some(Err(error)) => error_result(error.into()),
+                None => error_result(ApiError::shutting_down()),
+            },
+        })
+        .collect();
+    Ok(Json(BatchResponse { results }))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "elevens", description = "The transaction core of a marketplace: catalogue, inventory, orders, flash sales and an Alipay-style ledger."),
+    modifiers(&BearerAuth),
+    security(("api_key" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route and its OpenAPI document, built together.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(create_api_key))
+        .routes(routes!(revoke_api_key))
+        .routes(routes!(create_merchant))
+        .routes(routes!(get_merchant))
+        .routes(routes!(get_merchant_wallet))
+        .routes(routes!(create_buyer))
+        .routes(routes!(get_buyer))
+        .routes(routes!(create_top_up))
+        .routes(routes!(get_buyer_wallet))
+        .routes(routes!(get_platform_wallet))
+        .routes(routes!(create_sku))
+        .routes(routes!(get_sku))
+        .routes(routes!(restock))
+        .routes(routes!(create_campaign))
+        .routes(routes!(get_campaign))
+        .routes(routes!(place_order))
+        .routes(routes!(get_order))
+        .routes(routes!(pay_order))
+        .routes(routes!(cancel_order))
+        .routes(routes!(refund_order))
+        .routes(routes!(expire_reservations))
+        .routes(routes!(audit))
+        .routes(routes!(batch))
+}

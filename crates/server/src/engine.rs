@@ -1,0 +1,305 @@
+//! The sequencer and the journal writer: the only two threads that touch the state and the disk.
+//!
+//! ```text
+//! gateway ──Submission──▶ sequencer thread ──Durable──▶ journal thread ──replies──▶ gateway
+//!          (bounded)      stamps time, applies          writes the batch, one
+//!                         commands in order,            fdatasync, then sends
+//!                         renders replies               every reply of the batch
+//! ```
+//!
+//! The state machine runs on one thread, the disk on the other, so applying batch N+1 overlaps
+//! the fsync of batch N (2 cores: one each). A reply leaves only after its batch is durable, and
+//! reads wait with the writes of their batch, so nothing is ever seen before it is durable.
+
+use crate::auth::KeyCache;
+use crate::config::Config;
+use crate::views::{self, Query, View};
+use elevens_core::{Actor, Applied, Command, CoreError, Envelope, Idempotency, Millis, State};
+use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// One request for the sequencer.
+pub enum Item {
+    Write { actor: Actor, idempotency: Option<Idempotency>, command: Command },
+    Read { actor: Actor, query: Query },
+}
+
+pub type ItemResult = Result<View, CoreError>;
+
+/// Items that are applied together, in order, with one reply once they are durable.
+pub struct Submission {
+    pub items: Vec<Item>,
+    pub reply: tokio::sync::oneshot::Sender<Vec<ItemResult>>,
+}
+
+/// A group commit: what the journal thread makes durable before it sends the replies.
+struct Durable {
+    records: Vec<Vec<u8>>,
+    replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>)>,
+    snapshot: Option<(u64, Vec<u8>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("snapshot {seq} does not decode: {why}")]
+    Snapshot { seq: u64, why: String },
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the data directory {0} is in use by another elevens process")]
+    Locked(String),
+}
+
+/// Takes the data directory's lock file for as long as the returned file lives, so that two
+/// processes never write one journal.
+pub fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StartError> {
+    let error = |source| StartError::DataDir { path: data_dir.display().to_string(), source };
+    std::fs::create_dir_all(data_dir).map_err(error)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join("LOCK"))
+        .map_err(error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked(data_dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(error(e)),
+    }
+}
+
+/// What recovery found, for the start-up log.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    pub snapshot_seq: Option<u64>,
+    pub journal: Recovered,
+    pub digest: String,
+}
+
+pub fn now_ms() -> Millis {
+    Millis(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+}
+
+pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
+    postcard::to_stdvec(envelope).unwrap_or_default()
+}
+
+/// Rebuilds the state from the data directory: the latest sound snapshot (unless
+/// `use_snapshot` is false, then from empty) and the journal after it.
+pub fn recover(
+    data_dir: &Path,
+    options: JournalOptions,
+    use_snapshot: bool,
+) -> Result<(State, Journal, RecoveryReport), StartError> {
+    let snapshots = SnapshotStore::open(&data_dir.join("snapshots"))?;
+    let mut report = RecoveryReport::default();
+    let mut state = State::new();
+    if use_snapshot {
+        if let Some(snapshot) = snapshots.latest()? {
+            state = State::decode(&snapshot.bytes)
+                .map_err(|e| StartError::Snapshot { seq: snapshot.seq, why: e.to_string() })?;
+            report.snapshot_seq = Some(snapshot.seq);
+        }
+    }
+    let after = state.applied();
+    let (journal, recovered) = Journal::open(&data_dir.join("journal"), options, after, |seq, payload| {
+        let envelope: Envelope = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
+        match state.apply(&envelope) {
+            Ok(Applied::Changed(_)) if state.applied() == seq => Ok(()),
+            other => Err(format!("replay diverged from the journal: {other:?}")),
+        }
+    })?;
+    report.journal = recovered;
+    report.digest = state.digest();
+    Ok((state, journal, report))
+}
+
+/// The running engine. Dropping every clone of `handle` stops the threads.
+pub struct Engine {
+    pub handle: EngineHandle,
+    threads: Vec<JoinHandle<()>>,
+    _lock: std::fs::File,
+}
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: crossbeam_channel::Sender<Submission>,
+    pub keys: Arc<KeyCache>,
+}
+
+/// The sequencer's queue is full: answer 503 with Retry-After.
+#[derive(Debug)]
+pub struct Overloaded;
+
+impl EngineHandle {
+    /// Queues items for the sequencer without waiting; the receiver yields once they are durable.
+    pub fn submit(
+        &self,
+        items: Vec<Item>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Overloaded> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx.try_send(Submission { items, reply }).map_err(|_| Overloaded)?;
+        Ok(rx)
+    }
+}
+
+impl Engine {
+    pub fn start(config: &Config) -> Result<(Engine, RecoveryReport), StartError> {
+        let lock = lock_data_dir(&config.data_dir)?;
+        let options = JournalOptions { segment_bytes_max: config.segment_bytes_max };
+        let (state, journal, report) = recover(&config.data_dir, options, true)?;
+        let snapshots = SnapshotStore::open(&config.data_dir.join("snapshots"))?;
+        let keys = Arc::new(KeyCache::from_state(&state));
+        let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
+        // Two batches in flight at most: one being applied, one being fsync'd.
+        let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
+        let sequencer = Sequencer {
+            state,
+            keys: keys.clone(),
+            group_commit_commands_max: config.group_commit_commands_max,
+            snapshot_every_commands: config.snapshot_every_commands,
+        };
+        let threads = vec![
+            std::thread::Builder::new()
+                .name("sequencer".into())
+                .spawn(move || sequencer.run(rx, durable_tx))
+                .expect("spawn the sequencer thread"),
+            std::thread::Builder::new()
+                .name("journal".into())
+                .spawn(move || run_journal(journal, snapshots, durable_rx))
+                .expect("spawn the journal thread"),
+        ];
+        Ok((Engine { handle: EngineHandle { tx, keys }, threads, _lock: lock }, report))
+    }
+
+    /// Stops accepting work, lets the last batch become durable, and joins the threads.
+    pub fn shutdown(self) {
+        drop(self.handle);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Sequencer {
+    state: State,
+    keys: Arc<KeyCache>,
+    group_commit_commands_max: usize,
+    snapshot_every_commands: u64,
+}
+
+impl Sequencer {
+    fn run(
+        mut self,
+        rx: crossbeam_channel::Receiver<Submission>,
+        durable: crossbeam_channel::Sender<Durable>,
+    ) {
+        let mut last_snapshot = self.state.applied();
+        loop {
+            // Wake at least every 250 ms, so reservations expire on an idle engine too.
+            let first = match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(submission) => Some(submission),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
+            let at = now_ms().max(self.state.clock());
+            let mut batch = Durable { records: Vec::new(), replies: Vec::new(), snapshot: None };
+            if self.state.next_expiry().is_some_and(|due| due <= at) {
+                let tick = Envelope {
+                    actor: Actor::Admin,
+                    idempotency: None,
+                    at,
+                    command: Command::ExpireReservations,
+                };
+                if let Err(error) = self.write(&tick, &mut batch.records) {
+                    tracing::error!(%error, "reservation expiry refused");
+                }
+            }
+            let mut commands = 0;
+            let mut next = first;
+            while let Some(submission) = next {
+                commands += submission.items.len();
+                let results = submission
+                    .items
+                    .into_iter()
+                    .map(|item| self.execute(item, at, &mut batch.records))
+                    .collect();
+                batch.replies.push((submission.reply, results));
+                if commands >= self.group_commit_commands_max {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            if self.state.applied() - last_snapshot >= self.snapshot_every_commands {
+                last_snapshot = self.state.applied();
+                batch.snapshot = Some((last_snapshot, self.state.encode()));
+            }
+            if batch.records.is_empty() && batch.replies.is_empty() && batch.snapshot.is_none() {
+                continue;
+            }
+            if durable.send(batch).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn execute(&mut self, item: Item, at: Millis, records: &mut Vec<Vec<u8>>) -> ItemResult {
+        match item {
+            Item::Read { actor, query } => views::query(&self.state, actor, &query, at),
+            Item::Write { actor, idempotency, command } => {
+                let envelope = Envelope { actor, idempotency, at, command };
+                let outcome = self.write(&envelope, records)?;
+                views::outcome(&self.state, &outcome, at)
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+        envelope: &Envelope,
+        records: &mut Vec<Vec<u8>>,
+    ) -> Result<elevens_core::Outcome, CoreError> {
+        let applied = self.state.apply(envelope)?;
+        if applied.changed() {
+            records.push(encode_envelope(envelope));
+            self.keys.observe(&self.state, applied.outcome());
+        }
+        Ok(match applied {
+            Applied::Changed(o) | Applied::Repeated(o) => o,
+        })
+    }
+}
+
+fn run_journal(mut journal: Journal, snapshots: SnapshotStore, rx: crossbeam_channel::Receiver<Durable>) {
+    while let Ok(first) = rx.recv() {
+        // If the disk fell behind, fold every waiting batch into this fsync.
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        let records = batches.iter().flat_map(|b| b.records.iter().map(Vec::as_slice));
+        if let Err(error) = journal.append_batch(records) {
+            // What reached the disk is unknown and the state is ahead of it: stop now, unacknowledged,
+            // and let recovery decide on restart.
+            tracing::error!(%error, "journal write failed; stopping");
+            std::process::abort();
+        }
+        for batch in batches {
+            for (reply, results) in batch.replies {
+                let _ = reply.send(results);
+            }
+            if let Some((seq, bytes)) = batch.snapshot {
+                match snapshots.write(seq, &bytes) {
+                    Ok(()) => tracing::info!(seq, bytes = bytes.len(), "snapshot written"),
+                    Err(error) => {
+                        tracing::warn!(%error, "snapshot failed; the journal still has every record")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The one place where errors become HTTP answers: `{"code", "message"}` with a stable code.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use elevens_core::{CoreError, ErrorKind};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: match on this.
+    pub code: String,
+    /// For humans; may change between versions.
+    pub message: String,
+    /// Extra figures for some codes (e.g. `starts_in_ms` for `campaign_not_started`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    pub retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody { code: code.to_owned(), message: message.into(), details: None },
+            retry_after_s: None,
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn overloaded() -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the sequencer queue is full; retry after the delay in Retry-After",
+        );
+        e.retry_after_s = Some(1);
+        e
+    }
+
+    pub fn shutting_down() -> ApiError {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the engine is stopping");
+        e.retry_after_s = Some(1);
+        e
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> ApiError {
+        let status = match error.kind() {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+        };
+        let details = match &error {
+            CoreError::CampaignNotStarted { campaign, starts_in_ms } => {
+                Some(serde_json::json!({ "campaign_id": campaign.0, "starts_in_ms": starts_in_ms }))
+            }
+            CoreError::CampaignSoldOut { campaign, remaining } => {
+                Some(serde_json::json!({ "campaign_id": campaign.0, "remaining": remaining }))
+            }
+            CoreError::InsufficientStock { available } => Some(serde_json::json!({ "available": available })),
+            _ => None,
+        };
+        let mut e = ApiError::new(status, error.code(), error.to_string());
+        e.body.details = details;
+        e
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let (status, code) = match &rejection {
+            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            JsonRejection::BytesRejection(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_body"),
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

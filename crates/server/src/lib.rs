@@ -1,0 +1,113 @@
+//! elevens-server: the imperative shell around the state machine.
+//!
+//! The gateway (axum: auth, limits, JSON) turns requests into commands; the sequencer
+//! ([`engine`]) stamps them with time, applies them in order on one thread, and hands each batch to
+//! the journal thread, which makes it durable with one fsync before any reply leaves. This crate
+//! must never decide a business rule: those live in `elevens-core`, so replay sees them too.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod views;
+
+use crate::api::AppState;
+use crate::auth::{hash_secret, new_secret};
+use crate::config::Config;
+use crate::engine::{Engine, Item};
+use crate::error::ApiError;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use elevens_core::{Actor, Command};
+use std::future::Future;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The axum router with every route, the OpenAPI document and the JSON fallbacks.
+pub fn router(app: AppState) -> Router {
+    let (router, openapi) = api::routes().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let body_limit = app.config.request_bytes_max;
+    router
+        .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+/// Registers the first admin key, once, on a new data directory. The secret is written to
+/// `<data>/admin.key` (mode 0600) *before* it is journaled, so a crash in between never leaves
+/// a key nobody knows. Returns the secret when it was created now.
+async fn bootstrap_admin_key(engine: &Engine, data_dir: &Path) -> anyhow::Result<Option<String>> {
+    if !engine.handle.keys.is_empty() {
+        return Ok(None);
+    }
+    let path = data_dir.join("admin.key");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(existing) if !existing.trim().is_empty() => existing.trim().to_owned(),
+        _ => {
+            let secret = new_secret();
+            write_private(&path, &secret)?;
+            secret
+        }
+    };
+    let command = Command::CreateApiKey { acts_as: Actor::Admin, secret_sha256: hash_secret(&secret) };
+    let rx = engine
+        .handle
+        .submit(vec![Item::Write { actor: Actor::Admin, idempotency: None, command }])
+        .map_err(|_| anyhow::anyhow!("engine overloaded at start-up"))?;
+    let results = rx.await?;
+    if let Some(Err(error)) = results.into_iter().next() {
+        anyhow::bail!("registering the admin key failed: {error}");
+    }
+    Ok(Some(secret))
+}
+
+fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Recovers the engine from `config.data_dir`, serves the API until `shutdown` resolves, then
+/// lets the last batch become durable and stops.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let (engine, report) = Engine::start(&config)?;
+    tracing::info!(
+        snapshot = ?report.snapshot_seq,
+        replayed = report.journal.records_replayed,
+        last_record = report.journal.last_seq,
+        torn_bytes_cut = report.journal.torn_bytes_cut,
+        digest = %report.digest,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    if let Some(secret) = bootstrap_admin_key(&engine, &config.data_dir).await? {
+        println!("admin key (shown once, also in {}): {secret}", config.data_dir.join("admin.key").display());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
+    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config) };
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    tokio::task::spawn_blocking(move || engine.shutdown()).await?;
+    Ok(())
+}

@@ -1,0 +1,434 @@
+//! What the API shows: read queries and the rendering of outcomes, run on the sequencer thread
+//! against the state, and the JSON shapes they produce.
+//!
+//! A write's answer is rendered from its [`Outcome`] plus fields that never change once written
+//! (an order's lines, a transfer), so a repeated idempotency key gets the first answer again.
+
+use elevens_core::ledger::Account;
+use elevens_core::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A read, checked against the actor's rights on the sequencer thread.
+#[derive(Clone, Debug)]
+pub enum Query {
+    Merchant(MerchantId),
+    Buyer(BuyerId),
+    Sku(SkuId),
+    Campaign(CampaignId),
+    Order(OrderId),
+    Wallet { owner: Owner, entries_max: usize },
+    Audit,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum View {
+    ApiKey(ApiKeyView),
+    Merchant(MerchantView),
+    Buyer(BuyerView),
+    Sku(SkuView),
+    Restocked(RestockView),
+    TopUp(TopUpView),
+    Campaign(CampaignView),
+    Order(OrderView),
+    Expired(ExpiredView),
+    Wallet(WalletView),
+    Audit(AuditView),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub api_key_id: u64,
+    pub role: &'static str,
+    pub merchant_id: Option<u64>,
+    pub buyer_id: Option<u64>,
+    pub revoked: bool,
+    /// The secret, shown once, in the answer that creates the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MerchantView {
+    pub merchant_id: u64,
+    pub name: String,
+    pub commission_bps: u16,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuyerView {
+    pub buyer_id: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SkuView {
+    pub sku_id: u64,
+    pub merchant_id: u64,
+    pub title: String,
+    pub description: String,
+    /// Minor units.
+    pub price: u64,
+    pub currency: String,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+    pub received: u64,
+    pub campaign_ids: Vec<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RestockView {
+    pub sku_id: u64,
+    pub received: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopUpView {
+    pub transfer_id: u64,
+    pub buyer_id: u64,
+    pub amount: u64,
+    pub currency: String,
+    /// The wallet's balance right after this top-up.
+    pub balance: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignView {
+    pub campaign_id: u64,
+    pub sku_id: u64,
+    pub flash_price: u64,
+    pub currency: String,
+    pub quantity: u64,
+    pub taken: u64,
+    pub remaining: u64,
+    pub per_buyer_limit: u32,
+    /// Milliseconds since the Unix epoch.
+    pub starts_at: u64,
+    pub ends_at: u64,
+    /// `scheduled`, `open` or `ended`, at `server_time`.
+    pub status: &'static str,
+    /// The sequencer's clock when this was read: draw the countdown as `starts_at - server_time`.
+    pub server_time: u64,
+    pub starts_in_ms: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineView {
+    pub sku_id: u64,
+    pub quantity: u32,
+    pub unit_price: u64,
+    pub campaign_id: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub order_id: u64,
+    pub buyer_id: u64,
+    pub merchant_id: u64,
+    /// `pending_payment`, `paid`, `cancelled`, `expired` or `refunded`.
+    pub status: &'static str,
+    pub currency: String,
+    pub total: u64,
+    pub commission: u64,
+    pub placed_at: u64,
+    /// When the reservation lapses if the order is not paid.
+    pub expires_at: u64,
+    pub restocked: bool,
+    pub lines: Vec<LineView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExpiredView {
+    pub expired: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryView {
+    pub transfer_id: u64,
+    pub kind: &'static str,
+    /// Positive for a credit to this account, negative for a debit.
+    pub amount: i64,
+    pub counterparty: String,
+    pub order_id: Option<u64>,
+    pub at: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub currency: String,
+    pub balance: i64,
+    pub entries_total: usize,
+    /// The newest entries, newest first.
+    pub entries: Vec<EntryView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletView {
+    pub owner: String,
+    pub accounts: Vec<AccountView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckView {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    pub ok: bool,
+    pub digest: String,
+    /// Commands applied (= journal records).
+    pub applied: u64,
+    pub checks: Vec<CheckView>,
+}
+
+pub fn owner_name(owner: Owner) -> String {
+    match owner {
+        Owner::External => "external".into(),
+        Owner::Platform => "platform".into(),
+        Owner::Merchant(m) => format!("merchant:{m}"),
+        Owner::Buyer(b) => format!("buyer:{b}"),
+    }
+}
+
+fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>) {
+    match actor {
+        Actor::Admin => ("admin", None, None),
+        Actor::Service => ("service", None, None),
+        Actor::Merchant(m) => ("merchant", Some(m.0), None),
+        Actor::Buyer(b) => ("buyer", None, Some(b.0)),
+    }
+}
+
+fn merchant_view(state: &State, id: MerchantId) -> Result<View, CoreError> {
+    let m = state.merchant(id)?;
+    Ok(View::Merchant(MerchantView {
+        merchant_id: id.0,
+        name: m.name.clone(),
+        commission_bps: m.commission_bps,
+    }))
+}
+
+fn buyer_view(state: &State, id: BuyerId) -> Result<View, CoreError> {
+    Ok(View::Buyer(BuyerView { buyer_id: id.0, name: state.buyer(id)?.name.clone() }))
+}
+
+fn sku_view(id: SkuId, s: &Sku) -> SkuView {
+    SkuView {
+        sku_id: id.0,
+        merchant_id: s.merchant.0,
+        title: s.title.clone(),
+        description: s.description.clone(),
+        price: s.price.0,
+        currency: s.currency.to_string(),
+        available: s.available,
+        reserved: s.reserved,
+        sold: s.sold,
+        received: s.received,
+        campaign_ids: s.campaigns.iter().map(|c| c.0).collect(),
+    }
+}
+
+fn campaign_view(state: &State, id: CampaignId, now: Millis) -> Result<View, CoreError> {
+    let c = state.campaign(id)?;
+    let currency = state.sku(c.sku)?.currency;
+    let status = if now < c.starts_at {
+        "scheduled"
+    } else if now < c.ends_at {
+        "open"
+    } else {
+        "ended"
+    };
+    Ok(View::Campaign(CampaignView {
+        campaign_id: id.0,
+        sku_id: c.sku.0,
+        flash_price: c.flash_price.0,
+        currency: currency.to_string(),
+        quantity: c.quantity,
+        taken: c.taken,
+        remaining: c.quantity - c.taken,
+        per_buyer_limit: c.per_buyer_limit,
+        starts_at: c.starts_at.0,
+        ends_at: c.ends_at.0,
+        status,
+        server_time: now.0,
+        starts_in_ms: c.starts_at.0.saturating_sub(now.0),
+    }))
+}
+
+/// An order as it is now, or, with `as_of`, as the outcome that is being answered left it.
+fn order_view(
+    state: &State,
+    id: OrderId,
+    as_of: Option<(OrderStatus, Amount, bool)>,
+) -> Result<View, CoreError> {
+    let o = state.order(id)?;
+    let (status, commission, restocked) = as_of.unwrap_or((o.status, o.commission, o.restocked));
+    Ok(View::Order(OrderView {
+        order_id: id.0,
+        buyer_id: o.buyer.0,
+        merchant_id: o.merchant.0,
+        status: status.name(),
+        currency: o.currency.to_string(),
+        total: o.total.0,
+        commission: commission.0,
+        placed_at: o.placed_at.0,
+        expires_at: o.expires_at.0,
+        restocked,
+        lines: o
+            .lines
+            .iter()
+            .map(|l| LineView {
+                sku_id: l.sku.0,
+                quantity: l.quantity,
+                unit_price: l.unit_price.0,
+                campaign_id: l.campaign.map(|c| c.0),
+            })
+            .collect(),
+    }))
+}
+
+fn account_view(state: &State, account: &Account, entries_max: usize) -> AccountView {
+    let ledger = state.ledger();
+    let entries = account
+        .entries
+        .iter()
+        .rev()
+        .take(entries_max)
+        .filter_map(|&id| {
+            let t = ledger.transfer(id)?;
+            let (sign, counterparty) = if t.credit == account.owner { (1, t.debit) } else { (-1, t.credit) };
+            Some(EntryView {
+                transfer_id: id.0,
+                kind: t.kind.name(),
+                amount: sign * t.amount.0 as i64,
+                counterparty: owner_name(counterparty),
+                order_id: t.order.map(|o| o.0),
+                at: t.at.0,
+            })
+        })
+        .collect();
+    AccountView {
+        currency: account.currency.to_string(),
+        balance: account.balance,
+        entries_total: account.entries.len(),
+        entries,
+    }
+}
+
+/// Who may read what. Writes are checked by the state machine itself; reads here.
+fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreError> {
+    Ok(match (*query).clone() {
+        Query::Sku(_) | Query::Campaign(_) | Query::Merchant(_) => true,
+        Query::Buyer(b) => actor.may_act_for_buyer(b),
+        Query::Order(id) => {
+            let order = state.order(id)?;
+            actor.may_act_for_buyer(order.buyer) || actor == Actor::Merchant(order.merchant)
+        }
+        Query::Wallet { owner, .. } => match owner {
+            Owner::Buyer(b) => actor.may_act_for_buyer(b),
+            Owner::Merchant(m) => actor.may_manage_merchant(m),
+            Owner::Platform | Owner::External => actor == Actor::Admin,
+        },
+        Query::Audit => actor == Actor::Admin,
+    })
+}
+
+pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<View, CoreError> {
+    if !may_read(state, actor, query)? {
+        return Err(CoreError::Forbidden("read this"));
+    }
+    match *query {
+        Query::Merchant(id) => merchant_view(state, id),
+        Query::Buyer(id) => buyer_view(state, id),
+        Query::Sku(id) => Ok(View::Sku(sku_view(id, state.sku(id)?))),
+        Query::Campaign(id) => campaign_view(state, id, now),
+        Query::Order(id) => order_view(state, id, None),
+        Query::Wallet { owner, entries_max } => {
+            match owner {
+                Owner::Buyer(b) => drop(state.buyer(b)?),
+                Owner::Merchant(m) => drop(state.merchant(m)?),
+                Owner::Platform | Owner::External => {}
+            }
+            let accounts =
+                state.ledger().accounts_of(owner).map(|a| account_view(state, a, entries_max)).collect();
+            Ok(View::Wallet(WalletView { owner: owner_name(owner), accounts }))
+        }
+        Query::Audit => {
+            let report = state.audit();
+            Ok(View::Audit(AuditView {
+                ok: report.ok(),
+                digest: report.digest,
+                applied: report.applied,
+                checks: report
+                    .checks
+                    .into_iter()
+                    .map(|c| CheckView { name: c.name, ok: c.ok, detail: c.detail })
+                    .collect(),
+            }))
+        }
+    }
+}
+
+/// The answer to a write, from its outcome.
+pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, CoreError> {
+    match *outcome {
+        Outcome::ApiKeyCreated { key } | Outcome::ApiKeyRevoked { key } => {
+            let k = usize::try_from(key.0)
+                .ok()
+                .and_then(|i| state.api_keys().get(i.wrapping_sub(1)))
+                .ok_or(CoreError::NotFound("api key"))?;
+            let (role, merchant_id, buyer_id) = role_of(k.acts_as);
+            Ok(View::ApiKey(ApiKeyView {
+                api_key_id: key.0,
+                role,
+                merchant_id,
+                buyer_id,
+                revoked: matches!(outcome, Outcome::ApiKeyRevoked { .. }),
+                key: None,
+            }))
+        }
+        Outcome::MerchantCreated { merchant } => merchant_view(state, merchant),
+        Outcome::BuyerCreated { buyer } => buyer_view(state, buyer),
+        Outcome::SkuCreated { sku, initial_stock } => {
+            let mut view = sku_view(sku, state.sku(sku)?);
+            (view.available, view.reserved, view.sold, view.received) = (initial_stock, 0, 0, initial_stock);
+            view.campaign_ids.clear();
+            Ok(View::Sku(view))
+        }
+        Outcome::Restocked { sku, received } => Ok(View::Restocked(RestockView { sku_id: sku.0, received })),
+        Outcome::ToppedUp { transfer, balance } => {
+            let t = state.ledger().transfer(transfer).ok_or(CoreError::NotFound("transfer"))?;
+            let buyer_id = match t.credit {
+                Owner::Buyer(b) => b.0,
+                _ => 0,
+            };
+            Ok(View::TopUp(TopUpView {
+                transfer_id: transfer.0,
+                buyer_id,
+                amount: t.amount.0,
+                currency: t.currency.to_string(),
+                balance,
+            }))
+        }
+        Outcome::CampaignCreated { campaign } => campaign_view(state, campaign, now),
+        Outcome::OrderPlaced { order, .. } => {
+            order_view(state, order, Some((OrderStatus::PendingPayment, Amount::ZERO, false)))
+        }
+        Outcome::OrderPaid { order, commission, .. } => {
+            order_view(state, order, Some((OrderStatus::Paid, commission, false)))
+        }
+        Outcome::OrderCancelled { order } => {
+            order_view(state, order, Some((OrderStatus::Cancelled, Amount::ZERO, false)))
+        }
+        Outcome::OrderRefunded { order, restocked, .. } => {
+            let commission = state.order(order)?.commission;
+            order_view(state, order, Some((OrderStatus::Refunded, commission, restocked)))
+        }
+        Outcome::ReservationsExpired { count } => Ok(View::Expired(ExpiredView { expired: count })),
+    }
+}
