@@ -18,7 +18,10 @@ use crate::config::Config;
 use crate::engine::{Engine, Item};
 use crate::error::ApiError;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use elevens_core::{Actor, Command};
@@ -43,7 +46,25 @@ pub fn router(app: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            refuse_oversized(request, next, body_limit)
+        }))
         .with_state(app)
+}
+
+/// Refuses a body announced larger than the limit before reading a byte of it. (Bodies without a
+/// length are cut at the limit by `DefaultBodyLimit` as they are read.)
+async fn refuse_oversized(request: Request, next: Next, limit: usize) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        let message = format!("a request body is at most {limit} bytes");
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message).into_response();
+    }
+    next.run(request).await
 }
 
 /// Registers the first admin key, once, on a new data directory. The secret is written to

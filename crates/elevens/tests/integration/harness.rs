@@ -1,0 +1,163 @@
+//! Starting a real `elevens serve` child process and talking to it.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_elevens");
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+}
+
+/// Answers: the HTTP status and the JSON body (Null if none).
+pub type Reply = (u16, Value);
+
+impl Server {
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn elevens");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            assert!(Instant::now() < deadline, "elevens did not start");
+            let line = lines.next().expect("elevens exited before listening").expect("read stdout");
+            if let Some(rest) = line.strip_prefix("elevens listening on ") {
+                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let admin = std::fs::read_to_string(data.join("admin.key")).expect("admin.key").trim().to_owned();
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+        Server { child, base, admin, http }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    pub async fn post(&self, path: &str, key: &str, idempotency: &str, body: Value) -> Reply {
+        self.try_post(path, key, idempotency, body).await.expect("request failed")
+    }
+
+    pub async fn try_post(
+        &self,
+        path: &str,
+        key: &str,
+        idempotency: &str,
+        body: Value,
+    ) -> reqwest::Result<Reply> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("Idempotency-Key", idempotency)
+            .json(&body)
+            .send()
+            .await?;
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request failed");
+        read(response).await.expect("read body")
+    }
+
+    pub async fn audit(&self) -> Value {
+        let (status, body) = self.get("/v1/audit", &self.admin.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ok"], true, "invariants broken: {body:#}");
+        body
+    }
+
+    /// Creates what most tests need: one merchant (with its own key), `buyers` buyers with a
+    /// service key, and money in their wallets. Returns (merchant key, service key).
+    pub async fn marketplace(&self, buyers: usize, top_up: u64) -> (String, String) {
+        let admin = self.admin.clone();
+        let (s, _) = self.post("/v1/merchants", &admin, "setup-m", json!({"name": "Flagship"})).await;
+        assert_eq!(s, 201);
+        let merchant = self.key(json!({"role": "merchant", "merchant_id": 1})).await;
+        let service = self.key(json!({"role": "service"})).await;
+        for chunk in (1..=buyers).collect::<Vec<_>>().chunks(1_000) {
+            let commands: Vec<Value> = chunk
+                .iter()
+                .flat_map(|b| {
+                    [
+                        json!({"op": "create_buyer", "idempotency_key": format!("setup-b{b}"), "params": {"name": format!("buyer {b}")}}),
+                        json!({"op": "top_up", "idempotency_key": format!("setup-t{b}"), "params": {"buyer_id": b, "amount": top_up, "currency": "CNY"}}),
+                    ]
+                })
+                .collect();
+            let (s, body) = self.batch(&service, commands).await;
+            assert_eq!(s, 200);
+            assert!(body["results"].as_array().unwrap().iter().all(|r| r["status"] == 201), "{body}");
+        }
+        (merchant, service)
+    }
+
+    pub async fn key(&self, request: Value) -> String {
+        let admin = self.admin.clone();
+        let (status, body) = self.post("/v1/api-keys", &admin, &format!("key-{request}"), request).await;
+        assert_eq!(status, 201, "{body}");
+        body["key"].as_str().expect("secret").to_owned()
+    }
+
+    pub async fn batch(&self, key: &str, commands: Vec<Value>) -> Reply {
+        let response = self
+            .http
+            .post(format!("{}/v1/batch", self.base))
+            .bearer_auth(key)
+            .json(&json!({ "commands": commands }))
+            .send()
+            .await
+            .expect("batch");
+        read(response).await.expect("batch body")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn read(response: reqwest::Response) -> reqwest::Result<Reply> {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+pub async fn sku(server: &Server, merchant: &str, stock: u64, price: u64) -> u64 {
+    let (status, body) = server
+        .post(
+            "/v1/skus",
+            merchant,
+            &format!("sku-{stock}-{price}"),
+            json!({"merchant_id": 1, "title": "Hot item", "price": price, "currency": "CNY", "stock": stock}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["sku_id"].as_u64().unwrap()
+}

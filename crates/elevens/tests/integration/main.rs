@@ -1,0 +1,8 @@
+//! Integration tests against the real `elevens` binary, over HTTP on loopback.
+
+mod bad_input;
+mod crash;
+mod harness;
+mod openapi;
+mod oversell;
+mod walkthrough;
