@@ -34,6 +34,35 @@ enum Cmd {
         #[arg(long, env = "ELEVENS_BATCH_MAX", default_value_t = 10_000)]
         batch_max: usize,
     },
+    /// Run a workload of the brief against the engine; prints a table, writes a JSON report.
+    Bench {
+        #[arg(long, value_enum, default_value = "flash")]
+        workload: WorkloadArg,
+        #[arg(long, value_enum, default_value = "in-process")]
+        mode: ModeArg,
+        #[arg(long, default_value_t = 100_000)]
+        buyers: u64,
+        /// Seconds of load after the set-up.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Client threads, each with one batch in flight.
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// Commands per submission.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+        /// The share of orders aimed at the hot SKU.
+        #[arg(long, default_value_t = 0.1)]
+        hot_share: f64,
+        #[arg(long, default_value_t = 1111)]
+        seed: u64,
+        /// The engine's data directory (default: a fresh one under the current directory).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Replay a data directory offline, check every invariant and print the state digest.
     /// Exits non-zero if an invariant fails or if replay from empty disagrees with the snapshot.
     Audit {
@@ -59,6 +88,24 @@ fn main() -> ExitCode {
             serve(config)
         }
         Cmd::Audit { data } => audit(data),
+        Cmd::Bench { workload, mode, buyers, duration, clients, batch, hot_share, seed, data, json } => {
+            let options = elevens_bench::Options {
+                workload: match workload {
+                    WorkloadArg::Flash => elevens_bench::Workload::Flash,
+                },
+                mode: match mode {
+                    ModeArg::InProcess => elevens_bench::Mode::InProcess,
+                },
+                buyers,
+                duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
+                clients,
+                batch,
+                hot_share: hot_share.clamp(0.0, 1.0),
+                seed,
+                data,
+            };
+            bench(options, json)
+        }
     };
     match result {
         Ok(code) => code,
@@ -67,6 +114,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WorkloadArg {
+    Flash,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    InProcess,
+}
+
+fn bench(options: elevens_bench::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let report = elevens_bench::run(options)?;
+    print!("{}", elevens_bench::table(&report));
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        println!("report written to {}", path.display());
+    }
+    let ok = report.invariants.ledger_balanced && report.invariants.audit_ok;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {

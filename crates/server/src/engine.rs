@@ -136,6 +136,19 @@ pub struct EngineHandle {
 pub struct Overloaded;
 
 impl EngineHandle {
+    /// Like [`EngineHandle::submit`], but gives the items back when the queue is full, so an
+    /// in-process caller can wait and retry without rebuilding them.
+    pub fn submit_or_return(
+        &self,
+        items: Vec<Item>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Vec<Item>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        match self.tx.try_send(Submission { items, reply }) {
+            Ok(()) => Ok(rx),
+            Err(e) => Err(e.into_inner().items),
+        }
+    }
+
     /// Queues items for the sequencer without waiting; the receiver yields once they are durable.
     pub fn submit(
         &self,
