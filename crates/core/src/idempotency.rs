@@ -3,8 +3,9 @@
 use crate::command::{Idempotency, Outcome};
 use crate::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::types::Millis;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remembered {
@@ -22,7 +23,8 @@ pub struct IdempotencyStore {
     /// The absolute position of `entries[0]`.
     first_position: u64,
     #[serde(skip)]
-    index: HashMap<u128, u64>,
+    /// Keys are BLAKE3 outputs (see the gateway), so a fast non-cryptographic hash is safe.
+    index: FxHashMap<u128, u64>,
 }
 
 impl IdempotencyStore {

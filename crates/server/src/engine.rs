@@ -35,9 +35,34 @@ pub struct Submission {
     pub reply: tokio::sync::oneshot::Sender<Vec<ItemResult>>,
 }
 
+/// The encoded records of a batch, back to back in one buffer (no allocation per command).
+#[derive(Default)]
+struct Records {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Records {
+    fn push(&mut self, envelope: &Envelope) {
+        // Encoding plain data into a Vec cannot fail.
+        let bytes = std::mem::take(&mut self.bytes);
+        self.bytes = postcard::to_extend(envelope, bytes).unwrap_or_default();
+        self.ends.push(self.bytes.len());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.bytes[start..end])
+    }
+}
+
 /// A group commit: what the journal thread makes durable before it sends the replies.
 struct Durable {
-    records: Vec<Vec<u8>>,
+    records: Records,
     replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>)>,
     snapshot: Option<(u64, Vec<u8>)>,
 }
@@ -82,10 +107,6 @@ pub struct RecoveryReport {
 
 pub fn now_ms() -> Millis {
     Millis(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
-}
-
-pub fn encode_envelope(envelope: &Envelope) -> Vec<u8> {
-    postcard::to_stdvec(envelope).unwrap_or_default()
 }
 
 /// Rebuilds the state from the data directory: the latest sound snapshot (unless
@@ -220,7 +241,7 @@ impl Sequencer {
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             };
             let at = now_ms().max(self.state.clock());
-            let mut batch = Durable { records: Vec::new(), replies: Vec::new(), snapshot: None };
+            let mut batch = Durable { records: Records::default(), replies: Vec::new(), snapshot: None };
             if self.state.next_expiry().is_some_and(|due| due <= at) {
                 let tick = Envelope {
                     actor: Actor::Admin,
@@ -260,7 +281,7 @@ impl Sequencer {
         }
     }
 
-    fn execute(&mut self, item: Item, at: Millis, records: &mut Vec<Vec<u8>>) -> ItemResult {
+    fn execute(&mut self, item: Item, at: Millis, records: &mut Records) -> ItemResult {
         match item {
             Item::Read { actor, query } => views::query(&self.state, actor, &query, at),
             Item::Write { actor, idempotency, command } => {
@@ -274,11 +295,11 @@ impl Sequencer {
     fn write(
         &mut self,
         envelope: &Envelope,
-        records: &mut Vec<Vec<u8>>,
+        records: &mut Records,
     ) -> Result<elevens_core::Outcome, CoreError> {
         let applied = self.state.apply(envelope)?;
         if applied.changed() {
-            records.push(encode_envelope(envelope));
+            records.push(envelope);
             self.keys.observe(&self.state, applied.outcome());
         }
         Ok(match applied {
@@ -294,7 +315,7 @@ fn run_journal(mut journal: Journal, snapshots: SnapshotStore, rx: crossbeam_cha
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
-        let records = batches.iter().flat_map(|b| b.records.iter().map(Vec::as_slice));
+        let records = batches.iter().flat_map(|b| b.records.iter());
         if let Err(error) = journal.append_batch(records) {
             // What reached the disk is unknown and the state is ahead of it: stop now, unacknowledged,
             // and let recovery decide on restart.
