@@ -211,7 +211,8 @@ fn client(
                 };
                 let buyer = BuyerId(rng.random_range(1..=options.buyers));
                 let lines = vec![LineRequest { sku, quantity: 1 }];
-                let command = Command::PlaceOrder { buyer, lines, reservation_ttl_ms: 15 * 60_000 };
+                let command =
+                    Command::PlaceOrder { buyer, lines, coupons: vec![], reservation_ttl_ms: 15 * 60_000 };
                 Item::Write { actor, idempotency: next_key(), command }
             })
             .collect();

@@ -41,6 +41,8 @@ impl State {
             self.check_campaigns(),
             self.check_ledger(),
             self.check_orders(),
+            self.check_coupons(),
+            self.check_red_packets(),
             check(
                 "idempotency_index",
                 (!self.idempotency.is_consistent()).then(|| "index and entries disagree".into()),
@@ -163,9 +165,10 @@ impl State {
         let mut paid: Vec<i128> = vec![0; self.orders.len()];
         for t in self.ledger.transfers() {
             if let Some(i) = t.order.and_then(|o| o.index()) {
-                let signed = match t.debit {
-                    Owner::Buyer(_) => i128::from(t.amount.0),
-                    _ => -i128::from(t.amount.0),
+                let signed = match (t.debit, t.credit) {
+                    (Owner::Buyer(_), _) => i128::from(t.amount.0),
+                    (_, Owner::Buyer(_)) => -i128::from(t.amount.0),
+                    _ => 0, // subsidies move between platform and merchant
                 };
                 if let Some(p) = paid.get_mut(i) {
                     *p += signed;
@@ -176,8 +179,12 @@ impl State {
             let id = OrderId::from_index(i);
             let lines: u128 =
                 o.lines.iter().map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity)).sum();
-            if lines != u128::from(o.total.0) {
-                return Some(format!("order {id}: total {} but lines sum to {lines}", o.total.0));
+            let discounts: u128 = o.discounts.iter().map(|d| u128::from(d.amount.0)).sum();
+            if lines != u128::from(o.total.0) + discounts {
+                return Some(format!(
+                    "order {id}: total {} + discounts {discounts} but lines sum to {lines}",
+                    o.total.0
+                ));
             }
             let expected = match o.status {
                 OrderStatus::Paid => i128::from(o.total.0),
@@ -187,5 +194,66 @@ impl State {
                 .then(|| format!("order {id} ({}): buyer paid {} net", o.status.name(), paid[i]))
         });
         check("orders_paid_exactly", violation, format!("{} orders consistent", self.orders.len()))
+    }
+}
+
+impl State {
+    /// Coupons: never beyond the budget (uses, money) or a buyer's limit; the counters equal
+    /// what live orders hold.
+    fn check_coupons(&self) -> Check {
+        let mut held: BTreeMap<CouponId, (u64, u128, BTreeMap<BuyerId, u32>)> = BTreeMap::new();
+        for o in
+            self.orders.iter().filter(|o| matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid))
+        {
+            for d in &o.discounts {
+                let entry = held.entry(d.coupon).or_default();
+                entry.0 += 1;
+                entry.1 += u128::from(d.amount.0);
+                *entry.2.entry(o.buyer).or_default() += 1;
+            }
+        }
+        let violation = self.coupons().find_map(|(id, c)| {
+            let empty = (0, 0, BTreeMap::new());
+            let (uses, money, by_buyer) = held.get(&id).unwrap_or(&empty);
+            if c.used_count != *uses || u128::from(c.used_amount.0) != *money || &c.used_by_buyer != by_buyer
+            {
+                return Some(format!(
+                    "coupon {id}: counters {} uses / {} off, orders hold {uses} / {money}",
+                    c.used_count, c.used_amount.0
+                ));
+            }
+            if c.budget_uses.is_some_and(|max| c.used_count > max)
+                || c.budget_amount.is_some_and(|max| c.used_amount > max)
+            {
+                return Some(format!("coupon {id}: over budget"));
+            }
+            c.used_by_buyer.iter().find(|(_, &n)| n > c.per_buyer_limit).map(|(b, n)| {
+                format!("coupon {id}: buyer {b} used it {n} times, limit {}", c.per_buyer_limit)
+            })
+        });
+        check("coupon_budgets", violation, format!("{} coupons within budget", self.coupons.len()))
+    }
+
+    /// Red packets: shares sum to what was claimed, never more than `count` shares or the pool;
+    /// each escrow holds exactly what is unclaimed, and nothing once the pool is closed.
+    fn check_red_packets(&self) -> Check {
+        let violation = self.red_packets().find_map(|(id, p)| {
+            let sum: u128 = p.claims.values().map(|a| u128::from(a.0)).sum();
+            if sum != u128::from(p.claimed_amount.0) || p.claims.values().any(|a| a.0 == 0) {
+                return Some(format!("red packet {id}: shares sum to {sum}, claimed {}", p.claimed_amount.0));
+            }
+            if p.claims.len() as u64 > u64::from(p.count) || p.claimed_amount.0 + p.returned.0 > p.amount.0 {
+                return Some(format!(
+                    "red packet {id}: {} shares, {} paid of {}",
+                    p.claims.len(),
+                    p.claimed_amount.0,
+                    p.amount.0
+                ));
+            }
+            let escrow = self.ledger.balance(Owner::Escrow(id), p.currency);
+            let expected = if p.closed { 0 } else { (p.amount.0 - p.claimed_amount.0) as i64 };
+            (escrow != expected).then(|| format!("red packet {id}: escrow {escrow}, expected {expected}"))
+        });
+        check("red_packets_exact", violation, format!("{} red packets exact", self.red_packets.len()))
     }
 }

@@ -59,6 +59,48 @@ pub struct NewCampaign {
     pub per_buyer_limit: u32,
 }
 
+/// How a coupon takes money off the amount it applies to. Rounding: always down, to the minor
+/// unit (a 15% coupon on 999 fen takes 149 fen off), and never more than that amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DiscountRule {
+    Fixed {
+        amount: Amount,
+    },
+    /// `bps` basis points off (1,000 = 10%), at most `cap` if set.
+    Percent {
+        bps: u16,
+        cap: Option<Amount>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NewCoupon {
+    pub sponsor: Sponsor,
+    pub rule: DiscountRule,
+    pub currency: Currency,
+    /// The order's subtotal (after campaign prices) must reach this.
+    pub min_spend: Amount,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+    pub per_buyer_limit: u32,
+    /// The most money all uses together may take off.
+    pub budget_amount: Option<Amount>,
+    /// The most orders that may use it.
+    pub budget_uses: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NewRedPacket {
+    pub sponsor: Sponsor,
+    pub amount: Amount,
+    pub count: u32,
+    pub currency: Currency,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+    /// Drawn by the gateway; the shares follow from it, so replay pays the same shares.
+    pub seed: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     /// Register an API key acting as `acts_as`. Only the SHA-256 of the secret is stored.
@@ -92,6 +134,8 @@ pub enum Command {
     PlaceOrder {
         buyer: BuyerId,
         lines: Vec<LineRequest>,
+        /// At most one platform and one merchant coupon.
+        coupons: Vec<CouponId>,
         reservation_ttl_ms: u64,
     },
     PayOrder {
@@ -105,8 +149,24 @@ pub enum Command {
         order: OrderId,
         restock: bool,
     },
-    /// Release every reservation whose expiry is at or before the envelope's time.
-    ExpireReservations,
+    /// Time-driven work up to the envelope's time: release due reservations, close ended red
+    /// packets. The sequencer sends it when something is due; it is journaled like any command.
+    Tick,
+    CreateCoupon(NewCoupon),
+    /// No new orders may use the coupon; orders that hold it keep it.
+    DisableCoupon {
+        coupon: CouponId,
+    },
+    /// Moves the pool from the sponsor into the pool's escrow account.
+    CreateRedPacket(NewRedPacket),
+    /// Ends the pool now; unclaimed money returns to the sponsor.
+    CloseRedPacket {
+        packet: RedPacketId,
+    },
+    ClaimRedPacket {
+        packet: RedPacketId,
+        buyer: BuyerId,
+    },
 }
 
 impl Command {
@@ -125,7 +185,12 @@ impl Command {
             Command::PayOrder { .. } => "pay_order",
             Command::CancelOrder { .. } => "cancel_order",
             Command::RefundOrder { .. } => "refund_order",
-            Command::ExpireReservations => "expire_reservations",
+            Command::Tick => "tick",
+            Command::CreateCoupon(_) => "create_coupon",
+            Command::DisableCoupon { .. } => "disable_coupon",
+            Command::CreateRedPacket(_) => "create_red_packet",
+            Command::CloseRedPacket { .. } => "close_red_packet",
+            Command::ClaimRedPacket { .. } => "claim_red_packet",
         }
     }
 }
@@ -146,5 +211,10 @@ pub enum Outcome {
     OrderPaid { order: OrderId, total: Amount, commission: Amount },
     OrderCancelled { order: OrderId },
     OrderRefunded { order: OrderId, amount: Amount, restocked: bool },
-    ReservationsExpired { count: u32 },
+    Ticked { expired: u32, closed: u32 },
+    CouponCreated { coupon: CouponId },
+    CouponDisabled { coupon: CouponId },
+    RedPacketCreated { packet: RedPacketId },
+    RedPacketClosed { packet: RedPacketId, returned: Amount },
+    RedPacketClaimed { packet: RedPacketId, buyer: BuyerId, amount: Amount, transfer: TransferId },
 }

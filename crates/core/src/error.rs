@@ -1,7 +1,7 @@
 //! Typed errors of the state machine. Each has a stable `code` that clients may match on; the
 //! HTTP layer maps the [`ErrorKind`] to a status code in one place.
 
-use crate::types::{CampaignId, Millis};
+use crate::types::{CampaignId, CouponId, Millis, RedPacketId};
 
 /// What family an error belongs to; decides the HTTP status at the edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +52,22 @@ pub enum CoreError {
     ReservationExpired { expired_at: Millis },
     #[error("this idempotency key was used for a different command")]
     IdempotencyKeyReused,
+    #[error("coupon {0} is not active now")]
+    CouponNotActive(CouponId),
+    #[error("coupon {0} does not apply to this order: {1}")]
+    CouponNotApplicable(CouponId, &'static str),
+    #[error("coupon {coupon} needs a subtotal of at least {min_spend}")]
+    CouponMinSpend { coupon: CouponId, min_spend: u64 },
+    #[error("coupon {coupon} allows {limit} uses per buyer")]
+    CouponLimitExceeded { coupon: CouponId, limit: u32 },
+    #[error("coupon {0} has no budget left")]
+    CouponBudgetExhausted(CouponId),
+    #[error("red packet {0} is not open")]
+    RedPacketNotOpen(RedPacketId),
+    #[error("red packet {0} has no shares left")]
+    RedPacketEmpty(RedPacketId),
+    #[error("this buyer already claimed red packet {0}")]
+    RedPacketAlreadyClaimed(RedPacketId),
 }
 
 impl CoreError {
@@ -75,6 +91,14 @@ impl CoreError {
             CoreError::OrderState { .. } => "invalid_order_state",
             CoreError::ReservationExpired { .. } => "reservation_expired",
             CoreError::IdempotencyKeyReused => "idempotency_key_reused",
+            CoreError::CouponNotActive(_) => "coupon_not_active",
+            CoreError::CouponNotApplicable(..) => "coupon_not_applicable",
+            CoreError::CouponMinSpend { .. } => "coupon_min_spend_not_met",
+            CoreError::CouponLimitExceeded { .. } => "coupon_limit_exceeded",
+            CoreError::CouponBudgetExhausted(_) => "coupon_budget_exhausted",
+            CoreError::RedPacketNotOpen(_) => "red_packet_not_open",
+            CoreError::RedPacketEmpty(_) => "red_packet_empty",
+            CoreError::RedPacketAlreadyClaimed(_) => "red_packet_already_claimed",
         }
     }
 
@@ -85,7 +109,8 @@ impl CoreError {
             | CoreError::Overflow(_)
             | CoreError::CurrencyMismatch(_)
             | CoreError::MixedMerchants
-            | CoreError::DuplicateSku => ErrorKind::Invalid,
+            | CoreError::DuplicateSku
+            | CoreError::CouponNotApplicable(..) => ErrorKind::Invalid,
             CoreError::Forbidden(_) => ErrorKind::Forbidden,
             CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::InsufficientStock { .. }
@@ -96,7 +121,14 @@ impl CoreError {
             | CoreError::CampaignOverlap
             | CoreError::OrderState { .. }
             | CoreError::ReservationExpired { .. }
-            | CoreError::IdempotencyKeyReused => ErrorKind::Conflict,
+            | CoreError::IdempotencyKeyReused
+            | CoreError::CouponNotActive(_)
+            | CoreError::CouponMinSpend { .. }
+            | CoreError::CouponLimitExceeded { .. }
+            | CoreError::CouponBudgetExhausted(_)
+            | CoreError::RedPacketNotOpen(_)
+            | CoreError::RedPacketEmpty(_)
+            | CoreError::RedPacketAlreadyClaimed(_) => ErrorKind::Conflict,
         }
     }
 }

@@ -14,6 +14,18 @@ pub enum Owner {
     Platform,
     Merchant(MerchantId),
     Buyer(BuyerId),
+    /// Holds a red packet's unclaimed money until it is claimed or returned.
+    Escrow(RedPacketId),
+}
+
+impl Owner {
+    /// Where a sponsor's money comes from and returns to.
+    pub fn of_sponsor(sponsor: Sponsor) -> Owner {
+        match sponsor {
+            Sponsor::Platform => Owner::External,
+            Sponsor::Merchant(m) => Owner::Merchant(m),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +35,12 @@ pub enum TransferKind {
     Commission,
     Refund,
     CommissionRefund,
+    /// The platform pays the merchant the discount of a platform-funded coupon.
+    CouponSubsidy,
+    CouponSubsidyRefund,
+    RedPacketFunding,
+    RedPacketClaim,
+    RedPacketReturn,
 }
 
 impl TransferKind {
@@ -33,6 +51,11 @@ impl TransferKind {
             TransferKind::Commission => "commission",
             TransferKind::Refund => "refund",
             TransferKind::CommissionRefund => "commission_refund",
+            TransferKind::CouponSubsidy => "coupon_subsidy",
+            TransferKind::CouponSubsidyRefund => "coupon_subsidy_refund",
+            TransferKind::RedPacketFunding => "red_packet_funding",
+            TransferKind::RedPacketClaim => "red_packet_claim",
+            TransferKind::RedPacketReturn => "red_packet_return",
         }
     }
 }

@@ -11,12 +11,17 @@ pub mod error;
 pub mod idempotency;
 pub mod ledger;
 pub mod limits;
+pub mod promotions;
 pub mod state;
 pub mod types;
 
 pub use audit::{AuditReport, Check};
-pub use command::{Command, Envelope, Idempotency, LineRequest, NewCampaign, NewSku, Outcome, Role};
+pub use command::{
+    Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCoupon, NewRedPacket, NewSku,
+    Outcome, Role,
+};
 pub use error::{CoreError, ErrorKind};
 pub use ledger::{Owner, TransferKind};
-pub use state::{Applied, Order, OrderStatus, Sku, State};
+pub use promotions::{Coupon, RedPacket};
+pub use state::{Applied, Order, OrderDiscount, OrderStatus, Sku, State};
 pub use types::*;

@@ -28,3 +28,11 @@ pub const IDEMPOTENCY_KEYS_MAX: usize = 20_000_000;
 pub const EXPIRE_BATCH_MAX: usize = 10_000;
 /// The most ledger entries one wallet query returns.
 pub const WALLET_ENTRIES_MAX: usize = 1_000;
+/// How long a coupon or a red packet may run.
+pub const PROMOTION_DURATION_MS_MAX: u64 = 93 * 24 * 3_600_000;
+/// At most one platform and one merchant coupon on an order.
+pub const COUPONS_PER_ORDER_MAX: usize = 2;
+/// How many times one buyer may use one coupon, at most.
+pub const COUPON_USES_PER_BUYER_MAX: u32 = 1_000;
+/// The most shares one red packet may be split into.
+pub const RED_PACKET_SHARES_MAX: u32 = 10_000_000;

@@ -8,6 +8,7 @@ use crate::error::{out_of_bounds, CoreError};
 use crate::idempotency::IdempotencyStore;
 use crate::ledger::{Ledger, Leg, Owner, TransferKind};
 use crate::limits::*;
+use crate::promotions::{Coupon, RedPacket};
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,6 +115,16 @@ pub struct Order {
     pub lines: Vec<OrderLine>,
     /// Set when restocked by a refund.
     pub restocked: bool,
+    /// Coupons applied: `total` is the lines' sum less these.
+    pub discounts: Vec<OrderDiscount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDiscount {
+    pub coupon: CouponId,
+    pub amount: Amount,
+    /// Who pays for it: the merchant (receives less) or the platform (pays the merchant).
+    pub funded_by: Sponsor,
 }
 
 /// The whole state of the engine. Tables indexed by dense ids are `Vec`s: fast, compact and
@@ -134,6 +145,10 @@ pub struct State {
     /// Pending orders by expiry.
     pub(crate) reservations: BTreeSet<(Millis, OrderId)>,
     pub(crate) idempotency: IdempotencyStore,
+    pub(crate) coupons: Vec<Coupon>,
+    pub(crate) red_packets: Vec<RedPacket>,
+    /// Open red packets by end time.
+    pub(crate) red_packet_ends: BTreeSet<(Millis, RedPacketId)>,
 }
 
 /// Whether the command changed the state (and so must be journaled) or only answered.
@@ -208,13 +223,18 @@ impl State {
             Command::Restock { sku, quantity } => self.restock(actor, *sku, *quantity),
             Command::TopUp { buyer, amount, currency } => self.top_up(actor, now, *buyer, *amount, *currency),
             Command::CreateCampaign(new) => self.create_campaign(actor, new),
-            Command::PlaceOrder { buyer, lines, reservation_ttl_ms } => {
-                self.place_order(actor, now, *buyer, lines, *reservation_ttl_ms)
+            Command::PlaceOrder { buyer, lines, coupons, reservation_ttl_ms } => {
+                self.place_order(actor, now, *buyer, lines, coupons, *reservation_ttl_ms)
             }
             Command::PayOrder { order } => self.pay_order(actor, now, *order),
             Command::CancelOrder { order } => self.cancel_order(actor, *order),
             Command::RefundOrder { order, restock } => self.refund_order(actor, now, *order, *restock),
-            Command::ExpireReservations => self.expire_reservations(actor, now),
+            Command::Tick => self.tick(actor, now),
+            Command::CreateCoupon(new) => self.create_coupon(actor, new),
+            Command::DisableCoupon { coupon } => self.disable_coupon(actor, *coupon),
+            Command::CreateRedPacket(new) => self.create_red_packet(actor, now, new),
+            Command::CloseRedPacket { packet } => self.close_red_packet_by(actor, now, *packet),
+            Command::ClaimRedPacket { packet, buyer } => self.claim_red_packet(actor, now, *packet, *buyer),
         }
     }
 
@@ -237,7 +257,7 @@ impl State {
         Ok(())
     }
 
-    fn check_amount(amount: Amount) -> Result<(), CoreError> {
+    pub(crate) fn check_positive_amount(amount: Amount) -> Result<(), CoreError> {
         if amount.0 == 0 {
             return Err(out_of_bounds("amount", "must be positive"));
         }
@@ -280,9 +300,14 @@ impl State {
     }
 
     /// The earliest pending reservation's expiry, so the shell knows when to send
-    /// `ExpireReservations`.
-    pub fn next_expiry(&self) -> Option<Millis> {
-        self.reservations.first().map(|(at, _)| *at)
+    /// `Tick`.
+    pub fn next_due(&self) -> Option<Millis> {
+        let reservation = self.reservations.first().map(|(at, _)| *at);
+        let packet = self.red_packet_ends.first().map(|(at, _)| *at);
+        match (reservation, packet) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The campaign that governs sales of a SKU at `now`: the open one, or else the next one not
@@ -362,7 +387,7 @@ impl State {
         if description.len() > DESCRIPTION_BYTES_MAX {
             return Err(out_of_bounds("description", "too long"));
         }
-        Self::check_amount(price)?;
+        Self::check_positive_amount(price)?;
         if initial_stock > STOCK_QUANTITY_MAX {
             return Err(out_of_bounds("initial_stock", "too large"));
         }
@@ -408,7 +433,7 @@ impl State {
         if !actor.may_act_for_buyer(buyer) {
             return Err(CoreError::Forbidden("top up another buyer's wallet"));
         }
-        Self::check_amount(amount)?;
+        Self::check_positive_amount(amount)?;
         let legs =
             [Leg { debit: Owner::External, credit: Owner::Buyer(buyer), amount, kind: TransferKind::TopUp }];
         self.ledger.check(currency, &legs)?;
@@ -427,7 +452,7 @@ impl State {
         if currency != sku.currency {
             return Err(CoreError::CurrencyMismatch("the flash price must be in the SKU's currency"));
         }
-        Self::check_amount(flash_price)?;
+        Self::check_positive_amount(flash_price)?;
         if flash_price > sku.price {
             return Err(out_of_bounds("flash_price", "must not exceed the SKU's price"));
         }
@@ -472,6 +497,7 @@ impl State {
         now: Millis,
         buyer: BuyerId,
         requested: &[LineRequest],
+        coupons: &[CouponId],
         reservation_ttl_ms: u64,
     ) -> Result<Outcome, CoreError> {
         self.buyer(buyer)?;
@@ -544,11 +570,22 @@ impl State {
         let Some((merchant, currency)) = merchant_currency else {
             return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
         };
+        let priced = self.price_coupons(coupons, buyer, merchant, currency, total, now)?;
+        let discounts: Vec<OrderDiscount> = priced
+            .into_iter()
+            .map(|(coupon, amount, funded_by)| OrderDiscount { coupon, amount, funded_by })
+            .collect();
+        for d in &discounts {
+            total.0 -= d.amount.0; // each discount is at most what was left before it.
+        }
 
         // All checks passed: reserve.
         let order = OrderId::from_index(self.orders.len());
         for line in &lines {
             self.hold(buyer, line);
+        }
+        for d in &discounts {
+            self.hold_coupon(d.coupon, buyer, d.amount, true);
         }
         let expires_at = now.saturating_add(reservation_ttl_ms);
         self.orders.push(Order {
@@ -562,6 +599,7 @@ impl State {
             commission: Amount::ZERO,
             lines,
             restocked: false,
+            discounts,
         });
         self.reservations.insert((expires_at, order));
         Ok(Outcome::OrderPlaced { order, total, expires_at })
@@ -616,9 +654,8 @@ impl State {
         }
         let commission_bps = self.merchant(order.merchant)?.commission_bps;
         let commission = order.total.basis_points(commission_bps);
-        let net = order.total.0 - commission.0; // commission <= total.
-        let legs = payment_legs(order.buyer, order.merchant, Amount(net), commission, false);
-        let legs = &legs[..legs.iter().filter(|l| l.amount.0 > 0).count()];
+        let (legs, n) = payment_legs(order, commission, false);
+        let legs = &legs[..n];
         self.ledger.check(order.currency, legs)?;
         let (currency, total, expires_at) = (order.currency, order.total, order.expires_at);
         self.ledger.post(currency, legs, Some(id), now);
@@ -656,6 +693,7 @@ impl State {
             self.release(buyer, line);
         }
         self.orders[index].lines = lines;
+        self.release_coupons(index);
         self.reservations.remove(&(expires_at, id));
     }
 
@@ -673,13 +711,13 @@ impl State {
         if order.status != OrderStatus::Paid {
             return Err(CoreError::OrderState { status: order.status.name() });
         }
-        let net = Amount(order.total.0 - order.commission.0);
-        let legs = payment_legs(order.buyer, order.merchant, net, order.commission, true);
-        let legs = &legs[..legs.iter().filter(|l| l.amount.0 > 0).count()];
+        let (legs, n) = payment_legs(order, order.commission, true);
+        let legs = &legs[..n];
         self.ledger.check(order.currency, legs)?;
         let (currency, total) = (order.currency, order.total);
         self.ledger.post(currency, legs, Some(id), now);
         let index = id.index().unwrap_or_default();
+        self.release_coupons(index);
         let order = &mut self.orders[index];
         order.status = OrderStatus::Refunded;
         order.restocked = restock;
@@ -693,9 +731,29 @@ impl State {
         Ok(Outcome::OrderRefunded { order: id, amount: total, restocked: restock })
     }
 
-    fn expire_reservations(&mut self, actor: Actor, now: Millis) -> Result<Outcome, CoreError> {
+    /// Gives an order's coupon budgets back (it was cancelled, expired or refunded).
+    fn release_coupons(&mut self, index: usize) {
+        let buyer = self.orders[index].buyer;
+        let discounts = std::mem::take(&mut self.orders[index].discounts);
+        for d in &discounts {
+            self.hold_coupon(d.coupon, buyer, d.amount, false);
+        }
+        self.orders[index].discounts = discounts;
+    }
+
+    fn tick(&mut self, actor: Actor, now: Millis) -> Result<Outcome, CoreError> {
         if !matches!(actor, Actor::Admin | Actor::Service) {
-            return Err(CoreError::Forbidden("expire reservations"));
+            return Err(CoreError::Forbidden("advance time-driven work"));
+        }
+        let ended: Vec<RedPacketId> = self
+            .red_packet_ends
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(EXPIRE_BATCH_MAX)
+            .map(|(_, id)| *id)
+            .collect();
+        for &id in &ended {
+            self.close_red_packet(id, now);
         }
         let due: Vec<OrderId> = self
             .reservations
@@ -707,7 +765,7 @@ impl State {
         for &id in &due {
             self.close_unpaid(id, OrderStatus::Expired);
         }
-        Ok(Outcome::ReservationsExpired { count: due.len() as u32 })
+        Ok(Outcome::Ticked { expired: due.len() as u32, closed: ended.len() as u32 })
     }
 
     // ---- snapshots and digest ----
@@ -731,29 +789,37 @@ impl State {
     }
 }
 
-/// The legs of a payment (buyer pays merchant and platform) or, reversed, of its refund.
-/// Zero-amount legs are moved to the end so the caller can cut them off.
-fn payment_legs(
-    buyer: BuyerId,
-    merchant: MerchantId,
-    net: Amount,
-    commission: Amount,
-    reverse: bool,
-) -> [Leg; 2] {
-    let (b, m, p) = (Owner::Buyer(buyer), Owner::Merchant(merchant), Owner::Platform);
-    let mut legs = if reverse {
+/// The legs of a payment, or, reversed, of its refund: the buyer pays the merchant and the
+/// platform its commission; the platform pays the merchant its platform-funded discounts.
+/// Zero-amount legs are left out; returns the legs and how many there are.
+fn payment_legs(order: &Order, commission: Amount, reverse: bool) -> ([Leg; 3], usize) {
+    let (b, m, p) = (Owner::Buyer(order.buyer), Owner::Merchant(order.merchant), Owner::Platform);
+    let net = Amount(order.total.0 - commission.0); // commission <= total.
+    let subsidy =
+        Amount(order.discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum());
+    let all = if reverse {
         [
             Leg { debit: m, credit: b, amount: net, kind: TransferKind::Refund },
             Leg { debit: p, credit: b, amount: commission, kind: TransferKind::CommissionRefund },
+            Leg {
+                debit: m,
+                credit: Owner::External,
+                amount: subsidy,
+                kind: TransferKind::CouponSubsidyRefund,
+            },
         ]
     } else {
         [
             Leg { debit: b, credit: m, amount: net, kind: TransferKind::Payment },
             Leg { debit: b, credit: p, amount: commission, kind: TransferKind::Commission },
+            Leg { debit: Owner::External, credit: m, amount: subsidy, kind: TransferKind::CouponSubsidy },
         ]
     };
-    if legs[0].amount.0 == 0 {
-        legs.swap(0, 1);
+    let mut legs = all;
+    let mut n = 0;
+    for leg in all.into_iter().filter(|l| l.amount.0 > 0) {
+        legs[n] = leg;
+        n += 1;
     }
-    legs
+    (legs, n)
 }

@@ -55,6 +55,14 @@ id_type!(
     TransferId
 );
 id_type!(
+    /// A coupon (voucher): money off an order, within a budget.
+    CouponId
+);
+id_type!(
+    /// A red-packet pool: an amount split into random shares, one per claiming buyer.
+    RedPacketId
+);
+id_type!(
     /// An API key (the secret itself is never stored, only its hash).
     ApiKeyId
 );
@@ -123,6 +131,14 @@ impl fmt::Display for Currency {
     }
 }
 
+/// Who pays for a promotion: the platform (from its marketing budget, outside the ledger like a
+/// top-up: the external account) or a merchant (from its wallet, or by receiving less).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Sponsor {
+    Platform,
+    Merchant(MerchantId),
+}
+
 /// Who sends a command. Access rules (who may touch what) are part of the domain and are checked
 /// by the state machine itself, so that they hold on every path, replay included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,6 +159,14 @@ impl Actor {
             Actor::Admin | Actor::Service => true,
             Actor::Buyer(own) => own == buyer,
             Actor::Merchant(_) => false,
+        }
+    }
+
+    /// Admins sponsor for the platform; a merchant for itself.
+    pub fn may_sponsor(self, sponsor: Sponsor) -> bool {
+        match sponsor {
+            Sponsor::Platform => self == Actor::Admin,
+            Sponsor::Merchant(m) => self.may_manage_merchant(m),
         }
     }
 

@@ -12,24 +12,95 @@ const SKUS: u64 = 4;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Place { buyer: u64, lines: Vec<(u64, u32)>, ttl_ms: u64, as_other: bool },
-    Pay { order: u64, as_other: bool },
-    Cancel { order: u64 },
-    Refund { order: u64, restock: bool, as_merchant: bool },
-    TopUp { buyer: u64, amount: u64, currency: bool },
-    Restock { sku: u64, quantity: u64 },
+    Place {
+        buyer: u64,
+        lines: Vec<(u64, u32)>,
+        coupons: Vec<u64>,
+        ttl_ms: u64,
+        as_other: bool,
+    },
+    Pay {
+        order: u64,
+        as_other: bool,
+    },
+    Cancel {
+        order: u64,
+    },
+    Refund {
+        order: u64,
+        restock: bool,
+        as_merchant: bool,
+    },
+    TopUp {
+        buyer: u64,
+        amount: u64,
+        currency: bool,
+    },
+    Restock {
+        sku: u64,
+        quantity: u64,
+    },
     Expire,
-    Advance { ms: u64 },
-    GoBack { ms: u64 },
-    RepeatKey { back: usize },
-    ReuseKey { back: usize },
-    Campaign { sku: u64, flash_price: u64, quantity: u64, starts_in_ms: u64, lasts_ms: u64, limit: u32 },
+    Advance {
+        ms: u64,
+    },
+    GoBack {
+        ms: u64,
+    },
+    RepeatKey {
+        back: usize,
+    },
+    ReuseKey {
+        back: usize,
+    },
+    Campaign {
+        sku: u64,
+        flash_price: u64,
+        quantity: u64,
+        starts_in_ms: u64,
+        lasts_ms: u64,
+        limit: u32,
+    },
+    Coupon {
+        merchant: Option<u64>,
+        percent: bool,
+        value: u64,
+        min_spend: u64,
+        limit: u32,
+        uses: Option<u64>,
+        money: Option<u64>,
+        lasts_ms: u64,
+    },
+    DisableCoupon {
+        coupon: u64,
+    },
+    RedPacket {
+        merchant: Option<u64>,
+        amount: u64,
+        count: u32,
+        lasts_ms: u64,
+        seed: u64,
+    },
+    Claim {
+        packet: u64,
+        buyer: u64,
+    },
+    ClosePacket {
+        packet: u64,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (1..=BUYERS + 1, prop::collection::vec((0..=SKUS + 1, 0u32..6), 0..4), 500u64..120_000, prop::bool::weighted(0.1))
-            .prop_map(|(buyer, lines, ttl_ms, as_other)| Step::Place { buyer, lines, ttl_ms, as_other }),
+        6 => (1..=BUYERS + 1, prop_oneof![3 => prop::collection::vec((1..=SKUS, 1u32..3), 1..2), 1 => prop::collection::vec((0..=SKUS + 1, 0u32..6), 0..4)], prop_oneof![3 => Just(vec![]), 1 => prop::collection::vec(1u64..5, 1..3)], 500u64..120_000, prop::bool::weighted(0.1))
+            .prop_map(|(buyer, lines, coupons, ttl_ms, as_other)| Step::Place { buyer, lines, coupons, ttl_ms, as_other }),
+        1 => (prop::option::of(1..=MERCHANTS), any::<bool>(), 1u64..3_000, 0u64..3_000, 1u32..3, prop::option::of(1u64..6), prop::option::of(1u64..5_000), 1_000u64..600_000)
+            .prop_map(|(merchant, percent, value, min_spend, limit, uses, money, lasts_ms)| Step::Coupon { merchant, percent, value, min_spend, limit, uses, money, lasts_ms }),
+        1 => (0u64..5).prop_map(|coupon| Step::DisableCoupon { coupon }),
+        1 => (prop::option::of(1..=MERCHANTS), 0u64..5_000, 0u32..8, 1_000u64..100_000, any::<u64>())
+            .prop_map(|(merchant, amount, count, lasts_ms, seed)| Step::RedPacket { merchant, amount, count, lasts_ms, seed }),
+        3 => (0u64..5, 0..=BUYERS + 1).prop_map(|(packet, buyer)| Step::Claim { packet, buyer }),
+        1 => (0u64..5).prop_map(|packet| Step::ClosePacket { packet }),
         5 => (0u64..40, prop::bool::weighted(0.1)).prop_map(|(order, as_other)| Step::Pay { order, as_other }),
         2 => (0u64..40).prop_map(|order| Step::Cancel { order }),
         2 => (0u64..40, any::<bool>(), any::<bool>()).prop_map(|(order, restock, as_merchant)| Step::Refund { order, restock, as_merchant }),
@@ -139,7 +210,10 @@ impl Sim {
 
     fn run(&mut self, step: Step) {
         match step {
-            Step::Place { buyer, lines, ttl_ms, as_other } => {
+            Step::Place { buyer, lines, coupons, ttl_ms, as_other } => {
+                let count = self.state.coupons().count() as u64;
+                let coupons: Vec<CouponId> =
+                    coupons.into_iter().map(|pick| CouponId(recent(count, pick))).collect();
                 let lines = lines
                     .into_iter()
                     .map(|(sku, quantity)| LineRequest { sku: SkuId(sku), quantity })
@@ -151,8 +225,9 @@ impl Sim {
                 };
                 let result = self.send(
                     actor,
-                    Command::PlaceOrder { buyer: BuyerId(buyer), lines, reservation_ttl_ms: ttl_ms },
+                    Command::PlaceOrder { buyer: BuyerId(buyer), lines, coupons, reservation_ttl_ms: ttl_ms },
                 );
+
                 if as_other && buyer <= BUYERS && BUYERS > 1 {
                     assert!(matches!(result, Err(CoreError::Forbidden(_))), "{result:?}");
                 }
@@ -192,8 +267,8 @@ impl Sim {
                 let _ = self.send(Actor::Admin, Command::Restock { sku: SkuId(sku), quantity });
             }
             Step::Expire => {
-                let _ = self.send(Actor::Service, Command::ExpireReservations);
-                let next = self.state.next_expiry();
+                let _ = self.send(Actor::Service, Command::Tick);
+                let next = self.state.next_due();
                 assert!(
                     next.is_none_or(|at| at.0 > self.now.max(self.state.clock().0)),
                     "a due reservation survived expiry"
@@ -218,13 +293,85 @@ impl Sim {
                     let result = self.deliver(Envelope {
                         idempotency: Some(idem),
                         at: Millis(self.now),
-                        command: Command::ExpireReservations,
+                        command: Command::Tick,
                         actor: Actor::Admin,
                     });
                     if journaled_before {
                         assert_eq!(result, Err(CoreError::IdempotencyKeyReused));
                     }
                 }
+            }
+            Step::Coupon { merchant, percent, value, min_spend, limit, uses, money, lasts_ms } => {
+                let sponsor = merchant.map_or(Sponsor::Platform, |m| Sponsor::Merchant(MerchantId(m)));
+                let actor = merchant.map_or(Actor::Admin, |m| Actor::Merchant(MerchantId(m)));
+                let rule = if percent {
+                    DiscountRule::Percent { bps: (value % 10_000 + 1) as u16, cap: money.map(Amount) }
+                } else {
+                    DiscountRule::Fixed { amount: Amount(value) }
+                };
+                let _ = self.send(
+                    actor,
+                    Command::CreateCoupon(NewCoupon {
+                        sponsor,
+                        rule,
+                        currency: cny(),
+                        min_spend: Amount(min_spend),
+                        starts_at: Millis(self.now),
+                        ends_at: Millis(self.now + lasts_ms),
+                        per_buyer_limit: limit,
+                        budget_amount: money.map(Amount),
+                        budget_uses: uses,
+                    }),
+                );
+            }
+            Step::DisableCoupon { coupon } => {
+                let coupon = recent(self.state.coupons().count() as u64, coupon);
+                let actor = match self.state.coupon(CouponId(coupon)).map(|c| c.sponsor) {
+                    Ok(Sponsor::Merchant(m)) => Actor::Merchant(m),
+                    _ => Actor::Admin,
+                };
+                let _ = self.send(actor, Command::DisableCoupon { coupon: CouponId(coupon) });
+            }
+            Step::RedPacket { merchant, amount, count, lasts_ms, seed } => {
+                let sponsor = merchant.map_or(Sponsor::Platform, |m| Sponsor::Merchant(MerchantId(m)));
+                let actor = merchant.map_or(Actor::Admin, |m| Actor::Merchant(MerchantId(m)));
+                let result = self.send(
+                    actor,
+                    Command::CreateRedPacket(NewRedPacket {
+                        sponsor,
+                        amount: Amount(amount),
+                        count,
+                        currency: cny(),
+                        starts_at: Millis(self.now),
+                        ends_at: Millis(self.now + lasts_ms),
+                        seed,
+                    }),
+                );
+                if count == 0 || amount < u64::from(count) {
+                    assert!(result.is_err(), "a bad pool was accepted");
+                }
+            }
+            Step::Claim { packet, buyer } => {
+                let packet = recent(self.state.red_packets().count() as u64, packet);
+                let before = self
+                    .state
+                    .red_packet(RedPacketId(packet))
+                    .map(|p| p.claims.contains_key(&BuyerId(buyer)));
+                let result = self.send(
+                    Actor::Buyer(BuyerId(buyer)),
+                    Command::ClaimRedPacket { packet: RedPacketId(packet), buyer: BuyerId(buyer) },
+                );
+                if before == Ok(true) {
+                    assert!(result.is_err(), "a second share: {result:?}");
+                }
+            }
+            Step::ClosePacket { packet } => {
+                let packet = recent(self.state.red_packets().count() as u64, packet);
+                let actor = match self.state.red_packet(RedPacketId(packet)).map(|p| p.sponsor) {
+                    Ok(Sponsor::Merchant(m)) => Actor::Merchant(m),
+                    _ => Actor::Admin,
+                };
+                let _ = self.send(actor, Command::CloseRedPacket { packet: RedPacketId(packet) });
             }
             Step::Campaign { sku, flash_price, quantity, starts_in_ms, lasts_ms, limit } => {
                 let starts_at = Millis(self.now + starts_in_ms);
@@ -243,7 +390,17 @@ impl Sim {
             }
         }
         let report = self.state.audit();
-        assert!(report.ok(), "invariant broken: {:#?}", report.checks);
+        let broken: Vec<_> = report.checks.iter().filter(|c| !c.ok).collect();
+        assert!(broken.is_empty(), "invariant broken: {broken:#?}");
+    }
+}
+
+/// An id among the newest `count`: 1 is the newest, 2 the one before; 0 stays 0 (never valid).
+fn recent(count: u64, pick: u64) -> u64 {
+    if pick == 0 {
+        0
+    } else {
+        count.saturating_sub(pick - 1)
     }
 }
 
@@ -305,6 +462,7 @@ fn flash_sale_sells_exactly_its_quantity() {
         Command::PlaceOrder {
             buyer: BuyerId(1),
             lines: vec![LineRequest { sku: SkuId(1), quantity: 1 }],
+            coupons: vec![],
             reservation_ttl_ms: 60_000,
         },
     );
@@ -318,6 +476,7 @@ fn flash_sale_sells_exactly_its_quantity() {
                 Command::PlaceOrder {
                     buyer: BuyerId(buyer),
                     lines: vec![LineRequest { sku: SkuId(1), quantity: 1 }],
+                    coupons: vec![],
                     reservation_ttl_ms: 60_000,
                 },
             );
@@ -345,6 +504,7 @@ fn payment_moves_money_and_refund_returns_it() {
         Command::PlaceOrder {
             buyer: BuyerId(1),
             lines: vec![LineRequest { sku: SkuId(2), quantity: 3 }],
+            coupons: vec![],
             reservation_ttl_ms: 60_000,
         },
     );
@@ -379,6 +539,7 @@ fn an_unpaid_order_expires_and_cannot_be_paid() {
         Command::PlaceOrder {
             buyer: BuyerId(1),
             lines: vec![LineRequest { sku: SkuId(1), quantity: 5 }],
+            coupons: vec![],
             reservation_ttl_ms: 1_000,
         },
     );
@@ -386,7 +547,7 @@ fn an_unpaid_order_expires_and_cannot_be_paid() {
     sim.now += 1_000;
     let late = sim.send(Actor::Service, Command::PayOrder { order: OrderId(1) });
     assert_eq!(late, Err(CoreError::ReservationExpired { expired_at: Millis(1_001_000) }));
-    sim.must(Actor::Service, Command::ExpireReservations);
+    sim.must(Actor::Service, Command::Tick);
     assert_eq!(sim.state.order(OrderId(1)).unwrap().status, OrderStatus::Expired);
     assert_eq!(sim.state.sku(SkuId(1)).unwrap().available, 5);
 }
@@ -412,5 +573,10 @@ fn a_long_seeded_run_reaches_every_order_state() {
         };
     }
     assert_eq!(seen.len(), 5, "order states reached: {seen:?}");
+    let discounted =
+        (1..).map_while(|id| sim.state.order(OrderId(id)).ok()).filter(|o| !o.discounts.is_empty()).count();
+    assert!(discounted > 10, "only {discounted} orders used a coupon");
+    let claims: usize = sim.state.red_packets().map(|(_, p)| p.claims.len()).sum();
+    assert!(claims > 10, "only {claims} red-packet shares claimed");
     assert_eq!(replay(&sim.journal).digest(), sim.state.digest());
 }

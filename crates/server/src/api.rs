@@ -104,7 +104,15 @@ fn idempotency(actor: Actor, key: &str, command: &Command) -> Idempotency {
     hasher.update(key.as_bytes());
     let mut scoped = [0u8; 16];
     scoped.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-    let fingerprint = xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(command).unwrap_or_default());
+    // Randomness the gateway draws (a key's secret, a pool's seed) is left out, so a repeat of
+    // the same request matches its first use.
+    let mut comparable = command.clone();
+    match &mut comparable {
+        Command::CreateApiKey { secret_sha256, .. } => *secret_sha256 = [0; 32],
+        Command::CreateRedPacket(new) => new.seed = 0,
+        _ => {}
+    }
+    let fingerprint = xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(&comparable).unwrap_or_default());
     Idempotency { key: u128::from_le_bytes(scoped), fingerprint }
 }
 
@@ -230,6 +238,9 @@ pub struct LineRequestBody {
 pub struct PlaceOrderRequest {
     pub buyer_id: u64,
     pub lines: Vec<LineRequestBody>,
+    /// Coupon ids: at most one platform and one merchant coupon.
+    #[serde(default)]
+    pub coupons: Vec<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -238,6 +249,118 @@ pub struct RefundRequest {
     /// Put the units back on sale.
     #[serde(default)]
     pub restock: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponKind {
+    Fixed,
+    Percent,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCouponRequest {
+    /// The merchant that funds the discount (its SKUs only); absent: platform-funded (admin).
+    pub merchant_id: Option<u64>,
+    pub kind: CouponKind,
+    /// For `fixed`: minor units off.
+    pub amount_off: Option<u64>,
+    /// For `percent`: basis points off (1000 = 10%), rounded down to the minor unit.
+    pub percent_bps: Option<u16>,
+    /// For `percent`: the most it takes off.
+    pub cap: Option<u64>,
+    pub currency: String,
+    /// The order's subtotal must reach this.
+    #[serde(default)]
+    pub min_spend: u64,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    #[serde(default = "one")]
+    pub per_buyer_limit: u32,
+    /// The most money all uses together may take off.
+    pub budget_amount: Option<u64>,
+    /// The most orders that may use it.
+    pub budget_uses: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRedPacketRequest {
+    /// The merchant that funds the pool from its wallet; absent: the platform (admin).
+    pub merchant_id: Option<u64>,
+    /// The whole pool, in minor units.
+    pub amount: u64,
+    /// How many shares (each at least one minor unit).
+    pub count: u32,
+    pub currency: String,
+    /// Default: now.
+    pub starts_at: Option<u64>,
+    pub ends_at: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub buyer_id: u64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CouponListParams {
+    /// Only this merchant's coupons.
+    pub merchant_id: Option<u64>,
+}
+
+fn sponsor(merchant_id: Option<u64>) -> Sponsor {
+    merchant_id.map_or(Sponsor::Platform, |m| Sponsor::Merchant(MerchantId(m)))
+}
+
+impl CreateCouponRequest {
+    fn command(self) -> Result<Command, ApiError> {
+        let rule = match (self.kind, self.amount_off, self.percent_bps, self.cap) {
+            (CouponKind::Fixed, Some(amount), None, None) => DiscountRule::Fixed { amount: Amount(amount) },
+            (CouponKind::Percent, None, Some(bps), cap) => {
+                DiscountRule::Percent { bps, cap: cap.map(Amount) }
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_coupon",
+                    "a fixed coupon takes amount_off; a percent coupon takes percent_bps and maybe cap",
+                ))
+            }
+        };
+        Ok(Command::CreateCoupon(NewCoupon {
+            sponsor: sponsor(self.merchant_id),
+            rule,
+            currency: currency(&self.currency)?,
+            min_spend: Amount(self.min_spend),
+            starts_at: Millis(self.starts_at),
+            ends_at: Millis(self.ends_at),
+            per_buyer_limit: self.per_buyer_limit,
+            budget_amount: self.budget_amount.map(Amount),
+            budget_uses: self.budget_uses,
+        }))
+    }
+}
+
+impl CreateRedPacketRequest {
+    fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::CreateRedPacket(NewRedPacket {
+            sponsor: sponsor(self.merchant_id),
+            amount: Amount(self.amount),
+            count: self.count,
+            currency: currency(&self.currency)?,
+            starts_at: self.starts_at.map_or_else(crate::engine::now_ms, Millis),
+            ends_at: Millis(self.ends_at),
+            // Drawn here, in the shell; journaled with the command, so replay pays the same shares.
+            seed: rand::random(),
+        }))
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -283,6 +406,7 @@ impl PlaceOrderRequest {
                 .into_iter()
                 .map(|l| LineRequest { sku: SkuId(l.sku_id), quantity: l.quantity })
                 .collect(),
+            coupons: self.coupons.into_iter().map(CouponId).collect(),
             reservation_ttl_ms: config.reservation_ttl_ms,
         }
     }
@@ -337,7 +461,7 @@ pub async fn create_api_key(
     // answers the key's id without the secret, which only the first answer carries.
     let secret = new_secret();
     let command = Command::CreateApiKey { acts_as, secret_sha256: hash_secret(&secret) };
-    let idem = Some(idempotency(actor, &key.0, &Command::CreateApiKey { acts_as, secret_sha256: [0; 32] }));
+    let idem = Some(idempotency(actor, &key.0, &command));
     let view = submit_one(&app, Item::Write { actor, idempotency: idem, command }).await?;
     let View::ApiKey(mut view) = view else { return Err(ApiError::shutting_down()) };
     if app.engine.keys.authenticate(&secret).is_some() {
@@ -585,7 +709,7 @@ pub async fn expire_reservations(
     Auth(actor): Auth,
     key: IdempotencyKey,
 ) -> Answer {
-    write(&app, actor, &key, Command::ExpireReservations, OK).await
+    write(&app, actor, &key, Command::Tick, OK).await
 }
 
 /// Check every invariant and return the digest of the whole state (admin).
@@ -593,6 +717,134 @@ pub async fn expire_reservations(
     responses((status = 200, body = AuditView), (status = "4XX", body = ErrorBody)))]
 pub async fn audit(axum::extract::State(app): axum::extract::State<AppState>, Auth(actor): Auth) -> Answer {
     read(&app, actor, Query::Audit).await
+}
+
+/// Create a coupon: merchant-funded (by the merchant, for its SKUs) or platform-funded (admin).
+#[utoipa::path(post, path = "/v1/coupons", tag = "promotions", request_body = CreateCouponRequest,
+    responses((status = 201, body = CouponView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_coupon(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateCouponRequest>,
+) -> Answer {
+    write(&app, actor, &key, request.command()?, CREATED).await
+}
+
+/// The newest coupons, of one merchant if asked.
+#[utoipa::path(get, path = "/v1/coupons", tag = "promotions", params(CouponListParams),
+    responses((status = 200, body = CouponList), (status = "4XX", body = ErrorBody)))]
+pub async fn list_coupons(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<CouponListParams>,
+) -> Answer {
+    let sponsor = params.merchant_id.map(|m| Sponsor::Merchant(MerchantId(m)));
+    read(&app, actor, Query::Coupons { sponsor }).await
+}
+
+/// A coupon, with its budget used so far.
+#[utoipa::path(get, path = "/v1/coupons/{id}", tag = "promotions",
+    responses((status = 200, body = CouponView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_coupon(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Coupon(CouponId(id))).await
+}
+
+/// Stop a coupon from being used by new orders.
+#[utoipa::path(post, path = "/v1/coupons/{id}/disable", tag = "promotions",
+    responses((status = 200, body = CouponView), (status = "4XX", body = ErrorBody)))]
+pub async fn disable_coupon(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::DisableCoupon { coupon: CouponId(id) }, OK).await
+}
+
+/// Coupons a buyer can use now, with the uses left to the buyer.
+#[utoipa::path(get, path = "/v1/buyers/{id}/coupons", tag = "promotions",
+    responses((status = 200, body = CouponList), (status = "4XX", body = ErrorBody)))]
+pub async fn get_buyer_coupons(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::BuyerCoupons(BuyerId(id))).await
+}
+
+/// Fund a red packet: the pool moves from the sponsor into escrow at once.
+#[utoipa::path(post, path = "/v1/red-packets", tag = "promotions", request_body = CreateRedPacketRequest,
+    responses((status = 201, body = RedPacketView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateRedPacketRequest>,
+) -> Answer {
+    write(&app, actor, &key, request.command()?, CREATED).await
+}
+
+/// The newest red packets.
+#[utoipa::path(get, path = "/v1/red-packets", tag = "promotions",
+    responses((status = 200, body = RedPacketList), (status = "4XX", body = ErrorBody)))]
+pub async fn list_red_packets(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+) -> Answer {
+    read(&app, actor, Query::RedPackets).await
+}
+
+/// A red packet: shares claimed, money left, status.
+#[utoipa::path(get, path = "/v1/red-packets/{id}", tag = "promotions",
+    responses((status = 200, body = RedPacketView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::RedPacket(RedPacketId(id))).await
+}
+
+/// Close a red packet now: what is unclaimed returns to the sponsor.
+#[utoipa::path(post, path = "/v1/red-packets/{id}/close", tag = "promotions",
+    responses((status = 200, body = RedPacketView), (status = "4XX", body = ErrorBody)))]
+pub async fn close_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::CloseRedPacket { packet: RedPacketId(id) }, OK).await
+}
+
+/// Claim a share: at most one per buyer, credited to the buyer's wallet.
+#[utoipa::path(post, path = "/v1/red-packets/{id}/claims", tag = "promotions", request_body = ClaimRequest,
+    responses((status = 201, body = ClaimView), (status = "4XX", body = ErrorBody)))]
+pub async fn claim_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<ClaimRequest>,
+) -> Answer {
+    let command = Command::ClaimRedPacket { packet: RedPacketId(id), buyer: BuyerId(request.buyer_id) };
+    write(&app, actor, &key, command, CREATED).await
+}
+
+/// A buyer's red-packet shares.
+#[utoipa::path(get, path = "/v1/buyers/{id}/red-packets", tag = "promotions",
+    responses((status = 200, body = ClaimList), (status = "4XX", body = ErrorBody)))]
+pub async fn get_buyer_claims(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::BuyerClaims(BuyerId(id))).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -607,7 +859,7 @@ pub struct BatchRequest {
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
     /// create_buyer, create_sku, restock, top_up, create_campaign, place_order, pay_order,
-    /// cancel_order, refund_order.
+    /// cancel_order, refund_order, claim_red_packet.
     pub op: String,
     pub idempotency_key: String,
     #[schema(value_type = Object)]
@@ -639,6 +891,13 @@ struct RefundParams {
     order_id: u64,
     #[serde(default)]
     restock: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimParams {
+    red_packet_id: u64,
+    buyer_id: u64,
 }
 
 #[derive(Deserialize)]
@@ -682,6 +941,13 @@ fn batch_command(item: BatchItem, config: &Config) -> Result<(Command, StatusCod
         "refund_order" => {
             let r: RefundParams = params(p)?;
             (Command::RefundOrder { order: OrderId(r.order_id), restock: r.restock }, OK)
+        }
+        "claim_red_packet" => {
+            let c: ClaimParams = params(p)?;
+            (
+                Command::ClaimRedPacket { packet: RedPacketId(c.red_packet_id), buyer: BuyerId(c.buyer_id) },
+                CREATED,
+            )
         }
         other => return Err(ApiError::bad_request("unknown_op", format!("no batch operation {other:?}"))),
     })
@@ -783,5 +1049,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(refund_order))
         .routes(routes!(expire_reservations))
         .routes(routes!(audit))
+        .routes(routes!(create_coupon, list_coupons))
+        .routes(routes!(get_coupon))
+        .routes(routes!(disable_coupon))
+        .routes(routes!(get_buyer_coupons))
+        .routes(routes!(create_red_packet, list_red_packets))
+        .routes(routes!(get_red_packet))
+        .routes(routes!(close_red_packet))
+        .routes(routes!(claim_red_packet))
+        .routes(routes!(get_buyer_claims))
         .routes(routes!(batch))
 }

@@ -242,13 +242,8 @@ impl Sequencer {
             };
             let at = now_ms().max(self.state.clock());
             let mut batch = Durable { records: Records::default(), replies: Vec::new(), snapshot: None };
-            if self.state.next_expiry().is_some_and(|due| due <= at) {
-                let tick = Envelope {
-                    actor: Actor::Admin,
-                    idempotency: None,
-                    at,
-                    command: Command::ExpireReservations,
-                };
+            if self.state.next_due().is_some_and(|due| due <= at) {
+                let tick = Envelope { actor: Actor::Admin, idempotency: None, at, command: Command::Tick };
                 if let Err(error) = self.write(&tick, &mut batch.records) {
                     tracing::error!(%error, "reservation expiry refused");
                 }

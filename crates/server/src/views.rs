@@ -17,9 +17,26 @@ pub enum Query {
     Sku(SkuId),
     Campaign(CampaignId),
     Order(OrderId),
-    Wallet { owner: Owner, entries_max: usize },
+    Wallet {
+        owner: Owner,
+        entries_max: usize,
+    },
     Audit,
+    Coupon(CouponId),
+    /// The newest coupons, of one sponsor if given.
+    Coupons {
+        sponsor: Option<Sponsor>,
+    },
+    RedPacket(RedPacketId),
+    RedPackets,
+    /// Coupons a buyer can use now, with what is left of its allowance.
+    BuyerCoupons(BuyerId),
+    /// A buyer's red-packet shares.
+    BuyerClaims(BuyerId),
 }
+
+/// The most entries one list answer carries.
+pub const LIST_ENTRIES_MAX: usize = 1_000;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
@@ -35,6 +52,153 @@ pub enum View {
     Expired(ExpiredView),
     Wallet(WalletView),
     Audit(AuditView),
+    Coupon(CouponView),
+    Coupons(CouponList),
+    RedPacket(RedPacketView),
+    RedPackets(RedPacketList),
+    Claim(ClaimView),
+    Claims(ClaimList),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CouponView {
+    pub coupon_id: u64,
+    /// `platform`, or `merchant:<id>`: who pays for the discount.
+    pub funded_by: String,
+    pub merchant_id: Option<u64>,
+    /// `fixed` or `percent`.
+    pub kind: &'static str,
+    pub amount_off: Option<u64>,
+    pub percent_bps: Option<u16>,
+    pub cap: Option<u64>,
+    pub currency: String,
+    pub min_spend: u64,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub per_buyer_limit: u32,
+    pub budget_amount: Option<u64>,
+    pub budget_uses: Option<u64>,
+    pub used_amount: u64,
+    pub used_count: u64,
+    pub disabled: bool,
+    /// For a buyer's list: uses left to that buyer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uses_left: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CouponList {
+    pub coupons: Vec<CouponView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedPacketView {
+    pub red_packet_id: u64,
+    pub funded_by: String,
+    pub merchant_id: Option<u64>,
+    pub amount: u64,
+    pub count: u32,
+    pub currency: String,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub claimed_count: u64,
+    pub claimed_amount: u64,
+    /// What went back to the sponsor when the pool closed.
+    pub returned: u64,
+    /// `scheduled`, `open`, `ended` (time is up, closing) or `closed`.
+    pub status: &'static str,
+    pub server_time: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedPacketList {
+    pub red_packets: Vec<RedPacketView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimView {
+    pub red_packet_id: u64,
+    pub buyer_id: u64,
+    pub amount: u64,
+    pub currency: String,
+    /// Set in the answer to the claim itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimList {
+    pub claims: Vec<ClaimView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscountView {
+    pub coupon_id: u64,
+    pub amount: u64,
+    pub funded_by: String,
+}
+
+fn sponsor_name(sponsor: Sponsor) -> (String, Option<u64>) {
+    match sponsor {
+        Sponsor::Platform => ("platform".into(), None),
+        Sponsor::Merchant(m) => (format!("merchant:{m}"), Some(m.0)),
+    }
+}
+
+fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> CouponView {
+    let (funded_by, merchant_id) = sponsor_name(c.sponsor);
+    let (kind, amount_off, percent_bps, cap) = match c.rule {
+        DiscountRule::Fixed { amount } => ("fixed", Some(amount.0), None, None),
+        DiscountRule::Percent { bps, cap } => ("percent", None, Some(bps), cap.map(|c| c.0)),
+    };
+    CouponView {
+        coupon_id: id.0,
+        funded_by,
+        merchant_id,
+        kind,
+        amount_off,
+        percent_bps,
+        cap,
+        currency: c.currency.to_string(),
+        min_spend: c.min_spend.0,
+        starts_at: c.starts_at.0,
+        ends_at: c.ends_at.0,
+        per_buyer_limit: c.per_buyer_limit,
+        budget_amount: c.budget_amount.map(|a| a.0),
+        budget_uses: c.budget_uses,
+        used_amount: c.used_amount.0,
+        used_count: c.used_count,
+        disabled: c.disabled,
+        uses_left,
+    }
+}
+
+fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> RedPacketView {
+    let (funded_by, merchant_id) = sponsor_name(p.sponsor);
+    let status = if p.closed {
+        "closed"
+    } else if now < p.starts_at {
+        "scheduled"
+    } else if now < p.ends_at {
+        "open"
+    } else {
+        "ended"
+    };
+    RedPacketView {
+        red_packet_id: id.0,
+        funded_by,
+        merchant_id,
+        amount: p.amount.0,
+        count: p.count,
+        currency: p.currency.to_string(),
+        starts_at: p.starts_at.0,
+        ends_at: p.ends_at.0,
+        claimed_count: p.claims.len() as u64,
+        claimed_amount: p.claimed_amount.0,
+        returned: p.returned.0,
+        status,
+        server_time: now.0,
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,11 +301,17 @@ pub struct OrderView {
     pub expires_at: u64,
     pub restocked: bool,
     pub lines: Vec<LineView>,
+    /// The lines' sum, before coupons.
+    pub subtotal: u64,
+    pub discounts: Vec<DiscountView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExpiredView {
+    /// Reservations released.
     pub expired: u32,
+    /// Red packets closed, their rest returned to the sponsor.
+    pub closed_red_packets: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -192,6 +362,7 @@ pub fn owner_name(owner: Owner) -> String {
         Owner::Platform => "platform".into(),
         Owner::Merchant(m) => format!("merchant:{m}"),
         Owner::Buyer(b) => format!("buyer:{b}"),
+        Owner::Escrow(p) => format!("escrow:red_packet:{p}"),
     }
 }
 
@@ -279,6 +450,16 @@ fn order_view(
         placed_at: o.placed_at.0,
         expires_at: o.expires_at.0,
         restocked,
+        subtotal: o.total.0 + o.discounts.iter().map(|d| d.amount.0).sum::<u64>(),
+        discounts: o
+            .discounts
+            .iter()
+            .map(|d| DiscountView {
+                coupon_id: d.coupon.0,
+                amount: d.amount.0,
+                funded_by: sponsor_name(d.funded_by).0,
+            })
+            .collect(),
         lines: o
             .lines
             .iter()
@@ -324,7 +505,8 @@ fn account_view(state: &State, account: &Account, entries_max: usize) -> Account
 fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreError> {
     Ok(match (*query).clone() {
         Query::Sku(_) | Query::Campaign(_) | Query::Merchant(_) => true,
-        Query::Buyer(b) => actor.may_act_for_buyer(b),
+        Query::Coupon(_) | Query::Coupons { .. } | Query::RedPacket(_) | Query::RedPackets => true,
+        Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) => actor.may_act_for_buyer(b),
         Query::Order(id) => {
             let order = state.order(id)?;
             actor.may_act_for_buyer(order.buyer) || actor == Actor::Merchant(order.merchant)
@@ -332,7 +514,7 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
         Query::Wallet { owner, .. } => match owner {
             Owner::Buyer(b) => actor.may_act_for_buyer(b),
             Owner::Merchant(m) => actor.may_manage_merchant(m),
-            Owner::Platform | Owner::External => actor == Actor::Admin,
+            Owner::Platform | Owner::External | Owner::Escrow(_) => actor == Actor::Admin,
         },
         Query::Audit => actor == Actor::Admin,
     })
@@ -352,11 +534,65 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
             match owner {
                 Owner::Buyer(b) => drop(state.buyer(b)?),
                 Owner::Merchant(m) => drop(state.merchant(m)?),
-                Owner::Platform | Owner::External => {}
+                Owner::Platform | Owner::External | Owner::Escrow(_) => {}
             }
             let accounts =
                 state.ledger().accounts_of(owner).map(|a| account_view(state, a, entries_max)).collect();
             Ok(View::Wallet(WalletView { owner: owner_name(owner), accounts }))
+        }
+        Query::Coupon(id) => Ok(View::Coupon(coupon_view(id, state.coupon(id)?, None))),
+        Query::Coupons { sponsor } => {
+            let coupons = state
+                .coupons()
+                .rev()
+                .filter(|(_, c)| sponsor.is_none_or(|s| c.sponsor == s))
+                .take(LIST_ENTRIES_MAX)
+                .map(|(id, c)| coupon_view(id, c, None))
+                .collect();
+            Ok(View::Coupons(CouponList { coupons }))
+        }
+        Query::BuyerCoupons(buyer) => {
+            state.buyer(buyer)?;
+            let coupons = state
+                .coupons()
+                .rev()
+                .filter(|(_, c)| c.is_active(now))
+                .take(LIST_ENTRIES_MAX)
+                .map(|(id, c)| {
+                    let used = c.used_by_buyer.get(&buyer).copied().unwrap_or(0);
+                    coupon_view(id, c, Some(c.per_buyer_limit.saturating_sub(used)))
+                })
+                .collect();
+            Ok(View::Coupons(CouponList { coupons }))
+        }
+        Query::RedPacket(id) => Ok(View::RedPacket(red_packet_view(id, state.red_packet(id)?, now))),
+        Query::RedPackets => {
+            let red_packets = state
+                .red_packets()
+                .rev()
+                .take(LIST_ENTRIES_MAX)
+                .map(|(id, p)| red_packet_view(id, p, now))
+                .collect();
+            Ok(View::RedPackets(RedPacketList { red_packets }))
+        }
+        Query::BuyerClaims(buyer) => {
+            state.buyer(buyer)?;
+            let claims = state
+                .red_packets()
+                .rev()
+                .filter_map(|(id, p)| {
+                    let amount = p.claims.get(&buyer)?;
+                    Some(ClaimView {
+                        red_packet_id: id.0,
+                        buyer_id: buyer.0,
+                        amount: amount.0,
+                        currency: p.currency.to_string(),
+                        transfer_id: None,
+                    })
+                })
+                .take(LIST_ENTRIES_MAX)
+                .collect();
+            Ok(View::Claims(ClaimList { claims }))
         }
         Query::Audit => {
             let report = state.audit();
@@ -429,6 +665,21 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
             let commission = state.order(order)?.commission;
             order_view(state, order, Some((OrderStatus::Refunded, commission, restocked)))
         }
-        Outcome::ReservationsExpired { count } => Ok(View::Expired(ExpiredView { expired: count })),
+        Outcome::Ticked { expired, closed } => {
+            Ok(View::Expired(ExpiredView { expired, closed_red_packets: closed }))
+        }
+        Outcome::CouponCreated { coupon } | Outcome::CouponDisabled { coupon } => {
+            Ok(View::Coupon(coupon_view(coupon, state.coupon(coupon)?, None)))
+        }
+        Outcome::RedPacketCreated { packet } | Outcome::RedPacketClosed { packet, .. } => {
+            Ok(View::RedPacket(red_packet_view(packet, state.red_packet(packet)?, now)))
+        }
+        Outcome::RedPacketClaimed { packet, buyer, amount, transfer } => Ok(View::Claim(ClaimView {
+            red_packet_id: packet.0,
+            buyer_id: buyer.0,
+            amount: amount.0,
+            currency: state.red_packet(packet)?.currency.to_string(),
+            transfer_id: Some(transfer.0),
+        })),
     }
 }

@@ -5,4 +5,5 @@ mod crash;
 mod harness;
 mod openapi;
 mod oversell;
+mod promotions;
 mod walkthrough;

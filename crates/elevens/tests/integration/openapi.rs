@@ -29,6 +29,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/reservations/expire"),
     ("get", "/v1/audit"),
     ("post", "/v1/batch"),
+    ("post", "/v1/coupons"),
+    ("get", "/v1/coupons"),
+    ("get", "/v1/coupons/{id}"),
+    ("post", "/v1/coupons/{id}/disable"),
+    ("get", "/v1/buyers/{id}/coupons"),
+    ("post", "/v1/red-packets"),
+    ("get", "/v1/red-packets"),
+    ("get", "/v1/red-packets/{id}"),
+    ("post", "/v1/red-packets/{id}/close"),
+    ("post", "/v1/red-packets/{id}/claims"),
+    ("get", "/v1/buyers/{id}/red-packets"),
 ];
 
 #[tokio::test]
