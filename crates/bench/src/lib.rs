@@ -3,11 +3,19 @@
 //! itself at the end.
 //!
 //! Modes: `in-process` drives the real engine (sequencer, journal thread, fsync'd group commit)
-//! through its submission queue, with no network. Performance is shown here, never in tests.
+//! through its submission queue, no network; `http` sends one command per request over
+//! keep-alive connections; `http-batch` sends batches to `POST /v1/batch`. The HTTP server runs
+//! in this process on loopback, on the same engine, so the load generator shares the machine,
+//! as the brief asks. Performance is shown here, never in tests.
+
+mod driver;
+
+pub use driver::{Answer, Driver, Op};
 
 use anyhow::{bail, Context};
-use elevens_core::{Actor, Command, Idempotency, LineRequest, NewCampaign, NewSku};
-use elevens_core::{Amount, BuyerId, Currency, MerchantId, Millis, OrderId, SkuId};
+use elevens_core::{Actor, Command, NewCampaign, NewRedPacket, NewSku, Sponsor};
+use elevens_core::{Amount, BuyerId, Currency, MerchantId, Millis, RedPacketId, SkuId};
+use elevens_server::auth::{hash_secret, new_secret};
 use elevens_server::config::Config;
 use elevens_server::engine::{now_ms, Engine, EngineHandle, Item, ItemResult};
 use elevens_server::views::{Query, View};
@@ -32,30 +40,56 @@ const SETUP_BATCH_COMMANDS: usize = 10_000;
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     InProcess,
+    Http,
+    HttpBatch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     Flash,
+    Redpacket,
 }
 
 #[derive(Clone, Debug)]
 pub struct Options {
     pub workload: Workload,
     pub mode: Mode,
+    /// Buyers (flash) or claimers (redpacket).
     pub buyers: u64,
+    /// How long the load runs (flash), or at most (redpacket: until every claimer has claimed).
     pub duration: Duration,
-    /// Client threads, each with one batch in flight.
-    pub clients: usize,
-    /// Commands per submission.
-    pub batch: usize,
-    /// The share of orders that go for the hot SKU.
+    /// Concurrent clients, each with one request in flight; by mode if absent.
+    pub clients: Option<usize>,
+    /// Commands per submission or batch request; by mode if absent (always 1 for `http`).
+    pub batch: Option<usize>,
+    /// The share of flash orders aimed at the hot SKU.
     pub hot_share: f64,
+    /// Red packet: the pool, in minor units, and its number of shares.
+    pub pool: u64,
+    pub shares: u32,
     pub seed: u64,
     /// Where the engine keeps its journal; a fresh directory under the current one if absent
     /// (not /tmp, which may be a RAM disk where fsync costs nothing).
     pub data: Option<PathBuf>,
+}
+
+impl Options {
+    fn clients(&self) -> usize {
+        self.clients.unwrap_or(match self.mode {
+            Mode::InProcess => 2,
+            Mode::Http => 64,
+            Mode::HttpBatch => 4,
+        })
+    }
+
+    fn batch(&self) -> usize {
+        match self.mode {
+            Mode::Http => 1,
+            Mode::InProcess => self.batch.unwrap_or(2_000),
+            Mode::HttpBatch => self.batch.unwrap_or(1_000),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -66,14 +100,18 @@ pub struct Latency {
     pub max: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Invariants {
-    /// The hot SKU sold exactly its stock: no more (oversell), no less (lost sales).
+    /// Flash: the hot SKU sold exactly its stock. Red packet: shares paid = min(count, claimers).
     pub sold_exactly_stock: bool,
     /// Every transfer balances and the balances sum to zero (the engine's own audit).
     pub ledger_balanced: bool,
     /// Every invariant of the audit.
     pub audit_ok: bool,
+    /// Red packet: the shares the clients saw sum to what the pool paid out, and to the whole
+    /// pool when every share was claimed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_sum_exact: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -86,13 +124,16 @@ pub struct Report {
     pub payments: u64,
     pub orders_per_s: f64,
     pub payments_per_s: f64,
-    /// From submission to durable reply, per command.
+    /// Red packet: claim attempts, and shares paid.
+    pub claims: u64,
+    pub claims_per_s: f64,
+    pub shares_paid: u64,
+    /// From sending to the durable reply, per command.
     pub latency_us: Latency,
     /// Commands refused, by code (sold-out refusals are expected once the hot SKU is gone).
     pub errors: BTreeMap<String, u64>,
     pub rss_bytes_per_order: f64,
     pub invariants: Invariants,
-    pub hot_sold: u64,
     pub clients: usize,
     pub batch: usize,
     pub buyers: u64,
@@ -109,28 +150,41 @@ fn cny() -> Currency {
     Currency::parse("CNY").expect("CNY is a currency")
 }
 
-/// Submits and waits, retrying while the sequencer's queue is full.
-fn call(engine: &EngineHandle, items: Vec<Item>) -> anyhow::Result<Vec<ItemResult>> {
-    let mut items = Some(items);
+/// Submits and waits (from a plain thread), retrying while the sequencer's queue is full.
+fn call(engine: &EngineHandle, mut items: Vec<Item>) -> anyhow::Result<Vec<ItemResult>> {
     loop {
-        let batch = items.take().context("items")?;
-        match engine.submit_or_return(batch) {
+        match engine.submit_or_return(items) {
             Ok(rx) => return rx.blocking_recv().context("the engine stopped"),
             Err(back) => {
-                items = Some(back);
+                items = back;
                 std::thread::sleep(Duration::from_micros(100));
             }
         }
     }
 }
 
-fn setup(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::StdRng) -> anyhow::Result<SkuId> {
-    let admin = |command| Item::Write { actor: Actor::Admin, idempotency: None, command };
-    let mut commands: Vec<Item> = Vec::new();
+fn admin(command: Command) -> Item {
+    Item::Write { actor: Actor::Admin, idempotency: None, command }
+}
+
+fn run_setup(engine: &EngineHandle, mut commands: Vec<Item>) -> anyhow::Result<()> {
+    while !commands.is_empty() {
+        let rest = commands.split_off(commands.len().min(SETUP_BATCH_COMMANDS));
+        let results = call(engine, std::mem::replace(&mut commands, rest))?;
+        if let Some(Err(error)) = results.into_iter().find(Result::is_err) {
+            bail!("setup failed: {error}");
+        }
+    }
+    Ok(())
+}
+
+/// The flash marketplace: 100 merchants, the hot SKU (id 1) in a campaign, the Zipf tail, and
+/// buyers with money.
+fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::StdRng) -> anyhow::Result<()> {
+    let mut commands = Vec::new();
     for m in 0..MERCHANTS {
         commands.push(admin(Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 200 }));
     }
-    // SKU 1 is the hot item; 2..=TAIL_SKUS+1 the tail.
     let sku = |merchant: u64, title: String, price: u64, stock: u64| {
         Command::CreateSku(NewSku {
             merchant: MerchantId(merchant % MERCHANTS + 1),
@@ -163,96 +217,145 @@ fn setup(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::StdRng)
             currency: cny(),
         }));
     }
-    while !commands.is_empty() {
-        let rest = commands.split_off(commands.len().min(SETUP_BATCH_COMMANDS));
-        let results = call(engine, std::mem::replace(&mut commands, rest))?;
-        if let Some(Err(error)) = results.into_iter().find(Result::is_err) {
-            bail!("setup failed: {error}");
-        }
-    }
-    Ok(SkuId(1))
+    run_setup(engine, commands)
 }
 
-struct ClientTally {
+/// One pool (id 1) and its claimers.
+fn setup_redpacket(engine: &EngineHandle, options: &Options) -> anyhow::Result<()> {
+    let mut commands: Vec<Item> =
+        (1..=options.buyers).map(|b| admin(Command::CreateBuyer { name: format!("claimer {b}") })).collect();
+    let now = now_ms();
+    commands.push(admin(Command::CreateRedPacket(NewRedPacket {
+        sponsor: Sponsor::Platform,
+        amount: Amount(options.pool),
+        count: options.shares,
+        currency: cny(),
+        starts_at: now,
+        ends_at: now.saturating_add(24 * 3_600_000),
+        seed: options.seed,
+    })));
+    run_setup(engine, commands)
+}
+
+#[derive(Default)]
+struct Tally {
     orders: u64,
     payments: u64,
+    claims: u64,
+    shares: u64,
+    share_sum: u64,
     errors: BTreeMap<String, u64>,
-    latency: Histogram<u64>,
+    latency: Option<Histogram<u64>>,
 }
 
-fn client(
-    engine: EngineHandle,
-    options: Options,
-    id: usize,
-    deadline: Instant,
-    progress: Arc<AtomicU64>,
-) -> anyhow::Result<ClientTally> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed ^ (id as u64 + 1).wrapping_mul(0x9e37_79b9));
-    let zipf = Zipf::new(TAIL_SKUS as f64, 1.1).context("zipf")?;
-    let mut tally = ClientTally {
-        orders: 0,
-        payments: 0,
-        errors: BTreeMap::new(),
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-    };
-    let mut key = (id as u128) << 64;
-    let mut next_key = || {
-        key += 1;
-        Some(Idempotency { key, fingerprint: 0 })
-    };
-    let actor = Actor::Service;
-    while Instant::now() < deadline {
-        let orders: Vec<Item> = (0..options.batch)
-            .map(|_| {
-                let sku = if rng.random_bool(options.hot_share) {
-                    SkuId(1)
-                } else {
-                    SkuId(1 + zipf.sample(&mut rng) as u64)
-                };
-                let buyer = BuyerId(rng.random_range(1..=options.buyers));
-                let lines = vec![LineRequest { sku, quantity: 1 }];
-                let command =
-                    Command::PlaceOrder { buyer, lines, coupons: vec![], reservation_ttl_ms: 15 * 60_000 };
-                Item::Write { actor, idempotency: next_key(), command }
-            })
-            .collect();
-        let placed = timed(&engine, orders, &mut tally)?;
-        let payments: Vec<Item> = placed
-            .iter()
-            .filter_map(|r| match r {
-                Ok(View::Order(o)) => Some(o.order_id),
-                _ => None,
-            })
-            .map(|order| Item::Write {
-                actor,
-                idempotency: next_key(),
-                command: Command::PayOrder { order: OrderId(order) },
-            })
-            .collect();
-        tally.orders += payments.len() as u64;
-        let paid = timed(&engine, payments, &mut tally)?;
-        tally.payments += paid.iter().filter(|r| r.is_ok()).count() as u64;
-        progress.fetch_add(placed.len() as u64, Ordering::Relaxed);
+impl Tally {
+    fn new() -> anyhow::Result<Tally> {
+        Ok(Tally { latency: Some(Histogram::new_with_bounds(1, 600_000_000, 3)?), ..Tally::default() })
     }
-    Ok(tally)
+
+    fn merge(&mut self, other: Tally) -> anyhow::Result<()> {
+        self.orders += other.orders;
+        self.payments += other.payments;
+        self.claims += other.claims;
+        self.shares += other.shares;
+        self.share_sum += other.share_sum;
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+        if let (Some(mine), Some(theirs)) = (self.latency.as_mut(), other.latency.as_ref()) {
+            mine.add(theirs)?;
+        }
+        Ok(())
+    }
 }
 
-fn timed(
-    engine: &EngineHandle,
-    items: Vec<Item>,
-    tally: &mut ClientTally,
-) -> anyhow::Result<Vec<ItemResult>> {
-    if items.is_empty() {
+/// Runs ops through the driver and records each op's latency (the batch's, in batch modes).
+async fn timed(driver: &Driver, ops: &[Op], key_base: u64, tally: &mut Tally) -> anyhow::Result<Vec<Answer>> {
+    if ops.is_empty() {
         return Ok(Vec::new());
     }
     let started = Instant::now();
-    let results = call(engine, items)?;
+    let answers = driver.run(ops, key_base).await?;
     let micros = started.elapsed().as_micros().max(1) as u64;
-    tally.latency.saturating_record_n(micros, results.len() as u64);
-    for error in results.iter().filter_map(|r| r.as_ref().err()) {
-        *tally.errors.entry(error.code().to_owned()).or_default() += 1;
+    if let Some(h) = tally.latency.as_mut() {
+        h.saturating_record_n(micros, answers.len() as u64);
     }
-    Ok(results)
+    for answer in &answers {
+        if let Answer::Refused(code) = answer {
+            *tally.errors.entry(code.clone()).or_default() += 1;
+        }
+    }
+    Ok(answers)
+}
+
+struct Client {
+    id: u64,
+    driver: Arc<Driver>,
+    options: Options,
+    deadline: Instant,
+    progress: Arc<AtomicU64>,
+    next_claimer: Arc<AtomicU64>,
+}
+
+impl Client {
+    async fn flash(self) -> anyhow::Result<Tally> {
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(self.options.seed ^ (self.id + 1).wrapping_mul(0x9e37_79b9));
+        let zipf = Zipf::new(TAIL_SKUS as f64, 1.1).context("zipf")?;
+        let mut tally = Tally::new()?;
+        let mut key = (self.id + 1) << 40;
+        let batch = self.options.batch();
+        while Instant::now() < self.deadline {
+            let places: Vec<Op> = (0..batch)
+                .map(|_| {
+                    let sku = if rng.random_bool(self.options.hot_share) {
+                        1
+                    } else {
+                        1 + zipf.sample(&mut rng) as u64
+                    };
+                    Op::Place { buyer: rng.random_range(1..=self.options.buyers), sku }
+                })
+                .collect();
+            let placed = timed(&self.driver, &places, key, &mut tally).await?;
+            key += places.len() as u64;
+            let pays: Vec<Op> = placed
+                .iter()
+                .filter_map(|a| match a {
+                    Answer::Ok(order) => Some(Op::Pay { order: *order }),
+                    Answer::Refused(_) => None,
+                })
+                .collect();
+            tally.orders += pays.len() as u64;
+            let paid = timed(&self.driver, &pays, key, &mut tally).await?;
+            key += pays.len() as u64;
+            tally.payments += paid.iter().filter(|a| matches!(a, Answer::Ok(_))).count() as u64;
+            self.progress.fetch_add(pays.len() as u64, Ordering::Relaxed);
+        }
+        Ok(tally)
+    }
+
+    async fn redpacket(self) -> anyhow::Result<Tally> {
+        let mut tally = Tally::new()?;
+        let batch = self.options.batch() as u64;
+        while Instant::now() < self.deadline {
+            let first = self.next_claimer.fetch_add(batch, Ordering::Relaxed) + 1;
+            if first > self.options.buyers {
+                break;
+            }
+            let last = (first + batch - 1).min(self.options.buyers);
+            let ops: Vec<Op> = (first..=last).map(|buyer| Op::Claim { packet: 1, buyer }).collect();
+            let answers = timed(&self.driver, &ops, first, &mut tally).await?;
+            tally.claims += ops.len() as u64;
+            for answer in answers {
+                if let Answer::Ok(share) = answer {
+                    tally.shares += 1;
+                    tally.share_sum += share;
+                }
+            }
+            self.progress.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        }
+        Ok(tally)
+    }
 }
 
 fn read(engine: &EngineHandle, query: Query) -> anyhow::Result<View> {
@@ -260,10 +363,33 @@ fn read(engine: &EngineHandle, query: Query) -> anyhow::Result<View> {
     Ok(results.pop().context("no reply")??)
 }
 
+/// Starts the HTTP API on a loopback port, on the running engine; returns its base URL and a
+/// service key.
+async fn start_http(engine: &EngineHandle, config: &Config, batch: bool) -> anyhow::Result<Driver> {
+    let secret = new_secret();
+    let create = Command::CreateApiKey { acts_as: Actor::Service, secret_sha256: hash_secret(&secret) };
+    let rx = engine.submit(vec![admin(create)]).map_err(|_| anyhow::anyhow!("engine overloaded"))?;
+    if let Some(Err(error)) = rx.await?.pop() {
+        bail!("creating the bench's service key: {error}");
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut config = config.clone();
+    config.batch_commands_max = config.batch_commands_max.max(10_000);
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let served =
+            elevens_server::serve_engine(engine, Arc::new(config), listener, std::future::pending()).await;
+        if let Err(error) = served {
+            eprintln!("bench server: {error:#}");
+        }
+    });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1_024).tcp_nodelay(true).build()?;
+    Ok(Driver::Http { client, base, key: secret, batch })
+}
+
 pub fn run(options: Options) -> anyhow::Result<Report> {
-    let Mode::InProcess = options.mode;
-    let Workload::Flash = options.workload;
-    if options.buyers == 0 || options.batch == 0 || options.clients == 0 {
+    if options.buyers == 0 || options.batch == Some(0) || options.clients == Some(0) {
         bail!("buyers, batch and clients must be positive");
     }
     let scratch;
@@ -280,11 +406,21 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     let handle = engine.handle.clone();
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
     let setup_started = Instant::now();
-    let hot = setup(&handle, &options, &mut rng)?;
-    eprintln!("setup: {} buyers, {} SKUs in {:.1?}", options.buyers, TAIL_SKUS + 1, setup_started.elapsed());
+    match options.workload {
+        Workload::Flash => setup_flash(&handle, &options, &mut rng)?,
+        Workload::Redpacket => setup_redpacket(&handle, &options)?,
+    }
+    eprintln!("setup: {} buyers in {:.1?}", options.buyers, setup_started.elapsed());
 
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let driver = Arc::new(match options.mode {
+        Mode::InProcess => Driver::InProcess(handle.clone()),
+        Mode::Http => runtime.block_on(start_http(&handle, &config, false))?,
+        Mode::HttpBatch => runtime.block_on(start_http(&handle, &config, true))?,
+    });
     let rss_before = rss_bytes();
     let progress = Arc::new(AtomicU64::new(0));
+    let next_claimer = Arc::new(AtomicU64::new(0));
     let bar = indicatif::ProgressBar::new(options.duration.as_secs().max(1));
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {msg}")
@@ -292,39 +428,67 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     );
     let started = Instant::now();
     let deadline = started + options.duration;
-    let clients: Vec<_> = (0..options.clients)
+    let clients: Vec<_> = (0..options.clients() as u64)
         .map(|id| {
-            let (engine, options, progress) = (handle.clone(), options.clone(), progress.clone());
-            std::thread::spawn(move || client(engine, options, id, deadline, progress))
+            let client = Client {
+                id,
+                driver: driver.clone(),
+                options: options.clone(),
+                deadline,
+                progress: progress.clone(),
+                next_claimer: next_claimer.clone(),
+            };
+            match options.workload {
+                Workload::Flash => runtime.spawn(client.flash()),
+                Workload::Redpacket => runtime.spawn(client.redpacket()),
+            }
         })
         .collect();
-    while Instant::now() < deadline {
+    let unit = match options.workload {
+        Workload::Flash => "orders/s",
+        Workload::Redpacket => "claims/s",
+    };
+    while Instant::now() < deadline && !clients.iter().all(|c| c.is_finished()) {
         std::thread::sleep(Duration::from_millis(200));
-        let done = progress.load(Ordering::Relaxed);
         bar.set_position(started.elapsed().as_secs());
-        bar.set_message(format!("{:.0} orders/s", done as f64 / started.elapsed().as_secs_f64()));
+        let rate = progress.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        bar.set_message(format!("{rate:.0} {unit}"));
     }
-    let mut total =
-        ClientTally { orders: 0, payments: 0, errors: BTreeMap::new(), latency: Histogram::new(3)? };
-    for c in clients {
-        let tally = c.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
-        total.orders += tally.orders;
-        total.payments += tally.payments;
-        total.latency.add(&tally.latency)?;
-        for (code, n) in tally.errors {
-            *total.errors.entry(code).or_default() += n;
-        }
+    let mut total = Tally::new()?;
+    for client in clients {
+        total.merge(runtime.block_on(client)??)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let rss_after = rss_bytes();
 
-    let View::Sku(hot_sku) = read(&handle, Query::Sku(hot))? else { bail!("not a SKU view") };
     let View::Audit(audit) = read(&handle, Query::Audit)? else { bail!("not an audit view") };
+    let mut invariants = Invariants {
+        ledger_balanced: audit.checks.iter().any(|c| c.name == "money_conserved" && c.ok),
+        audit_ok: audit.ok,
+        ..Invariants::default()
+    };
+    match options.workload {
+        Workload::Flash => {
+            let View::Sku(hot) = read(&handle, Query::Sku(SkuId(1)))? else { bail!("not a SKU view") };
+            invariants.sold_exactly_stock = hot.sold == HOT_UNITS;
+        }
+        Workload::Redpacket => {
+            let View::RedPacket(packet) = read(&handle, Query::RedPacket(RedPacketId(1)))? else {
+                bail!("not a red packet view")
+            };
+            let expected = u64::from(options.shares).min(total.claims);
+            invariants.sold_exactly_stock = packet.claimed_count == expected && total.shares == expected;
+            let whole =
+                packet.claimed_count < u64::from(options.shares) || packet.claimed_amount == options.pool;
+            invariants.share_sum_exact = Some(packet.claimed_amount == total.share_sum && whole);
+        }
+    }
+    drop(driver);
+    runtime.shutdown_timeout(Duration::from_secs(1));
     drop(handle);
     engine.shutdown();
-    let ledger_balanced = audit.checks.iter().any(|c| c.name == "money_conserved" && c.ok);
-    let latency = &total.latency;
+    let latency = total.latency.take().unwrap_or(Histogram::new(3)?);
     Ok(Report {
         workload: options.workload,
         mode: options.mode,
@@ -334,6 +498,9 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         payments: total.payments,
         orders_per_s: total.orders as f64 / elapsed,
         payments_per_s: total.payments as f64 / elapsed,
+        claims: total.claims,
+        claims_per_s: total.claims as f64 / elapsed,
+        shares_paid: total.shares,
         latency_us: Latency {
             p50: latency.value_at_quantile(0.5),
             p99: latency.value_at_quantile(0.99),
@@ -342,14 +509,9 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         },
         errors: total.errors,
         rss_bytes_per_order: rss_after.saturating_sub(rss_before) as f64 / total.orders.max(1) as f64,
-        invariants: Invariants {
-            sold_exactly_stock: hot_sku.sold == HOT_UNITS,
-            ledger_balanced,
-            audit_ok: audit.ok,
-        },
-        hot_sold: hot_sku.sold,
-        clients: options.clients,
-        batch: options.batch,
+        invariants,
+        clients: options.clients(),
+        batch: options.batch(),
         buyers: options.buyers,
         seed: options.seed,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -360,17 +522,30 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
 pub fn table(report: &Report) -> String {
     let l = &report.latency_us;
     let mut out = String::new();
-    out += &format!("workload {:?}, mode {:?}, target {}\n", report.workload, report.mode, report.target);
+    out += &format!(
+        "workload {:?}, mode {:?}, target {}, {} clients x {} per request\n",
+        report.workload, report.mode, report.target, report.clients, report.batch
+    );
     out += &format!("  duration        {:>12.2} s\n", report.duration_s);
-    out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
-    out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
+    match report.workload {
+        Workload::Flash => {
+            out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
+            out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
+            out += &format!("  rss per order   {:>12.0} bytes\n", report.rss_bytes_per_order);
+        }
+        Workload::Redpacket => {
+            out += &format!("  claims          {:>12} ({:.0}/s)\n", report.claims, report.claims_per_s);
+            out += &format!("  shares paid     {:>12}\n", report.shares_paid);
+        }
+    }
     out += &format!("  latency us      p50 {} p99 {} p99.9 {} max {}\n", l.p50, l.p99, l.p999, l.max);
-    out += &format!("  rss per order   {:>12.0} bytes\n", report.rss_bytes_per_order);
-    out += &format!("  hot SKU sold    {:>12} of {HOT_UNITS}\n", report.hot_sold);
     let i = &report.invariants;
     out += &format!(
-        "  invariants      sold_exactly_stock {} ledger_balanced {} audit_ok {}\n",
-        i.sold_exactly_stock, i.ledger_balanced, i.audit_ok
+        "  invariants      sold_exactly_stock {} ledger_balanced {} audit_ok {}{}\n",
+        i.sold_exactly_stock,
+        i.ledger_balanced,
+        i.audit_ok,
+        i.share_sum_exact.map_or(String::new(), |e| format!(" share_sum_exact {e}"))
     );
     for (code, n) in &report.errors {
         out += &format!("  refused         {n:>12} {code}\n");

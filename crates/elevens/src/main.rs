@@ -45,17 +45,26 @@ enum Cmd {
         workload: WorkloadArg,
         #[arg(long, value_enum, default_value = "in-process")]
         mode: ModeArg,
-        #[arg(long, default_value_t = 100_000)]
-        buyers: u64,
-        /// Seconds of load after the set-up.
+        /// Buyers (flash; default 100,000) or claimers (redpacket; default 1,000,000).
+        #[arg(long)]
+        buyers: Option<u64>,
+        /// Seconds of load after the set-up (redpacket: at most; it ends when all have claimed).
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
-        /// Client threads, each with one batch in flight.
-        #[arg(long, default_value_t = 2)]
-        clients: usize,
-        /// Commands per submission.
-        #[arg(long, default_value_t = 2_000)]
-        batch: usize,
+        /// Concurrent clients, each with one request in flight (default: 2 in-process, 64 http,
+        /// 4 http-batch).
+        #[arg(long)]
+        clients: Option<usize>,
+        /// Commands per submission or batch request (default: 2,000 in-process, 1,000
+        /// http-batch; always 1 for http).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Red packet: the pool, in minor units.
+        #[arg(long, default_value_t = 100_000_000)]
+        pool: u64,
+        /// Red packet: the number of shares.
+        #[arg(long, default_value_t = 100_000)]
+        shares: u32,
         /// The share of orders aimed at the hot SKU.
         #[arg(long, default_value_t = 0.1)]
         hot_share: f64,
@@ -93,15 +102,38 @@ fn main() -> ExitCode {
             serve(config)
         }
         Cmd::Audit { data } => audit(data),
-        Cmd::Bench { workload, mode, buyers, duration, clients, batch, hot_share, seed, data, json } => {
+        Cmd::Bench {
+            workload,
+            mode,
+            buyers,
+            duration,
+            clients,
+            batch,
+            pool,
+            shares,
+            hot_share,
+            seed,
+            data,
+            json,
+        } => {
+            let workload = match workload {
+                WorkloadArg::Flash => elevens_bench::Workload::Flash,
+                WorkloadArg::Redpacket => elevens_bench::Workload::Redpacket,
+            };
+            let default_buyers = match workload {
+                elevens_bench::Workload::Flash => 100_000,
+                elevens_bench::Workload::Redpacket => 1_000_000,
+            };
             let options = elevens_bench::Options {
-                workload: match workload {
-                    WorkloadArg::Flash => elevens_bench::Workload::Flash,
-                },
+                workload,
                 mode: match mode {
                     ModeArg::InProcess => elevens_bench::Mode::InProcess,
+                    ModeArg::Http => elevens_bench::Mode::Http,
+                    ModeArg::HttpBatch => elevens_bench::Mode::HttpBatch,
                 },
-                buyers,
+                buyers: buyers.unwrap_or(default_buyers),
+                pool,
+                shares,
                 duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
                 clients,
                 batch,
@@ -124,11 +156,14 @@ fn main() -> ExitCode {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum WorkloadArg {
     Flash,
+    Redpacket,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ModeArg {
     InProcess,
+    Http,
+    HttpBatch,
 }
 
 fn bench(options: elevens_bench::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -138,7 +173,8 @@ fn bench(options: elevens_bench::Options, json: Option<PathBuf>) -> anyhow::Resu
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
         println!("report written to {}", path.display());
     }
-    let ok = report.invariants.ledger_balanced && report.invariants.audit_ok;
+    let i = &report.invariants;
+    let ok = i.ledger_balanced && i.audit_ok && i.share_sum_exact != Some(false);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

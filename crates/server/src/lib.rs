@@ -127,8 +127,19 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
-    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config) };
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    serve_engine(engine.handle.clone(), Arc::new(config), listener, shutdown).await?;
     tokio::task::spawn_blocking(move || engine.shutdown()).await?;
+    Ok(())
+}
+
+/// Serves the HTTP API of a running engine on `listener` until `shutdown` resolves.
+pub async fn serve_engine(
+    engine: engine::EngineHandle,
+    config: Arc<Config>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = AppState { engine, config };
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

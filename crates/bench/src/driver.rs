@@ -1,0 +1,186 @@
+//! How the load generator reaches a target: the engine in-process, or the HTTP API with one
+//! command per request or many per batch. The workloads speak in [`Op`]s and never know which.
+
+use anyhow::{bail, Context};
+use elevens_core::{Actor, Command, Idempotency, LineRequest};
+use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
+use elevens_server::engine::{EngineHandle, Item};
+use elevens_server::views::View;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// One unit of offered work.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    Place { buyer: u64, sku: u64 },
+    Pay { order: u64 },
+    Claim { packet: u64, buyer: u64 },
+}
+
+/// What came back: the new order's id (place), the order's id (pay), the share (claim), or a
+/// refusal's code.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    Ok(u64),
+    Refused(String),
+}
+
+pub enum Driver {
+    InProcess(EngineHandle),
+    Http { client: reqwest::Client, base: String, key: String, batch: bool },
+}
+
+pub const RESERVATION_TTL_MS: u64 = 15 * 60_000;
+
+impl Driver {
+    /// Runs `ops`, in order, each with its own idempotency key (`key_base` + position).
+    pub async fn run(&self, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
+        match self {
+            Driver::InProcess(engine) => in_process(engine, ops, key_base).await,
+            Driver::Http { client, base, key, batch: true } => {
+                http_batch(client, base, key, ops, key_base).await
+            }
+            Driver::Http { client, base, key, batch: false } => {
+                let mut answers = Vec::with_capacity(ops.len());
+                for (i, op) in ops.iter().enumerate() {
+                    answers.push(http_single(client, base, key, *op, key_base + i as u64).await?);
+                }
+                Ok(answers)
+            }
+        }
+    }
+}
+
+fn command(op: Op) -> Command {
+    match op {
+        Op::Place { buyer, sku } => Command::PlaceOrder {
+            buyer: BuyerId(buyer),
+            lines: vec![LineRequest { sku: SkuId(sku), quantity: 1 }],
+            coupons: Vec::new(),
+            reservation_ttl_ms: RESERVATION_TTL_MS,
+        },
+        Op::Pay { order } => Command::PayOrder { order: OrderId(order) },
+        Op::Claim { packet, buyer } => {
+            Command::ClaimRedPacket { packet: RedPacketId(packet), buyer: BuyerId(buyer) }
+        }
+    }
+}
+
+async fn in_process(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
+    let mut items: Vec<Item> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, &op)| Item::Write {
+            actor: Actor::Service,
+            idempotency: Some(Idempotency {
+                key: u128::from(key_base + i as u64) | (1 << 100),
+                fingerprint: 0,
+            }),
+            command: command(op),
+        })
+        .collect();
+    let results = loop {
+        match engine.submit_or_return(items) {
+            Ok(rx) => break rx.await.context("the engine stopped")?,
+            Err(back) => {
+                items = back;
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    };
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Ok(View::Order(o)) => Answer::Ok(o.order_id),
+            Ok(View::Claim(c)) => Answer::Ok(c.amount),
+            Ok(_) => Answer::Ok(0),
+            Err(e) => Answer::Refused(e.code().to_owned()),
+        })
+        .collect())
+}
+
+fn answer(op: Op, status: u16, body: &Value) -> Answer {
+    if status >= 300 {
+        return Answer::Refused(body["code"].as_str().unwrap_or("http_error").to_owned());
+    }
+    let field = match op {
+        Op::Place { .. } | Op::Pay { .. } => "order_id",
+        Op::Claim { .. } => "amount",
+    };
+    Answer::Ok(body[field].as_u64().unwrap_or(0))
+}
+
+async fn http_single(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    op: Op,
+    idem: u64,
+) -> anyhow::Result<Answer> {
+    let (path, body) = match op {
+        Op::Place { buyer, sku } => {
+            ("/v1/orders".to_owned(), json!({"buyer_id": buyer, "lines": [{"sku_id": sku, "quantity": 1}]}))
+        }
+        Op::Pay { order } => (format!("/v1/orders/{order}/pay"), Value::Null),
+        Op::Claim { packet, buyer } => {
+            (format!("/v1/red-packets/{packet}/claims"), json!({"buyer_id": buyer}))
+        }
+    };
+    let mut request =
+        client.post(format!("{base}{path}")).bearer_auth(key).header("Idempotency-Key", idem.to_string());
+    if !body.is_null() {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    if status == 429 || status == 503 {
+        return Ok(Answer::Refused(format!("http_{status}")));
+    }
+    let body: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or(Value::Null);
+    Ok(answer(op, status, &body))
+}
+
+async fn http_batch(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    ops: &[Op],
+    key_base: u64,
+) -> anyhow::Result<Vec<Answer>> {
+    let commands: Vec<Value> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let (name, params) = match *op {
+                Op::Place { buyer, sku } => {
+                    ("place_order", json!({"buyer_id": buyer, "lines": [{"sku_id": sku, "quantity": 1}]}))
+                }
+                Op::Pay { order } => ("pay_order", json!({"order_id": order})),
+                Op::Claim { packet, buyer } => {
+                    ("claim_red_packet", json!({"red_packet_id": packet, "buyer_id": buyer}))
+                }
+            };
+            json!({"op": name, "idempotency_key": (key_base + i as u64).to_string(), "params": params})
+        })
+        .collect();
+    let response = client
+        .post(format!("{base}/v1/batch"))
+        .bearer_auth(key)
+        .json(&json!({ "commands": commands }))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or(Value::Null);
+    if status != 200 {
+        if status == 429 || status == 503 {
+            return Ok(ops.iter().map(|_| Answer::Refused(format!("http_{status}"))).collect());
+        }
+        bail!("batch answered {status}: {body}");
+    }
+    let results = body["results"].as_array().context("batch results")?;
+    Ok(ops
+        .iter()
+        .zip(results)
+        .map(|(op, r)| answer(*op, r["status"].as_u64().unwrap_or(0) as u16, &r["body"]))
+        .collect())
+}
