@@ -27,15 +27,58 @@ pub enum Answer {
 
 pub enum Driver {
     InProcess(EngineHandle),
-    Http { client: reqwest::Client, base: String, key: String, batch: bool },
+    Http {
+        client: reqwest::Client,
+        base: String,
+        key: String,
+        batch: bool,
+    },
+    /// One connection; `pipelined` sends a batch of calls without waiting for each answer.
+    Postgres {
+        client: tokio_postgres::Client,
+        statement: tokio_postgres::Statement,
+        pipelined: bool,
+    },
+    Redis {
+        con: redis::aio::MultiplexedConnection,
+        sha: String,
+        pipelined: bool,
+    },
+    /// A bare hyper server's GET, for the ceiling of one request per round trip.
+    Hello {
+        client: reqwest::Client,
+        url: String,
+    },
 }
 
 pub const RESERVATION_TTL_MS: u64 = 15 * 60_000;
 
 impl Driver {
+    /// The peers place and pay an order in one call.
+    pub fn pays_with_order(&self) -> bool {
+        matches!(self, Driver::Postgres { .. } | Driver::Redis { .. })
+    }
+}
+
+impl Driver {
     /// Runs `ops`, in order, each with its own idempotency key (`key_base` + position).
     pub async fn run(&self, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
         match self {
+            Driver::Postgres { client, statement, pipelined } => {
+                crate::peers::postgres_run(client, statement, ops, *pipelined).await
+            }
+            Driver::Redis { con, sha, pipelined } => {
+                crate::peers::redis_run(&mut con.clone(), sha, ops, *pipelined).await
+            }
+            Driver::Hello { client, url } => {
+                let mut answers = Vec::with_capacity(ops.len());
+                for _ in ops {
+                    let response = client.get(url).send().await?;
+                    response.bytes().await?;
+                    answers.push(Answer::Ok(0));
+                }
+                Ok(answers)
+            }
             Driver::InProcess(engine) => in_process(engine, ops, key_base).await,
             Driver::Http { client, base, key, batch: true } => {
                 http_batch(client, base, key, ops, key_base).await

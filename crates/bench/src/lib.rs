@@ -9,6 +9,7 @@
 //! as the brief asks. Performance is shown here, never in tests.
 
 mod driver;
+pub mod peers;
 
 pub use driver::{Answer, Driver, Op};
 
@@ -44,6 +45,18 @@ pub enum Mode {
     HttpBatch,
 }
 
+/// What is measured: elevens, a peer, or the bare HTTP ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    Elevens,
+    Postgres,
+    RedisAlways,
+    RedisEverysec,
+    /// A bare hyper "hello" server (mode http only).
+    HyperHello,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
@@ -55,6 +68,7 @@ pub enum Workload {
 pub struct Options {
     pub workload: Workload,
     pub mode: Mode,
+    pub target: Target,
     /// Buyers (flash) or claimers (redpacket).
     pub buyers: u64,
     /// How long the load runs (flash), or at most (redpacket: until every claimer has claimed).
@@ -102,7 +116,9 @@ pub struct Latency {
 
 #[derive(Debug, Default, Serialize)]
 pub struct Invariants {
-    /// Flash: the hot SKU sold exactly its stock. Red packet: shares paid = min(count, claimers).
+    /// Flash: the hot SKU's units sold equal its acknowledged paid orders, never exceed its
+    /// stock, and are the whole stock once "sold out" was answered. Red packet: shares paid =
+    /// min(count, claimers).
     pub sold_exactly_stock: bool,
     /// Every transfer balances and the balances sum to zero (the engine's own audit).
     pub ledger_balanced: bool,
@@ -118,7 +134,7 @@ pub struct Invariants {
 pub struct Report {
     pub workload: Workload,
     pub mode: Mode,
-    pub target: &'static str,
+    pub target: Target,
     pub duration_s: f64,
     pub orders: u64,
     pub payments: u64,
@@ -178,6 +194,15 @@ fn run_setup(engine: &EngineHandle, mut commands: Vec<Item>) -> anyhow::Result<(
     Ok(())
 }
 
+/// The tail's prices, drawn from the seed: the same for elevens and every peer.
+fn tail_prices(rng: &mut rand::rngs::StdRng) -> Vec<u64> {
+    (0..TAIL_SKUS).map(|_| rng.random_range(100..100_000)).collect()
+}
+
+const HOT_PRICE: u64 = 599_900;
+const FLASH_PRICE: u64 = 99_900;
+const BUYER_BALANCE: u64 = 10_000_000_000;
+
 /// The flash marketplace: 100 merchants, the hot SKU (id 1) in a campaign, the Zipf tail, and
 /// buyers with money.
 fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::StdRng) -> anyhow::Result<()> {
@@ -195,14 +220,14 @@ fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::S
             initial_stock: stock,
         })
     };
-    commands.push(admin(sku(0, "the hot item".into(), 599_900, HOT_UNITS)));
-    for s in 0..TAIL_SKUS {
-        commands.push(admin(sku(s, format!("sku {s}"), rng.random_range(100..100_000), 1_000_000_000)));
+    commands.push(admin(sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS)));
+    for (s, price) in tail_prices(rng).into_iter().enumerate() {
+        commands.push(admin(sku(s as u64, format!("sku {s}"), price, 1_000_000_000)));
     }
     let now = now_ms();
     commands.push(admin(Command::CreateCampaign(NewCampaign {
         sku: SkuId(1),
-        flash_price: Amount(99_900),
+        flash_price: Amount(FLASH_PRICE),
         currency: cny(),
         quantity: HOT_UNITS,
         starts_at: Millis(now.0.saturating_sub(1_000)),
@@ -244,6 +269,9 @@ struct Tally {
     claims: u64,
     shares: u64,
     share_sum: u64,
+    /// Flash: paid orders for the hot SKU, and whether it was ever answered "sold out".
+    hot_paid: u64,
+    hot_sold_out: bool,
     errors: BTreeMap<String, u64>,
     latency: Option<Histogram<u64>>,
 }
@@ -259,6 +287,8 @@ impl Tally {
         self.claims += other.claims;
         self.shares += other.shares;
         self.share_sum += other.share_sum;
+        self.hot_paid += other.hot_paid;
+        self.hot_sold_out |= other.hot_sold_out;
         for (code, n) in other.errors {
             *self.errors.entry(code).or_default() += n;
         }
@@ -286,6 +316,15 @@ async fn timed(driver: &Driver, ops: &[Op], key_base: u64, tally: &mut Tally) ->
         }
     }
     Ok(answers)
+}
+
+/// The answers that mean "the hot SKU is gone", from elevens and from the peers.
+const SOLD_OUT_CODES: &[&str] = &["insufficient_stock", "campaign_sold_out", "sold_out"];
+
+/// Flash: the hot SKU's units sold equal the paid orders acknowledged for it, never exceed its
+/// stock, and reach the stock once anyone was told it was sold out (no unit lost).
+fn sold_exactly(sold: u64, tally: &Tally) -> bool {
+    sold == tally.hot_paid && sold <= HOT_UNITS && (!tally.hot_sold_out || sold == HOT_UNITS)
 }
 
 struct Client {
@@ -318,17 +357,32 @@ impl Client {
                 .collect();
             let placed = timed(&self.driver, &places, key, &mut tally).await?;
             key += places.len() as u64;
-            let pays: Vec<Op> = placed
-                .iter()
-                .filter_map(|a| match a {
-                    Answer::Ok(order) => Some(Op::Pay { order: *order }),
-                    Answer::Refused(_) => None,
-                })
-                .collect();
+            let mut pays = Vec::with_capacity(placed.len());
+            let mut hot = Vec::with_capacity(placed.len());
+            for (op, answer) in places.iter().zip(&placed) {
+                let is_hot = matches!(op, Op::Place { sku: 1, .. });
+                match answer {
+                    Answer::Ok(order) => {
+                        pays.push(Op::Pay { order: *order });
+                        hot.push(is_hot);
+                    }
+                    Answer::Refused(code) => {
+                        tally.hot_sold_out |= is_hot && SOLD_OUT_CODES.contains(&code.as_str());
+                    }
+                }
+            }
             tally.orders += pays.len() as u64;
+            if self.driver.pays_with_order() {
+                tally.payments += pays.len() as u64;
+                tally.hot_paid += hot.iter().filter(|h| **h).count() as u64;
+                self.progress.fetch_add(pays.len() as u64, Ordering::Relaxed);
+                continue;
+            }
             let paid = timed(&self.driver, &pays, key, &mut tally).await?;
             key += pays.len() as u64;
             tally.payments += paid.iter().filter(|a| matches!(a, Answer::Ok(_))).count() as u64;
+            tally.hot_paid +=
+                paid.iter().zip(&hot).filter(|(a, h)| **h && matches!(a, Answer::Ok(_))).count() as u64;
             self.progress.fetch_add(pays.len() as u64, Ordering::Relaxed);
         }
         Ok(tally)
@@ -388,36 +442,103 @@ async fn start_http(engine: &EngineHandle, config: &Config, batch: bool) -> anyh
     Ok(Driver::Http { client, base, key: secret, batch })
 }
 
+/// Connects one client's way in to the target.
+async fn connect(
+    target: Target,
+    mode: Mode,
+    shared: &Option<Arc<Driver>>,
+    sha: &str,
+    hello: &str,
+) -> anyhow::Result<Arc<Driver>> {
+    let pipelined = mode == Mode::HttpBatch;
+    Ok(match target {
+        Target::Elevens => shared.clone().context("no elevens driver")?,
+        Target::Postgres => {
+            let client = peers::postgres_connect().await?;
+            let statement = client.prepare("SELECT flash_order($1, $2, 1)").await?;
+            Arc::new(Driver::Postgres { client, statement, pipelined })
+        }
+        Target::RedisAlways | Target::RedisEverysec => {
+            let con = peers::redis_connect(target == Target::RedisEverysec).await?;
+            Arc::new(Driver::Redis { con, sha: sha.to_owned(), pipelined })
+        }
+        Target::HyperHello => {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build()?;
+            Arc::new(Driver::Hello { client, url: format!("{hello}/hello") })
+        }
+    })
+}
+
 pub fn run(options: Options) -> anyhow::Result<Report> {
     if options.buyers == 0 || options.batch == Some(0) || options.clients == Some(0) {
         bail!("buyers, batch and clients must be positive");
     }
-    let scratch;
-    let data = match &options.data {
-        Some(dir) => dir.clone(),
-        None => {
-            scratch = tempfile::Builder::new().prefix("elevens-bench-").tempdir_in(".")?;
-            scratch.path().to_path_buf()
-        }
-    };
-    let mut config = Config::new(data, "127.0.0.1:0".parse()?);
-    config.snapshot_every_commands = u64::MAX; // a snapshot is a pause; measured on its own
-    let (engine, _) = Engine::start(&config)?;
-    let handle = engine.handle.clone();
+    if options.target != Target::Elevens && options.workload != Workload::Flash {
+        bail!("the peers run the flash workload only");
+    }
+    if options.target != Target::Elevens && options.mode == Mode::InProcess {
+        bail!("a peer is reached over the network: use --mode http (one call per round trip) or http-batch (pipelined)");
+    }
+    if options.target == Target::HyperHello && options.mode != Mode::Http {
+        bail!("the hyper hello server is measured with --mode http");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
     let setup_started = Instant::now();
-    match options.workload {
-        Workload::Flash => setup_flash(&handle, &options, &mut rng)?,
-        Workload::Redpacket => setup_redpacket(&handle, &options)?,
+    let scratch;
+    let mut engine = None;
+    let mut shared = None;
+    let mut sha = String::new();
+    let mut hello = String::new();
+    let marketplace = |rng: &mut rand::rngs::StdRng| peers::Marketplace {
+        merchants: MERCHANTS,
+        hot_units: HOT_UNITS,
+        hot_price: HOT_PRICE,
+        flash_price: FLASH_PRICE,
+        tail_prices: tail_prices(rng),
+        buyers: options.buyers,
+        buyer_balance: BUYER_BALANCE,
+    };
+    match options.target {
+        Target::Elevens => {
+            let data = match &options.data {
+                Some(dir) => dir.clone(),
+                None => {
+                    scratch = tempfile::Builder::new().prefix("elevens-bench-").tempdir_in(".")?;
+                    scratch.path().to_path_buf()
+                }
+            };
+            let mut config = Config::new(data, "127.0.0.1:0".parse()?);
+            config.snapshot_every_commands = u64::MAX; // a snapshot is a pause; measured on its own
+            let (started, _) = Engine::start(&config)?;
+            let handle = started.handle.clone();
+            match options.workload {
+                Workload::Flash => setup_flash(&handle, &options, &mut rng)?,
+                Workload::Redpacket => setup_redpacket(&handle, &options)?,
+            }
+            shared = Some(Arc::new(match options.mode {
+                Mode::InProcess => Driver::InProcess(handle.clone()),
+                Mode::Http => runtime.block_on(start_http(&handle, &config, false))?,
+                Mode::HttpBatch => runtime.block_on(start_http(&handle, &config, true))?,
+            }));
+            engine = Some((started, handle));
+        }
+        Target::Postgres => runtime.block_on(peers::postgres_setup(&marketplace(&mut rng)))?,
+        Target::RedisAlways | Target::RedisEverysec => {
+            let everysec = options.target == Target::RedisEverysec;
+            sha = runtime.block_on(peers::redis_setup(&marketplace(&mut rng), everysec))?;
+        }
+        Target::HyperHello => hello = runtime.block_on(peers::hello_server())?,
     }
     eprintln!("setup: {} buyers in {:.1?}", options.buyers, setup_started.elapsed());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let driver = Arc::new(match options.mode {
-        Mode::InProcess => Driver::InProcess(handle.clone()),
-        Mode::Http => runtime.block_on(start_http(&handle, &config, false))?,
-        Mode::HttpBatch => runtime.block_on(start_http(&handle, &config, true))?,
-    });
+    let drivers = runtime.block_on(async {
+        let mut drivers = Vec::new();
+        for _ in 0..options.clients() {
+            drivers.push(connect(options.target, options.mode, &shared, &sha, &hello).await?);
+        }
+        anyhow::Ok(drivers)
+    })?;
     let rss_before = rss_bytes();
     let progress = Arc::new(AtomicU64::new(0));
     let next_claimer = Arc::new(AtomicU64::new(0));
@@ -428,11 +549,13 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     );
     let started = Instant::now();
     let deadline = started + options.duration;
-    let clients: Vec<_> = (0..options.clients() as u64)
-        .map(|id| {
+    let clients: Vec<_> = drivers
+        .into_iter()
+        .enumerate()
+        .map(|(id, driver)| {
             let client = Client {
-                id,
-                driver: driver.clone(),
+                id: id as u64,
+                driver,
                 options: options.clone(),
                 deadline,
                 progress: progress.clone(),
@@ -462,37 +585,58 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     let rss_after = rss_bytes();
 
-    let View::Audit(audit) = read(&handle, Query::Audit)? else { bail!("not an audit view") };
-    let mut invariants = Invariants {
-        ledger_balanced: audit.checks.iter().any(|c| c.name == "money_conserved" && c.ok),
-        audit_ok: audit.ok,
-        ..Invariants::default()
-    };
-    match options.workload {
-        Workload::Flash => {
-            let View::Sku(hot) = read(&handle, Query::Sku(SkuId(1)))? else { bail!("not a SKU view") };
-            invariants.sold_exactly_stock = hot.sold == HOT_UNITS;
+    let mut invariants = Invariants::default();
+    match (&engine, options.target) {
+        (Some((_, handle)), _) => {
+            let View::Audit(audit) = read(handle, Query::Audit)? else { bail!("not an audit view") };
+            invariants.ledger_balanced = audit.checks.iter().any(|c| c.name == "money_conserved" && c.ok);
+            invariants.audit_ok = audit.ok;
+            match options.workload {
+                Workload::Flash => {
+                    let View::Sku(hot) = read(handle, Query::Sku(SkuId(1)))? else { bail!("not a SKU view") };
+                    invariants.sold_exactly_stock = sold_exactly(hot.sold, &total);
+                }
+                Workload::Redpacket => {
+                    let View::RedPacket(packet) = read(handle, Query::RedPacket(RedPacketId(1)))? else {
+                        bail!("not a red packet view")
+                    };
+                    let expected = u64::from(options.shares).min(total.claims);
+                    invariants.sold_exactly_stock =
+                        packet.claimed_count == expected && total.shares == expected;
+                    let whole = packet.claimed_count < u64::from(options.shares)
+                        || packet.claimed_amount == options.pool;
+                    invariants.share_sum_exact = Some(packet.claimed_amount == total.share_sum && whole);
+                }
+            }
         }
-        Workload::Redpacket => {
-            let View::RedPacket(packet) = read(&handle, Query::RedPacket(RedPacketId(1)))? else {
-                bail!("not a red packet view")
-            };
-            let expected = u64::from(options.shares).min(total.claims);
-            invariants.sold_exactly_stock = packet.claimed_count == expected && total.shares == expected;
-            let whole =
-                packet.claimed_count < u64::from(options.shares) || packet.claimed_amount == options.pool;
-            invariants.share_sum_exact = Some(packet.claimed_amount == total.share_sum && whole);
+        (None, Target::Postgres | Target::RedisAlways | Target::RedisEverysec) => {
+            let (sold, balanced) = runtime.block_on(async {
+                match options.target {
+                    Target::Postgres => peers::postgres_check().await,
+                    target => peers::redis_check(target == Target::RedisEverysec).await,
+                }
+            })?;
+            invariants.sold_exactly_stock = sold_exactly(sold, &total);
+            invariants.ledger_balanced = balanced;
+            invariants.audit_ok = balanced && sold <= HOT_UNITS;
+        }
+        (None, _) => {
+            // Nothing to check on a hello server.
+            invariants.ledger_balanced = true;
+            invariants.audit_ok = true;
         }
     }
-    drop(driver);
     runtime.shutdown_timeout(Duration::from_secs(1));
-    drop(handle);
-    engine.shutdown();
+    if let Some((engine, handle)) = engine {
+        drop(shared);
+        drop(handle);
+        engine.shutdown();
+    }
     let latency = total.latency.take().unwrap_or(Histogram::new(3)?);
     Ok(Report {
         workload: options.workload,
         mode: options.mode,
-        target: "elevens",
+        target: options.target,
         duration_s: elapsed,
         orders: total.orders,
         payments: total.payments,
@@ -523,7 +667,7 @@ pub fn table(report: &Report) -> String {
     let l = &report.latency_us;
     let mut out = String::new();
     out += &format!(
-        "workload {:?}, mode {:?}, target {}, {} clients x {} per request\n",
+        "workload {:?}, mode {:?}, target {:?}, {} clients x {} per request\n",
         report.workload, report.mode, report.target, report.clients, report.batch
     );
     out += &format!("  duration        {:>12.2} s\n", report.duration_s);

@@ -45,6 +45,9 @@ enum Cmd {
         workload: WorkloadArg,
         #[arg(long, value_enum, default_value = "in-process")]
         mode: ModeArg,
+        /// elevens, or a peer started by bench/peers/peers.sh, or the bare hyper ceiling.
+        #[arg(long, value_enum, default_value = "elevens")]
+        target: TargetArg,
         /// Buyers (flash; default 100,000) or claimers (redpacket; default 1,000,000).
         #[arg(long)]
         buyers: Option<u64>,
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
         Cmd::Bench {
             workload,
             mode,
+            target,
             buyers,
             duration,
             clients,
@@ -130,6 +134,13 @@ fn main() -> ExitCode {
                     ModeArg::InProcess => elevens_bench::Mode::InProcess,
                     ModeArg::Http => elevens_bench::Mode::Http,
                     ModeArg::HttpBatch => elevens_bench::Mode::HttpBatch,
+                },
+                target: match target {
+                    TargetArg::Elevens => elevens_bench::Target::Elevens,
+                    TargetArg::Postgres => elevens_bench::Target::Postgres,
+                    TargetArg::RedisAlways => elevens_bench::Target::RedisAlways,
+                    TargetArg::RedisEverysec => elevens_bench::Target::RedisEverysec,
+                    TargetArg::HyperHello => elevens_bench::Target::HyperHello,
                 },
                 buyers: buyers.unwrap_or(default_buyers),
                 pool,
@@ -157,6 +168,15 @@ fn main() -> ExitCode {
 enum WorkloadArg {
     Flash,
     Redpacket,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TargetArg {
+    Elevens,
+    Postgres,
+    RedisAlways,
+    RedisEverysec,
+    HyperHello,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
