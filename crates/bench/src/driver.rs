@@ -6,6 +6,7 @@ use elevens_core::{Actor, Command, Idempotency, LineRequest};
 use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
 use elevens_server::engine::{EngineHandle, Item};
 use elevens_server::views::View;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -183,6 +184,51 @@ async fn http_single(
     Ok(answer(op, status, &body))
 }
 
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Params {
+    Place { buyer_id: u64, lines: [Line; 1] },
+    Pay { order_id: u64 },
+    Claim { red_packet_id: u64, buyer_id: u64 },
+}
+
+#[derive(Serialize)]
+struct Line {
+    sku_id: u64,
+    quantity: u32,
+}
+
+#[derive(Serialize)]
+struct BatchCommand {
+    op: &'static str,
+    idempotency_key: String,
+    params: Params,
+}
+
+#[derive(Serialize)]
+struct BatchRequest {
+    commands: Vec<BatchCommand>,
+}
+
+/// Only the fields the load generator reads; serde skips the rest without building them.
+#[derive(Deserialize)]
+struct BatchResponse {
+    results: Vec<BatchResult>,
+}
+
+#[derive(Deserialize)]
+struct BatchResult {
+    status: u16,
+    body: BatchBody,
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    order_id: Option<u64>,
+    amount: Option<u64>,
+    code: Option<String>,
+}
+
 async fn http_batch(
     client: &reqwest::Client,
     base: &str,
@@ -190,40 +236,50 @@ async fn http_batch(
     ops: &[Op],
     key_base: u64,
 ) -> anyhow::Result<Vec<Answer>> {
-    let commands: Vec<Value> = ops
+    let commands = ops
         .iter()
         .enumerate()
         .map(|(i, op)| {
-            let (name, params) = match *op {
-                Op::Place { buyer, sku } => {
-                    ("place_order", json!({"buyer_id": buyer, "lines": [{"sku_id": sku, "quantity": 1}]}))
-                }
-                Op::Pay { order } => ("pay_order", json!({"order_id": order})),
+            let (op_name, params) = match *op {
+                Op::Place { buyer, sku } => (
+                    "place_order",
+                    Params::Place { buyer_id: buyer, lines: [Line { sku_id: sku, quantity: 1 }] },
+                ),
+                Op::Pay { order } => ("pay_order", Params::Pay { order_id: order }),
                 Op::Claim { packet, buyer } => {
-                    ("claim_red_packet", json!({"red_packet_id": packet, "buyer_id": buyer}))
+                    ("claim_red_packet", Params::Claim { red_packet_id: packet, buyer_id: buyer })
                 }
             };
-            json!({"op": name, "idempotency_key": (key_base + i as u64).to_string(), "params": params})
+            BatchCommand { op: op_name, idempotency_key: (key_base + i as u64).to_string(), params }
         })
         .collect();
     let response = client
         .post(format!("{base}/v1/batch"))
         .bearer_auth(key)
-        .json(&json!({ "commands": commands }))
+        .json(&BatchRequest { commands })
         .send()
         .await?;
     let status = response.status().as_u16();
-    let body: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or(Value::Null);
+    let bytes = response.bytes().await?;
     if status != 200 {
         if status == 429 || status == 503 {
             return Ok(ops.iter().map(|_| Answer::Refused(format!("http_{status}"))).collect());
         }
-        bail!("batch answered {status}: {body}");
+        bail!("batch answered {status}: {}", String::from_utf8_lossy(&bytes));
     }
-    let results = body["results"].as_array().context("batch results")?;
+    let body: BatchResponse = serde_json::from_slice(&bytes).context("batch results")?;
     Ok(ops
         .iter()
-        .zip(results)
-        .map(|(op, r)| answer(*op, r["status"].as_u64().unwrap_or(0) as u16, &r["body"]))
+        .zip(body.results)
+        .map(|(op, r)| {
+            if r.status >= 300 {
+                return Answer::Refused(r.body.code.unwrap_or_else(|| "http_error".into()));
+            }
+            let value = match op {
+                Op::Place { .. } | Op::Pay { .. } => r.body.order_id,
+                Op::Claim { .. } => r.body.amount,
+            };
+            Answer::Ok(value.unwrap_or(0))
+        })
         .collect())
 }

@@ -862,16 +862,25 @@ pub struct BatchItem {
     /// cancel_order, refund_order, claim_red_packet.
     pub op: String,
     pub idempotency_key: String,
+    /// Kept as raw JSON and parsed straight into the op's own shape (no intermediate tree).
     #[schema(value_type = Object)]
-    pub params: serde_json::Value,
+    pub params: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
     /// The HTTP status the single endpoint would have answered.
     pub status: u16,
+    /// What the single endpoint would have answered.
     #[schema(value_type = Object)]
-    pub body: serde_json::Value,
+    pub body: BatchBody,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum BatchBody {
+    Ok(View),
+    Error(ErrorBody),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -915,14 +924,14 @@ struct TopUpParams {
     currency: String,
 }
 
-fn params<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value)
+fn params<T: serde::de::DeserializeOwned>(raw: &serde_json::value::RawValue) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get())
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()))
 }
 
 /// A batch item as a command, and the status its single endpoint answers on success.
 fn batch_command(item: BatchItem, config: &Config) -> Result<(Command, StatusCode), ApiError> {
-    let p = item.params;
+    let p = &*item.params;
     Ok(match item.op.as_str() {
         "create_buyer" => (Command::CreateBuyer { name: params::<CreateBuyerRequest>(p)?.name }, CREATED),
         "create_sku" => (params::<CreateSkuRequest>(p)?.command()?, CREATED),
@@ -954,7 +963,7 @@ fn batch_command(item: BatchItem, config: &Config) -> Result<(Command, StatusCod
 }
 
 fn error_result(error: ApiError) -> BatchResult {
-    BatchResult { status: error.status.as_u16(), body: serde_json::to_value(&error.body).unwrap_or_default() }
+    BatchResult { status: error.status.as_u16(), body: BatchBody::Error(error.body) }
 }
 
 /// Many commands in one request; each gets its own result, in order. Commands are applied in
@@ -990,10 +999,7 @@ pub async fn batch(
         .map(|p| match p {
             Err(error) => error_result(error),
             Ok(status) => match outcomes.next() {
-                Some(Ok(view)) => BatchResult {
-                    status: status.as_u16(),
-                    body: serde_json::to_value(&view).unwrap_or_default(),
-                },
+                Some(Ok(view)) => BatchResult { status: status.as_u16(), body: BatchBody::Ok(view) },
                 Some(Err(error)) => error_result(error.into()),
                 None => error_result(ApiError::shutting_down()),
             },
