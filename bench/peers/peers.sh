@@ -5,6 +5,7 @@
 #   bench/peers/peers.sh start postgres|redis-always|redis-everysec|all
 #   bench/peers/peers.sh stop  postgres|redis-always|redis-everysec|all
 #
+# Starting a peer that runs restarts it empty.
 # Ports: PostgreSQL 54329, Redis (appendfsync always) 63791, Redis (appendfsync everysec) 63792.
 set -euo pipefail
 action=${1:?start or stop}
@@ -64,11 +65,11 @@ stop_redis() {
 for peer in postgres redis-always redis-everysec; do
   [ "$which" = all ] || [ "$which" = "$peer" ] || continue
   case "$action:$peer" in
-    start:postgres) start_postgres ;;
+    start:postgres) stop_postgres; start_postgres ;;
     stop:postgres) stop_postgres ;;
-    start:redis-always) start_redis redis-always 63791 always ;;
+    start:redis-always) stop_redis redis-always 63791; start_redis redis-always 63791 always ;;
     stop:redis-always) stop_redis redis-always 63791 ;;
-    start:redis-everysec) start_redis redis-everysec 63792 everysec ;;
+    start:redis-everysec) stop_redis redis-everysec 63792; start_redis redis-everysec 63792 everysec ;;
     stop:redis-everysec) stop_redis redis-everysec 63792 ;;
     *) echo "usage: $0 start|stop postgres|redis-always|redis-everysec|all" >&2; exit 2 ;;
   esac

@@ -81,3 +81,38 @@ fn every_redpacket_mode_pays_exactly_min_count_claimers() {
         assert_eq!(report["invariants"]["ledger_balanced"], true, "{mode}: {report}");
     }
 }
+
+/// The peers (started by `bench/peers/peers.sh`, as `.ci/run` does) run the same flash workload
+/// through the same load generator, and pass the same checks.
+#[test]
+fn every_peer_runs_the_flash_workload_when_started() {
+    if std::env::var_os("ELEVENS_PEERS").is_none() {
+        eprintln!("skipped: start the peers with bench/peers/peers.sh start all and set ELEVENS_PEERS=1");
+        return;
+    }
+    for target in ["postgres", "redis-always", "redis-everysec"] {
+        for mode in ["http", "http-batch"] {
+            let report = bench(&[
+                "--target",
+                target,
+                "--mode",
+                mode,
+                "--buyers",
+                "300",
+                "--duration",
+                "0.5",
+                "--clients",
+                "4",
+                "--hot-share",
+                "0.9",
+            ]);
+            assert!(report["orders"].as_u64().unwrap() > 0, "{target} {mode}: no orders: {report}");
+            assert_eq!(report["payments"], report["orders"], "{target} {mode}: one call places and pays");
+            let invariants = &report["invariants"];
+            assert_eq!(invariants["sold_exactly_stock"], true, "{target} {mode}: {report}");
+            assert_eq!(invariants["ledger_balanced"], true, "{target} {mode}: {report}");
+        }
+    }
+    let report = bench(&["--target", "hyper-hello", "--mode", "http", "--duration", "0.3", "--clients", "4"]);
+    assert!(report["orders_per_s"].as_f64().unwrap() > 0.0, "{report}");
+}
