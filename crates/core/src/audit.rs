@@ -123,7 +123,7 @@ impl State {
             *recomputed.entry((t.debit, t.currency)).or_insert(0) -= i128::from(t.amount.0);
             *recomputed.entry((t.credit, t.currency)).or_insert(0) += i128::from(t.amount.0);
         }
-        let violation = ledger.transfers().iter().enumerate().find_map(|(i, t)| {
+        let violation = ledger.transfers().enumerate().find_map(|(i, t)| {
             (t.amount.0 == 0 || t.debit == t.credit)
                 .then(|| format!("transfer {}: empty or self transfer", TransferId::from_index(i)))
         });

@@ -199,22 +199,73 @@ impl Command {
 /// exactly this, whatever happened to the entities since.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    ApiKeyCreated { key: ApiKeyId },
-    ApiKeyRevoked { key: ApiKeyId },
-    MerchantCreated { merchant: MerchantId },
-    BuyerCreated { buyer: BuyerId },
-    SkuCreated { sku: SkuId, initial_stock: u64 },
-    Restocked { sku: SkuId, received: u64 },
-    ToppedUp { transfer: TransferId, balance: i64 },
-    CampaignCreated { campaign: CampaignId },
-    OrderPlaced { order: OrderId, total: Amount, expires_at: Millis },
-    OrderPaid { order: OrderId, total: Amount, commission: Amount },
-    OrderCancelled { order: OrderId },
-    OrderRefunded { order: OrderId, amount: Amount, restocked: bool },
-    Ticked { expired: u32, closed: u32 },
-    CouponCreated { coupon: CouponId },
-    CouponDisabled { coupon: CouponId },
-    RedPacketCreated { packet: RedPacketId },
-    RedPacketClosed { packet: RedPacketId, returned: Amount },
-    RedPacketClaimed { packet: RedPacketId, buyer: BuyerId, amount: Amount, transfer: TransferId },
+    ApiKeyCreated {
+        key: ApiKeyId,
+    },
+    ApiKeyRevoked {
+        key: ApiKeyId,
+    },
+    MerchantCreated {
+        merchant: MerchantId,
+    },
+    BuyerCreated {
+        buyer: BuyerId,
+    },
+    SkuCreated {
+        sku: SkuId,
+        initial_stock: u64,
+    },
+    Restocked {
+        sku: SkuId,
+        received: u64,
+    },
+    ToppedUp {
+        transfer: TransferId,
+        balance: i64,
+    },
+    CampaignCreated {
+        campaign: CampaignId,
+    },
+    OrderPlaced {
+        order: OrderId,
+        total: Amount,
+        expires_at: Millis,
+    },
+    OrderPaid {
+        order: OrderId,
+        total: Amount,
+        commission: Amount,
+    },
+    OrderCancelled {
+        order: OrderId,
+    },
+    OrderRefunded {
+        order: OrderId,
+        amount: Amount,
+        restocked: bool,
+    },
+    Ticked {
+        expired: u32,
+        closed: u32,
+    },
+    CouponCreated {
+        coupon: CouponId,
+    },
+    CouponDisabled {
+        coupon: CouponId,
+    },
+    RedPacketCreated {
+        packet: RedPacketId,
+    },
+    RedPacketClosed {
+        packet: RedPacketId,
+        returned: Amount,
+    },
+    /// The buyer is the transfer's credit side (kept out of here: outcomes are remembered per
+    /// idempotency key, so every byte counts).
+    RedPacketClaimed {
+        packet: RedPacketId,
+        amount: Amount,
+        transfer: TransferId,
+    },
 }

@@ -70,8 +70,21 @@ pub struct Account {
     pub entries: Vec<TransferId>,
 }
 
+/// A transfer as stored: 40 bytes (accounts by index, the order's id with 0 for none), because
+/// there are two or three of them for every order. [`TransferView`] is how it is read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
+    debit: u32,
+    credit: u32,
+    kind: TransferKind,
+    amount: Amount,
+    order: u64,
+    at: Millis,
+}
+
+/// A transfer with its accounts resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferView {
     pub debit: Owner,
     pub credit: Owner,
     pub currency: Currency,
@@ -121,12 +134,26 @@ impl Ledger {
         self.account(owner, currency).map_or(0, |a| a.balance)
     }
 
-    pub fn transfers(&self) -> &[Transfer] {
-        &self.transfers
+    fn view(&self, t: &Transfer) -> TransferView {
+        let (debit, credit) = (&self.accounts[t.debit as usize], &self.accounts[t.credit as usize]);
+        TransferView {
+            debit: debit.owner,
+            credit: credit.owner,
+            currency: debit.currency,
+            amount: t.amount,
+            kind: t.kind,
+            order: (t.order != 0).then_some(OrderId(t.order)),
+            at: t.at,
+        }
     }
 
-    pub fn transfer(&self, id: TransferId) -> Option<&Transfer> {
-        self.transfers.get(id.index()?)
+    /// Every transfer, oldest first.
+    pub fn transfers(&self) -> impl ExactSizeIterator<Item = TransferView> + '_ {
+        self.transfers.iter().map(|t| self.view(t))
+    }
+
+    pub fn transfer(&self, id: TransferId) -> Option<TransferView> {
+        Some(self.view(self.transfers.get(id.index()?)?))
     }
 
     /// Checks that every leg can be posted together: no wallet below zero, no overflow.
@@ -172,30 +199,32 @@ impl Ledger {
             let id = TransferId::from_index(self.transfers.len());
             let amount = leg.amount.0 as i64; // <= AMOUNT_MAX, checked by the caller.
             let debit = self.account_mut(leg.debit, currency);
-            debit.balance -= amount;
-            debit.entries.push(id);
+            self.accounts[debit].balance -= amount;
+            self.accounts[debit].entries.push(id);
             let credit = self.account_mut(leg.credit, currency);
-            credit.balance += amount;
-            credit.entries.push(id);
+            self.accounts[credit].balance += amount;
+            self.accounts[credit].entries.push(id);
             self.transfers.push(Transfer {
-                debit: leg.debit,
-                credit: leg.credit,
-                currency,
+                debit: debit as u32,
+                credit: credit as u32,
                 amount: leg.amount,
                 kind: leg.kind,
-                order,
+                order: order.map_or(0, |o| o.0),
                 at,
             });
         }
         first
     }
 
-    fn account_mut(&mut self, owner: Owner, currency: Currency) -> &mut Account {
+    /// The index of an account, opened if new. Accounts are indexed by `u32` in transfers: one
+    /// per buyer, merchant and currency, far below four billion.
+    fn account_mut(&mut self, owner: Owner, currency: Currency) -> usize {
         let next = self.accounts.len();
+        assert!(next < u32::MAX as usize, "the ledger holds at most 2^32 - 1 accounts");
         let i = *self.index.entry((owner, currency)).or_insert(next);
         if i == next {
             self.accounts.push(Account { owner, currency, balance: 0, entries: Vec::new() });
         }
-        &mut self.accounts[i]
+        i
     }
 }

@@ -348,7 +348,7 @@ impl State {
         let packet = &mut self.red_packets[id.index().unwrap_or_default()];
         packet.claimed_amount.0 += share;
         packet.claims.insert(buyer, Amount(share));
-        Ok(Outcome::RedPacketClaimed { packet: id, buyer, amount: Amount(share), transfer })
+        Ok(Outcome::RedPacketClaimed { packet: id, amount: Amount(share), transfer })
     }
 
     pub(crate) fn close_red_packet_by(

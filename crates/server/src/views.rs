@@ -674,9 +674,12 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
         Outcome::RedPacketCreated { packet } | Outcome::RedPacketClosed { packet, .. } => {
             Ok(View::RedPacket(red_packet_view(packet, state.red_packet(packet)?, now)))
         }
-        Outcome::RedPacketClaimed { packet, buyer, amount, transfer } => Ok(View::Claim(ClaimView {
+        Outcome::RedPacketClaimed { packet, amount, transfer } => Ok(View::Claim(ClaimView {
             red_packet_id: packet.0,
-            buyer_id: buyer.0,
+            buyer_id: match state.ledger().transfer(transfer).map(|t| t.credit) {
+                Some(Owner::Buyer(b)) => b.0,
+                _ => 0,
+            },
             amount: amount.0,
             currency: state.red_packet(packet)?.currency.to_string(),
             transfer_id: Some(transfer.0),
