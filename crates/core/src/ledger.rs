@@ -1,6 +1,7 @@
 //! The double-entry ledger: accounts (wallets) and transfers. Every movement of money is a set of
 //! legs that is checked as a whole before any of it is posted, so a transfer set is atomic.
 
+use crate::chunked::Chunked;
 use crate::error::CoreError;
 use crate::types::*;
 use rustc_hash::FxHashMap;
@@ -106,7 +107,7 @@ pub struct Leg {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Ledger {
     accounts: Vec<Account>,
-    transfers: Vec<Transfer>,
+    transfers: Chunked<Transfer>,
     #[serde(skip)]
     /// FxHash: the keys are small and not chosen by clients in ways that could flood a bucket
     /// (ids are assigned by the engine), and SipHash cost a tenth of the hot path.

@@ -6,6 +6,7 @@
 //! bit ([`State::digest`]).
 
 pub mod audit;
+pub mod chunked;
 pub mod command;
 pub mod error;
 pub mod idempotency;

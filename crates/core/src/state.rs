@@ -3,6 +3,7 @@
 //! Every command is validated completely before the first mutation, so a refused command changes
 //! nothing (invariant 6), and a command either happens whole or not at all.
 
+use crate::chunked::Chunked;
 use crate::command::*;
 use crate::error::{out_of_bounds, CoreError};
 use crate::idempotency::IdempotencyStore;
@@ -140,7 +141,7 @@ pub struct State {
     pub(crate) buyers: Vec<Buyer>,
     pub(crate) skus: Vec<Sku>,
     pub(crate) campaigns: Vec<Campaign>,
-    pub(crate) orders: Vec<Order>,
+    pub(crate) orders: Chunked<Order>,
     pub(crate) ledger: Ledger,
     /// Pending orders by expiry.
     pub(crate) reservations: BTreeSet<(Millis, OrderId)>,
