@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(chunked[CHUNK_ENTRIES], CHUNK_ENTRIES as u32);
         assert_eq!(chunked.get(n), None);
         assert_eq!(chunked.iter().len(), n);
-        assert_eq!(chunked.iter().rev().next(), Some(&(n as u32 - 1)));
+        assert_eq!(chunked.iter().next_back(), Some(&(n as u32 - 1)));
         chunked[5] = 99;
         let vec: Vec<u32> = chunked.iter().copied().collect();
         assert_eq!(postcard::to_stdvec(&chunked).unwrap(), postcard::to_stdvec(&vec).unwrap());
