@@ -320,10 +320,7 @@ impl State {
         id: RedPacketId,
         buyer: BuyerId,
     ) -> Result<Outcome, CoreError> {
-        self.buyer(buyer)?;
-        if !actor.may_act_for_buyer(buyer) {
-            return Err(CoreError::Forbidden("claim for another buyer"));
-        }
+        self.require_buyer(actor, buyer, "claim for another buyer")?;
         let packet = self.red_packet(id)?;
         if !packet.is_open(now) {
             return Err(CoreError::RedPacketNotOpen(id));

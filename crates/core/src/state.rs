@@ -268,6 +268,20 @@ impl State {
         Ok(())
     }
 
+    /// The buyer exists and the actor may act for it.
+    pub(crate) fn require_buyer(
+        &self,
+        actor: Actor,
+        buyer: BuyerId,
+        what: &'static str,
+    ) -> Result<(), CoreError> {
+        self.buyer(buyer)?;
+        if !actor.may_act_for_buyer(buyer) {
+            return Err(CoreError::Forbidden(what));
+        }
+        Ok(())
+    }
+
     pub fn merchant(&self, id: MerchantId) -> Result<&Merchant, CoreError> {
         id.index().and_then(|i| self.merchants.get(i)).ok_or(CoreError::NotFound("merchant"))
     }
@@ -430,10 +444,7 @@ impl State {
         amount: Amount,
         currency: Currency,
     ) -> Result<Outcome, CoreError> {
-        self.buyer(buyer)?;
-        if !actor.may_act_for_buyer(buyer) {
-            return Err(CoreError::Forbidden("top up another buyer's wallet"));
-        }
+        self.require_buyer(actor, buyer, "top up another buyer's wallet")?;
         Self::check_positive_amount(amount)?;
         let legs =
             [Leg { debit: Owner::External, credit: Owner::Buyer(buyer), amount, kind: TransferKind::TopUp }];
@@ -501,10 +512,7 @@ impl State {
         coupons: &[CouponId],
         reservation_ttl_ms: u64,
     ) -> Result<Outcome, CoreError> {
-        self.buyer(buyer)?;
-        if !actor.may_act_for_buyer(buyer) {
-            return Err(CoreError::Forbidden("place orders for another buyer"));
-        }
+        self.require_buyer(actor, buyer, "place orders for another buyer")?;
         if requested.is_empty() || requested.len() > ORDER_LINES_MAX {
             return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
         }
@@ -746,23 +754,11 @@ impl State {
         if !matches!(actor, Actor::Admin | Actor::Service) {
             return Err(CoreError::Forbidden("advance time-driven work"));
         }
-        let ended: Vec<RedPacketId> = self
-            .red_packet_ends
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .take(EXPIRE_BATCH_MAX)
-            .map(|(_, id)| *id)
-            .collect();
+        let ended = due_by(&self.red_packet_ends, now);
         for &id in &ended {
             self.close_red_packet(id, now);
         }
-        let due: Vec<OrderId> = self
-            .reservations
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .take(EXPIRE_BATCH_MAX)
-            .map(|(_, id)| *id)
-            .collect();
+        let due = due_by(&self.reservations, now);
         for &id in &due {
             self.close_unpaid(id, OrderStatus::Expired);
         }
@@ -788,6 +784,12 @@ impl State {
     pub fn digest(&self) -> String {
         blake3::hash(&self.encode()).to_hex().to_string()
     }
+}
+
+/// What is due at `now` in a time-ordered set, at most `EXPIRE_BATCH_MAX` (bounded work per tick;
+/// the rest is due at the next one).
+fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis) -> Vec<T> {
+    set.iter().take_while(|(at, _)| *at <= now).take(EXPIRE_BATCH_MAX).map(|(_, id)| *id).collect()
 }
 
 /// The legs of a payment, or, reversed, of its refund: the buyer pays the merchant and the
