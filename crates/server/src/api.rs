@@ -20,6 +20,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub struct AppState {
     pub engine: EngineHandle,
     pub config: Arc<Config>,
+    /// Renders `/metrics`; absent where no recorder was installed (the bench, tests in-process).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// `axum::Json`, with its rejections answered as [`ApiError`]s.

@@ -176,7 +176,10 @@ impl EngineHandle {
         items: Vec<Item>,
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Overloaded> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.tx.try_send(Submission { items, reply }).map_err(|_| Overloaded)?;
+        self.tx.try_send(Submission { items, reply }).map_err(|_| {
+            metrics::counter!("elevens_overloaded_total").increment(1);
+            Overloaded
+        })?;
         Ok(rx)
     }
 }
@@ -192,6 +195,7 @@ impl Engine {
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
         let sequencer = Sequencer {
+            counts: BatchCounts::default(),
             state,
             keys: keys.clone(),
             group_commit_commands_max: config.group_commit_commands_max,
@@ -219,7 +223,30 @@ impl Engine {
     }
 }
 
+/// Counts of one batch, flushed to the metrics recorder once per batch (not per command: the
+/// recorder's lookups would cost the sequencer a few percent).
+#[derive(Default)]
+struct BatchCounts {
+    changed: u64,
+    repeated: u64,
+    refused: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl BatchCounts {
+    fn flush(&mut self, applied: u64) {
+        metrics::counter!("elevens_commands_total", "result" => "changed").increment(self.changed);
+        metrics::counter!("elevens_commands_total", "result" => "repeated").increment(self.repeated);
+        for (code, n) in std::mem::take(&mut self.refused) {
+            metrics::counter!("elevens_refusals_total", "code" => code).increment(n);
+        }
+        metrics::histogram!("elevens_batch_commands").record((self.changed + self.repeated) as f64);
+        metrics::gauge!("elevens_applied_commands").set(applied as f64);
+        (self.changed, self.repeated) = (0, 0);
+    }
+}
+
 struct Sequencer {
+    counts: BatchCounts,
     state: State,
     keys: Arc<KeyCache>,
     group_commit_commands_max: usize,
@@ -270,6 +297,7 @@ impl Sequencer {
             if batch.records.is_empty() && batch.replies.is_empty() && batch.snapshot.is_none() {
                 continue;
             }
+            self.counts.flush(self.state.applied());
             if durable.send(batch).is_err() {
                 break;
             }
@@ -292,10 +320,15 @@ impl Sequencer {
         envelope: &Envelope,
         records: &mut Records,
     ) -> Result<elevens_core::Outcome, CoreError> {
-        let applied = self.state.apply(envelope)?;
+        let applied = self.state.apply(envelope).inspect_err(|e| {
+            *self.counts.refused.entry(e.code()).or_default() += 1;
+        })?;
         if applied.changed() {
+            self.counts.changed += 1;
             records.push(envelope);
             self.keys.observe(&self.state, applied.outcome());
+        } else {
+            self.counts.repeated += 1;
         }
         Ok(match applied {
             Applied::Changed(o) | Applied::Repeated(o) => o,
@@ -311,7 +344,10 @@ fn run_journal(mut journal: Journal, snapshots: SnapshotStore, rx: crossbeam_cha
             batches.push(more);
         }
         let records = batches.iter().flat_map(|b| b.records.iter());
-        if let Err(error) = journal.append_batch(records) {
+        let started = std::time::Instant::now();
+        let appended = journal.append_batch(records);
+        metrics::histogram!("elevens_journal_write_fsync_seconds").record(started.elapsed().as_secs_f64());
+        if let Err(error) = appended {
             // What reached the disk is unknown and the state is ahead of it: stop now, unacknowledged,
             // and let recovery decide on restart.
             tracing::error!(%error, "journal write failed; stopping");

@@ -35,8 +35,23 @@ pub fn router(app: AppState) -> Router {
     let (router, openapi) = api::routes().split_for_parts();
     let openapi = Arc::new(openapi);
     let body_limit = app.config.request_bytes_max;
+    let metrics = app.metrics.clone();
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                match &metrics {
+                    Some(handle) => handle.render().into_response(),
+                    None => ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "no metrics recorder in this process",
+                    )
+                    .into_response(),
+                }
+            }),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -127,7 +142,10 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
-    serve_engine(engine.handle.clone(), Arc::new(config), listener, shutdown).await?;
+    // Prometheus text on GET /metrics; the recorder is process-wide, installed once, here.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics };
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     tokio::task::spawn_blocking(move || engine.shutdown()).await?;
     Ok(())
 }
@@ -139,7 +157,7 @@ pub async fn serve_engine(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = AppState { engine, config };
+    let app = AppState { engine, config, metrics: None };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

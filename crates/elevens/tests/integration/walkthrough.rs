@@ -40,6 +40,13 @@ async fn an_order_from_placement_to_refund_survives_a_restart() {
     assert_eq!((status, refunded["status"].as_str()), (200, Some("refunded")), "{refunded}");
     let before = server.audit().await;
 
+    // Operators see the engine's counters in Prometheus text.
+    let metrics =
+        server.http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("elevens_commands_total{result=\"changed\"}"), "{metrics}");
+    assert!(metrics.contains("elevens_refusals_total{code=\"forbidden\"} 1"), "{metrics}");
+    assert!(metrics.contains("elevens_journal_write_fsync_seconds"), "{metrics}");
+
     let mut server = server;
     server.kill();
     let server = Server::start(dir.path(), &[]);
