@@ -580,3 +580,44 @@ fn a_long_seeded_run_reaches_every_order_state() {
     assert!(claims > 10, "only {claims} red-packet shares claimed");
     assert_eq!(replay(&sim.journal).digest(), sim.state.digest());
 }
+
+/// The countdown: one millisecond before `starts_at` the sale is refused with the time left; at
+/// `starts_at` it opens at the flash price; and a replay of the journal agrees to the millisecond.
+#[test]
+fn a_campaign_opens_exactly_at_its_start_and_replay_agrees() {
+    let mut sim = Sim::new();
+    let starts_at = sim.now + 60_000;
+    sim.must(
+        Actor::Merchant(MerchantId(1)),
+        Command::CreateCampaign(NewCampaign {
+            sku: SkuId(1),
+            flash_price: Amount(10),
+            currency: cny(),
+            quantity: 2,
+            starts_at: Millis(starts_at),
+            ends_at: Millis(starts_at + 1_000),
+            per_buyer_limit: 1,
+        }),
+    );
+    let order = |buyer| Command::PlaceOrder {
+        buyer: BuyerId(buyer),
+        lines: vec![LineRequest { sku: SkuId(1), quantity: 1 }],
+        coupons: vec![],
+        reservation_ttl_ms: 60_000,
+    };
+    sim.now = starts_at - 1;
+    assert_eq!(
+        sim.send(Actor::Service, order(1)),
+        Err(CoreError::CampaignNotStarted { campaign: CampaignId(1), starts_in_ms: 1 })
+    );
+    sim.now = starts_at;
+    let opened = sim.send(Actor::Service, order(1)).unwrap();
+    assert!(matches!(opened.outcome(), Outcome::OrderPlaced { total: Amount(10), .. }), "{opened:?}");
+    sim.now = starts_at + 1_000;
+    let after = sim.send(Actor::Service, order(2)).unwrap();
+    assert!(
+        matches!(after.outcome(), Outcome::OrderPlaced { total: Amount(1_000), .. }),
+        "regular price after the end"
+    );
+    assert_eq!(replay(&sim.journal).digest(), sim.state.digest());
+}
