@@ -1,11 +1,11 @@
 //! Remembered results of commands, by idempotency key, for a bounded time and count.
 
+use crate::chunked::ChunkedDeque;
 use crate::command::{Idempotency, Outcome};
 use crate::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::types::Millis;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remembered {
@@ -19,7 +19,7 @@ pub struct Remembered {
 /// oldest is a pop from the front.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct IdempotencyStore {
-    entries: VecDeque<Remembered>,
+    entries: ChunkedDeque<Remembered>,
     /// The absolute position of `entries[0]`.
     first_position: u64,
     #[serde(skip)]
@@ -68,7 +68,7 @@ impl IdempotencyStore {
             if self.index.get(&key) == Some(&self.first_position) {
                 self.index.remove(&key);
             }
-            self.entries.pop_front();
+            self.entries.drop_front();
             self.first_position += 1;
         }
     }
