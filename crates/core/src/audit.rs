@@ -222,13 +222,13 @@ impl State {
                     c.used_count, c.used_amount.0
                 ));
             }
-            if c.budget_uses.is_some_and(|max| c.used_count > max)
-                || c.budget_amount.is_some_and(|max| c.used_amount > max)
+            if c.terms.budget_uses.is_some_and(|max| c.used_count > max)
+                || c.terms.budget_amount.is_some_and(|max| c.used_amount > max)
             {
                 return Some(format!("coupon {id}: over budget"));
             }
-            c.used_by_buyer.iter().find(|(_, &n)| n > c.per_buyer_limit).map(|(b, n)| {
-                format!("coupon {id}: buyer {b} used it {n} times, limit {}", c.per_buyer_limit)
+            c.used_by_buyer.iter().find(|(_, &n)| n > c.terms.per_buyer_limit).map(|(b, n)| {
+                format!("coupon {id}: buyer {b} used it {n} times, limit {}", c.terms.per_buyer_limit)
             })
         });
         check("coupon_budgets", violation, format!("{} coupons within budget", self.coupons.len()))
@@ -242,16 +242,18 @@ impl State {
             if sum != u128::from(p.claimed_amount.0) || p.claims.values().any(|a| a.0 == 0) {
                 return Some(format!("red packet {id}: shares sum to {sum}, claimed {}", p.claimed_amount.0));
             }
-            if p.claims.len() as u64 > u64::from(p.count) || p.claimed_amount.0 + p.returned.0 > p.amount.0 {
+            if p.claims.len() as u64 > u64::from(p.terms.count)
+                || p.claimed_amount.0 + p.returned.0 > p.terms.amount.0
+            {
                 return Some(format!(
                     "red packet {id}: {} shares, {} paid of {}",
                     p.claims.len(),
                     p.claimed_amount.0,
-                    p.amount.0
+                    p.terms.amount.0
                 ));
             }
-            let escrow = self.ledger.balance(Owner::Escrow(id), p.currency);
-            let expected = if p.closed { 0 } else { (p.amount.0 - p.claimed_amount.0) as i64 };
+            let escrow = self.ledger.balance(Owner::Escrow(id), p.terms.currency);
+            let expected = if p.closed { 0 } else { (p.terms.amount.0 - p.claimed_amount.0) as i64 };
             (escrow != expected).then(|| format!("red packet {id}: escrow {escrow}, expected {expected}"))
         });
         check("red_packets_exact", violation, format!("{} red packets exact", self.red_packets.len()))

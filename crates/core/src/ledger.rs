@@ -186,7 +186,20 @@ impl Ledger {
         Ok(())
     }
 
-    /// Posts legs that [`Ledger::check`] accepted. Returns the id of each posted leg.
+    /// Checks the legs as a whole and, if they pass, posts them: a transfer set happens whole or
+    /// not at all. Returns the id of the first leg.
+    pub(crate) fn move_money(
+        &mut self,
+        currency: Currency,
+        legs: &[Leg],
+        order: Option<OrderId>,
+        at: Millis,
+    ) -> Result<TransferId, CoreError> {
+        self.check(currency, legs)?;
+        Ok(self.post(currency, legs, order, at))
+    }
+
+    /// Posts legs that [`Ledger::check`] accepted. Returns the id of the first leg.
     pub(crate) fn post(
         &mut self,
         currency: Currency,

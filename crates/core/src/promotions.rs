@@ -23,15 +23,8 @@ use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coupon {
-    pub sponsor: Sponsor,
-    pub rule: DiscountRule,
-    pub currency: Currency,
-    pub min_spend: Amount,
-    pub starts_at: Millis,
-    pub ends_at: Millis,
-    pub per_buyer_limit: u32,
-    pub budget_amount: Option<Amount>,
-    pub budget_uses: Option<u64>,
+    /// As created; never changes.
+    pub terms: NewCoupon,
     pub disabled: bool,
     /// Money taken off by orders that hold the coupon (pending or paid).
     pub used_amount: Amount,
@@ -42,19 +35,14 @@ pub struct Coupon {
 
 impl Coupon {
     pub fn is_active(&self, now: Millis) -> bool {
-        !self.disabled && self.starts_at <= now && now < self.ends_at
+        !self.disabled && self.terms.starts_at <= now && now < self.terms.ends_at
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedPacket {
-    pub sponsor: Sponsor,
-    pub currency: Currency,
-    pub amount: Amount,
-    pub count: u32,
-    pub starts_at: Millis,
-    pub ends_at: Millis,
-    pub seed: u64,
+    /// As created; never changes.
+    pub terms: NewRedPacket,
     pub claimed_amount: Amount,
     /// Each buyer's share. A buyer appears at most once.
     pub claims: BTreeMap<BuyerId, Amount>,
@@ -65,11 +53,11 @@ pub struct RedPacket {
 
 impl RedPacket {
     pub fn is_open(&self, now: Millis) -> bool {
-        !self.closed && self.starts_at <= now && now < self.ends_at
+        !self.closed && self.terms.starts_at <= now && now < self.terms.ends_at
     }
 
     pub fn remaining(&self) -> Amount {
-        Amount(self.amount.0 - self.claimed_amount.0 - self.returned.0)
+        Amount(self.terms.amount.0 - self.claimed_amount.0 - self.returned.0)
     }
 }
 
@@ -173,15 +161,7 @@ impl State {
             return Err(out_of_bounds("budget_uses", "must be positive"));
         }
         self.coupons.push(Coupon {
-            sponsor: new.sponsor,
-            rule: new.rule,
-            currency: new.currency,
-            min_spend: new.min_spend,
-            starts_at: new.starts_at,
-            ends_at: new.ends_at,
-            per_buyer_limit: new.per_buyer_limit,
-            budget_amount: new.budget_amount,
-            budget_uses: new.budget_uses,
+            terms: new.clone(),
             disabled: false,
             used_amount: Amount::ZERO,
             used_count: 0,
@@ -192,7 +172,7 @@ impl State {
 
     pub(crate) fn disable_coupon(&mut self, actor: Actor, id: CouponId) -> Result<Outcome, CoreError> {
         let coupon = self.coupon(id)?;
-        if !actor.may_sponsor(coupon.sponsor) {
+        if !actor.may_sponsor(coupon.terms.sponsor) {
             return Err(CoreError::Forbidden("disable another sponsor's coupon"));
         }
         self.coupons[id.index().unwrap_or_default()].disabled = true;
@@ -215,8 +195,8 @@ impl State {
         }
         let mut ordered: Vec<(CouponId, &Coupon)> =
             ids.iter().map(|&id| Ok((id, self.coupon(id)?))).collect::<Result<_, CoreError>>()?;
-        ordered.sort_by_key(|(_, c)| matches!(c.sponsor, Sponsor::Platform));
-        if ordered.len() == 2 && ordered[0].1.sponsor == ordered[1].1.sponsor {
+        ordered.sort_by_key(|(_, c)| matches!(c.terms.sponsor, Sponsor::Platform));
+        if ordered.len() == 2 && ordered[0].1.terms.sponsor == ordered[1].1.terms.sponsor {
             return Err(CoreError::CouponNotApplicable(
                 ordered[1].0,
                 "one platform and one merchant coupon at most",
@@ -228,27 +208,31 @@ impl State {
             if !coupon.is_active(now) {
                 return Err(CoreError::CouponNotActive(id));
             }
-            if coupon.currency != currency {
+            if coupon.terms.currency != currency {
                 return Err(CoreError::CouponNotApplicable(id, "another currency"));
             }
-            if matches!(coupon.sponsor, Sponsor::Merchant(m) if m != merchant) {
+            if matches!(coupon.terms.sponsor, Sponsor::Merchant(m) if m != merchant) {
                 return Err(CoreError::CouponNotApplicable(id, "another merchant's coupon"));
             }
-            if subtotal < coupon.min_spend {
-                return Err(CoreError::CouponMinSpend { coupon: id, min_spend: coupon.min_spend.0 });
+            if subtotal < coupon.terms.min_spend {
+                return Err(CoreError::CouponMinSpend { coupon: id, min_spend: coupon.terms.min_spend.0 });
             }
             let used = coupon.used_by_buyer.get(&buyer).copied().unwrap_or(0);
-            if used >= coupon.per_buyer_limit {
-                return Err(CoreError::CouponLimitExceeded { coupon: id, limit: coupon.per_buyer_limit });
+            if used >= coupon.terms.per_buyer_limit {
+                return Err(CoreError::CouponLimitExceeded {
+                    coupon: id,
+                    limit: coupon.terms.per_buyer_limit,
+                });
             }
-            let off = discount(coupon.rule, left);
-            let uses_left = coupon.budget_uses.is_none_or(|max| coupon.used_count < max);
-            let money_left = coupon.budget_amount.is_none_or(|max| coupon.used_amount.0 + off.0 <= max.0);
+            let off = discount(coupon.terms.rule, left);
+            let uses_left = coupon.terms.budget_uses.is_none_or(|max| coupon.used_count < max);
+            let money_left =
+                coupon.terms.budget_amount.is_none_or(|max| coupon.used_amount.0 + off.0 <= max.0);
             if !uses_left || !money_left {
                 return Err(CoreError::CouponBudgetExhausted(id));
             }
             left = Amount(left.0 - off.0);
-            priced.push((id, off, coupon.sponsor));
+            priced.push((id, off, coupon.terms.sponsor));
         }
         Ok(priced)
     }
@@ -294,16 +278,9 @@ impl State {
             amount: new.amount,
             kind: TransferKind::RedPacketFunding,
         }];
-        self.ledger.check(new.currency, &legs)?;
-        self.ledger.post(new.currency, &legs, None, now);
+        self.ledger.move_money(new.currency, &legs, None, now)?;
         self.red_packets.push(RedPacket {
-            sponsor: new.sponsor,
-            currency: new.currency,
-            amount: new.amount,
-            count: new.count,
-            starts_at: new.starts_at,
-            ends_at: new.ends_at,
-            seed: new.seed,
+            terms: new.clone(),
             claimed_amount: Amount::ZERO,
             claims: BTreeMap::new(),
             closed: false,
@@ -329,19 +306,19 @@ impl State {
             return Err(CoreError::RedPacketAlreadyClaimed(id));
         }
         let index = packet.claims.len() as u32;
-        if index >= packet.count {
+        if index >= packet.terms.count {
             return Err(CoreError::RedPacketEmpty(id));
         }
-        let share = red_packet_share(packet.seed, index, packet.remaining().0, packet.count - index);
+        let share =
+            red_packet_share(packet.terms.seed, index, packet.remaining().0, packet.terms.count - index);
         let legs = [Leg {
             debit: Owner::Escrow(id),
             credit: Owner::Buyer(buyer),
             amount: Amount(share),
             kind: TransferKind::RedPacketClaim,
         }];
-        let currency = packet.currency;
-        self.ledger.check(currency, &legs)?;
-        let transfer = self.ledger.post(currency, &legs, None, now);
+        let currency = packet.terms.currency;
+        let transfer = self.ledger.move_money(currency, &legs, None, now)?;
         let packet = &mut self.red_packets[id.index().unwrap_or_default()];
         packet.claimed_amount.0 += share;
         packet.claims.insert(buyer, Amount(share));
@@ -355,7 +332,7 @@ impl State {
         id: RedPacketId,
     ) -> Result<Outcome, CoreError> {
         let packet = self.red_packet(id)?;
-        if !actor.may_sponsor(packet.sponsor) {
+        if !actor.may_sponsor(packet.terms.sponsor) {
             return Err(CoreError::Forbidden("close another sponsor's red packet"));
         }
         if packet.closed {
@@ -370,7 +347,7 @@ impl State {
         let index = id.index().unwrap_or_default();
         let packet = &self.red_packets[index];
         let (left, currency, sponsor, ends_at) =
-            (packet.remaining(), packet.currency, packet.sponsor, packet.ends_at);
+            (packet.remaining(), packet.terms.currency, packet.terms.sponsor, packet.terms.ends_at);
         if left.0 > 0 {
             let legs = [Leg {
                 debit: Owner::Escrow(id),

@@ -448,8 +448,7 @@ impl State {
         Self::check_positive_amount(amount)?;
         let legs =
             [Leg { debit: Owner::External, credit: Owner::Buyer(buyer), amount, kind: TransferKind::TopUp }];
-        self.ledger.check(currency, &legs)?;
-        let transfer = self.ledger.post(currency, &legs, None, now);
+        let transfer = self.ledger.move_money(currency, &legs, None, now)?;
         let balance = self.ledger.balance(Owner::Buyer(buyer), currency);
         Ok(Outcome::ToppedUp { transfer, balance })
     }
@@ -665,9 +664,8 @@ impl State {
         let commission = order.total.basis_points(commission_bps);
         let (legs, n) = payment_legs(order, commission, false);
         let legs = &legs[..n];
-        self.ledger.check(order.currency, legs)?;
         let (currency, total, expires_at) = (order.currency, order.total, order.expires_at);
-        self.ledger.post(currency, legs, Some(id), now);
+        self.ledger.move_money(currency, legs, Some(id), now)?;
         let index = id.index().unwrap_or_default();
         let order = &mut self.orders[index];
         order.status = OrderStatus::Paid;
@@ -722,9 +720,8 @@ impl State {
         }
         let (legs, n) = payment_legs(order, order.commission, true);
         let legs = &legs[..n];
-        self.ledger.check(order.currency, legs)?;
         let (currency, total) = (order.currency, order.total);
-        self.ledger.post(currency, legs, Some(id), now);
+        self.ledger.move_money(currency, legs, Some(id), now)?;
         let index = id.index().unwrap_or_default();
         self.release_coupons(index);
         let order = &mut self.orders[index];

@@ -326,7 +326,7 @@ impl Sim {
             }
             Step::DisableCoupon { coupon } => {
                 let coupon = recent(self.state.coupons().count() as u64, coupon);
-                let actor = match self.state.coupon(CouponId(coupon)).map(|c| c.sponsor) {
+                let actor = match self.state.coupon(CouponId(coupon)).map(|c| c.terms.sponsor) {
                     Ok(Sponsor::Merchant(m)) => Actor::Merchant(m),
                     _ => Actor::Admin,
                 };
@@ -367,7 +367,7 @@ impl Sim {
             }
             Step::ClosePacket { packet } => {
                 let packet = recent(self.state.red_packets().count() as u64, packet);
-                let actor = match self.state.red_packet(RedPacketId(packet)).map(|p| p.sponsor) {
+                let actor = match self.state.red_packet(RedPacketId(packet)).map(|p| p.terms.sponsor) {
                     Ok(Sponsor::Merchant(m)) => Actor::Merchant(m),
                     _ => Actor::Admin,
                 };

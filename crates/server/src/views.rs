@@ -146,8 +146,8 @@ fn sponsor_name(sponsor: Sponsor) -> (String, Option<u64>) {
 }
 
 fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> CouponView {
-    let (funded_by, merchant_id) = sponsor_name(c.sponsor);
-    let (kind, amount_off, percent_bps, cap) = match c.rule {
+    let (funded_by, merchant_id) = sponsor_name(c.terms.sponsor);
+    let (kind, amount_off, percent_bps, cap) = match c.terms.rule {
         DiscountRule::Fixed { amount } => ("fixed", Some(amount.0), None, None),
         DiscountRule::Percent { bps, cap } => ("percent", None, Some(bps), cap.map(|c| c.0)),
     };
@@ -159,13 +159,13 @@ fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> CouponView {
         amount_off,
         percent_bps,
         cap,
-        currency: c.currency.to_string(),
-        min_spend: c.min_spend.0,
-        starts_at: c.starts_at.0,
-        ends_at: c.ends_at.0,
-        per_buyer_limit: c.per_buyer_limit,
-        budget_amount: c.budget_amount.map(|a| a.0),
-        budget_uses: c.budget_uses,
+        currency: c.terms.currency.to_string(),
+        min_spend: c.terms.min_spend.0,
+        starts_at: c.terms.starts_at.0,
+        ends_at: c.terms.ends_at.0,
+        per_buyer_limit: c.terms.per_buyer_limit,
+        budget_amount: c.terms.budget_amount.map(|a| a.0),
+        budget_uses: c.terms.budget_uses,
         used_amount: c.used_amount.0,
         used_count: c.used_count,
         disabled: c.disabled,
@@ -174,12 +174,12 @@ fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> CouponView {
 }
 
 fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> RedPacketView {
-    let (funded_by, merchant_id) = sponsor_name(p.sponsor);
+    let (funded_by, merchant_id) = sponsor_name(p.terms.sponsor);
     let status = if p.closed {
         "closed"
-    } else if now < p.starts_at {
+    } else if now < p.terms.starts_at {
         "scheduled"
-    } else if now < p.ends_at {
+    } else if now < p.terms.ends_at {
         "open"
     } else {
         "ended"
@@ -188,11 +188,11 @@ fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> RedPacketView
         red_packet_id: id.0,
         funded_by,
         merchant_id,
-        amount: p.amount.0,
-        count: p.count,
-        currency: p.currency.to_string(),
-        starts_at: p.starts_at.0,
-        ends_at: p.ends_at.0,
+        amount: p.terms.amount.0,
+        count: p.terms.count,
+        currency: p.terms.currency.to_string(),
+        starts_at: p.terms.starts_at.0,
+        ends_at: p.terms.ends_at.0,
         claimed_count: p.claims.len() as u64,
         claimed_amount: p.claimed_amount.0,
         returned: p.returned.0,
@@ -503,7 +503,7 @@ fn account_view(state: &State, account: &Account, entries_max: usize) -> Account
 
 /// Who may read what. Writes are checked by the state machine itself; reads here.
 fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreError> {
-    Ok(match (*query).clone() {
+    Ok(match *query {
         Query::Sku(_) | Query::Campaign(_) | Query::Merchant(_) => true,
         Query::Coupon(_) | Query::Coupons { .. } | Query::RedPacket(_) | Query::RedPackets => true,
         Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) => actor.may_act_for_buyer(b),
@@ -545,7 +545,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
             let coupons = state
                 .coupons()
                 .rev()
-                .filter(|(_, c)| sponsor.is_none_or(|s| c.sponsor == s))
+                .filter(|(_, c)| sponsor.is_none_or(|s| c.terms.sponsor == s))
                 .take(LIST_ENTRIES_MAX)
                 .map(|(id, c)| coupon_view(id, c, None))
                 .collect();
@@ -560,7 +560,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
                 .take(LIST_ENTRIES_MAX)
                 .map(|(id, c)| {
                     let used = c.used_by_buyer.get(&buyer).copied().unwrap_or(0);
-                    coupon_view(id, c, Some(c.per_buyer_limit.saturating_sub(used)))
+                    coupon_view(id, c, Some(c.terms.per_buyer_limit.saturating_sub(used)))
                 })
                 .collect();
             Ok(View::Coupons(CouponList { coupons }))
@@ -586,7 +586,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
                         red_packet_id: id.0,
                         buyer_id: buyer.0,
                         amount: amount.0,
-                        currency: p.currency.to_string(),
+                        currency: p.terms.currency.to_string(),
                         transfer_id: None,
                     })
                 })
@@ -681,7 +681,7 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
                 _ => 0,
             },
             amount: amount.0,
-            currency: state.red_packet(packet)?.currency.to_string(),
+            currency: state.red_packet(packet)?.terms.currency.to_string(),
             transfer_id: Some(transfer.0),
         })),
     }
