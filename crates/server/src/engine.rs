@@ -166,7 +166,10 @@ impl EngineHandle {
         let (reply, rx) = tokio::sync::oneshot::channel();
         match self.tx.try_send(Submission { items, reply }) {
             Ok(()) => Ok(rx),
-            Err(e) => Err(e.into_inner().items),
+            Err(e) => {
+                metrics::counter!("elevens_overloaded_total").increment(1);
+                Err(e.into_inner().items)
+            }
         }
     }
 
@@ -175,12 +178,7 @@ impl EngineHandle {
         &self,
         items: Vec<Item>,
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Overloaded> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.tx.try_send(Submission { items, reply }).map_err(|_| {
-            metrics::counter!("elevens_overloaded_total").increment(1);
-            Overloaded
-        })?;
-        Ok(rx)
+        self.submit_or_return(items).map_err(|_| Overloaded)
     }
 }
 

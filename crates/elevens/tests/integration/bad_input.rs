@@ -294,7 +294,7 @@ async fn bad_input_is_refused_clearly_and_changes_nothing() {
             422,
             "invalid_body",
         ),
-        case("reading the audit as a service", "/v1/audit", &service, json!(null), 405, "method_not_allowed"),
+        case("posting to the audit", "/v1/audit", &service, json!(null), 405, "method_not_allowed"),
     ];
     cases.push(Case {
         method: "GET",

@@ -56,6 +56,7 @@ fn every_flash_mode_runs_and_keeps_the_invariants() {
         assert!(report["orders"].as_u64().unwrap() > 0, "{mode}: no orders: {report}");
         assert_eq!(report["invariants"]["ledger_balanced"], true, "{mode}: {report}");
         assert_eq!(report["invariants"]["audit_ok"], true, "{mode}: {report}");
+        assert_eq!(report["invariants"]["applicable"], true, "{mode}: {report}");
     }
 }
 
@@ -115,4 +116,5 @@ fn every_peer_runs_the_flash_workload_when_started() {
     }
     let report = bench(&["--target", "hyper-hello", "--mode", "http", "--duration", "0.3", "--clients", "4"]);
     assert!(report["orders_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(report["invariants"]["applicable"], false, "a hello server has nothing to check: {report}");
 }
