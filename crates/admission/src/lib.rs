@@ -1,0 +1,440 @@
+//! elevens-admission: the front door in front of the sequencer.
+//!
+//! Every request is put in a [`Class`] and checked, in this order and all in memory, without
+//! touching the state machine:
+//!
+//! 1. the global in-flight limit ([`adaptive`]): a class may only add work while the commands in
+//!    flight are under its threshold — reads under a share of the limit, orders under the limit,
+//!    payments (for an order that already exists) only under the hard maximum, so they are the
+//!    last thing ever shed;
+//! 2. a waiting-room ticket ([`waiting_room`]), if the order carries one: an admitted ticket
+//!    replaces the rate limits below;
+//! 3. the buyer's rate (GCRA, [`gcra`]) and each hot SKU's rate (Sentinel's hot-parameter limit),
+//!    with per-value exceptions.
+//!
+//! A refusal says why and when to come back. The controller is pure and single-threaded: time
+//! comes in as an argument, so tests run on a manual clock; the gateway holds it behind a mutex
+//! for the few hundred nanoseconds a check takes.
+
+pub mod adaptive;
+pub mod gcra;
+pub mod waiting_room;
+
+use adaptive::{AdaptiveLimit, AdaptiveRules};
+use gcra::{KeyedLimiter, Limited, Quota};
+use serde::{Deserialize, Serialize};
+use waiting_room::{TicketError, WaitingRoom, WaitingRoomRules};
+
+/// Nanoseconds on the caller's monotonic clock.
+pub type Nanos = u64;
+
+/// Priority classes, highest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// Acts on an order that already exists: pay, cancel, refund. Shed last.
+    Pay,
+    /// Creates work: place an order, claim a red packet, and every other change.
+    Order,
+    /// Reads and searches. Shed first.
+    Read,
+}
+
+impl Class {
+    pub const ALL: [Class; 3] = [Class::Pay, Class::Order, Class::Read];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Pay => "pay",
+            Class::Order => "order",
+            Class::Read => "read",
+        }
+    }
+}
+
+/// A limit for one key value (a buyer id, a SKU id); `quota: null` means unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exception {
+    pub id: u64,
+    pub quota: Option<Quota>,
+}
+
+/// Everything an operator can change at runtime. Read from the config file at start, replaced
+/// whole through `PUT /v1/admission/rules`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// Each buyer's rate of orders and claims; `null`: unlimited.
+    pub buyer_quota: Option<Quota>,
+    pub buyer_exceptions: Vec<Exception>,
+    /// Each SKU's rate of orders (the hot-item limit); `null`: unlimited.
+    pub sku_quota: Option<Quota>,
+    pub sku_exceptions: Vec<Exception>,
+    /// Reads are admitted while the commands in flight are under this share of the limit.
+    pub read_share_pct: u8,
+    pub adaptive: AdaptiveRules,
+    pub waiting_room: WaitingRoomRules,
+    /// Buyers (and SKUs) whose buckets are remembered at once.
+    pub tracked_keys_max: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            buyer_quota: Some(Quota::new(20, 40)),
+            buyer_exceptions: Vec::new(),
+            sku_quota: Some(Quota::new(200_000, 200_000)),
+            sku_exceptions: Vec::new(),
+            read_share_pct: 50,
+            adaptive: AdaptiveRules::default(),
+            waiting_room: WaitingRoomRules::default(),
+            tracked_keys_max: 4_000_000,
+        }
+    }
+}
+
+impl Rules {
+    /// Checks the rules before they replace the running ones.
+    pub fn check(&self) -> Result<(), String> {
+        let quotas = [self.buyer_quota, self.sku_quota].into_iter().flatten();
+        let exceptions = self.buyer_exceptions.iter().chain(&self.sku_exceptions).filter_map(|e| e.quota);
+        if !quotas.chain(exceptions).all(|q| q.is_valid()) {
+            return Err("a quota needs per_s >= 1 and burst >= 1".into());
+        }
+        if !(1..=100).contains(&self.read_share_pct) {
+            return Err("read_share_pct is between 1 and 100".into());
+        }
+        if self.tracked_keys_max == 0 {
+            return Err("tracked_keys_max must be positive".into());
+        }
+        self.adaptive.check()?;
+        self.waiting_room.check()
+    }
+}
+
+/// One request as admission sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub class: Class,
+    /// The buyer it is for, when the request names one.
+    pub buyer: Option<u64>,
+    /// The SKUs an order touches.
+    pub skus: &'a [u64],
+    /// A waiting-room ticket carried by an order.
+    pub ticket: Option<u64>,
+}
+
+/// Why a request was not admitted; each has a stable code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the engine is at its limit; retry after the delay")]
+    Overloaded { retry_after: Nanos },
+    #[error("this buyer is sending too fast; retry after the delay")]
+    RateLimited { retry_after: Nanos },
+    #[error(
+        "sku {sku} is taking more orders than it can; retry after the delay or take a waiting-room ticket"
+    )]
+    SkuRateLimited { sku: u64, retry_after: Nanos },
+    #[error("waiting-room ticket refused: {0}")]
+    Ticket(TicketError),
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Overloaded { .. } => "overloaded",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::SkuRateLimited { .. } => "sku_rate_limited",
+            Refusal::Ticket(TicketError::Unknown) => "unknown_ticket",
+            Refusal::Ticket(TicketError::NotYours) => "ticket_not_yours",
+            Refusal::Ticket(TicketError::NotAdmitted { .. }) => "ticket_not_admitted",
+            Refusal::Ticket(TicketError::Used) => "ticket_used",
+            Refusal::Ticket(TicketError::Full) => "waiting_room_full",
+        }
+    }
+
+    /// When to come back, if coming back can help.
+    pub fn retry_after(&self) -> Option<Nanos> {
+        match *self {
+            Refusal::Overloaded { retry_after }
+            | Refusal::RateLimited { retry_after }
+            | Refusal::SkuRateLimited { retry_after, .. } => Some(retry_after),
+            Refusal::Ticket(TicketError::NotAdmitted { wait_ms, .. }) => Some(wait_ms.max(1) * 1_000_000),
+            Refusal::Ticket(TicketError::Full) => Some(1_000_000_000),
+            Refusal::Ticket(_) => None,
+        }
+    }
+}
+
+/// Counts since start, for `/metrics`, `GET /v1/admission` and the bench report.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClassCounts {
+    pub admitted: u64,
+    /// Shed, by refusal code.
+    pub shed: std::collections::BTreeMap<&'static str, u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Stats {
+    pub limit: u64,
+    pub in_flight: u64,
+    pub waiting_room_tickets_waiting: usize,
+    pub pay: ClassCounts,
+    pub order: ClassCounts,
+    pub read: ClassCounts,
+}
+
+/// How long an overloaded client is told to wait: long enough for a queue at the target latency
+/// to drain, so retries do not arrive as a second wave.
+const OVERLOAD_RETRY_MIN: Nanos = 50_000_000;
+
+#[derive(Debug)]
+pub struct Admission {
+    rules: Rules,
+    buyers: KeyedLimiter<u64>,
+    skus: KeyedLimiter<u64>,
+    limit: AdaptiveLimit,
+    in_flight: u64,
+    room: WaitingRoom,
+    counts: [ClassCounts; 3],
+}
+
+impl Admission {
+    /// `seed` is for ticket numbers (random in production, fixed in tests).
+    pub fn new(rules: Rules, now: Nanos, seed: u64) -> Admission {
+        let mut admission = Admission {
+            buyers: KeyedLimiter::new(None, rules.tracked_keys_max),
+            skus: KeyedLimiter::new(None, rules.tracked_keys_max),
+            limit: AdaptiveLimit::new(rules.adaptive, now),
+            in_flight: 0,
+            room: WaitingRoom::new(rules.waiting_room.clone(), seed),
+            counts: Default::default(),
+            rules: Rules::default(),
+        };
+        admission.set_rules(rules);
+        admission
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Replaces the rules; buckets, the limit's value and tickets carry over.
+    pub fn set_rules(&mut self, rules: Rules) {
+        let exceptions = |list: &[Exception]| list.iter().map(|e| (e.id, e.quota)).collect::<Vec<_>>();
+        self.buyers.set_rules(rules.buyer_quota, exceptions(&rules.buyer_exceptions));
+        self.skus.set_rules(rules.sku_quota, exceptions(&rules.sku_exceptions));
+        self.limit.set_rules(rules.adaptive);
+        self.room.set_rules(rules.waiting_room.clone());
+        self.rules = rules;
+    }
+
+    /// Admits one command, or says why not. An admitted command is in flight until
+    /// [`Admission::complete`] is called for it.
+    pub fn admit(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
+        let result = self.check(request, now);
+        let counts = &mut self.counts[request.class as usize];
+        match &result {
+            Ok(()) => {
+                counts.admitted += 1;
+                self.in_flight += 1;
+                self.limit.observe_in_flight(self.in_flight);
+            }
+            Err(refusal) => *counts.shed.entry(refusal.code()).or_default() += 1,
+        }
+        result
+    }
+
+    fn check(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
+        let limit = self.limit.limit();
+        let threshold = match request.class {
+            Class::Pay => self.rules.adaptive.max,
+            Class::Order => limit,
+            Class::Read => (limit * u64::from(self.rules.read_share_pct) / 100).max(1),
+        };
+        if self.in_flight >= threshold {
+            let retry_after = (self.rules.adaptive.latency_target_ms * 2_000_000).max(OVERLOAD_RETRY_MIN);
+            return Err(Refusal::Overloaded { retry_after });
+        }
+        if request.class != Class::Order {
+            return Ok(());
+        }
+        if let Some(ticket) = request.ticket {
+            let buyer = request.buyer.unwrap_or(u64::MAX);
+            return self.room.redeem(ticket, buyer, now, true).map_err(Refusal::Ticket);
+        }
+        // The SKUs first: a hot item's refusal must not spend the buyer's quota. Checked without
+        // spending, then spent, so a multi-line order takes all its tokens or none.
+        for &sku in request.skus {
+            if let Err(retry_after) = self.skus.conforms(sku, now) {
+                return Err(Refusal::SkuRateLimited { sku, retry_after });
+            }
+        }
+        if let Some(buyer) = request.buyer {
+            self.buyers.check(buyer, now).map_err(|limited| match limited {
+                Limited::Over { retry_after } => Refusal::RateLimited { retry_after },
+                Limited::TableFull => Refusal::Overloaded { retry_after: OVERLOAD_RETRY_MIN },
+            })?;
+        }
+        for &sku in request.skus {
+            self.skus.check(sku, now).map_err(|limited| match limited {
+                Limited::Over { retry_after } => Refusal::SkuRateLimited { sku, retry_after },
+                Limited::TableFull => Refusal::Overloaded { retry_after: OVERLOAD_RETRY_MIN },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `commands` admitted commands have their replies, `latency` after admission.
+    pub fn complete(&mut self, commands: u64, latency: Nanos, now: Nanos) {
+        self.in_flight = self.in_flight.saturating_sub(commands);
+        self.limit.on_sample(latency, now);
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit.limit()
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    pub fn take_ticket(
+        &mut self,
+        campaign: u64,
+        buyer: u64,
+        now: Nanos,
+    ) -> Result<waiting_room::TicketView, Refusal> {
+        self.room.take(campaign, buyer, now).map_err(Refusal::Ticket)
+    }
+
+    pub fn ticket(&mut self, ticket: u64, now: Nanos) -> Result<waiting_room::TicketView, Refusal> {
+        self.room.view(ticket, now).map_err(Refusal::Ticket)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let [pay, order, read] = self.counts.clone();
+        Stats {
+            limit: self.limit.limit(),
+            in_flight: self.in_flight,
+            waiting_room_tickets_waiting: self.room.waiting(),
+            pay,
+            order,
+            read,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn rules() -> Rules {
+        Rules {
+            buyer_quota: Some(Quota::new(1, 2)),
+            sku_quota: Some(Quota::new(10, 3)),
+            sku_exceptions: vec![Exception { id: 7, quota: None }],
+            read_share_pct: 50,
+            adaptive: AdaptiveRules { initial: 10, min: 10, max: 20, latency_target_ms: 10, window_ms: 100 },
+            ..Rules::default()
+        }
+    }
+
+    fn order(buyer: u64, skus: &[u64]) -> Request<'_> {
+        Request { class: Class::Order, buyer: Some(buyer), skus, ticket: None }
+    }
+
+    const READ: Request<'static> = Request { class: Class::Read, buyer: None, skus: &[], ticket: None };
+    const PAY: Request<'static> = Request { class: Class::Pay, buyer: Some(1), skus: &[], ticket: None };
+
+    #[test]
+    fn lower_classes_are_shed_first_and_payments_last() {
+        let mut admission = Admission::new(rules(), 0, 1);
+        // Reads fill half the limit (5 of 10), then are shed while orders still pass.
+        for _ in 0..5 {
+            admission.admit(&READ, 0).unwrap();
+        }
+        assert!(matches!(admission.admit(&READ, 0), Err(Refusal::Overloaded { .. })));
+        for buyer in 0..5 {
+            admission.admit(&order(buyer, &[7]), 0).unwrap();
+        }
+        assert!(matches!(admission.admit(&order(99, &[7]), 0), Err(Refusal::Overloaded { .. })));
+        // Payments go on up to the hard maximum (20).
+        for _ in 0..10 {
+            admission.admit(&PAY, 0).unwrap();
+        }
+        assert!(matches!(admission.admit(&PAY, 0), Err(Refusal::Overloaded { .. })));
+        let stats = admission.stats();
+        assert_eq!((stats.read.admitted, stats.order.admitted, stats.pay.admitted), (5, 5, 10));
+        assert_eq!(stats.read.shed.get("overloaded"), Some(&1));
+        // Replies free the room again.
+        admission.complete(20, MS, MS);
+        admission.admit(&READ, MS).unwrap();
+    }
+
+    #[test]
+    fn a_refused_order_spends_no_tokens() {
+        let mut admission = Admission::new(rules(), 0, 1);
+        // SKU 5 allows a burst of 3; buyers 1..=3 take it.
+        for buyer in 1..=3 {
+            admission.admit(&order(buyer, &[5]), 0).unwrap();
+        }
+        // Buyer 4 is refused by the hot SKU: its own bucket is untouched (burst 2 still there).
+        assert!(matches!(admission.admit(&order(4, &[5]), 0), Err(Refusal::SkuRateLimited { sku: 5, .. })));
+        admission.admit(&order(4, &[7]), 0).unwrap();
+        admission.admit(&order(4, &[7]), 0).unwrap();
+        assert!(matches!(admission.admit(&order(4, &[7]), 0), Err(Refusal::RateLimited { .. })));
+        // A two-line order whose second SKU is limited takes no token from its first SKU.
+        assert!(admission.admit(&order(8, &[6, 5]), 0).is_err());
+        for buyer in 10..13 {
+            admission.admit(&order(buyer, &[6]), 0).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_admitted_ticket_replaces_the_rate_limits_once() {
+        let mut r = rules();
+        r.waiting_room.admit_per_s = 10;
+        let mut admission = Admission::new(r, 0, 1);
+        for buyer in 1..=3 {
+            admission.admit(&order(buyer, &[5]), 0).unwrap();
+        }
+        let ticket = admission.take_ticket(1, 4, 0).unwrap().ticket;
+        let with_ticket = Request { ticket: Some(ticket), ..order(4, &[5]) };
+        assert_eq!(
+            admission.admit(&with_ticket, 0),
+            Err(Refusal::Ticket(TicketError::NotAdmitted { position: 1, wait_ms: 100 }))
+        );
+        let someone_else = Request { ticket: Some(ticket), ..order(5, &[5]) };
+        assert_eq!(admission.admit(&someone_else, 100 * MS), Err(Refusal::Ticket(TicketError::NotYours)));
+        // Admitted at 100 ms: past the SKU's limit, once.
+        admission.admit(&with_ticket, 100 * MS).unwrap();
+        assert_eq!(admission.admit(&with_ticket, 100 * MS), Err(Refusal::Ticket(TicketError::Used)));
+    }
+
+    #[test]
+    fn rules_are_checked_and_replace_without_resetting() {
+        let mut bad = Rules::default();
+        bad.buyer_quota = Some(Quota::new(0, 1));
+        assert!(bad.check().is_err());
+        bad = Rules::default();
+        bad.read_share_pct = 0;
+        assert!(bad.check().is_err());
+        bad = Rules::default();
+        bad.adaptive.min = 0;
+        assert!(bad.check().is_err());
+        assert_eq!(Rules::default().check(), Ok(()));
+
+        let mut admission = Admission::new(rules(), 0, 1);
+        admission.admit(&order(1, &[7]), 0).unwrap();
+        admission.admit(&order(1, &[7]), 0).unwrap();
+        let mut looser = rules();
+        looser.buyer_exceptions = vec![Exception { id: 1, quota: None }];
+        admission.set_rules(looser);
+        admission.admit(&order(1, &[7]), 0).unwrap();
+        assert_eq!(admission.rules().buyer_exceptions.len(), 1);
+    }
+}
