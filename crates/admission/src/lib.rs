@@ -417,15 +417,12 @@ mod tests {
 
     #[test]
     fn rules_are_checked_and_replace_without_resetting() {
-        let mut bad = Rules::default();
-        bad.buyer_quota = Some(Quota::new(0, 1));
-        assert!(bad.check().is_err());
-        bad = Rules::default();
-        bad.read_share_pct = 0;
-        assert!(bad.check().is_err());
-        bad = Rules::default();
-        bad.adaptive.min = 0;
-        assert!(bad.check().is_err());
+        let bad = [
+            Rules { buyer_quota: Some(Quota::new(0, 1)), ..Rules::default() },
+            Rules { read_share_pct: 0, ..Rules::default() },
+            Rules { adaptive: AdaptiveRules { min: 0, ..AdaptiveRules::default() }, ..Rules::default() },
+        ];
+        assert!(bad.iter().all(|rules| rules.check().is_err()));
         assert_eq!(Rules::default().check(), Ok(()));
 
         let mut admission = Admission::new(rules(), 0, 1);
