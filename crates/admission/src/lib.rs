@@ -286,10 +286,13 @@ impl Admission {
         Ok(())
     }
 
-    /// `commands` admitted commands have their replies, `latency` after admission.
-    pub fn complete(&mut self, commands: u64, latency: Nanos, now: Nanos) {
+    /// `commands` admitted commands have their replies, `latency` after admission (`None`: they
+    /// never reached the engine, so their time says nothing about it).
+    pub fn complete(&mut self, commands: u64, latency: Option<Nanos>, now: Nanos) {
         self.in_flight = self.in_flight.saturating_sub(commands);
-        self.limit.on_sample(latency, now);
+        if let Some(latency) = latency {
+            self.limit.on_sample(latency, now);
+        }
     }
 
     pub fn limit(&self) -> u64 {
@@ -371,7 +374,7 @@ mod tests {
         assert_eq!((stats.read.admitted, stats.order.admitted, stats.pay.admitted), (5, 5, 10));
         assert_eq!(stats.read.shed.get("overloaded"), Some(&1));
         // Replies free the room again.
-        admission.complete(20, MS, MS);
+        admission.complete(20, Some(MS), MS);
         admission.admit(&READ, MS).unwrap();
     }
 

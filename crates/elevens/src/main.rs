@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use elevens_journal::JournalOptions;
-use elevens_server::config::Config;
+use elevens_server::config::{Config, ConfigFile};
 use elevens_server::engine::{lock_data_dir, recover};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +38,9 @@ enum Cmd {
         /// The most commands one POST /v1/batch may carry.
         #[arg(long, env = "ELEVENS_BATCH_MAX", default_value_t = 10_000)]
         batch_max: usize,
+        /// A TOML config file with the admission rules (see README); defaults without one.
+        #[arg(long, env = "ELEVENS_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Run a workload of the brief against the engine; prints a table, writes a JSON report.
     Bench {
@@ -97,8 +100,17 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Serve { data, listen, reservation_ttl_ms, snapshot_every, batch_max } => {
+        Cmd::Serve { data, listen, reservation_ttl_ms, snapshot_every, batch_max, config: file } => {
             let mut config = Config::new(data, listen);
+            if let Some(path) = file {
+                match ConfigFile::read(&path) {
+                    Ok(file) => config.admission = file.admission,
+                    Err(error) => {
+                        eprintln!("elevens: {error:#}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             config.reservation_ttl_ms = reservation_ttl_ms;
             config.snapshot_every_commands = snapshot_every.max(1);
             config.batch_commands_max = batch_max;

@@ -5,10 +5,13 @@ use crate::auth::{hash_secret, new_secret};
 use crate::config::Config;
 use crate::engine::{EngineHandle, Item};
 use crate::error::{ApiError, ErrorBody};
+use crate::gate::{submit_admitted, Gate, SubmitError};
 use crate::views::*;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::Json;
+use elevens_admission::waiting_room::{TicketError, TicketState, TicketView};
+use elevens_admission::{Refusal, Rules, Stats};
 use elevens_core::limits::WALLET_ENTRIES_MAX;
 use elevens_core::*;
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Renders `/metrics`; absent where no recorder was installed (the bench, tests in-process).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub gate: Arc<Gate>,
 }
 
 /// `axum::Json`, with its rejections answered as [`ApiError`]s.
@@ -97,6 +101,29 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// The optional `Waiting-Room-Ticket` header of an order: 16 hex digits.
+pub struct WaitingRoomTicket(pub Option<u64>);
+
+fn parse_ticket(text: &str) -> Result<u64, ApiError> {
+    if text.len() != 16 {
+        return Err(ApiError::bad_request("invalid_ticket", "a waiting-room ticket is 16 hex digits"));
+    }
+    u64::from_str_radix(text, 16)
+        .map_err(|_| ApiError::bad_request("invalid_ticket", "a waiting-room ticket is 16 hex digits"))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WaitingRoomTicket {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<WaitingRoomTicket, ApiError> {
+        let Some(value) = parts.headers.get("waiting-room-ticket") else {
+            return Ok(WaitingRoomTicket(None));
+        };
+        let text = value.to_str().map_err(|_| ApiError::bad_request("invalid_ticket", "not ASCII"))?;
+        Ok(WaitingRoomTicket(Some(parse_ticket(text)?)))
+    }
+}
+
 /// Scopes a client's key to its actor (two tenants never share a key) and fingerprints the
 /// command (a key reused for another command is refused). BLAKE3, so no client can aim a key at
 /// another actor's entry.
@@ -118,14 +145,30 @@ fn idempotency(actor: Actor, key: &str, command: &Command) -> Idempotency {
     Idempotency { key: u128::from_le_bytes(scoped), fingerprint }
 }
 
-async fn submit(app: &AppState, items: Vec<Item>) -> Result<Vec<Result<View, CoreError>>, ApiError> {
-    let rx = app.engine.submit(items).map_err(|_| ApiError::overloaded())?;
-    rx.await.map_err(|_| ApiError::shutting_down())
+/// Lets admission control decide on each item, submits the admitted ones, and answers one result
+/// per item, in order: a refused item gets its refusal where it stood.
+async fn submit(
+    app: &AppState,
+    items: Vec<Item>,
+    ticket: Option<u64>,
+) -> Result<Vec<Result<View, ApiError>>, ApiError> {
+    let (admitted, refusals, in_flight) = app.gate.admit(&app.engine, items, ticket);
+    let outcomes = submit_admitted(&app.engine, admitted, in_flight).await.map_err(|e| match e {
+        SubmitError::Overloaded => ApiError::overloaded(),
+        SubmitError::ShuttingDown => ApiError::shutting_down(),
+    })?;
+    let mut outcomes = outcomes.into_iter();
+    Ok(refusals
+        .into_iter()
+        .map(|refusal| match refusal {
+            Some(refusal) => Err(refusal.into()),
+            None => outcomes.next().ok_or_else(ApiError::shutting_down)?.map_err(ApiError::from),
+        })
+        .collect())
 }
 
-async fn submit_one(app: &AppState, item: Item) -> Result<View, ApiError> {
-    let mut results = submit(app, vec![item]).await?;
-    results.pop().ok_or_else(ApiError::shutting_down)?.map_err(ApiError::from)
+async fn submit_one(app: &AppState, item: Item, ticket: Option<u64>) -> Result<View, ApiError> {
+    submit(app, vec![item], ticket).await?.pop().ok_or_else(ApiError::shutting_down)?
 }
 
 type Answer = Result<(StatusCode, Json<View>), ApiError>;
@@ -137,13 +180,24 @@ async fn write(
     command: Command,
     status: StatusCode,
 ) -> Answer {
+    write_ticketed(app, actor, key, command, status, None).await
+}
+
+async fn write_ticketed(
+    app: &AppState,
+    actor: Actor,
+    key: &IdempotencyKey,
+    command: Command,
+    status: StatusCode,
+    ticket: Option<u64>,
+) -> Answer {
     let idempotency = Some(idempotency(actor, &key.0, &command));
-    let view = submit_one(app, Item::Write { actor, idempotency, command }).await?;
+    let view = submit_one(app, Item::Write { actor, idempotency, command }, ticket).await?;
     Ok((status, Json(view)))
 }
 
 async fn read(app: &AppState, actor: Actor, query: Query) -> Answer {
-    Ok((StatusCode::OK, Json(submit_one(app, Item::Read { actor, query }).await?)))
+    Ok((StatusCode::OK, Json(submit_one(app, Item::Read { actor, query }, None).await?)))
 }
 
 fn currency(code: &str) -> Result<Currency, ApiError> {
@@ -464,7 +518,7 @@ pub async fn create_api_key(
     let secret = new_secret();
     let command = Command::CreateApiKey { acts_as, secret_sha256: hash_secret(&secret) };
     let idem = Some(idempotency(actor, &key.0, &command));
-    let view = submit_one(&app, Item::Write { actor, idempotency: idem, command }).await?;
+    let view = submit_one(&app, Item::Write { actor, idempotency: idem, command }, None).await?;
     let View::ApiKey(mut view) = view else { return Err(ApiError::shutting_down()) };
     if app.engine.keys.authenticate(&secret).is_some() {
         view.key = Some(secret);
@@ -642,17 +696,19 @@ pub async fn get_campaign(
     read(&app, actor, Query::Campaign(CampaignId(id))).await
 }
 
-/// Place an order: reserves the stock until the order is paid, cancelled or expires.
+/// Place an order: reserves the stock until the order is paid, cancelled or expires. An order
+/// with an admitted waiting-room ticket (header `Waiting-Room-Ticket`) passes the rate limits.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrderRequest,
     responses((status = 201, body = OrderView), (status = "4XX", body = ErrorBody)))]
 pub async fn place_order(
     axum::extract::State(app): axum::extract::State<AppState>,
     Auth(actor): Auth,
     key: IdempotencyKey,
+    ticket: WaitingRoomTicket,
     AppJson(request): AppJson<PlaceOrderRequest>,
 ) -> Answer {
     let command = request.command(&app.config);
-    write(&app, actor, &key, command, CREATED).await
+    write_ticketed(&app, actor, &key, command, CREATED, ticket.0).await
 }
 
 /// An order.
@@ -995,19 +1051,144 @@ pub async fn batch(
             status
         }));
     }
-    let mut outcomes = submit(&app, items).await?.into_iter();
+    let mut outcomes = submit(&app, items, None).await?.into_iter();
     let results = prepared
         .into_iter()
         .map(|p| match p {
             Err(error) => error_result(error),
             Ok(status) => match outcomes.next() {
                 Some(Ok(view)) => BatchResult { status: status.as_u16(), body: BatchBody::Ok(view) },
-                Some(Err(error)) => error_result(error.into()),
+                Some(Err(error)) => error_result(error),
                 None => error_result(ApiError::shutting_down()),
             },
         })
         .collect();
     Ok(Json(BatchResponse { results }))
+}
+
+// ---- admission control ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TakeTicketRequest {
+    pub campaign_id: u64,
+    pub buyer_id: u64,
+}
+
+/// A waiting-room ticket: `state` is `waiting` (with `position` and `wait_ms`), `admitted`
+/// (with `use_within_ms`) or `used`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketResponse {
+    /// Send it as the `Waiting-Room-Ticket` header of the order.
+    pub ticket: String,
+    pub campaign_id: u64,
+    pub buyer_id: u64,
+    pub state: &'static str,
+    pub position: Option<u64>,
+    pub wait_ms: Option<u64>,
+    pub use_within_ms: Option<u64>,
+}
+
+impl From<TicketView> for TicketResponse {
+    fn from(view: TicketView) -> TicketResponse {
+        let (state, position, wait_ms, use_within_ms) = match view.state {
+            TicketState::Waiting { position, wait_ms } => ("waiting", Some(position), Some(wait_ms), None),
+            TicketState::Admitted { use_within_ms } => ("admitted", None, None, Some(use_within_ms)),
+            TicketState::Used => ("used", None, None, None),
+        };
+        TicketResponse {
+            ticket: format!("{:016x}", view.ticket),
+            campaign_id: view.campaign_id,
+            buyer_id: view.buyer_id,
+            state,
+            position,
+            wait_ms,
+            use_within_ms,
+        }
+    }
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may not do that")
+}
+
+/// Take a ticket in a campaign's waiting room (or get back the one this buyer holds). Tickets are
+/// admitted first-in first-out at the room's rate; poll `GET /v1/waiting-room/{ticket}`.
+#[utoipa::path(post, path = "/v1/waiting-room", tag = "admission", request_body = TakeTicketRequest,
+    responses((status = 201, body = TicketResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn take_ticket(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppJson(request): AppJson<TakeTicketRequest>,
+) -> Result<(StatusCode, Json<TicketResponse>), ApiError> {
+    if !actor.may_act_for_buyer(BuyerId(request.buyer_id)) {
+        return Err(forbidden());
+    }
+    if request.campaign_id == 0 || request.buyer_id == 0 {
+        return Err(ApiError::bad_request("invalid_body", "campaign_id and buyer_id start at 1"));
+    }
+    let view = app.gate.with(|a, now| a.take_ticket(request.campaign_id, request.buyer_id, now))?;
+    Ok((CREATED, Json(view.into())))
+}
+
+/// Where a waiting-room ticket stands: its position and estimated wait, or that it is admitted.
+#[utoipa::path(get, path = "/v1/waiting-room/{ticket}", tag = "admission",
+    responses((status = 200, body = TicketResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn get_ticket(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(ticket): AppPath<String>,
+) -> Result<Json<TicketResponse>, ApiError> {
+    let ticket = parse_ticket(&ticket)?;
+    let view = app.gate.with(|a, now| a.ticket(ticket, now))?;
+    // Another buyer's ticket is answered as absent: tickets are not to be collected.
+    if !actor.may_act_for_buyer(BuyerId(view.buyer_id)) {
+        return Err(Refusal::Ticket(TicketError::Unknown).into());
+    }
+    Ok(Json(view.into()))
+}
+
+/// Admission control now: the adaptive limit, commands in flight, admitted and shed per class.
+#[utoipa::path(get, path = "/v1/admission", tag = "admission",
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn get_admission(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+) -> Result<Json<Stats>, ApiError> {
+    if !matches!(actor, Actor::Admin | Actor::Service) {
+        return Err(forbidden());
+    }
+    Ok(Json(app.gate.stats()))
+}
+
+/// The admission rules in force (admin).
+#[utoipa::path(get, path = "/v1/admission/rules", tag = "admission",
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn get_admission_rules(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+) -> Result<Json<Rules>, ApiError> {
+    if actor != Actor::Admin {
+        return Err(forbidden());
+    }
+    Ok(Json(app.gate.rules()))
+}
+
+/// Replace the admission rules at runtime (admin); absent fields take their defaults. Buckets,
+/// the adaptive limit's value and tickets carry over. Not journaled: rules are operations, not
+/// business state, and a restart reads them from the config file again.
+#[utoipa::path(put, path = "/v1/admission/rules", tag = "admission", request_body = Object,
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn put_admission_rules(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppJson(rules): AppJson<Rules>,
+) -> Result<Json<Rules>, ApiError> {
+    if actor != Actor::Admin {
+        return Err(forbidden());
+    }
+    app.gate.set_rules(rules).map_err(|why| ApiError::bad_request("invalid_rules", why))?;
+    Ok(Json(app.gate.rules()))
 }
 
 #[derive(OpenApi)]
@@ -1067,4 +1248,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(claim_red_packet))
         .routes(routes!(get_buyer_claims))
         .routes(routes!(batch))
+        .routes(routes!(take_ticket))
+        .routes(routes!(get_ticket))
+        .routes(routes!(get_admission))
+        .routes(routes!(get_admission_rules, put_admission_rules))
 }

@@ -23,6 +23,8 @@ pub struct Config {
     pub snapshot_every_commands: u64,
     /// Journal segments roll over at this size.
     pub segment_bytes_max: u64,
+    /// Admission control's rules at start; an admin may replace them at runtime.
+    pub admission: elevens_admission::Rules,
 }
 
 impl Config {
@@ -38,6 +40,60 @@ impl Config {
             default_commission_bps: 200,
             snapshot_every_commands: 1_000_000,
             segment_bytes_max: 256 << 20,
+            admission: elevens_admission::Rules::default(),
         }
+    }
+}
+
+/// The config file (TOML). Only what an operator tunes while running lives here; the command
+/// line and the environment set the rest.
+///
+/// ```toml
+/// [admission]
+/// buyer_quota = { per_s = 20, burst = 40 }
+/// sku_exceptions = [{ id = 1, quota = { per_s = 50000, burst = 5000 } }]
+/// [admission.adaptive]
+/// latency_target_ms = 15
+/// ```
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub admission: elevens_admission::Rules,
+}
+
+impl ConfigFile {
+    pub fn read(path: &std::path::Path) -> anyhow::Result<ConfigFile> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ConfigFile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        file.admission.check().map_err(|why| anyhow::anyhow!("{}: admission: {why}", path.display()))?;
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+            [admission]
+            buyer_quota = { per_s = 20, burst = 40 }
+            sku_exceptions = [{ id = 1, quota = { per_s = 50000, burst = 5000 } }, { id = 2 }]
+            [admission.adaptive]
+            latency_target_ms = 15
+            [admission.waiting_room]
+            admit_per_s = 500
+        "#;
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        assert_eq!(file.admission.sku_exceptions.len(), 2);
+        assert_eq!(file.admission.sku_exceptions[1].quota, None, "no quota: unlimited");
+        assert_eq!(file.admission.adaptive.latency_target_ms, 15);
+        assert_eq!(file.admission.waiting_room.admit_per_s, 500);
+        assert!(file.admission.check().is_ok());
+        assert!(toml::from_str::<ConfigFile>("[admission]\nbuyer_qouta = 1").is_err(), "typos are refused");
     }
 }

@@ -173,6 +173,15 @@ impl EngineHandle {
         }
     }
 
+    /// Submissions waiting for the sequencer.
+    pub fn queue_len(&self) -> usize {
+        self.tx.len()
+    }
+
+    pub fn queue_capacity(&self) -> usize {
+        self.tx.capacity().unwrap_or(usize::MAX)
+    }
+
     /// Queues items for the sequencer without waiting; the receiver yields once they are durable.
     pub fn submit(
         &self,

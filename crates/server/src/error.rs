@@ -3,6 +3,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use elevens_admission::{waiting_room::TicketError, Refusal};
 use elevens_core::{CoreError, ErrorKind};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -18,21 +19,27 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
+    /// On 429 and 503: when to come back (also in `Retry-After`, rounded up to seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
-    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            body: ErrorBody { code: code.to_owned(), message: message.into(), details: None },
-            retry_after_s: None,
+            body: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                details: None,
+                retry_after_ms: None,
+            },
         }
     }
 
@@ -46,13 +53,13 @@ impl ApiError {
             "overloaded",
             "the sequencer queue is full; retry after the delay in Retry-After",
         );
-        e.retry_after_s = Some(1);
+        e.body.retry_after_ms = Some(1_000);
         e
     }
 
     pub fn shutting_down() -> ApiError {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the engine is stopping");
-        e.retry_after_s = Some(1);
+        e.body.retry_after_ms = Some(1_000);
         e
     }
 }
@@ -77,6 +84,23 @@ impl From<CoreError> for ApiError {
         };
         let mut e = ApiError::new(status, error.code(), error.to_string());
         e.body.details = details;
+        e
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        let status = match refusal {
+            Refusal::Ticket(TicketError::NotYours) => StatusCode::FORBIDDEN,
+            Refusal::Ticket(TicketError::Unknown) => StatusCode::NOT_FOUND,
+            Refusal::Ticket(TicketError::Used) => StatusCode::CONFLICT,
+            _ => StatusCode::TOO_MANY_REQUESTS,
+        };
+        let mut e = ApiError::new(status, refusal.code(), refusal.to_string());
+        e.body.retry_after_ms = refusal.retry_after().map(|ns| ns.div_ceil(1_000_000));
+        if let Refusal::Ticket(TicketError::NotAdmitted { position, wait_ms }) = refusal {
+            e.body.details = Some(serde_json::json!({ "position": position, "wait_ms": wait_ms }));
+        }
         e
     }
 }
@@ -110,8 +134,10 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after_ms = self.body.retry_after_ms;
         let mut response = (self.status, axum::Json(self.body)).into_response();
-        if let Some(seconds) = self.retry_after_s {
+        if let Some(ms) = retry_after_ms {
+            let seconds = ms.div_ceil(1_000).max(1);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod gate;
 pub mod views;
 
 use crate::api::AppState;
@@ -17,6 +18,7 @@ use crate::auth::{hash_secret, new_secret};
 use crate::config::Config;
 use crate::engine::{Engine, Item};
 use crate::error::ApiError;
+use crate::gate::Gate;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
@@ -36,13 +38,17 @@ pub fn router(app: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let body_limit = app.config.request_bytes_max;
     let metrics = app.metrics.clone();
+    let gate = app.gate.clone();
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route(
             "/metrics",
             get(move || async move {
                 match &metrics {
-                    Some(handle) => handle.render().into_response(),
+                    Some(handle) => {
+                        gate.publish_metrics();
+                        handle.render().into_response()
+                    }
                     None => ApiError::new(
                         StatusCode::NOT_FOUND,
                         "not_found",
@@ -144,7 +150,8 @@ pub async fn serve(
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
     // Prometheus text on GET /metrics; the recorder is process-wide, installed once, here.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
-    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics };
+    let gate = Arc::new(Gate::new(config.admission.clone()));
+    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics, gate };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     tokio::task::spawn_blocking(move || engine.shutdown()).await?;
     Ok(())
@@ -157,7 +164,8 @@ pub async fn serve_engine(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = AppState { engine, config, metrics: None };
+    let gate = Arc::new(Gate::new(config.admission.clone()));
+    let app = AppState { engine, config, metrics: None, gate };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

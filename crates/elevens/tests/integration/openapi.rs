@@ -40,6 +40,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/red-packets/{id}/close"),
     ("post", "/v1/red-packets/{id}/claims"),
     ("get", "/v1/buyers/{id}/red-packets"),
+    ("post", "/v1/waiting-room"),
+    ("get", "/v1/waiting-room/{ticket}"),
+    ("get", "/v1/admission"),
+    ("get", "/v1/admission/rules"),
+    ("put", "/v1/admission/rules"),
 ];
 
 #[tokio::test]
@@ -59,7 +64,8 @@ async fn the_document_and_the_routes_agree() {
     assert_eq!(documented, expected);
     // Every documented route is served: none falls through to the router's 404 or 405.
     for (method, path) in &documented {
-        let url = format!("{}{}", server.base, path.replace("{id}", "1"));
+        let url =
+            format!("{}{}", server.base, path.replace("{id}", "1").replace("{ticket}", "0000000000000001"));
         let response = server
             .http
             .request(method.to_uppercase().parse().unwrap(), url)

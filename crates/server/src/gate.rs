@@ -1,0 +1,190 @@
+//! The gateway's side of admission control: puts each item in its class, asks the pure
+//! [`Admission`] controller (behind a mutex, on the gateway's clock), and keeps the in-flight
+//! count honest with a guard that completes on reply *or* when the request is dropped.
+//!
+//! Nothing here touches the sequencer: a refusal costs a lock and a few hash lookups.
+
+use crate::engine::{EngineHandle, Item, ItemResult};
+use elevens_admission::{Admission, Class, Nanos, Refusal, Request, Rules, Stats};
+use elevens_core::{Actor, Command};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Gate {
+    admission: Mutex<Admission>,
+    origin: Instant,
+}
+
+/// The class of one item: what it does to an order decides how late it is shed.
+pub fn classify(item: &Item) -> Class {
+    match item {
+        Item::Read { .. } => Class::Read,
+        // The operator is never locked out of a service under load.
+        Item::Write { actor: Actor::Admin, .. } => Class::Pay,
+        Item::Write { command, .. } => match command {
+            Command::PayOrder { .. }
+            | Command::CancelOrder { .. }
+            | Command::RefundOrder { .. }
+            | Command::Tick => Class::Pay,
+            _ => Class::Order,
+        },
+    }
+}
+
+/// The buyer and SKUs an item names, for the per-buyer and hot-SKU limits. A buyer's own key
+/// always counts against that buyer, whoever the command names, so nobody can spend another
+/// buyer's quota.
+fn keys(item: &Item, skus: &mut Vec<u64>) -> Option<u64> {
+    skus.clear();
+    let Item::Write { command, actor, .. } = item else { return None };
+    let named = match command {
+        Command::PlaceOrder { buyer, lines, .. } => {
+            skus.extend(lines.iter().map(|l| l.sku.0));
+            skus.sort_unstable();
+            skus.dedup();
+            buyer.0
+        }
+        Command::ClaimRedPacket { buyer, .. } => buyer.0,
+        _ => return None,
+    };
+    Some(match actor {
+        Actor::Buyer(own) => own.0,
+        _ => named,
+    })
+}
+
+/// Commands admitted and not yet answered; completes them when dropped, so a client that hangs
+/// up never leaks a place in the limit.
+pub struct InFlight {
+    gate: Arc<Gate>,
+    commands: u64,
+    admitted_at: Nanos,
+    /// Whether the engine took the commands (only then is their latency a sample).
+    reached_engine: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.commands > 0 {
+            let now = self.gate.now();
+            let latency = self.reached_engine.then(|| now - self.admitted_at);
+            self.gate.admission.lock().complete(self.commands, latency, now);
+        }
+    }
+}
+
+impl Gate {
+    pub fn new(rules: Rules) -> Gate {
+        let origin = Instant::now();
+        Gate { admission: Mutex::new(Admission::new(rules, 0, rand::random())), origin }
+    }
+
+    pub fn now(&self) -> Nanos {
+        self.origin.elapsed().as_nanos() as Nanos
+    }
+
+    /// Admits what it can of `items`: returns the admitted items (in order), a result slot per
+    /// item (`Some(refusal)` where refused), and the guard holding the admitted ones in flight.
+    /// `ticket` is a waiting-room ticket carried by a single order.
+    pub fn admit(
+        self: &Arc<Gate>,
+        engine: &EngineHandle,
+        items: Vec<Item>,
+        ticket: Option<u64>,
+    ) -> (Vec<Item>, Vec<Option<Refusal>>, InFlight) {
+        let now = self.now();
+        // The sequencer's queue is the last bound: past three quarters, only payments enter.
+        let queue_nearly_full = engine.queue_len() * 4 >= engine.queue_capacity() * 3;
+        let mut skus = Vec::new();
+        let mut admitted = Vec::with_capacity(items.len());
+        let mut refusals = Vec::with_capacity(items.len());
+        let mut admission = self.admission.lock();
+        for item in items {
+            let class = classify(&item);
+            let buyer = keys(&item, &mut skus);
+            let request = Request { class, buyer, skus: &skus, ticket };
+            let result = if queue_nearly_full && class != Class::Pay {
+                Err(Refusal::Overloaded { retry_after: 100_000_000 })
+            } else {
+                admission.admit(&request, now)
+            };
+            match result {
+                Ok(()) => {
+                    admitted.push(item);
+                    refusals.push(None);
+                }
+                Err(refusal) => refusals.push(Some(refusal)),
+            }
+        }
+        drop(admission);
+        let guard = InFlight {
+            gate: self.clone(),
+            commands: admitted.len() as u64,
+            admitted_at: now,
+            reached_engine: false,
+        };
+        (admitted, refusals, guard)
+    }
+
+    pub fn rules(&self) -> Rules {
+        self.admission.lock().rules().clone()
+    }
+
+    /// Replaces the rules at runtime, after checking them.
+    pub fn set_rules(&self, rules: Rules) -> Result<(), String> {
+        rules.check()?;
+        self.admission.lock().set_rules(rules);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.admission.lock().stats()
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut Admission, Nanos) -> R) -> R {
+        let now = self.now();
+        f(&mut self.admission.lock(), now)
+    }
+
+    /// Copies the counts to the metrics recorder (on each scrape, so admission pays nothing
+    /// per request for metrics).
+    pub fn publish_metrics(&self) {
+        let stats = self.stats();
+        metrics::gauge!("elevens_admission_limit").set(stats.limit as f64);
+        metrics::gauge!("elevens_admission_in_flight").set(stats.in_flight as f64);
+        metrics::gauge!("elevens_waiting_room_waiting").set(stats.waiting_room_tickets_waiting as f64);
+        for (class, counts) in
+            [(Class::Pay, &stats.pay), (Class::Order, &stats.order), (Class::Read, &stats.read)]
+        {
+            metrics::counter!("elevens_admission_admitted_total", "class" => class.name())
+                .absolute(counts.admitted);
+            for (&reason, &n) in &counts.shed {
+                metrics::counter!("elevens_admission_shed_total", "class" => class.name(), "reason" => reason)
+                    .absolute(n);
+            }
+        }
+    }
+}
+
+/// Submits admitted items and waits for their replies; the guard completes them either way.
+pub async fn submit_admitted(
+    engine: &EngineHandle,
+    items: Vec<Item>,
+    mut guard: InFlight,
+) -> Result<Vec<ItemResult>, SubmitError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rx = engine.submit(items).map_err(|_| SubmitError::Overloaded)?;
+    guard.reached_engine = true;
+    let results = rx.await.map_err(|_| SubmitError::ShuttingDown);
+    drop(guard);
+    results
+}
+
+#[derive(Debug)]
+pub enum SubmitError {
+    Overloaded,
+    ShuttingDown,
+}
