@@ -4,10 +4,12 @@
 use anyhow::{bail, Context};
 use elevens_core::{Actor, Command, Idempotency, LineRequest};
 use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
-use elevens_server::engine::{EngineHandle, Item};
+use elevens_server::engine::{EngineHandle, Item, ItemResult};
+use elevens_server::gate::{submit_admitted, Gate, SubmitError};
 use elevens_server::views::View;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One unit of offered work.
@@ -27,7 +29,11 @@ pub enum Answer {
 }
 
 pub enum Driver {
-    InProcess(EngineHandle),
+    /// The engine's submission queue; behind admission control when `gate` is set (the spike).
+    InProcess {
+        engine: EngineHandle,
+        gate: Option<Arc<Gate>>,
+    },
     Http {
         client: reqwest::Client,
         base: String,
@@ -80,7 +86,8 @@ impl Driver {
                 }
                 Ok(answers)
             }
-            Driver::InProcess(engine) => in_process(engine, ops, key_base).await,
+            Driver::InProcess { engine, gate: None } => in_process(engine, ops, key_base).await,
+            Driver::InProcess { engine, gate: Some(gate) } => gated(engine, gate, ops, key_base).await,
             Driver::Http { client, base, key, batch: true } => {
                 http_batch(client, base, key, ops, key_base).await
             }
@@ -110,9 +117,8 @@ fn command(op: Op) -> Command {
     }
 }
 
-async fn in_process(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
-    let mut items: Vec<Item> = ops
-        .iter()
+fn items(ops: &[Op], key_base: u64) -> Vec<Item> {
+    ops.iter()
         .enumerate()
         .map(|(i, &op)| Item::Write {
             actor: Actor::Service,
@@ -122,7 +128,46 @@ async fn in_process(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow:
             }),
             command: command(op),
         })
-        .collect();
+        .collect()
+}
+
+fn in_process_answer(result: ItemResult) -> Answer {
+    match result {
+        Ok(View::Order(o)) => Answer::Ok(o.order_id),
+        Ok(View::Claim(c)) => Answer::Ok(c.amount),
+        Ok(_) => Answer::Ok(0),
+        Err(e) => Answer::Refused(e.code().to_owned()),
+    }
+}
+
+/// Through admission control, as the gateway does it: refused commands never reach the engine.
+async fn gated(
+    engine: &EngineHandle,
+    gate: &Arc<Gate>,
+    ops: &[Op],
+    key_base: u64,
+) -> anyhow::Result<Vec<Answer>> {
+    let (admitted, refusals, in_flight) = gate.admit(engine, items(ops, key_base), None);
+    let results = match submit_admitted(engine, admitted, in_flight).await {
+        Ok(results) => results,
+        // The sequencer's queue itself was full: what the gateway answers 503.
+        Err(SubmitError::Overloaded) => {
+            return Ok(refusals.iter().map(|_| Answer::Refused("queue_full".into())).collect());
+        }
+        Err(SubmitError::ShuttingDown) => bail!("the engine stopped"),
+    };
+    let mut results = results.into_iter();
+    Ok(refusals
+        .into_iter()
+        .map(|refusal| match refusal {
+            Some(refusal) => Answer::Refused(refusal.code().to_owned()),
+            None => results.next().map_or_else(|| Answer::Refused("no_reply".into()), in_process_answer),
+        })
+        .collect())
+}
+
+async fn in_process(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
+    let mut items = items(ops, key_base);
     let results = loop {
         match engine.submit_or_return(items) {
             Ok(rx) => break rx.await.context("the engine stopped")?,
@@ -132,15 +177,7 @@ async fn in_process(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow:
             }
         }
     };
-    Ok(results
-        .into_iter()
-        .map(|r| match r {
-            Ok(View::Order(o)) => Answer::Ok(o.order_id),
-            Ok(View::Claim(c)) => Answer::Ok(c.amount),
-            Ok(_) => Answer::Ok(0),
-            Err(e) => Answer::Refused(e.code().to_owned()),
-        })
-        .collect())
+    Ok(results.into_iter().map(in_process_answer).collect())
 }
 
 fn answer(op: Op, status: u16, body: &Value) -> Answer {

@@ -10,6 +10,7 @@
 
 mod driver;
 pub mod peers;
+pub mod spike;
 
 pub use driver::{Answer, Driver, Op};
 
@@ -19,6 +20,7 @@ use elevens_core::{Amount, BuyerId, Currency, MerchantId, Millis, RedPacketId, S
 use elevens_server::auth::{hash_secret, new_secret};
 use elevens_server::config::Config;
 use elevens_server::engine::{now_ms, Engine, EngineHandle, Item, ItemResult};
+use elevens_server::gate::Gate;
 use elevens_server::views::{Query, View};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
@@ -62,6 +64,8 @@ pub enum Target {
 pub enum Workload {
     Flash,
     Redpacket,
+    /// Flash, closed loop to find the capacity, then open loop with a 10x spike.
+    Spike,
 }
 
 #[derive(Clone, Debug)]
@@ -158,6 +162,9 @@ pub struct Report {
     pub buyers: u64,
     pub seed: u64,
     pub cores: usize,
+    /// The spike workload's figures (capacity, goodput, shedding, recovery).
+    #[serde(flatten)]
+    pub spike: Option<spike::SpikeFigures>,
 }
 
 fn rss_bytes() -> u64 {
@@ -206,8 +213,8 @@ const HOT_PRICE: u64 = 599_900;
 const FLASH_PRICE: u64 = 99_900;
 const BUYER_BALANCE: u64 = 10_000_000_000;
 
-/// The flash marketplace: 100 merchants, the hot SKU (id 1) in a campaign, the Zipf tail, and
-/// buyers with money.
+/// The flash marketplace: 100 merchants, the hot SKU (id 1), the Zipf tail, and buyers with
+/// money. The campaign comes with [`flash_campaign`].
 fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::StdRng) -> anyhow::Result<()> {
     let mut commands = Vec::new();
     for m in 0..MERCHANTS {
@@ -227,16 +234,6 @@ fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::S
     for (s, price) in tail_prices(rng).into_iter().enumerate() {
         commands.push(admin(sku(s as u64, format!("sku {s}"), price, 1_000_000_000)));
     }
-    let now = now_ms();
-    commands.push(admin(Command::CreateCampaign(NewCampaign {
-        sku: SkuId(1),
-        flash_price: Amount(FLASH_PRICE),
-        currency: cny(),
-        quantity: HOT_UNITS,
-        starts_at: Millis(now.0.saturating_sub(1_000)),
-        ends_at: now.saturating_add(24 * 3_600_000),
-        per_buyer_limit: 1,
-    })));
     for b in 1..=options.buyers {
         commands.push(admin(Command::CreateBuyer { name: format!("buyer {b}") }));
         commands.push(admin(Command::TopUp {
@@ -246,6 +243,19 @@ fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::S
         }));
     }
     run_setup(engine, commands)
+}
+
+/// The flash sale of the hot SKU (campaign 1), one unit per buyer.
+fn flash_campaign(starts_at: Millis) -> Item {
+    admin(Command::CreateCampaign(NewCampaign {
+        sku: SkuId(1),
+        flash_price: Amount(FLASH_PRICE),
+        currency: cny(),
+        quantity: HOT_UNITS,
+        starts_at,
+        ends_at: starts_at.saturating_add(24 * 3_600_000),
+        per_buyer_limit: 1,
+    }))
 }
 
 /// One pool (id 1) and its claimers.
@@ -422,7 +432,12 @@ fn read(engine: &EngineHandle, query: Query) -> anyhow::Result<View> {
 
 /// Starts the HTTP API on a loopback port, on the running engine; returns its base URL and a
 /// service key.
-async fn start_http(engine: &EngineHandle, config: &Config, batch: bool) -> anyhow::Result<Driver> {
+async fn start_http(
+    engine: &EngineHandle,
+    config: &Config,
+    gate: Arc<Gate>,
+    batch: bool,
+) -> anyhow::Result<Driver> {
     let secret = new_secret();
     let create = Command::CreateApiKey { acts_as: Actor::Service, secret_sha256: hash_secret(&secret) };
     let rx = engine.submit(vec![admin(create)]).map_err(|_| anyhow::anyhow!("engine overloaded"))?;
@@ -436,12 +451,13 @@ async fn start_http(engine: &EngineHandle, config: &Config, batch: bool) -> anyh
     let engine = engine.clone();
     tokio::spawn(async move {
         let served =
-            elevens_server::serve_engine(engine, Arc::new(config), listener, std::future::pending()).await;
+            elevens_server::serve_engine(engine, Arc::new(config), gate, listener, std::future::pending())
+                .await;
         if let Err(error) = served {
             eprintln!("bench server: {error:#}");
         }
     });
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1_024).tcp_nodelay(true).build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(4_096).tcp_nodelay(true).build()?;
     Ok(Driver::Http { client, base, key: secret, batch })
 }
 
@@ -493,6 +509,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     let mut shared = None;
     let mut sha = String::new();
     let mut hello = String::new();
+    let mut gate = Arc::new(Gate::new(Default::default()));
     let marketplace = |rng: &mut rand::rngs::StdRng| peers::Marketplace {
         merchants: MERCHANTS,
         hot_units: HOT_UNITS,
@@ -513,17 +530,31 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             };
             let mut config = Config::new(data, "127.0.0.1:0".parse()?);
             config.snapshot_every_commands = u64::MAX; // a snapshot is a pause; measured on its own
+            gate = Arc::new(Gate::new(config.admission.clone()));
             let (started, _) = Engine::start(&config)?;
             let handle = started.handle.clone();
             match options.workload {
-                Workload::Flash => setup_flash(&handle, &options, &mut rng)?,
+                Workload::Flash => {
+                    setup_flash(&handle, &options, &mut rng)?;
+                    run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 - 1_000))])?;
+                }
                 Workload::Redpacket => setup_redpacket(&handle, &options)?,
+                Workload::Spike => {} // its campaign starts with the spike: set up just before
             }
+            // The spike goes through admission control in every mode; the other workloads
+            // in-process measure the engine alone.
+            let in_process_gate = (options.workload == Workload::Spike).then(|| gate.clone());
             shared = Some(Arc::new(match options.mode {
-                Mode::InProcess => Driver::InProcess(handle.clone()),
-                Mode::Http => runtime.block_on(start_http(&handle, &config, false))?,
-                Mode::HttpBatch => runtime.block_on(start_http(&handle, &config, true))?,
+                Mode::InProcess => Driver::InProcess { engine: handle.clone(), gate: in_process_gate },
+                Mode::Http => runtime.block_on(start_http(&handle, &config, gate.clone(), false))?,
+                Mode::HttpBatch => runtime.block_on(start_http(&handle, &config, gate.clone(), true))?,
             }));
+            if options.workload == Workload::Spike {
+                setup_flash(&handle, &options, &mut rng)?;
+                // The campaign opens when the spike starts, after the capacity and steady phases.
+                let opens_in = ((spike::CAPACITY_S + spike::STEADY_S) * 1_000.0) as u64;
+                run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 + opens_in))])?;
+            }
             engine = Some((started, handle));
         }
         Target::Postgres => runtime.block_on(peers::postgres_setup(&marketplace(&mut rng)))?,
@@ -535,57 +566,66 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     }
     eprintln!("setup: {} buyers in {:.1?}", options.buyers, setup_started.elapsed());
 
-    let drivers = runtime.block_on(async {
-        let mut drivers = Vec::new();
-        for _ in 0..options.clients() {
-            drivers.push(connect(options.target, options.mode, &shared, &sha, &hello).await?);
-        }
-        anyhow::Ok(drivers)
-    })?;
     let rss_before = rss_bytes();
-    let progress = Arc::new(AtomicU64::new(0));
-    let next_claimer = Arc::new(AtomicU64::new(0));
-    let bar = indicatif::ProgressBar::new(options.duration.as_secs().max(1));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
     let started = Instant::now();
-    let deadline = started + options.duration;
-    let clients: Vec<_> = drivers
-        .into_iter()
-        .enumerate()
-        .map(|(id, driver)| {
-            let client = Client {
-                id: id as u64,
-                driver,
-                options: options.clone(),
-                deadline,
-                progress: progress.clone(),
-                next_claimer: next_claimer.clone(),
-            };
-            match options.workload {
-                Workload::Flash => runtime.spawn(client.flash()),
-                Workload::Redpacket => runtime.spawn(client.redpacket()),
+    let mut spike_figures = None;
+    let mut total = if options.workload == Workload::Spike {
+        let driver = shared.clone().context("no elevens driver")?;
+        let (figures, tally) = spike::run(&runtime, driver, &options, || gate.stats())?;
+        spike_figures = Some(figures);
+        tally
+    } else {
+        let drivers = runtime.block_on(async {
+            let mut drivers = Vec::new();
+            for _ in 0..options.clients() {
+                drivers.push(connect(options.target, options.mode, &shared, &sha, &hello).await?);
             }
-        })
-        .collect();
-    let unit = match options.workload {
-        Workload::Flash => "orders/s",
-        Workload::Redpacket => "claims/s",
+            anyhow::Ok(drivers)
+        })?;
+        let progress = Arc::new(AtomicU64::new(0));
+        let next_claimer = Arc::new(AtomicU64::new(0));
+        let bar = indicatif::ProgressBar::new(options.duration.as_secs().max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let deadline = started + options.duration;
+        let clients: Vec<_> = drivers
+            .into_iter()
+            .enumerate()
+            .map(|(id, driver)| {
+                let client = Client {
+                    id: id as u64,
+                    driver,
+                    options: options.clone(),
+                    deadline,
+                    progress: progress.clone(),
+                    next_claimer: next_claimer.clone(),
+                };
+                match options.workload {
+                    Workload::Flash | Workload::Spike => runtime.spawn(client.flash()),
+                    Workload::Redpacket => runtime.spawn(client.redpacket()),
+                }
+            })
+            .collect();
+        let unit = match options.workload {
+            Workload::Flash | Workload::Spike => "orders/s",
+            Workload::Redpacket => "claims/s",
+        };
+        while Instant::now() < deadline && !clients.iter().all(|c| c.is_finished()) {
+            std::thread::sleep(Duration::from_millis(200));
+            bar.set_position(started.elapsed().as_secs());
+            let rate = progress.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+            bar.set_message(format!("{rate:.0} {unit}"));
+        }
+        let mut total = Tally::new()?;
+        for client in clients {
+            total.merge(runtime.block_on(client)??)?;
+        }
+        bar.finish_and_clear();
+        total
     };
-    while Instant::now() < deadline && !clients.iter().all(|c| c.is_finished()) {
-        std::thread::sleep(Duration::from_millis(200));
-        bar.set_position(started.elapsed().as_secs());
-        let rate = progress.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-        bar.set_message(format!("{rate:.0} {unit}"));
-    }
-    let mut total = Tally::new()?;
-    for client in clients {
-        total.merge(runtime.block_on(client)??)?;
-    }
     let elapsed = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
     let rss_after = rss_bytes();
 
     let mut invariants =
@@ -599,6 +639,12 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                 Workload::Flash => {
                     let View::Sku(hot) = read(handle, Query::Sku(SkuId(1)))? else { bail!("not a SKU view") };
                     invariants.sold_exactly_stock = sold_exactly(hot.sold, &total);
+                }
+                // Open-loop payments are not matched to SKUs: the audit's no-oversell check
+                // (sold + reserved never above stock, for every SKU) stands in.
+                Workload::Spike => {
+                    invariants.sold_exactly_stock =
+                        audit.checks.iter().any(|c| c.name == "no_oversell" && c.ok);
                 }
                 Workload::Redpacket => {
                     let View::RedPacket(packet) = read(handle, Query::RedPacket(RedPacketId(1)))? else {
@@ -659,6 +705,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         buyers: options.buyers,
         seed: options.seed,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        spike: spike_figures,
     })
 }
 
@@ -676,6 +723,11 @@ pub fn table(report: &Report) -> String {
             out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
             out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
             out += &format!("  rss per order   {:>12.0} bytes\n", report.rss_bytes_per_order);
+        }
+        Workload::Spike => {
+            if let Some(f) = &report.spike {
+                out += &spike::table(f);
+            }
         }
         Workload::Redpacket => {
             out += &format!("  claims          {:>12} ({:.0}/s)\n", report.claims, report.claims_per_s);

@@ -54,7 +54,8 @@ enum Cmd {
         /// Buyers (flash; default 100,000) or claimers (redpacket; default 1,000,000).
         #[arg(long)]
         buyers: Option<u64>,
-        /// Seconds of load after the set-up (redpacket: at most; it ends when all have claimed).
+        /// Seconds of load after the set-up (redpacket: at most; it ends when all have claimed;
+        /// spike: the spike's length).
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
         /// Concurrent clients, each with one request in flight (default: 2 in-process, 64 http,
@@ -91,7 +92,24 @@ enum Cmd {
     },
 }
 
+/// Transparent huge pages off, unless `ELEVENS_THP=1`. With them on, the sequencer ran a third
+/// faster in the first seconds, but every time a large table doubled the kernel zeroed (and
+/// compacted for) 2 MiB pages on the hot path: stalls of 50, 90, 180, 370, 700 ms as the state
+/// grew (`elevens bench --workload spike`, ARCHITECTURE.md). A transaction engine keeps its
+/// latency predictable first.
+fn transparent_huge_pages() {
+    if std::env::var("ELEVENS_THP").is_ok_and(|v| v == "1") {
+        return;
+    }
+    // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag on this process's memory map.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        tracing::debug!("could not turn transparent huge pages off: {}", std::io::Error::last_os_error());
+    }
+}
+
 fn main() -> ExitCode {
+    transparent_huge_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -135,9 +153,10 @@ fn main() -> ExitCode {
             let workload = match workload {
                 WorkloadArg::Flash => elevens_bench::Workload::Flash,
                 WorkloadArg::Redpacket => elevens_bench::Workload::Redpacket,
+                WorkloadArg::Spike => elevens_bench::Workload::Spike,
             };
             let default_buyers = match workload {
-                elevens_bench::Workload::Flash => 100_000,
+                elevens_bench::Workload::Flash | elevens_bench::Workload::Spike => 100_000,
                 elevens_bench::Workload::Redpacket => 1_000_000,
             };
             let options = elevens_bench::Options {
@@ -180,6 +199,8 @@ fn main() -> ExitCode {
 enum WorkloadArg {
     Flash,
     Redpacket,
+    /// Capacity closed loop, then open loop: C/2, 10x C for --duration seconds, C/2.
+    Spike,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

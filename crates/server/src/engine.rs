@@ -21,6 +21,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A batch or an fsync slower than this is logged: it is what shows as a p99.9 stall.
+const SLOW: Duration = Duration::from_millis(50);
+
 /// One request for the sequencer.
 pub enum Item {
     Write { actor: Actor, idempotency: Option<Idempotency>, command: Command },
@@ -274,6 +277,7 @@ impl Sequencer {
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             };
+            let started = std::time::Instant::now();
             let at = now_ms().max(self.state.clock());
             let mut batch = Durable { records: Records::default(), replies: Vec::new(), snapshot: None };
             if self.state.next_due().is_some_and(|due| due <= at) {
@@ -303,6 +307,10 @@ impl Sequencer {
             }
             if batch.records.is_empty() && batch.replies.is_empty() && batch.snapshot.is_none() {
                 continue;
+            }
+            let took = started.elapsed();
+            if took > SLOW {
+                tracing::warn!(ms = took.as_millis() as u64, commands, "slow batch on the sequencer");
             }
             self.counts.flush(self.state.applied());
             if durable.send(batch).is_err() {
@@ -353,7 +361,15 @@ fn run_journal(mut journal: Journal, snapshots: SnapshotStore, rx: crossbeam_cha
         let records = batches.iter().flat_map(|b| b.records.iter());
         let started = std::time::Instant::now();
         let appended = journal.append_batch(records);
-        metrics::histogram!("elevens_journal_write_fsync_seconds").record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        metrics::histogram!("elevens_journal_write_fsync_seconds").record(took.as_secs_f64());
+        if took > SLOW {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                batches = batches.len(),
+                "slow journal write + fsync"
+            );
+        }
         if let Err(error) = appended {
             // What reached the disk is unknown and the state is ahead of it: stop now, unacknowledged,
             // and let recovery decide on restart.

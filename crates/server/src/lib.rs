@@ -157,14 +157,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves the HTTP API of a running engine on `listener` until `shutdown` resolves.
+/// Serves the HTTP API of a running engine on `listener`, behind `gate`, until `shutdown` resolves.
 pub async fn serve_engine(
     engine: engine::EngineHandle,
     config: Arc<Config>,
+    gate: Arc<Gate>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let gate = Arc::new(Gate::new(config.admission.clone()));
     let app = AppState { engine, config, metrics: None, gate };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     Ok(())
