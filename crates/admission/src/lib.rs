@@ -286,6 +286,12 @@ impl Admission {
         Ok(())
     }
 
+    /// Counts a request shed before it reached [`Admission::admit`] (by the gateway's own bound
+    /// on requests in progress).
+    pub fn note_shed(&mut self, class: Class, refusal: &Refusal) {
+        *self.counts[class as usize].shed.entry(refusal.code()).or_default() += 1;
+    }
+
     /// `commands` admitted commands have their replies, `latency` after admission (`None`: they
     /// never reached the engine, so their time says nothing about it).
     pub fn complete(&mut self, commands: u64, latency: Option<Nanos>, now: Nanos) {

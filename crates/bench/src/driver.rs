@@ -39,6 +39,8 @@ pub enum Driver {
         base: String,
         key: String,
         batch: bool,
+        /// Dropping it stops the bench's server (and lets the engine shut down).
+        _stop: tokio::sync::oneshot::Sender<()>,
     },
     /// One connection; `pipelined` sends a batch of calls without waiting for each answer.
     Postgres {
@@ -88,10 +90,10 @@ impl Driver {
             }
             Driver::InProcess { engine, gate: None } => in_process(engine, ops, key_base).await,
             Driver::InProcess { engine, gate: Some(gate) } => gated(engine, gate, ops, key_base).await,
-            Driver::Http { client, base, key, batch: true } => {
+            Driver::Http { client, base, key, batch: true, .. } => {
                 http_batch(client, base, key, ops, key_base).await
             }
-            Driver::Http { client, base, key, batch: false } => {
+            Driver::Http { client, base, key, batch: false, .. } => {
                 let mut answers = Vec::with_capacity(ops.len());
                 for (i, op) in ops.iter().enumerate() {
                     answers.push(http_single(client, base, key, *op, key_base + i as u64).await?);

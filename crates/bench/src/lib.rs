@@ -444,21 +444,38 @@ async fn start_http(
     if let Some(Err(error)) = rx.await?.pop() {
         bail!("creating the bench's service key: {error}");
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
     let base = format!("http://{}", listener.local_addr()?);
     let mut config = config.clone();
     config.batch_commands_max = config.batch_commands_max.max(10_000);
     let engine = engine.clone();
-    tokio::spawn(async move {
-        let served =
-            elevens_server::serve_engine(engine, Arc::new(config), gate, listener, std::future::pending())
-                .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The server gets its own runtime and threads, as a separate process would: the load
+    // generator's tasks never wait in the server's run queue, nor the server's in the generator's.
+    std::thread::Builder::new().name("bench-server".into()).spawn(move || {
+        let served = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("server")
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let config = Arc::new(config);
+                    let stopped = async {
+                        let _ = stopped.await;
+                    };
+                    elevens_server::serve_engine(engine, config, gate, listener, stopped).await
+                })
+            });
         if let Err(error) = served {
             eprintln!("bench server: {error:#}");
         }
-    });
+    })?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(4_096).tcp_nodelay(true).build()?;
-    Ok(Driver::Http { client, base, key: secret, batch })
+    Ok(Driver::Http { client, base, key: secret, batch, _stop: stop })
 }
 
 /// Connects one client's way in to the target.

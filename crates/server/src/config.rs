@@ -23,6 +23,10 @@ pub struct Config {
     pub snapshot_every_commands: u64,
     /// Journal segments roll over at this size.
     pub segment_bytes_max: u64,
+    /// HTTP requests being handled at once; beyond it the gateway answers 429 before reading the
+    /// body or checking the key, so a flood cannot fill the runtime's run queue. Payments may use
+    /// eight times as many.
+    pub http_in_progress_max: usize,
     /// Admission control's rules at start; an admin may replace them at runtime.
     pub admission: elevens_admission::Rules,
 }
@@ -40,6 +44,7 @@ impl Config {
             default_commission_bps: 200,
             snapshot_every_commands: 1_000_000,
             segment_bytes_max: 256 << 20,
+            http_in_progress_max: 512,
             admission: elevens_admission::Rules::default(),
         }
     }

@@ -17,6 +17,7 @@ use crate::views::{self, Query, View};
 use elevens_core::{Actor, Applied, Command, CoreError, Envelope, Idempotency, Millis, State};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +37,7 @@ pub type ItemResult = Result<View, CoreError>;
 pub struct Submission {
     pub items: Vec<Item>,
     pub reply: tokio::sync::oneshot::Sender<Vec<ItemResult>>,
+    enqueued: std::time::Instant,
 }
 
 /// The encoded records of a batch, back to back in one buffer (no allocation per command).
@@ -66,7 +68,7 @@ impl Records {
 /// A group commit: what the journal thread makes durable before it sends the replies.
 struct Durable {
     records: Records,
-    replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>)>,
+    replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>, std::time::Instant)>,
     snapshot: Option<(u64, Vec<u8>)>,
 }
 
@@ -153,6 +155,9 @@ pub struct Engine {
 pub struct EngineHandle {
     tx: crossbeam_channel::Sender<Submission>,
     pub keys: Arc<KeyCache>,
+    /// The slowest submission of the last group commit, from queueing to durable reply, in ns:
+    /// the engine's own latency, without the gateway's scheduling.
+    latency: Arc<AtomicU64>,
 }
 
 /// The sequencer's queue is full: answer 503 with Retry-After.
@@ -167,13 +172,17 @@ impl EngineHandle {
         items: Vec<Item>,
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Vec<Item>> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Submission { items, reply }) {
+        match self.tx.try_send(Submission { items, reply, enqueued: std::time::Instant::now() }) {
             Ok(()) => Ok(rx),
             Err(e) => {
                 metrics::counter!("elevens_overloaded_total").increment(1);
                 Err(e.into_inner().items)
             }
         }
+    }
+
+    pub fn latency(&self) -> Arc<AtomicU64> {
+        self.latency.clone()
     }
 
     /// Submissions waiting for the sequencer.
@@ -211,6 +220,8 @@ impl Engine {
             group_commit_commands_max: config.group_commit_commands_max,
             snapshot_every_commands: config.snapshot_every_commands,
         };
+        let latency = Arc::new(AtomicU64::new(0));
+        let journal_latency = latency.clone();
         let threads = vec![
             std::thread::Builder::new()
                 .name("sequencer".into())
@@ -218,10 +229,10 @@ impl Engine {
                 .expect("spawn the sequencer thread"),
             std::thread::Builder::new()
                 .name("journal".into())
-                .spawn(move || run_journal(journal, snapshots, durable_rx))
+                .spawn(move || run_journal(journal, snapshots, durable_rx, journal_latency))
                 .expect("spawn the journal thread"),
         ];
-        Ok((Engine { handle: EngineHandle { tx, keys }, threads, _lock: lock }, report))
+        Ok((Engine { handle: EngineHandle { tx, keys, latency }, threads, _lock: lock }, report))
     }
 
     /// Stops accepting work, lets the last batch become durable, and joins the threads.
@@ -295,7 +306,7 @@ impl Sequencer {
                     .into_iter()
                     .map(|item| self.execute(item, at, &mut batch.records))
                     .collect();
-                batch.replies.push((submission.reply, results));
+                batch.replies.push((submission.reply, results, submission.enqueued));
                 if commands >= self.group_commit_commands_max {
                     break;
                 }
@@ -351,7 +362,12 @@ impl Sequencer {
     }
 }
 
-fn run_journal(mut journal: Journal, snapshots: SnapshotStore, rx: crossbeam_channel::Receiver<Durable>) {
+fn run_journal(
+    mut journal: Journal,
+    snapshots: SnapshotStore,
+    rx: crossbeam_channel::Receiver<Durable>,
+    latency: Arc<AtomicU64>,
+) {
     while let Ok(first) = rx.recv() {
         // If the disk fell behind, fold every waiting batch into this fsync.
         let mut batches = vec![first];
@@ -376,10 +392,14 @@ fn run_journal(mut journal: Journal, snapshots: SnapshotStore, rx: crossbeam_cha
             tracing::error!(%error, "journal write failed; stopping");
             std::process::abort();
         }
+        let now = std::time::Instant::now();
+        let mut slowest = Duration::ZERO;
         for batch in batches {
-            for (reply, results) in batch.replies {
+            for (reply, results, enqueued) in batch.replies {
+                slowest = slowest.max(now - enqueued);
                 let _ = reply.send(results);
             }
+            latency.store(slowest.as_nanos() as u64, Ordering::Relaxed);
             if let Some((seq, bytes)) = batch.snapshot {
                 match snapshots.write(seq, &bytes) {
                     Ok(()) => tracing::info!(seq, bytes = bytes.len(), "snapshot written"),

@@ -8,6 +8,7 @@ use crate::engine::{EngineHandle, Item, ItemResult};
 use elevens_admission::{Admission, Class, Nanos, Refusal, Request, Rules, Stats};
 use elevens_core::{Actor, Command};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,15 +61,21 @@ pub struct InFlight {
     gate: Arc<Gate>,
     commands: u64,
     admitted_at: Nanos,
-    /// Whether the engine took the commands (only then is their latency a sample).
+    /// Whether the engine took the commands (only then is there a sample).
     reached_engine: bool,
+    /// The engine's latency, as its journal thread last measured it. The sample is this, not the
+    /// time until the request's task runs again: when the gateway's own CPU is the bottleneck,
+    /// admitting less would only lower goodput.
+    engine_latency: Arc<AtomicU64>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.commands > 0 {
             let now = self.gate.now();
-            let latency = self.reached_engine.then(|| now - self.admitted_at);
+            let latency = self
+                .reached_engine
+                .then(|| self.engine_latency.load(Ordering::Relaxed).min(now - self.admitted_at));
             self.gate.admission.lock().complete(self.commands, latency, now);
         }
     }
@@ -123,6 +130,7 @@ impl Gate {
             commands: admitted.len() as u64,
             admitted_at: now,
             reached_engine: false,
+            engine_latency: engine.latency(),
         };
         (admitted, refusals, guard)
     }

@@ -26,6 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use elevens_admission::{Class, Refusal};
 use elevens_core::{Actor, Command};
 use std::future::Future;
 use std::io::Write;
@@ -39,6 +40,9 @@ pub fn router(app: AppState) -> Router {
     let body_limit = app.config.request_bytes_max;
     let metrics = app.metrics.clone();
     let gate = app.gate.clone();
+    let gate_for_bound = app.gate.clone();
+    let in_progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let in_progress_max = app.config.http_in_progress_max;
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route(
@@ -68,9 +72,47 @@ pub fn router(app: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            let (gate, in_progress) = (gate_for_bound.clone(), in_progress.clone());
+            bound_in_progress(request, next, gate, in_progress, in_progress_max)
+        }))
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             refuse_oversized(request, next, body_limit)
         }))
         .with_state(app)
+}
+
+/// Sheds a request with 429 when too many are already being handled: the cheapest refusal the
+/// gateway can make (no key hashed, no body read). Payments get eight times the room, and the
+/// operator's routes (health, metrics, admission rules) are never shed.
+async fn bound_in_progress(
+    request: Request,
+    next: Next,
+    gate: Arc<Gate>,
+    in_progress: Arc<std::sync::atomic::AtomicUsize>,
+    max: usize,
+) -> Response {
+    use std::sync::atomic::Ordering;
+    let path = request.uri().path();
+    if path == "/healthz" || path == "/metrics" || path.starts_with("/v1/admission") {
+        return next.run(request).await;
+    }
+    let class = if path.ends_with("/pay") { Class::Pay } else { Class::Order };
+    let bound = if class == Class::Pay { max.saturating_mul(8) } else { max };
+    let previous = in_progress.fetch_add(1, Ordering::Relaxed);
+    // Decrements on every path out, including a client that hangs up mid-request.
+    struct Leave(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _leave = Leave(in_progress);
+    if previous >= bound {
+        let refusal = Refusal::Overloaded { retry_after: 100_000_000 };
+        gate.with(|admission, _| admission.note_shed(class, &refusal));
+        return ApiError::from(refusal).into_response();
+    }
+    next.run(request).await
 }
 
 /// Refuses a body announced larger than the limit before reading a byte of it. (Bodies without a
