@@ -5,8 +5,8 @@
 //!
 //! 1. the global in-flight limit ([`adaptive`]): a class may only add work while the commands in
 //!    flight are under its threshold — reads under a share of the limit, orders under the limit,
-//!    payments (for an order that already exists) only under the hard maximum, so they are the
-//!    last thing ever shed;
+//!    payments (for an order that already exists) only under a hard maximum far above it, so
+//!    they are the last thing ever shed;
 //! 2. a waiting-room ticket ([`waiting_room`]), if the order carries one: an admitted ticket
 //!    replaces the rate limits below;
 //! 3. the buyer's rate (GCRA, [`gcra`]) and each hot SKU's rate (Sentinel's hot-parameter limit),
@@ -74,6 +74,9 @@ pub struct Rules {
     /// Reads are admitted while the commands in flight are under this share of the limit.
     pub read_share_pct: u8,
     pub adaptive: AdaptiveRules,
+    /// Payments (and other acts on existing orders) are admitted while the commands in flight are
+    /// under this hard maximum, whatever the adaptive limit says.
+    pub in_flight_hard_max: u64,
     pub waiting_room: WaitingRoomRules,
     /// Buyers (and SKUs) whose buckets are remembered at once.
     pub tracked_keys_max: usize,
@@ -88,6 +91,7 @@ impl Default for Rules {
             sku_exceptions: Vec::new(),
             read_share_pct: 50,
             adaptive: AdaptiveRules::default(),
+            in_flight_hard_max: 1 << 20,
             waiting_room: WaitingRoomRules::default(),
             tracked_keys_max: 4_000_000,
         }
@@ -105,8 +109,8 @@ impl Rules {
         if !(1..=100).contains(&self.read_share_pct) {
             return Err("read_share_pct is between 1 and 100".into());
         }
-        if self.tracked_keys_max == 0 {
-            return Err("tracked_keys_max must be positive".into());
+        if self.tracked_keys_max == 0 || self.in_flight_hard_max == 0 {
+            return Err("tracked_keys_max and in_flight_hard_max must be positive".into());
         }
         self.adaptive.check()?;
         self.waiting_room.check()
@@ -249,7 +253,7 @@ impl Admission {
     fn check(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
         let limit = self.limit.limit();
         let threshold = match request.class {
-            Class::Pay => self.rules.adaptive.max,
+            Class::Pay => self.rules.in_flight_hard_max,
             Class::Order => limit,
             Class::Read => (limit * u64::from(self.rules.read_share_pct) / 100).max(1),
         };
@@ -347,7 +351,8 @@ mod tests {
             sku_quota: Some(Quota::new(10, 3)),
             sku_exceptions: vec![Exception { id: 7, quota: None }],
             read_share_pct: 50,
-            adaptive: AdaptiveRules { initial: 10, min: 10, max: 20, latency_target_ms: 10, window_ms: 100 },
+            adaptive: AdaptiveRules { initial: 10, min: 10, max: 10, latency_target_ms: 10, window_ms: 100 },
+            in_flight_hard_max: 20,
             ..Rules::default()
         }
     }

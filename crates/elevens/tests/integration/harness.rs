@@ -56,7 +56,28 @@ impl Server {
         self.try_post(path, key, idempotency, body).await.expect("request failed")
     }
 
+    /// Posts, and on 429 waits as `retry_after_ms` says and tries again with the same key, as a
+    /// well-behaved storefront does (for up to a minute).
     pub async fn try_post(
+        &self,
+        path: &str,
+        key: &str,
+        idempotency: &str,
+        body: Value,
+    ) -> reqwest::Result<Reply> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, reply) = self.post_once(path, key, idempotency, body.clone()).await?;
+            if status != 429 || Instant::now() > deadline {
+                return Ok((status, reply));
+            }
+            let wait = reply["retry_after_ms"].as_u64().unwrap_or(100).min(500);
+            tokio::time::sleep(Duration::from_millis(wait + rand::random::<u64>() % 50)).await;
+        }
+    }
+
+    /// One attempt, whatever the answer.
+    pub async fn post_once(
         &self,
         path: &str,
         key: &str,

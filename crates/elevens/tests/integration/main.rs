@@ -1,5 +1,6 @@
 //! Integration tests against the real `elevens` binary, over HTTP on loopback.
 
+mod admission;
 mod bad_input;
 mod bench_smoke;
 mod crash;
