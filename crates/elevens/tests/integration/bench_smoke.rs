@@ -118,3 +118,30 @@ fn every_peer_runs_the_flash_workload_when_started() {
     assert!(report["orders_per_s"].as_f64().unwrap() > 0.0, "{report}");
     assert_eq!(report["invariants"]["applicable"], false, "a hello server has nothing to check: {report}");
 }
+
+#[test]
+fn the_spike_reports_its_figures_and_keeps_the_invariants() {
+    let report =
+        bench(&["--workload", "spike", "--mode", "in-process", "--buyers", "2000", "--duration", "1"]);
+    for field in [
+        "capacity_per_s",
+        "goodput_per_s",
+        "shed_share",
+        "admitted_latency_us",
+        "non_429_errors",
+        "payments_shed",
+        "recovery_s",
+        "timeline",
+        "admission",
+    ] {
+        assert!(report.get(field).is_some(), "no {field} in {report}");
+    }
+    assert!(report["capacity_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["goodput_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    // The spike was offered and some of it was shed by admission control, none of it payments.
+    assert!(report["shed_share"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(report["payments_shed"], 0, "{report}");
+    assert_eq!(report["non_429_errors"], 0, "{report}");
+    assert_eq!(report["invariants"]["audit_ok"], true, "{report}");
+    assert_eq!(report["invariants"]["sold_exactly_stock"], true, "{report}");
+}
