@@ -302,6 +302,16 @@ impl State {
         id.index().and_then(|i| self.orders.get(i)).ok_or(CoreError::NotFound("order"))
     }
 
+    /// Every campaign, oldest first.
+    pub fn campaigns(&self) -> impl ExactSizeIterator<Item = (CampaignId, &Campaign)> + '_ {
+        self.campaigns.iter().enumerate().map(|(i, c)| (CampaignId(i as u64 + 1), c))
+    }
+
+    /// Every order, oldest first.
+    pub fn orders(&self) -> impl ExactSizeIterator<Item = (OrderId, &Order)> + '_ {
+        self.orders.iter().enumerate().map(|(i, o)| (OrderId(i as u64 + 1), o))
+    }
+
     pub fn api_keys(&self) -> &[ApiKey] {
         &self.api_keys
     }

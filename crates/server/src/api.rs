@@ -1252,4 +1252,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_ticket))
         .routes(routes!(get_admission))
         .routes(routes!(get_admission_rules, put_admission_rules))
+        .routes(routes!(crate::live::summary))
+        .routes(routes!(crate::live::timeline))
+        .routes(routes!(crate::live::top))
+        .routes(routes!(crate::live::funnel))
+        .routes(routes!(crate::live::views))
 }

@@ -14,8 +14,10 @@
 use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::views::{self, Query, View};
+use elevens_analytics::{events_of, Analytics, Event};
 use elevens_core::{Actor, Applied, Command, CoreError, Envelope, Idempotency, Millis, State};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
+use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -68,6 +70,8 @@ impl Records {
 /// A group commit: what the journal thread makes durable before it sends the replies.
 struct Durable {
     records: Records,
+    /// What analytics folds in once the batch is durable.
+    events: Vec<Event>,
     replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>, std::time::Instant)>,
     snapshot: Option<(u64, Vec<u8>)>,
 }
@@ -158,6 +162,8 @@ pub struct EngineHandle {
     /// The slowest submission of the last group commit, from queueing to durable reply, in ns:
     /// the engine's own latency, without the gateway's scheduling.
     latency: Arc<AtomicU64>,
+    /// The live figures, folded from each batch's events once it is durable.
+    pub analytics: Arc<Mutex<Analytics>>,
 }
 
 /// The sequencer's queue is full: answer 503 with Retry-After.
@@ -210,6 +216,8 @@ impl Engine {
         let (state, journal, report) = recover(&config.data_dir, options, true)?;
         let snapshots = SnapshotStore::open(&config.data_dir.join("snapshots"))?;
         let keys = Arc::new(KeyCache::from_state(&state));
+        let analytics = Arc::new(Mutex::new(Analytics::from_state(&state)));
+        let journal_analytics = analytics.clone();
         let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
@@ -222,6 +230,7 @@ impl Engine {
         };
         let latency = Arc::new(AtomicU64::new(0));
         let journal_latency = latency.clone();
+
         let threads = vec![
             std::thread::Builder::new()
                 .name("sequencer".into())
@@ -229,10 +238,13 @@ impl Engine {
                 .expect("spawn the sequencer thread"),
             std::thread::Builder::new()
                 .name("journal".into())
-                .spawn(move || run_journal(journal, snapshots, durable_rx, journal_latency))
+                .spawn(move || {
+                    run_journal(journal, snapshots, durable_rx, journal_latency, journal_analytics)
+                })
                 .expect("spawn the journal thread"),
         ];
-        Ok((Engine { handle: EngineHandle { tx, keys, latency }, threads, _lock: lock }, report))
+        let handle = EngineHandle { tx, keys, latency, analytics };
+        Ok((Engine { handle, threads, _lock: lock }, report))
     }
 
     /// Stops accepting work, lets the last batch become durable, and joins the threads.
@@ -290,10 +302,15 @@ impl Sequencer {
             };
             let started = std::time::Instant::now();
             let at = now_ms().max(self.state.clock());
-            let mut batch = Durable { records: Records::default(), replies: Vec::new(), snapshot: None };
+            let mut batch = Durable {
+                records: Records::default(),
+                events: Vec::new(),
+                replies: Vec::new(),
+                snapshot: None,
+            };
             if self.state.next_due().is_some_and(|due| due <= at) {
                 let tick = Envelope { actor: Actor::Admin, idempotency: None, at, command: Command::Tick };
-                if let Err(error) = self.write(&tick, &mut batch.records) {
+                if let Err(error) = self.write(&tick, &mut batch.records, &mut batch.events) {
                     tracing::error!(%error, "reservation expiry refused");
                 }
             }
@@ -304,7 +321,7 @@ impl Sequencer {
                 let results = submission
                     .items
                     .into_iter()
-                    .map(|item| self.execute(item, at, &mut batch.records))
+                    .map(|item| self.execute(item, at, &mut batch.records, &mut batch.events))
                     .collect();
                 batch.replies.push((submission.reply, results, submission.enqueued));
                 if commands >= self.group_commit_commands_max {
@@ -330,12 +347,18 @@ impl Sequencer {
         }
     }
 
-    fn execute(&mut self, item: Item, at: Millis, records: &mut Records) -> ItemResult {
+    fn execute(
+        &mut self,
+        item: Item,
+        at: Millis,
+        records: &mut Records,
+        events: &mut Vec<Event>,
+    ) -> ItemResult {
         match item {
             Item::Read { actor, query } => views::query(&self.state, actor, &query, at),
             Item::Write { actor, idempotency, command } => {
                 let envelope = Envelope { actor, idempotency, at, command };
-                let outcome = self.write(&envelope, records)?;
+                let outcome = self.write(&envelope, records, events)?;
                 views::outcome(&self.state, &outcome, at)
             }
         }
@@ -345,6 +368,7 @@ impl Sequencer {
         &mut self,
         envelope: &Envelope,
         records: &mut Records,
+        events: &mut Vec<Event>,
     ) -> Result<elevens_core::Outcome, CoreError> {
         let applied = self.state.apply(envelope).inspect_err(|e| {
             *self.counts.refused.entry(e.code()).or_default() += 1;
@@ -353,6 +377,7 @@ impl Sequencer {
             self.counts.changed += 1;
             records.push(envelope);
             self.keys.observe(&self.state, applied.outcome());
+            events.extend(events_of(&self.state, applied.outcome(), self.state.clock()));
         } else {
             self.counts.repeated += 1;
         }
@@ -367,6 +392,7 @@ fn run_journal(
     snapshots: SnapshotStore,
     rx: crossbeam_channel::Receiver<Durable>,
     latency: Arc<AtomicU64>,
+    analytics: Arc<Mutex<Analytics>>,
 ) {
     while let Ok(first) = rx.recv() {
         // If the disk fell behind, fold every waiting batch into this fsync.
@@ -395,6 +421,12 @@ fn run_journal(
         let now = std::time::Instant::now();
         let mut slowest = Duration::ZERO;
         for batch in batches {
+            // Durable now; folded before the replies leave, so a client reads its own orders in
+            // the figures.
+            if !batch.events.is_empty() {
+                let mut analytics = analytics.lock();
+                batch.events.iter().for_each(|event| analytics.fold(event));
+            }
             for (reply, results, enqueued) in batch.replies {
                 slowest = slowest.max(now - enqueued);
                 let _ = reply.send(results);

@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod gate;
+pub mod live;
 pub mod views;
 
 use crate::api::AppState;
@@ -45,6 +46,9 @@ pub fn router(app: AppState) -> Router {
     let in_progress_max = app.config.http_in_progress_max;
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .route("/v1/live", get(live::live))
+        .route("/", get(live::screen))
+        .route("/screen", get(live::screen))
         .route(
             "/metrics",
             get(move || async move {
@@ -93,7 +97,8 @@ async fn bound_in_progress(
 ) -> Response {
     use std::sync::atomic::Ordering;
     let path = request.uri().path();
-    if path == "/healthz" || path == "/metrics" || path.starts_with("/v1/admission") {
+    let operator = ["/healthz", "/metrics", "/v1/live", "/", "/screen"].contains(&path);
+    if operator || path.starts_with("/v1/admission") {
         return next.run(request).await;
     }
     let class = if path.ends_with("/pay") { Class::Pay } else { Class::Order };

@@ -25,6 +25,15 @@ fn assert_polite(reply: &Reply, headers_retry_after: Option<&str>) {
     assert!(headers_retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)), "no Retry-After");
 }
 
+/// Sends a request once; the answer and its `Retry-After` header.
+async fn once(request: reqwest::RequestBuilder) -> (Reply, Option<String>) {
+    let response = request.send().await.expect("request");
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    ((status, body), retry_after)
+}
+
 async fn raw_post(
     server: &Server,
     path: &str,
@@ -32,28 +41,12 @@ async fn raw_post(
     idem: &str,
     body: Value,
 ) -> (Reply, Option<String>) {
-    let response = server
-        .http
-        .post(format!("{}{path}", server.base))
-        .bearer_auth(key)
-        .header("Idempotency-Key", idem)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let status = response.status().as_u16();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    ((status, body), retry_after)
+    let url = format!("{}{path}", server.base);
+    once(server.http.post(url).bearer_auth(key).header("Idempotency-Key", idem).json(&body)).await
 }
 
 async fn raw_get(server: &Server, path: &str, key: &str) -> (Reply, Option<String>) {
-    let response =
-        server.http.get(format!("{}{path}", server.base)).bearer_auth(key).send().await.expect("request");
-    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let status = response.status().as_u16();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    ((status, body), retry_after)
+    once(server.http.get(format!("{}{path}", server.base)).bearer_auth(key)).await
 }
 
 /// After the set-up, the adaptive limit is pinned at 4 commands in flight (no window ever
@@ -70,8 +63,7 @@ fn flood_rules() -> Value {
 
 async fn put_rules(server: &Server, key: &str, rules: &Value) -> Reply {
     let url = format!("{}/v1/admission/rules", server.base);
-    let response = server.http.put(url).bearer_auth(key).json(rules).send().await.unwrap();
-    (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+    once(server.http.put(url).bearer_auth(key).json(rules)).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -275,10 +267,7 @@ async fn the_waiting_room_admits_first_in_first_out_and_tickets_are_their_buyers
             .header("Idempotency-Key", idem)
             .header("Waiting-Room-Ticket", ticket)
             .json(&order(b));
-        async move {
-            let response = request.send().await.unwrap();
-            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        async move { once(request).await.0 }
     };
     let (status, body) = with_ticket(3, &tickets[2], "early").await;
     assert!(status == 429 && body["code"] == "ticket_not_admitted", "{status} {body}");

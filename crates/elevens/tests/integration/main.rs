@@ -1,6 +1,7 @@
 //! Integration tests against the real `elevens` binary, over HTTP on loopback.
 
 mod admission;
+mod analytics;
 mod bad_input;
 mod bench_smoke;
 mod crash;

@@ -45,6 +45,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/admission"),
     ("get", "/v1/admission/rules"),
     ("put", "/v1/admission/rules"),
+    ("get", "/v1/analytics/summary"),
+    ("get", "/v1/analytics/timeline"),
+    ("get", "/v1/analytics/top"),
+    ("get", "/v1/analytics/campaigns/{id}/funnel"),
+    ("post", "/v1/events/views"),
 ];
 
 #[tokio::test]

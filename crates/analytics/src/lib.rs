@@ -1,0 +1,476 @@
+//! elevens-analytics: the live business figures of the big screen, folded from the engine's
+//! events — never from the state machine's hot path.
+//!
+//! The sequencer turns each outcome that changed state into an [`Event`] ([`events_of`], a pure
+//! read of the state just after the command); the journal thread folds the events of a batch
+//! into [`Analytics`] once the batch is durable, so no figure ever counts a command that could
+//! still be lost. Sums are exact integers in minor units: GMV is what buyers paid for orders,
+//! less what was refunded. On start, [`Analytics::from_state`] rebuilds the cumulative figures
+//! from the recovered orders; the per-second window restarts empty (it is live by nature).
+//! Views come from storefronts through the API and are not journaled: a funnel's view count
+//! restarts at zero with the process.
+
+use elevens_core::{Currency, Millis, Outcome, State};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Seconds kept for the per-second figures: 15 minutes.
+pub const WINDOW_S: usize = 900;
+
+/// One line of an order, as analytics sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub sku: u64,
+    pub quantity: u32,
+    /// The line's amount before order-level coupons (unit price × quantity).
+    pub amount: u64,
+    pub campaign: Option<u64>,
+}
+
+/// What analytics needs of a command that changed state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Placed {
+        at: Millis,
+        buyer: u64,
+        currency: Currency,
+        lines: Vec<Line>,
+    },
+    Paid {
+        at: Millis,
+        merchant: u64,
+        currency: Currency,
+        total: u64,
+        lines: Vec<Line>,
+    },
+    Refunded {
+        at: Millis,
+        merchant: u64,
+        currency: Currency,
+        amount: u64,
+        lines: Vec<Line>,
+    },
+    /// A storefront showed a SKU (and its campaign, if any) to a buyer.
+    Viewed {
+        at: Millis,
+        sku: u64,
+        campaign: Option<u64>,
+        buyer: u64,
+    },
+    CampaignCreated {
+        id: u64,
+        sku: u64,
+        starts_at: Millis,
+        ends_at: Millis,
+        quantity: u64,
+    },
+}
+
+/// A campaign, for the big screen's countdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CampaignTimes {
+    pub campaign_id: u64,
+    pub sku_id: u64,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub quantity: u64,
+}
+
+fn lines(order: &elevens_core::Order) -> Vec<Line> {
+    order
+        .lines
+        .iter()
+        .map(|l| Line {
+            sku: l.sku.0,
+            quantity: l.quantity,
+            amount: l.unit_price.0.saturating_mul(u64::from(l.quantity)),
+            campaign: l.campaign.map(|c| c.0),
+        })
+        .collect()
+}
+
+/// The event of a command that changed state, read from the state just after it (pure).
+pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> {
+    match *outcome {
+        Outcome::OrderPlaced { order, .. } => {
+            let o = state.order(order).ok()?;
+            Some(Event::Placed { at, buyer: o.buyer.0, currency: o.currency, lines: lines(o) })
+        }
+        Outcome::OrderPaid { order, total, .. } => {
+            let o = state.order(order).ok()?;
+            Some(Event::Paid {
+                at,
+                merchant: o.merchant.0,
+                currency: o.currency,
+                total: total.0,
+                lines: lines(o),
+            })
+        }
+        Outcome::CampaignCreated { campaign } => {
+            let c = state.campaign(campaign).ok()?;
+            let (sku, quantity) = (c.sku.0, c.quantity);
+            Some(Event::CampaignCreated {
+                id: campaign.0,
+                sku,
+                starts_at: c.starts_at,
+                ends_at: c.ends_at,
+                quantity,
+            })
+        }
+        Outcome::OrderRefunded { order, amount, .. } => {
+            let o = state.order(order).ok()?;
+            Some(Event::Refunded {
+                at,
+                merchant: o.merchant.0,
+                currency: o.currency,
+                amount: amount.0,
+                lines: lines(o),
+            })
+        }
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Second {
+    /// Seconds since the Unix epoch.
+    pub t: u64,
+    pub orders: u64,
+    pub payments: u64,
+    /// GMV paid in this second, less refunds, in the primary currency's minor units.
+    pub gmv: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Totals {
+    gmv: i128,
+    paid_orders: u64,
+    refunded_orders: u64,
+    refunds: u128,
+    placed_orders: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Funnel {
+    pub views: u64,
+    /// Orders with a line of the campaign.
+    pub orders: u64,
+    pub paid: u64,
+    /// Paid minus refunded, at the campaign's prices (line amounts).
+    pub gmv: i128,
+}
+
+#[derive(Debug, Default)]
+pub struct Analytics {
+    by_currency: BTreeMap<Currency, Totals>,
+    seconds: VecDeque<Second>,
+    sku_gmv: FxHashMap<u64, (i128, i64)>,
+    merchant_gmv: FxHashMap<u64, i128>,
+    funnels: BTreeMap<u64, Funnel>,
+    campaigns: BTreeMap<u64, CampaignTimes>,
+}
+
+/// The headline figures (`GET /v1/analytics/summary`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The currency of the figures below: the one with the most paid orders.
+    pub currency: Option<String>,
+    pub gmv: i128,
+    pub paid_orders: u64,
+    /// GMV over paid orders, rounded down; 0 before the first.
+    pub aov: i128,
+    pub refunded_orders: u64,
+    pub refunds: u128,
+    pub placed_orders: u64,
+    /// In the last complete second before `now`.
+    pub orders_per_s: u64,
+    pub payments_per_s: u64,
+    /// The most in any one second of the window.
+    pub peak_orders_per_s: u64,
+    pub peak_payments_per_s: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Ranked {
+    pub id: u64,
+    pub gmv: i128,
+    /// Units sold, net of refunds (SKUs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub units: Option<i64>,
+}
+
+impl Analytics {
+    /// The cumulative figures of every order in `state` (the per-second window starts empty).
+    pub fn from_state(state: &State) -> Analytics {
+        let mut analytics = Analytics::default();
+        for (id, c) in state.campaigns() {
+            let (sku, quantity) = (c.sku.0, c.quantity);
+            analytics.fold(&Event::CampaignCreated {
+                id: id.0,
+                sku,
+                starts_at: c.starts_at,
+                ends_at: c.ends_at,
+                quantity,
+            });
+        }
+        for (_, order) in state.orders() {
+            let at = order.placed_at;
+            analytics.fold(&Event::Placed {
+                at,
+                buyer: order.buyer.0,
+                currency: order.currency,
+                lines: lines(order),
+            });
+            use elevens_core::OrderStatus::*;
+            if matches!(order.status, Paid | Refunded) {
+                let merchant = order.merchant.0;
+                let paid = Event::Paid {
+                    at,
+                    merchant,
+                    currency: order.currency,
+                    total: order.total.0,
+                    lines: lines(order),
+                };
+                analytics.fold(&paid);
+                if order.status == Refunded {
+                    let (currency, amount) = (order.currency, order.total.0);
+                    analytics.fold(&Event::Refunded { at, merchant, currency, amount, lines: lines(order) });
+                }
+            }
+        }
+        analytics.seconds.clear();
+        analytics
+    }
+
+    fn second(&mut self, at: Millis) -> &mut Second {
+        let t = at.0 / 1_000;
+        let last = self.seconds.back().map_or(0, |s| s.t);
+        if self.seconds.is_empty() || t > last {
+            // Seconds with nothing in them are there too, so the chart's x axis is time.
+            let from =
+                if self.seconds.is_empty() { t } else { (last + 1).max(t.saturating_sub(WINDOW_S as u64)) };
+            for s in from..=t {
+                self.seconds.push_back(Second { t: s, ..Second::default() });
+                if self.seconds.len() > WINDOW_S {
+                    self.seconds.pop_front();
+                }
+            }
+        }
+        // Time never goes backwards in the engine; an older event lands in its own second if
+        // that is still in the window, else in the oldest.
+        let back = self.seconds.back().map_or(t, |s| s.t);
+        let index = self.seconds.len() - 1 - (back.saturating_sub(t) as usize).min(self.seconds.len() - 1);
+        &mut self.seconds[index]
+    }
+
+    pub fn fold(&mut self, event: &Event) {
+        match event {
+            Event::Placed { at, currency, lines, .. } => {
+                self.by_currency.entry(*currency).or_default().placed_orders += 1;
+                self.second(*at).orders += 1;
+                for campaign in campaigns(lines) {
+                    self.funnels.entry(campaign).or_default().orders += 1;
+                }
+            }
+            Event::Paid { at, merchant, currency, total, lines } => {
+                let totals = self.by_currency.entry(*currency).or_default();
+                totals.gmv += i128::from(*total);
+                totals.paid_orders += 1;
+                let second = self.second(*at);
+                second.payments += 1;
+                second.gmv = second.gmv.saturating_add(*total as i64);
+                *self.merchant_gmv.entry(*merchant).or_default() += i128::from(*total);
+                self.lines(lines, 1);
+                for campaign in campaigns(lines) {
+                    self.funnels.entry(campaign).or_default().paid += 1;
+                }
+            }
+            Event::Refunded { at, merchant, currency, amount, lines } => {
+                let totals = self.by_currency.entry(*currency).or_default();
+                totals.gmv -= i128::from(*amount);
+                totals.refunded_orders += 1;
+                totals.refunds += u128::from(*amount);
+                let second = self.second(*at);
+                second.gmv = second.gmv.saturating_sub(*amount as i64);
+                *self.merchant_gmv.entry(*merchant).or_default() -= i128::from(*amount);
+                self.lines(lines, -1);
+            }
+            Event::Viewed { campaign, .. } => {
+                if let Some(campaign) = campaign {
+                    self.funnels.entry(*campaign).or_default().views += 1;
+                }
+            }
+            Event::CampaignCreated { id, sku, starts_at, ends_at, quantity } => {
+                let times = CampaignTimes {
+                    campaign_id: *id,
+                    sku_id: *sku,
+                    starts_at: starts_at.0,
+                    ends_at: ends_at.0,
+                    quantity: *quantity,
+                };
+                self.campaigns.insert(*id, times);
+            }
+        }
+    }
+
+    fn lines(&mut self, lines: &[Line], sign: i64) {
+        for line in lines {
+            let entry = self.sku_gmv.entry(line.sku).or_default();
+            entry.0 += i128::from(line.amount) * i128::from(sign);
+            entry.1 += i64::from(line.quantity) * sign;
+            if let Some(campaign) = line.campaign {
+                self.funnels.entry(campaign).or_default().gmv += i128::from(line.amount) * i128::from(sign);
+            }
+        }
+    }
+
+    pub fn summary(&self, now: Millis) -> Summary {
+        let primary = self.by_currency.iter().max_by_key(|(_, t)| (t.paid_orders, t.placed_orders));
+        let totals = primary.map(|(_, t)| *t).unwrap_or_default();
+        let last_complete = (now.0 / 1_000).saturating_sub(1);
+        let second = self.seconds.iter().rev().find(|s| s.t == last_complete).copied().unwrap_or_default();
+        Summary {
+            currency: primary.map(|(c, _)| c.to_string()),
+            gmv: totals.gmv,
+            paid_orders: totals.paid_orders,
+            aov: if totals.paid_orders == 0 { 0 } else { totals.gmv / i128::from(totals.paid_orders) },
+            refunded_orders: totals.refunded_orders,
+            refunds: totals.refunds,
+            placed_orders: totals.placed_orders,
+            orders_per_s: second.orders,
+            payments_per_s: second.payments,
+            peak_orders_per_s: self.seconds.iter().map(|s| s.orders).max().unwrap_or(0),
+            peak_payments_per_s: self.seconds.iter().map(|s| s.payments).max().unwrap_or(0),
+        }
+    }
+
+    /// The last `n` seconds of the window, oldest first, up to `now` (seconds without events are
+    /// zeros).
+    pub fn timeline(&self, now: Millis, n: usize) -> Vec<Second> {
+        let end = now.0 / 1_000;
+        let start = end.saturating_sub(n.min(WINDOW_S) as u64 - 1);
+        let mut out: Vec<Second> = (start..=end).map(|t| Second { t, ..Second::default() }).collect();
+        for s in self.seconds.iter().filter(|s| (start..=end).contains(&s.t)) {
+            out[(s.t - start) as usize] = *s;
+        }
+        out
+    }
+
+    pub fn top_skus(&self, n: usize) -> Vec<Ranked> {
+        top(self.sku_gmv.iter().map(|(&id, &(gmv, units))| Ranked { id, gmv, units: Some(units) }), n)
+    }
+
+    pub fn top_merchants(&self, n: usize) -> Vec<Ranked> {
+        top(self.merchant_gmv.iter().map(|(&id, &gmv)| Ranked { id, gmv, units: None }), n)
+    }
+
+    pub fn funnel(&self, campaign: u64) -> Funnel {
+        self.funnels.get(&campaign).copied().unwrap_or_default()
+    }
+
+    pub fn funnels(&self) -> &BTreeMap<u64, Funnel> {
+        &self.funnels
+    }
+
+    /// The campaign to count down to: the next to start, else the one running that ends first.
+    pub fn next_campaign(&self, now: Millis) -> Option<CampaignTimes> {
+        let upcoming = self
+            .campaigns
+            .values()
+            .filter(|c| c.starts_at > now.0)
+            .min_by_key(|c| (c.starts_at, c.campaign_id));
+        let running = || {
+            self.campaigns
+                .values()
+                .filter(|c| c.starts_at <= now.0 && now.0 < c.ends_at)
+                .min_by_key(|c| (c.ends_at, c.campaign_id))
+        };
+        upcoming.or_else(running).copied()
+    }
+}
+
+fn campaigns(lines: &[Line]) -> impl Iterator<Item = u64> + '_ {
+    let mut seen: Vec<u64> = Vec::new();
+    lines.iter().filter_map(|l| l.campaign).filter(move |c| {
+        let new = !seen.contains(c);
+        seen.push(*c);
+        new
+    })
+}
+
+/// The `n` largest by GMV, ties by id (a stable order for the screen).
+fn top(items: impl Iterator<Item = Ranked>, n: usize) -> Vec<Ranked> {
+    let mut all: Vec<Ranked> = items.filter(|r| r.gmv != 0).collect();
+    all.sort_unstable_by(|a, b| b.gmv.cmp(&a.gmv).then(a.id.cmp(&b.id)));
+    all.truncate(n);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cny() -> Currency {
+        Currency::parse("CNY").unwrap()
+    }
+
+    fn line(sku: u64, amount: u64, campaign: Option<u64>) -> Line {
+        Line { sku, quantity: 1, amount, campaign }
+    }
+
+    #[test]
+    fn seconds_are_counted_with_gaps_as_zeros_and_the_window_is_bounded() {
+        let mut a = Analytics::default();
+        let (t, c) = (1_000_000, cny());
+        a.fold(&Event::Placed {
+            at: Millis(t * 1_000),
+            buyer: 1,
+            currency: c,
+            lines: vec![line(1, 100, None)],
+        });
+        a.fold(&Event::Placed {
+            at: Millis(t * 1_000 + 999),
+            buyer: 2,
+            currency: c,
+            lines: vec![line(1, 100, None)],
+        });
+        let paid = Event::Paid {
+            at: Millis((t + 3) * 1_000),
+            merchant: 1,
+            currency: c,
+            total: 250,
+            lines: vec![line(1, 100, None)],
+        };
+        a.fold(&paid);
+        let timeline = a.timeline(Millis((t + 4) * 1_000), 5);
+        let counts: Vec<(u64, u64)> = timeline.iter().map(|s| (s.orders, s.payments)).collect();
+        assert_eq!(counts, [(2, 0), (0, 0), (0, 0), (0, 1), (0, 0)]);
+        assert_eq!(timeline[0].t, t);
+        let summary = a.summary(Millis((t + 4) * 1_000 + 10));
+        assert_eq!((summary.payments_per_s, summary.orders_per_s, summary.peak_orders_per_s), (1, 0, 2));
+        assert_eq!((summary.gmv, summary.aov, summary.currency.as_deref()), (250, 250, Some("CNY")));
+        // An hour later the window holds 900 seconds, not 3,600.
+        a.fold(&Event::Placed { at: Millis((t + 3_600) * 1_000), buyer: 3, currency: c, lines: vec![] });
+        assert_eq!(a.seconds.len(), WINDOW_S);
+        assert_eq!(a.summary(Millis((t + 3_601) * 1_000)).peak_orders_per_s, 1);
+    }
+
+    #[test]
+    fn refunds_net_out_and_funnels_count_views_orders_and_payments() {
+        let mut a = Analytics::default();
+        let c = cny();
+        let lines = vec![line(7, 300, Some(9)), line(8, 200, None)];
+        a.fold(&Event::Viewed { at: Millis(1), sku: 7, campaign: Some(9), buyer: 1 });
+        a.fold(&Event::Viewed { at: Millis(2), sku: 7, campaign: Some(9), buyer: 2 });
+        a.fold(&Event::Placed { at: Millis(3), buyer: 1, currency: c, lines: lines.clone() });
+        a.fold(&Event::Paid { at: Millis(4), merchant: 5, currency: c, total: 450, lines: lines.clone() });
+        assert_eq!(a.funnel(9), Funnel { views: 2, orders: 1, paid: 1, gmv: 300 });
+        assert_eq!(a.top_skus(1)[0].id, 7);
+        a.fold(&Event::Refunded { at: Millis(5), merchant: 5, currency: c, amount: 450, lines });
+        let s = a.summary(Millis(6));
+        assert_eq!((s.gmv, s.paid_orders, s.refunded_orders, s.refunds), (0, 1, 1, 450));
+        assert_eq!(a.funnel(9).gmv, 0);
+        assert!(a.top_skus(10).is_empty() && a.top_merchants(10).is_empty(), "nothing net sold");
+    }
+}

@@ -1,0 +1,256 @@
+//! The read side over HTTP: business figures (`/v1/analytics/*`), storefront view events, the
+//! live feed for the big screen (server-sent events, once a second) and the screen itself.
+//!
+//! Nothing here goes through the sequencer: the figures are folded by the journal thread from
+//! durable events, and a request only takes the analytics lock long enough to copy them.
+
+use crate::api::{AppJson, AppPath, AppQuery, AppState, Auth};
+use crate::engine::now_ms;
+use crate::error::{ApiError, ErrorBody};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use elevens_admission::Stats;
+use elevens_analytics::{CampaignTimes, Event, Funnel, Ranked, Second, Summary};
+use elevens_core::{Actor, BuyerId};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+/// The most views one request may report.
+pub const VIEWS_PER_REQUEST_MAX: usize = 10_000;
+
+fn platform_only(actor: Actor) -> Result<(), ApiError> {
+    match actor {
+        Actor::Admin | Actor::Service => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "platform figures need an admin or service key",
+        )),
+    }
+}
+
+/// GMV, paid orders, AOV, orders/s and payments/s (the last complete second), refunds.
+#[utoipa::path(get, path = "/v1/analytics/summary", tag = "analytics",
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn summary(State(app): State<AppState>, Auth(actor): Auth) -> Result<Json<Summary>, ApiError> {
+    platform_only(actor)?;
+    Ok(Json(app.engine.analytics.lock().summary(now_ms())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineParams {
+    /// How many seconds back (at most 900; default 60).
+    pub seconds: Option<usize>,
+}
+
+/// Orders, payments and GMV per second, oldest first (a rolling window of 15 minutes).
+#[utoipa::path(get, path = "/v1/analytics/timeline", tag = "analytics", params(TimelineParams),
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn timeline(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<TimelineParams>,
+) -> Result<Json<Vec<Second>>, ApiError> {
+    platform_only(actor)?;
+    let seconds = params.seconds.unwrap_or(60).clamp(1, elevens_analytics::WINDOW_S);
+    Ok(Json(app.engine.analytics.lock().timeline(now_ms(), seconds)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopResponse {
+    #[schema(value_type = Vec<Object>)]
+    pub skus: Vec<Ranked>,
+    #[schema(value_type = Vec<Object>)]
+    pub merchants: Vec<Ranked>,
+}
+
+/// The ten SKUs and merchants with the most GMV (net of refunds).
+#[utoipa::path(get, path = "/v1/analytics/top", tag = "analytics",
+    responses((status = 200, body = TopResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn top(State(app): State<AppState>, Auth(actor): Auth) -> Result<Json<TopResponse>, ApiError> {
+    platform_only(actor)?;
+    let analytics = app.engine.analytics.lock();
+    Ok(Json(TopResponse { skus: analytics.top_skus(10), merchants: analytics.top_merchants(10) }))
+}
+
+/// A campaign's funnel: views → orders → paid, with the conversion at each step.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunnelView {
+    pub campaign_id: u64,
+    pub views: u64,
+    pub orders: u64,
+    pub paid: u64,
+    /// Paid minus refunded, at the campaign's line amounts.
+    #[schema(value_type = i64)]
+    pub gmv: i128,
+    /// orders / views; null without views.
+    pub view_to_order: Option<f64>,
+    /// paid / orders; null without orders.
+    pub order_to_paid: Option<f64>,
+}
+
+fn funnel_view(campaign_id: u64, f: Funnel) -> FunnelView {
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    FunnelView {
+        campaign_id,
+        views: f.views,
+        orders: f.orders,
+        paid: f.paid,
+        gmv: f.gmv,
+        view_to_order: ratio(f.orders, f.views),
+        order_to_paid: ratio(f.paid, f.orders),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/analytics/campaigns/{id}/funnel", tag = "analytics",
+    responses((status = 200, body = FunnelView), (status = "4XX", body = ErrorBody)))]
+pub async fn funnel(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Result<Json<FunnelView>, ApiError> {
+    platform_only(actor)?;
+    Ok(Json(funnel_view(id, app.engine.analytics.lock().funnel(id))))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    pub sku_id: u64,
+    pub campaign_id: Option<u64>,
+    pub buyer_id: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViewsRequest {
+    pub views: Vec<View>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViewsAccepted {
+    pub accepted: usize,
+}
+
+/// Storefronts report what buyers were shown (for funnels and experiments). Not journaled: views
+/// are counted live and restart at zero with the process.
+#[utoipa::path(post, path = "/v1/events/views", tag = "analytics", request_body = ViewsRequest,
+    responses((status = 202, body = ViewsAccepted), (status = "4XX", body = ErrorBody)))]
+pub async fn views(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    AppJson(request): AppJson<ViewsRequest>,
+) -> Result<(StatusCode, Json<ViewsAccepted>), ApiError> {
+    if request.views.len() > VIEWS_PER_REQUEST_MAX {
+        let message = format!("at most {VIEWS_PER_REQUEST_MAX} views per request");
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message));
+    }
+    if let Some(v) = request.views.iter().find(|v| !actor.may_act_for_buyer(BuyerId(v.buyer_id))) {
+        let message = format!("this key may not report views for buyer {}", v.buyer_id);
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
+    }
+    if request.views.iter().any(|v| v.sku_id == 0 || v.buyer_id == 0 || v.campaign_id == Some(0)) {
+        return Err(ApiError::bad_request("invalid_body", "ids start at 1"));
+    }
+    let at = now_ms();
+    let mut analytics = app.engine.analytics.lock();
+    for v in &request.views {
+        analytics.fold(&Event::Viewed { at, sku: v.sku_id, campaign: v.campaign_id, buyer: v.buyer_id });
+    }
+    Ok((StatusCode::ACCEPTED, Json(ViewsAccepted { accepted: request.views.len() })))
+}
+
+/// One frame of the big screen.
+#[derive(Debug, Serialize)]
+pub struct Frame {
+    pub server_time: u64,
+    pub summary: Summary,
+    pub timeline: Vec<Second>,
+    pub top_skus: Vec<Ranked>,
+    pub top_merchants: Vec<Ranked>,
+    pub funnels: Vec<FunnelView>,
+    pub next_campaign: Option<CampaignTimes>,
+    pub admission: Stats,
+}
+
+pub fn frame(app: &AppState) -> Frame {
+    let now = now_ms();
+    let admission = app.gate.stats();
+    let analytics = app.engine.analytics.lock();
+    Frame {
+        server_time: now.0,
+        summary: analytics.summary(now),
+        timeline: analytics.timeline(now, 120),
+        top_skus: analytics.top_skus(8),
+        top_merchants: analytics.top_merchants(5),
+        funnels: analytics.funnels().iter().rev().take(4).map(|(&id, &f)| funnel_view(id, f)).collect(),
+        next_campaign: analytics.next_campaign(now),
+        admission,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyParam {
+    /// The API key, for clients that cannot send headers (a browser's EventSource).
+    pub key: Option<String>,
+}
+
+/// The actor of a request that may carry its key in the query string.
+fn query_or_header_actor(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+    key: Option<&str>,
+) -> Result<Actor, ApiError> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let secret = key.or(from_header).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send an API key (Bearer, or ?key= for the live feed)",
+        )
+    })?;
+    let actor = app.engine.keys.authenticate(secret.trim()).ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "unknown or revoked API key")
+    })?;
+    platform_only(actor)?;
+    Ok(actor)
+}
+
+/// The big screen's feed: a [`Frame`] as JSON every second (server-sent events). Not in the
+/// OpenAPI document (a stream); the key may come as `?key=`.
+pub async fn live(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    AppQuery(params): AppQuery<KeyParam>,
+) -> Result<Response, ApiError> {
+    query_or_header_actor(&app, &headers, params.key.as_deref())?;
+    let ticks = tokio_stream_interval(Duration::from_secs(1));
+    let stream = futures::StreamExt::map(ticks, move |()| {
+        let data = serde_json::to_string(&frame(&app)).unwrap_or_else(|_| "{}".into());
+        Ok::<_, Infallible>(SseEvent::default().event("frame").data(data))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// A tick now and then every `period`, as a stream.
+fn tokio_stream_interval(period: Duration) -> impl futures::Stream<Item = ()> {
+    futures::stream::unfold(tokio::time::interval(period), |mut interval| async move {
+        interval.tick().await;
+        Some(((), interval))
+    })
+}
+
+/// The big screen: one page, embedded in the binary.
+pub async fn screen() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Html(elevens_web::SCREEN_HTML))
+}
