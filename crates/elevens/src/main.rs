@@ -84,6 +84,22 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The whole system at work: a fresh server, a marketplace, a flash sale opening in 30 s,
+    /// and 11.11 midnight played against it (calm, countdown, 10x spike, tail) until Ctrl-C.
+    /// Watch it on the big screen whose URL it prints.
+    Demo {
+        /// A fresh data directory (refused if it holds a journal); default: a new one under the
+        /// current directory, removed at the end.
+        #[arg(long, env = "ELEVENS_DATA")]
+        data: Option<PathBuf>,
+        #[arg(long, env = "ELEVENS_LISTEN", default_value = "127.0.0.1:8011")]
+        listen: SocketAddr,
+        /// Seconds until the flash sale opens.
+        #[arg(long, default_value_t = 30)]
+        starts_in: u64,
+        #[arg(long, default_value_t = 1111)]
+        seed: u64,
+    },
     /// Replay a data directory offline, check every invariant and print the state digest.
     /// Exits non-zero if an invariant fails or if replay from empty disagrees with the snapshot.
     Audit {
@@ -135,6 +151,7 @@ fn main() -> ExitCode {
             serve(config)
         }
         Cmd::Audit { data } => audit(data),
+        Cmd::Demo { data, listen, starts_in, seed } => demo(data, listen, starts_in, seed),
         Cmd::Bench {
             workload,
             mode,
@@ -237,6 +254,51 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping: finishing the last batch");
     }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) -> anyhow::Result<ExitCode> {
+    let scratch;
+    let data = match data {
+        Some(dir) if dir.join("journal").exists() => {
+            anyhow::bail!("{} already holds a journal: the demo needs a fresh data directory", dir.display())
+        }
+        Some(dir) => dir,
+        None => {
+            scratch = tempfile::Builder::new().prefix("elevens-demo-").tempdir_in(".")?;
+            scratch.path().to_path_buf()
+        }
+    };
+    // Port 0: take a free port now, so the demo knows where to find its server.
+    let listen = match listen.port() {
+        0 => std::net::TcpListener::bind(listen)?.local_addr()?,
+        _ => listen,
+    };
+    let config = Config::new(data.clone(), listen);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut server_stopped = stopped.clone();
+        let server = tokio::spawn(elevens_server::serve(config, async move {
+            let _ = server_stopped.wait_for(|stop| *stop).await;
+        }));
+        let base = format!("http://{listen}");
+        let admin_key = elevens_bench::demo::wait_ready(&base, &data.join("admin.key")).await?;
+        let play = tokio::spawn(elevens_bench::demo::run(
+            base,
+            admin_key,
+            std::time::Duration::from_secs(starts_in),
+            seed,
+            stopped,
+        ));
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => println!("stopping: the last batch is made durable"),
+            played = play => played??,
+        }
+        let _ = stop.send(true);
+        server.await??;
+        anyhow::Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

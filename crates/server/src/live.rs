@@ -186,7 +186,8 @@ pub fn frame(app: &AppState) -> Frame {
     Frame {
         server_time: now.0,
         summary: analytics.summary(now),
-        timeline: analytics.timeline(now, 120),
+        // Up to the last complete second: the current one is still filling.
+        timeline: analytics.timeline(elevens_core::Millis(now.0.saturating_sub(1_000)), 120),
         top_skus: analytics.top_skus(8),
         top_merchants: analytics.top_merchants(5),
         funnels: analytics.funnels().iter().rev().take(4).map(|(&id, &f)| funnel_view(id, f)).collect(),
