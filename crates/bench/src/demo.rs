@@ -117,7 +117,7 @@ async fn marketplace(admin: &Api, starts_in: Duration, rng: &mut rand::rngs::Std
     if status != 201 {
         bail!("creating the campaign: {status} {body}");
     }
-    let packet = json!({"amount": 100_000_00, "count": 10_000, "currency": "CNY", "starts_at": starts_at,
+    let packet = json!({"amount": 10_000_000, "count": 10_000, "currency": "CNY", "starts_at": starts_at,
         "ends_at": starts_at + 3_600_000});
     let (status, body) = admin.post("/v1/red-packets", "demo-red-packet", packet).await?;
     if status != 201 {
