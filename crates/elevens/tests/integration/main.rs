@@ -5,6 +5,7 @@ mod analytics;
 mod bad_input;
 mod bench_smoke;
 mod crash;
+mod demo;
 mod harness;
 mod openapi;
 mod oversell;
