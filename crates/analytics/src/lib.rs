@@ -10,7 +10,10 @@
 //! Views come from storefronts through the API and are not journaled: a funnel's view count
 //! restarts at zero with the process.
 
+pub mod experiments;
+
 use elevens_core::{Currency, Millis, Outcome, State};
+use experiments::{Experiment, ExperimentResults, VariantStats};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -39,6 +42,7 @@ pub enum Event {
     },
     Paid {
         at: Millis,
+        buyer: u64,
         merchant: u64,
         currency: Currency,
         total: u64,
@@ -64,6 +68,13 @@ pub enum Event {
         starts_at: Millis,
         ends_at: Millis,
         quantity: u64,
+    },
+    ExperimentCreated {
+        id: u64,
+        name: String,
+        variants: Vec<(String, u32)>,
+        starts_at: Millis,
+        ends_at: Millis,
     },
 }
 
@@ -101,11 +112,15 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
             let o = state.order(order).ok()?;
             Some(Event::Paid {
                 at,
+                buyer: o.buyer.0,
                 merchant: o.merchant.0,
                 currency: o.currency,
                 total: total.0,
                 lines: lines(o),
             })
+        }
+        Outcome::ExperimentCreated { experiment } => {
+            Some(experiment_event(experiment, state.experiment(experiment).ok()?))
         }
         Outcome::CampaignCreated { campaign } => {
             let c = state.campaign(campaign).ok()?;
@@ -129,6 +144,16 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
             })
         }
         _ => None,
+    }
+}
+
+fn experiment_event(id: elevens_core::ExperimentId, e: &elevens_core::NewExperiment) -> Event {
+    Event::ExperimentCreated {
+        id: id.0,
+        name: e.name.clone(),
+        variants: e.variants.iter().map(|v| (v.name.clone(), v.weight)).collect(),
+        starts_at: e.starts_at,
+        ends_at: e.ends_at,
     }
 }
 
@@ -169,6 +194,7 @@ pub struct Analytics {
     merchant_gmv: FxHashMap<u64, i128>,
     funnels: BTreeMap<u64, Funnel>,
     campaigns: BTreeMap<u64, CampaignTimes>,
+    experiments: BTreeMap<u64, Experiment>,
 }
 
 /// The headline figures (`GET /v1/analytics/summary`).
@@ -214,6 +240,9 @@ impl Analytics {
                 quantity,
             });
         }
+        for (id, e) in state.experiments() {
+            analytics.fold(&experiment_event(id, e));
+        }
         for (_, order) in state.orders() {
             let at = order.placed_at;
             analytics.fold(&Event::Placed {
@@ -227,6 +256,7 @@ impl Analytics {
                 let merchant = order.merchant.0;
                 let paid = Event::Paid {
                     at,
+                    buyer: order.buyer.0,
                     merchant,
                     currency: order.currency,
                     total: order.total.0,
@@ -273,7 +303,17 @@ impl Analytics {
                     self.funnels.entry(campaign).or_default().orders += 1;
                 }
             }
-            Event::Paid { at, merchant, currency, total, lines } => {
+            Event::Paid { at, buyer, merchant, currency, total, lines } => {
+                for e in self.experiments.values_mut().filter(|e| e.running(at.0)) {
+                    let variant = experiments::assign_in(e, *buyer);
+                    let stats = &mut e.variants[variant];
+                    if stats.exposed.contains(buyer) {
+                        stats.converted.insert(*buyer);
+                        stats.orders += 1;
+                        stats.sum += u128::from(*total);
+                        stats.sum_sq += (*total as f64).powi(2);
+                    }
+                }
                 let totals = self.by_currency.entry(*currency).or_default();
                 totals.gmv += i128::from(*total);
                 totals.paid_orders += 1;
@@ -296,10 +336,26 @@ impl Analytics {
                 *self.merchant_gmv.entry(*merchant).or_default() -= i128::from(*amount);
                 self.lines(lines, -1);
             }
-            Event::Viewed { campaign, .. } => {
+            Event::Viewed { at, buyer, campaign, .. } => {
+                for e in self.experiments.values_mut().filter(|e| e.running(at.0)) {
+                    let variant = experiments::assign_in(e, *buyer);
+                    e.variants[variant].exposed.insert(*buyer);
+                }
                 if let Some(campaign) = campaign {
                     self.funnels.entry(*campaign).or_default().views += 1;
                 }
+            }
+            Event::ExperimentCreated { id, name, variants, starts_at, ends_at } => {
+                let experiment = Experiment {
+                    id: *id,
+                    name: name.clone(),
+                    names: variants.iter().map(|v| v.0.clone()).collect(),
+                    weights: variants.iter().map(|v| v.1).collect(),
+                    starts_at: starts_at.0,
+                    ends_at: ends_at.0,
+                    variants: variants.iter().map(|_| VariantStats::default()).collect(),
+                };
+                self.experiments.insert(*id, experiment);
             }
             Event::CampaignCreated { id, sku, starts_at, ends_at, quantity } => {
                 let times = CampaignTimes {
@@ -373,6 +429,23 @@ impl Analytics {
         &self.funnels
     }
 
+    /// An experiment's results so far, with its tests against the control.
+    pub fn experiment(&self, id: u64) -> Option<ExperimentResults> {
+        self.experiments.get(&id).map(|e| experiments::results(id, e))
+    }
+
+    /// The variant (index and name) of `buyer` in experiment `id`.
+    pub fn variant(&self, id: u64, buyer: u64) -> Option<(usize, String)> {
+        let e = self.experiments.get(&id)?;
+        let i = experiments::assign_in(e, buyer);
+        Some((i, e.names[i].clone()))
+    }
+
+    /// The newest experiment, for the big screen.
+    pub fn latest_experiment(&self) -> Option<ExperimentResults> {
+        self.experiments.iter().next_back().map(|(&id, e)| experiments::results(id, e))
+    }
+
     /// The campaign to count down to: the next to start, else the one running that ends first.
     pub fn next_campaign(&self, now: Millis) -> Option<CampaignTimes> {
         let upcoming = self
@@ -437,6 +510,7 @@ mod tests {
         });
         let paid = Event::Paid {
             at: Millis((t + 3) * 1_000),
+            buyer: 1,
             merchant: 1,
             currency: c,
             total: 250,
@@ -464,7 +538,14 @@ mod tests {
         a.fold(&Event::Viewed { at: Millis(1), sku: 7, campaign: Some(9), buyer: 1 });
         a.fold(&Event::Viewed { at: Millis(2), sku: 7, campaign: Some(9), buyer: 2 });
         a.fold(&Event::Placed { at: Millis(3), buyer: 1, currency: c, lines: lines.clone() });
-        a.fold(&Event::Paid { at: Millis(4), merchant: 5, currency: c, total: 450, lines: lines.clone() });
+        a.fold(&Event::Paid {
+            at: Millis(4),
+            buyer: 1,
+            merchant: 5,
+            currency: c,
+            total: 450,
+            lines: lines.clone(),
+        });
         assert_eq!(a.funnel(9), Funnel { views: 2, orders: 1, paid: 1, gmv: 300 });
         assert_eq!(a.top_skus(1)[0].id, 7);
         a.fold(&Event::Refunded { at: Millis(5), merchant: 5, currency: c, amount: 450, lines });

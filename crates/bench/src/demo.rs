@@ -201,7 +201,13 @@ async fn play(
             if now < starts_at && rng.random_bool(0.5) {
                 views.push(json!({"sku_id": 1, "campaign_id": 1, "buyer_id": buyer}));
             }
-            let buys = if now < starts_at { rng.random_bool(0.3) } else { hot || rng.random_bool(0.4) };
+            // Variant B of the experiment (bigger photos) converts a tenth better.
+            let lift = if elevens_analytics::experiments::assign(1, buyer, &[1, 1]) == 1 { 1.1 } else { 1.0 };
+            let buys = if now < starts_at {
+                rng.random_bool(0.3 * lift)
+            } else {
+                hot || rng.random_bool(0.4 * lift)
+            };
             if !buys {
                 continue;
             }
@@ -275,6 +281,12 @@ pub async fn run(
         .await?;
     if !response.status().is_success() {
         bail!("setting the admission rules: {}", response.status());
+    }
+    let experiment = json!({"name": "bigger product photos", "starts_at": now_ms(), "ends_at": now_ms() + 86_400_000,
+        "variants": [{"name": "A: classic", "weight": 1}, {"name": "B: bigger photos", "weight": 1}]});
+    let (status, body) = admin.post("/v1/experiments", "demo-experiment", experiment).await?;
+    if status != 201 {
+        bail!("creating the experiment: {status} {body}");
     }
     println!("ready in {:.1?}", started.elapsed());
     println!();

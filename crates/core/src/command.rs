@@ -167,6 +167,25 @@ pub enum Command {
         packet: RedPacketId,
         buyer: BuyerId,
     },
+    /// Defines an A/B experiment (admin). Buyers are assigned by a stable hash, not stored.
+    CreateExperiment(NewExperiment),
+}
+
+/// An A/B experiment: from `starts_at` to `ends_at`, each buyer sees one variant, chosen by a
+/// stable hash of the experiment and the buyer in proportion to the weights. The first variant
+/// is the control.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NewExperiment {
+    pub name: String,
+    pub variants: Vec<Variant>,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Variant {
+    pub name: String,
+    pub weight: u32,
 }
 
 impl Command {
@@ -191,6 +210,7 @@ impl Command {
             Command::CreateRedPacket(_) => "create_red_packet",
             Command::CloseRedPacket { .. } => "close_red_packet",
             Command::ClaimRedPacket { .. } => "claim_red_packet",
+            Command::CreateExperiment(_) => "create_experiment",
         }
     }
 }
@@ -267,5 +287,8 @@ pub enum Outcome {
         packet: RedPacketId,
         amount: Amount,
         transfer: TransferId,
+    },
+    ExperimentCreated {
+        experiment: ExperimentId,
     },
 }

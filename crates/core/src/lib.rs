@@ -18,8 +18,8 @@ pub mod types;
 
 pub use audit::{AuditReport, Check};
 pub use command::{
-    Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCoupon, NewRedPacket, NewSku,
-    Outcome, Role,
+    Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCoupon, NewExperiment,
+    NewRedPacket, NewSku, Outcome, Role, Variant,
 };
 pub use error::{CoreError, ErrorKind};
 pub use ledger::{Owner, TransferKind};

@@ -34,5 +34,9 @@ pub const PROMOTION_DURATION_MS_MAX: u64 = 93 * 24 * 3_600_000;
 pub const COUPONS_PER_ORDER_MAX: usize = 2;
 /// How many times one buyer may use one coupon, at most.
 pub const COUPON_USES_PER_BUYER_MAX: u32 = 1_000;
+/// The most variants of one A/B experiment.
+pub const EXPERIMENT_VARIANTS_MAX: usize = 8;
+/// A variant's weight, at most (weights are relative).
+pub const EXPERIMENT_WEIGHT_MAX: u32 = 10_000;
 /// The most shares one red packet may be split into.
 pub const RED_PACKET_SHARES_MAX: u32 = 10_000_000;

@@ -150,6 +150,8 @@ pub struct State {
     pub(crate) red_packets: Vec<RedPacket>,
     /// Open red packets by end time.
     pub(crate) red_packet_ends: BTreeSet<(Millis, RedPacketId)>,
+    /// A/B experiments (definitions only: assignment is a hash, outcomes are analytics').
+    pub(crate) experiments: Vec<NewExperiment>,
 }
 
 /// Whether the command changed the state (and so must be journaled) or only answered.
@@ -236,6 +238,7 @@ impl State {
             Command::CreateRedPacket(new) => self.create_red_packet(actor, now, new),
             Command::CloseRedPacket { packet } => self.close_red_packet_by(actor, now, *packet),
             Command::ClaimRedPacket { packet, buyer } => self.claim_red_packet(actor, now, *packet, *buyer),
+            Command::CreateExperiment(new) => self.create_experiment(actor, new),
         }
     }
 
@@ -391,6 +394,33 @@ impl State {
         }
         self.merchants.push(Merchant { name: name.to_owned(), commission_bps });
         Ok(Outcome::MerchantCreated { merchant: MerchantId::from_index(self.merchants.len() - 1) })
+    }
+
+    fn create_experiment(&mut self, actor: Actor, new: &NewExperiment) -> Result<Outcome, CoreError> {
+        Self::require_admin(actor, "define experiments")?;
+        Self::check_name("name", &new.name, NAME_BYTES_MAX)?;
+        if !(2..=EXPERIMENT_VARIANTS_MAX).contains(&new.variants.len()) {
+            return Err(out_of_bounds("variants", "between 2 and 8"));
+        }
+        for variant in &new.variants {
+            Self::check_name("variant name", &variant.name, NAME_BYTES_MAX)?;
+            if !(1..=EXPERIMENT_WEIGHT_MAX).contains(&variant.weight) {
+                return Err(out_of_bounds("weight", "between 1 and 10000"));
+            }
+        }
+        if new.ends_at <= new.starts_at || new.ends_at.0 - new.starts_at.0 > PROMOTION_DURATION_MS_MAX {
+            return Err(out_of_bounds("ends_at", "after starts_at, at most 93 days later"));
+        }
+        self.experiments.push(new.clone());
+        Ok(Outcome::ExperimentCreated { experiment: ExperimentId::from_index(self.experiments.len() - 1) })
+    }
+
+    pub fn experiment(&self, id: ExperimentId) -> Result<&NewExperiment, CoreError> {
+        id.index().and_then(|i| self.experiments.get(i)).ok_or(CoreError::NotFound("experiment"))
+    }
+
+    pub fn experiments(&self) -> impl ExactSizeIterator<Item = (ExperimentId, &NewExperiment)> + '_ {
+        self.experiments.iter().enumerate().map(|(i, e)| (ExperimentId::from_index(i), e))
     }
 
     fn create_buyer(&mut self, actor: Actor, name: &str) -> Result<Outcome, CoreError> {

@@ -39,6 +39,10 @@ id_type!(
     BuyerId
 );
 id_type!(
+    /// An A/B experiment.
+    ExperimentId
+);
+id_type!(
     /// A stock-keeping unit: one sellable item of one merchant.
     SkuId
 );

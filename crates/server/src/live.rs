@@ -13,6 +13,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use elevens_admission::Stats;
+use elevens_analytics::experiments::ExperimentResults;
 use elevens_analytics::{CampaignTimes, Event, Funnel, Ranked, Second, Summary};
 use elevens_core::{Actor, BuyerId};
 use serde::{Deserialize, Serialize};
@@ -166,6 +167,55 @@ pub async fn views(
     Ok((StatusCode::ACCEPTED, Json(ViewsAccepted { accepted: request.views.len() })))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VariantParams {
+    pub buyer_id: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantAnswer {
+    pub experiment_id: u64,
+    pub buyer_id: u64,
+    /// The variant's position (0 is the control) and name.
+    pub variant: usize,
+    pub name: String,
+}
+
+fn unknown_experiment() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such experiment")
+}
+
+/// Which variant a storefront shows this buyer: a stable hash, the same answer every time.
+#[utoipa::path(get, path = "/v1/experiments/{id}/variant", tag = "analytics", params(VariantParams),
+    responses((status = 200, body = VariantAnswer), (status = "4XX", body = ErrorBody)))]
+pub async fn variant(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+    AppQuery(params): AppQuery<VariantParams>,
+) -> Result<Json<VariantAnswer>, ApiError> {
+    if !actor.may_act_for_buyer(BuyerId(params.buyer_id)) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not this buyer's key"));
+    }
+    let (variant, name) =
+        app.engine.analytics.lock().variant(id, params.buyer_id).ok_or_else(unknown_experiment)?;
+    Ok(Json(VariantAnswer { experiment_id: id, buyer_id: params.buyer_id, variant, name }))
+}
+
+/// Per variant: buyers shown, conversion, AOV, GMV per buyer; against the control, a
+/// two-proportion z-test on conversion and Welch's t-test on order value, and a verdict.
+#[utoipa::path(get, path = "/v1/experiments/{id}/results", tag = "analytics",
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
+pub async fn experiment_results(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Result<Json<ExperimentResults>, ApiError> {
+    platform_only(actor)?;
+    app.engine.analytics.lock().experiment(id).map(Json).ok_or_else(unknown_experiment)
+}
+
 /// One frame of the big screen.
 #[derive(Debug, Serialize)]
 pub struct Frame {
@@ -177,6 +227,7 @@ pub struct Frame {
     pub funnels: Vec<FunnelView>,
     pub next_campaign: Option<CampaignTimes>,
     pub admission: Stats,
+    pub experiment: Option<ExperimentResults>,
 }
 
 pub fn frame(app: &AppState) -> Frame {
@@ -193,6 +244,7 @@ pub fn frame(app: &AppState) -> Frame {
         funnels: analytics.funnels().iter().rev().take(4).map(|(&id, &f)| funnel_view(id, f)).collect(),
         next_campaign: analytics.next_campaign(now),
         admission,
+        experiment: analytics.latest_experiment(),
     }
 }
 

@@ -33,6 +33,7 @@ pub enum Query {
     BuyerCoupons(BuyerId),
     /// A buyer's red-packet shares.
     BuyerClaims(BuyerId),
+    Experiment(ExperimentId),
 }
 
 /// The most entries one list answer carries.
@@ -58,6 +59,34 @@ pub enum View {
     RedPackets(RedPacketList),
     Claim(ClaimView),
     Claims(ClaimList),
+    Experiment(ExperimentView),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantView {
+    pub name: String,
+    pub weight: u32,
+}
+
+/// An A/B experiment's definition; its results are at `/v1/experiments/{id}/results`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentView {
+    pub experiment_id: u64,
+    pub name: String,
+    /// The first is the control.
+    pub variants: Vec<VariantView>,
+    pub starts_at: u64,
+    pub ends_at: u64,
+}
+
+pub fn experiment_view(id: ExperimentId, e: &NewExperiment) -> View {
+    View::Experiment(ExperimentView {
+        experiment_id: id.0,
+        name: e.name.clone(),
+        variants: e.variants.iter().map(|v| VariantView { name: v.name.clone(), weight: v.weight }).collect(),
+        starts_at: e.starts_at.0,
+        ends_at: e.ends_at.0,
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -517,6 +546,7 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
             Owner::Platform | Owner::External | Owner::Escrow(_) => actor == Actor::Admin,
         },
         Query::Audit => actor == Actor::Admin,
+        Query::Experiment(_) => matches!(actor, Actor::Admin | Actor::Service),
     })
 }
 
@@ -566,6 +596,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
             Ok(View::Coupons(CouponList { coupons }))
         }
         Query::RedPacket(id) => Ok(View::RedPacket(red_packet_view(id, state.red_packet(id)?, now))),
+        Query::Experiment(id) => Ok(experiment_view(id, state.experiment(id)?)),
         Query::RedPackets => {
             let red_packets = state
                 .red_packets()
@@ -673,6 +704,9 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
         }
         Outcome::RedPacketCreated { packet } | Outcome::RedPacketClosed { packet, .. } => {
             Ok(View::RedPacket(red_packet_view(packet, state.red_packet(packet)?, now)))
+        }
+        Outcome::ExperimentCreated { experiment } => {
+            Ok(experiment_view(experiment, state.experiment(experiment)?))
         }
         Outcome::RedPacketClaimed { packet, amount, transfer } => Ok(View::Claim(ClaimView {
             red_packet_id: packet.0,

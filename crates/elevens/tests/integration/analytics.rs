@@ -90,3 +90,65 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
         assert_eq!(again[field], summary[field], "{field}: {again} vs {summary}");
     }
 }
+
+#[tokio::test]
+async fn an_experiment_assigns_buyers_stably_and_reports_per_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (merchant, service) = server.marketplace(40, 1_000_000).await;
+    let sku_id = sku(&server, &merchant, 1_000, 1_000).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let admin = server.admin.clone();
+    let definition = |variants: Value| json!({"name": "bigger photos", "variants": variants, "starts_at": now - 1_000, "ends_at": now + 3_600_000});
+    // One variant is no experiment; a weight of 0 is no share.
+    let (status, body) =
+        server.post("/v1/experiments", &admin, "e0", definition(json!([{"name": "A", "weight": 1}]))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("out_of_bounds")), "{body}");
+    let zero = json!([{"name": "A", "weight": 1}, {"name": "B", "weight": 0}]);
+    assert_eq!(server.post("/v1/experiments", &admin, "e00", definition(zero)).await.0, 400);
+    assert_eq!(server.post("/v1/experiments", &service, "e-svc", definition(json!([]))).await.0, 403);
+    let variants = json!([{"name": "A", "weight": 1}, {"name": "B", "weight": 1}]);
+    let (status, experiment) = server.post("/v1/experiments", &admin, "e1", definition(variants)).await;
+    assert_eq!(status, 201, "{experiment}");
+    assert_eq!(experiment["variants"][1]["name"], "B");
+    assert_eq!(server.get("/v1/experiments/1", &service).await.1, experiment);
+
+    // Every buyer sees a variant, the same one each time; both variants get buyers.
+    let mut of = std::collections::BTreeMap::new();
+    for buyer in 1..=40u64 {
+        let path = format!("/v1/experiments/1/variant?buyer_id={buyer}");
+        let (status, first) = server.get(&path, &service).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(server.get(&path, &service).await.1, first);
+        of.insert(buyer, first["variant"].as_u64().unwrap());
+    }
+    assert!(of.values().any(|&v| v == 0) && of.values().any(|&v| v == 1), "{of:?}");
+    assert_eq!(server.get("/v1/experiments/9/variant?buyer_id=1", &service).await.0, 404);
+
+    // All 40 are shown the page; the first 10 buy and pay.
+    let views: Vec<Value> = (1..=40).map(|b| json!({"sku_id": sku_id, "buyer_id": b})).collect();
+    assert_eq!(server.post("/v1/events/views", &service, "v", json!({"views": views})).await.0, 202);
+    for buyer in 1..=10u64 {
+        let order = json!({"buyer_id": buyer, "lines": [{"sku_id": sku_id, "quantity": 1}]});
+        let (_, placed) = server.post("/v1/orders", &service, &format!("o{buyer}"), order).await;
+        let id = placed["order_id"].as_u64().unwrap();
+        assert_eq!(
+            server.post(&format!("/v1/orders/{id}/pay"), &service, &format!("p{buyer}"), json!(null)).await.0,
+            200
+        );
+    }
+    let results = server.get("/v1/experiments/1/results", &service).await.1;
+    let variants = results["variants"].as_array().unwrap();
+    for (i, v) in variants.iter().enumerate() {
+        let shown = of.values().filter(|&&x| x == i as u64).count() as u64;
+        let converted = (1..=10u64).filter(|b| of[b] == i as u64).count() as u64;
+        assert_eq!(
+            (v["buyers"].as_u64(), v["converted"].as_u64()),
+            (Some(shown), Some(converted)),
+            "{results}"
+        );
+        assert_eq!(v["gmv"].as_u64(), Some(converted * 1_000), "{results}");
+    }
+    assert!(variants[1]["verdict"].as_str().unwrap().starts_with("B vs A: conversion"), "{results}");
+    assert_eq!(server.get("/v1/experiments/1/results", &merchant).await.0, 403);
+}

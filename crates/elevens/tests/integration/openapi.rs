@@ -50,6 +50,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/analytics/top"),
     ("get", "/v1/analytics/campaigns/{id}/funnel"),
     ("post", "/v1/events/views"),
+    ("post", "/v1/experiments"),
+    ("get", "/v1/experiments/{id}"),
+    ("get", "/v1/experiments/{id}/variant"),
+    ("get", "/v1/experiments/{id}/results"),
 ];
 
 #[tokio::test]
