@@ -69,6 +69,14 @@ pub enum Event {
         ends_at: Millis,
         quantity: u64,
     },
+    /// A new SKU (for the search index; the figures ignore it).
+    SkuCreated {
+        sku: u64,
+        merchant: u64,
+        title: String,
+        description: String,
+        price: u64,
+    },
     ExperimentCreated {
         id: u64,
         name: String,
@@ -117,6 +125,16 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
                 currency: o.currency,
                 total: total.0,
                 lines: lines(o),
+            })
+        }
+        Outcome::SkuCreated { sku, .. } => {
+            let s = state.sku(sku).ok()?;
+            Some(Event::SkuCreated {
+                sku: sku.0,
+                merchant: s.merchant.0,
+                title: s.title.clone(),
+                description: s.description.clone(),
+                price: s.price.0,
             })
         }
         Outcome::ExperimentCreated { experiment } => {
@@ -345,6 +363,7 @@ impl Analytics {
                     self.funnels.entry(*campaign).or_default().views += 1;
                 }
             }
+            Event::SkuCreated { .. } => {}
             Event::ExperimentCreated { id, name, variants, starts_at, ends_at } => {
                 let experiment = Experiment {
                     id: *id,

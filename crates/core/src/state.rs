@@ -305,6 +305,11 @@ impl State {
         id.index().and_then(|i| self.orders.get(i)).ok_or(CoreError::NotFound("order"))
     }
 
+    /// Every SKU, oldest first.
+    pub fn skus(&self) -> impl ExactSizeIterator<Item = (SkuId, &Sku)> + '_ {
+        self.skus.iter().enumerate().map(|(i, s)| (SkuId(i as u64 + 1), s))
+    }
+
     /// Every campaign, oldest first.
     pub fn campaigns(&self) -> impl ExactSizeIterator<Item = (CampaignId, &Campaign)> + '_ {
         self.campaigns.iter().enumerate().map(|(i, c)| (CampaignId(i as u64 + 1), c))

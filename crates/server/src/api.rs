@@ -196,6 +196,11 @@ async fn write_ticketed(
     Ok((status, Json(view)))
 }
 
+/// A read through the sequencer (admitted as a read), for the other route modules.
+pub(crate) async fn read_view(app: &AppState, actor: Actor, query: Query) -> Result<View, ApiError> {
+    submit_one(app, Item::Read { actor, query }, None).await
+}
+
 async fn read(app: &AppState, actor: Actor, query: Query) -> Answer {
     Ok((StatusCode::OK, Json(submit_one(app, Item::Read { actor, query }, None).await?)))
 }
@@ -1314,4 +1319,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_experiment))
         .routes(routes!(crate::live::variant))
         .routes(routes!(crate::live::experiment_results))
+        .routes(routes!(crate::live::search))
 }

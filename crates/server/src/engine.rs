@@ -17,6 +17,7 @@ use crate::views::{self, Query, View};
 use elevens_analytics::{events_of, Analytics, Event};
 use elevens_core::{Actor, Applied, Command, CoreError, Envelope, Idempotency, Millis, State};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
+use elevens_search::{Search, SkuDoc};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,6 +87,8 @@ pub enum StartError {
     DataDir { path: String, source: std::io::Error },
     #[error("the data directory {0} is in use by another elevens process")]
     Locked(String),
+    #[error("building the search index: {0}")]
+    Search(#[from] elevens_search::SearchError),
 }
 
 /// Takes the data directory's lock file for as long as the returned file lives, so that two
@@ -164,6 +167,8 @@ pub struct EngineHandle {
     latency: Arc<AtomicU64>,
     /// The live figures, folded from each batch's events once it is durable.
     pub analytics: Arc<Mutex<Analytics>>,
+    /// Product search, fed new SKUs from the same events.
+    pub search: Arc<Search>,
 }
 
 /// The sequencer's queue is full: answer 503 with Retry-After.
@@ -218,6 +223,8 @@ impl Engine {
         let keys = Arc::new(KeyCache::from_state(&state));
         let analytics = Arc::new(Mutex::new(Analytics::from_state(&state)));
         let journal_analytics = analytics.clone();
+        let search = Arc::new(Search::from_state(&state)?);
+        let (journal_search, committer_search) = (search.clone(), Arc::downgrade(&search));
         let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
@@ -239,11 +246,16 @@ impl Engine {
             std::thread::Builder::new()
                 .name("journal".into())
                 .spawn(move || {
-                    run_journal(journal, snapshots, durable_rx, journal_latency, journal_analytics)
+                    let read_models = ReadModels { analytics: journal_analytics, search: journal_search };
+                    run_journal(journal, snapshots, durable_rx, journal_latency, read_models)
                 })
                 .expect("spawn the journal thread"),
+            std::thread::Builder::new()
+                .name("search-commit".into())
+                .spawn(move || commit_search(committer_search))
+                .expect("spawn the search committer"),
         ];
-        let handle = EngineHandle { tx, keys, latency, analytics };
+        let handle = EngineHandle { tx, keys, latency, analytics, search };
         Ok((Engine { handle, threads, _lock: lock }, report))
     }
 
@@ -387,12 +399,50 @@ impl Sequencer {
     }
 }
 
+/// What the journal thread feeds once a batch is durable.
+struct ReadModels {
+    analytics: Arc<Mutex<Analytics>>,
+    search: Arc<Search>,
+}
+
+impl ReadModels {
+    fn fold(&self, events: &[Event]) {
+        let mut analytics = self.analytics.lock();
+        for event in events {
+            analytics.fold(event);
+            if let Event::SkuCreated { sku, merchant, title, description, price } = event {
+                let doc = SkuDoc {
+                    sku: *sku,
+                    merchant: *merchant,
+                    title: title.clone(),
+                    description: description.clone(),
+                    price: *price,
+                };
+                if let Err(error) = self.search.add(&doc) {
+                    tracing::warn!(%error, sku, "a SKU could not be indexed for search");
+                }
+            }
+        }
+    }
+}
+
+/// Makes newly indexed SKUs searchable, every 200 ms, until the engine is gone.
+fn commit_search(search: std::sync::Weak<Search>) {
+    while let Some(search) = search.upgrade() {
+        if let Err(error) = search.commit_if_dirty() {
+            tracing::warn!(%error, "search commit failed");
+        }
+        drop(search);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn run_journal(
     mut journal: Journal,
     snapshots: SnapshotStore,
     rx: crossbeam_channel::Receiver<Durable>,
     latency: Arc<AtomicU64>,
-    analytics: Arc<Mutex<Analytics>>,
+    read_models: ReadModels,
 ) {
     while let Ok(first) = rx.recv() {
         // If the disk fell behind, fold every waiting batch into this fsync.
@@ -424,8 +474,7 @@ fn run_journal(
             // Durable now; folded before the replies leave, so a client reads its own orders in
             // the figures.
             if !batch.events.is_empty() {
-                let mut analytics = analytics.lock();
-                batch.events.iter().for_each(|event| analytics.fold(event));
+                read_models.fold(&batch.events);
             }
             for (reply, results, enqueued) in batch.replies {
                 slowest = slowest.max(now - enqueued);

@@ -216,6 +216,94 @@ pub async fn experiment_results(
     app.engine.analytics.lock().experiment(id).map(Json).ok_or_else(unknown_experiment)
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Words to find in titles and descriptions (all of them); empty: every SKU.
+    #[serde(default)]
+    pub q: String,
+    pub merchant_id: Option<u64>,
+    /// Minor units, inclusive.
+    pub min_price: Option<u64>,
+    pub max_price: Option<u64>,
+    /// Only SKUs with units available now.
+    #[serde(default)]
+    pub in_stock: bool,
+    /// `relevance` (default) or `sales` (units sold).
+    pub sort: Option<String>,
+    /// At most 100; default 20.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHit {
+    pub score: f32,
+    pub sku: crate::views::SkuView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResponse {
+    pub hits: Vec<SearchHit>,
+}
+
+/// The most a search answers.
+pub const SEARCH_LIMIT_MAX: usize = 100;
+/// The longest query text, in bytes.
+pub const SEARCH_TEXT_BYTES_MAX: usize = 200;
+
+/// Product search (tantivy, BM25 over titles and descriptions), with filters by merchant, price
+/// and stock, sorted by relevance or sales. New SKUs are found within a second. Stock and sales
+/// are read from the state for the candidates, so they are exact.
+#[utoipa::path(get, path = "/v1/search", tag = "catalogue", params(SearchParams),
+    responses((status = 200, body = SearchResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn search(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<SearchParams>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let by_sales = match params.sort.as_deref() {
+        None | Some("relevance") => false,
+        Some("sales") => true,
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "sort is relevance or sales")),
+    };
+    if params.q.len() > SEARCH_TEXT_BYTES_MAX {
+        return Err(ApiError::bad_request("invalid_query", "a search is at most 200 bytes"));
+    }
+    let limit = params.limit.unwrap_or(20).clamp(1, SEARCH_LIMIT_MAX);
+    // Filtering by stock or sorting by sales happens after the index: take more candidates.
+    let candidates = if params.in_stock || by_sales { elevens_search::CANDIDATES_MAX } else { limit };
+    let query = elevens_search::SearchQuery {
+        text: params.q,
+        merchant: params.merchant_id,
+        min_price: params.min_price,
+        max_price: params.max_price,
+        limit: candidates,
+    };
+    let engine = app.engine.clone();
+    let hits = tokio::task::spawn_blocking(move || engine.search.search(&query))
+        .await
+        .map_err(|_| ApiError::shutting_down())?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "search_failed", e.to_string()))?;
+    let ids = hits.iter().map(elevens_search::sku_id).collect();
+    let scores: std::collections::HashMap<u64, f32> = hits.iter().map(|h| (h.sku, h.score)).collect();
+    let crate::views::View::Skus(list) =
+        crate::api::read_view(&app, actor, crate::views::Query::Skus(ids)).await?
+    else {
+        return Err(ApiError::shutting_down());
+    };
+    let mut found: Vec<SearchHit> = list
+        .skus
+        .into_iter()
+        .filter(|sku| !params.in_stock || sku.available > 0)
+        .map(|sku| SearchHit { score: scores.get(&sku.sku_id).copied().unwrap_or(0.0), sku })
+        .collect();
+    if by_sales {
+        found.sort_by(|a, b| b.sku.sold.cmp(&a.sku.sold).then(a.sku.sku_id.cmp(&b.sku.sku_id)));
+    }
+    found.truncate(limit);
+    Ok(Json(SearchResponse { hits: found }))
+}
+
 /// One frame of the big screen.
 #[derive(Debug, Serialize)]
 pub struct Frame {

@@ -34,6 +34,8 @@ pub enum Query {
     /// A buyer's red-packet shares.
     BuyerClaims(BuyerId),
     Experiment(ExperimentId),
+    /// Several SKUs at once (search results), in the order given; unknown ids are left out.
+    Skus(Vec<SkuId>),
 }
 
 /// The most entries one list answer carries.
@@ -60,6 +62,12 @@ pub enum View {
     Claim(ClaimView),
     Claims(ClaimList),
     Experiment(ExperimentView),
+    Skus(SkuList),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SkuList {
+    pub skus: Vec<SkuView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -547,6 +555,7 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
         },
         Query::Audit => actor == Actor::Admin,
         Query::Experiment(_) => matches!(actor, Actor::Admin | Actor::Service),
+        Query::Skus(_) => true,
     })
 }
 
@@ -597,6 +606,13 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         }
         Query::RedPacket(id) => Ok(View::RedPacket(red_packet_view(id, state.red_packet(id)?, now))),
         Query::Experiment(id) => Ok(experiment_view(id, state.experiment(id)?)),
+        Query::Skus(ref ids) => Ok(View::Skus(SkuList {
+            skus: ids
+                .iter()
+                .take(LIST_ENTRIES_MAX)
+                .filter_map(|&id| Some(sku_view(id, state.sku(id).ok()?)))
+                .collect(),
+        })),
         Query::RedPackets => {
             let red_packets = state
                 .red_packets()

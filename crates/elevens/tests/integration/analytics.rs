@@ -152,3 +152,59 @@ async fn an_experiment_assigns_buyers_stably_and_reports_per_variant() {
     assert!(variants[1]["verdict"].as_str().unwrap().starts_with("B vs A: conversion"), "{results}");
     assert_eq!(server.get("/v1/experiments/1/results", &merchant).await.0, 403);
 }
+
+#[tokio::test]
+async fn search_finds_new_skus_within_a_second_with_filters_and_sorts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let (merchant, service) = server.marketplace(5, 10_000_000).await;
+    let create = |title: &str, description: &str, price: u64, stock: u64| json!({"merchant_id": 1, "title": title, "description": description, "price": price, "currency": "CNY", "stock": stock});
+    let skus = [
+        create("Smart phone X", "flagship phone, big screen", 399_900, 5),
+        create("Phone case", "for phone X", 9_900, 100),
+        create("Rice cooker", "cooks rice", 59_900, 10),
+        create("Budget phone", "a phone for everyone", 99_900, 1),
+    ];
+    let created = std::time::Instant::now();
+    for (i, sku) in skus.into_iter().enumerate() {
+        assert_eq!(server.post("/v1/skus", &merchant, &format!("s{i}"), sku).await.0, 201);
+    }
+    let ids = |body: &Value| -> Vec<u64> {
+        body["hits"].as_array().unwrap().iter().map(|h| h["sku"]["sku_id"].as_u64().unwrap()).collect()
+    };
+    // Searchable within a second of being created.
+    let found = loop {
+        let (status, body) = server.get("/v1/search?q=phone", &service).await;
+        assert_eq!(status, 200, "{body}");
+        if ids(&body).len() == 3 {
+            break body;
+        }
+        assert!(created.elapsed() < Duration::from_secs(1), "not searchable within a second: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!ids(&found).contains(&3));
+    assert_eq!(ids(&server.get("/v1/search?q=phone&max_price=10000", &service).await.1), [2]);
+    assert_eq!(ids(&server.get("/v1/search?q=rice+cooker", &service).await.1), [3]);
+    assert_eq!(ids(&server.get("/v1/search?merchant_id=2", &service).await.1), Vec::<u64>::new());
+
+    // Sell the budget phone out and sell two flagship phones: stock and sales are exact.
+    for (i, (buyer, sku)) in [(1, 4), (2, 1), (3, 1)].into_iter().enumerate() {
+        let order = json!({"buyer_id": buyer, "lines": [{"sku_id": sku, "quantity": 1}]});
+        let (_, placed) = server.post("/v1/orders", &service, &format!("o{i}"), order).await;
+        let id = placed["order_id"].as_u64().unwrap();
+        assert_eq!(
+            server.post(&format!("/v1/orders/{id}/pay"), &service, &format!("p{i}"), json!(null)).await.0,
+            200
+        );
+    }
+    let in_stock = server.get("/v1/search?q=phone&in_stock=true", &service).await.1;
+    assert!(!ids(&in_stock).contains(&4), "{in_stock}");
+    let by_sales = server.get("/v1/search?q=phone&sort=sales", &service).await.1;
+    assert_eq!(ids(&by_sales)[..2], [1, 4], "{by_sales}");
+    assert_eq!(server.get("/v1/search?q=phone&sort=price", &service).await.0, 400);
+
+    // After a restart the index is rebuilt from the state.
+    server.kill();
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(ids(&server.get("/v1/search?q=rice", &server.admin).await.1), [3]);
+}

@@ -54,6 +54,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/experiments/{id}"),
     ("get", "/v1/experiments/{id}/variant"),
     ("get", "/v1/experiments/{id}/results"),
+    ("get", "/v1/search"),
 ];
 
 #[tokio::test]

@@ -1,0 +1,214 @@
+//! elevens-search: full-text search over SKU titles and descriptions (tantivy, BM25), with
+//! filters by merchant and price range as indexed fields. The index lives in memory: it is a
+//! read model, rebuilt from the recovered state on start ([`Search::from_state`]) and fed new
+//! SKUs from the engine's durable events ([`Search::add`]); a committer makes them searchable
+//! within a second ([`Search::commit_if_dirty`]). Stock and sales change with every order, so
+//! they are not indexed: the gateway reads them for the candidates from the state itself.
+
+use elevens_core::{SkuId, State};
+use parking_lot::Mutex;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, TEXT};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// The most candidates one search considers.
+pub const CANDIDATES_MAX: usize = 1_000;
+/// The indexing buffer, in bytes.
+const WRITER_BYTES: usize = 50_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("the query does not parse: {0}")]
+    Query(String),
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+/// A SKU as the index sees it.
+#[derive(Clone, Debug)]
+pub struct SkuDoc {
+    pub sku: u64,
+    pub merchant: u64,
+    pub title: String,
+    pub description: String,
+    pub price: u64,
+}
+
+/// What to look for. An empty `text` matches every SKU (filters only).
+#[derive(Clone, Debug, Default)]
+pub struct SearchQuery {
+    pub text: String,
+    pub merchant: Option<u64>,
+    pub min_price: Option<u64>,
+    pub max_price: Option<u64>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    pub sku: u64,
+    pub score: f32,
+}
+
+struct Fields {
+    sku: Field,
+    merchant: Field,
+    price: Field,
+    title: Field,
+    description: Field,
+}
+
+pub struct Search {
+    index: Index,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    fields: Fields,
+    dirty: AtomicBool,
+}
+
+impl Search {
+    pub fn new() -> Result<Search, SearchError> {
+        let mut schema = Schema::builder();
+        let fields = Fields {
+            sku: schema.add_u64_field("sku", INDEXED | STORED | FAST),
+            merchant: schema.add_u64_field("merchant", INDEXED | FAST),
+            price: schema.add_u64_field("price", INDEXED | FAST),
+            title: schema.add_text_field("title", TEXT),
+            description: schema.add_text_field("description", TEXT),
+        };
+        let index = Index::create_in_ram(schema.build());
+        let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Search { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false) })
+    }
+
+    /// Every SKU of the recovered state, searchable at once.
+    pub fn from_state(state: &State) -> Result<Search, SearchError> {
+        let search = Search::new()?;
+        for (id, sku) in state.skus() {
+            search.add(&SkuDoc {
+                sku: id.0,
+                merchant: sku.merchant.0,
+                title: sku.title.clone(),
+                description: sku.description.clone(),
+                price: sku.price.0,
+            })?;
+        }
+        search.commit_if_dirty()?;
+        Ok(search)
+    }
+
+    /// Adds a SKU; it becomes searchable at the next commit.
+    pub fn add(&self, sku: &SkuDoc) -> Result<(), SearchError> {
+        let f = &self.fields;
+        self.writer.lock().add_document(doc!(
+            f.sku => sku.sku,
+            f.merchant => sku.merchant,
+            f.price => sku.price,
+            f.title => sku.title.as_str(),
+            f.description => sku.description.as_str(),
+        ))?;
+        self.dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes what was added searchable (the committer calls it every few hundred ms).
+    pub fn commit_if_dirty(&self) -> Result<(), SearchError> {
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            self.writer.lock().commit()?;
+            self.reader.reload()?;
+        }
+        Ok(())
+    }
+
+    /// The best matches, by relevance (BM25 over title and description; all words required).
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>, SearchError> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let text = query.text.trim();
+        if !text.is_empty() {
+            let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.description]);
+            parser.set_conjunction_by_default();
+            parser.set_field_boost(f.title, 2.0);
+            // Lenient: a storefront's search box sends what people type, quotes and all.
+            let (parsed, _) = parser.parse_query_lenient(text);
+            clauses.push((Occur::Must, parsed));
+        }
+        if let Some(merchant) = query.merchant {
+            let term = Term::from_field_u64(f.merchant, merchant);
+            clauses.push((Occur::Must, Box::new(TermQuery::new(term, IndexRecordOption::Basic))));
+        }
+        if query.min_price.is_some() || query.max_price.is_some() {
+            let bound = |v: Option<u64>| {
+                v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_u64(f.price, v)))
+            };
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(bound(query.min_price), bound(query.max_price))),
+            ));
+        }
+        if clauses.is_empty() {
+            clauses.push((Occur::Must, Box::new(tantivy::query::AllQuery)));
+        }
+        let searcher = self.reader.searcher();
+        let limit = query.limit.clamp(1, CANDIDATES_MAX);
+        let top =
+            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit).order_by_score())?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let document: TantivyDocument = searcher.doc(address)?;
+            if let Some(sku) = document.get_first(f.sku).and_then(|v| v.as_u64()) {
+                hits.push(Hit { sku, score });
+            }
+        }
+        Ok(hits)
+    }
+
+    pub fn documents(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}
+
+/// A SKU id, for the gateway's reads.
+pub fn sku_id(hit: &Hit) -> SkuId {
+    SkuId(hit.sku)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku(sku: u64, merchant: u64, title: &str, description: &str, price: u64) -> SkuDoc {
+        SkuDoc { sku, merchant, title: title.into(), description: description.into(), price }
+    }
+
+    #[test]
+    fn finds_by_words_filters_and_sees_new_skus_after_a_commit() {
+        let search = Search::new().unwrap();
+        search.add(&sku(1, 1, "Smart phone X", "a phone with a big screen", 399_900)).unwrap();
+        search.add(&sku(2, 2, "Phone case", "fits phone X", 9_900)).unwrap();
+        search.add(&sku(3, 1, "Rice cooker", "cooks rice; not a phone", 59_900)).unwrap();
+        assert!(
+            search
+                .search(&SearchQuery { text: "phone".into(), limit: 10, ..Default::default() })
+                .unwrap()
+                .is_empty(),
+            "not committed yet"
+        );
+        search.commit_if_dirty().unwrap();
+        let q = |text: &str| SearchQuery { text: text.into(), limit: 10, ..Default::default() };
+        let hits: Vec<u64> = search.search(&q("phone")).unwrap().iter().map(|h| h.sku).collect();
+        assert_eq!(hits.len(), 3);
+        assert!(hits[..2].contains(&1) && hits[..2].contains(&2), "titles weigh more: {hits:?}");
+        assert_eq!(search.search(&q("rice cooker")).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [3]);
+        let cheap = SearchQuery { max_price: Some(10_000), ..q("phone") };
+        assert_eq!(search.search(&cheap).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [2]);
+        let of_merchant_1 = SearchQuery { merchant: Some(1), min_price: Some(100_000), ..q("") };
+        assert_eq!(search.search(&of_merchant_1).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [1]);
+        assert_eq!(search.search(&q("\"unbalanced AND (")).unwrap().len(), 0, "odd input is not an error");
+        assert_eq!(search.documents(), 3);
+    }
+}
