@@ -36,7 +36,6 @@ pub struct Line {
 pub enum Event {
     Placed {
         at: Millis,
-        buyer: u64,
         currency: Currency,
         lines: Vec<Line>,
     },
@@ -114,7 +113,7 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
     match *outcome {
         Outcome::OrderPlaced { order, .. } => {
             let o = state.order(order).ok()?;
-            Some(Event::Placed { at, buyer: o.buyer.0, currency: o.currency, lines: lines(o) })
+            Some(Event::Placed { at, currency: o.currency, lines: lines(o) })
         }
         Outcome::OrderPaid { order, total, .. } => {
             let o = state.order(order).ok()?;
@@ -263,12 +262,7 @@ impl Analytics {
         }
         for (_, order) in state.orders() {
             let at = order.placed_at;
-            analytics.fold(&Event::Placed {
-                at,
-                buyer: order.buyer.0,
-                currency: order.currency,
-                lines: lines(order),
-            });
+            analytics.fold(&Event::Placed { at, currency: order.currency, lines: lines(order) });
             use elevens_core::OrderStatus::*;
             if matches!(order.status, Paid | Refunded) {
                 let merchant = order.merchant.0;
@@ -515,18 +509,8 @@ mod tests {
     fn seconds_are_counted_with_gaps_as_zeros_and_the_window_is_bounded() {
         let mut a = Analytics::default();
         let (t, c) = (1_000_000, cny());
-        a.fold(&Event::Placed {
-            at: Millis(t * 1_000),
-            buyer: 1,
-            currency: c,
-            lines: vec![line(1, 100, None)],
-        });
-        a.fold(&Event::Placed {
-            at: Millis(t * 1_000 + 999),
-            buyer: 2,
-            currency: c,
-            lines: vec![line(1, 100, None)],
-        });
+        a.fold(&Event::Placed { at: Millis(t * 1_000), currency: c, lines: vec![line(1, 100, None)] });
+        a.fold(&Event::Placed { at: Millis(t * 1_000 + 999), currency: c, lines: vec![line(1, 100, None)] });
         let paid = Event::Paid {
             at: Millis((t + 3) * 1_000),
             buyer: 1,
@@ -544,7 +528,7 @@ mod tests {
         assert_eq!((summary.payments_per_s, summary.orders_per_s, summary.peak_orders_per_s), (1, 0, 2));
         assert_eq!((summary.gmv, summary.aov, summary.currency.as_deref()), (250, 250, Some("CNY")));
         // An hour later the window holds 900 seconds, not 3,600.
-        a.fold(&Event::Placed { at: Millis((t + 3_600) * 1_000), buyer: 3, currency: c, lines: vec![] });
+        a.fold(&Event::Placed { at: Millis((t + 3_600) * 1_000), currency: c, lines: vec![] });
         assert_eq!(a.seconds.len(), WINDOW_S);
         assert_eq!(a.summary(Millis((t + 3_601) * 1_000)).peak_orders_per_s, 1);
     }
@@ -556,7 +540,7 @@ mod tests {
         let lines = vec![line(7, 300, Some(9)), line(8, 200, None)];
         a.fold(&Event::Viewed { at: Millis(1), sku: 7, campaign: Some(9), buyer: 1 });
         a.fold(&Event::Viewed { at: Millis(2), sku: 7, campaign: Some(9), buyer: 2 });
-        a.fold(&Event::Placed { at: Millis(3), buyer: 1, currency: c, lines: lines.clone() });
+        a.fold(&Event::Placed { at: Millis(3), currency: c, lines: lines.clone() });
         a.fold(&Event::Paid {
             at: Millis(4),
             buyer: 1,

@@ -5,7 +5,7 @@
 //! within a second ([`Search::commit_if_dirty`]). Stock and sales change with every order, so
 //! they are not indexed: the gateway reads them for the candidates from the state itself.
 
-use elevens_core::{SkuId, State};
+use elevens_core::State;
 use parking_lot::Mutex;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,11 +170,6 @@ impl Search {
     pub fn documents(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
-}
-
-/// A SKU id, for the gateway's reads.
-pub fn sku_id(hit: &Hit) -> SkuId {
-    SkuId(hit.sku)
 }
 
 #[cfg(test)]

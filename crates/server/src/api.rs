@@ -48,21 +48,32 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Auth, ApiError> {
-        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let secret = header(header::AUTHORIZATION.as_str())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| header("x-api-key"))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "send an API key: Authorization: Bearer <key>",
-                )
-            })?;
-        app.engine.keys.authenticate(secret.trim()).map(Auth).ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "unknown or revoked API key")
-        })
+        authenticate(app, &parts.headers, None).map(Auth)
     }
+}
+
+/// The actor behind a request's key: `Authorization: Bearer`, `X-Api-Key`, or `fallback` (the
+/// live feed's `?key=`, for a browser's EventSource, which cannot send headers).
+pub(crate) fn authenticate(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+    fallback: Option<&str>,
+) -> Result<Actor, ApiError> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let secret = header(header::AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| header("x-api-key"))
+        .or(fallback)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send an API key: Authorization: Bearer <key>",
+            )
+        })?;
+    app.engine.keys.authenticate(secret.trim()).ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "unknown or revoked API key")
+    })
 }
 
 /// The longest accepted `Idempotency-Key`, in bytes.

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How long a request shed by the gateway's own bounds (not the controller's) is told to wait.
+pub const BOUND_RETRY: Nanos = 100_000_000;
+
 pub struct Gate {
     admission: Mutex<Admission>,
     origin: Instant,
@@ -112,7 +115,7 @@ impl Gate {
             let buyer = keys(&item, &mut skus);
             let request = Request { class, buyer, skus: &skus, ticket };
             let result = if queue_nearly_full && class != Class::Pay {
-                Err(Refusal::Overloaded { retry_after: 100_000_000 })
+                Err(Refusal::Overloaded { retry_after: BOUND_RETRY })
             } else {
                 admission.admit(&request, now)
             };

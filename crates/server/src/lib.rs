@@ -113,7 +113,7 @@ async fn bound_in_progress(
     }
     let _leave = Leave(in_progress);
     if previous >= bound {
-        let refusal = Refusal::Overloaded { retry_after: 100_000_000 };
+        let refusal = Refusal::Overloaded { retry_after: gate::BOUND_RETRY };
         gate.with(|admission, _| admission.note_shed(class, &refusal));
         return ApiError::from(refusal).into_response();
     }

@@ -284,7 +284,7 @@ pub async fn search(
         .await
         .map_err(|_| ApiError::shutting_down())?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "search_failed", e.to_string()))?;
-    let ids = hits.iter().map(elevens_search::sku_id).collect();
+    let ids = hits.iter().map(|h| elevens_core::SkuId(h.sku)).collect();
     let scores: std::collections::HashMap<u64, f32> = hits.iter().map(|h| (h.sku, h.score)).collect();
     let crate::views::View::Skus(list) =
         crate::api::read_view(&app, actor, crate::views::Query::Skus(ids)).await?
@@ -343,30 +343,6 @@ pub struct KeyParam {
     pub key: Option<String>,
 }
 
-/// The actor of a request that may carry its key in the query string.
-fn query_or_header_actor(
-    app: &AppState,
-    headers: &axum::http::HeaderMap,
-    key: Option<&str>,
-) -> Result<Actor, ApiError> {
-    let from_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let secret = key.or(from_header).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "send an API key (Bearer, or ?key= for the live feed)",
-        )
-    })?;
-    let actor = app.engine.keys.authenticate(secret.trim()).ok_or_else(|| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "unknown or revoked API key")
-    })?;
-    platform_only(actor)?;
-    Ok(actor)
-}
-
 /// The big screen's feed: a [`Frame`] as JSON every second (server-sent events). Not in the
 /// OpenAPI document (a stream); the key may come as `?key=`.
 pub async fn live(
@@ -374,8 +350,8 @@ pub async fn live(
     headers: axum::http::HeaderMap,
     AppQuery(params): AppQuery<KeyParam>,
 ) -> Result<Response, ApiError> {
-    query_or_header_actor(&app, &headers, params.key.as_deref())?;
-    let ticks = tokio_stream_interval(Duration::from_secs(1));
+    platform_only(crate::api::authenticate(&app, &headers, params.key.as_deref())?)?;
+    let ticks = every(Duration::from_secs(1));
     let stream = futures::StreamExt::map(ticks, move |()| {
         let data = serde_json::to_string(&frame(&app)).unwrap_or_else(|_| "{}".into());
         Ok::<_, Infallible>(SseEvent::default().event("frame").data(data))
@@ -384,7 +360,7 @@ pub async fn live(
 }
 
 /// A tick now and then every `period`, as a stream.
-fn tokio_stream_interval(period: Duration) -> impl futures::Stream<Item = ()> {
+fn every(period: Duration) -> impl futures::Stream<Item = ()> {
     futures::stream::unfold(tokio::time::interval(period), |mut interval| async move {
         interval.tick().await;
         Some(((), interval))
