@@ -10,6 +10,11 @@
 //! The state machine runs on one thread, the disk on the other, so applying batch N+1 overlaps
 //! the fsync of batch N (2 cores: one each). A reply leaves only after its batch is durable, and
 //! reads wait with the writes of their batch, so nothing is ever seen before it is durable.
+//!
+//! The read models (analytics, search) are fed by a third thread from each durable batch's
+//! events, off the path of the replies; a reader of the figures first waits until the batches
+//! made durable before its request are folded ([`EngineHandle::read_models_caught_up`]), so a
+//! client still reads its own orders in the figures.
 
 use crate::auth::KeyCache;
 use crate::config::Config;
@@ -27,6 +32,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A batch or an fsync slower than this is logged: it is what shows as a p99.9 stall.
 const SLOW: Duration = Duration::from_millis(50);
+/// How long a reader of the figures waits for the read models to catch up.
+const READ_MODELS_WAIT: Duration = Duration::from_secs(1);
+/// Durable batches of events waiting for the read-model thread; past it the journal thread waits.
+const READ_MODEL_QUEUE_MAX: usize = 256;
 
 /// One request for the sequencer.
 pub enum Item {
@@ -165,9 +174,9 @@ pub struct EngineHandle {
     /// The slowest submission of the last group commit, from queueing to durable reply, in ns:
     /// the engine's own latency, without the gateway's scheduling.
     latency: Arc<AtomicU64>,
-    /// The live figures, folded from each batch's events once it is durable.
+    /// The live figures and product search, fed from each batch's events once it is durable.
+    read_models: Arc<ReadModels>,
     pub analytics: Arc<Mutex<Analytics>>,
-    /// Product search, fed new SKUs from the same events.
     pub search: Arc<Search>,
 }
 
@@ -196,6 +205,24 @@ impl EngineHandle {
         self.latency.clone()
     }
 
+    /// Waits until every batch made durable before this call is folded into the read models
+    /// (at most [`READ_MODELS_WAIT`]: a stalled read model answers a moment stale rather than
+    /// never).
+    pub async fn read_models_caught_up(&self) {
+        let models = &self.read_models;
+        let target = models.published.load(Ordering::Acquire);
+        let caught_up = async {
+            loop {
+                let notified = models.folded_notify.notified();
+                if models.folded.load(Ordering::Acquire) >= target {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(READ_MODELS_WAIT, caught_up).await;
+    }
+
     /// Submissions waiting for the sequencer.
     pub fn queue_len(&self) -> usize {
         self.tx.len()
@@ -222,9 +249,17 @@ impl Engine {
         let snapshots = SnapshotStore::open(&config.data_dir.join("snapshots"))?;
         let keys = Arc::new(KeyCache::from_state(&state));
         let analytics = Arc::new(Mutex::new(Analytics::from_state(&state)));
-        let journal_analytics = analytics.clone();
         let search = Arc::new(Search::from_state(&state)?);
-        let (journal_search, committer_search) = (search.clone(), Arc::downgrade(&search));
+        let committer_search = Arc::downgrade(&search);
+        let read_models = Arc::new(ReadModels {
+            analytics: analytics.clone(),
+            search: search.clone(),
+            published: AtomicU64::new(0),
+            folded: AtomicU64::new(0),
+            folded_notify: tokio::sync::Notify::new(),
+        });
+        let (events_tx, events_rx) = crossbeam_channel::bounded(READ_MODEL_QUEUE_MAX);
+        let (journal_models, folding_models) = (read_models.clone(), read_models.clone());
         let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
@@ -246,16 +281,20 @@ impl Engine {
             std::thread::Builder::new()
                 .name("journal".into())
                 .spawn(move || {
-                    let read_models = ReadModels { analytics: journal_analytics, search: journal_search };
-                    run_journal(journal, snapshots, durable_rx, journal_latency, read_models)
+                    let events = EventsOut { tx: events_tx, models: journal_models };
+                    run_journal(journal, snapshots, durable_rx, journal_latency, events)
                 })
                 .expect("spawn the journal thread"),
+            std::thread::Builder::new()
+                .name("read-models".into())
+                .spawn(move || folding_models.run(events_rx))
+                .expect("spawn the read-model thread"),
             std::thread::Builder::new()
                 .name("search-commit".into())
                 .spawn(move || commit_search(committer_search))
                 .expect("spawn the search committer"),
         ];
-        let handle = EngineHandle { tx, keys, latency, analytics, search };
+        let handle = EngineHandle { tx, keys, latency, read_models, analytics, search };
         Ok((Engine { handle, threads, _lock: lock }, report))
     }
 
@@ -399,13 +438,25 @@ impl Sequencer {
     }
 }
 
-/// What the journal thread feeds once a batch is durable.
+/// The read side, fed from durable events on a thread of its own.
 struct ReadModels {
     analytics: Arc<Mutex<Analytics>>,
     search: Arc<Search>,
+    /// Batches of events handed over by the journal thread, and folded by the read-model thread.
+    published: AtomicU64,
+    folded: AtomicU64,
+    folded_notify: tokio::sync::Notify,
 }
 
 impl ReadModels {
+    fn run(&self, rx: crossbeam_channel::Receiver<(u64, Vec<Event>)>) {
+        while let Ok((seq, events)) = rx.recv() {
+            self.fold(&events);
+            self.folded.store(seq, Ordering::Release);
+            self.folded_notify.notify_waiters();
+        }
+    }
+
     fn fold(&self, events: &[Event]) {
         let mut analytics = self.analytics.lock();
         for event in events {
@@ -426,6 +477,23 @@ impl ReadModels {
     }
 }
 
+/// The journal thread's end of the read-model queue.
+struct EventsOut {
+    tx: crossbeam_channel::Sender<(u64, Vec<Event>)>,
+    models: Arc<ReadModels>,
+}
+
+impl EventsOut {
+    /// Hands a durable batch's events over; counted as published before its replies leave, so
+    /// a reader who saw the reply waits for the fold.
+    fn publish(&self, events: Vec<Event>) {
+        let seq = self.models.published.load(Ordering::Relaxed) + 1;
+        if self.tx.send((seq, events)).is_ok() {
+            self.models.published.store(seq, Ordering::Release);
+        }
+    }
+}
+
 /// Makes newly indexed SKUs searchable, every 200 ms, until the engine is gone.
 fn commit_search(search: std::sync::Weak<Search>) {
     while let Some(search) = search.upgrade() {
@@ -442,7 +510,7 @@ fn run_journal(
     snapshots: SnapshotStore,
     rx: crossbeam_channel::Receiver<Durable>,
     latency: Arc<AtomicU64>,
-    read_models: ReadModels,
+    events: EventsOut,
 ) {
     while let Ok(first) = rx.recv() {
         // If the disk fell behind, fold every waiting batch into this fsync.
@@ -471,10 +539,9 @@ fn run_journal(
         let now = std::time::Instant::now();
         let mut slowest = Duration::ZERO;
         for batch in batches {
-            // Durable now; folded before the replies leave, so a client reads its own orders in
-            // the figures.
+            // Durable now: the read models may count it.
             if !batch.events.is_empty() {
-                read_models.fold(&batch.events);
+                events.publish(batch.events);
             }
             for (reply, results, enqueued) in batch.replies {
                 slowest = slowest.max(now - enqueued);

@@ -35,12 +35,19 @@ fn platform_only(actor: Actor) -> Result<(), ApiError> {
     }
 }
 
+/// The figures, once every batch made durable before the request is folded in (a client reads
+/// its own orders); the guard is held only to copy them out, never across an await.
+async fn figures(app: &AppState) -> parking_lot::MutexGuard<'_, elevens_analytics::Analytics> {
+    app.engine.read_models_caught_up().await;
+    app.engine.analytics.lock()
+}
+
 /// GMV, paid orders, AOV, orders/s and payments/s (the last complete second), refunds.
 #[utoipa::path(get, path = "/v1/analytics/summary", tag = "analytics",
     responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
 pub async fn summary(State(app): State<AppState>, Auth(actor): Auth) -> Result<Json<Summary>, ApiError> {
     platform_only(actor)?;
-    Ok(Json(app.engine.analytics.lock().summary(now_ms())))
+    Ok(Json(figures(&app).await.summary(now_ms())))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -60,7 +67,7 @@ pub async fn timeline(
 ) -> Result<Json<Vec<Second>>, ApiError> {
     platform_only(actor)?;
     let seconds = params.seconds.unwrap_or(60).clamp(1, elevens_analytics::WINDOW_S);
-    Ok(Json(app.engine.analytics.lock().timeline(now_ms(), seconds)))
+    Ok(Json(figures(&app).await.timeline(now_ms(), seconds)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,7 +83,7 @@ pub struct TopResponse {
     responses((status = 200, body = TopResponse), (status = "4XX", body = ErrorBody)))]
 pub async fn top(State(app): State<AppState>, Auth(actor): Auth) -> Result<Json<TopResponse>, ApiError> {
     platform_only(actor)?;
-    let analytics = app.engine.analytics.lock();
+    let analytics = figures(&app).await;
     Ok(Json(TopResponse { skus: analytics.top_skus(10), merchants: analytics.top_merchants(10) }))
 }
 
@@ -117,7 +124,7 @@ pub async fn funnel(
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<FunnelView>, ApiError> {
     platform_only(actor)?;
-    Ok(Json(funnel_view(id, app.engine.analytics.lock().funnel(id))))
+    Ok(Json(funnel_view(id, figures(&app).await.funnel(id))))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -198,8 +205,7 @@ pub async fn variant(
     if !actor.may_act_for_buyer(BuyerId(params.buyer_id)) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not this buyer's key"));
     }
-    let (variant, name) =
-        app.engine.analytics.lock().variant(id, params.buyer_id).ok_or_else(unknown_experiment)?;
+    let (variant, name) = figures(&app).await.variant(id, params.buyer_id).ok_or_else(unknown_experiment)?;
     Ok(Json(VariantAnswer { experiment_id: id, buyer_id: params.buyer_id, variant, name }))
 }
 
@@ -213,7 +219,7 @@ pub async fn experiment_results(
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     platform_only(actor)?;
-    app.engine.analytics.lock().experiment(id).map(Json).ok_or_else(unknown_experiment)
+    figures(&app).await.experiment(id).map(Json).ok_or_else(unknown_experiment)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
