@@ -6,7 +6,7 @@ use elevens_core::{Actor, Command, Idempotency, LineRequest};
 use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
 use elevens_server::engine::{EngineHandle, Item, ItemResult};
 use elevens_server::gate::{submit_admitted, Gate, SubmitError};
-use elevens_server::views::View;
+use elevens_server::views::{Query, View};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -15,13 +15,67 @@ use std::time::Duration;
 /// One unit of offered work.
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
-    Place { buyer: u64, sku: u64 },
-    Pay { order: u64 },
-    Claim { packet: u64, buyer: u64 },
+    Place {
+        buyer: u64,
+        sku: u64,
+    },
+    Pay {
+        order: u64,
+    },
+    Claim {
+        packet: u64,
+        buyer: u64,
+    },
+    /// A product page: one SKU with its exact stock.
+    Browse {
+        sku: u64,
+    },
+    /// A storefront search (see [`search_text`]); the hits' stock is read exactly.
+    Search {
+        adjective: Option<u8>,
+        noun: u8,
+    },
 }
 
-/// What came back: the new order's id (place), the order's id (pay), the share (claim), or a
-/// refusal's code.
+impl Op {
+    fn is_read(&self) -> bool {
+        matches!(self, Op::Browse { .. } | Op::Search { .. })
+    }
+}
+
+/// The words SKU titles are made of (`"red kettle 42"`), so that searches find something.
+pub const ADJECTIVES: [&str; 16] = [
+    "red", "blue", "green", "black", "white", "silver", "golden", "wooden", "smart", "compact", "portable",
+    "wireless", "organic", "classic", "premium", "mini",
+];
+pub const NOUNS: [&str; 32] = [
+    "phone", "kettle", "lamp", "jacket", "sneaker", "backpack", "watch", "speaker", "blender", "camera",
+    "tablet", "scarf", "mug", "chair", "desk", "pillow", "blanket", "charger", "earbuds", "keyboard",
+    "mouse", "monitor", "router", "drone", "bicycle", "helmet", "tent", "teapot", "wok", "fan", "heater",
+    "umbrella",
+];
+
+/// A tail SKU's title: every adjective-noun pair names about 1 in 512 SKUs.
+pub fn sku_title(index: u64) -> String {
+    let adjective = ADJECTIVES[(index % 16) as usize];
+    let noun = NOUNS[((index / 16) % 32) as usize];
+    format!("{adjective} {noun} {index}")
+}
+
+/// What a shopper types: a noun, or an adjective and a noun.
+pub fn search_text(adjective: Option<u8>, noun: u8) -> String {
+    let noun = NOUNS[usize::from(noun) % NOUNS.len()];
+    match adjective {
+        Some(a) => format!("{} {noun}", ADJECTIVES[usize::from(a) % ADJECTIVES.len()]),
+        None => noun.to_owned(),
+    }
+}
+
+/// Hits a storefront shows on one page of search results.
+pub const SEARCH_PAGE: usize = 20;
+
+/// What came back: the new order's id (place), the order's id (pay), the share (claim), the
+/// units available (browse), the hits (search), or a refusal's code.
 #[derive(Clone, Debug)]
 pub enum Answer {
     Ok(u64),
@@ -89,6 +143,9 @@ impl Driver {
                 Ok(answers)
             }
             Driver::InProcess { engine, gate: None } => in_process(engine, ops, key_base).await,
+            Driver::Http { client, base, key, batch: true, .. } if ops.iter().any(Op::is_read) => {
+                http_batch_mixed(client, base, key, ops, key_base).await
+            }
             Driver::InProcess { engine, gate: Some(gate) } => gated(engine, gate, ops, key_base).await,
             Driver::Http { client, base, key, batch: true, .. } => {
                 http_batch(client, base, key, ops, key_base).await
@@ -104,39 +161,51 @@ impl Driver {
     }
 }
 
-fn command(op: Op) -> Command {
-    match op {
-        Op::Place { buyer, sku } => Command::PlaceOrder {
+/// The engine's item for an op. A search asks the index first, as the gateway does, then
+/// reads the hits' stock exactly through the sequencer.
+fn item(engine: &EngineHandle, op: Op, key: u64) -> anyhow::Result<Item> {
+    let read = |query| Item::Read { actor: Actor::Service, query };
+    let write = |command| Item::Write {
+        actor: Actor::Service,
+        idempotency: Some(Idempotency { key: u128::from(key) | (1 << 100), fingerprint: 0 }),
+        command,
+    };
+    Ok(match op {
+        Op::Browse { sku } => read(Query::Sku(SkuId(sku))),
+        Op::Search { adjective, noun } => {
+            let query = elevens_search::SearchQuery {
+                text: search_text(adjective, noun),
+                merchant: None,
+                min_price: None,
+                max_price: None,
+                limit: SEARCH_PAGE,
+            };
+            let hits = engine.search.search(&query)?;
+            read(Query::Skus(hits.iter().map(|h| SkuId(h.sku)).collect()))
+        }
+        Op::Place { buyer, sku } => write(Command::PlaceOrder {
             buyer: BuyerId(buyer),
             lines: vec![LineRequest { sku: SkuId(sku), quantity: 1 }],
             coupons: Vec::new(),
             reservation_ttl_ms: RESERVATION_TTL_MS,
-        },
-        Op::Pay { order } => Command::PayOrder { order: OrderId(order) },
+        }),
+        Op::Pay { order } => write(Command::PayOrder { order: OrderId(order) }),
         Op::Claim { packet, buyer } => {
-            Command::ClaimRedPacket { packet: RedPacketId(packet), buyer: BuyerId(buyer) }
+            write(Command::ClaimRedPacket { packet: RedPacketId(packet), buyer: BuyerId(buyer) })
         }
-    }
+    })
 }
 
-fn items(ops: &[Op], key_base: u64) -> Vec<Item> {
-    ops.iter()
-        .enumerate()
-        .map(|(i, &op)| Item::Write {
-            actor: Actor::Service,
-            idempotency: Some(Idempotency {
-                key: u128::from(key_base + i as u64) | (1 << 100),
-                fingerprint: 0,
-            }),
-            command: command(op),
-        })
-        .collect()
+fn items(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Item>> {
+    ops.iter().enumerate().map(|(i, &op)| item(engine, op, key_base + i as u64)).collect()
 }
 
 fn in_process_answer(result: ItemResult) -> Answer {
     match result {
         Ok(View::Order(o)) => Answer::Ok(o.order_id),
         Ok(View::Claim(c)) => Answer::Ok(c.amount),
+        Ok(View::Sku(s)) => Answer::Ok(s.available),
+        Ok(View::Skus(list)) => Answer::Ok(list.skus.len() as u64),
         Ok(_) => Answer::Ok(0),
         Err(e) => Answer::Refused(e.code().to_owned()),
     }
@@ -149,7 +218,7 @@ async fn gated(
     ops: &[Op],
     key_base: u64,
 ) -> anyhow::Result<Vec<Answer>> {
-    let (admitted, refusals, in_flight) = gate.admit(engine, items(ops, key_base), None);
+    let (admitted, refusals, in_flight) = gate.admit(engine, items(engine, ops, key_base)?, None);
     let results = match submit_admitted(engine, admitted, in_flight).await {
         Ok(results) => results,
         // The sequencer's queue itself was full: what the gateway answers 503.
@@ -169,7 +238,7 @@ async fn gated(
 }
 
 async fn in_process(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
-    let mut items = items(ops, key_base);
+    let mut items = items(engine, ops, key_base)?;
     let results = loop {
         match engine.submit_or_return(items) {
             Ok(rx) => break rx.await.context("the engine stopped")?,
@@ -189,6 +258,8 @@ fn answer(op: Op, status: u16, body: &Value) -> Answer {
     let field = match op {
         Op::Place { .. } | Op::Pay { .. } => "order_id",
         Op::Claim { .. } => "amount",
+        Op::Browse { .. } => "available",
+        Op::Search { .. } => return Answer::Ok(body["hits"].as_array().map_or(0, |h| h.len() as u64)),
     };
     Answer::Ok(body[field].as_u64().unwrap_or(0))
 }
@@ -200,7 +271,20 @@ async fn http_single(
     op: Op,
     idem: u64,
 ) -> anyhow::Result<Answer> {
+    let read = match op {
+        Op::Browse { sku } => Some(client.get(format!("{base}/v1/skus/{sku}"))),
+        Op::Search { adjective, noun } => Some(
+            client
+                .get(format!("{base}/v1/search"))
+                .query(&[("q", search_text(adjective, noun)), ("limit", SEARCH_PAGE.to_string())]),
+        ),
+        _ => None,
+    };
+    if let Some(request) = read {
+        return answer_of(op, request.bearer_auth(key).send().await?).await;
+    }
     let (path, body) = match op {
+        Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a POST"),
         Op::Place { buyer, sku } => {
             ("/v1/orders".to_owned(), json!({"buyer_id": buyer, "lines": [{"sku_id": sku, "quantity": 1}]}))
         }
@@ -214,13 +298,61 @@ async fn http_single(
     if !body.is_null() {
         request = request.json(&body);
     }
-    let response = request.send().await?;
+    answer_of(op, request.send().await?).await
+}
+
+async fn answer_of(op: Op, response: reqwest::Response) -> anyhow::Result<Answer> {
     let status = response.status().as_u16();
     if status == 429 || status == 503 {
         return Ok(Answer::Refused(format!("http_{status}")));
     }
     let body: Value = serde_json::from_slice(&response.bytes().await?).unwrap_or(Value::Null);
     Ok(answer(op, status, &body))
+}
+
+/// Reads a storefront sends at once per batch of the mixed workload.
+const READS_IN_FLIGHT: usize = 32;
+
+/// The mixed workload over `http-batch`: the writes go in one `POST /v1/batch`, while the reads
+/// go as the storefront's page requests do, one GET each (at most [`READS_IN_FLIGHT`] at a time),
+/// alongside the batch.
+async fn http_batch_mixed(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    ops: &[Op],
+    key_base: u64,
+) -> anyhow::Result<Vec<Answer>> {
+    use futures::StreamExt;
+    type Positioned = Vec<(usize, Op)>;
+    let (reads, writes): (Positioned, Positioned) =
+        ops.iter().copied().enumerate().partition(|(_, op)| op.is_read());
+    let write_ops: Vec<Op> = writes.iter().map(|(_, op)| *op).collect();
+    let batch = async {
+        if write_ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        http_batch(client, base, key, &write_ops, key_base).await
+    };
+    // Owned futures: a stream of futures borrowing `client` trips the compiler's Send check
+    // when spawned (rust-lang/rust#102211).
+    let read_futures: Vec<_> = reads
+        .iter()
+        .map(|&(_, op)| {
+            let (client, base, key) = (client.clone(), base.to_owned(), key.to_owned());
+            Box::pin(async move { http_single(&client, &base, &key, op, 0).await })
+        })
+        .collect();
+    let read_answers = futures::stream::iter(read_futures).buffered(READS_IN_FLIGHT).collect::<Vec<_>>();
+    let (written, read) = futures::join!(batch, read_answers);
+    let mut answers = vec![Answer::Ok(0); ops.len()];
+    for ((i, _), answer) in writes.iter().zip(written?) {
+        answers[*i] = answer;
+    }
+    for ((i, _), answer) in reads.iter().zip(read) {
+        answers[*i] = answer?;
+    }
+    Ok(answers)
 }
 
 #[derive(Serialize)]
@@ -275,23 +407,25 @@ async fn http_batch(
     ops: &[Op],
     key_base: u64,
 ) -> anyhow::Result<Vec<Answer>> {
-    let commands = ops
-        .iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let (op_name, params) = match *op {
-                Op::Place { buyer, sku } => (
-                    "place_order",
-                    Params::Place { buyer_id: buyer, lines: [Line { sku_id: sku, quantity: 1 }] },
-                ),
-                Op::Pay { order } => ("pay_order", Params::Pay { order_id: order }),
-                Op::Claim { packet, buyer } => {
-                    ("claim_red_packet", Params::Claim { red_packet_id: packet, buyer_id: buyer })
-                }
-            };
-            BatchCommand { op: op_name, idempotency_key: (key_base + i as u64).to_string(), params }
-        })
-        .collect();
+    let mut commands = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let (op_name, params) = match *op {
+            Op::Place { buyer, sku } => {
+                ("place_order", Params::Place { buyer_id: buyer, lines: [Line { sku_id: sku, quantity: 1 }] })
+            }
+            Op::Pay { order } => ("pay_order", Params::Pay { order_id: order }),
+            Op::Claim { packet, buyer } => {
+                ("claim_red_packet", Params::Claim { red_packet_id: packet, buyer_id: buyer })
+            }
+            // `http_batch_mixed` sends reads apart.
+            Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a batch command"),
+        };
+        commands.push(BatchCommand {
+            op: op_name,
+            idempotency_key: (key_base + i as u64).to_string(),
+            params,
+        });
+    }
     let response = client
         .post(format!("{base}/v1/batch"))
         .bearer_auth(key)
@@ -315,8 +449,8 @@ async fn http_batch(
                 return Answer::Refused(r.body.code.unwrap_or_else(|| "http_error".into()));
             }
             let value = match op {
-                Op::Place { .. } | Op::Pay { .. } => r.body.order_id,
                 Op::Claim { .. } => r.body.amount,
+                _ => r.body.order_id,
             };
             Answer::Ok(value.unwrap_or(0))
         })

@@ -13,7 +13,7 @@ mod driver;
 pub mod peers;
 pub mod spike;
 
-pub use driver::{Answer, Driver, Op};
+pub use driver::{search_text, sku_title, Answer, Driver, Op};
 
 use anyhow::{bail, Context};
 use elevens_core::{Actor, Command, NewCampaign, NewRedPacket, NewSku, Sponsor};
@@ -67,6 +67,8 @@ pub enum Workload {
     Redpacket,
     /// Flash, closed loop to find the capacity, then open loop with a 10x spike.
     Spike,
+    /// The flash marketplace's everyday traffic: browse and search 80%, order 15%, pay 5%.
+    Mixed,
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +150,14 @@ pub struct Report {
     pub payments: u64,
     pub orders_per_s: f64,
     pub payments_per_s: f64,
+    /// Mixed: every operation offered (reads and writes, refused ones too), product pages and
+    /// searches answered.
+    pub ops: u64,
+    pub ops_per_s: f64,
+    pub browses: u64,
+    pub searches: u64,
+    /// SKUs the searches found (at most 20 a page).
+    pub search_hits: u64,
     /// Red packet: claim attempts, and shares paid.
     pub claims: u64,
     pub claims_per_s: f64,
@@ -233,7 +243,7 @@ fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::S
     };
     commands.push(admin(sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS)));
     for (s, price) in tail_prices(rng).into_iter().enumerate() {
-        commands.push(admin(sku(s as u64, format!("sku {s}"), price, 1_000_000_000)));
+        commands.push(admin(sku(s as u64, sku_title(s as u64), price, 1_000_000_000)));
     }
     for b in 1..=options.buyers {
         commands.push(admin(Command::CreateBuyer { name: format!("buyer {b}") }));
@@ -280,6 +290,10 @@ fn setup_redpacket(engine: &EngineHandle, options: &Options) -> anyhow::Result<(
 struct Tally {
     orders: u64,
     payments: u64,
+    ops: u64,
+    browses: u64,
+    searches: u64,
+    search_hits: u64,
     claims: u64,
     shares: u64,
     share_sum: u64,
@@ -298,6 +312,10 @@ impl Tally {
     fn merge(&mut self, other: Tally) -> anyhow::Result<()> {
         self.orders += other.orders;
         self.payments += other.payments;
+        self.ops += other.ops;
+        self.browses += other.browses;
+        self.searches += other.searches;
+        self.search_hits += other.search_hits;
         self.claims += other.claims;
         self.shares += other.shares;
         self.share_sum += other.share_sum;
@@ -331,6 +349,9 @@ async fn timed(driver: &Driver, ops: &[Op], key_base: u64, tally: &mut Tally) ->
     }
     Ok(answers)
 }
+
+/// Mixed: unpaid orders a client remembers for paying later.
+const UNPAID_MAX: usize = 100_000;
 
 /// The answers that mean "the hot SKU is gone", from elevens and from the peers.
 const SOLD_OUT_CODES: &[&str] = &["insufficient_stock", "campaign_sold_out", "sold_out"];
@@ -398,6 +419,81 @@ impl Client {
             tally.hot_paid +=
                 paid.iter().zip(&hot).filter(|(a, h)| **h && matches!(a, Answer::Ok(_))).count() as u64;
             self.progress.fetch_add(pays.len() as u64, Ordering::Relaxed);
+        }
+        Ok(tally)
+    }
+
+    /// Browse 40%, search 40%, place 15%, pay 5% (the oldest of this client's unpaid orders;
+    /// the other two in three stay reserved, as abandoned carts do until their reservation ends).
+    async fn mixed(self) -> anyhow::Result<Tally> {
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(self.options.seed ^ (self.id + 1).wrapping_mul(0x9e37_79b9));
+        let zipf = Zipf::new(TAIL_SKUS as f64, 1.1).context("zipf")?;
+        let mut tally = Tally::new()?;
+        let mut key = (self.id + 1) << 40;
+        let batch = self.options.batch();
+        // Orders placed and not yet paid, with whether they are the hot SKU's (bounded: the
+        // oldest are forgotten, left to their reservations).
+        let mut unpaid: std::collections::VecDeque<(u64, bool)> = std::collections::VecDeque::new();
+        while Instant::now() < self.deadline {
+            let mut ops = Vec::with_capacity(batch);
+            // Whether each payment of the batch, in order, is for the hot SKU.
+            let mut hot_pays = Vec::new();
+            for _ in 0..batch {
+                let tail_sku = 1 + zipf.sample(&mut rng) as u64;
+                let roll: f64 = rng.random();
+                let op = if roll < 0.40 {
+                    Op::Browse { sku: tail_sku }
+                } else if roll < 0.80 {
+                    let adjective = rng.random_bool(0.5).then(|| rng.random_range(0..16));
+                    Op::Search { adjective, noun: rng.random_range(0..32) }
+                } else if roll < 0.95 {
+                    let hot = rng.random_bool(self.options.hot_share);
+                    Op::Place {
+                        buyer: rng.random_range(1..=self.options.buyers),
+                        sku: if hot { 1 } else { tail_sku },
+                    }
+                } else {
+                    match unpaid.pop_front() {
+                        Some((order, hot)) => {
+                            hot_pays.push(hot);
+                            Op::Pay { order }
+                        }
+                        None => Op::Browse { sku: tail_sku },
+                    }
+                };
+                ops.push(op);
+            }
+            let answers = timed(&self.driver, &ops, key, &mut tally).await?;
+            key += ops.len() as u64;
+            tally.ops += ops.len() as u64;
+            let mut hot_pays = hot_pays.into_iter();
+            for (op, answer) in ops.iter().zip(&answers) {
+                match (op, answer) {
+                    (Op::Browse { .. }, Answer::Ok(_)) => tally.browses += 1,
+                    (Op::Search { .. }, Answer::Ok(hits)) => {
+                        tally.searches += 1;
+                        tally.search_hits += hits;
+                    }
+                    (Op::Place { sku, .. }, Answer::Ok(order)) => {
+                        tally.orders += 1;
+                        if unpaid.len() == UNPAID_MAX {
+                            unpaid.pop_front();
+                        }
+                        unpaid.push_back((*order, *sku == 1));
+                    }
+                    (Op::Place { sku: 1, .. }, Answer::Refused(code)) => {
+                        tally.hot_sold_out |= SOLD_OUT_CODES.contains(&code.as_str());
+                    }
+                    (Op::Pay { .. }, answer) => {
+                        let (paid, hot) = (matches!(answer, Answer::Ok(_)), hot_pays.next() == Some(true));
+                        tally.payments += u64::from(paid);
+                        tally.hot_paid += u64::from(paid && hot);
+                    }
+                    _ => {}
+                }
+            }
+            self.progress.fetch_add(ops.len() as u64, Ordering::Relaxed);
         }
         Ok(tally)
     }
@@ -552,7 +648,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             let (started, _) = Engine::start(&config)?;
             let handle = started.handle.clone();
             match options.workload {
-                Workload::Flash => {
+                Workload::Flash | Workload::Mixed => {
                     setup_flash(&handle, &options, &mut rng)?;
                     run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 - 1_000))])?;
                 }
@@ -623,12 +719,14 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                 match options.workload {
                     Workload::Flash | Workload::Spike => runtime.spawn(client.flash()),
                     Workload::Redpacket => runtime.spawn(client.redpacket()),
+                    Workload::Mixed => runtime.spawn(client.mixed()),
                 }
             })
             .collect();
         let unit = match options.workload {
             Workload::Flash | Workload::Spike => "orders/s",
             Workload::Redpacket => "claims/s",
+            Workload::Mixed => "ops/s",
         };
         while Instant::now() < deadline && !clients.iter().all(|c| c.is_finished()) {
             std::thread::sleep(Duration::from_millis(200));
@@ -663,6 +761,13 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                 Workload::Spike => {
                     invariants.sold_exactly_stock =
                         audit.checks.iter().any(|c| c.name == "no_oversell" && c.ok);
+                }
+                // Unpaid orders keep their units reserved: sold is exactly the acknowledged
+                // payments, and sold + reserved never above the stock.
+                Workload::Mixed => {
+                    let View::Sku(hot) = read(handle, Query::Sku(SkuId(1)))? else { bail!("not a SKU view") };
+                    invariants.sold_exactly_stock = hot.sold == total.hot_paid
+                        && audit.checks.iter().any(|c| c.name == "no_oversell" && c.ok);
                 }
                 Workload::Redpacket => {
                     let View::RedPacket(packet) = read(handle, Query::RedPacket(RedPacketId(1)))? else {
@@ -706,6 +811,11 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         payments: total.payments,
         orders_per_s: total.orders as f64 / elapsed,
         payments_per_s: total.payments as f64 / elapsed,
+        ops: total.ops,
+        ops_per_s: total.ops as f64 / elapsed,
+        browses: total.browses,
+        searches: total.searches,
+        search_hits: total.search_hits,
         claims: total.claims,
         claims_per_s: total.claims as f64 / elapsed,
         shares_paid: total.shares,
@@ -746,6 +856,17 @@ pub fn table(report: &Report) -> String {
             if let Some(f) = &report.spike {
                 out += &spike::table(f);
             }
+        }
+        Workload::Mixed => {
+            out += &format!("  operations      {:>12} ({:.0}/s)\n", report.ops, report.ops_per_s);
+            out += &format!("  product pages   {:>12}\n", report.browses);
+            out += &format!(
+                "  searches        {:>12} ({:.1} hits each)\n",
+                report.searches,
+                report.search_hits as f64 / report.searches.max(1) as f64
+            );
+            out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
+            out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
         }
         Workload::Redpacket => {
             out += &format!("  claims          {:>12} ({:.0}/s)\n", report.claims, report.claims_per_s);

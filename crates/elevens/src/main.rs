@@ -171,9 +171,12 @@ fn main() -> ExitCode {
                 WorkloadArg::Flash => elevens_bench::Workload::Flash,
                 WorkloadArg::Redpacket => elevens_bench::Workload::Redpacket,
                 WorkloadArg::Spike => elevens_bench::Workload::Spike,
+                WorkloadArg::Mixed => elevens_bench::Workload::Mixed,
             };
             let default_buyers = match workload {
-                elevens_bench::Workload::Flash | elevens_bench::Workload::Spike => 100_000,
+                elevens_bench::Workload::Flash
+                | elevens_bench::Workload::Spike
+                | elevens_bench::Workload::Mixed => 100_000,
                 elevens_bench::Workload::Redpacket => 1_000_000,
             };
             let options = elevens_bench::Options {
@@ -218,6 +221,8 @@ enum WorkloadArg {
     Redpacket,
     /// Capacity closed loop, then open loop: C/2, 10x C for --duration seconds, C/2.
     Spike,
+    /// Browse and search 80%, order 15%, pay 5%.
+    Mixed,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -61,6 +61,36 @@ fn every_flash_mode_runs_and_keeps_the_invariants() {
 }
 
 #[test]
+fn every_mixed_mode_browses_searches_orders_and_pays() {
+    for mode in ["in-process", "http", "http-batch"] {
+        let report = bench(&[
+            "--workload",
+            "mixed",
+            "--mode",
+            mode,
+            "--buyers",
+            "300",
+            "--duration",
+            "1",
+            "--batch",
+            "200",
+        ]);
+        let count = |field: &str| report[field].as_u64().unwrap_or(0);
+        for field in ["browses", "searches", "search_hits", "orders", "payments"] {
+            assert!(count(field) > 0, "{mode}: no {field}: {report}");
+        }
+        // Browse and search are 80% of what is offered; places and pays the rest (a pay with
+        // no unpaid order to pay becomes a browse).
+        let reads = (count("browses") + count("searches")) as f64 / count("ops") as f64;
+        assert!((0.70..=0.90).contains(&reads), "{mode}: reads are {reads} of the ops: {report}");
+        assert!(count("payments") <= count("orders"), "{mode}: {report}");
+        assert!(report["ops_per_s"].as_f64().unwrap() > 0.0, "{mode}: {report}");
+        assert_eq!(report["invariants"]["sold_exactly_stock"], true, "{mode}: {report}");
+        assert_eq!(report["invariants"]["audit_ok"], true, "{mode}: {report}");
+    }
+}
+
+#[test]
 fn every_redpacket_mode_pays_exactly_min_count_claimers() {
     for mode in ["in-process", "http", "http-batch"] {
         let report = bench(&[
