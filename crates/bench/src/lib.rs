@@ -98,7 +98,7 @@ pub struct Options {
 impl Options {
     fn clients(&self) -> usize {
         self.clients.unwrap_or(match self.mode {
-            Mode::InProcess => 2,
+            Mode::InProcess => 4,
             Mode::Http => 64,
             Mode::HttpBatch => 4,
         })
@@ -173,6 +173,10 @@ pub struct Report {
     pub buyers: u64,
     pub seed: u64,
     pub cores: usize,
+    /// The sequencer's (the bottleneck's) busy time per item it applied during the load, in ns:
+    /// steadier than throughput on a noisy machine, and what a change to the hot path moves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequencer_ns_per_item: Option<f64>,
     /// The spike workload's figures (capacity, goodput, shedding, recovery).
     #[serde(flatten)]
     pub spike: Option<spike::SpikeFigures>,
@@ -681,6 +685,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     eprintln!("setup: {} buyers in {:.1?}", options.buyers, setup_started.elapsed());
 
     let rss_before = rss_bytes();
+    let work_before = engine.as_ref().map(|(_, handle)| handle.sequencer_work());
     let started = Instant::now();
     let mut spike_figures = None;
     let mut total = if options.workload == Workload::Spike {
@@ -743,6 +748,10 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     };
     let elapsed = started.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
+    let sequencer_ns_per_item = engine.as_ref().zip(work_before).map(|((_, handle), (busy, items))| {
+        let (busy_after, items_after) = handle.sequencer_work();
+        (busy_after - busy).as_nanos() as f64 / (items_after - items).max(1) as f64
+    });
 
     let mut invariants =
         Invariants { applicable: options.target != Target::HyperHello, ..Invariants::default() };
@@ -833,6 +842,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         buyers: options.buyers,
         seed: options.seed,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        sequencer_ns_per_item,
         spike: spike_figures,
     })
 }
@@ -874,6 +884,9 @@ pub fn table(report: &Report) -> String {
         }
     }
     out += &format!("  latency us      p50 {} p99 {} p99.9 {} max {}\n", l.p50, l.p99, l.p999, l.max);
+    if let Some(ns) = report.sequencer_ns_per_item {
+        out += &format!("  sequencer       {ns:>12.0} ns busy per command\n");
+    }
     let i = &report.invariants;
     out += &format!(
         "  invariants      sold_exactly_stock {} ledger_balanced {} audit_ok {}{}\n",

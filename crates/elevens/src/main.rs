@@ -58,7 +58,7 @@ enum Cmd {
         /// spike: the spike's length).
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
-        /// Concurrent clients, each with one request in flight (default: 2 in-process, 64 http,
+        /// Concurrent clients, each with one request in flight (default: 4 in-process, 64 http,
         /// 4 http-batch).
         #[arg(long)]
         clients: Option<usize>,

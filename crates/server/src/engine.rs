@@ -53,6 +53,8 @@ pub struct Submission {
 }
 
 /// The encoded records of a batch, back to back in one buffer (no allocation per command).
+/// Encoded on the journal thread, which waits on the disk most of the time, rather than on the
+/// sequencer, which is the engine's bottleneck.
 #[derive(Default)]
 struct Records {
     bytes: Vec<u8>,
@@ -67,8 +69,9 @@ impl Records {
         self.ends.push(self.bytes.len());
     }
 
-    fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
     }
 
     fn iter(&self) -> impl Iterator<Item = &[u8]> {
@@ -79,7 +82,8 @@ impl Records {
 
 /// A group commit: what the journal thread makes durable before it sends the replies.
 struct Durable {
-    records: Records,
+    /// The commands that changed the state, in order: the journal's records once encoded.
+    changes: Vec<Envelope>,
     /// What analytics folds in once the batch is durable.
     events: Vec<Event>,
     replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>, std::time::Instant)>,
@@ -174,10 +178,19 @@ pub struct EngineHandle {
     /// The slowest submission of the last group commit, from queueing to durable reply, in ns:
     /// the engine's own latency, without the gateway's scheduling.
     latency: Arc<AtomicU64>,
+    /// What the sequencer has done: the bottleneck's own cost per command, for the bench.
+    work: Arc<SequencerWork>,
     /// The live figures and product search, fed from each batch's events once it is durable.
     read_models: Arc<ReadModels>,
     pub analytics: Arc<Mutex<Analytics>>,
     pub search: Arc<Search>,
+}
+
+/// Time the sequencer spent applying batches, and the items it applied (reads and writes).
+#[derive(Debug, Default)]
+pub struct SequencerWork {
+    pub busy_ns: AtomicU64,
+    pub items: AtomicU64,
 }
 
 /// The sequencer's queue is full: answer 503 with Retry-After.
@@ -203,6 +216,12 @@ impl EngineHandle {
 
     pub fn latency(&self) -> Arc<AtomicU64> {
         self.latency.clone()
+    }
+
+    /// The sequencer's busy time and items so far.
+    pub fn sequencer_work(&self) -> (Duration, u64) {
+        let busy = Duration::from_nanos(self.work.busy_ns.load(Ordering::Relaxed));
+        (busy, self.work.items.load(Ordering::Relaxed))
     }
 
     /// Waits until every batch made durable before this call is folded into the read models
@@ -263,7 +282,9 @@ impl Engine {
         let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
+        let work = Arc::new(SequencerWork::default());
         let sequencer = Sequencer {
+            work: work.clone(),
             counts: BatchCounts::default(),
             state,
             keys: keys.clone(),
@@ -294,7 +315,7 @@ impl Engine {
                 .spawn(move || commit_search(committer_search))
                 .expect("spawn the search committer"),
         ];
-        let handle = EngineHandle { tx, keys, latency, read_models, analytics, search };
+        let handle = EngineHandle { tx, keys, latency, work, read_models, analytics, search };
         Ok((Engine { handle, threads, _lock: lock }, report))
     }
 
@@ -330,6 +351,7 @@ impl BatchCounts {
 }
 
 struct Sequencer {
+    work: Arc<SequencerWork>,
     counts: BatchCounts,
     state: State,
     keys: Arc<KeyCache>,
@@ -353,15 +375,11 @@ impl Sequencer {
             };
             let started = std::time::Instant::now();
             let at = now_ms().max(self.state.clock());
-            let mut batch = Durable {
-                records: Records::default(),
-                events: Vec::new(),
-                replies: Vec::new(),
-                snapshot: None,
-            };
+            let mut batch =
+                Durable { changes: Vec::new(), events: Vec::new(), replies: Vec::new(), snapshot: None };
             if self.state.next_due().is_some_and(|due| due <= at) {
                 let tick = Envelope { actor: Actor::Admin, idempotency: None, at, command: Command::Tick };
-                if let Err(error) = self.write(&tick, &mut batch.records, &mut batch.events) {
+                if let Err(error) = self.write(tick, &mut batch.changes, &mut batch.events) {
                     tracing::error!(%error, "reservation expiry refused");
                 }
             }
@@ -372,7 +390,7 @@ impl Sequencer {
                 let results = submission
                     .items
                     .into_iter()
-                    .map(|item| self.execute(item, at, &mut batch.records, &mut batch.events))
+                    .map(|item| self.execute(item, at, &mut batch.changes, &mut batch.events))
                     .collect();
                 batch.replies.push((submission.reply, results, submission.enqueued));
                 if commands >= self.group_commit_commands_max {
@@ -384,10 +402,12 @@ impl Sequencer {
                 last_snapshot = self.state.applied();
                 batch.snapshot = Some((last_snapshot, self.state.encode()));
             }
-            if batch.records.is_empty() && batch.replies.is_empty() && batch.snapshot.is_none() {
+            if batch.changes.is_empty() && batch.replies.is_empty() && batch.snapshot.is_none() {
                 continue;
             }
             let took = started.elapsed();
+            self.work.busy_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+            self.work.items.fetch_add(commands as u64, Ordering::Relaxed);
             if took > SLOW {
                 tracing::warn!(ms = took.as_millis() as u64, commands, "slow batch on the sequencer");
             }
@@ -402,14 +422,14 @@ impl Sequencer {
         &mut self,
         item: Item,
         at: Millis,
-        records: &mut Records,
+        changes: &mut Vec<Envelope>,
         events: &mut Vec<Event>,
     ) -> ItemResult {
         match item {
             Item::Read { actor, query } => views::query(&self.state, actor, &query, at),
             Item::Write { actor, idempotency, command } => {
                 let envelope = Envelope { actor, idempotency, at, command };
-                let outcome = self.write(&envelope, records, events)?;
+                let outcome = self.write(envelope, changes, events)?;
                 views::outcome(&self.state, &outcome, at)
             }
         }
@@ -417,16 +437,16 @@ impl Sequencer {
 
     fn write(
         &mut self,
-        envelope: &Envelope,
-        records: &mut Records,
+        envelope: Envelope,
+        changes: &mut Vec<Envelope>,
         events: &mut Vec<Event>,
     ) -> Result<elevens_core::Outcome, CoreError> {
-        let applied = self.state.apply(envelope).inspect_err(|e| {
+        let applied = self.state.apply(&envelope).inspect_err(|e| {
             *self.counts.refused.entry(e.code()).or_default() += 1;
         })?;
         if applied.changed() {
             self.counts.changed += 1;
-            records.push(envelope);
+            changes.push(envelope);
             self.keys.observe(&self.state, applied.outcome());
             events.extend(events_of(&self.state, applied.outcome(), self.state.clock()));
         } else {
@@ -512,15 +532,19 @@ fn run_journal(
     latency: Arc<AtomicU64>,
     events: EventsOut,
 ) {
+    let mut records = Records::default();
     while let Ok(first) = rx.recv() {
         // If the disk fell behind, fold every waiting batch into this fsync.
         let mut batches = vec![first];
         while let Ok(more) = rx.try_recv() {
             batches.push(more);
         }
-        let records = batches.iter().flat_map(|b| b.records.iter());
+        records.clear();
+        for envelope in batches.iter().flat_map(|b| &b.changes) {
+            records.push(envelope);
+        }
         let started = std::time::Instant::now();
-        let appended = journal.append_batch(records);
+        let appended = journal.append_batch(records.iter());
         let took = started.elapsed();
         metrics::histogram!("elevens_journal_write_fsync_seconds").record(took.as_secs_f64());
         if took > SLOW {
