@@ -149,6 +149,7 @@ impl State {
         let violation = violation.or_else(|| {
             sums.iter().find(|(_, &s)| s != 0).map(|(c, s)| format!("{c}: balances sum to {s}, not 0"))
         });
+        let violation = violation.or_else(|| ledger.histories_violation());
         check(
             "money_conserved",
             violation,

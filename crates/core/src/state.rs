@@ -810,13 +810,19 @@ impl State {
     // ---- snapshots and digest ----
 
     /// The canonical encoding of the whole state: the snapshot format, and what the digest hashes.
+    /// The state's layout, first in its encoding: postcard is not self-describing, so a snapshot
+    /// of another layout could otherwise decode into a wrong state instead of failing. Bump it
+    /// whenever a stored type changes. (2: ledger histories chained through the transfers.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE2";
+
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into a Vec cannot fail.
-        postcard::to_stdvec(self).unwrap_or_default()
+        postcard::to_extend(self, Self::LAYOUT.to_vec()).unwrap_or_default()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        let mut state: State = postcard::from_bytes(bytes)?;
+        let body = bytes.strip_prefix(&Self::LAYOUT).ok_or(postcard::Error::DeserializeBadEncoding)?;
+        let mut state: State = postcard::from_bytes(body)?;
         state.ledger.rebuild_index();
         state.idempotency.rebuild_index();
         Ok(state)

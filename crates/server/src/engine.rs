@@ -94,8 +94,6 @@ struct Durable {
 pub enum StartError {
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("snapshot {seq} does not decode: {why}")]
-    Snapshot { seq: u64, why: String },
     #[error("cannot use the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error("the data directory {0} is in use by another elevens process")]
@@ -146,9 +144,20 @@ pub fn recover(
     let mut state = State::new();
     if use_snapshot {
         if let Some(snapshot) = snapshots.latest()? {
-            state = State::decode(&snapshot.bytes)
-                .map_err(|e| StartError::Snapshot { seq: snapshot.seq, why: e.to_string() })?;
-            report.snapshot_seq = Some(snapshot.seq);
+            // A snapshot is a cache of the journal, which keeps every record: one this build
+            // cannot read (another version's layout of the state) costs a longer replay, never
+            // the start.
+            match State::decode(&snapshot.bytes) {
+                Ok(decoded) => {
+                    state = decoded;
+                    report.snapshot_seq = Some(snapshot.seq);
+                }
+                Err(error) => tracing::warn!(
+                    seq = snapshot.seq,
+                    %error,
+                    "the snapshot does not decode with this version; replaying the whole journal"
+                ),
+            }
         }
     }
     let after = state.applied();
@@ -581,5 +590,44 @@ fn run_journal(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elevens_core::Command;
+
+    fn admin(command: Command) -> Item {
+        Item::Write { actor: Actor::Admin, idempotency: None, command }
+    }
+
+    /// A snapshot of another layout (an older or newer build's) is passed over: the state comes
+    /// from the whole journal instead, the same as with the snapshot this build would write.
+    #[test]
+    fn a_snapshot_of_another_layout_costs_a_replay_not_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
+        config.snapshot_every_commands = 2;
+        let (engine, _) = Engine::start(&config).unwrap();
+        for m in 0..5 {
+            let command = Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 100 };
+            let rx = engine.handle.submit(vec![admin(command)]).map_err(|_| "overloaded").unwrap();
+            assert!(rx.blocking_recv().unwrap()[0].is_ok());
+        }
+        engine.shutdown();
+        let options = JournalOptions::default();
+        let (from_snapshot, _, report) = recover(dir.path(), options.clone(), true).unwrap();
+        let seq = report.snapshot_seq.expect("a snapshot was written");
+        let (from_journal, _, _) = recover(dir.path(), options.clone(), false).unwrap();
+        assert_eq!(from_snapshot.digest(), from_journal.digest());
+
+        let mut foreign = b"ELSTATE1".to_vec();
+        foreign.extend_from_slice(&from_snapshot.encode()[State::LAYOUT.len()..]);
+        SnapshotStore::open(&dir.path().join("snapshots")).unwrap().write(seq + 1, &foreign).unwrap();
+        let (recovered, _, report) = recover(dir.path(), options, true).unwrap();
+        assert_eq!(report.snapshot_seq, None, "the foreign snapshot was used");
+        assert_eq!(recovered.digest(), from_journal.digest());
+        assert_eq!(recovered.applied(), 5);
     }
 }

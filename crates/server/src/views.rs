@@ -366,7 +366,7 @@ pub struct EntryView {
 pub struct AccountView {
     pub currency: String,
     pub balance: i64,
-    pub entries_total: usize,
+    pub entries_total: u64,
     /// The newest entries, newest first.
     pub entries: Vec<EntryView>,
 }
@@ -511,29 +511,26 @@ fn order_view(
 }
 
 fn account_view(state: &State, account: &Account, entries_max: usize) -> AccountView {
-    let ledger = state.ledger();
-    let entries = account
-        .entries
-        .iter()
-        .rev()
+    let entries = state
+        .ledger()
+        .history(account.owner, account.currency)
         .take(entries_max)
-        .filter_map(|&id| {
-            let t = ledger.transfer(id)?;
+        .map(|(id, t)| {
             let (sign, counterparty) = if t.credit == account.owner { (1, t.debit) } else { (-1, t.credit) };
-            Some(EntryView {
+            EntryView {
                 transfer_id: id.0,
                 kind: t.kind.name(),
                 amount: sign * t.amount.0 as i64,
                 counterparty: owner_name(counterparty),
                 order_id: t.order.map(|o| o.0),
                 at: t.at.0,
-            })
+            }
         })
         .collect();
     AccountView {
         currency: account.currency.to_string(),
         balance: account.balance,
-        entries_total: account.entries.len(),
+        entries_total: account.entries,
         entries,
     }
 }
