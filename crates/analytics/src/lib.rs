@@ -37,7 +37,7 @@ pub enum Event {
     Placed {
         at: Millis,
         currency: Currency,
-        lines: Vec<Line>,
+        lines: Lines,
     },
     Paid {
         at: Millis,
@@ -45,14 +45,14 @@ pub enum Event {
         merchant: u64,
         currency: Currency,
         total: u64,
-        lines: Vec<Line>,
+        lines: Lines,
     },
     Refunded {
         at: Millis,
         merchant: u64,
         currency: Currency,
         amount: u64,
-        lines: Vec<Line>,
+        lines: Lines,
     },
     /// A storefront showed a SKU (and its campaign, if any) to a buyer.
     Viewed {
@@ -95,7 +95,11 @@ pub struct CampaignTimes {
     pub quantity: u64,
 }
 
-fn lines(order: &elevens_core::Order) -> Vec<Line> {
+/// A placed or paid order's lines: inline when there is one, so deriving the event allocates
+/// nothing on the sequencer.
+pub type Lines = smallvec::SmallVec<[Line; 1]>;
+
+fn lines(order: &elevens_core::Order) -> Lines {
     order
         .lines
         .iter()
@@ -509,15 +513,23 @@ mod tests {
     fn seconds_are_counted_with_gaps_as_zeros_and_the_window_is_bounded() {
         let mut a = Analytics::default();
         let (t, c) = (1_000_000, cny());
-        a.fold(&Event::Placed { at: Millis(t * 1_000), currency: c, lines: vec![line(1, 100, None)] });
-        a.fold(&Event::Placed { at: Millis(t * 1_000 + 999), currency: c, lines: vec![line(1, 100, None)] });
+        a.fold(&Event::Placed {
+            at: Millis(t * 1_000),
+            currency: c,
+            lines: smallvec::smallvec![line(1, 100, None)],
+        });
+        a.fold(&Event::Placed {
+            at: Millis(t * 1_000 + 999),
+            currency: c,
+            lines: smallvec::smallvec![line(1, 100, None)],
+        });
         let paid = Event::Paid {
             at: Millis((t + 3) * 1_000),
             buyer: 1,
             merchant: 1,
             currency: c,
             total: 250,
-            lines: vec![line(1, 100, None)],
+            lines: smallvec::smallvec![line(1, 100, None)],
         };
         a.fold(&paid);
         let timeline = a.timeline(Millis((t + 4) * 1_000), 5);
@@ -528,7 +540,7 @@ mod tests {
         assert_eq!((summary.payments_per_s, summary.orders_per_s, summary.peak_orders_per_s), (1, 0, 2));
         assert_eq!((summary.gmv, summary.aov, summary.currency.as_deref()), (250, 250, Some("CNY")));
         // An hour later the window holds 900 seconds, not 3,600.
-        a.fold(&Event::Placed { at: Millis((t + 3_600) * 1_000), currency: c, lines: vec![] });
+        a.fold(&Event::Placed { at: Millis((t + 3_600) * 1_000), currency: c, lines: smallvec::smallvec![] });
         assert_eq!(a.seconds.len(), WINDOW_S);
         assert_eq!(a.summary(Millis((t + 3_601) * 1_000)).peak_orders_per_s, 1);
     }
@@ -537,7 +549,7 @@ mod tests {
     fn refunds_net_out_and_funnels_count_views_orders_and_payments() {
         let mut a = Analytics::default();
         let c = cny();
-        let lines = vec![line(7, 300, Some(9)), line(8, 200, None)];
+        let lines: Lines = smallvec::smallvec![line(7, 300, Some(9)), line(8, 200, None)];
         a.fold(&Event::Viewed { at: Millis(1), sku: 7, campaign: Some(9), buyer: 1 });
         a.fold(&Event::Viewed { at: Millis(2), sku: 7, campaign: Some(9), buyer: 2 });
         a.fold(&Event::Placed { at: Millis(3), currency: c, lines: lines.clone() });

@@ -93,6 +93,9 @@ impl OrderStatus {
     }
 }
 
+/// An order's lines.
+pub type OrderLines = smallvec::SmallVec<[OrderLine; 1]>;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     pub sku: SkuId,
@@ -113,7 +116,8 @@ pub struct Order {
     pub total: Amount,
     /// The platform's share, fixed when the order is paid.
     pub commission: Amount,
-    pub lines: Vec<OrderLine>,
+    /// Inline when there is one (most orders): no allocation for it, 40 bytes less per order.
+    pub lines: OrderLines,
     /// Set when restocked by a refund.
     pub restocked: bool,
     /// Coupons applied: `total` is the lines' sum less these.
@@ -564,7 +568,7 @@ impl State {
             return Err(out_of_bounds("reservation_ttl_ms", "between 1 s and 7 days"));
         }
         // Validate every line and price it; nothing is changed until all lines pass.
-        let mut lines = Vec::with_capacity(requested.len());
+        let mut lines = OrderLines::with_capacity(requested.len());
         let mut total = Amount::ZERO;
         let mut merchant_currency: Option<(MerchantId, Currency)> = None;
         for (i, line) in requested.iter().enumerate() {

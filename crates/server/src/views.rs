@@ -10,6 +10,16 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A read, checked against the actor's rights on the sequencer thread.
+/// A currency as its ISO 4217 code in JSON ("CNY"), without a `String` per view.
+#[derive(Clone, Copy, Debug)]
+pub struct Code(pub Currency);
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Query {
     Merchant(MerchantId),
@@ -108,7 +118,8 @@ pub struct CouponView {
     pub amount_off: Option<u64>,
     pub percent_bps: Option<u16>,
     pub cap: Option<u64>,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     pub min_spend: u64,
     pub starts_at: u64,
     pub ends_at: u64,
@@ -135,7 +146,8 @@ pub struct RedPacketView {
     pub merchant_id: Option<u64>,
     pub amount: u64,
     pub count: u32,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     pub starts_at: u64,
     pub ends_at: u64,
     pub claimed_count: u64,
@@ -157,7 +169,8 @@ pub struct ClaimView {
     pub red_packet_id: u64,
     pub buyer_id: u64,
     pub amount: u64,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     /// Set in the answer to the claim itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer_id: Option<u64>,
@@ -196,7 +209,7 @@ fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> CouponView {
         amount_off,
         percent_bps,
         cap,
-        currency: c.terms.currency.to_string(),
+        currency: Code(c.terms.currency),
         min_spend: c.terms.min_spend.0,
         starts_at: c.terms.starts_at.0,
         ends_at: c.terms.ends_at.0,
@@ -227,7 +240,7 @@ fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> RedPacketView
         merchant_id,
         amount: p.terms.amount.0,
         count: p.terms.count,
-        currency: p.terms.currency.to_string(),
+        currency: Code(p.terms.currency),
         starts_at: p.terms.starts_at.0,
         ends_at: p.terms.ends_at.0,
         claimed_count: p.claims.len() as u64,
@@ -271,7 +284,8 @@ pub struct SkuView {
     pub description: String,
     /// Minor units.
     pub price: u64,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     pub available: u64,
     pub reserved: u64,
     pub sold: u64,
@@ -290,7 +304,8 @@ pub struct TopUpView {
     pub transfer_id: u64,
     pub buyer_id: u64,
     pub amount: u64,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     /// The wallet's balance right after this top-up.
     pub balance: i64,
 }
@@ -300,7 +315,8 @@ pub struct CampaignView {
     pub campaign_id: u64,
     pub sku_id: u64,
     pub flash_price: u64,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     pub quantity: u64,
     pub taken: u64,
     pub remaining: u64,
@@ -330,14 +346,16 @@ pub struct OrderView {
     pub merchant_id: u64,
     /// `pending_payment`, `paid`, `cancelled`, `expired` or `refunded`.
     pub status: &'static str,
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     pub total: u64,
     pub commission: u64,
     pub placed_at: u64,
     /// When the reservation lapses if the order is not paid.
     pub expires_at: u64,
     pub restocked: bool,
-    pub lines: Vec<LineView>,
+    #[schema(value_type = Vec<LineView>)]
+    pub lines: smallvec::SmallVec<[LineView; 1]>,
     /// The lines' sum, before coupons.
     pub subtotal: u64,
     pub discounts: Vec<DiscountView>,
@@ -364,7 +382,8 @@ pub struct EntryView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {
-    pub currency: String,
+    #[schema(value_type = String)]
+    pub currency: Code,
     pub balance: i64,
     pub entries_total: u64,
     /// The newest entries, newest first.
@@ -432,7 +451,7 @@ fn sku_view(id: SkuId, s: &Sku) -> SkuView {
         title: s.title.clone(),
         description: s.description.clone(),
         price: s.price.0,
-        currency: s.currency.to_string(),
+        currency: Code(s.currency),
         available: s.available,
         reserved: s.reserved,
         sold: s.sold,
@@ -455,7 +474,7 @@ fn campaign_view(state: &State, id: CampaignId, now: Millis) -> Result<View, Cor
         campaign_id: id.0,
         sku_id: c.sku.0,
         flash_price: c.flash_price.0,
-        currency: currency.to_string(),
+        currency: Code(currency),
         quantity: c.quantity,
         taken: c.taken,
         remaining: c.quantity - c.taken,
@@ -481,7 +500,7 @@ fn order_view(
         buyer_id: o.buyer.0,
         merchant_id: o.merchant.0,
         status: status.name(),
-        currency: o.currency.to_string(),
+        currency: Code(o.currency),
         total: o.total.0,
         commission: commission.0,
         placed_at: o.placed_at.0,
@@ -528,7 +547,7 @@ fn account_view(state: &State, account: &Account, entries_max: usize) -> Account
         })
         .collect();
     AccountView {
-        currency: account.currency.to_string(),
+        currency: Code(account.currency),
         balance: account.balance,
         entries_total: account.entries,
         entries,
@@ -630,7 +649,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
                         red_packet_id: id.0,
                         buyer_id: buyer.0,
                         amount: amount.0,
-                        currency: p.terms.currency.to_string(),
+                        currency: Code(p.terms.currency),
                         transfer_id: None,
                     })
                 })
@@ -691,7 +710,7 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
                 transfer_id: transfer.0,
                 buyer_id,
                 amount: t.amount.0,
-                currency: t.currency.to_string(),
+                currency: Code(t.currency),
                 balance,
             }))
         }
@@ -728,7 +747,7 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
                 _ => 0,
             },
             amount: amount.0,
-            currency: state.red_packet(packet)?.terms.currency.to_string(),
+            currency: Code(state.red_packet(packet)?.terms.currency),
             transfer_id: Some(transfer.0),
         })),
     }
