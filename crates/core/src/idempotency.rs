@@ -2,9 +2,9 @@
 
 use crate::chunked::ChunkedDeque;
 use crate::command::{Idempotency, Outcome};
+use crate::key_index::KeyIndex;
 use crate::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::types::Millis;
-use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,11 +22,10 @@ pub struct IdempotencyStore {
     entries: ChunkedDeque<Remembered>,
     /// The absolute position of `entries[0]`.
     first_position: u64,
-    /// Keys are BLAKE3 outputs (see the gateway), so a fast non-cryptographic hash is safe.
-    /// griddle's map moves a few entries on each insert when it grows instead of all at once:
-    /// at 10M keys an all-at-once rehash stopped the sequencer for ~350 ms.
+    /// Key to absolute position; sharded so that it never stops the sequencer to grow, and
+    /// prefetchable (see `key_index`).
     #[serde(skip)]
-    index: griddle::HashMap<u128, u64, FxBuildHasher>,
+    index: KeyIndex,
 }
 
 impl IdempotencyStore {
@@ -44,8 +43,12 @@ impl IdempotencyStore {
     }
 
     pub fn get(&self, key: u128) -> Option<&Remembered> {
-        let position = *self.index.get(&key)?;
-        self.entries.get((position - self.first_position) as usize)
+        let position = self.index.get(key, |p| self.at(p).map(|e| e.key))?;
+        self.at(position)
+    }
+
+    fn at(&self, position: u64) -> Option<&Remembered> {
+        self.entries.get(usize::try_from(position.checked_sub(self.first_position)?).ok()?)
     }
 
     pub(crate) fn remember(&mut self, idempotency: Idempotency, at: Millis, outcome: Outcome) {
@@ -56,7 +59,12 @@ impl IdempotencyStore {
             at,
             outcome,
         });
-        self.index.insert(idempotency.key, position);
+        self.index.insert_new(idempotency.key, position);
+    }
+
+    /// Starts loading where a lookup of `key` will look (a hint: changes nothing).
+    pub fn prefetch(&self, key: u128) {
+        self.index.prefetch(key);
     }
 
     /// Forgets keys older than the retention window, and the oldest beyond the count bound.
@@ -66,10 +74,7 @@ impl IdempotencyStore {
             if front.at.0 >= horizon && self.entries.len() <= IDEMPOTENCY_KEYS_MAX {
                 break;
             }
-            let key = front.key;
-            if self.index.get(&key) == Some(&self.first_position) {
-                self.index.remove(&key);
-            }
+            self.index.remove(front.key, self.first_position);
             self.entries.drop_front();
             self.first_position += 1;
         }

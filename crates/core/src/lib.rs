@@ -10,6 +10,7 @@ pub mod chunked;
 pub mod command;
 pub mod error;
 pub mod idempotency;
+pub mod key_index;
 pub mod ledger;
 pub mod limits;
 pub mod promotions;

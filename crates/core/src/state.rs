@@ -194,6 +194,12 @@ impl State {
         self.applied
     }
 
+    /// A hint that a command with this idempotency key comes soon: starts loading where
+    /// [`State::apply`] will look it up. Changes nothing.
+    pub fn prefetch(&self, idempotency: &Idempotency) {
+        self.idempotency.prefetch(idempotency.key);
+    }
+
     /// Applies one command. On `Err`, nothing changed. On `Ok(Applied::Changed)`, the envelope
     /// must be journaled before the outcome is acknowledged.
     pub fn apply(&mut self, envelope: &Envelope) -> Result<Applied, CoreError> {

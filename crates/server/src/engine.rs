@@ -32,6 +32,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A batch or an fsync slower than this is logged: it is what shows as a p99.9 stall.
 const SLOW: Duration = Duration::from_millis(50);
+/// How many commands ahead the sequencer prefetches idempotency slots: enough to cover a miss
+/// (~100 ns) with the commands in between (~1 µs each), few enough that the lines stay cached.
+const PREFETCH_AHEAD: usize = 4;
 /// How long a reader of the figures waits for the read models to catch up.
 const READ_MODELS_WAIT: Duration = Duration::from_secs(1);
 /// Durable batches of events waiting for the read-model thread; past it the journal thread waits.
@@ -396,10 +399,26 @@ impl Sequencer {
             let mut next = first;
             while let Some(submission) = next {
                 commands += submission.items.len();
+                let keys: Vec<Option<Idempotency>> = submission
+                    .items
+                    .iter()
+                    .map(|item| match item {
+                        Item::Write { idempotency, .. } => *idempotency,
+                        Item::Read { .. } => None,
+                    })
+                    .collect();
                 let results = submission
                     .items
                     .into_iter()
-                    .map(|item| self.execute(item, at, &mut batch.changes, &mut batch.events))
+                    .enumerate()
+                    .map(|(i, item)| {
+                        // The lookup of a key a few commands ahead is a cache miss; start it now,
+                        // so it overlaps the commands in between.
+                        if let Some(Some(ahead)) = keys.get(i + PREFETCH_AHEAD) {
+                            self.state.prefetch(ahead);
+                        }
+                        self.execute(item, at, &mut batch.changes, &mut batch.events)
+                    })
                     .collect();
                 batch.replies.push((submission.reply, results, submission.enqueued));
                 if commands >= self.group_commit_commands_max {
