@@ -6,6 +6,15 @@
 //!
 //! Everything goes over HTTP, through admission control, as a storefront's traffic would.
 
+/// `println!` without its panic when stdout is gone (`elevens demo | head`): the demo goes on
+/// serving the big screen whether or not anyone reads its status lines.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -235,7 +244,7 @@ async fn play(
                 "the tail".into()
             };
             let c = &counts;
-            println!(
+            say!(
                 "{phase:<32} orders {:>8}  paid {:>8}  shed (429) {:>7}  refused {:>6}  red packets {:>6}",
                 c.orders.load(Ordering::Relaxed),
                 c.paid.load(Ordering::Relaxed),
@@ -267,7 +276,7 @@ pub async fn run(
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let started = Instant::now();
-    println!("building the marketplace: {MERCHANTS} merchants, {SKUS} SKUs, {BUYERS} buyers with wallets…");
+    say!("building the marketplace: {MERCHANTS} merchants, {SKUS} SKUs, {BUYERS} buyers with wallets…");
     let starts_at = marketplace(&admin, starts_in, &mut rng).await?;
     // The hot item takes at most 500 orders a second: the rest of the midnight crowd is shed
     // (429, come back later), which the big screen shows.
@@ -288,11 +297,11 @@ pub async fn run(
     if status != 201 {
         bail!("creating the experiment: {status} {body}");
     }
-    println!("ready in {:.1?}", started.elapsed());
-    println!();
-    println!("  the big screen:  {base}/screen?key={service_key}");
-    println!();
-    println!(
+    say!("ready in {:.1?}", started.elapsed());
+    say!("");
+    say!("  the big screen:  {base}/screen?key={service_key}");
+    say!("");
+    say!(
         "flash sale: SKU 1, {HOT_UNITS} units, opens in {} s; the spike ({SPIKE_PER_S}/s arrivals, 10x) lasts {SPIKE_S} s. Ctrl-C stops.",
         starts_in.as_secs()
     );
