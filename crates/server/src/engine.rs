@@ -294,6 +294,9 @@ impl Engine {
         let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
+        // The journal thread hands each batch's emptied list of changes back, so the sequencer
+        // never grows one again (a doubling `Vec` of envelopes was a tenth of its time).
+        let (spare_tx, spare_rx) = crossbeam_channel::bounded(4);
         let work = Arc::new(SequencerWork::default());
         let sequencer = Sequencer {
             work: work.clone(),
@@ -309,13 +312,13 @@ impl Engine {
         let threads = vec![
             std::thread::Builder::new()
                 .name("sequencer".into())
-                .spawn(move || sequencer.run(rx, durable_tx))
+                .spawn(move || sequencer.run(rx, durable_tx, spare_rx))
                 .expect("spawn the sequencer thread"),
             std::thread::Builder::new()
                 .name("journal".into())
                 .spawn(move || {
                     let events = EventsOut { tx: events_tx, models: journal_models };
-                    run_journal(journal, snapshots, durable_rx, journal_latency, events)
+                    run_journal(journal, snapshots, durable_rx, journal_latency, events, spare_tx)
                 })
                 .expect("spawn the journal thread"),
             std::thread::Builder::new()
@@ -376,6 +379,7 @@ impl Sequencer {
         mut self,
         rx: crossbeam_channel::Receiver<Submission>,
         durable: crossbeam_channel::Sender<Durable>,
+        spare: crossbeam_channel::Receiver<Vec<Envelope>>,
     ) {
         let mut last_snapshot = self.state.applied();
         loop {
@@ -387,8 +391,8 @@ impl Sequencer {
             };
             let started = std::time::Instant::now();
             let at = now_ms().max(self.state.clock());
-            let mut batch =
-                Durable { changes: Vec::new(), events: Vec::new(), replies: Vec::new(), snapshot: None };
+            let changes = spare.try_recv().unwrap_or_default();
+            let mut batch = Durable { changes, events: Vec::new(), replies: Vec::new(), snapshot: None };
             if self.state.next_due().is_some_and(|due| due <= at) {
                 let tick = Envelope { actor: Actor::Admin, idempotency: None, at, command: Command::Tick };
                 if let Err(error) = self.write(tick, &mut batch.changes, &mut batch.events) {
@@ -559,6 +563,7 @@ fn run_journal(
     rx: crossbeam_channel::Receiver<Durable>,
     latency: Arc<AtomicU64>,
     events: EventsOut,
+    spare: crossbeam_channel::Sender<Vec<Envelope>>,
 ) {
     let mut records = Records::default();
     while let Ok(first) = rx.recv() {
@@ -590,7 +595,10 @@ fn run_journal(
         }
         let now = std::time::Instant::now();
         let mut slowest = Duration::ZERO;
-        for batch in batches {
+        for mut batch in batches {
+            let mut changes = std::mem::take(&mut batch.changes);
+            changes.clear();
+            let _ = spare.try_send(changes);
             // Durable now: the read models may count it.
             if !batch.events.is_empty() {
                 events.publish(batch.events);
