@@ -376,12 +376,18 @@ struct Client {
 }
 
 impl Client {
-    async fn flash(self) -> anyhow::Result<Tally> {
-        let mut rng =
+    /// This client's own seeded generator, the tail's popularity, and its first idempotency key
+    /// (each client's keys are apart from every other's).
+    fn seeded(&self) -> anyhow::Result<(rand::rngs::StdRng, Zipf<f64>, u64)> {
+        let rng =
             rand::rngs::StdRng::seed_from_u64(self.options.seed ^ (self.id + 1).wrapping_mul(0x9e37_79b9));
         let zipf = Zipf::new(TAIL_SKUS as f64, 1.1).context("zipf")?;
+        Ok((rng, zipf, (self.id + 1) << 40))
+    }
+
+    async fn flash(self) -> anyhow::Result<Tally> {
+        let (mut rng, zipf, mut key) = self.seeded()?;
         let mut tally = Tally::new()?;
-        let mut key = (self.id + 1) << 40;
         let batch = self.options.batch();
         while Instant::now() < self.deadline {
             let places: Vec<Op> = (0..batch)
@@ -430,11 +436,8 @@ impl Client {
     /// Browse 40%, search 40%, place 15%, pay 5% (the oldest of this client's unpaid orders;
     /// the other two in three stay reserved, as abandoned carts do until their reservation ends).
     async fn mixed(self) -> anyhow::Result<Tally> {
-        let mut rng =
-            rand::rngs::StdRng::seed_from_u64(self.options.seed ^ (self.id + 1).wrapping_mul(0x9e37_79b9));
-        let zipf = Zipf::new(TAIL_SKUS as f64, 1.1).context("zipf")?;
+        let (mut rng, zipf, mut key) = self.seeded()?;
         let mut tally = Tally::new()?;
-        let mut key = (self.id + 1) << 40;
         let batch = self.options.batch();
         // Orders placed and not yet paid, with whether they are the hot SKU's (bounded: the
         // oldest are forgotten, left to their reservations).
