@@ -403,27 +403,19 @@ impl Sequencer {
             let mut next = first;
             while let Some(submission) = next {
                 commands += submission.items.len();
-                let keys: Vec<Option<Idempotency>> = submission
-                    .items
-                    .iter()
-                    .map(|item| match item {
-                        Item::Write { idempotency, .. } => *idempotency,
-                        Item::Read { .. } => None,
-                    })
-                    .collect();
-                let results = submission
-                    .items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        // The lookup of a key a few commands ahead is a cache miss; start it now,
-                        // so it overlaps the commands in between.
-                        if let Some(Some(ahead)) = keys.get(i + PREFETCH_AHEAD) {
-                            self.state.prefetch(ahead);
-                        }
-                        self.execute(item, at, &mut batch.changes, &mut batch.events)
-                    })
-                    .collect();
+                let mut results = Vec::with_capacity(submission.items.len());
+                let mut items = submission.items.into_iter();
+                loop {
+                    // The lookup of a key a few commands ahead is a cache miss; start it now, so
+                    // it overlaps the commands in between.
+                    if let Some(Item::Write { idempotency: Some(ahead), .. }) =
+                        items.as_slice().get(PREFETCH_AHEAD)
+                    {
+                        self.state.prefetch(ahead);
+                    }
+                    let Some(item) = items.next() else { break };
+                    results.push(self.execute(item, at, &mut batch.changes, &mut batch.events));
+                }
                 batch.replies.push((submission.reply, results, submission.enqueued));
                 if commands >= self.group_commit_commands_max {
                     break;
