@@ -58,7 +58,7 @@ impl Config {
 /// buyer_quota = { per_s = 20, burst = 40 }
 /// sku_exceptions = [{ id = 1, quota = { per_s = 50000, burst = 5000 } }]
 /// [admission.adaptive]
-/// latency_target_ms = 15
+/// latency_target_ms = 20
 /// ```
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,14 +89,14 @@ mod tests {
             buyer_quota = { per_s = 20, burst = 40 }
             sku_exceptions = [{ id = 1, quota = { per_s = 50000, burst = 5000 } }, { id = 2 }]
             [admission.adaptive]
-            latency_target_ms = 15
+            latency_target_ms = 20
             [admission.waiting_room]
             admit_per_s = 500
         "#;
         let file: ConfigFile = toml::from_str(text).unwrap();
         assert_eq!(file.admission.sku_exceptions.len(), 2);
         assert_eq!(file.admission.sku_exceptions[1].quota, None, "no quota: unlimited");
-        assert_eq!(file.admission.adaptive.latency_target_ms, 15);
+        assert_eq!(file.admission.adaptive.latency_target_ms, 20);
         assert_eq!(file.admission.waiting_room.admit_per_s, 500);
         assert!(file.admission.check().is_ok());
         assert!(toml::from_str::<ConfigFile>("[admission]\nbuyer_qouta = 1").is_err(), "typos are refused");
