@@ -57,8 +57,9 @@ pub const NOUNS: [&str; 32] = [
 
 /// A tail SKU's title: every adjective-noun pair names about 1 in 512 SKUs.
 pub fn sku_title(index: u64) -> String {
-    let adjective = ADJECTIVES[(index % 16) as usize];
-    let noun = NOUNS[((index / 16) % 32) as usize];
+    let (adjectives, nouns) = (ADJECTIVES.len() as u64, NOUNS.len() as u64);
+    let adjective = ADJECTIVES[(index % adjectives) as usize];
+    let noun = NOUNS[((index / adjectives) % nouns) as usize];
     format!("{adjective} {noun} {index}")
 }
 

@@ -13,7 +13,8 @@ mod driver;
 pub mod peers;
 pub mod spike;
 
-pub use driver::{search_text, sku_title, Answer, Driver, Op};
+use driver::sku_title;
+pub use driver::{Answer, Driver, Op};
 
 use anyhow::{bail, Context};
 use elevens_core::{Actor, Command, NewCampaign, NewRedPacket, NewSku, Sponsor};
