@@ -3,6 +3,7 @@
 //! stalls the sequencer and faults every page in twice). Serialized as a plain sequence, the same
 //! bytes as a `Vec`.
 
+use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::VecDeque;
@@ -105,14 +106,36 @@ impl<T: Serialize> Serialize for Chunked<T> {
     }
 }
 
+/// Deserializes a sequence straight into chunks: through a `Vec` first, a snapshot of ten
+/// million orders paid for a doubling copy of each table and every page faulted in twice (half
+/// of a 30 s restart, `perf record` of `elevens serve` on a 7.8 M-order data directory).
+struct ChunksVisitor<C, T>(std::marker::PhantomData<(C, T)>);
+
+impl<'de, T: Deserialize<'de>, C: Default + Extend<T>> Visitor<'de> for ChunksVisitor<C, T> {
+    type Value = C;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<C, A::Error> {
+        let mut chunks = C::default();
+        while let Some(value) = seq.next_element()? {
+            chunks.extend(Some(value));
+        }
+        Ok(chunks)
+    }
+}
+
+impl<T> Extend<T> for Chunked<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, values: I) {
+        values.into_iter().for_each(|value| self.push(value));
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let all = Vec::<T>::deserialize(deserializer)?;
-        let mut chunked = Chunked::default();
-        for value in all {
-            chunked.push(value);
-        }
-        Ok(chunked)
+        deserializer.deserialize_seq(ChunksVisitor(std::marker::PhantomData))
     }
 }
 
@@ -192,13 +215,15 @@ impl<T: Serialize> Serialize for ChunkedDeque<T> {
     }
 }
 
+impl<T> Extend<T> for ChunkedDeque<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, values: I) {
+        values.into_iter().for_each(|value| self.push_back(value));
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for ChunkedDeque<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut deque = ChunkedDeque::default();
-        for value in Vec::<T>::deserialize(deserializer)? {
-            deque.push_back(value);
-        }
-        Ok(deque)
+        deserializer.deserialize_seq(ChunksVisitor(std::marker::PhantomData))
     }
 }
 

@@ -838,9 +838,19 @@ impl State {
         Ok(state)
     }
 
+    /// Writes the encoding (the same bytes as [`State::encode`]) to `out` as it goes, never
+    /// holding all of it: a state of ten million orders encodes to over a gigabyte.
+    pub fn write_to<W: std::io::Write>(&self, mut out: W) -> Result<W, postcard::Error> {
+        out.write_all(&Self::LAYOUT).map_err(|_| postcard::Error::SerializeBufferFull)?;
+        postcard::to_io(self, out)
+    }
+
     /// BLAKE3 of the canonical encoding: two states are equal, bit for bit, iff their digests are.
     pub fn digest(&self) -> String {
-        blake3::hash(&self.encode()).to_hex().to_string()
+        let hasher = std::io::BufWriter::with_capacity(1 << 16, blake3::Hasher::new());
+        let written = self.write_to(hasher).map(|h| h.into_inner().map_err(|e| e.into_error()));
+        let hasher = written.expect("plain data encodes").expect("hashing into memory cannot fail");
+        hasher.finalize().to_hex().to_string()
     }
 }
 

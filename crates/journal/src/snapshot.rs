@@ -18,7 +18,16 @@ const SNAPSHOTS_KEPT: usize = 2;
 pub struct Snapshot {
     /// The state is the result of records 1..=seq.
     pub seq: u64,
-    pub bytes: Vec<u8>,
+    /// The whole file, header included: a snapshot is gigabytes at ten million orders, and
+    /// cutting the header off would copy all of it.
+    file: Vec<u8>,
+}
+
+impl Snapshot {
+    /// The encoded state.
+    pub fn bytes(&self) -> &[u8] {
+        &self.file[SNAPSHOT_HEADER_BYTES..]
+    }
 }
 
 pub struct SnapshotStore {
@@ -53,7 +62,7 @@ impl SnapshotStore {
         for (seq, path) in self.list()?.into_iter().rev() {
             let bytes = std::fs::read(&path).map_err(io_error(&path))?;
             match decode(&bytes, seq) {
-                Some(payload) => return Ok(Some(Snapshot { seq, bytes: payload.to_vec() })),
+                Some(_) => return Ok(Some(Snapshot { seq, file: bytes })),
                 None => tracing::warn!(path = %path.display(), "snapshot damaged; skipping it"),
             }
         }
@@ -112,7 +121,7 @@ mod tests {
         }
         assert_eq!(store.list().unwrap().len(), SNAPSHOTS_KEPT);
         let latest = store.latest().unwrap().unwrap();
-        assert_eq!((latest.seq, latest.bytes.as_slice()), (30, &b"state 30"[..]));
+        assert_eq!((latest.seq, latest.bytes()), (30, &b"state 30"[..]));
         // Damage the newest: the one before it is used.
         let newest = store.list().unwrap().pop().unwrap().1;
         let mut bytes = std::fs::read(&newest).unwrap();

@@ -185,7 +185,6 @@ pub async fn serve(
         replayed = report.journal.records_replayed,
         last_record = report.journal.last_seq,
         torn_bytes_cut = report.journal.torn_bytes_cut,
-        digest = %report.digest,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
