@@ -14,7 +14,7 @@ mod snapshot;
 
 pub use record::{RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
 pub use segment::{Journal, JournalOptions, Recovered};
-pub use snapshot::{Snapshot, SnapshotStore};
+pub use snapshot::{Snapshot, SnapshotFile, SnapshotStore};
 
 use std::path::PathBuf;
 

@@ -7,20 +7,22 @@
 
 use crate::{io_error, JournalError};
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const SNAPSHOT_MAGIC: u32 = 0x3153_4c45; // "ELS1"
 const SNAPSHOT_HEADER_BYTES: usize = 24;
 /// How many snapshots are kept; older ones are deleted after a new one is durable.
 const SNAPSHOTS_KEPT: usize = 2;
+/// The write buffer of a snapshot.
+const SNAPSHOT_BUFFER_BYTES: usize = 1 << 20;
 
 pub struct Snapshot {
     /// The state is the result of records 1..=seq.
     pub seq: u64,
-    /// The whole file, header included: a snapshot is gigabytes at ten million orders, and
-    /// cutting the header off would copy all of it.
-    file: Vec<u8>,
+    /// The whole file, mapped: a snapshot is gigabytes at ten million orders, and reading it
+    /// into memory would fault in (and copy into) as many fresh pages again as the state needs.
+    file: memmap2::Mmap,
 }
 
 impl Snapshot {
@@ -30,13 +32,21 @@ impl Snapshot {
     }
 }
 
+#[derive(Clone)]
 pub struct SnapshotStore {
     dir: PathBuf,
 }
 
 impl SnapshotStore {
+    /// Opens the directory, removing what a writer left unfinished (a crash mid-snapshot).
     pub fn open(dir: &Path) -> Result<SnapshotStore, JournalError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+            let path = entry.map_err(io_error(dir))?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                std::fs::remove_file(&path).map_err(io_error(&path))?;
+            }
+        }
         Ok(SnapshotStore { dir: dir.to_path_buf() })
     }
 
@@ -60,27 +70,34 @@ impl SnapshotStore {
     /// The newest snapshot that reads back whole.
     pub fn latest(&self) -> Result<Option<Snapshot>, JournalError> {
         for (seq, path) in self.list()?.into_iter().rev() {
-            let bytes = std::fs::read(&path).map_err(io_error(&path))?;
-            match decode(&bytes, seq) {
-                Some(_) => return Ok(Some(Snapshot { seq, file: bytes })),
+            let file = File::open(&path).map_err(io_error(&path))?;
+            // SAFETY: a published snapshot is never written again (written under another name,
+            // renamed into place, fsync'd); the data directory's lock keeps other writers out.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(&path))?;
+            match decode(&map, seq) {
+                Some(_) => return Ok(Some(Snapshot { seq, file: map })),
                 None => tracing::warn!(path = %path.display(), "snapshot damaged; skipping it"),
             }
         }
         Ok(None)
     }
 
-    pub fn write(&self, seq: u64, state: &[u8]) -> Result<(), JournalError> {
-        let path = self.dir.join(format!("snapshot-{seq:020}.bin"));
-        let tmp = self.dir.join(format!("snapshot-{seq:020}.tmp"));
+    /// Starts the snapshot of the state after record `seq`: a temporary file with room for
+    /// the header. Write the state to [`SnapshotFile::out`], then [`SnapshotFile::finish`] it,
+    /// then [`SnapshotStore::publish`] it once the journal is durable up to `seq`.
+    pub fn create(&self, seq: u64) -> Result<SnapshotFile, JournalError> {
+        let tmp = self.tmp_path(seq);
         let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
-        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
-        header.extend_from_slice(&SNAPSHOT_MAGIC.to_le_bytes());
-        header.extend_from_slice(&seq.to_le_bytes());
-        header.extend_from_slice(&(state.len() as u64).to_le_bytes());
-        header.extend_from_slice(&crc32fast::hash(state).to_le_bytes());
-        file.write_all(&header).map_err(io_error(&tmp))?;
-        file.write_all(state).map_err(io_error(&tmp))?;
-        file.sync_all().map_err(io_error(&tmp))?;
+        // Written straight to the file, so the buffer below starts empty (see `SnapshotFile`).
+        file.write_all(&[0; SNAPSHOT_HEADER_BYTES]).map_err(io_error(&tmp))?;
+        let summed = Summed { file, crc: crc32fast::Hasher::new(), len: 0 };
+        Ok(SnapshotFile { seq, out: BufWriter::with_capacity(SNAPSHOT_BUFFER_BYTES, summed) })
+    }
+
+    /// Moves a finished snapshot into place (it is what the next start reads) and deletes the
+    /// oldest beyond [`SNAPSHOTS_KEPT`].
+    pub fn publish(&self, seq: u64) -> Result<(), JournalError> {
+        let (tmp, path) = (self.tmp_path(seq), self.dir.join(format!("snapshot-{seq:020}.bin")));
         std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error(&self.dir))?;
         let all = self.list()?;
@@ -88,6 +105,84 @@ impl SnapshotStore {
             std::fs::remove_file(old).map_err(io_error(old))?;
         }
         Ok(())
+    }
+
+    /// Deletes an unfinished snapshot (its writer failed).
+    pub fn discard(&self, seq: u64) {
+        let _ = std::fs::remove_file(self.tmp_path(seq));
+    }
+
+    fn tmp_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("snapshot-{seq:020}.tmp"))
+    }
+
+    /// Writes and publishes a snapshot of encoded bytes in one go.
+    pub fn write(&self, seq: u64, state: &[u8]) -> Result<(), JournalError> {
+        let mut file = self.create(seq)?;
+        let tmp = self.tmp_path(seq);
+        file.out().write_all(state).map_err(io_error(&tmp))?;
+        file.finish().map_err(io_error(&tmp))?;
+        self.publish(seq)
+    }
+}
+
+/// A snapshot being written. Nothing here allocates once it is created (the buffer is
+/// allocated up front), so it can be written by a forked child process, where allocating could
+/// wait forever on a lock some other thread of the parent held at the fork.
+pub struct SnapshotFile {
+    seq: u64,
+    out: BufWriter<Summed>,
+}
+
+impl SnapshotFile {
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Where the encoded state goes.
+    pub fn out(&mut self) -> &mut impl Write {
+        &mut self.out
+    }
+
+    /// Writes the header (the length and CRC of what went through [`SnapshotFile::out`]) and
+    /// makes the file durable.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.out.flush()?;
+        let summed = self.out.get_ref();
+        let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
+        header[..4].copy_from_slice(&SNAPSHOT_MAGIC.to_le_bytes());
+        header[4..12].copy_from_slice(&self.seq.to_le_bytes());
+        header[12..20].copy_from_slice(&summed.len.to_le_bytes());
+        header[20..].copy_from_slice(&summed.crc.clone().finalize().to_le_bytes());
+        summed.file.write_all_at(&header, 0)?;
+        summed.file.sync_all()
+    }
+
+    /// The file descriptor, which a forked writer keeps when it closes every other.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.out.get_ref().file.as_raw_fd()
+    }
+}
+
+/// A file that counts and checksums what is written to it.
+struct Summed {
+    file: File,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl Write for Summed {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(bytes)?;
+        self.crc.update(&bytes[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

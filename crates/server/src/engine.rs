@@ -18,6 +18,7 @@
 
 use crate::auth::KeyCache;
 use crate::config::Config;
+use crate::snapshotter::{self, WritingChild};
 use crate::views::{self, Query, View};
 use elevens_analytics::{events_of, Analytics, Event};
 use elevens_core::{Actor, Applied, Command, CoreError, Envelope, Idempotency, Millis, State};
@@ -25,7 +26,7 @@ use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, Snapshot
 use elevens_search::{Search, SkuDoc};
 use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -90,7 +91,8 @@ struct Durable {
     /// What analytics folds in once the batch is durable.
     events: Vec<Event>,
     replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>, std::time::Instant)>,
-    snapshot: Option<(u64, Vec<u8>)>,
+    /// A snapshot being written by a forked child, to publish once this batch is durable.
+    snapshot: Option<WritingChild>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -296,6 +298,9 @@ impl Engine {
         // never grows one again (a doubling `Vec` of envelopes was a tenth of its time).
         let (spare_tx, spare_rx) = crossbeam_channel::bounded(4);
         let work = Arc::new(SequencerWork::default());
+        // One snapshot written at a time: the sequencer forks only when the last one is done.
+        let (children_tx, children_rx) = crossbeam_channel::bounded(1);
+        let snapshot_busy = Arc::new(AtomicBool::new(false));
         let sequencer = Sequencer {
             work: work.clone(),
             counts: BatchCounts::default(),
@@ -303,6 +308,8 @@ impl Engine {
             keys: keys.clone(),
             group_commit_commands_max: config.group_commit_commands_max,
             snapshot_every_commands: config.snapshot_every_commands,
+            snapshots: snapshots.clone(),
+            snapshot_busy: snapshot_busy.clone(),
         };
         let latency = Arc::new(AtomicU64::new(0));
         let journal_latency = latency.clone();
@@ -316,9 +323,13 @@ impl Engine {
                 .name("journal".into())
                 .spawn(move || {
                     let events = EventsOut { tx: events_tx, models: journal_models };
-                    run_journal(journal, snapshots, durable_rx, journal_latency, events, spare_tx)
+                    run_journal(journal, children_tx, durable_rx, journal_latency, events, spare_tx)
                 })
                 .expect("spawn the journal thread"),
+            std::thread::Builder::new()
+                .name("snapshots".into())
+                .spawn(move || snapshotter::run(snapshots, children_rx, snapshot_busy))
+                .expect("spawn the snapshot thread"),
             std::thread::Builder::new()
                 .name("read-models".into())
                 .spawn(move || folding_models.run(events_rx))
@@ -370,6 +381,8 @@ struct Sequencer {
     keys: Arc<KeyCache>,
     group_commit_commands_max: usize,
     snapshot_every_commands: u64,
+    snapshots: SnapshotStore,
+    snapshot_busy: Arc<AtomicBool>,
 }
 
 impl Sequencer {
@@ -420,9 +433,11 @@ impl Sequencer {
                 }
                 next = rx.try_recv().ok();
             }
-            if self.state.applied() - last_snapshot >= self.snapshot_every_commands {
+            if self.state.applied() - last_snapshot >= self.snapshot_every_commands
+                && !self.snapshot_busy.load(Ordering::Acquire)
+            {
                 last_snapshot = self.state.applied();
-                batch.snapshot = Some((last_snapshot, self.state.encode()));
+                batch.snapshot = self.fork_snapshot();
             }
             if batch.changes.is_empty() && batch.replies.is_empty() && batch.snapshot.is_none() {
                 continue;
@@ -436,6 +451,34 @@ impl Sequencer {
             self.counts.flush(self.state.applied());
             if durable.send(batch).is_err() {
                 break;
+            }
+        }
+        // A snapshot still being written dies with this thread (`PR_SET_PDEATHSIG`): on a clean
+        // stop, let it finish, so the next start reads it instead of replaying its records.
+        drop(durable);
+        while self.snapshot_busy.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts a snapshot of the state as it stands (see `snapshotter`).
+    fn fork_snapshot(&self) -> Option<WritingChild> {
+        let started = std::time::Instant::now();
+        let forked = self
+            .snapshots
+            .create(self.state.applied())
+            .map_err(|e| e.to_string())
+            .and_then(|file| snapshotter::fork(&self.state, file).map_err(|e| e.to_string()));
+        metrics::histogram!("elevens_snapshot_fork_seconds").record(started.elapsed().as_secs_f64());
+        match forked {
+            Ok(child) => {
+                self.snapshot_busy.store(true, Ordering::Release);
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "snapshot writer forked");
+                Some(child)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not start a snapshot; the journal still has every record");
+                None
             }
         }
     }
@@ -549,7 +592,7 @@ fn commit_search(search: std::sync::Weak<Search>) {
 
 fn run_journal(
     mut journal: Journal,
-    snapshots: SnapshotStore,
+    snapshots: crossbeam_channel::Sender<WritingChild>,
     rx: crossbeam_channel::Receiver<Durable>,
     latency: Arc<AtomicU64>,
     events: EventsOut,
@@ -598,13 +641,9 @@ fn run_journal(
                 let _ = reply.send(results);
             }
             latency.store(slowest.as_nanos() as u64, Ordering::Relaxed);
-            if let Some((seq, bytes)) = batch.snapshot {
-                match snapshots.write(seq, &bytes) {
-                    Ok(()) => tracing::info!(seq, bytes = bytes.len(), "snapshot written"),
-                    Err(error) => {
-                        tracing::warn!(%error, "snapshot failed; the journal still has every record")
-                    }
-                }
+            // The snapshot's last record is durable now: it may be published once written.
+            if let Some(child) = batch.snapshot {
+                let _ = snapshots.send(child);
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod gate;
 pub mod live;
+mod snapshotter;
 pub mod views;
 
 use crate::api::AppState;
