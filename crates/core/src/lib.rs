@@ -23,7 +23,8 @@ pub use command::{
     NewRedPacket, NewSku, Outcome, Role, Variant,
 };
 pub use error::{CoreError, ErrorKind};
+pub use idempotency::IdempotencyStore;
 pub use ledger::{Owner, TransferKind};
 pub use promotions::{Coupon, RedPacket};
-pub use state::{Applied, Order, OrderDiscount, OrderStatus, Sku, State};
+pub use state::{Applied, EncodedState, Order, OrderDiscount, OrderStatus, Sku, State};
 pub use types::*;

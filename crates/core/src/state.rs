@@ -149,6 +149,8 @@ pub struct State {
     pub(crate) ledger: Ledger,
     /// Pending orders by expiry.
     pub(crate) reservations: BTreeSet<(Millis, OrderId)>,
+    /// Encoded apart from the rest, after it (see [`State::write_to`]).
+    #[serde(skip)]
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) coupons: Vec<Coupon>,
     pub(crate) red_packets: Vec<RedPacket>,
@@ -822,27 +824,40 @@ impl State {
     /// The canonical encoding of the whole state: the snapshot format, and what the digest hashes.
     /// The state's layout, first in its encoding: postcard is not self-describing, so a snapshot
     /// of another layout could otherwise decode into a wrong state instead of failing. Bump it
-    /// whenever a stored type changes. (2: ledger histories chained through the transfers.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE2";
+    /// whenever a stored type changes. (2: ledger histories chained through the transfers;
+    /// 3: the idempotency store in a part of its own.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE3";
 
     pub fn encode(&self) -> Vec<u8> {
-        // Encoding plain data into a Vec cannot fail.
-        postcard::to_extend(self, Self::LAYOUT.to_vec()).unwrap_or_default()
+        // Encoding plain data into memory cannot fail.
+        self.write_to(Vec::new()).unwrap_or_default()
+    }
+
+    /// Writes the encoding to `out` as it goes, never holding all of it (a state of ten million
+    /// orders encodes to over a gigabyte): the layout, everything but the idempotency store,
+    /// the idempotency store, and last the length of the first two (so the two parts can be
+    /// decoded side by side, [`EncodedState`], while written in one pass).
+    pub fn write_to<W: std::io::Write>(&self, out: W) -> Result<W, postcard::Error> {
+        use std::io::Write;
+        let mut out = Counted { out, len: 0 };
+        let io = |_| postcard::Error::SerializeBufferFull;
+        out.write_all(&Self::LAYOUT).map_err(io)?;
+        let out = postcard::to_io(self, out)?;
+        let main_end = out.len;
+        let mut out = postcard::to_io(&self.idempotency, out)?;
+        out.write_all(&main_end.to_le_bytes()).map_err(io)?;
+        Ok(out.out)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
-        let body = bytes.strip_prefix(&Self::LAYOUT).ok_or(postcard::Error::DeserializeBadEncoding)?;
-        let mut state: State = postcard::from_bytes(body)?;
-        state.ledger.rebuild_index();
-        state.idempotency.rebuild_index();
-        Ok(state)
+        let parts = EncodedState::split(bytes)?;
+        Ok(parts.decode_main()?.with_idempotency(parts.decode_idempotency()?))
     }
 
-    /// Writes the encoding (the same bytes as [`State::encode`]) to `out` as it goes, never
-    /// holding all of it: a state of ten million orders encodes to over a gigabyte.
-    pub fn write_to<W: std::io::Write>(&self, mut out: W) -> Result<W, postcard::Error> {
-        out.write_all(&Self::LAYOUT).map_err(|_| postcard::Error::SerializeBufferFull)?;
-        postcard::to_io(self, out)
+    /// The state with the idempotency store decoded apart ([`EncodedState`]).
+    pub fn with_idempotency(mut self, idempotency: IdempotencyStore) -> State {
+        self.idempotency = idempotency;
+        self
     }
 
     /// BLAKE3 of the canonical encoding: two states are equal, bit for bit, iff their digests are.
@@ -851,6 +866,60 @@ impl State {
         let written = self.write_to(hasher).map(|h| h.into_inner().map_err(|e| e.into_error()));
         let hasher = written.expect("plain data encodes").expect("hashing into memory cannot fail");
         hasher.finalize().to_hex().to_string()
+    }
+}
+
+/// An encoded state cut into its two parts, which decode independently: a restart decodes them
+/// on both cores (the core has no threads; the caller runs them).
+pub struct EncodedState<'a> {
+    main: &'a [u8],
+    idempotency: &'a [u8],
+}
+
+impl<'a> EncodedState<'a> {
+    pub fn split(bytes: &'a [u8]) -> Result<EncodedState<'a>, postcard::Error> {
+        let bad = postcard::Error::DeserializeBadEncoding;
+        let body = bytes.strip_prefix(&State::LAYOUT).ok_or(bad.clone())?;
+        let (parts, end) = body.split_last_chunk::<8>().ok_or(bad.clone())?;
+        let main_end = usize::try_from(u64::from_le_bytes(*end)).map_err(|_| bad.clone())?;
+        let main_len = main_end.checked_sub(State::LAYOUT.len()).ok_or(bad.clone())?;
+        if main_len > parts.len() {
+            return Err(bad);
+        }
+        let (main, idempotency) = parts.split_at(main_len);
+        Ok(EncodedState { main, idempotency })
+    }
+
+    /// Everything but the idempotency store (empty here), its indexes rebuilt.
+    pub fn decode_main(&self) -> Result<State, postcard::Error> {
+        let mut state: State = postcard::from_bytes(self.main)?;
+        state.ledger.rebuild_index();
+        Ok(state)
+    }
+
+    /// The idempotency store, its index rebuilt.
+    pub fn decode_idempotency(&self) -> Result<IdempotencyStore, postcard::Error> {
+        let mut store: IdempotencyStore = postcard::from_bytes(self.idempotency)?;
+        store.rebuild_index();
+        Ok(store)
+    }
+}
+
+/// A writer that counts what went through it.
+struct Counted<W> {
+    out: W,
+    len: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(bytes)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

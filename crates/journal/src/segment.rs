@@ -65,9 +65,11 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `dir`, checking every record. Records with a sequence
-    /// number above `after_seq` are handed to `on_record` in order (the replay of the tail after
-    /// a snapshot). A torn tail is cut off with a warning; corruption anywhere else is an error.
+    /// Opens (or creates) the journal in `dir`, checking every record of the segments that hold
+    /// records after `after_seq` (those before are the snapshot's; their segments' names must
+    /// still follow on). Records with a sequence number above `after_seq` are handed to
+    /// `on_record` in order (the replay of the tail after a snapshot). A torn tail is cut off
+    /// with a warning; corruption anywhere else is an error.
     pub fn open(
         dir: &Path,
         options: JournalOptions,
@@ -87,6 +89,16 @@ impl Journal {
                     offset: 0,
                     why: format!("segment starts at record {first_seq}, expected {expected_seq}"),
                 });
+            }
+            // A segment wholly covered by the snapshot is not read: its records are in the state
+            // already (a gigabyte of them at ten million orders, 1.7 s of a restart).
+            // `elevens audit` replays every segment from empty and checks them all.
+            if let Some((next_first_seq, _)) = segments.get(i + 1) {
+                if next_first_seq.saturating_sub(1) <= after_seq && *next_first_seq > *first_seq {
+                    expected_seq = *next_first_seq;
+                    recovered.last_seq = next_first_seq - 1;
+                    continue;
+                }
             }
             let bytes = std::fs::read(path).map_err(io_error(path))?;
             let mut offset = 0usize;
@@ -282,6 +294,38 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seqs, vec![7, 8, 9, 10]);
+    }
+
+    /// A restart reads only the segments with records after the snapshot; a replay from empty
+    /// (the audit's) still checks every record.
+    #[test]
+    fn segments_the_snapshot_covers_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = JournalOptions { segment_bytes_max: 100 };
+        let (mut journal, _) = Journal::open(dir.path(), options.clone(), 0, |_, _| Ok(())).unwrap();
+        for i in 0..10u8 {
+            journal.append_batch([&[i; 40][..]]).unwrap();
+        }
+        drop(journal);
+        let segments = list_segments(dir.path()).unwrap();
+        let (first, _) = segments[1];
+        let (next, _) = segments[2];
+        // Damage the first segment, which records 1..first-1 fill.
+        let path = &segments[0].1;
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[RECORD_HEADER_BYTES + 1] ^= 1;
+        std::fs::write(path, bytes).unwrap();
+        let mut seqs = Vec::new();
+        let (_, recovered) = Journal::open(dir.path(), options.clone(), next - 1, |seq, _| {
+            seqs.push(seq);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seqs.first(), Some(&next));
+        assert_eq!(recovered.last_seq, 10);
+        assert!(first < next);
+        let from_empty = Journal::open(dir.path(), options, 0, |_, _| Ok(()));
+        assert!(matches!(from_empty, Err(JournalError::Corrupt { .. })), "the audit's replay finds it");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::snapshotter::{self, WritingChild};
 use crate::views::{self, Query, View};
 use elevens_analytics::{events_of, Analytics, Event};
-use elevens_core::{Actor, Applied, Command, CoreError, Envelope, Idempotency, Millis, State};
+use elevens_core::{Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, State};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use elevens_search::{Search, SkuDoc};
 use parking_lot::Mutex;
@@ -130,6 +130,11 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StartError> {
 pub struct RecoveryReport {
     pub snapshot_seq: Option<u64>,
     pub journal: Recovered,
+    /// Where a start's time went: loading the snapshot, the journal (checking it and replaying
+    /// its tail), rebuilding the read models (API keys, analytics, search).
+    pub snapshot_time: Duration,
+    pub journal_time: Duration,
+    pub read_models_time: Duration,
 }
 
 pub fn now_ms() -> Millis {
@@ -145,13 +150,14 @@ pub fn recover(
 ) -> Result<(State, Journal, RecoveryReport), StartError> {
     let snapshots = SnapshotStore::open(&data_dir.join("snapshots"))?;
     let mut report = RecoveryReport::default();
+    let started = std::time::Instant::now();
     let mut state = State::new();
     if use_snapshot {
         if let Some(snapshot) = snapshots.latest()? {
             // A snapshot is a cache of the journal, which keeps every record: one this build
             // cannot read (another version's layout of the state) costs a longer replay, never
             // the start.
-            match State::decode(snapshot.bytes()) {
+            match decode_on_two_cores(snapshot.bytes()) {
                 Ok(decoded) => {
                     state = decoded;
                     report.snapshot_seq = Some(snapshot.seq);
@@ -165,6 +171,7 @@ pub fn recover(
         }
     }
     let after = state.applied();
+    report.snapshot_time = started.elapsed();
     let (journal, recovered) = Journal::open(&data_dir.join("journal"), options, after, |seq, payload| {
         let envelope: Envelope = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
         match state.apply(&envelope) {
@@ -173,7 +180,19 @@ pub fn recover(
         }
     })?;
     report.journal = recovered;
+    report.journal_time = started.elapsed() - report.snapshot_time;
     Ok((state, journal, report))
+}
+
+/// Decodes a snapshot's two parts side by side (the idempotency store, with its key index, is
+/// about half of the work).
+fn decode_on_two_cores(bytes: &[u8]) -> Result<State, postcard::Error> {
+    let parts = EncodedState::split(bytes)?;
+    let (main, idempotency) = std::thread::scope(|scope| {
+        let idempotency = scope.spawn(|| parts.decode_idempotency());
+        (parts.decode_main(), idempotency.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    Ok(main?.with_idempotency(idempotency?))
 }
 
 /// The running engine. Dropping every clone of `handle` stops the threads.
@@ -276,11 +295,19 @@ impl Engine {
     pub fn start(config: &Config) -> Result<(Engine, RecoveryReport), StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
         let options = JournalOptions { segment_bytes_max: config.segment_bytes_max };
-        let (state, journal, report) = recover(&config.data_dir, options, true)?;
+        let (state, journal, mut report) = recover(&config.data_dir, options, true)?;
+        let started = std::time::Instant::now();
         let snapshots = SnapshotStore::open(&config.data_dir.join("snapshots"))?;
         let keys = Arc::new(KeyCache::from_state(&state));
-        let analytics = Arc::new(Mutex::new(Analytics::from_state(&state)));
-        let search = Arc::new(Search::from_state(&state)?);
+        // Two cores: the analytics fold over every order beside the search index's build.
+        let (analytics, search) = std::thread::scope(|scope| {
+            let analytics = scope.spawn(|| Analytics::from_state(&state));
+            let search = Search::from_state(&state);
+            (analytics.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), search)
+        });
+        let analytics = Arc::new(Mutex::new(analytics));
+        let search = Arc::new(search?);
+        report.read_models_time = started.elapsed();
         let committer_search = Arc::downgrade(&search);
         let read_models = Arc::new(ReadModels {
             analytics: analytics.clone(),

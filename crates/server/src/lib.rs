@@ -186,6 +186,9 @@ pub async fn serve(
         replayed = report.journal.records_replayed,
         last_record = report.journal.last_seq,
         torn_bytes_cut = report.journal.torn_bytes_cut,
+        snapshot_ms = report.snapshot_time.as_millis() as u64,
+        journal_ms = report.journal_time.as_millis() as u64,
+        read_models_ms = report.read_models_time.as_millis() as u64,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
