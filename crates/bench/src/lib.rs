@@ -94,6 +94,9 @@ pub struct Options {
     /// Where the engine keeps its journal; a fresh directory under the current one if absent
     /// (not /tmp, which may be a RAM disk where fsync costs nothing).
     pub data: Option<PathBuf>,
+    /// Snapshots every this many commands; none if absent (a snapshot forks the engine's
+    /// process, measured on its own).
+    pub snapshot_every: Option<u64>,
 }
 
 impl Options {
@@ -651,7 +654,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                 }
             };
             let mut config = Config::new(data, "127.0.0.1:0".parse()?);
-            config.snapshot_every_commands = u64::MAX; // a snapshot is a pause; measured on its own
+            config.snapshot_every_commands = options.snapshot_every.unwrap_or(u64::MAX).max(1);
             gate = Arc::new(Gate::new(config.admission.clone()));
             let (started, _) = Engine::start(&config)?;
             let handle = started.handle.clone();

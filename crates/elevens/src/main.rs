@@ -80,6 +80,10 @@ enum Cmd {
         /// The engine's data directory (default: a fresh one under the current directory).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Snapshot every this many journaled commands, as `serve` does (default: none, so the
+        /// figures are the engine's alone).
+        #[arg(long)]
+        snapshot_every: Option<u64>,
         /// Write the report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -165,6 +169,7 @@ fn main() -> ExitCode {
             hot_share,
             seed,
             data,
+            snapshot_every,
             json,
         } => {
             let workload = match workload {
@@ -202,6 +207,7 @@ fn main() -> ExitCode {
                 hot_share: hot_share.clamp(0.0, 1.0),
                 seed,
                 data,
+                snapshot_every,
             };
             bench(options, json)
         }

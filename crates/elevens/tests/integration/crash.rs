@@ -170,6 +170,12 @@ async fn kill_minus_nine_under_load_loses_nothing_acknowledged() {
     assert!(output.status.success(), "offline audit failed:\n{stdout}");
     let offline = stdout.lines().find_map(|l| l.strip_prefix("digest: ")).expect("digest line");
     assert_eq!(online["digest"].as_str(), Some(offline));
+    // Snapshots were published along the way (by forked writers, killed with their server).
+    let published = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "bin"))
+        .count();
+    assert!(published > 0, "no snapshot was published");
 }
 
 fn segment(dir: &std::path::Path) -> std::path::PathBuf {
