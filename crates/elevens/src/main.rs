@@ -8,10 +8,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod prefault;
+
 /// mimalloc: commands are allocated by gateway threads and freed by the sequencer; glibc's
-/// malloc made that cross-thread traffic a tenth of the sequencer's time.
+/// malloc made that cross-thread traffic a tenth of the sequencer's time. Large blocks are
+/// faulted in off the sequencer (`prefault`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: prefault::Prefaulting = prefault::Prefaulting;
 
 #[derive(Parser)]
 #[command(name = "elevens", version, about = "The transaction core of a marketplace that survives 11.11")]
@@ -130,6 +133,7 @@ fn transparent_huge_pages() {
 
 fn main() -> ExitCode {
     transparent_huge_pages();
+    prefault::start();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
