@@ -36,6 +36,8 @@ const SLOW: Duration = Duration::from_millis(50);
 /// How many commands ahead the sequencer prefetches idempotency slots: enough to cover a miss
 /// (~100 ns) with the commands in between (~1 µs each), few enough that the lines stay cached.
 const PREFETCH_AHEAD: usize = 4;
+/// How long a start waits for the data directory's lock (see `lock_data_dir`).
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How long a reader of the figures waits for the read models to catch up.
 const READ_MODELS_WAIT: Duration = Duration::from_secs(1);
 /// Durable batches of events waiting for the read-model thread; past it the journal thread waits.
@@ -118,10 +120,25 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StartError> {
         .write(true)
         .open(data_dir.join("LOCK"))
         .map_err(error)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked(data_dir.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(error(e)),
+    // A process killed with SIGKILL releases its lock only after the kernel has unmapped its
+    // memory (gigabytes: a second or more), so a supervisor's immediate restart would find the
+    // directory still locked: wait a bounded time for it.
+    let waiting_since = std::time::Instant::now();
+    let mut waited = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if waiting_since.elapsed() < LOCK_WAIT => {
+                if !std::mem::replace(&mut waited, true) {
+                    tracing::info!("the data directory is locked; waiting for its last user to exit");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StartError::Locked(data_dir.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(error(e)),
+        }
     }
 }
 
