@@ -556,7 +556,10 @@ impl Sequencer {
         // A snapshot still being written dies with this thread (`PR_SET_PDEATHSIG`): on a clean
         // stop, let it finish, so the next start reads it instead of replaying its records.
         drop(durable);
-        while self.snapshot_busy.load(Ordering::Acquire) {
+        let waiting_since = std::time::Instant::now();
+        while self.snapshot_busy.load(Ordering::Acquire)
+            && waiting_since.elapsed() < snapshotter::CHILD_TIME_MAX
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
     }

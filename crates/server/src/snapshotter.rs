@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// A child that has not finished in this long is killed (it could only be stuck); the journal
 /// still has every record, and the next snapshot starts afresh.
-const CHILD_TIME_MAX: Duration = Duration::from_secs(600);
+pub(crate) const CHILD_TIME_MAX: Duration = Duration::from_secs(600);
 /// How often the waiting thread checks on the child.
 const CHILD_POLL: Duration = Duration::from_millis(20);
 
