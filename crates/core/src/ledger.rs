@@ -195,41 +195,36 @@ impl Ledger {
     }
 
     /// Every account's history chain lists exactly the transfers that touched it, newest first,
-    /// and its count agrees: the first violation, if any.
+    /// and its count agrees, and its balance is what its transfers sum to: the first violation,
+    /// if any. One pass in transfer order (the audit runs on the sequencer: following each
+    /// chain back was a cache miss per transfer, 30% of a 26 s audit at 10.6 M orders).
     pub(crate) fn histories_violation(&self) -> Option<String> {
-        let mut touching = vec![0u64; self.accounts.len()];
+        // Per account: the newest transfer seen so far (as a `TransferId` value), the count,
+        // and the sum of its entries.
+        let mut seen = vec![(0u64, 0u64, 0i128); self.accounts.len()];
         for (i, t) in self.transfers.iter().enumerate() {
-            for side in [t.debit, t.credit] {
-                match touching.get_mut(side as usize) {
-                    Some(count) => *count += 1,
-                    None => {
-                        return Some(format!("transfer {}: no account {side}", TransferId::from_index(i)))
-                    }
+            let id = TransferId::from_index(i);
+            for (side, prev, sign) in [(t.debit, t.debit_prev, -1), (t.credit, t.credit_prev, 1)] {
+                let Some((newest, count, sum)) = seen.get_mut(side as usize) else {
+                    return Some(format!("transfer {id}: no account {side}"));
+                };
+                if prev != *newest {
+                    return Some(format!("transfer {id}: account {side}'s history breaks before it"));
                 }
+                (*newest, *count, *sum) = (id.0, *count + 1, *sum + sign * i128::from(t.amount.0));
             }
         }
-        self.accounts.iter().enumerate().find_map(|(i, a)| {
-            let (mut walked, mut next, mut newer) = (0u64, a.last_entry, u64::MAX);
-            while next != 0 {
-                let t = match TransferId(next).index().and_then(|x| self.transfers.get(x)) {
-                    Some(t) if next < newer && (t.debit as usize == i || t.credit as usize == i) => t,
-                    _ => {
-                        return Some(format!(
-                            "{:?} {}: history breaks at transfer {next}",
-                            a.owner, a.currency
-                        ))
-                    }
-                };
-                walked += 1;
-                newer = next;
-                next = if t.debit as usize == i { t.debit_prev } else { t.credit_prev };
+        self.accounts.iter().zip(&seen).find_map(|(a, &(newest, count, sum))| {
+            let (owner, currency) = (a.owner, a.currency);
+            if a.last_entry != newest || a.entries != count {
+                return Some(format!(
+                    "{owner:?} {currency}: history ends at transfer {} with {} entries, but {count} \
+                     transfers touch it, the newest {newest}",
+                    a.last_entry, a.entries
+                ));
             }
-            (walked != a.entries || walked != touching[i]).then(|| {
-                format!(
-                    "{:?} {}: history has {walked} transfers, count says {}, {} touch it",
-                    a.owner, a.currency, a.entries, touching[i]
-                )
-            })
+            (i128::from(a.balance) != sum)
+                .then(|| format!("{owner:?} {currency}: balance {} but entries sum to {sum}", a.balance))
         })
     }
 
@@ -317,5 +312,48 @@ impl Ledger {
             self.accounts.push(Account { owner, currency, balance: 0, entries: 0, last_entry: 0 });
         }
         i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{BuyerId, MerchantId};
+
+    /// A ledger of top-ups and payments between a few accounts.
+    fn posted() -> (Ledger, Currency) {
+        let cny = Currency::parse("CNY").unwrap();
+        let mut ledger = Ledger::default();
+        let (b1, b2, m) =
+            (Owner::Buyer(BuyerId(1)), Owner::Buyer(BuyerId(2)), Owner::Merchant(MerchantId(1)));
+        for (n, (debit, credit, amount)) in
+            [(Owner::External, b1, 500), (Owner::External, b2, 300), (b1, m, 120), (b2, m, 80), (b1, m, 7)]
+                .into_iter()
+                .enumerate()
+        {
+            let leg = Leg { debit, credit, amount: Amount(amount), kind: TransferKind::TopUp };
+            ledger.move_money(cny, &[leg], None, Millis(n as u64)).unwrap();
+        }
+        (ledger, cny)
+    }
+
+    /// The audit's ledger check finds a broken chain, a wrong count, a wrong newest entry and a
+    /// balance that is not its entries' sum, and passes the ledger as posted.
+    #[test]
+    fn histories_violation_finds_every_kind_of_damage() {
+        let (ledger, _) = posted();
+        assert_eq!(ledger.histories_violation(), None);
+        let damage: [fn(&mut Ledger); 5] = [
+            |l| l.transfers[3].credit_prev = 0,
+            |l| l.transfers[4].debit_prev = 2,
+            |l| l.accounts[1].entries += 1,
+            |l| l.accounts[2].last_entry = 3,
+            |l| l.accounts[3].balance -= 1,
+        ];
+        for (i, damage) in damage.into_iter().enumerate() {
+            let (mut broken, _) = posted();
+            damage(&mut broken);
+            assert!(broken.histories_violation().is_some(), "damage {i} went unnoticed");
+        }
     }
 }
