@@ -75,7 +75,13 @@ impl SnapshotStore {
             let file = File::open(&path).map_err(io_error(&path))?;
             // SAFETY: a published snapshot is never written again (written under another name,
             // renamed into place, fsync'd); the data directory's lock keeps other writers out.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(&path))?;
+            let map = match unsafe { memmap2::Mmap::map(&file) } {
+                Ok(map) => map,
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "snapshot unreadable; skipping it");
+                    continue;
+                }
+            };
             match decode(&map, seq) {
                 Some(_) => return Ok(Some(Snapshot { seq, file: map })),
                 None => tracing::warn!(path = %path.display(), "snapshot damaged; skipping it"),
@@ -266,6 +272,15 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&newest, bytes).unwrap();
+        assert_eq!(store.latest().unwrap().unwrap().seq, 20);
+        // An empty file (nothing to map) is skipped too; a writer's leftover goes at open.
+        std::fs::write(&newest, b"").unwrap();
+        assert_eq!(store.latest().unwrap().unwrap().seq, 20);
+        std::fs::write(dir.path().join("snapshot-00000000000000000040.tmp"), b"half").unwrap();
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        assert!(std::fs::read_dir(dir.path())
+            .unwrap()
+            .all(|e| e.unwrap().path().extension().unwrap() == "bin"));
         assert_eq!(store.latest().unwrap().unwrap().seq, 20);
     }
 }
