@@ -36,6 +36,13 @@ const SHARD_SLOTS_MIN: usize = 64;
 const LOAD_PERCENT_MIN: usize = 50;
 const LOAD_PERCENT_SPREAD: usize = 25;
 
+/// Whether shard `s` holding `len` keys in `slots` slots is past its load limit (above).
+fn too_full(s: usize, len: usize, slots: usize) -> bool {
+    // In 1/256ths of a percent: this shard's share between the minimum and the spread.
+    let load_max = LOAD_PERCENT_MIN * SHARDS + LOAD_PERCENT_SPREAD * s;
+    len * 100 * SHARDS > slots * load_max
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Slot {
     hash: u64,
@@ -174,9 +181,7 @@ impl KeyIndex {
         let h = hash(key);
         let s = self.shard(h);
         let shard = &mut self.shards[s];
-        // In 1/256ths of a percent: this shard's share between the minimum and the spread.
-        let load_max = LOAD_PERCENT_MIN * SHARDS + LOAD_PERCENT_SPREAD * s;
-        if (shard.len + 1) * 100 * SHARDS > shard.slots.len() * load_max {
+        if too_full(s, shard.len + 1, shard.slots.len()) {
             shard.grow();
         }
         // The shard has room now, so the probe ends at an empty slot.
@@ -231,9 +236,8 @@ impl FromIterator<(u128, u64)> for KeyIndex {
         }
         for (s, slots) in by_shard.into_iter().enumerate() {
             let shard = &mut index.shards[s];
-            let load_max = LOAD_PERCENT_MIN * SHARDS + LOAD_PERCENT_SPREAD * s;
             let mut size = SHARD_SLOTS_MIN;
-            while (slots.len() + 1) * 100 * SHARDS > size * load_max {
+            while too_full(s, slots.len() + 1, size) {
                 size *= 2;
             }
             if !slots.is_empty() {

@@ -145,7 +145,7 @@ pub struct SnapshotFile {
 impl Summed {
     /// Writes what is dirty to the disk and waits for it. A gigabyte of dirty snapshot pages left
     /// to the final fsync queued the journal's group commits behind it on the disk (fsyncs of
-    /// 150-590 ms during each snapshot, `elevens bench --snapshot-every 1000000`); written back
+    /// up to 589 ms during the snapshots, `elevens bench --snapshot-every 1000000`); written back
     /// a few megabytes at a time, a group commit waits behind at most that much.
     fn write_back(&mut self) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
