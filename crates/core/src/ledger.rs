@@ -3,6 +3,7 @@
 
 use crate::chunked::Chunked;
 use crate::error::CoreError;
+use crate::limits::{ORDERS_MAX, TRANSFERS_MAX};
 use crate::types::*;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -83,8 +84,9 @@ impl Account {
     }
 }
 
-/// A transfer as stored: 56 bytes (accounts by index, the order's id with 0 for none), because
-/// there are two or three of them for every order. [`TransferView`] is how it is read.
+/// A transfer as stored: 40 bytes (accounts by index; the order and the two history links as
+/// 40-bit ids, 0 for none), because there are two or three of them for every order: with `u64`
+/// ids it took 56. [`TransferView`] is how it is read.
 ///
 /// Each transfer links to the previous transfer of its debit and of its credit account, so an
 /// account's history is a chain through the transfers, newest first. A list per account would
@@ -96,11 +98,52 @@ pub struct Transfer {
     credit: u32,
     kind: TransferKind,
     amount: Amount,
-    order: u64,
+    order: U40,
     at: Millis,
     /// The debit (credit) account's previous transfer, as a `TransferId` value (0 for none).
-    debit_prev: u64,
-    credit_prev: u64,
+    debit_prev: U40,
+    credit_prev: U40,
+}
+
+/// An id in five bytes. Encoded as the `u64` it stands for, so the snapshot's layout is the same
+/// as with `u64` fields; a larger value is refused when decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct U40([u8; 5]);
+
+// Every id a transfer holds fits, and a transfer is the size its documentation says.
+const _: () = assert!(std::mem::size_of::<Transfer>() == 40);
+const _: () = assert!(TRANSFERS_MAX <= U40::MAX && ORDERS_MAX <= U40::MAX);
+
+impl U40 {
+    const MAX: u64 = (1 << 40) - 1;
+
+    /// `value` must be at most [`U40::MAX`] (callers check it with the ledger's bound).
+    fn new(value: u64) -> U40 {
+        debug_assert!(value <= U40::MAX);
+        let b = value.to_le_bytes();
+        U40([b[0], b[1], b[2], b[3], b[4]])
+    }
+
+    fn get(self) -> u64 {
+        let [a, b, c, d, e] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, 0, 0, 0])
+    }
+}
+
+impl Serialize for U40 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for U40 {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<U40, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        if value > U40::MAX {
+            return Err(serde::de::Error::custom("a transfer id or order id above 2^40 - 1"));
+        }
+        Ok(U40::new(value))
+    }
 }
 
 /// A transfer with its accounts resolved.
@@ -163,7 +206,7 @@ impl Ledger {
             currency: debit.currency,
             amount: t.amount,
             kind: t.kind,
-            order: (t.order != 0).then_some(OrderId(t.order)),
+            order: (t.order.get() != 0).then_some(OrderId(t.order.get())),
             at: t.at,
         }
     }
@@ -189,7 +232,7 @@ impl Ledger {
             let id = TransferId(next);
             let t = self.transfers.get(id.index()?)?;
             // Transfers are never to the same account (the audit checks it), so one side is it.
-            next = if account == Some(t.debit as usize) { t.debit_prev } else { t.credit_prev };
+            next = if account == Some(t.debit as usize) { t.debit_prev } else { t.credit_prev }.get();
             Some((id, self.view(t)))
         })
     }
@@ -204,7 +247,8 @@ impl Ledger {
         let mut seen = vec![(0u64, 0u64, 0i128); self.accounts.len()];
         for (i, t) in self.transfers.iter().enumerate() {
             let id = TransferId::from_index(i);
-            for (side, prev, sign) in [(t.debit, t.debit_prev, -1), (t.credit, t.credit_prev, 1)] {
+            for (side, prev, sign) in [(t.debit, t.debit_prev.get(), -1), (t.credit, t.credit_prev.get(), 1)]
+            {
                 let Some((newest, count, sum)) = seen.get_mut(side as usize) else {
                     return Some(format!("transfer {id}: no account {side}"));
                 };
@@ -231,6 +275,9 @@ impl Ledger {
     /// Checks that every leg can be posted together: no wallet below zero, no overflow.
     /// Changes nothing.
     pub(crate) fn check(&self, currency: Currency, legs: &[Leg]) -> Result<(), CoreError> {
+        if self.transfers.len() as u64 + legs.len() as u64 > TRANSFERS_MAX {
+            return Err(CoreError::Overflow("the ledger's transfers"));
+        }
         // At most a handful of legs: a linear scan beats a map.
         let mut deltas: [(Option<Owner>, i128); 8] = [(None, 0); 8];
         debug_assert!(legs.len() * 2 <= deltas.len());
@@ -293,10 +340,10 @@ impl Ledger {
                 credit: credit as u32,
                 amount: leg.amount,
                 kind: leg.kind,
-                order: order.map_or(0, |o| o.0),
+                order: U40::new(order.map_or(0, |o| o.0)),
                 at,
-                debit_prev,
-                credit_prev,
+                debit_prev: U40::new(debit_prev),
+                credit_prev: U40::new(credit_prev),
             });
         }
         first
@@ -337,6 +384,18 @@ mod tests {
         (ledger, cny)
     }
 
+    /// A five-byte id is encoded as the `u64` it stands for, and one above 2^40 - 1 is refused.
+    #[test]
+    fn u40_encodes_as_u64() {
+        for value in [0, 1, 127, 128, 1 << 32, U40::MAX] {
+            let bytes = postcard::to_allocvec(&U40::new(value)).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&value).unwrap());
+            assert_eq!(postcard::from_bytes::<U40>(&bytes).unwrap().get(), value);
+        }
+        let too_large = postcard::to_allocvec(&(U40::MAX + 1)).unwrap();
+        assert!(postcard::from_bytes::<U40>(&too_large).is_err());
+    }
+
     /// The audit's ledger check finds a broken chain, a wrong count, a wrong newest entry and a
     /// balance that is not its entries' sum, and passes the ledger as posted.
     #[test]
@@ -344,8 +403,8 @@ mod tests {
         let (ledger, _) = posted();
         assert_eq!(ledger.histories_violation(), None);
         let damage: [fn(&mut Ledger); 5] = [
-            |l| l.transfers[3].credit_prev = 0,
-            |l| l.transfers[4].debit_prev = 2,
+            |l| l.transfers[3].credit_prev = U40::new(0),
+            |l| l.transfers[4].debit_prev = U40::new(2),
             |l| l.accounts[1].entries += 1,
             |l| l.accounts[2].last_entry = 3,
             |l| l.accounts[3].balance -= 1,

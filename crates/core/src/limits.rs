@@ -7,6 +7,10 @@ pub const AMOUNT_MAX: u64 = 1_000_000_000_000_000;
 pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000;
 /// The largest quantity of one order line.
 pub const LINE_QUANTITY_MAX: u32 = 10_000;
+/// The most orders ever placed, and the most ledger transfers ever posted: 2^40 - 1 (a
+/// trillion), so that a transfer stores ids in five bytes. At 40 bytes a transfer that is 44 TB.
+pub const ORDERS_MAX: u64 = (1 << 40) - 1;
+pub const TRANSFERS_MAX: u64 = (1 << 40) - 1;
 /// The most lines one order may have.
 pub const ORDER_LINES_MAX: usize = 32;
 /// Names and titles, in bytes.

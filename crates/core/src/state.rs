@@ -644,6 +644,10 @@ impl State {
             total.0 -= d.amount.0; // each discount is at most what was left before it.
         }
 
+        if self.orders.len() as u64 >= ORDERS_MAX {
+            return Err(CoreError::Overflow("orders ever placed"));
+        }
+
         // All checks passed: reserve.
         let order = OrderId::from_index(self.orders.len());
         for line in &lines {
