@@ -2,7 +2,7 @@
 
 use crate::chunked::ChunkedDeque;
 use crate::command::{Idempotency, Outcome};
-use crate::key_index::KeyIndex;
+use crate::key_index::{wrapped, KeyIndex};
 use crate::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::types::Millis;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,9 @@ pub struct Remembered {
     pub at: Millis,
     pub outcome: Outcome,
 }
+
+// The index holds positions wrapped to 32 bits ([`wrapped`]): the store's span must stay below.
+const _: () = assert!(IDEMPOTENCY_KEYS_MAX < u32::MAX as usize / 2);
 
 /// Keys in the order they were first used (which is also command-time order), so forgetting the
 /// oldest is a pop from the front.
@@ -47,8 +50,10 @@ impl IdempotencyStore {
         self.at(position)
     }
 
-    fn at(&self, position: u64) -> Option<&Remembered> {
-        self.entries.get(usize::try_from(position.checked_sub(self.first_position)?).ok()?)
+    /// The entry at a [`wrapped`] position: the entries hold fewer than 2^32 consecutive
+    /// positions, so the wrapped distance from the first is the distance.
+    fn at(&self, position: u32) -> Option<&Remembered> {
+        self.entries.get(position.wrapping_sub(wrapped(self.first_position)) as usize)
     }
 
     pub(crate) fn remember(&mut self, idempotency: Idempotency, at: Millis, outcome: Outcome) {
@@ -91,5 +96,40 @@ impl IdempotencyStore {
                 }
                 self.get(e.key).map(|r| r.key) == Some(e.key)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Outcome;
+    use crate::types::OrderId;
+
+    /// Positions past 2^32, which the index holds wrapped: keys on both sides of the wrap are
+    /// found at their own entries, and forgotten ones are not found.
+    #[test]
+    fn positions_wrap_past_32_bits() {
+        let mut store = IdempotencyStore { first_position: u64::from(u32::MAX) - 100, ..Default::default() };
+        let key = |n: u64| u128::from(n) << 64 | 7;
+        let remember = |store: &mut IdempotencyStore, n: u64| {
+            let outcome = Outcome::OrderCancelled { order: OrderId(n) };
+            store.remember(Idempotency { key: key(n), fingerprint: n }, Millis(n), outcome);
+        };
+        for n in 0..300 {
+            remember(&mut store, n);
+        }
+        store.rebuild_index();
+        for n in 300..400 {
+            remember(&mut store, n);
+        }
+        for n in 0..400 {
+            assert_eq!(store.get(key(n)).map(|r| r.fingerprint), Some(n), "key {n}");
+        }
+        // Forget the first 250 (by age), across the wrap.
+        store.forget_old(Millis(IDEMPOTENCY_RETENTION_MS + 250));
+        for n in 0..400 {
+            assert_eq!(store.get(key(n)).is_some(), n >= 250, "key {n}");
+        }
+        assert!(store.is_consistent());
     }
 }

@@ -18,9 +18,14 @@
 //! lines, which the hardware prefetcher follows) and backward-shift deletion (no tombstones, so
 //! probes stay short as keys are forgotten in the order they came).
 //!
-//! A slot holds the key's 64-bit hash and the position, 16 bytes, not the key: the log at that
-//! position holds the key, and a lookup confirms it there (`key_at`). Lookups of new keys, the
-//! common case, end at an empty slot without reading the log.
+//! A slot is 8 bytes: 32 bits of the key's hash (its home slot and a tag) and the position's
+//! low 32 bits, not the key: the log at that position holds the key, and a lookup confirms it
+//! there (`key_at`). Lookups of new keys, the common case, end at an empty slot without reading
+//! the log; a tag that matches by chance (one in 2^14 or better among keys of the same home)
+//! costs one read of the log. Positions are wrapped to 32 bits: the caller holds at most a few
+//! million consecutive positions at a time, so the low 32 bits name one of them (its
+//! [`wrapped`] difference from the first). With 16-byte slots (the whole hash, the whole
+//! position) the index took ~35 of the ~400 bytes per order.
 
 /// Shards, by the top bits of the key's hash.
 const SHARD_BITS: u32 = 8;
@@ -32,7 +37,7 @@ const SHARD_SLOTS_MIN: usize = 64;
 /// the same counts, most of a rehash of the table again. Measured with 2,000-insert batches of
 /// sequential keys (release build): the slowest batch up to 10 M keys took 9.6 ms with one
 /// share (at 5 M keys), 5.3 ms staggered (at 9.3 M); past 1 M keys the worst batch rehashes
-/// 2.0% of the keys instead of 7.4% (the test below). A miss probes 2.5 to 8.5 slots of 16 bytes.
+/// 2.0% of the keys instead of 7.4% (the test below). A miss probes 2.5 to 8.5 slots of 8 bytes.
 const LOAD_PERCENT_MIN: usize = 50;
 const LOAD_PERCENT_SPREAD: usize = 25;
 
@@ -45,15 +50,28 @@ fn too_full(s: usize, len: usize, slots: usize) -> bool {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Slot {
-    hash: u64,
-    /// The position plus one; 0 marks an empty slot.
-    position: u64,
+    /// [`tag`] of the key's hash; 0 marks an empty slot.
+    tag: u32,
+    /// The position's low 32 bits.
+    position: u32,
 }
 
 impl Slot {
     fn is_empty(&self) -> bool {
-        self.position == 0
+        self.tag == 0
     }
+}
+
+/// The hash's low 32 bits with the top one set (so never 0): its low bits pick the home slot
+/// in the shard, the rest tell keys of the same home apart. The shard is picked by the hash's
+/// top bits, which the tag does not hold (they are the same for a whole shard).
+fn tag(hash: u64) -> u32 {
+    hash as u32 | 1 << 31
+}
+
+/// A position as the index holds it.
+pub fn wrapped(position: u64) -> u32 {
+    position as u32
 }
 
 /// Keys come from BLAKE3 at the gateway, but in-process callers choose their own (the bench's
@@ -80,20 +98,20 @@ impl Shard {
         self.slots.len().wrapping_sub(1)
     }
 
-    /// The slot whose entry satisfies `is_it` among those with this hash, or the empty slot
+    /// The slot whose entry satisfies `is_it` among those with this tag, or the empty slot
     /// that ends the probe.
-    fn find(&self, hash: u64, is_it: impl Fn(u64) -> bool) -> Option<(usize, bool)> {
+    fn find(&self, tag: u32, is_it: impl Fn(u32) -> bool) -> Option<(usize, bool)> {
         if self.slots.is_empty() {
             return None;
         }
         let mask = self.mask();
-        let mut i = hash as usize & mask;
+        let mut i = tag as usize & mask;
         loop {
             let slot = &self.slots[i];
             if slot.is_empty() {
                 return Some((i, false));
             }
-            if slot.hash == hash && is_it(slot.position - 1) {
+            if slot.tag == tag && is_it(slot.position) {
                 return Some((i, true));
             }
             i = (i + 1) & mask;
@@ -110,7 +128,7 @@ impl Shard {
     /// room: the caller sized it).
     fn place(&mut self, slot: Slot) {
         let mask = self.mask();
-        let mut i = slot.hash as usize & mask;
+        let mut i = slot.tag as usize & mask;
         while !self.slots[i].is_empty() {
             i = (i + 1) & mask;
         }
@@ -127,7 +145,7 @@ impl Shard {
             if self.slots[j].is_empty() {
                 break;
             }
-            let home = self.slots[j].hash as usize & mask;
+            let home = self.slots[j].tag as usize & mask;
             // The entry at j stays if its home lies cyclically in (i, j].
             let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
             if !stays {
@@ -166,12 +184,13 @@ impl KeyIndex {
         (hash >> (64 - SHARD_BITS)) as usize
     }
 
-    /// The position of `key`; `key_at` reads the key stored at a position (the log's).
-    pub fn get(&self, key: u128, key_at: impl Fn(u64) -> Option<u128>) -> Option<u64> {
+    /// The [`wrapped`] position of `key`; `key_at` reads the key stored at a wrapped position
+    /// (the log's).
+    pub fn get(&self, key: u128, key_at: impl Fn(u32) -> Option<u128>) -> Option<u32> {
         let h = hash(key);
         let shard = &self.shards[self.shard(h)];
-        match shard.find(h, |position| key_at(position) == Some(key))? {
-            (i, true) => Some(shard.slots[i].position - 1),
+        match shard.find(tag(h), |position| key_at(position) == Some(key))? {
+            (i, true) => Some(shard.slots[i].position),
             (_, false) => None,
         }
     }
@@ -185,8 +204,8 @@ impl KeyIndex {
             shard.grow();
         }
         // The shard has room now, so the probe ends at an empty slot.
-        if let Some((i, _)) = shard.find(h, |_| false) {
-            shard.slots[i] = Slot { hash: h, position: position + 1 };
+        if let Some((i, _)) = shard.find(tag(h), |_| false) {
+            shard.slots[i] = Slot { tag: tag(h), position: wrapped(position) };
             shard.len += 1;
             self.len += 1;
         }
@@ -197,7 +216,7 @@ impl KeyIndex {
         let h = hash(key);
         let s = self.shard(h);
         let shard = &mut self.shards[s];
-        let Some((i, true)) = shard.find(h, |p| p == position) else { return false };
+        let Some((i, true)) = shard.find(tag(h), |p| p == wrapped(position)) else { return false };
         shard.remove_at(i);
         self.len -= 1;
         true
@@ -209,7 +228,7 @@ impl KeyIndex {
     pub fn prefetch(&self, key: u128) {
         let h = hash(key);
         let shard = &self.shards[self.shard(h)];
-        if let Some(slot) = shard.slots.get(h as usize & shard.mask()) {
+        if let Some(slot) = shard.slots.get(tag(h) as usize & shard.mask()) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: SSE is part of x86_64; a prefetch never faults and changes no memory.
             unsafe {
@@ -232,7 +251,7 @@ impl FromIterator<(u128, u64)> for KeyIndex {
         let mut index = KeyIndex::default();
         for (key, position) in iter {
             let h = hash(key);
-            by_shard[index.shard(h)].push(Slot { hash: h, position: position + 1 });
+            by_shard[index.shard(h)].push(Slot { tag: tag(h), position: wrapped(position) });
         }
         for (s, slots) in by_shard.into_iter().enumerate() {
             let shard = &mut index.shards[s];
@@ -288,7 +307,7 @@ mod tests {
 
     impl Model {
         fn get(&self, key: u128) -> Option<u64> {
-            self.index.get(key, |p| self.log.get(p as usize).copied())
+            self.index.get(key, |p| self.log.get(p as usize).copied()).map(u64::from)
         }
     }
 
@@ -371,7 +390,7 @@ mod tests {
     #[test]
     fn a_sliding_window_of_sequential_keys() {
         let key = |n: u64| u128::from(n) | (1 << 100);
-        let key_at = |p: u64| Some(key(p));
+        let key_at = |p: u32| Some(key(u64::from(p)));
         let mut index = KeyIndex::default();
         let window = 50_000u64;
         for n in 0..300_000u64 {
@@ -382,7 +401,7 @@ mod tests {
         }
         assert_eq!(index.len() as u64, window);
         for n in 250_000..300_000u64 {
-            assert_eq!(index.get(key(n), key_at), Some(n));
+            assert_eq!(index.get(key(n), key_at), Some(wrapped(n)));
         }
         assert_eq!(index.get(key(0), key_at), None);
         let largest = index.shards.iter().map(|s| s.len).max().unwrap_or(0);
