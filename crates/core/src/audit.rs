@@ -45,7 +45,8 @@ impl State {
             self.check_red_packets(),
             check(
                 "idempotency_index",
-                (!self.idempotency.is_consistent()).then(|| "index and entries disagree".into()),
+                (!self.idempotency.is_consistent(self))
+                    .then(|| "index and entries disagree, or an outcome names what is not there".into()),
                 format!("{} keys remembered", self.idempotency.len()),
             ),
         ];

@@ -3,16 +3,132 @@
 use crate::chunked::ChunkedDeque;
 use crate::command::{Idempotency, Outcome};
 use crate::key_index::{wrapped, KeyIndex};
+use crate::ledger::Owner;
 use crate::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS};
-use crate::types::Millis;
+use crate::state::State;
+use crate::types::*;
 use serde::{Deserialize, Serialize};
 
+/// A command's outcome as remembered for its idempotency key: 48 bytes, and there are two per
+/// order (place, pay), so every byte counts. The outcome is kept as its kind and at most two
+/// numbers; what the state keeps unchanged forever once written (an order's total, expiry,
+/// commission and restock flag; a transfer's amount and accounts) is read back from the state
+/// ([`Remembered::outcome`]), so a repeat still returns exactly the first outcome. Kept whole,
+/// with the time in milliseconds and the key's 16-byte alignment, it took 64 bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remembered {
-    pub key: u128,
+    key: [u64; 2],
     pub fingerprint: u64,
-    pub at: Millis,
-    pub outcome: Outcome,
+    /// When the command ran, in whole seconds since the epoch (saturating: past 2106 keys are
+    /// forgotten by count only). Retention is a day; its unit need not be finer.
+    at_s: u32,
+    kind: OutcomeKind,
+    a: u64,
+    b: u64,
+}
+
+/// Which [`Outcome`] a [`Remembered`] holds, and so what its two numbers mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum OutcomeKind {
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    MerchantCreated,
+    BuyerCreated,
+    SkuCreated,
+    Restocked,
+    ToppedUp,
+    CampaignCreated,
+    OrderPlaced,
+    OrderPaid,
+    OrderCancelled,
+    OrderRefunded,
+    Ticked,
+    CouponCreated,
+    CouponDisabled,
+    RedPacketCreated,
+    RedPacketClosed,
+    RedPacketClaimed,
+    ExperimentCreated,
+}
+
+const _: () = assert!(std::mem::size_of::<Remembered>() == 48);
+
+impl Remembered {
+    fn new(idempotency: Idempotency, at: Millis, outcome: &Outcome) -> Remembered {
+        use OutcomeKind as K;
+        let (kind, a, b) = match *outcome {
+            Outcome::ApiKeyCreated { key } => (K::ApiKeyCreated, key.0, 0),
+            Outcome::ApiKeyRevoked { key } => (K::ApiKeyRevoked, key.0, 0),
+            Outcome::MerchantCreated { merchant } => (K::MerchantCreated, merchant.0, 0),
+            Outcome::BuyerCreated { buyer } => (K::BuyerCreated, buyer.0, 0),
+            Outcome::SkuCreated { sku, initial_stock } => (K::SkuCreated, sku.0, initial_stock),
+            Outcome::Restocked { sku, received } => (K::Restocked, sku.0, received),
+            Outcome::ToppedUp { transfer, balance } => (K::ToppedUp, transfer.0, balance as u64),
+            Outcome::CampaignCreated { campaign } => (K::CampaignCreated, campaign.0, 0),
+            // The rest of these three is the order's, which never changes once written.
+            Outcome::OrderPlaced { order, .. } => (K::OrderPlaced, order.0, 0),
+            Outcome::OrderPaid { order, .. } => (K::OrderPaid, order.0, 0),
+            Outcome::OrderRefunded { order, .. } => (K::OrderRefunded, order.0, 0),
+            Outcome::OrderCancelled { order } => (K::OrderCancelled, order.0, 0),
+            Outcome::Ticked { expired, closed } => (K::Ticked, expired.into(), closed.into()),
+            Outcome::CouponCreated { coupon } => (K::CouponCreated, coupon.0, 0),
+            Outcome::CouponDisabled { coupon } => (K::CouponDisabled, coupon.0, 0),
+            Outcome::RedPacketCreated { packet } => (K::RedPacketCreated, packet.0, 0),
+            Outcome::RedPacketClosed { packet, returned } => (K::RedPacketClosed, packet.0, returned.0),
+            // The packet and amount are the transfer's.
+            Outcome::RedPacketClaimed { transfer, .. } => (K::RedPacketClaimed, transfer.0, 0),
+            Outcome::ExperimentCreated { experiment } => (K::ExperimentCreated, experiment.0, 0),
+        };
+        let [lo, hi] = [idempotency.key as u64, (idempotency.key >> 64) as u64];
+        let at_s = u32::try_from(at.0 / 1_000).unwrap_or(u32::MAX);
+        Remembered { key: [lo, hi], fingerprint: idempotency.fingerprint, at_s, kind, a, b }
+    }
+
+    pub fn key(&self) -> u128 {
+        u128::from(self.key[1]) << 64 | u128::from(self.key[0])
+    }
+
+    /// The outcome as it was first returned, with what it did not keep read back from `state`;
+    /// `None` only if the state lost what an outcome names (the audit checks every one).
+    pub fn outcome(&self, state: &State) -> Option<Outcome> {
+        use OutcomeKind as K;
+        let (a, b) = (self.a, self.b);
+        let order = || state.order(OrderId(a)).ok();
+        Some(match self.kind {
+            K::ApiKeyCreated => Outcome::ApiKeyCreated { key: ApiKeyId(a) },
+            K::ApiKeyRevoked => Outcome::ApiKeyRevoked { key: ApiKeyId(a) },
+            K::MerchantCreated => Outcome::MerchantCreated { merchant: MerchantId(a) },
+            K::BuyerCreated => Outcome::BuyerCreated { buyer: BuyerId(a) },
+            K::SkuCreated => Outcome::SkuCreated { sku: SkuId(a), initial_stock: b },
+            K::Restocked => Outcome::Restocked { sku: SkuId(a), received: b },
+            K::ToppedUp => Outcome::ToppedUp { transfer: TransferId(a), balance: b as i64 },
+            K::CampaignCreated => Outcome::CampaignCreated { campaign: CampaignId(a) },
+            K::OrderPlaced => {
+                let o = order()?;
+                Outcome::OrderPlaced { order: OrderId(a), total: o.total, expires_at: o.expires_at }
+            }
+            K::OrderPaid => {
+                let o = order()?;
+                Outcome::OrderPaid { order: OrderId(a), total: o.total, commission: o.commission }
+            }
+            K::OrderRefunded => {
+                let o = order()?;
+                Outcome::OrderRefunded { order: OrderId(a), amount: o.total, restocked: o.restocked }
+            }
+            K::OrderCancelled => Outcome::OrderCancelled { order: OrderId(a) },
+            K::Ticked => Outcome::Ticked { expired: u32::try_from(a).ok()?, closed: u32::try_from(b).ok()? },
+            K::CouponCreated => Outcome::CouponCreated { coupon: CouponId(a) },
+            K::CouponDisabled => Outcome::CouponDisabled { coupon: CouponId(a) },
+            K::RedPacketCreated => Outcome::RedPacketCreated { packet: RedPacketId(a) },
+            K::RedPacketClosed => Outcome::RedPacketClosed { packet: RedPacketId(a), returned: Amount(b) },
+            K::RedPacketClaimed => {
+                let t = state.ledger.transfer(TransferId(a))?;
+                let Owner::Escrow(packet) = t.debit else { return None };
+                Outcome::RedPacketClaimed { packet, amount: t.amount, transfer: TransferId(a) }
+            }
+            K::ExperimentCreated => Outcome::ExperimentCreated { experiment: ExperimentId(a) },
+        })
+    }
 }
 
 // The index holds positions wrapped to 32 bits ([`wrapped`]): the store's span must stay below.
@@ -34,7 +150,7 @@ pub struct IdempotencyStore {
 impl IdempotencyStore {
     pub(crate) fn rebuild_index(&mut self) {
         self.index =
-            self.entries.iter().enumerate().map(|(i, e)| (e.key, self.first_position + i as u64)).collect();
+            self.entries.iter().enumerate().map(|(i, e)| (e.key(), self.first_position + i as u64)).collect();
     }
 
     pub fn len(&self) -> usize {
@@ -46,7 +162,7 @@ impl IdempotencyStore {
     }
 
     pub fn get(&self, key: u128) -> Option<&Remembered> {
-        let position = self.index.get(key, |p| self.at(p).map(|e| e.key))?;
+        let position = self.index.get(key, |p| self.at(p).map(Remembered::key))?;
         self.at(position)
     }
 
@@ -56,14 +172,9 @@ impl IdempotencyStore {
         self.entries.get(position.wrapping_sub(wrapped(self.first_position)) as usize)
     }
 
-    pub(crate) fn remember(&mut self, idempotency: Idempotency, at: Millis, outcome: Outcome) {
+    pub(crate) fn remember(&mut self, idempotency: Idempotency, at: Millis, outcome: &Outcome) {
         let position = self.first_position + self.entries.len() as u64;
-        self.entries.push_back(Remembered {
-            key: idempotency.key,
-            fingerprint: idempotency.fingerprint,
-            at,
-            outcome,
-        });
+        self.entries.push_back(Remembered::new(idempotency, at, outcome));
         self.index.insert_new(idempotency.key, position);
     }
 
@@ -74,27 +185,29 @@ impl IdempotencyStore {
 
     /// Forgets keys older than the retention window, and the oldest beyond the count bound.
     pub(crate) fn forget_old(&mut self, now: Millis) {
-        let horizon = now.0.saturating_sub(IDEMPOTENCY_RETENTION_MS);
+        // In whole seconds, as kept: a key is remembered for the window and at most a second more.
+        let horizon_s = now.0.saturating_sub(IDEMPOTENCY_RETENTION_MS) / 1_000;
         while let Some(front) = self.entries.front() {
-            if front.at.0 >= horizon && self.entries.len() <= IDEMPOTENCY_KEYS_MAX {
+            if u64::from(front.at_s) >= horizon_s && self.entries.len() <= IDEMPOTENCY_KEYS_MAX {
                 break;
             }
-            self.index.remove(front.key, self.first_position);
+            self.index.remove(front.key(), self.first_position);
             self.entries.drop_front();
             self.first_position += 1;
         }
     }
 
-    /// Every indexed key points at an entry with that key, and every entry is indexed.
-    pub(crate) fn is_consistent(&self) -> bool {
+    /// Every indexed key points at an entry with that key, every entry is indexed, and every
+    /// entry's outcome can be read back from `state`.
+    pub(crate) fn is_consistent(&self, state: &State) -> bool {
         // Each lookup is a cache miss; start each a few entries early, as the sequencer does.
         const AHEAD: usize = 8;
         self.index.len() == self.entries.len()
             && self.entries.iter().enumerate().all(|(i, e)| {
                 if let Some(ahead) = self.entries.get(i + AHEAD) {
-                    self.index.prefetch(ahead.key);
+                    self.index.prefetch(ahead.key());
                 }
-                self.get(e.key).map(|r| r.key) == Some(e.key)
+                self.get(e.key()).map(Remembered::key) == Some(e.key()) && e.outcome(state).is_some()
             })
     }
 }
@@ -113,7 +226,7 @@ mod tests {
         let key = |n: u64| u128::from(n) << 64 | 7;
         let remember = |store: &mut IdempotencyStore, n: u64| {
             let outcome = Outcome::OrderCancelled { order: OrderId(n) };
-            store.remember(Idempotency { key: key(n), fingerprint: n }, Millis(n), outcome);
+            store.remember(Idempotency { key: key(n), fingerprint: n }, Millis(n * 1_000), &outcome);
         };
         for n in 0..300 {
             remember(&mut store, n);
@@ -126,10 +239,10 @@ mod tests {
             assert_eq!(store.get(key(n)).map(|r| r.fingerprint), Some(n), "key {n}");
         }
         // Forget the first 250 (by age), across the wrap.
-        store.forget_old(Millis(IDEMPOTENCY_RETENTION_MS + 250));
+        store.forget_old(Millis(IDEMPOTENCY_RETENTION_MS + 250_000));
         for n in 0..400 {
             assert_eq!(store.get(key(n)).is_some(), n >= 250, "key {n}");
         }
-        assert!(store.is_consistent());
+        assert!(store.is_consistent(&State::new()));
     }
 }

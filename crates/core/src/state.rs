@@ -105,6 +105,8 @@ pub struct OrderLine {
     pub campaign: Option<CampaignId>,
 }
 
+/// An order. `total` and `expires_at` never change once placed, `commission` once paid,
+/// `restocked` once refunded: remembered outcomes read them back ([`crate::idempotency`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub buyer: BuyerId,
@@ -211,14 +213,16 @@ impl State {
                 if seen.fingerprint != idem.fingerprint {
                     return Err(CoreError::IdempotencyKeyReused);
                 }
-                return Ok(Applied::Repeated(seen.outcome.clone()));
+                // Only a damaged state could not say it (the audit checks every one).
+                let outcome = seen.outcome(self).ok_or(CoreError::NotFound("the remembered outcome"))?;
+                return Ok(Applied::Repeated(outcome));
             }
         }
         let outcome = self.execute(envelope.actor, now, &envelope.command)?;
         self.clock = now;
         self.applied += 1;
         if let Some(idem) = envelope.idempotency {
-            self.idempotency.remember(idem, now, outcome.clone());
+            self.idempotency.remember(idem, now, &outcome);
         }
         self.idempotency.forget_old(now);
         Ok(Applied::Changed(outcome))
@@ -829,8 +833,8 @@ impl State {
     /// The state's layout, first in its encoding: postcard is not self-describing, so a snapshot
     /// of another layout could otherwise decode into a wrong state instead of failing. Bump it
     /// whenever a stored type changes. (2: ledger histories chained through the transfers;
-    /// 3: the idempotency store in a part of its own.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE3";
+    /// 3: the idempotency store in a part of its own; 4: remembered outcomes compact.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE4";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.

@@ -125,6 +125,8 @@ struct Sim {
     sent: Vec<Envelope>,
     /// The envelopes that changed state, in order: what the journal would hold.
     journal: Vec<Envelope>,
+    /// The first outcome of each idempotency key, which every repeat must return unchanged.
+    first_outcomes: std::collections::HashMap<u128, Outcome>,
 }
 
 fn cny() -> Currency {
@@ -133,8 +135,14 @@ fn cny() -> Currency {
 
 impl Sim {
     fn new() -> Sim {
-        let mut sim =
-            Sim { state: State::new(), now: 1_000_000, next_key: 1, sent: Vec::new(), journal: Vec::new() };
+        let mut sim = Sim {
+            state: State::new(),
+            now: 1_000_000,
+            next_key: 1,
+            sent: Vec::new(),
+            journal: Vec::new(),
+            first_outcomes: Default::default(),
+        };
         for m in 0..MERCHANTS {
             sim.must(
                 Actor::Admin,
@@ -183,7 +191,12 @@ impl Sim {
         let before = self.state.digest();
         let result = self.state.apply(&envelope);
         match &result {
-            Ok(Applied::Changed(_)) => self.journal.push(envelope),
+            Ok(Applied::Changed(outcome)) => {
+                if let Some(idem) = envelope.idempotency {
+                    self.first_outcomes.insert(idem.key, outcome.clone());
+                }
+                self.journal.push(envelope)
+            }
             // Invariants 3 and 6: a repeat or a refusal changes nothing.
             _ => assert_eq!(before, self.state.digest(), "{:?} changed state: {result:?}", envelope.command),
         }
@@ -281,7 +294,15 @@ impl Sim {
                     let journaled_before = self.journal.iter().any(|e| e == &first);
                     let result = self.deliver(Envelope { at: Millis(self.now), ..first.clone() });
                     if journaled_before {
+                        // Exactly the first outcome, whatever happened to the order since.
+                        let key = first.idempotency.map(|i| i.key).unwrap_or_default();
+                        let expected = self.first_outcomes.get(&key).cloned();
                         assert!(matches!(result, Ok(Applied::Repeated(_))), "a repeat ran again: {result:?}");
+                        assert_eq!(
+                            result.ok().map(|a| a.outcome().clone()),
+                            expected,
+                            "a repeat answered differently"
+                        );
                     }
                 }
             }
@@ -620,4 +641,49 @@ fn a_campaign_opens_exactly_at_its_start_and_replay_agrees() {
         "regular price after the end"
     );
     assert_eq!(replay(&sim.journal).digest(), sim.state.digest());
+}
+
+/// A repeat returns exactly the first outcome even when what it names moved on (an order
+/// placed, then paid, then refunded with restock; a red-packet share), and so does a repeat
+/// against the state restored from its snapshot: remembered outcomes read those fields back.
+#[test]
+fn repeats_answer_the_first_outcome_after_the_order_moved_on() {
+    let mut sim = Sim::new();
+    let buyer = BuyerId(1);
+    sim.must(Actor::Admin, Command::TopUp { buyer, amount: Amount(1_000_000), currency: cny() });
+    // SKU 2 is merchant 2's, whose commission is 2.5%: the payment's commission is not zero.
+    let lines = vec![LineRequest { sku: SkuId(2), quantity: 2 }];
+    let commands = [
+        (Actor::Service, Command::PlaceOrder { buyer, lines, coupons: vec![], reservation_ttl_ms: 60_000 }),
+        (Actor::Service, Command::PayOrder { order: OrderId(1) }),
+        (Actor::Admin, Command::RefundOrder { order: OrderId(1), restock: true }),
+        (
+            Actor::Admin,
+            Command::CreateRedPacket(NewRedPacket {
+                sponsor: Sponsor::Platform,
+                amount: Amount(1_000),
+                count: 3,
+                currency: cny(),
+                starts_at: Millis(sim.now),
+                ends_at: Millis(sim.now + 60_000),
+                seed: 7,
+            }),
+        ),
+        (Actor::Service, Command::ClaimRedPacket { packet: RedPacketId(1), buyer }),
+    ];
+    let mut firsts = Vec::new();
+    for (actor, command) in commands {
+        sim.now += 10;
+        let outcome = sim.send(actor, command).unwrap();
+        assert!(outcome.changed());
+        firsts.push((sim.sent.last().unwrap().clone(), outcome.outcome().clone()));
+    }
+    assert!(matches!(firsts[1].1, Outcome::OrderPaid { commission, .. } if commission.0 > 0));
+    let restored = State::decode(&sim.state.encode()).unwrap();
+    for (envelope, first) in &firsts {
+        for state in [&mut sim.state, &mut restored.clone()] {
+            let again = state.apply(&Envelope { at: Millis(sim.now + 1_000), ..envelope.clone() });
+            assert_eq!(again, Ok(Applied::Repeated(first.clone())), "{:?}", envelope.command);
+        }
+    }
 }
