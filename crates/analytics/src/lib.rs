@@ -107,7 +107,7 @@ fn lines(order: &elevens_core::Order) -> Lines {
             sku: l.sku.0,
             quantity: l.quantity,
             amount: l.unit_price.0.saturating_mul(u64::from(l.quantity)),
-            campaign: l.campaign.map(|c| c.0),
+            campaign: l.campaign().map(|c| c.0),
         })
         .collect()
 }

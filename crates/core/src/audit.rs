@@ -86,7 +86,7 @@ impl State {
             matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid | OrderStatus::Refunded)
         }) {
             for line in &order.lines {
-                if let Some(c) = line.campaign {
+                if let Some(c) = line.campaign() {
                     *taken.entry((c, order.buyer)).or_insert(0) += u64::from(line.quantity);
                 }
             }

@@ -523,7 +523,7 @@ fn order_view(
                 sku_id: l.sku.0,
                 quantity: l.quantity,
                 unit_price: l.unit_price.0,
-                campaign_id: l.campaign.map(|c| c.0),
+                campaign_id: l.campaign().map(|c| c.0),
             })
             .collect(),
     }))
