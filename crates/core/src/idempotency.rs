@@ -8,27 +8,31 @@ use crate::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS};
 use crate::state::State;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
-/// A command's outcome as remembered for its idempotency key: 48 bytes, and there are two per
+/// A command's outcome as remembered for its idempotency key: 40 bytes, and there are two per
 /// order (place, pay), so every byte counts. The outcome is kept as its kind and at most two
 /// numbers; what the state keeps unchanged forever once written (an order's total, expiry,
 /// commission and restock flag; a transfer's amount and accounts) is read back from the state
-/// ([`Remembered::outcome`]), so a repeat still returns exactly the first outcome. Kept whole,
-/// with the time in milliseconds and the key's 16-byte alignment, it took 64 bytes.
+/// ([`Remembered::outcome`]), so a repeat still returns exactly the first outcome. The kind
+/// shares a word with the command's fingerprint; when it ran is kept per second by the store
+/// ([`IdempotencyStore`]). Kept whole, with the time and the key's 16-byte alignment, it took 64.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remembered {
     key: [u64; 2],
-    pub fingerprint: u64,
-    /// When the command ran, in whole seconds since the epoch (saturating: past 2106 keys are
-    /// forgotten by count only). Retention is a day; its unit need not be finer.
-    at_s: u32,
-    kind: OutcomeKind,
+    /// The kind in the top byte, the command's fingerprint in the rest ([`FINGERPRINT_MASK`]).
+    kind_fingerprint: u64,
     a: u64,
     b: u64,
 }
 
+/// The fingerprint bits a [`Remembered`] keeps: 56 of 64, so a key reused for another command
+/// goes unnoticed once in 2^56 (against 2^64).
+const FINGERPRINT_MASK: u64 = (1 << 56) - 1;
+
 /// Which [`Outcome`] a [`Remembered`] holds, and so what its two numbers mean.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum OutcomeKind {
     ApiKeyCreated,
     ApiKeyRevoked,
@@ -51,10 +55,36 @@ enum OutcomeKind {
     ExperimentCreated,
 }
 
-const _: () = assert!(std::mem::size_of::<Remembered>() == 48);
+/// Every kind, at the index of its byte.
+const KINDS: [OutcomeKind; 19] = {
+    use OutcomeKind as K;
+    [
+        K::ApiKeyCreated,
+        K::ApiKeyRevoked,
+        K::MerchantCreated,
+        K::BuyerCreated,
+        K::SkuCreated,
+        K::Restocked,
+        K::ToppedUp,
+        K::CampaignCreated,
+        K::OrderPlaced,
+        K::OrderPaid,
+        K::OrderCancelled,
+        K::OrderRefunded,
+        K::Ticked,
+        K::CouponCreated,
+        K::CouponDisabled,
+        K::RedPacketCreated,
+        K::RedPacketClosed,
+        K::RedPacketClaimed,
+        K::ExperimentCreated,
+    ]
+};
+
+const _: () = assert!(std::mem::size_of::<Remembered>() == 40);
 
 impl Remembered {
-    fn new(idempotency: Idempotency, at: Millis, outcome: &Outcome) -> Remembered {
+    fn new(idempotency: Idempotency, outcome: &Outcome) -> Remembered {
         use OutcomeKind as K;
         let (kind, a, b) = match *outcome {
             Outcome::ApiKeyCreated { key } => (K::ApiKeyCreated, key.0, 0),
@@ -80,12 +110,21 @@ impl Remembered {
             Outcome::ExperimentCreated { experiment } => (K::ExperimentCreated, experiment.0, 0),
         };
         let [lo, hi] = [idempotency.key as u64, (idempotency.key >> 64) as u64];
-        let at_s = u32::try_from(at.0 / 1_000).unwrap_or(u32::MAX);
-        Remembered { key: [lo, hi], fingerprint: idempotency.fingerprint, at_s, kind, a, b }
+        let kind_fingerprint = u64::from(kind as u8) << 56 | idempotency.fingerprint & FINGERPRINT_MASK;
+        Remembered { key: [lo, hi], kind_fingerprint, a, b }
     }
 
     pub fn key(&self) -> u128 {
         u128::from(self.key[1]) << 64 | u128::from(self.key[0])
+    }
+
+    /// Whether a command with this fingerprint is the one remembered (to the bits kept).
+    pub fn same_command(&self, fingerprint: u64) -> bool {
+        self.kind_fingerprint & FINGERPRINT_MASK == fingerprint & FINGERPRINT_MASK
+    }
+
+    fn kind(&self) -> Option<OutcomeKind> {
+        KINDS.get(usize::from((self.kind_fingerprint >> 56) as u8)).copied()
     }
 
     /// The outcome as it was first returned, with what it did not keep read back from `state`;
@@ -94,7 +133,7 @@ impl Remembered {
         use OutcomeKind as K;
         let (a, b) = (self.a, self.b);
         let order = || state.order(OrderId(a)).ok();
-        Some(match self.kind {
+        Some(match self.kind()? {
             K::ApiKeyCreated => Outcome::ApiKeyCreated { key: ApiKeyId(a) },
             K::ApiKeyRevoked => Outcome::ApiKeyRevoked { key: ApiKeyId(a) },
             K::MerchantCreated => Outcome::MerchantCreated { merchant: MerchantId(a) },
@@ -141,6 +180,12 @@ pub struct IdempotencyStore {
     entries: ChunkedDeque<Remembered>,
     /// The absolute position of `entries[0]`.
     first_position: u64,
+    /// When the entries were remembered, by the second: each second that has entries, with the
+    /// position of its first entry, oldest first (the front one holds `entries[0]`). Retention
+    /// is a day, so a second is fine enough, and one record per second (at most ~86,400) costs
+    /// less than a time in each entry. Seconds since the epoch, saturating: past 2106 keys are
+    /// forgotten by count only.
+    seconds: VecDeque<(u32, u64)>,
     /// Key to absolute position; sharded so that it never stops the sequencer to grow, and
     /// prefetchable (see `key_index`).
     #[serde(skip)]
@@ -174,7 +219,12 @@ impl IdempotencyStore {
 
     pub(crate) fn remember(&mut self, idempotency: Idempotency, at: Millis, outcome: &Outcome) {
         let position = self.first_position + self.entries.len() as u64;
-        self.entries.push_back(Remembered::new(idempotency, at, outcome));
+        // Commands come in time order (the state's clock never goes back).
+        let second = u32::try_from(at.0 / 1_000).unwrap_or(u32::MAX);
+        if self.seconds.back().is_none_or(|&(last, _)| last != second) {
+            self.seconds.push_back((second, position));
+        }
+        self.entries.push_back(Remembered::new(idempotency, outcome));
         self.index.insert_new(idempotency.key, position);
     }
 
@@ -187,22 +237,41 @@ impl IdempotencyStore {
     pub(crate) fn forget_old(&mut self, now: Millis) {
         // In whole seconds, as kept: a key is remembered for the window and at most a second more.
         let horizon_s = now.0.saturating_sub(IDEMPOTENCY_RETENTION_MS) / 1_000;
-        while let Some(front) = self.entries.front() {
-            if u64::from(front.at_s) >= horizon_s && self.entries.len() <= IDEMPOTENCY_KEYS_MAX {
+        while let (Some(front), Some(&(second, _))) = (self.entries.front(), self.seconds.front()) {
+            if u64::from(second) >= horizon_s && self.entries.len() <= IDEMPOTENCY_KEYS_MAX {
                 break;
             }
             self.index.remove(front.key(), self.first_position);
             self.entries.drop_front();
             self.first_position += 1;
+            // The front second is done when the next one starts here, or nothing is left.
+            if self.entries.is_empty() || self.seconds.get(1).is_some_and(|&(_, p)| p == self.first_position)
+            {
+                self.seconds.pop_front();
+            }
         }
     }
 
-    /// Every indexed key points at an entry with that key, every entry is indexed, and every
-    /// entry's outcome can be read back from `state`.
+    /// Every indexed key points at an entry with that key, every entry is indexed, every
+    /// entry's outcome can be read back from `state`, and the seconds cover the entries in order.
     pub(crate) fn is_consistent(&self, state: &State) -> bool {
         // Each lookup is a cache miss; start each a few entries early, as the sequencer does.
         const AHEAD: usize = 8;
-        self.index.len() == self.entries.len()
+        let end = self.first_position + self.entries.len() as u64;
+        let seconds_ok = match self.seconds.front() {
+            None => self.entries.is_empty(),
+            Some(&(_, first)) => {
+                first <= self.first_position
+                    && self
+                        .seconds
+                        .iter()
+                        .zip(self.seconds.iter().skip(1))
+                        .all(|(a, b)| a.0 < b.0 && a.1 < b.1)
+                    && self.seconds.iter().skip(1).all(|&(_, p)| self.first_position < p && p < end)
+            }
+        };
+        seconds_ok
+            && self.index.len() == self.entries.len()
             && self.entries.iter().enumerate().all(|(i, e)| {
                 if let Some(ahead) = self.entries.get(i + AHEAD) {
                     self.index.prefetch(ahead.key());
@@ -236,7 +305,7 @@ mod tests {
             remember(&mut store, n);
         }
         for n in 0..400 {
-            assert_eq!(store.get(key(n)).map(|r| r.fingerprint), Some(n), "key {n}");
+            assert!(store.get(key(n)).is_some_and(|r| r.same_command(n)), "key {n}");
         }
         // Forget the first 250 (by age), across the wrap.
         store.forget_old(Millis(IDEMPOTENCY_RETENTION_MS + 250_000));
@@ -244,5 +313,63 @@ mod tests {
             assert_eq!(store.get(key(n)).is_some(), n >= 250, "key {n}");
         }
         assert!(store.is_consistent(&State::new()));
+        store.forget_old(Millis(IDEMPOTENCY_RETENTION_MS + 1_000_000));
+        assert!(store.is_empty() && store.seconds.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Forgetting by age with the time kept per second, against a list of (key, time) that
+        /// keeps a key while its second is within the window.
+        #[test]
+        fn forgets_by_age_as_a_list_does(
+            steps in proptest::collection::vec((0u64..40_000_000, proptest::bool::ANY), 1..300)
+        ) {
+            let mut store = IdempotencyStore::default();
+            let mut model: VecDeque<(u128, u64)> = VecDeque::new();
+            let (mut now, mut next) = (0u64, 0u128);
+            for (advance_ms, forget) in steps {
+                now += advance_ms % 3 * advance_ms / 2; // Often the same second, sometimes hours on.
+                if forget {
+                    store.forget_old(Millis(now));
+                    let horizon_s = now.saturating_sub(IDEMPOTENCY_RETENTION_MS) / 1_000;
+                    while model.front().is_some_and(|&(_, at)| at / 1_000 < horizon_s) {
+                        model.pop_front();
+                    }
+                } else {
+                    next += 1;
+                    let outcome = Outcome::BuyerCreated { buyer: BuyerId(1) };
+                    store.remember(Idempotency { key: next, fingerprint: 0 }, Millis(now), &outcome);
+                    model.push_back((next, now));
+                }
+                proptest::prop_assert_eq!(store.len(), model.len());
+                proptest::prop_assert!(store.is_consistent(&State::new()));
+            }
+            for key in 1..=next {
+                proptest::prop_assert_eq!(store.get(key).is_some(), model.iter().any(|&(k, _)| k == key));
+            }
+        }
+    }
+
+    /// Every kind's byte names it, and every outcome kept comes back as it went in (those read
+    /// from the state are tested in the simulation).
+    #[test]
+    fn kinds_and_numbers_round_trip() {
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert_eq!(*kind as usize, i);
+        }
+        let state = State::new();
+        let outcomes = [
+            Outcome::SkuCreated { sku: SkuId(3), initial_stock: u64::MAX },
+            Outcome::ToppedUp { transfer: TransferId(9), balance: i64::MIN },
+            Outcome::Ticked { expired: u32::MAX, closed: 1 },
+            Outcome::RedPacketClosed { packet: RedPacketId(2), returned: Amount(77) },
+            Outcome::ExperimentCreated { experiment: ExperimentId(u64::MAX) },
+        ];
+        for (n, outcome) in outcomes.into_iter().enumerate() {
+            let idem = Idempotency { key: u128::MAX - n as u128, fingerprint: u64::MAX - n as u64 };
+            let r = Remembered::new(idem, &outcome);
+            assert_eq!((r.key(), r.outcome(&state)), (idem.key, Some(outcome)));
+            assert!(r.same_command(idem.fingerprint) && !r.same_command(idem.fingerprint ^ 1));
+        }
     }
 }

@@ -228,7 +228,7 @@ impl State {
         let now = envelope.at.max(self.clock);
         if let Some(idem) = envelope.idempotency {
             if let Some(seen) = self.idempotency.get(idem.key) {
-                if seen.fingerprint != idem.fingerprint {
+                if !seen.same_command(idem.fingerprint) {
                     return Err(CoreError::IdempotencyKeyReused);
                 }
                 // Only a damaged state could not say it (the audit checks every one).
