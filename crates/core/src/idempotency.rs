@@ -10,20 +10,21 @@ use crate::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// A command's outcome as remembered for its idempotency key: 40 bytes, and there are two per
-/// order (place, pay), so every byte counts. The outcome is kept as its kind and at most two
-/// numbers; what the state keeps unchanged forever once written (an order's total, expiry,
-/// commission and restock flag; a transfer's amount and accounts) is read back from the state
-/// ([`Remembered::outcome`]), so a repeat still returns exactly the first outcome. The kind
-/// shares a word with the command's fingerprint; when it ran is kept per second by the store
-/// ([`IdempotencyStore`]). Kept whole, with the time and the key's 16-byte alignment, it took 64.
+/// A command's outcome as remembered for its idempotency key: 32 bytes, and there are two per
+/// order (place, pay), so every byte counts. The outcome is kept as its kind and one number
+/// (an id, mostly); what the state keeps unchanged forever once written (an order's total,
+/// expiry, commission and restock flag; a transfer's amount and accounts) is read back from
+/// the state ([`Remembered::outcome`]), so a repeat still returns exactly the first outcome.
+/// The kind shares a word with the command's fingerprint; the few outcomes with a second
+/// number (a top-up's balance, a restock's count) keep it in the store beside, as does the
+/// time, per second ([`IdempotencyStore`]). Kept whole, with the time and the key's 16-byte
+/// alignment, it took 64 bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remembered {
     key: [u64; 2],
     /// The kind in the top byte, the command's fingerprint in the rest ([`FINGERPRINT_MASK`]).
     kind_fingerprint: u64,
     a: u64,
-    b: u64,
 }
 
 /// The fingerprint bits a [`Remembered`] keeps: 56 of 64, so a key reused for another command
@@ -81,37 +82,40 @@ const KINDS: [OutcomeKind; 19] = {
     ]
 };
 
-const _: () = assert!(std::mem::size_of::<Remembered>() == 40);
+const _: () = assert!(std::mem::size_of::<Remembered>() == 32);
 
 impl Remembered {
-    fn new(idempotency: Idempotency, outcome: &Outcome) -> Remembered {
+    /// The entry, and the outcome's second number if it has one.
+    fn new(idempotency: Idempotency, outcome: &Outcome) -> (Remembered, Option<u64>) {
         use OutcomeKind as K;
         let (kind, a, b) = match *outcome {
-            Outcome::ApiKeyCreated { key } => (K::ApiKeyCreated, key.0, 0),
-            Outcome::ApiKeyRevoked { key } => (K::ApiKeyRevoked, key.0, 0),
-            Outcome::MerchantCreated { merchant } => (K::MerchantCreated, merchant.0, 0),
-            Outcome::BuyerCreated { buyer } => (K::BuyerCreated, buyer.0, 0),
-            Outcome::SkuCreated { sku, initial_stock } => (K::SkuCreated, sku.0, initial_stock),
-            Outcome::Restocked { sku, received } => (K::Restocked, sku.0, received),
-            Outcome::ToppedUp { transfer, balance } => (K::ToppedUp, transfer.0, balance as u64),
-            Outcome::CampaignCreated { campaign } => (K::CampaignCreated, campaign.0, 0),
+            Outcome::ApiKeyCreated { key } => (K::ApiKeyCreated, key.0, None),
+            Outcome::ApiKeyRevoked { key } => (K::ApiKeyRevoked, key.0, None),
+            Outcome::MerchantCreated { merchant } => (K::MerchantCreated, merchant.0, None),
+            Outcome::BuyerCreated { buyer } => (K::BuyerCreated, buyer.0, None),
+            Outcome::SkuCreated { sku, initial_stock } => (K::SkuCreated, sku.0, Some(initial_stock)),
+            Outcome::Restocked { sku, received } => (K::Restocked, sku.0, Some(received)),
+            Outcome::ToppedUp { transfer, balance } => (K::ToppedUp, transfer.0, Some(balance as u64)),
+            Outcome::CampaignCreated { campaign } => (K::CampaignCreated, campaign.0, None),
             // The rest of these three is the order's, which never changes once written.
-            Outcome::OrderPlaced { order, .. } => (K::OrderPlaced, order.0, 0),
-            Outcome::OrderPaid { order, .. } => (K::OrderPaid, order.0, 0),
-            Outcome::OrderRefunded { order, .. } => (K::OrderRefunded, order.0, 0),
-            Outcome::OrderCancelled { order } => (K::OrderCancelled, order.0, 0),
-            Outcome::Ticked { expired, closed } => (K::Ticked, expired.into(), closed.into()),
-            Outcome::CouponCreated { coupon } => (K::CouponCreated, coupon.0, 0),
-            Outcome::CouponDisabled { coupon } => (K::CouponDisabled, coupon.0, 0),
-            Outcome::RedPacketCreated { packet } => (K::RedPacketCreated, packet.0, 0),
-            Outcome::RedPacketClosed { packet, returned } => (K::RedPacketClosed, packet.0, returned.0),
+            Outcome::OrderPlaced { order, .. } => (K::OrderPlaced, order.0, None),
+            Outcome::OrderPaid { order, .. } => (K::OrderPaid, order.0, None),
+            Outcome::OrderRefunded { order, .. } => (K::OrderRefunded, order.0, None),
+            Outcome::OrderCancelled { order } => (K::OrderCancelled, order.0, None),
+            Outcome::Ticked { expired, closed } => {
+                (K::Ticked, u64::from(expired) << 32 | u64::from(closed), None)
+            }
+            Outcome::CouponCreated { coupon } => (K::CouponCreated, coupon.0, None),
+            Outcome::CouponDisabled { coupon } => (K::CouponDisabled, coupon.0, None),
+            Outcome::RedPacketCreated { packet } => (K::RedPacketCreated, packet.0, None),
+            Outcome::RedPacketClosed { packet, returned } => (K::RedPacketClosed, packet.0, Some(returned.0)),
             // The packet and amount are the transfer's.
-            Outcome::RedPacketClaimed { transfer, .. } => (K::RedPacketClaimed, transfer.0, 0),
-            Outcome::ExperimentCreated { experiment } => (K::ExperimentCreated, experiment.0, 0),
+            Outcome::RedPacketClaimed { transfer, .. } => (K::RedPacketClaimed, transfer.0, None),
+            Outcome::ExperimentCreated { experiment } => (K::ExperimentCreated, experiment.0, None),
         };
         let [lo, hi] = [idempotency.key as u64, (idempotency.key >> 64) as u64];
         let kind_fingerprint = u64::from(kind as u8) << 56 | idempotency.fingerprint & FINGERPRINT_MASK;
-        Remembered { key: [lo, hi], kind_fingerprint, a, b }
+        (Remembered { key: [lo, hi], kind_fingerprint, a }, b)
     }
 
     pub fn key(&self) -> u128 {
@@ -127,20 +131,27 @@ impl Remembered {
         KINDS.get(usize::from((self.kind_fingerprint >> 56) as u8)).copied()
     }
 
-    /// The outcome as it was first returned, with what it did not keep read back from `state`;
-    /// `None` only if the state lost what an outcome names (the audit checks every one).
-    pub fn outcome(&self, state: &State) -> Option<Outcome> {
+    /// Whether the outcome has a second number (kept in the store's `extras`).
+    fn has_extra(&self) -> bool {
         use OutcomeKind as K;
-        let (a, b) = (self.a, self.b);
+        matches!(self.kind(), Some(K::SkuCreated | K::Restocked | K::ToppedUp | K::RedPacketClosed))
+    }
+
+    /// The outcome as it was first returned, with its second number from `extra` and what it
+    /// did not keep read back from `state`; `None` only if the store or the state lost what an
+    /// outcome names (the audit checks every one).
+    fn outcome(&self, extra: impl Fn() -> Option<u64>, state: &State) -> Option<Outcome> {
+        use OutcomeKind as K;
+        let a = self.a;
         let order = || state.order(OrderId(a)).ok();
         Some(match self.kind()? {
             K::ApiKeyCreated => Outcome::ApiKeyCreated { key: ApiKeyId(a) },
             K::ApiKeyRevoked => Outcome::ApiKeyRevoked { key: ApiKeyId(a) },
             K::MerchantCreated => Outcome::MerchantCreated { merchant: MerchantId(a) },
             K::BuyerCreated => Outcome::BuyerCreated { buyer: BuyerId(a) },
-            K::SkuCreated => Outcome::SkuCreated { sku: SkuId(a), initial_stock: b },
-            K::Restocked => Outcome::Restocked { sku: SkuId(a), received: b },
-            K::ToppedUp => Outcome::ToppedUp { transfer: TransferId(a), balance: b as i64 },
+            K::SkuCreated => Outcome::SkuCreated { sku: SkuId(a), initial_stock: extra()? },
+            K::Restocked => Outcome::Restocked { sku: SkuId(a), received: extra()? },
+            K::ToppedUp => Outcome::ToppedUp { transfer: TransferId(a), balance: extra()? as i64 },
             K::CampaignCreated => Outcome::CampaignCreated { campaign: CampaignId(a) },
             K::OrderPlaced => {
                 let o = order()?;
@@ -155,11 +166,13 @@ impl Remembered {
                 Outcome::OrderRefunded { order: OrderId(a), amount: o.total, restocked: o.restocked }
             }
             K::OrderCancelled => Outcome::OrderCancelled { order: OrderId(a) },
-            K::Ticked => Outcome::Ticked { expired: u32::try_from(a).ok()?, closed: u32::try_from(b).ok()? },
+            K::Ticked => Outcome::Ticked { expired: (a >> 32) as u32, closed: a as u32 },
             K::CouponCreated => Outcome::CouponCreated { coupon: CouponId(a) },
             K::CouponDisabled => Outcome::CouponDisabled { coupon: CouponId(a) },
             K::RedPacketCreated => Outcome::RedPacketCreated { packet: RedPacketId(a) },
-            K::RedPacketClosed => Outcome::RedPacketClosed { packet: RedPacketId(a), returned: Amount(b) },
+            K::RedPacketClosed => {
+                Outcome::RedPacketClosed { packet: RedPacketId(a), returned: Amount(extra()?) }
+            }
             K::RedPacketClaimed => {
                 let t = state.ledger.transfer(TransferId(a))?;
                 let Owner::Escrow(packet) = t.debit else { return None };
@@ -167,6 +180,25 @@ impl Remembered {
             }
             K::ExperimentCreated => Outcome::ExperimentCreated { experiment: ExperimentId(a) },
         })
+    }
+}
+
+/// An entry found by its key, with what its outcome needs from the store.
+pub struct Recalled<'a> {
+    entry: &'a Remembered,
+    position: u64,
+    store: &'a IdempotencyStore,
+}
+
+impl Recalled<'_> {
+    /// Whether a command with this fingerprint is the one remembered (to the bits kept).
+    pub fn same_command(&self, fingerprint: u64) -> bool {
+        self.entry.same_command(fingerprint)
+    }
+
+    /// The outcome as it was first returned ([`Remembered::outcome`]).
+    pub fn outcome(&self, state: &State) -> Option<Outcome> {
+        self.entry.outcome(|| self.store.extra(self.position), state)
     }
 }
 
@@ -186,6 +218,9 @@ pub struct IdempotencyStore {
     /// less than a time in each entry. Seconds since the epoch, saturating: past 2106 keys are
     /// forgotten by count only.
     seconds: VecDeque<(u32, u64)>,
+    /// The second numbers of the few outcomes that have one, by position, oldest first: a
+    /// top-up's balance, a restock's count (orders' outcomes have none).
+    extras: VecDeque<(u64, u64)>,
     /// Key to absolute position; sharded so that it never stops the sequencer to grow, and
     /// prefetchable (see `key_index`).
     #[serde(skip)]
@@ -206,9 +241,17 @@ impl IdempotencyStore {
         self.entries.is_empty()
     }
 
-    pub fn get(&self, key: u128) -> Option<&Remembered> {
+    /// What is remembered for `key`.
+    pub fn get(&self, key: u128) -> Option<Recalled<'_>> {
         let position = self.index.get(key, |p| self.at(p).map(Remembered::key))?;
-        self.at(position)
+        let entry = self.at(position)?;
+        let position = self.first_position + u64::from(position.wrapping_sub(wrapped(self.first_position)));
+        Some(Recalled { entry, position, store: self })
+    }
+
+    fn extra(&self, position: u64) -> Option<u64> {
+        let i = self.extras.binary_search_by_key(&position, |&(p, _)| p).ok()?;
+        Some(self.extras[i].1)
     }
 
     /// The entry at a [`wrapped`] position: the entries hold fewer than 2^32 consecutive
@@ -224,7 +267,11 @@ impl IdempotencyStore {
         if self.seconds.back().is_none_or(|&(last, _)| last != second) {
             self.seconds.push_back((second, position));
         }
-        self.entries.push_back(Remembered::new(idempotency, outcome));
+        let (entry, extra) = Remembered::new(idempotency, outcome);
+        self.entries.push_back(entry);
+        if let Some(extra) = extra {
+            self.extras.push_back((position, extra));
+        }
         self.index.insert_new(idempotency.key, position);
     }
 
@@ -244,6 +291,9 @@ impl IdempotencyStore {
             self.index.remove(front.key(), self.first_position);
             self.entries.drop_front();
             self.first_position += 1;
+            if self.extras.front().is_some_and(|&(p, _)| p < self.first_position) {
+                self.extras.pop_front();
+            }
             // The front second is done when the next one starts here, or nothing is left.
             if self.entries.is_empty() || self.seconds.get(1).is_some_and(|&(_, p)| p == self.first_position)
             {
@@ -270,13 +320,19 @@ impl IdempotencyStore {
                     && self.seconds.iter().skip(1).all(|&(_, p)| self.first_position < p && p < end)
             }
         };
+        let extras_ok = self.extras.iter().zip(self.extras.iter().skip(1)).all(|(a, b)| a.0 < b.0)
+            && self.extras.iter().all(|&(p, _)| self.first_position <= p && p < end)
+            && self.extras.len() == self.entries.iter().filter(|e| e.has_extra()).count();
         seconds_ok
+            && extras_ok
             && self.index.len() == self.entries.len()
             && self.entries.iter().enumerate().all(|(i, e)| {
                 if let Some(ahead) = self.entries.get(i + AHEAD) {
                     self.index.prefetch(ahead.key());
                 }
-                self.get(e.key()).map(Remembered::key) == Some(e.key()) && e.outcome(state).is_some()
+                self.get(e.key()).is_some_and(|r| {
+                    r.position == self.first_position + i as u64 && r.outcome(state).is_some()
+                })
             })
     }
 }
@@ -317,9 +373,17 @@ mod tests {
         assert!(store.is_empty() && store.seconds.is_empty());
     }
 
+    fn outcome(n: u128) -> Outcome {
+        match n % 3 {
+            0 => Outcome::ToppedUp { transfer: TransferId(n as u64), balance: -(n as i64) },
+            _ => Outcome::BuyerCreated { buyer: BuyerId(n as u64) },
+        }
+    }
+
     proptest::proptest! {
         /// Forgetting by age with the time kept per second, against a list of (key, time) that
-        /// keeps a key while its second is within the window.
+        /// keeps a key while its second is within the window; the second numbers kept beside
+        /// (every third outcome has one) are forgotten with their entries.
         #[test]
         fn forgets_by_age_as_a_list_does(
             steps in proptest::collection::vec((0u64..40_000_000, proptest::bool::ANY), 1..300)
@@ -337,15 +401,16 @@ mod tests {
                     }
                 } else {
                     next += 1;
-                    let outcome = Outcome::BuyerCreated { buyer: BuyerId(1) };
-                    store.remember(Idempotency { key: next, fingerprint: 0 }, Millis(now), &outcome);
+                    store.remember(Idempotency { key: next, fingerprint: 0 }, Millis(now), &outcome(next));
                     model.push_back((next, now));
                 }
                 proptest::prop_assert_eq!(store.len(), model.len());
                 proptest::prop_assert!(store.is_consistent(&State::new()));
             }
             for key in 1..=next {
-                proptest::prop_assert_eq!(store.get(key).is_some(), model.iter().any(|&(k, _)| k == key));
+                let live = model.iter().any(|&(k, _)| k == key);
+                let recalled = store.get(key).map(|r| r.outcome(&State::new()));
+                proptest::prop_assert_eq!(recalled, live.then(|| Some(outcome(key))));
             }
         }
     }
@@ -367,8 +432,9 @@ mod tests {
         ];
         for (n, outcome) in outcomes.into_iter().enumerate() {
             let idem = Idempotency { key: u128::MAX - n as u128, fingerprint: u64::MAX - n as u64 };
-            let r = Remembered::new(idem, &outcome);
-            assert_eq!((r.key(), r.outcome(&state)), (idem.key, Some(outcome)));
+            let (r, extra) = Remembered::new(idem, &outcome);
+            assert_eq!(extra.is_some(), r.has_extra());
+            assert_eq!((r.key(), r.outcome(|| extra, &state)), (idem.key, Some(outcome)));
             assert!(r.same_command(idem.fingerprint) && !r.same_command(idem.fingerprint ^ 1));
         }
     }
