@@ -124,7 +124,7 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
             Some(Event::Paid {
                 at,
                 buyer: o.buyer.0,
-                merchant: o.merchant.0,
+                merchant: o.merchant().0,
                 currency: o.currency,
                 total: total.0,
                 lines: lines(o),
@@ -158,7 +158,7 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
             let o = state.order(order).ok()?;
             Some(Event::Refunded {
                 at,
-                merchant: o.merchant.0,
+                merchant: o.merchant().0,
                 currency: o.currency,
                 amount: amount.0,
                 lines: lines(o),
@@ -269,7 +269,7 @@ impl Analytics {
             analytics.fold(&Event::Placed { at, currency: order.currency, lines: lines(order) });
             use elevens_core::OrderStatus::*;
             if matches!(order.status, Paid | Refunded) {
-                let merchant = order.merchant.0;
+                let merchant = order.merchant().0;
                 let paid = Event::Paid {
                     at,
                     buyer: order.buyer.0,

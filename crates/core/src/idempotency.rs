@@ -155,7 +155,7 @@ impl Remembered {
             K::CampaignCreated => Outcome::CampaignCreated { campaign: CampaignId(a) },
             K::OrderPlaced => {
                 let o = order()?;
-                Outcome::OrderPlaced { order: OrderId(a), total: o.total, expires_at: o.expires_at }
+                Outcome::OrderPlaced { order: OrderId(a), total: o.total, expires_at: o.expires_at() }
             }
             K::OrderPaid => {
                 let o = order()?;

@@ -11,6 +11,10 @@ pub const LINE_QUANTITY_MAX: u32 = 10_000;
 /// trillion), so that a transfer stores ids in five bytes. At 40 bytes a transfer that is 44 TB.
 pub const ORDERS_MAX: u64 = (1 << 40) - 1;
 pub const TRANSFERS_MAX: u64 = (1 << 40) - 1;
+/// The most merchants, so that an order names its merchant in four bytes.
+pub const MERCHANTS_MAX: u64 = u32::MAX as u64;
+/// The most flash-sale campaigns ever created, so that an order line names one in four bytes.
+pub const CAMPAIGNS_MAX: u64 = u32::MAX as u64;
 /// The most lines one order may have.
 pub const ORDER_LINES_MAX: usize = 32;
 /// Names and titles, in bytes.

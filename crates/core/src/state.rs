@@ -97,41 +97,63 @@ impl OrderStatus {
 /// An order's lines.
 pub type OrderLines = smallvec::SmallVec<[OrderLine; 1]>;
 
-/// 32 bytes, inline in its order when it is the only one.
+/// 24 bytes, inline in its order when it is the only one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     pub sku: SkuId,
     pub quantity: u32,
     pub unit_price: Amount,
     /// The flash-sale campaign that priced the line, as its id's value, 0 for none (ids start
-    /// at 1): an `Option<CampaignId>` takes 16 bytes.
-    campaign: u64,
+    /// at 1, and there are at most [`CAMPAIGNS_MAX`]): an `Option<CampaignId>` takes 16 bytes.
+    campaign: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Order>() == 104 && std::mem::size_of::<OrderLine>() == 32);
+const _: () = assert!(std::mem::size_of::<Order>() == 88 && std::mem::size_of::<OrderLine>() == 24);
+const _: () = assert!(
+    CAMPAIGNS_MAX <= u32::MAX as u64
+        && MERCHANTS_MAX <= u32::MAX as u64
+        && RESERVATION_TTL_MS_MAX <= u32::MAX as u64
+);
+
+impl Order {
+    pub fn merchant(&self) -> MerchantId {
+        MerchantId(self.merchant.into())
+    }
+
+    /// When the reservation ends: the order can be paid until then, and expires at it.
+    pub fn expires_at(&self) -> Millis {
+        self.placed_at.saturating_add(self.reservation_ttl_ms.into())
+    }
+}
 
 impl OrderLine {
     pub fn new(sku: SkuId, quantity: u32, unit_price: Amount, campaign: Option<CampaignId>) -> OrderLine {
-        OrderLine { sku, quantity, unit_price, campaign: campaign.map_or(0, |c| c.0) }
+        // Campaign ids fit (`create_campaign` refuses more than CAMPAIGNS_MAX).
+        let campaign = campaign.map_or(0, |c| u32::try_from(c.0).unwrap_or(0));
+        OrderLine { sku, quantity, unit_price, campaign }
     }
 
     /// Set when the line was priced by a flash-sale campaign.
     pub fn campaign(&self) -> Option<CampaignId> {
-        (self.campaign != 0).then_some(CampaignId(self.campaign))
+        (self.campaign != 0).then_some(CampaignId(self.campaign.into()))
     }
 }
 
-/// An order: 104 bytes (128 before its line's campaign and its discounts took less room), the
-/// largest of the per-order records. `total` and `expires_at` never change once placed, `commission` once paid,
-/// `restocked` once refunded: remembered outcomes read them back ([`crate::idempotency`]).
+/// An order: 88 bytes (128 before its merchant, reservation, line's campaign and discounts took
+/// less room), the largest of the per-order records. `total` and the expiry never change once
+/// placed, `commission` once paid, `restocked` once refunded: remembered outcomes read them
+/// back ([`crate::idempotency`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub buyer: BuyerId,
-    pub merchant: MerchantId,
+    /// The merchant's id value (there are at most [`MERCHANTS_MAX`]): [`Order::merchant`].
+    merchant: u32,
     pub currency: Currency,
     pub status: OrderStatus,
     pub placed_at: Millis,
-    pub expires_at: Millis,
+    /// How long the stock is held for payment (at most [`RESERVATION_TTL_MS_MAX`]):
+    /// [`Order::expires_at`].
+    reservation_ttl_ms: u32,
     pub total: Amount,
     /// The platform's share, fixed when the order is paid.
     pub commission: Amount,
@@ -431,6 +453,9 @@ impl State {
         if commission_bps > COMMISSION_BPS_MAX {
             return Err(out_of_bounds("commission_bps", "at most 10000"));
         }
+        if self.merchants.len() as u64 >= MERCHANTS_MAX {
+            return Err(CoreError::Overflow("merchants"));
+        }
         self.merchants.push(Merchant { name: name.to_owned(), commission_bps });
         Ok(Outcome::MerchantCreated { merchant: MerchantId::from_index(self.merchants.len() - 1) })
     }
@@ -566,6 +591,9 @@ impl State {
         if overlaps {
             return Err(CoreError::CampaignOverlap);
         }
+        if self.campaigns.len() as u64 >= CAMPAIGNS_MAX {
+            return Err(CoreError::Overflow("campaigns ever created"));
+        }
         let campaign = CampaignId::from_index(self.campaigns.len());
         self.campaigns.push(Campaign {
             sku: sku_id,
@@ -678,14 +706,17 @@ impl State {
         for d in &discounts {
             self.hold_coupon(d.coupon, buyer, d.amount, true);
         }
-        let expires_at = now.saturating_add(reservation_ttl_ms);
+        // Both fit: merchants are bounded by MERCHANTS_MAX and the TTL was checked above.
+        let (merchant, reservation_ttl_ms) =
+            (u32::try_from(merchant.0).unwrap_or(0), u32::try_from(reservation_ttl_ms).unwrap_or(0));
+        let expires_at = now.saturating_add(reservation_ttl_ms.into());
         self.orders.push(Order {
             buyer,
             merchant,
             currency,
             status: OrderStatus::PendingPayment,
             placed_at: now,
-            expires_at,
+            reservation_ttl_ms,
             total,
             commission: Amount::ZERO,
             lines,
@@ -740,14 +771,14 @@ impl State {
         if order.status != OrderStatus::PendingPayment {
             return Err(CoreError::OrderState { status: order.status.name() });
         }
-        if now >= order.expires_at {
-            return Err(CoreError::ReservationExpired { expired_at: order.expires_at });
+        if now >= order.expires_at() {
+            return Err(CoreError::ReservationExpired { expired_at: order.expires_at() });
         }
-        let commission_bps = self.merchant(order.merchant)?.commission_bps;
+        let commission_bps = self.merchant(order.merchant())?.commission_bps;
         let commission = order.total.basis_points(commission_bps);
         let (legs, n) = payment_legs(order, commission, false);
         let legs = &legs[..n];
-        let (currency, total, expires_at) = (order.currency, order.total, order.expires_at);
+        let (currency, total, expires_at) = (order.currency, order.total, order.expires_at());
         self.ledger.move_money(currency, legs, Some(id), now)?;
         let index = id.index().unwrap_or_default();
         let order = &mut self.orders[index];
@@ -777,7 +808,7 @@ impl State {
         let order = &mut self.orders[index];
         debug_assert_eq!(order.status, OrderStatus::PendingPayment);
         order.status = status;
-        let (buyer, expires_at) = (order.buyer, order.expires_at);
+        let (buyer, expires_at) = (order.buyer, order.expires_at());
         let lines = std::mem::take(&mut self.orders[index].lines);
         for line in &lines {
             self.release(buyer, line);
@@ -795,7 +826,7 @@ impl State {
         restock: bool,
     ) -> Result<Outcome, CoreError> {
         let order = self.order(id)?;
-        if !actor.may_manage_merchant(order.merchant) {
+        if !actor.may_manage_merchant(order.merchant()) {
             return Err(CoreError::Forbidden("refund another merchant's order"));
         }
         if order.status != OrderStatus::Paid {
@@ -999,7 +1030,7 @@ fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis) -> Vec<T> {
 /// platform its commission; the platform pays the merchant its platform-funded discounts.
 /// Zero-amount legs are left out; returns the legs and how many there are.
 fn payment_legs(order: &Order, commission: Amount, reverse: bool) -> ([Leg; 3], usize) {
-    let (b, m, p) = (Owner::Buyer(order.buyer), Owner::Merchant(order.merchant), Owner::Platform);
+    let (b, m, p) = (Owner::Buyer(order.buyer), Owner::Merchant(order.merchant()), Owner::Platform);
     let net = Amount(order.total.0 - commission.0); // commission <= total.
     let subsidy =
         Amount(order.discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum());

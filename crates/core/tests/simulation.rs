@@ -261,7 +261,7 @@ impl Sim {
             Step::Refund { order, restock, as_merchant } => {
                 let order = self.pick_order(order);
                 let actor = match (as_merchant, self.state.order(OrderId(order))) {
-                    (true, Ok(o)) => Actor::Merchant(o.merchant),
+                    (true, Ok(o)) => Actor::Merchant(o.merchant()),
                     (_, _) => Actor::Admin,
                 };
                 let _ = self.send(actor, Command::RefundOrder { order: OrderId(order), restock });

@@ -498,13 +498,13 @@ fn order_view(
     Ok(View::Order(OrderView {
         order_id: id.0,
         buyer_id: o.buyer.0,
-        merchant_id: o.merchant.0,
+        merchant_id: o.merchant().0,
         status: status.name(),
         currency: Code(o.currency),
         total: o.total.0,
         commission: commission.0,
         placed_at: o.placed_at.0,
-        expires_at: o.expires_at.0,
+        expires_at: o.expires_at().0,
         restocked,
         subtotal: o.total.0 + o.discounts.iter().map(|d| d.amount.0).sum::<u64>(),
         discounts: o
@@ -562,7 +562,7 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
         Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) => actor.may_act_for_buyer(b),
         Query::Order(id) => {
             let order = state.order(id)?;
-            actor.may_act_for_buyer(order.buyer) || actor == Actor::Merchant(order.merchant)
+            actor.may_act_for_buyer(order.buyer) || actor == Actor::Merchant(order.merchant())
         }
         Query::Wallet { owner, .. } => match owner {
             Owner::Buyer(b) => actor.may_act_for_buyer(b),
