@@ -134,9 +134,9 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
             let s = state.sku(sku).ok()?;
             Some(Event::SkuCreated {
                 sku: sku.0,
-                merchant: s.merchant.0,
-                title: s.title.clone(),
-                description: s.description.clone(),
+                merchant: s.merchant().0,
+                title: s.title.to_string(),
+                description: s.description.to_string(),
                 price: s.price.0,
             })
         }

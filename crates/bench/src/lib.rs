@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 /// The hot SKU's stock and campaign quantity (BRIEF §6).
 pub const HOT_UNITS: u64 = 10_000;
 /// The Zipf(1.1) tail of the flash workload.
-pub const TAIL_SKUS: u64 = 100_000;
+pub const TAIL_SKUS_DEFAULT: u64 = 100_000;
 const MERCHANTS: u64 = 100;
 const SETUP_BATCH_COMMANDS: usize = 10_000;
 
@@ -79,6 +79,8 @@ pub struct Options {
     pub target: Target,
     /// Buyers (flash) or claimers (redpacket).
     pub buyers: u64,
+    /// The SKUs of the catalogue's Zipf tail (flash, mixed, spike).
+    pub skus: u64,
     /// How long the load runs (flash), or at most (redpacket: until every claimer has claimed).
     pub duration: Duration,
     /// Concurrent clients, each with one request in flight; by mode if absent.
@@ -171,6 +173,10 @@ pub struct Report {
     /// Commands refused, by code (sold-out refusals are expected once the hot SKU is gone).
     pub errors: BTreeMap<String, u64>,
     pub rss_bytes_per_order: f64,
+    /// What a SKU costs in memory (engine and search index), measured while setting up the
+    /// catalogue (elevens' flash and mixed workloads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_bytes_per_sku: Option<f64>,
     pub invariants: Invariants,
     pub clients: usize,
     pub batch: usize,
@@ -224,8 +230,8 @@ fn run_setup(engine: &EngineHandle, mut commands: Vec<Item>) -> anyhow::Result<(
 }
 
 /// The tail's prices, drawn from the seed: the same for elevens and every peer.
-fn tail_prices(rng: &mut rand::rngs::StdRng) -> Vec<u64> {
-    (0..TAIL_SKUS).map(|_| rng.random_range(100..100_000)).collect()
+fn tail_prices(rng: &mut rand::rngs::StdRng, skus: u64) -> Vec<u64> {
+    (0..skus).map(|_| rng.random_range(100..100_000)).collect()
 }
 
 const HOT_PRICE: u64 = 599_900;
@@ -233,8 +239,15 @@ const FLASH_PRICE: u64 = 99_900;
 const BUYER_BALANCE: u64 = 10_000_000_000;
 
 /// The flash marketplace: 100 merchants, the hot SKU (id 1), the Zipf tail, and buyers with
-/// money. The campaign comes with [`flash_campaign`].
-fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::StdRng) -> anyhow::Result<()> {
+/// money. The campaign comes with [`flash_campaign`]. Returns the memory the second half of the
+/// tail took per SKU (RSS, engine and search index, once the index holds them): the first half
+/// takes the fixed costs (the search writer's buffer, the tables' first allocations).
+fn setup_flash(
+    runtime: &tokio::runtime::Runtime,
+    engine: &EngineHandle,
+    options: &Options,
+    rng: &mut rand::rngs::StdRng,
+) -> anyhow::Result<f64> {
     let mut commands = Vec::new();
     for m in 0..MERCHANTS {
         commands.push(admin(Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 200 }));
@@ -250,9 +263,29 @@ fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::S
         })
     };
     commands.push(admin(sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS)));
-    for (s, price) in tail_prices(rng).into_iter().enumerate() {
-        commands.push(admin(sku(s as u64, sku_title(s as u64), price, 1_000_000_000)));
-    }
+    run_setup(engine, std::mem::take(&mut commands))?;
+    // The tail's commands are made a batch at a time, so that no list of them is alive (and
+    // then freed) across the measurement.
+    let prices = tail_prices(rng, options.skus);
+    let create_tail = |skus: std::ops::Range<usize>| {
+        for start in skus.clone().step_by(SETUP_BATCH_COMMANDS) {
+            let batch = start..(start + SETUP_BATCH_COMMANDS).min(skus.end);
+            let s = |s: usize| admin(sku(s as u64, sku_title(s as u64), prices[s], 1_000_000_000));
+            run_setup(engine, batch.map(s).collect())?;
+        }
+        anyhow::Ok(())
+    };
+    let settled_rss = || {
+        runtime.block_on(engine.read_models_caught_up());
+        engine.search.commit_if_dirty()?;
+        anyhow::Ok(rss_bytes())
+    };
+    let half = prices.len() / 2;
+    create_tail(0..half)?;
+    let before = settled_rss()?;
+    create_tail(half..prices.len())?;
+    let added = settled_rss()?.saturating_sub(before);
+    let rss_bytes_per_sku = added as f64 / (prices.len() - half).max(1) as f64;
     for b in 1..=options.buyers {
         commands.push(admin(Command::CreateBuyer { name: format!("buyer {b}") }));
         commands.push(admin(Command::TopUp {
@@ -261,7 +294,8 @@ fn setup_flash(engine: &EngineHandle, options: &Options, rng: &mut rand::rngs::S
             currency: cny(),
         }));
     }
-    run_setup(engine, commands)
+    run_setup(engine, commands)?;
+    Ok(rss_bytes_per_sku)
 }
 
 /// The flash sale of the hot SKU (campaign 1), one unit per buyer.
@@ -385,7 +419,7 @@ impl Client {
     fn seeded(&self) -> anyhow::Result<(rand::rngs::StdRng, Zipf<f64>, u64)> {
         let rng =
             rand::rngs::StdRng::seed_from_u64(self.options.seed ^ (self.id + 1).wrapping_mul(0x9e37_79b9));
-        let zipf = Zipf::new(TAIL_SKUS as f64, 1.1).context("zipf")?;
+        let zipf = Zipf::new(self.options.skus as f64, 1.1).context("zipf")?;
         Ok((rng, zipf, (self.id + 1) << 40))
     }
 
@@ -614,8 +648,8 @@ async fn connect(
 }
 
 pub fn run(options: Options) -> anyhow::Result<Report> {
-    if options.buyers == 0 || options.batch == Some(0) || options.clients == Some(0) {
-        bail!("buyers, batch and clients must be positive");
+    if options.buyers == 0 || options.skus == 0 || options.batch == Some(0) || options.clients == Some(0) {
+        bail!("buyers, skus, batch and clients must be positive");
     }
     if options.target != Target::Elevens && options.workload != Workload::Flash {
         bail!("the peers run the flash workload only");
@@ -635,12 +669,13 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     let mut sha = String::new();
     let mut hello = String::new();
     let mut gate = Arc::new(Gate::new(Default::default()));
+    let mut rss_bytes_per_sku = None;
     let marketplace = |rng: &mut rand::rngs::StdRng| peers::Marketplace {
         merchants: MERCHANTS,
         hot_units: HOT_UNITS,
         hot_price: HOT_PRICE,
         flash_price: FLASH_PRICE,
-        tail_prices: tail_prices(rng),
+        tail_prices: tail_prices(rng, options.skus),
         buyers: options.buyers,
         buyer_balance: BUYER_BALANCE,
     };
@@ -660,7 +695,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             let handle = started.handle.clone();
             match options.workload {
                 Workload::Flash | Workload::Mixed => {
-                    setup_flash(&handle, &options, &mut rng)?;
+                    rss_bytes_per_sku = Some(setup_flash(&runtime, &handle, &options, &mut rng)?);
                     run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 - 1_000))])?;
                 }
                 Workload::Redpacket => setup_redpacket(&handle, &options)?,
@@ -675,7 +710,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                 Mode::HttpBatch => runtime.block_on(start_http(&handle, &config, gate.clone(), true))?,
             }));
             if options.workload == Workload::Spike {
-                setup_flash(&handle, &options, &mut rng)?;
+                rss_bytes_per_sku = Some(setup_flash(&runtime, &handle, &options, &mut rng)?);
                 // The campaign opens when the spike starts, after the capacity and steady phases.
                 let opens_in = ((spike::CAPACITY_S + spike::STEADY_S) * 1_000.0) as u64;
                 run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 + opens_in))])?;
@@ -843,6 +878,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         },
         errors: total.errors,
         rss_bytes_per_order: rss_after.saturating_sub(rss_before) as f64 / total.orders.max(1) as f64,
+        rss_bytes_per_sku,
         invariants,
         clients: options.clients(),
         batch: options.batch(),
@@ -868,6 +904,9 @@ pub fn table(report: &Report) -> String {
             out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
             out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
             out += &format!("  rss per order   {:>12.0} bytes\n", report.rss_bytes_per_order);
+            if let Some(per_sku) = report.rss_bytes_per_sku {
+                out += &format!("  rss per sku     {per_sku:>12.0} bytes\n");
+            }
         }
         Workload::Spike => {
             if let Some(f) = &report.spike {

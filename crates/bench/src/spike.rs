@@ -8,7 +8,7 @@
 //! together (as a storefront backend would send them); over HTTP each arrival is its own request.
 
 use crate::driver::{Answer, Driver, Op};
-use crate::{Client, Latency, Options, Tally, SOLD_OUT_CODES, TAIL_SKUS};
+use crate::{Client, Latency, Options, Tally, SOLD_OUT_CODES};
 use anyhow::Context;
 use elevens_admission::Stats;
 use hdrhistogram::Histogram;
@@ -195,7 +195,7 @@ async fn offer(
     per_request: bool,
 ) -> anyhow::Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed ^ 0x5b1c);
-    let zipf = Zipf::new(TAIL_SKUS as f64, 1.1).context("zipf")?;
+    let zipf = Zipf::new(options.skus as f64, 1.1).context("zipf")?;
     let keys = Arc::new(AtomicU64::new(1 << 50));
     // Over HTTP, one request per arrival; past this many outstanding the generator itself is
     // the limit and says so (dropped), rather than queueing in memory without bound.

@@ -57,6 +57,9 @@ enum Cmd {
         /// Buyers (flash; default 100,000) or claimers (redpacket; default 1,000,000).
         #[arg(long)]
         buyers: Option<u64>,
+        /// SKUs in the catalogue's long tail (flash, mixed, spike), beside the hot one.
+        #[arg(long, default_value_t = elevens_bench::TAIL_SKUS_DEFAULT)]
+        skus: u64,
         /// Seconds of load after the set-up (redpacket: at most; it ends when all have claimed;
         /// spike: the spike's length).
         #[arg(long, default_value_t = 10.0)]
@@ -165,6 +168,7 @@ fn main() -> ExitCode {
             mode,
             target,
             buyers,
+            skus,
             duration,
             clients,
             batch,
@@ -203,6 +207,7 @@ fn main() -> ExitCode {
                     TargetArg::HyperHello => elevens_bench::Target::HyperHello,
                 },
                 buyers: buyers.unwrap_or(default_buyers),
+                skus,
                 pool,
                 shares,
                 duration: std::time::Duration::from_secs_f64(duration.max(0.0)),

@@ -91,9 +91,9 @@ impl Search {
         for (id, sku) in state.skus() {
             search.add(&SkuDoc {
                 sku: id.0,
-                merchant: sku.merchant.0,
-                title: sku.title.clone(),
-                description: sku.description.clone(),
+                merchant: sku.merchant().0,
+                title: sku.title.to_string(),
+                description: sku.description.to_string(),
                 price: sku.price.0,
             })?;
         }

@@ -447,9 +447,9 @@ fn buyer_view(state: &State, id: BuyerId) -> Result<View, CoreError> {
 fn sku_view(id: SkuId, s: &Sku) -> SkuView {
     SkuView {
         sku_id: id.0,
-        merchant_id: s.merchant.0,
-        title: s.title.clone(),
-        description: s.description.clone(),
+        merchant_id: s.merchant().0,
+        title: s.title.to_string(),
+        description: s.description.to_string(),
         price: s.price.0,
         currency: Code(s.currency),
         available: s.available,
