@@ -899,8 +899,8 @@ impl State {
     /// The state's layout, first in its encoding: postcard is not self-describing, so a snapshot
     /// of another layout could otherwise decode into a wrong state instead of failing. Bump it
     /// whenever a stored type changes. (2: ledger histories chained through the transfers;
-    /// 3: the idempotency store in a part of its own; 4: remembered outcomes compact, an order
-    /// line's campaign a plain number.)
+    /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
+    /// compact, the store's time per second.)
     pub const LAYOUT: [u8; 8] = *b"ELSTATE4";
 
     pub fn encode(&self) -> Vec<u8> {
