@@ -31,7 +31,7 @@ pub struct Remembered {
 /// goes unnoticed once in 2^56 (against 2^64).
 const FINGERPRINT_MASK: u64 = (1 << 56) - 1;
 
-/// Which [`Outcome`] a [`Remembered`] holds, and so what its two numbers mean.
+/// Which [`Outcome`] a [`Remembered`] holds, and so what its numbers mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum OutcomeKind {
