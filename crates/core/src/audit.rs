@@ -170,7 +170,7 @@ impl State {
             let id = OrderId::from_index(i);
             let lines: u128 =
                 o.lines.iter().map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity)).sum();
-            let discounts: u128 = o.discounts.iter().map(|d| u128::from(d.amount.0)).sum();
+            let discounts: u128 = self.order_discounts(id).iter().map(|d| u128::from(d.amount.0)).sum();
             if lines != u128::from(o.total.0) + discounts {
                 return Some(format!(
                     "order {id}: total {} + discounts {discounts} but lines sum to {lines}",
@@ -193,15 +193,23 @@ impl State {
     /// what live orders hold.
     fn check_coupons(&self) -> Check {
         let mut held: BTreeMap<CouponId, (u64, u128, BTreeMap<BuyerId, u32>)> = BTreeMap::new();
-        for o in
-            self.orders.iter().filter(|o| matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid))
+        let with_discounts =
+            self.order_discounts.iter().filter_map(|(id, ds)| Some((self.order(*id).ok()?, ds)));
+        for (o, discounts) in with_discounts
+            .filter(|(o, _)| matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid))
         {
-            for d in &o.discounts {
+            for d in discounts {
                 let entry = held.entry(d.coupon).or_default();
                 entry.0 += 1;
                 entry.1 += u128::from(d.amount.0);
                 *entry.2.entry(o.buyer).or_default() += 1;
             }
+        }
+        let orphan = self.order_discounts.iter().find(|(id, ds)| self.order(**id).is_err() || ds.is_empty());
+        if let Some((id, _)) = orphan {
+            let violation =
+                Some(format!("discounts recorded for order {id}, which has none or does not exist"));
+            return check("coupon_budgets", violation, String::new());
         }
         let violation = self.coupons().find_map(|(id, c)| {
             let empty = (0, 0, BTreeMap::new());

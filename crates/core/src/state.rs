@@ -122,7 +122,7 @@ pub struct OrderLine {
     campaign: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Order>() == 88 && std::mem::size_of::<OrderLine>() == 24);
+const _: () = assert!(std::mem::size_of::<Order>() == 80 && std::mem::size_of::<OrderLine>() == 24);
 const _: () = assert!(
     CAMPAIGNS_MAX <= u32::MAX as u64
         && MERCHANTS_MAX <= u32::MAX as u64
@@ -153,8 +153,8 @@ impl OrderLine {
     }
 }
 
-/// An order: 88 bytes (128 before its merchant, reservation, line's campaign and discounts took
-/// less room), the largest of the per-order records. `total` and the expiry never change once
+/// An order: 80 bytes (128 before its merchant, reservation and line's campaign took less room
+/// and its discounts moved beside), the largest of the per-order records. `total` and the expiry never change once
 /// placed, `commission` once paid, `restocked` once refunded: remembered outcomes read them
 /// back ([`crate::idempotency`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,9 +175,6 @@ pub struct Order {
     pub lines: OrderLines,
     /// Set when restocked by a refund.
     pub restocked: bool,
-    /// Coupons applied: `total` is the lines' sum less these. A `ThinVec`: one pointer, to a
-    /// shared empty header when there are none (most orders), where a `Vec` takes 24 bytes.
-    pub discounts: ThinVec<OrderDiscount>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +201,10 @@ pub struct State {
     pub(crate) skus: Chunked<Sku>,
     pub(crate) campaigns: Vec<Campaign>,
     pub(crate) orders: Chunked<Order>,
+    /// The coupons applied to an order, for the orders that have any (a minority): `total` is
+    /// the lines' sum less these. Beside the orders rather than in each, where even an empty
+    /// list took 8 bytes of every order.
+    pub(crate) order_discounts: BTreeMap<OrderId, Vec<OrderDiscount>>,
     pub(crate) ledger: Ledger,
     /// Pending orders by expiry.
     pub(crate) reservations: BTreeSet<(Millis, OrderId)>,
@@ -375,6 +376,11 @@ impl State {
 
     pub fn order(&self, id: OrderId) -> Result<&Order, CoreError> {
         id.index().and_then(|i| self.orders.get(i)).ok_or(CoreError::NotFound("order"))
+    }
+
+    /// The coupons applied to an order (none for most).
+    pub fn order_discounts(&self, id: OrderId) -> &[OrderDiscount] {
+        self.order_discounts.get(&id).map_or(&[], Vec::as_slice)
     }
 
     /// Every SKU, oldest first.
@@ -703,7 +709,7 @@ impl State {
             return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
         };
         let priced = self.price_coupons(coupons, buyer, merchant, currency, total, now)?;
-        let discounts: ThinVec<OrderDiscount> = priced
+        let discounts: Vec<OrderDiscount> = priced
             .into_iter()
             .map(|(coupon, amount, funded_by)| OrderDiscount { coupon, amount, funded_by })
             .collect();
@@ -738,8 +744,10 @@ impl State {
             commission: Amount::ZERO,
             lines,
             restocked: false,
-            discounts,
         });
+        if !discounts.is_empty() {
+            self.order_discounts.insert(order, discounts);
+        }
         self.reservations.insert((expires_at, order));
         Ok(Outcome::OrderPlaced { order, total, expires_at })
     }
@@ -793,7 +801,7 @@ impl State {
         }
         let commission_bps = self.merchant(order.merchant())?.commission_bps;
         let commission = order.total.basis_points(commission_bps);
-        let (legs, n) = payment_legs(order, commission, false);
+        let (legs, n) = payment_legs(order, self.order_discounts(id), commission, false);
         let legs = &legs[..n];
         let (currency, total, expires_at) = (order.currency, order.total, order.expires_at());
         self.ledger.move_money(currency, legs, Some(id), now)?;
@@ -849,7 +857,7 @@ impl State {
         if order.status != OrderStatus::Paid {
             return Err(CoreError::OrderState { status: order.status.name() });
         }
-        let (legs, n) = payment_legs(order, order.commission, true);
+        let (legs, n) = payment_legs(order, self.order_discounts(id), order.commission, true);
         let legs = &legs[..n];
         let (currency, total) = (order.currency, order.total);
         self.ledger.move_money(currency, legs, Some(id), now)?;
@@ -870,12 +878,12 @@ impl State {
 
     /// Gives an order's coupon budgets back (it was cancelled, expired or refunded).
     fn release_coupons(&mut self, index: usize) {
-        let buyer = self.orders[index].buyer;
-        let discounts = std::mem::take(&mut self.orders[index].discounts);
+        let (id, buyer) = (OrderId::from_index(index), self.orders[index].buyer);
+        let Some(discounts) = self.order_discounts.remove(&id) else { return };
         for d in &discounts {
             self.hold_coupon(d.coupon, buyer, d.amount, false);
         }
-        self.orders[index].discounts = discounts;
+        self.order_discounts.insert(id, discounts);
     }
 
     fn tick(&mut self, actor: Actor, now: Millis) -> Result<Outcome, CoreError> {
@@ -1046,11 +1054,16 @@ fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis) -> Vec<T> {
 /// The legs of a payment, or, reversed, of its refund: the buyer pays the merchant and the
 /// platform its commission; the platform pays the merchant its platform-funded discounts.
 /// Zero-amount legs are left out; returns the legs and how many there are.
-fn payment_legs(order: &Order, commission: Amount, reverse: bool) -> ([Leg; 3], usize) {
+fn payment_legs(
+    order: &Order,
+    discounts: &[OrderDiscount],
+    commission: Amount,
+    reverse: bool,
+) -> ([Leg; 3], usize) {
     let (b, m, p) = (Owner::Buyer(order.buyer), Owner::Merchant(order.merchant()), Owner::Platform);
     let net = Amount(order.total.0 - commission.0); // commission <= total.
     let subsidy =
-        Amount(order.discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum());
+        Amount(discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum());
     let all = if reverse {
         [
             Leg { debit: m, credit: b, amount: net, kind: TransferKind::Refund },

@@ -506,9 +506,9 @@ fn order_view(
         placed_at: o.placed_at.0,
         expires_at: o.expires_at().0,
         restocked,
-        subtotal: o.total.0 + o.discounts.iter().map(|d| d.amount.0).sum::<u64>(),
-        discounts: o
-            .discounts
+        subtotal: o.total.0 + state.order_discounts(id).iter().map(|d| d.amount.0).sum::<u64>(),
+        discounts: state
+            .order_discounts(id)
             .iter()
             .map(|d| DiscountView {
                 coupon_id: d.coupon.0,
