@@ -122,24 +122,6 @@ pub struct OrderLine {
     campaign: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Order>() == 80 && std::mem::size_of::<OrderLine>() == 24);
-const _: () = assert!(
-    CAMPAIGNS_MAX <= u32::MAX as u64
-        && MERCHANTS_MAX <= u32::MAX as u64
-        && RESERVATION_TTL_MS_MAX <= u32::MAX as u64
-);
-
-impl Order {
-    pub fn merchant(&self) -> MerchantId {
-        MerchantId(self.merchant.into())
-    }
-
-    /// When the reservation ends: the order can be paid until then, and expires at it.
-    pub fn expires_at(&self) -> Millis {
-        self.placed_at.saturating_add(self.reservation_ttl_ms.into())
-    }
-}
-
 impl OrderLine {
     pub fn new(sku: SkuId, quantity: u32, unit_price: Amount, campaign: Option<CampaignId>) -> OrderLine {
         // Campaign ids fit (`create_campaign` refuses more than CAMPAIGNS_MAX).
@@ -154,9 +136,9 @@ impl OrderLine {
 }
 
 /// An order: 80 bytes (128 before its merchant, reservation and line's campaign took less room
-/// and its discounts moved beside), the largest of the per-order records. `total` and the expiry never change once
-/// placed, `commission` once paid, `restocked` once refunded: remembered outcomes read them
-/// back ([`crate::idempotency`]).
+/// and its discounts moved beside), the largest of the per-order records. `total` and the
+/// expiry never change once placed, `commission` once paid, `restocked` once refunded:
+/// remembered outcomes read them back ([`crate::idempotency`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub buyer: BuyerId,
@@ -175,6 +157,24 @@ pub struct Order {
     pub lines: OrderLines,
     /// Set when restocked by a refund.
     pub restocked: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Order>() == 80 && std::mem::size_of::<OrderLine>() == 24);
+const _: () = assert!(
+    CAMPAIGNS_MAX <= u32::MAX as u64
+        && MERCHANTS_MAX <= u32::MAX as u64
+        && RESERVATION_TTL_MS_MAX <= u32::MAX as u64
+);
+
+impl Order {
+    pub fn merchant(&self) -> MerchantId {
+        MerchantId(self.merchant.into())
+    }
+
+    /// When the reservation ends: the order can be paid until then, and expires at it.
+    pub fn expires_at(&self) -> Millis {
+        self.placed_at.saturating_add(self.reservation_ttl_ms.into())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
