@@ -193,23 +193,21 @@ impl State {
     /// what live orders hold.
     fn check_coupons(&self) -> Check {
         let mut held: BTreeMap<CouponId, (u64, u128, BTreeMap<BuyerId, u32>)> = BTreeMap::new();
-        let with_discounts =
-            self.order_discounts.iter().filter_map(|(id, ds)| Some((self.order(*id).ok()?, ds)));
-        for (o, discounts) in with_discounts
-            .filter(|(o, _)| matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid))
-        {
+        for (id, discounts) in &self.order_discounts {
+            let Some(o) = self.order(*id).ok().filter(|_| !discounts.is_empty()) else {
+                let violation =
+                    format!("discounts recorded for order {id}, which has none or does not exist");
+                return check("coupon_budgets", Some(violation), String::new());
+            };
+            if !matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid) {
+                continue;
+            }
             for d in discounts {
                 let entry = held.entry(d.coupon).or_default();
                 entry.0 += 1;
                 entry.1 += u128::from(d.amount.0);
                 *entry.2.entry(o.buyer).or_default() += 1;
             }
-        }
-        let orphan = self.order_discounts.iter().find(|(id, ds)| self.order(**id).is_err() || ds.is_empty());
-        if let Some((id, _)) = orphan {
-            let violation =
-                Some(format!("discounts recorded for order {id}, which has none or does not exist"));
-            return check("coupon_budgets", violation, String::new());
         }
         let violation = self.coupons().find_map(|(id, c)| {
             let empty = (0, 0, BTreeMap::new());

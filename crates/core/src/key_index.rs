@@ -36,9 +36,10 @@ const SHARD_SLOTS_MIN: usize = 64;
 /// by shard: with one share for all, the shards (keys hash evenly) grow at nearly the same
 /// counts, most of a rehash of the table again (with doubling shards and one share the slowest
 /// 2,000-insert batch up to 10 M keys took 9.6 ms, staggered 5.3 ms). Growing by half rather
-/// than doubling keeps a shard between 40% and 80% full instead of 25% and 75%: 27 to 30
-/// bytes per order (two keys) at every size, where doubling swung between 32 and 42 with the
-/// count. A miss probes 2 to 13 slots of 8 bytes (3.7 on average over the shards' cycles).
+/// than doubling keeps a shard between 40% and 80% full instead of 25% and 75%. Computed from
+/// these rules for 1 to 40 M keys: 27 to 30 bytes per order (two keys) at every count, where
+/// doubling swung between 32 and 42; by linear probing's expected length, a miss probes 2 to 13
+/// slots of 8 bytes (3.7 on average over the shards' cycles, 2.4 with doubling).
 const LOAD_PERCENT_MIN: usize = 60;
 const LOAD_PERCENT_SPREAD: usize = 20;
 
