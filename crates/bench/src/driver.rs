@@ -1,10 +1,11 @@
 //! How the load generator reaches a target: the engine in-process, or the HTTP API with one
 //! command per request or many per batch. The workloads speak in [`Op`]s and never know which.
 
+use crate::BatchEncoding;
 use anyhow::{bail, Context};
-use elevens_core::{Actor, Command, Idempotency, LineRequest};
+use elevens_core::{Actor, Command, Idempotency, LineRequest, Outcome};
 use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
-use elevens_server::engine::{EngineHandle, Item, ItemResult};
+use elevens_server::engine::{EngineHandle, Item, ItemResult, Reply, ReplyWith};
 use elevens_server::gate::{submit_admitted, Gate, SubmitError};
 use elevens_server::views::{Query, View};
 use serde::{Deserialize, Serialize};
@@ -93,7 +94,8 @@ pub enum Driver {
         client: reqwest::Client,
         base: String,
         key: String,
-        batch: bool,
+        /// One request per op if absent; else batches, so encoded.
+        batch: Option<BatchEncoding>,
         /// Dropping it stops the bench's server (and lets the engine shut down).
         _stop: tokio::sync::oneshot::Sender<()>,
     },
@@ -144,14 +146,14 @@ impl Driver {
                 Ok(answers)
             }
             Driver::InProcess { engine, gate: None } => in_process(engine, ops, key_base).await,
-            Driver::Http { client, base, key, batch: true, .. } if ops.iter().any(Op::is_read) => {
-                http_batch_mixed(client, base, key, ops, key_base).await
+            Driver::Http { client, base, key, batch: Some(encoding), .. } if ops.iter().any(Op::is_read) => {
+                http_batch_mixed(client, base, key, *encoding, ops, key_base).await
             }
             Driver::InProcess { engine, gate: Some(gate) } => gated(engine, gate, ops, key_base).await,
-            Driver::Http { client, base, key, batch: true, .. } => {
-                http_batch(client, base, key, ops, key_base).await
+            Driver::Http { client, base, key, batch: Some(encoding), .. } => {
+                http_batch(client, base, key, *encoding, ops, key_base).await
             }
-            Driver::Http { client, base, key, batch: false, .. } => {
+            Driver::Http { client, base, key, batch: None, .. } => {
                 let mut answers = Vec::with_capacity(ops.len());
                 for (i, op) in ops.iter().enumerate() {
                     answers.push(http_single(client, base, key, *op, key_base + i as u64).await?);
@@ -170,6 +172,8 @@ fn item(engine: &EngineHandle, op: Op, key: u64) -> anyhow::Result<Item> {
         actor: Actor::Service,
         idempotency: Some(Idempotency { key: u128::from(key) | (1 << 100), fingerprint: 0 }),
         command,
+        // As a backend embedding the engine would ask: the outcome, no view rendered.
+        reply: ReplyWith::Outcome,
     };
     Ok(match op {
         Op::Browse { sku } => read(Query::Sku(SkuId(sku))),
@@ -203,13 +207,23 @@ fn items(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow::Result<Vec
 
 fn in_process_answer(result: ItemResult) -> Answer {
     match result {
-        Ok(View::Order(o)) => Answer::Ok(o.order_id),
-        Ok(View::Claim(c)) => Answer::Ok(c.amount),
-        Ok(View::Sku(s)) => Answer::Ok(s.available),
-        Ok(View::Skus(list)) => Answer::Ok(list.skus.len() as u64),
-        Ok(_) => Answer::Ok(0),
+        Ok(Reply::Outcome(outcome)) => outcome_answer(&outcome),
+        Ok(Reply::View(View::Order(o))) => Answer::Ok(o.order_id),
+        Ok(Reply::View(View::Claim(c))) => Answer::Ok(c.amount),
+        Ok(Reply::View(View::Sku(s))) => Answer::Ok(s.available),
+        Ok(Reply::View(View::Skus(list))) => Answer::Ok(list.skus.len() as u64),
+        Ok(Reply::View(_)) => Answer::Ok(0),
         Err(e) => Answer::Refused(e.code().to_owned()),
     }
+}
+
+/// The order's id (place, pay) or the share (claim) of a write's outcome.
+fn outcome_answer(outcome: &Outcome) -> Answer {
+    Answer::Ok(match outcome {
+        Outcome::OrderPlaced { order, .. } | Outcome::OrderPaid { order, .. } => order.0,
+        Outcome::RedPacketClaimed { amount, .. } => amount.0,
+        _ => 0,
+    })
 }
 
 /// Through admission control, as the gateway does it: refused commands never reach the engine.
@@ -321,6 +335,7 @@ async fn http_batch_mixed(
     client: &reqwest::Client,
     base: &str,
     key: &str,
+    encoding: BatchEncoding,
     ops: &[Op],
     key_base: u64,
 ) -> anyhow::Result<Vec<Answer>> {
@@ -333,7 +348,7 @@ async fn http_batch_mixed(
         if write_ops.is_empty() {
             return Ok(Vec::new());
         }
-        http_batch(client, base, key, &write_ops, key_base).await
+        http_batch(client, base, key, encoding, &write_ops, key_base).await
     };
     // Owned futures: a stream of futures borrowing `client` trips the compiler's Send check
     // when spawned (rust-lang/rust#102211).
@@ -402,6 +417,75 @@ struct BatchBody {
 }
 
 async fn http_batch(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    encoding: BatchEncoding,
+    ops: &[Op],
+    key_base: u64,
+) -> anyhow::Result<Vec<Answer>> {
+    match encoding {
+        BatchEncoding::Binary => http_batch_binary(client, base, key, ops, key_base).await,
+        BatchEncoding::Json => http_batch_json(client, base, key, ops, key_base).await,
+    }
+}
+
+/// `POST /v1/batch/binary`: the commands in postcard, their outcomes back in postcard.
+async fn http_batch_binary(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    ops: &[Op],
+    key_base: u64,
+) -> anyhow::Result<Vec<Answer>> {
+    use elevens_server::api::{ClaimParams, LineRequestBody, OrderParams, PlaceOrderRequest};
+    use elevens_server::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryCommand};
+    let keys: Vec<String> = (0..ops.len()).map(|i| (key_base + i as u64).to_string()).collect();
+    let mut commands = Vec::with_capacity(ops.len());
+    for (op, idempotency_key) in ops.iter().zip(&keys) {
+        let op = match *op {
+            Op::Place { buyer, sku } => BatchOp::PlaceOrder(PlaceOrderRequest {
+                buyer_id: buyer,
+                lines: vec![LineRequestBody { sku_id: sku, quantity: 1 }],
+                coupons: Vec::new(),
+            }),
+            Op::Pay { order } => BatchOp::PayOrder(OrderParams { order_id: order }),
+            Op::Claim { packet, buyer } => {
+                BatchOp::ClaimRedPacket(ClaimParams { red_packet_id: packet, buyer_id: buyer })
+            }
+            Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a batch command"),
+        };
+        commands.push(BinaryCommand { idempotency_key, op });
+    }
+    let body = postcard::to_allocvec(&BinaryBatch { commands })?;
+    let response = client
+        .post(format!("{base}/v1/batch/binary"))
+        .bearer_auth(key)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    if status != 200 {
+        if status == 429 || status == 503 {
+            return Ok(ops.iter().map(|_| Answer::Refused(format!("http_{status}"))).collect());
+        }
+        bail!("binary batch answered {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    let answer: BinaryAnswer = postcard::from_bytes(&bytes).context("binary batch results")?;
+    Ok(answer
+        .results
+        .into_iter()
+        .map(|r| match r.outcome {
+            Ok(outcome) => outcome_answer(&outcome),
+            Err(error) => Answer::Refused(error.code),
+        })
+        .collect())
+}
+
+/// `POST /v1/batch`: the commands in JSON, their views back in JSON.
+async fn http_batch_json(
     client: &reqwest::Client,
     base: &str,
     key: &str,

@@ -21,7 +21,7 @@ use elevens_core::{Actor, Command, NewCampaign, NewRedPacket, NewSku, Sponsor};
 use elevens_core::{Amount, BuyerId, Currency, MerchantId, Millis, RedPacketId, SkuId};
 use elevens_server::auth::{hash_secret, new_secret};
 use elevens_server::config::Config;
-use elevens_server::engine::{now_ms, Engine, EngineHandle, Item, ItemResult};
+use elevens_server::engine::{now_ms, Engine, EngineHandle, Item, ItemResult, Reply, ReplyWith};
 use elevens_server::gate::Gate;
 use elevens_server::views::{Query, View};
 use hdrhistogram::Histogram;
@@ -47,6 +47,16 @@ pub enum Mode {
     InProcess,
     Http,
     HttpBatch,
+}
+
+/// How `http-batch` encodes elevens' batches: `POST /v1/batch/binary` (postcard commands,
+/// answered with outcomes) or `POST /v1/batch` (JSON, answered with views).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchEncoding {
+    #[default]
+    Binary,
+    Json,
 }
 
 /// What is measured: elevens, a peer, or the bare HTTP ceiling.
@@ -87,6 +97,8 @@ pub struct Options {
     pub clients: Option<usize>,
     /// Commands per submission or batch request; by mode if absent (always 1 for `http`).
     pub batch: Option<usize>,
+    /// elevens' batch endpoint in `http-batch` mode.
+    pub batch_encoding: BatchEncoding,
     /// The share of flash orders aimed at the hot SKU.
     pub hot_share: f64,
     /// Red packet: the pool, in minor units, and its number of shares.
@@ -186,6 +198,9 @@ pub struct Report {
     pub invariants: Invariants,
     pub clients: usize,
     pub batch: usize,
+    /// elevens' batch endpoint (`http-batch` against elevens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_encoding: Option<BatchEncoding>,
     pub buyers: u64,
     pub seed: u64,
     pub cores: usize,
@@ -221,7 +236,7 @@ fn call(engine: &EngineHandle, mut items: Vec<Item>) -> anyhow::Result<Vec<ItemR
 }
 
 fn admin(command: Command) -> Item {
-    Item::Write { actor: Actor::Admin, idempotency: None, command }
+    Item::Write { actor: Actor::Admin, idempotency: None, command, reply: ReplyWith::Outcome }
 }
 
 fn run_setup(engine: &EngineHandle, mut commands: Vec<Item>) -> anyhow::Result<()> {
@@ -575,7 +590,10 @@ impl Client {
 
 fn read(engine: &EngineHandle, query: Query) -> anyhow::Result<View> {
     let mut results = call(engine, vec![Item::Read { actor: Actor::Admin, query }])?;
-    Ok(results.pop().context("no reply")??)
+    match results.pop().context("no reply")?? {
+        Reply::View(view) => Ok(view),
+        Reply::Outcome(outcome) => bail!("a read answered with an outcome: {outcome:?}"),
+    }
 }
 
 /// Starts the HTTP API on a loopback port, on the running engine; returns its base URL and a
@@ -584,7 +602,7 @@ async fn start_http(
     engine: &EngineHandle,
     config: &Config,
     gate: Arc<Gate>,
-    batch: bool,
+    batch: Option<BatchEncoding>,
 ) -> anyhow::Result<Driver> {
     let secret = new_secret();
     let create = Command::CreateApiKey { acts_as: Actor::Service, secret_sha256: hash_secret(&secret) };
@@ -712,8 +730,11 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             let in_process_gate = (options.workload == Workload::Spike).then(|| gate.clone());
             shared = Some(Arc::new(match options.mode {
                 Mode::InProcess => Driver::InProcess { engine: handle.clone(), gate: in_process_gate },
-                Mode::Http => runtime.block_on(start_http(&handle, &config, gate.clone(), false))?,
-                Mode::HttpBatch => runtime.block_on(start_http(&handle, &config, gate.clone(), true))?,
+                Mode::Http => runtime.block_on(start_http(&handle, &config, gate.clone(), None))?,
+                Mode::HttpBatch => {
+                    let encoding = Some(options.batch_encoding);
+                    runtime.block_on(start_http(&handle, &config, gate.clone(), encoding))?
+                }
             }));
             if options.workload == Workload::Spike {
                 rss_bytes_per_sku = Some(setup_flash(&runtime, &handle, &options, &mut rng)?);
@@ -888,6 +909,8 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         invariants,
         clients: options.clients(),
         batch: options.batch(),
+        batch_encoding: (options.mode == Mode::HttpBatch && options.target == Target::Elevens)
+            .then_some(options.batch_encoding),
         buyers: options.buyers,
         seed: options.seed,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -72,6 +72,10 @@ enum Cmd {
         /// http-batch; always 1 for http).
         #[arg(long)]
         batch: Option<usize>,
+        /// elevens' batch endpoint in http-batch mode: binary (postcard, answered with outcomes)
+        /// or json (answered with views).
+        #[arg(long, value_enum, default_value_t = BatchEncodingArg::Binary)]
+        batch_encoding: BatchEncodingArg,
         /// Red packet: the pool, in minor units.
         #[arg(long, default_value_t = 100_000_000)]
         pool: u64,
@@ -172,6 +176,7 @@ fn main() -> ExitCode {
             duration,
             clients,
             batch,
+            batch_encoding,
             pool,
             shares,
             hot_share,
@@ -213,6 +218,10 @@ fn main() -> ExitCode {
                 duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
                 clients,
                 batch,
+                batch_encoding: match batch_encoding {
+                    BatchEncodingArg::Binary => elevens_bench::BatchEncoding::Binary,
+                    BatchEncodingArg::Json => elevens_bench::BatchEncoding::Json,
+                },
                 hot_share: hot_share.clamp(0.0, 1.0),
                 seed,
                 data,
@@ -247,6 +256,12 @@ enum TargetArg {
     RedisAlways,
     RedisEverysec,
     HyperHello,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BatchEncodingArg {
+    Binary,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -3,10 +3,11 @@
 
 use crate::auth::{hash_secret, new_secret};
 use crate::config::Config;
-use crate::engine::{EngineHandle, Item};
+use crate::engine::{EngineHandle, Item, Reply, ReplyWith};
 use crate::error::{ApiError, ErrorBody};
 use crate::gate::{submit_admitted, Gate, SubmitError};
 use crate::views::*;
+use crate::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryError, BinaryResult};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::Json;
@@ -162,7 +163,7 @@ async fn submit(
     app: &AppState,
     items: Vec<Item>,
     ticket: Option<u64>,
-) -> Result<Vec<Result<View, ApiError>>, ApiError> {
+) -> Result<Vec<Result<Reply, ApiError>>, ApiError> {
     let (admitted, refusals, in_flight) = app.gate.admit(&app.engine, items, ticket);
     let outcomes = submit_admitted(&app.engine, admitted, in_flight).await.map_err(|e| match e {
         SubmitError::Overloaded => ApiError::overloaded(),
@@ -178,8 +179,9 @@ async fn submit(
         .collect())
 }
 
+/// One read, or one write answered with its view.
 async fn submit_one(app: &AppState, item: Item, ticket: Option<u64>) -> Result<View, ApiError> {
-    submit(app, vec![item], ticket).await?.pop().ok_or_else(ApiError::shutting_down)?
+    view_of(submit(app, vec![item], ticket).await?.pop().ok_or_else(ApiError::shutting_down)??)
 }
 
 type Answer = Result<(StatusCode, Json<View>), ApiError>;
@@ -203,7 +205,8 @@ async fn write_ticketed(
     ticket: Option<u64>,
 ) -> Answer {
     let idempotency = Some(idempotency(actor, &key.0, &command));
-    let view = submit_one(app, Item::Write { actor, idempotency, command }, ticket).await?;
+    let item = Item::Write { actor, idempotency, command, reply: ReplyWith::View };
+    let view = submit_one(app, item, ticket).await?;
     Ok((status, Json(view)))
 }
 
@@ -251,13 +254,13 @@ pub struct CreateMerchantRequest {
     pub commission_bps: Option<u16>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBuyerRequest {
     pub name: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSkuRequest {
     pub merchant_id: u64,
@@ -285,7 +288,7 @@ pub struct TopUpRequest {
     pub currency: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaignRequest {
     pub sku_id: u64,
@@ -298,14 +301,14 @@ pub struct CreateCampaignRequest {
     pub per_buyer_limit: u32,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequestBody {
     pub sku_id: u64,
     pub quantity: u32,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     pub buyer_id: u64,
@@ -534,7 +537,8 @@ pub async fn create_api_key(
     let secret = new_secret();
     let command = Command::CreateApiKey { acts_as, secret_sha256: hash_secret(&secret) };
     let idem = Some(idempotency(actor, &key.0, &command));
-    let view = submit_one(&app, Item::Write { actor, idempotency: idem, command }, None).await?;
+    let item = Item::Write { actor, idempotency: idem, command, reply: ReplyWith::View };
+    let view = submit_one(&app, item, None).await?;
     let View::ApiKey(mut view) = view else { return Err(ApiError::shutting_down()) };
     if app.engine.keys.authenticate(&secret).is_some() {
         view.key = Some(secret);
@@ -962,40 +966,40 @@ pub struct BatchResponse {
     pub results: Vec<BatchResult>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OrderParams {
-    order_id: u64,
+pub struct OrderParams {
+    pub order_id: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RefundParams {
-    order_id: u64,
+pub struct RefundParams {
+    pub order_id: u64,
     #[serde(default)]
-    restock: bool,
+    pub restock: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClaimParams {
-    red_packet_id: u64,
-    buyer_id: u64,
+pub struct ClaimParams {
+    pub red_packet_id: u64,
+    pub buyer_id: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RestockParams {
-    sku_id: u64,
-    quantity: u64,
+pub struct RestockParams {
+    pub sku_id: u64,
+    pub quantity: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TopUpParams {
-    buyer_id: u64,
-    amount: u64,
-    currency: String,
+pub struct TopUpParams {
+    pub buyer_id: u64,
+    pub amount: u64,
+    pub currency: String,
 }
 
 fn params<T: serde::de::DeserializeOwned>(raw: &serde_json::value::RawValue) -> Result<T, ApiError> {
@@ -1003,37 +1007,93 @@ fn params<T: serde::de::DeserializeOwned>(raw: &serde_json::value::RawValue) -> 
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()))
 }
 
-/// A batch item as a command, and the status its single endpoint answers on success.
-fn batch_command(item: BatchItem, config: &Config) -> Result<(Command, StatusCode), ApiError> {
+/// A JSON batch item's op, its params parsed straight into the op's own shape.
+fn json_batch_op(item: &BatchItem) -> Result<BatchOp, ApiError> {
     let p = &*item.params;
     Ok(match item.op.as_str() {
-        "create_buyer" => (Command::CreateBuyer { name: params::<CreateBuyerRequest>(p)?.name }, CREATED),
-        "create_sku" => (params::<CreateSkuRequest>(p)?.command()?, CREATED),
-        "restock" => {
-            let r: RestockParams = params(p)?;
-            (Command::Restock { sku: SkuId(r.sku_id), quantity: r.quantity }, OK)
-        }
-        "top_up" => {
-            let t: TopUpParams = params(p)?;
-            (top_up(t.buyer_id, TopUpRequest { amount: t.amount, currency: t.currency })?, CREATED)
-        }
-        "create_campaign" => (params::<CreateCampaignRequest>(p)?.command()?, CREATED),
-        "place_order" => (params::<PlaceOrderRequest>(p)?.command(config), CREATED),
-        "pay_order" => (Command::PayOrder { order: OrderId(params::<OrderParams>(p)?.order_id) }, OK),
-        "cancel_order" => (Command::CancelOrder { order: OrderId(params::<OrderParams>(p)?.order_id) }, OK),
-        "refund_order" => {
-            let r: RefundParams = params(p)?;
-            (Command::RefundOrder { order: OrderId(r.order_id), restock: r.restock }, OK)
-        }
-        "claim_red_packet" => {
-            let c: ClaimParams = params(p)?;
-            (
-                Command::ClaimRedPacket { packet: RedPacketId(c.red_packet_id), buyer: BuyerId(c.buyer_id) },
-                CREATED,
-            )
-        }
+        "create_buyer" => BatchOp::CreateBuyer(params(p)?),
+        "create_sku" => BatchOp::CreateSku(params(p)?),
+        "restock" => BatchOp::Restock(params(p)?),
+        "top_up" => BatchOp::TopUp(params(p)?),
+        "create_campaign" => BatchOp::CreateCampaign(params(p)?),
+        "place_order" => BatchOp::PlaceOrder(params(p)?),
+        "pay_order" => BatchOp::PayOrder(params(p)?),
+        "cancel_order" => BatchOp::CancelOrder(params(p)?),
+        "refund_order" => BatchOp::RefundOrder(params(p)?),
+        "claim_red_packet" => BatchOp::ClaimRedPacket(params(p)?),
         other => return Err(ApiError::bad_request("unknown_op", format!("no batch operation {other:?}"))),
     })
+}
+
+impl BatchOp {
+    /// The command, and the status its single endpoint answers on success.
+    fn command(self, config: &Config) -> Result<(Command, StatusCode), ApiError> {
+        Ok(match self {
+            BatchOp::CreateBuyer(b) => (Command::CreateBuyer { name: b.name }, CREATED),
+            BatchOp::CreateSku(s) => (s.command()?, CREATED),
+            BatchOp::Restock(r) => (Command::Restock { sku: SkuId(r.sku_id), quantity: r.quantity }, OK),
+            BatchOp::TopUp(t) => {
+                (top_up(t.buyer_id, TopUpRequest { amount: t.amount, currency: t.currency })?, CREATED)
+            }
+            BatchOp::CreateCampaign(c) => (c.command()?, CREATED),
+            BatchOp::PlaceOrder(o) => (o.command(config), CREATED),
+            BatchOp::PayOrder(o) => (Command::PayOrder { order: OrderId(o.order_id) }, OK),
+            BatchOp::CancelOrder(o) => (Command::CancelOrder { order: OrderId(o.order_id) }, OK),
+            BatchOp::RefundOrder(r) => {
+                (Command::RefundOrder { order: OrderId(r.order_id), restock: r.restock }, OK)
+            }
+            BatchOp::ClaimRedPacket(c) => (
+                Command::ClaimRedPacket { packet: RedPacketId(c.red_packet_id), buyer: BuyerId(c.buyer_id) },
+                CREATED,
+            ),
+        })
+    }
+}
+
+/// Checked before any command is looked at.
+fn check_batch_len(len: usize, config: &Config) -> Result<(), ApiError> {
+    if len > config.batch_commands_max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch carries at most {} commands", config.batch_commands_max),
+        ));
+    }
+    Ok(())
+}
+
+/// What one command of a batch came to: its success status and reply, or its refusal.
+type BatchAnswer = Result<(StatusCode, Reply), ApiError>;
+
+/// The work both batch encodings share: each command's key checked and op made a command, the
+/// good ones admitted and submitted together, one answer per command in order (a command
+/// refused before the sequencer gets its refusal where it stood).
+async fn run_batch<K: AsRef<str>>(
+    app: &AppState,
+    actor: Actor,
+    commands: Vec<(K, Result<BatchOp, ApiError>)>,
+    reply: ReplyWith,
+) -> Result<Vec<BatchAnswer>, ApiError> {
+    let mut prepared: Vec<Result<StatusCode, ApiError>> = Vec::with_capacity(commands.len());
+    let mut items = Vec::with_capacity(commands.len());
+    for (key, op) in commands {
+        let key = key.as_ref();
+        let parsed = check_idempotency_key(key).and_then(|()| op?.command(&app.config));
+        prepared.push(parsed.map(|(command, status)| {
+            let idempotency = Some(idempotency(actor, key, &command));
+            items.push(Item::Write { actor, idempotency, command, reply });
+            status
+        }));
+    }
+    let mut outcomes = submit(app, items, None).await?.into_iter();
+    Ok(prepared
+        .into_iter()
+        .map(|p| {
+            let status = p?;
+            let reply = outcomes.next().ok_or_else(ApiError::shutting_down)??;
+            Ok((status, reply))
+        })
+        .collect())
 }
 
 fn error_result(error: ApiError) -> BatchResult {
@@ -1049,37 +1109,90 @@ pub async fn batch(
     Auth(actor): Auth,
     AppJson(request): AppJson<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    if request.commands.len() > app.config.batch_commands_max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("a batch carries at most {} commands", app.config.batch_commands_max),
-        ));
-    }
-    let mut prepared: Vec<Result<StatusCode, ApiError>> = Vec::with_capacity(request.commands.len());
-    let mut items = Vec::with_capacity(request.commands.len());
-    for item in request.commands {
-        let key = item.idempotency_key.clone();
-        let parsed = check_idempotency_key(&key).and_then(|()| batch_command(item, &app.config));
-        prepared.push(parsed.map(|(command, status)| {
-            let idempotency = Some(idempotency(actor, &key, &command));
-            items.push(Item::Write { actor, idempotency, command });
-            status
-        }));
-    }
-    let mut outcomes = submit(&app, items, None).await?.into_iter();
-    let results = prepared
+    check_batch_len(request.commands.len(), &app.config)?;
+    let commands = request
+        .commands
         .into_iter()
-        .map(|p| match p {
+        .map(|item| {
+            let op = json_batch_op(&item);
+            (item.idempotency_key, op)
+        })
+        .collect();
+    let answers = run_batch(&app, actor, commands, ReplyWith::View).await?;
+    let results = answers
+        .into_iter()
+        .map(|answer| match answer.and_then(|(status, reply)| Ok((status, view_of(reply)?))) {
+            Ok((status, view)) => BatchResult { status: status.as_u16(), body: BatchBody::Ok(view) },
             Err(error) => error_result(error),
-            Ok(status) => match outcomes.next() {
-                Some(Ok(view)) => BatchResult { status: status.as_u16(), body: BatchBody::Ok(view) },
-                Some(Err(error)) => error_result(error),
-                None => error_result(ApiError::shutting_down()),
-            },
         })
         .collect();
     Ok(Json(BatchResponse { results }))
+}
+
+/// The JSON batch's commands in postcard, answered with each command's outcome in postcard
+/// (see [`crate::wire`] for the format): for backends that send thousands of commands a second.
+#[utoipa::path(post, path = "/v1/batch/binary", tag = "orders",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "a postcard-encoded BinaryBatch (crate `elevens_server::wire`)"),
+    responses((status = 200, content_type = "application/octet-stream",
+        description = "a postcard-encoded BinaryAnswer, one result per command"),
+        (status = "4XX", body = ErrorBody)))]
+pub async fn batch_binary(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if content_type != Some(OCTET_STREAM) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the binary batch as Content-Type: application/octet-stream",
+        ));
+    }
+    let request: BinaryBatch = postcard::from_bytes(&body).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("not a binary batch: {e}"))
+    })?;
+    check_batch_len(request.commands.len(), &app.config)?;
+    let commands = request.commands.into_iter().map(|c| (c.idempotency_key, Ok(c.op))).collect();
+    let answers = run_batch(&app, actor, commands, ReplyWith::Outcome).await?;
+    let results = answers
+        .into_iter()
+        .map(|answer| match answer.and_then(|(status, reply)| Ok((status, outcome_of(reply)?))) {
+            Ok((status, outcome)) => BinaryResult { status: status.as_u16(), outcome: Ok(outcome) },
+            Err(error) => BinaryResult {
+                status: error.status.as_u16(),
+                outcome: Err(BinaryError {
+                    code: error.body.code,
+                    message: error.body.message,
+                    retry_after_ms: error.body.retry_after_ms,
+                }),
+            },
+        })
+        .collect();
+    let bytes = postcard::to_allocvec(&BinaryAnswer { results })
+        .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, OCTET_STREAM)], bytes).into_response())
+}
+
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// A write asked with [`ReplyWith::View`], or a read, comes back as a view.
+fn view_of(reply: Reply) -> Result<View, ApiError> {
+    match reply {
+        Reply::View(view) => Ok(view),
+        Reply::Outcome(_) => Err(ApiError::internal("an outcome where a view was asked")),
+    }
+}
+
+/// A write asked with [`ReplyWith::Outcome`] comes back as its outcome.
+fn outcome_of(reply: Reply) -> Result<Outcome, ApiError> {
+    match reply {
+        Reply::Outcome(outcome) => Ok(outcome),
+        Reply::View(_) => Err(ApiError::internal("a view where an outcome was asked")),
+    }
 }
 
 // ---- experiments ----
@@ -1317,6 +1430,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(claim_red_packet))
         .routes(routes!(get_buyer_claims))
         .routes(routes!(batch))
+        .routes(routes!(batch_binary))
         .routes(routes!(take_ticket))
         .routes(routes!(get_ticket))
         .routes(routes!(get_admission))

@@ -21,7 +21,9 @@ use crate::config::Config;
 use crate::snapshotter::{self, WritingChild};
 use crate::views::{self, Query, View};
 use elevens_analytics::{events_of, Analytics, Event};
-use elevens_core::{Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, State};
+use elevens_core::{
+    Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, Outcome, State,
+};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use elevens_search::{Search, SkuDoc};
 use parking_lot::Mutex;
@@ -45,11 +47,28 @@ const READ_MODEL_QUEUE_MAX: usize = 256;
 
 /// One request for the sequencer.
 pub enum Item {
-    Write { actor: Actor, idempotency: Option<Idempotency>, command: Command },
+    Write { actor: Actor, idempotency: Option<Idempotency>, command: Command, reply: ReplyWith },
     Read { actor: Actor, query: Query },
 }
 
-pub type ItemResult = Result<View, CoreError>;
+/// How a write is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyWith {
+    /// The entity as the JSON API shows it, rendered on the sequencer from the state.
+    View,
+    /// The outcome alone (the binary batch, in-process callers): nothing rendered on the
+    /// sequencer, a few fixed fields to send.
+    Outcome,
+}
+
+/// A read's view, or a write's view or outcome (as its item asked).
+#[derive(Debug)]
+pub enum Reply {
+    View(View),
+    Outcome(Outcome),
+}
+
+pub type ItemResult = Result<Reply, CoreError>;
 
 /// Items that are applied together, in order, with one reply once they are durable.
 pub struct Submission {
@@ -594,11 +613,14 @@ impl Sequencer {
         events: &mut Vec<Event>,
     ) -> ItemResult {
         match item {
-            Item::Read { actor, query } => views::query(&self.state, actor, &query, at),
-            Item::Write { actor, idempotency, command } => {
+            Item::Read { actor, query } => views::query(&self.state, actor, &query, at).map(Reply::View),
+            Item::Write { actor, idempotency, command, reply } => {
                 let envelope = Envelope { actor, idempotency, at, command };
                 let outcome = self.write(envelope, changes, events)?;
-                views::outcome(&self.state, &outcome, at)
+                match reply {
+                    ReplyWith::View => views::outcome(&self.state, &outcome, at).map(Reply::View),
+                    ReplyWith::Outcome => Ok(Reply::Outcome(outcome)),
+                }
             }
         }
     }
@@ -608,7 +630,7 @@ impl Sequencer {
         envelope: Envelope,
         changes: &mut Vec<Envelope>,
         events: &mut Vec<Event>,
-    ) -> Result<elevens_core::Outcome, CoreError> {
+    ) -> Result<Outcome, CoreError> {
         let applied = self.state.apply(&envelope).inspect_err(|e| {
             *self.counts.refused.entry(e.code()).or_default() += 1;
         })?;
@@ -758,7 +780,7 @@ mod tests {
     use elevens_core::Command;
 
     fn admin(command: Command) -> Item {
-        Item::Write { actor: Actor::Admin, idempotency: None, command }
+        Item::Write { actor: Actor::Admin, idempotency: None, command, reply: ReplyWith::Outcome }
     }
 
     /// A snapshot of another layout (an older or newer build's) is passed over: the state comes

@@ -14,11 +14,12 @@ pub mod gate;
 pub mod live;
 mod snapshotter;
 pub mod views;
+pub mod wire;
 
 use crate::api::AppState;
 use crate::auth::{hash_secret, new_secret};
 use crate::config::Config;
-use crate::engine::{Engine, Item};
+use crate::engine::{Engine, Item, ReplyWith};
 use crate::error::ApiError;
 use crate::gate::Gate;
 use axum::extract::DefaultBodyLimit;
@@ -155,7 +156,12 @@ async fn bootstrap_admin_key(engine: &Engine, data_dir: &Path) -> anyhow::Result
     let command = Command::CreateApiKey { acts_as: Actor::Admin, secret_sha256: hash_secret(&secret) };
     let rx = engine
         .handle
-        .submit(vec![Item::Write { actor: Actor::Admin, idempotency: None, command }])
+        .submit(vec![Item::Write {
+            actor: Actor::Admin,
+            idempotency: None,
+            command,
+            reply: ReplyWith::Outcome,
+        }])
         .map_err(|_| anyhow::anyhow!("engine overloaded at start-up"))?;
     let results = rx.await?;
     if let Some(Err(error)) = results.into_iter().next() {

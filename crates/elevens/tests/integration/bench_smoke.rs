@@ -26,12 +26,16 @@ fn bench(args: &[&str]) -> Value {
 
 #[test]
 fn every_flash_mode_runs_and_keeps_the_invariants() {
-    for mode in ["in-process", "http", "http-batch"] {
+    let modes =
+        [("in-process", "binary"), ("http", "binary"), ("http-batch", "binary"), ("http-batch", "json")];
+    for (mode, encoding) in modes {
         let report = bench(&[
             "--workload",
             "flash",
             "--mode",
             mode,
+            "--batch-encoding",
+            encoding,
             "--buyers",
             "300",
             "--duration",
@@ -39,6 +43,9 @@ fn every_flash_mode_runs_and_keeps_the_invariants() {
             "--hot-share",
             "0.9",
         ]);
+        if mode == "http-batch" {
+            assert_eq!(report["batch_encoding"], encoding, "{report}");
+        }
         for field in [
             "workload",
             "mode",

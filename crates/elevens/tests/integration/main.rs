@@ -4,6 +4,7 @@ mod admission;
 mod analytics;
 mod bad_input;
 mod bench_smoke;
+mod binary_batch;
 mod crash;
 mod demo;
 mod harness;

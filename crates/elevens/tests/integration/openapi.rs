@@ -29,6 +29,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/reservations/expire"),
     ("get", "/v1/audit"),
     ("post", "/v1/batch"),
+    ("post", "/v1/batch/binary"),
     ("post", "/v1/coupons"),
     ("get", "/v1/coupons"),
     ("get", "/v1/coupons/{id}"),

@@ -1,0 +1,144 @@
+//! The binary batch, `POST /v1/batch/binary`: the JSON batch's commands, and their outcomes, in
+//! [postcard](https://postcard.jamesmunns.com/wire-format) (varint integers, length-prefixed
+//! strings and lists, enums by variant index, struct fields in order with no names).
+//!
+//! For storefront backends that send thousands of commands a second: the JSON batch spends
+//! most of its gateway time parsing field names and rendering views (RESULTS.md, "Where the
+//! time goes"); here a command decodes with no allocation beyond its own strings, and a write
+//! is answered with its [`Outcome`] (the order's id, total and expiry; a payment's total and
+//! commission), not a rendered view — a `GET` shows the rest.
+//!
+//! Request body (`Content-Type: application/octet-stream`): a [`BinaryBatch`]. A 200 answer's
+//! body: a [`BinaryAnswer`], one result per command, in order. A refusal of the whole request
+//! (authentication, an undecodable body, too many commands, overload) is the usual JSON error.
+//!
+//! The variant order of [`BatchOp`], [`Outcome`] and the field order of every type here are
+//! the wire format: new variants and types are appended, never inserted (a test pins the bytes).
+
+use crate::api::{
+    ClaimParams, CreateBuyerRequest, CreateCampaignRequest, CreateSkuRequest, OrderParams, PlaceOrderRequest,
+    RefundParams, RestockParams, TopUpParams,
+};
+use elevens_core::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// The request: commands applied in order and made durable together.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BinaryBatch<'a> {
+    #[serde(borrow)]
+    pub commands: Vec<BinaryCommand<'a>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BinaryCommand<'a> {
+    /// The same rules as the `Idempotency-Key` header: 1 to 200 visible ASCII characters.
+    pub idempotency_key: &'a str,
+    pub op: BatchOp,
+}
+
+/// A batch command, with the fields of its single endpoint's body and the id that endpoint
+/// takes from its path. The JSON batch's `op` names are these in snake case.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum BatchOp {
+    CreateBuyer(CreateBuyerRequest),
+    CreateSku(CreateSkuRequest),
+    Restock(RestockParams),
+    TopUp(TopUpParams),
+    CreateCampaign(CreateCampaignRequest),
+    PlaceOrder(PlaceOrderRequest),
+    PayOrder(OrderParams),
+    CancelOrder(OrderParams),
+    RefundOrder(RefundParams),
+    ClaimRedPacket(ClaimParams),
+}
+
+/// The answer: one result per command, in the request's order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BinaryAnswer {
+    pub results: Vec<BinaryResult>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BinaryResult {
+    /// The HTTP status the single endpoint would have answered.
+    pub status: u16,
+    pub outcome: Result<Outcome, BinaryError>,
+}
+
+/// A refused command: the JSON error's stable `code`, its `message`, and for a 429 or 503 when
+/// to come back.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BinaryError {
+    pub code: String,
+    pub message: String,
+    pub retry_after_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::LineRequestBody;
+    use elevens_core::{Amount, Millis, OrderId};
+
+    /// The bytes a client written against this format sends and reads. If this test fails, the
+    /// wire format changed: append variants and fields, never reorder them.
+    #[test]
+    fn the_wire_format_is_pinned() {
+        let batch = BinaryBatch {
+            commands: vec![
+                BinaryCommand {
+                    idempotency_key: "k1",
+                    op: BatchOp::PlaceOrder(PlaceOrderRequest {
+                        buyer_id: 7,
+                        lines: vec![LineRequestBody { sku_id: 300, quantity: 2 }],
+                        coupons: vec![],
+                    }),
+                },
+                BinaryCommand { idempotency_key: "k2", op: BatchOp::PayOrder(OrderParams { order_id: 1 }) },
+            ],
+        };
+        let bytes = postcard::to_allocvec(&batch).unwrap();
+        #[rustfmt::skip]
+        let expected = [
+            2, // two commands
+            2, b'k', b'1', 5, 7, 1, 0xac, 0x02, 2, 0, // place_order: buyer 7, [(sku 300, 2)], no coupons
+            2, b'k', b'2', 6, 1, // pay_order 1
+        ];
+        assert_eq!(bytes, expected);
+        let back: BinaryBatch = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.commands[1].idempotency_key, "k2");
+
+        let answer = BinaryAnswer {
+            results: vec![
+                BinaryResult {
+                    status: 201,
+                    outcome: Ok(Outcome::OrderPlaced {
+                        order: OrderId(1),
+                        total: Amount(500),
+                        expires_at: Millis(1_000),
+                    }),
+                },
+                BinaryResult {
+                    status: 409,
+                    outcome: Err(BinaryError {
+                        code: "insufficient_stock".into(),
+                        message: String::new(),
+                        retry_after_ms: None,
+                    }),
+                },
+            ],
+        };
+        let bytes = postcard::to_allocvec(&answer).unwrap();
+        #[rustfmt::skip]
+        let mut expected = vec![
+            2,
+            0xc9, 0x01, 0, 8, 1, 0xf4, 0x03, 0xe8, 0x07, // 201, Ok, OrderPlaced { 1, 500, 1000 }
+            0x99, 0x03, 1, 18, // 409, Err, code of 18 bytes
+        ];
+        expected.extend_from_slice(b"insufficient_stock");
+        expected.extend_from_slice(&[0, 0]); // empty message, no retry_after_ms
+        assert_eq!(bytes, expected);
+        let back: BinaryAnswer = postcard::from_bytes(&bytes).unwrap();
+        assert!(matches!(back.results[0].outcome, Ok(Outcome::OrderPlaced { order: OrderId(1), .. })));
+    }
+}
