@@ -141,20 +141,35 @@ impl<S: Send + Sync> FromRequestParts<S> for WaitingRoomTicket {
 /// another actor's entry.
 fn idempotency(actor: Actor, key: &str, command: &Command) -> Idempotency {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&postcard::to_stdvec(&actor).unwrap_or_default());
+    with_encoded(&actor, |bytes| hasher.update(bytes));
     hasher.update(key.as_bytes());
     let mut scoped = [0u8; 16];
     scoped.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
     // Randomness the gateway draws (a key's secret, a pool's seed) is left out, so a repeat of
-    // the same request matches its first use.
-    let mut comparable = command.clone();
-    match &mut comparable {
-        Command::CreateApiKey { secret_sha256, .. } => *secret_sha256 = [0; 32],
-        Command::CreateRedPacket(new) => new.seed = 0,
-        _ => {}
-    }
-    let fingerprint = xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(&comparable).unwrap_or_default());
+    // the same request matches its first use. Only those two commands are copied to do so.
+    let fingerprint = match command {
+        Command::CreateApiKey { acts_as, .. } => {
+            let comparable = Command::CreateApiKey { acts_as: *acts_as, secret_sha256: [0; 32] };
+            with_encoded(&comparable, xxhash_rust::xxh3::xxh3_64)
+        }
+        Command::CreateRedPacket(new) => {
+            let comparable = Command::CreateRedPacket(NewRedPacket { seed: 0, ..new.clone() });
+            with_encoded(&comparable, xxhash_rust::xxh3::xxh3_64)
+        }
+        _ => with_encoded(command, xxhash_rust::xxh3::xxh3_64),
+    };
     Idempotency { key: u128::from_le_bytes(scoped), fingerprint }
+}
+
+/// `f` of `value`'s postcard bytes, encoded on the stack: a batch fingerprints thousands of
+/// commands, and an allocation for each was most of the cost. A larger value (a SKU with a
+/// long description) goes to the heap.
+fn with_encoded<T: Serialize, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buffer = [0u8; 512];
+    match postcard::to_slice(value, &mut buffer) {
+        Ok(bytes) => f(bytes),
+        Err(_) => f(&postcard::to_stdvec(value).unwrap_or_default()),
+    }
 }
 
 /// Lets admission control decide on each item, submits the admitted ones, and answers one result
@@ -1445,4 +1460,65 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::live::variant))
         .routes(routes!(crate::live::experiment_results))
         .routes(routes!(crate::live::search))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `idempotency` computed before it encoded on the stack: a remembered key from an
+    /// older build must still match its repeat.
+    fn allocating(actor: Actor, key: &str, comparable: &Command) -> Idempotency {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&postcard::to_stdvec(&actor).unwrap());
+        hasher.update(key.as_bytes());
+        let mut scoped = [0u8; 16];
+        scoped.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(comparable).unwrap());
+        Idempotency { key: u128::from_le_bytes(scoped), fingerprint }
+    }
+
+    #[test]
+    fn keys_and_fingerprints_are_unchanged_and_leave_out_the_gateways_randomness() {
+        let actor = Actor::Merchant(MerchantId(3));
+        let order = Command::PlaceOrder {
+            buyer: BuyerId(7),
+            lines: vec![LineRequest { sku: SkuId(1), quantity: 2 }],
+            coupons: vec![],
+            reservation_ttl_ms: 900_000,
+        };
+        // A description past the stack buffer takes the heap path.
+        let sku = Command::CreateSku(NewSku {
+            merchant: MerchantId(3),
+            title: "kettle".into(),
+            description: "x".repeat(2_000),
+            price: Amount(100),
+            currency: Currency::parse("CNY").unwrap(),
+            initial_stock: 5,
+        });
+        for command in [&order, &sku] {
+            assert_eq!(idempotency(actor, "k", command), allocating(actor, "k", command));
+        }
+        assert_ne!(idempotency(actor, "k", &order).key, idempotency(Actor::Service, "k", &order).key);
+
+        let key = |secret| Command::CreateApiKey { acts_as: Actor::Service, secret_sha256: [secret; 32] };
+        assert_eq!(idempotency(Actor::Admin, "a", &key(1)), allocating(Actor::Admin, "a", &key(0)));
+        assert_eq!(idempotency(Actor::Admin, "a", &key(1)), idempotency(Actor::Admin, "a", &key(2)));
+        let packet = |seed| {
+            Command::CreateRedPacket(NewRedPacket {
+                sponsor: Sponsor::Platform,
+                amount: Amount(1_000),
+                count: 10,
+                currency: Currency::parse("CNY").unwrap(),
+                starts_at: Millis(0),
+                ends_at: Millis(60_000),
+                seed,
+            })
+        };
+        assert_eq!(idempotency(Actor::Admin, "p", &packet(9)), allocating(Actor::Admin, "p", &packet(0)));
+        assert_ne!(
+            idempotency(Actor::Admin, "p", &packet(9)).fingerprint,
+            idempotency(Actor::Admin, "p", &order).fingerprint
+        );
+    }
 }
