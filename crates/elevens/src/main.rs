@@ -65,7 +65,7 @@ enum Cmd {
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
         /// Concurrent clients, each with one request in flight (default: 16 in-process, 4 for the
-        /// spike in-process, 64 http, 4 http-batch).
+        /// spike and mixed in-process, 64 http, 4 http-batch).
         #[arg(long)]
         clients: Option<usize>,
         /// Commands per submission or batch request (default: 2,000 in-process, 1,000
