@@ -130,7 +130,7 @@ impl Options {
         })
     }
 
-    fn batch(&self) -> usize {
+    pub(crate) fn batch(&self) -> usize {
         match self.mode {
             Mode::Http => 1,
             Mode::InProcess => self.batch.unwrap_or(2_000),

@@ -197,6 +197,7 @@ async fn offer(
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed ^ 0x5b1c);
     let zipf = Zipf::new(options.skus as f64, 1.1).context("zipf")?;
     let keys = Arc::new(AtomicU64::new(1 << 50));
+    let batch = options.batch().max(1);
     // Over HTTP, one request per arrival; past this many outstanding the generator itself is
     // the limit and says so (dropped), rather than queueing in memory without bound.
     let outstanding = Arc::new(tokio::sync::Semaphore::new(4_096));
@@ -227,7 +228,11 @@ async fn offer(
                 .collect();
             recorder.with(now, |b| b.offered += n);
             if !per_request {
-                tokio::spawn(play(driver.clone(), recorder.clone(), ops, keys.clone()));
+                // As a storefront backend batches: at most a batch's worth per request (a
+                // generator that fell behind has more than one batch of arrivals due).
+                for chunk in ops.chunks(batch) {
+                    tokio::spawn(play(driver.clone(), recorder.clone(), chunk.to_vec(), keys.clone()));
+                }
                 continue;
             }
             for op in ops {
