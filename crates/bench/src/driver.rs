@@ -5,6 +5,7 @@ use crate::BatchEncoding;
 use anyhow::{bail, Context};
 use elevens_core::{Actor, Command, Idempotency, LineRequest, Outcome};
 use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
+use elevens_server::api::BATCH_CLASS_HEADER;
 use elevens_server::engine::{EngineHandle, Item, ItemResult, Reply, ReplyWith};
 use elevens_server::gate::{submit_admitted, Gate, SubmitError};
 use elevens_server::views::{Query, View};
@@ -430,6 +431,16 @@ async fn http_batch(
     }
 }
 
+/// A batch of payments says so, as a storefront backend would, so that under load the gateway's
+/// door lets it through with the payments rather than shedding it with the orders.
+fn batch_class(ops: &[Op]) -> &'static str {
+    if ops.iter().all(|op| matches!(op, Op::Pay { .. })) {
+        "pay"
+    } else {
+        "order"
+    }
+}
+
 /// `POST /v1/batch/binary`: the commands in postcard, their outcomes back in postcard.
 async fn http_batch_binary(
     client: &reqwest::Client,
@@ -462,6 +473,7 @@ async fn http_batch_binary(
         .post(format!("{base}/v1/batch/binary"))
         .bearer_auth(key)
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .header(BATCH_CLASS_HEADER, batch_class(ops))
         .body(body)
         .send()
         .await?;
@@ -514,6 +526,7 @@ async fn http_batch_json(
     let response = client
         .post(format!("{base}/v1/batch"))
         .bearer_auth(key)
+        .header(BATCH_CLASS_HEADER, batch_class(ops))
         .json(&BatchRequest { commands })
         .send()
         .await?;

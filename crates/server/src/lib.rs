@@ -103,7 +103,7 @@ async fn bound_in_progress(
     if operator || path.starts_with("/v1/admission") {
         return next.run(request).await;
     }
-    let class = if path.ends_with("/pay") { Class::Pay } else { Class::Order };
+    let class = door_class(path, request.headers());
     let bound = if class == Class::Pay { max.saturating_mul(8) } else { max };
     let previous = in_progress.fetch_add(1, Ordering::Relaxed);
     // Decrements on every path out, including a client that hangs up mid-request.
@@ -120,6 +120,18 @@ async fn bound_in_progress(
         return ApiError::from(refusal).into_response();
     }
     next.run(request).await
+}
+
+/// How the door classes a request it has not read: a payment by its path, a batch by the class
+/// it declares (the batch handler then checks every command against it).
+fn door_class(path: &str, headers: &axum::http::HeaderMap) -> Class {
+    let batch = path == "/v1/batch" || path == "/v1/batch/binary";
+    let declared_pay = || api::declared_batch_class(headers).is_ok_and(|c| c == Some(Class::Pay));
+    if path.ends_with("/pay") || (batch && declared_pay()) {
+        Class::Pay
+    } else {
+        Class::Order
+    }
 }
 
 /// Refuses a body announced larger than the limit before reading a byte of it. (Bodies without a
@@ -224,4 +236,29 @@ pub async fn serve_engine(
     let app = AppState { engine, config, metrics: None, gate };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    #[test]
+    fn the_door_gives_payments_and_declared_payment_batches_their_room() {
+        let declared = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(api::BATCH_CLASS_HEADER, value.parse().unwrap());
+            headers
+        };
+        let none = HeaderMap::new();
+        assert_eq!(door_class("/v1/orders/7/pay", &none), Class::Pay);
+        assert_eq!(door_class("/v1/orders", &none), Class::Order);
+        assert_eq!(door_class("/v1/batch", &none), Class::Order);
+        assert_eq!(door_class("/v1/batch/binary", &declared("pay")), Class::Pay);
+        assert_eq!(door_class("/v1/batch", &declared("pay")), Class::Pay);
+        assert_eq!(door_class("/v1/batch", &declared("order")), Class::Order);
+        assert_eq!(door_class("/v1/batch", &declared("PAY!")), Class::Order);
+        // Only batches may declare: a single order stays an order whatever it says.
+        assert_eq!(door_class("/v1/orders", &declared("pay")), Class::Order);
+    }
 }

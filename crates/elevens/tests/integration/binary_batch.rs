@@ -121,6 +121,35 @@ async fn the_binary_batch_answers_with_outcomes_exactly_once() {
     }
     let (_, body) = server.get(&format!("/v1/skus/{hot}"), &service).await;
     assert_eq!(body["available"], 0);
+
+    // A batch that declares itself payments (the door's room under load) holds only payments:
+    // an order in it refuses the whole request before anything is applied.
+    let declared = |class: &str, commands: Vec<BinaryCommand<'static>>| {
+        let body = postcard::to_allocvec(&BinaryBatch { commands }).unwrap();
+        server
+            .http
+            .post(format!("{}/v1/batch/binary", server.base))
+            .bearer_auth(&service)
+            .header("content-type", "application/octet-stream")
+            .header("batch-class", class.to_owned())
+            .body(body)
+            .send()
+    };
+    let (_, order) = server.get("/v1/orders/2", &service).await;
+    assert_eq!(order["status"], "pending_payment");
+    let sneaky = declared("pay", vec![pay("p2", 2), place("o5", 3, hot)]).await.unwrap();
+    assert_eq!(sneaky.status(), 400);
+    let error: serde_json::Value = sneaky.json().await.unwrap();
+    assert_eq!(error["code"], "batch_class_mismatch");
+    let (_, order) = server.get("/v1/orders/2", &service).await;
+    assert_eq!(order["status"], "pending_payment", "the refused batch paid nothing");
+    let unknown = declared("urgent", vec![pay("p2", 2)]).await.unwrap();
+    assert_eq!(unknown.status(), 400);
+    let honest = declared("pay", vec![pay("p2", 2)]).await.unwrap();
+    assert_eq!(honest.status(), 200);
+    let answer: BinaryAnswer = postcard::from_bytes(&honest.bytes().await.unwrap()).unwrap();
+    assert!(matches!(answer.results[0].outcome, Ok(Outcome::OrderPaid { order: OrderId(2), .. })));
+
     let (_, unauthenticated) = post(&server, "nobody", "application/octet-stream", valid).await;
     let error: serde_json::Value = serde_json::from_slice(&unauthenticated).unwrap_or_default();
     assert_eq!(error["code"], "invalid_api_key");
