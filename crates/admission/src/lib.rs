@@ -250,14 +250,24 @@ impl Admission {
         result
     }
 
-    fn check(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
+    /// The commands in flight at which a command of `class` is shed.
+    fn threshold(&self, class: Class) -> u64 {
         let limit = self.limit.limit();
-        let threshold = match request.class {
+        match class {
             Class::Pay => self.rules.in_flight_hard_max,
             Class::Order => limit,
             Class::Read => (limit * u64::from(self.rules.read_share_pct) / 100).max(1),
-        };
-        if self.in_flight >= threshold {
+        }
+    }
+
+    /// Whether a command of `class` would be shed now for want of room in flight: lets the
+    /// gateway refuse a whole batch of such commands before decoding it.
+    pub fn is_full(&self, class: Class) -> bool {
+        self.in_flight >= self.threshold(class)
+    }
+
+    fn check(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
+        if self.is_full(request.class) {
             let retry_after = (self.rules.adaptive.latency_target_ms * 2_000_000).max(OVERLOAD_RETRY_MIN);
             return Err(Refusal::Overloaded { retry_after });
         }
@@ -372,15 +382,19 @@ mod tests {
             admission.admit(&READ, 0).unwrap();
         }
         assert!(matches!(admission.admit(&READ, 0), Err(Refusal::Overloaded { .. })));
+        assert!(admission.is_full(Class::Read) && !admission.is_full(Class::Order));
         for buyer in 0..5 {
             admission.admit(&order(buyer, &[7]), 0).unwrap();
         }
         assert!(matches!(admission.admit(&order(99, &[7]), 0), Err(Refusal::Overloaded { .. })));
+        // What the gateway asks before decoding a batch: orders are shed, payments are not.
+        assert!(admission.is_full(Class::Order) && !admission.is_full(Class::Pay));
         // Payments go on up to the hard maximum (20).
         for _ in 0..10 {
             admission.admit(&PAY, 0).unwrap();
         }
         assert!(matches!(admission.admit(&PAY, 0), Err(Refusal::Overloaded { .. })));
+        assert!(admission.is_full(Class::Pay));
         let stats = admission.stats();
         assert_eq!((stats.read.admitted, stats.order.admitted, stats.pay.admitted), (5, 5, 10));
         assert_eq!(stats.read.shed.get("overloaded"), Some(&1));
