@@ -431,13 +431,21 @@ async fn http_batch(
     }
 }
 
-/// A batch of payments says so, as a storefront backend would, so that under load the gateway's
-/// door lets it through with the payments rather than shedding it with the orders.
-fn batch_class(ops: &[Op]) -> &'static str {
-    if ops.iter().all(|op| matches!(op, Op::Pay { .. })) {
-        "pay"
-    } else {
-        "order"
+/// Sends a batch of `ops`: the answer's body, or, when the whole request was shed (429, 503),
+/// every op refused. A batch of payments says so, as a storefront backend would, so that under
+/// load the gateway's door lets it through with the payments rather than shed it with the orders.
+async fn send_batch(
+    request: reqwest::RequestBuilder,
+    ops: &[Op],
+) -> anyhow::Result<Result<hyper::body::Bytes, Vec<Answer>>> {
+    let class = if ops.iter().all(|op| matches!(op, Op::Pay { .. })) { "pay" } else { "order" };
+    let response = request.header(BATCH_CLASS_HEADER, class).send().await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    match status {
+        200 => Ok(Ok(bytes)),
+        429 | 503 => Ok(Err(ops.iter().map(|_| Answer::Refused(format!("http_{status}"))).collect())),
+        _ => bail!("batch answered {status}: {}", String::from_utf8_lossy(&bytes)),
     }
 }
 
@@ -469,22 +477,15 @@ async fn http_batch_binary(
         commands.push(BinaryCommand { idempotency_key, op });
     }
     let body = postcard::to_allocvec(&BinaryBatch { commands })?;
-    let response = client
+    let request = client
         .post(format!("{base}/v1/batch/binary"))
         .bearer_auth(key)
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-        .header(BATCH_CLASS_HEADER, batch_class(ops))
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await?;
-    if status != 200 {
-        if status == 429 || status == 503 {
-            return Ok(ops.iter().map(|_| Answer::Refused(format!("http_{status}"))).collect());
-        }
-        bail!("binary batch answered {status}: {}", String::from_utf8_lossy(&bytes));
-    }
+        .body(body);
+    let bytes = match send_batch(request, ops).await? {
+        Ok(bytes) => bytes,
+        Err(refused) => return Ok(refused),
+    };
     let answer: BinaryAnswer = postcard::from_bytes(&bytes).context("binary batch results")?;
     Ok(answer
         .results
@@ -523,21 +524,11 @@ async fn http_batch_json(
             params,
         });
     }
-    let response = client
-        .post(format!("{base}/v1/batch"))
-        .bearer_auth(key)
-        .header(BATCH_CLASS_HEADER, batch_class(ops))
-        .json(&BatchRequest { commands })
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await?;
-    if status != 200 {
-        if status == 429 || status == 503 {
-            return Ok(ops.iter().map(|_| Answer::Refused(format!("http_{status}"))).collect());
-        }
-        bail!("batch answered {status}: {}", String::from_utf8_lossy(&bytes));
-    }
+    let request = client.post(format!("{base}/v1/batch")).bearer_auth(key).json(&BatchRequest { commands });
+    let bytes = match send_batch(request, ops).await? {
+        Ok(bytes) => bytes,
+        Err(refused) => return Ok(refused),
+    };
     let body: BatchResponse = serde_json::from_slice(&bytes).context("batch results")?;
     Ok(ops
         .iter()
