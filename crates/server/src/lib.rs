@@ -109,7 +109,6 @@ async fn bound_in_progress(
     // A batch of orders that arrives while admission sheds orders for want of room in flight
     // would be decoded only to be refused command by command: under a 10x spike over HTTP that
     // cost more than the cores had (goodput 4.7% of capacity). Refused here, it costs nothing.
-    let batch = path == "/v1/batch" || path == "/v1/batch/binary";
     let full = || gate.with(|admission, _| admission.is_full(class));
     let previous = in_progress.fetch_add(1, Ordering::Relaxed);
     // Decrements on every path out, including a client that hangs up mid-request.
@@ -120,7 +119,7 @@ async fn bound_in_progress(
         }
     }
     let _leave = Leave(in_progress);
-    if previous >= bound || (batch && full()) {
+    if previous >= bound || (is_batch(path) && full()) {
         let refusal = Refusal::Overloaded { retry_after: gate::BOUND_RETRY };
         gate.with(|admission, _| admission.note_shed(class, &refusal));
         return ApiError::from(refusal).into_response();
@@ -131,13 +130,16 @@ async fn bound_in_progress(
 /// How the door classes a request it has not read: a payment by its path, a batch by the class
 /// it declares (the batch handler then checks every command against it).
 fn door_class(path: &str, headers: &axum::http::HeaderMap) -> Class {
-    let batch = path == "/v1/batch" || path == "/v1/batch/binary";
     let declared_pay = || api::declared_batch_class(headers).is_ok_and(|c| c == Some(Class::Pay));
-    if path.ends_with("/pay") || (batch && declared_pay()) {
+    if path.ends_with("/pay") || (is_batch(path) && declared_pay()) {
         Class::Pay
     } else {
         Class::Order
     }
+}
+
+fn is_batch(path: &str) -> bool {
+    path == "/v1/batch" || path == "/v1/batch/binary"
 }
 
 /// Refuses a body announced larger than the limit before reading a byte of it. (Bodies without a
