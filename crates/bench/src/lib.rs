@@ -926,8 +926,13 @@ pub fn table(report: &Report) -> String {
     let l = &report.latency_us;
     let mut out = String::new();
     out += &format!(
-        "workload {:?}, mode {:?}, target {:?}, {} clients x {} per request\n",
-        report.workload, report.mode, report.target, report.clients, report.batch
+        "workload {:?}, mode {:?}, target {:?}, {} clients x {} per request{}\n",
+        report.workload,
+        report.mode,
+        report.target,
+        report.clients,
+        report.batch,
+        report.batch_encoding.map_or(String::new(), |e| format!(", {e:?} batches").to_lowercase()),
     );
     out += &format!("  duration        {:>12.2} s\n", report.duration_s);
     match report.workload {

@@ -1082,6 +1082,10 @@ fn check_batch_len(len: usize, config: &Config) -> Result<(), ApiError> {
 /// orders; checked command by command, so a batch cannot buy that room with an order.
 pub const BATCH_CLASS_HEADER: &str = "batch-class";
 
+const BATCH_CLASS_DOC: &str =
+    "`pay` for a batch of payments only (pay, cancel, refund): under load it gets the \
+    payments' room at the door; an order in it refuses the whole request. `order` or absent otherwise.";
+
 /// The class a batch request declares, if any.
 pub(crate) fn declared_batch_class(headers: &axum::http::HeaderMap) -> Result<Option<Class>, ApiError> {
     match headers.get(BATCH_CLASS_HEADER).map(|v| v.to_str()) {
@@ -1140,6 +1144,7 @@ fn error_result(error: ApiError) -> BatchResult {
 /// Many commands in one request; each gets its own result, in order. Commands are applied in
 /// order and made durable together (one fsync).
 #[utoipa::path(post, path = "/v1/batch", tag = "orders", request_body = BatchRequest,
+    params(("Batch-Class" = Option<String>, Header, description = BATCH_CLASS_DOC)),
     responses((status = 200, body = BatchResponse), (status = "4XX", body = ErrorBody)))]
 pub async fn batch(
     axum::extract::State(app): axum::extract::State<AppState>,
@@ -1173,6 +1178,7 @@ pub async fn batch(
 #[utoipa::path(post, path = "/v1/batch/binary", tag = "orders",
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "a postcard-encoded BinaryBatch (crate `elevens_server::wire`)"),
+    params(("Batch-Class" = Option<String>, Header, description = BATCH_CLASS_DOC)),
     responses((status = 200, content_type = "application/octet-stream",
         description = "a postcard-encoded BinaryAnswer, one result per command"),
         (status = "4XX", body = ErrorBody)))]
