@@ -329,7 +329,7 @@ async fn answer_of(op: Op, response: reqwest::Response) -> anyhow::Result<Answer
 /// Reads a storefront sends at once per batch of the mixed workload.
 const READS_IN_FLIGHT: usize = 32;
 
-/// The mixed workload over `http-batch`: the writes go in one `POST /v1/batch`, while the reads
+/// The mixed workload over `http-batch`: the writes go in one batch request, while the reads
 /// go as the storefront's page requests do, one GET each (at most [`READS_IN_FLIGHT`] at a time),
 /// alongside the batch.
 async fn http_batch_mixed(
