@@ -14,6 +14,34 @@
 //!
 //! The variant order of [`BatchOp`], [`Outcome`] and the field order of every type here are
 //! the wire format: new variants and types are appended, never inserted (a test pins the bytes).
+//!
+//! ## The layout, for a client in another language
+//!
+//! An unsigned integer is a LEB128 varint (a signed one zigzag-encoded first); a string or a
+//! list is its length as a varint, then its bytes or items; an `Option` is a byte 0 (none) or 1
+//! and the value; a `Result` is 0 (`Ok`) or 1 (`Err`) and the value; an enum is its variant's
+//! index as a varint, then the variant's fields; a struct is its fields in order; a `bool` is a
+//! byte. The request is `[commands: [idempotency_key, op]]`; the answer is `[results: [status,
+//! outcome: Result<Outcome, {code, message, retry_after_ms: Option}>]]`.
+//!
+//! | `BatchOp` index | op | fields |
+//! |---|---|---|
+//! | 0 | create_buyer | name |
+//! | 1 | create_sku | merchant_id, title, description, price, currency (a string: `"CNY"`), stock |
+//! | 2 | restock | sku_id, quantity |
+//! | 3 | top_up | buyer_id, amount, currency |
+//! | 4 | create_campaign | sku_id, flash_price, currency, quantity, starts_at, ends_at, per_buyer_limit |
+//! | 5 | place_order | buyer_id, lines: [sku_id, quantity], coupons: [coupon_id] |
+//! | 6 | pay_order | order_id |
+//! | 7 | cancel_order | order_id |
+//! | 8 | refund_order | order_id, restock |
+//! | 9 | claim_red_packet | red_packet_id, buyer_id |
+//!
+//! The outcomes these commands answer with, by [`Outcome`] index: 3 buyer created (buyer), 4 SKU
+//! created (sku, initial_stock), 5 restocked (sku, received), 6 topped up (transfer, balance,
+//! signed), 7 campaign created (campaign), 8 order placed (order, total, expires_at), 9 order
+//! paid (order, total, commission), 10 order cancelled (order), 11 order refunded (order,
+//! amount, restocked), 17 red packet claimed (packet, amount, transfer).
 
 use crate::api::{
     ClaimParams, CreateBuyerRequest, CreateCampaignRequest, CreateSkuRequest, OrderParams, PlaceOrderRequest,
@@ -140,5 +168,31 @@ mod tests {
         assert_eq!(bytes, expected);
         let back: BinaryAnswer = postcard::from_bytes(&bytes).unwrap();
         assert!(matches!(back.results[0].outcome, Ok(Outcome::OrderPlaced { order: OrderId(1), .. })));
+    }
+
+    /// The indices the module's table documents for clients in other languages.
+    #[test]
+    fn the_documented_variant_indices_are_the_encoded_ones() {
+        use elevens_core::{BuyerId, RedPacketId, SkuId, TransferId};
+        let index = |bytes: Vec<u8>| bytes[0];
+        let op = |op: &BatchOp| index(postcard::to_allocvec(op).unwrap());
+        assert_eq!(op(&BatchOp::CreateBuyer(CreateBuyerRequest { name: "b".into() })), 0);
+        assert_eq!(op(&BatchOp::Restock(RestockParams { sku_id: 1, quantity: 1 })), 2);
+        assert_eq!(op(&BatchOp::PayOrder(OrderParams { order_id: 1 })), 6);
+        assert_eq!(op(&BatchOp::CancelOrder(OrderParams { order_id: 1 })), 7);
+        assert_eq!(op(&BatchOp::RefundOrder(RefundParams { order_id: 1, restock: true })), 8);
+        assert_eq!(op(&BatchOp::ClaimRedPacket(ClaimParams { red_packet_id: 1, buyer_id: 1 })), 9);
+        let outcome = |o: &Outcome| index(postcard::to_allocvec(o).unwrap());
+        assert_eq!(outcome(&Outcome::BuyerCreated { buyer: BuyerId(1) }), 3);
+        assert_eq!(outcome(&Outcome::SkuCreated { sku: SkuId(1), initial_stock: 1 }), 4);
+        assert_eq!(outcome(&Outcome::ToppedUp { transfer: TransferId(1), balance: -1 }), 6);
+        assert_eq!(
+            outcome(&Outcome::OrderPaid { order: OrderId(1), total: Amount(1), commission: Amount(0) }),
+            9
+        );
+        assert_eq!(outcome(&Outcome::OrderCancelled { order: OrderId(1) }), 10);
+        let claimed =
+            Outcome::RedPacketClaimed { packet: RedPacketId(1), amount: Amount(1), transfer: TransferId(1) };
+        assert_eq!(outcome(&claimed), 17);
     }
 }
