@@ -1189,8 +1189,10 @@ pub async fn batch_binary(
     body: axum::body::Bytes,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
+    // The media type, whatever parameters follow it.
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if content_type != Some(OCTET_STREAM) {
+    let media_type = content_type.and_then(|t| t.split(';').next()).map(str::trim);
+    if !media_type.is_some_and(|t| t.eq_ignore_ascii_case(OCTET_STREAM)) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -80,6 +80,8 @@ async fn the_binary_batch_answers_with_outcomes_exactly_once() {
     for (first, second) in answer.results.iter().zip(&again.results) {
         assert_eq!(first.status, second.status);
         assert_eq!(first.outcome.as_ref().ok(), second.outcome.as_ref().ok());
+        let code = |r: &elevens_server::wire::BinaryResult| r.outcome.as_ref().err().map(|e| e.code.clone());
+        assert_eq!(code(first), code(second));
     }
     // The JSON batch shares the keys: a key used in binary answers its first order as a view.
     let (status, body) = server
@@ -100,6 +102,8 @@ async fn the_binary_batch_answers_with_outcomes_exactly_once() {
 
     // A request refused whole changes nothing and answers the usual JSON error.
     let valid = postcard::to_allocvec(&BinaryBatch { commands: vec![place("o4", 3, hot)] }).unwrap();
+    let (status, _) = post(&server, &service, "Application/Octet-Stream; x=1", valid.clone()).await;
+    assert_eq!(status, 200, "a media type's case and parameters do not matter");
     let refusals = [
         ("application/json", valid.clone(), 415, "unsupported_media_type"),
         ("application/octet-stream", vec![1, 0xff, 0xff], 422, "invalid_body"),
