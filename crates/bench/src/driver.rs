@@ -85,6 +85,14 @@ pub enum Answer {
     Refused(String),
 }
 
+/// Where the bench's HTTP API listens, and the key it calls it with.
+#[derive(Clone)]
+pub struct HttpApi {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub key: String,
+}
+
 pub enum Driver {
     /// The engine's submission queue; behind admission control when `gate` is set (the spike).
     InProcess {
@@ -92,9 +100,7 @@ pub enum Driver {
         gate: Option<Arc<Gate>>,
     },
     Http {
-        client: reqwest::Client,
-        base: String,
-        key: String,
+        api: HttpApi,
         /// One request per op if absent; else batches, so encoded.
         batch: Option<BatchEncoding>,
         /// Dropping it stops the bench's server (and lets the engine shut down).
@@ -147,17 +153,17 @@ impl Driver {
                 Ok(answers)
             }
             Driver::InProcess { engine, gate: None } => in_process(engine, ops, key_base).await,
-            Driver::Http { client, base, key, batch: Some(encoding), .. } if ops.iter().any(Op::is_read) => {
-                http_batch_mixed(client, base, key, *encoding, ops, key_base).await
+            Driver::Http { api, batch: Some(encoding), .. } if ops.iter().any(Op::is_read) => {
+                http_batch_mixed(api, *encoding, ops, key_base).await
             }
             Driver::InProcess { engine, gate: Some(gate) } => gated(engine, gate, ops, key_base).await,
-            Driver::Http { client, base, key, batch: Some(encoding), .. } => {
-                http_batch(client, base, key, *encoding, ops, key_base).await
+            Driver::Http { api, batch: Some(encoding), .. } => {
+                http_batch(api, *encoding, ops, key_base).await
             }
-            Driver::Http { client, base, key, batch: None, .. } => {
+            Driver::Http { api, batch: None, .. } => {
                 let mut answers = Vec::with_capacity(ops.len());
                 for (i, op) in ops.iter().enumerate() {
-                    answers.push(http_single(client, base, key, *op, key_base + i as u64).await?);
+                    answers.push(http_single(api, *op, key_base + i as u64).await?);
                 }
                 Ok(answers)
             }
@@ -280,13 +286,8 @@ fn answer(op: Op, status: u16, body: &Value) -> Answer {
     Answer::Ok(body[field].as_u64().unwrap_or(0))
 }
 
-async fn http_single(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    op: Op,
-    idem: u64,
-) -> anyhow::Result<Answer> {
+async fn http_single(api: &HttpApi, op: Op, idem: u64) -> anyhow::Result<Answer> {
+    let HttpApi { client, base, key } = api;
     let read = match op {
         Op::Browse { sku } => Some(client.get(format!("{base}/v1/skus/{sku}"))),
         Op::Search { adjective, noun } => Some(
@@ -333,9 +334,7 @@ const READS_IN_FLIGHT: usize = 32;
 /// go as the storefront's page requests do, one GET each (at most [`READS_IN_FLIGHT`] at a time),
 /// alongside the batch.
 async fn http_batch_mixed(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
+    api: &HttpApi,
     encoding: BatchEncoding,
     ops: &[Op],
     key_base: u64,
@@ -349,15 +348,15 @@ async fn http_batch_mixed(
         if write_ops.is_empty() {
             return Ok(Vec::new());
         }
-        http_batch(client, base, key, encoding, &write_ops, key_base).await
+        http_batch(api, encoding, &write_ops, key_base).await
     };
-    // Owned futures: a stream of futures borrowing `client` trips the compiler's Send check
+    // Owned futures: a stream of futures borrowing `api` trips the compiler's Send check
     // when spawned (rust-lang/rust#102211).
     let read_futures: Vec<_> = reads
         .iter()
         .map(|&(_, op)| {
-            let (client, base, key) = (client.clone(), base.to_owned(), key.to_owned());
-            Box::pin(async move { http_single(&client, &base, &key, op, 0).await })
+            let api = api.clone();
+            Box::pin(async move { http_single(&api, op, 0).await })
         })
         .collect();
     let read_answers = futures::stream::iter(read_futures).buffered(READS_IN_FLIGHT).collect::<Vec<_>>();
@@ -418,16 +417,14 @@ struct BatchBody {
 }
 
 async fn http_batch(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
+    api: &HttpApi,
     encoding: BatchEncoding,
     ops: &[Op],
     key_base: u64,
 ) -> anyhow::Result<Vec<Answer>> {
     match encoding {
-        BatchEncoding::Binary => http_batch_binary(client, base, key, ops, key_base).await,
-        BatchEncoding::Json => http_batch_json(client, base, key, ops, key_base).await,
+        BatchEncoding::Binary => http_batch_binary(api, ops, key_base).await,
+        BatchEncoding::Json => http_batch_json(api, ops, key_base).await,
     }
 }
 
@@ -450,13 +447,8 @@ async fn send_batch(
 }
 
 /// `POST /v1/batch/binary`: the commands in postcard, their outcomes back in postcard.
-async fn http_batch_binary(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    ops: &[Op],
-    key_base: u64,
-) -> anyhow::Result<Vec<Answer>> {
+async fn http_batch_binary(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
+    let HttpApi { client, base, key } = api;
     use elevens_server::api::{ClaimParams, LineRequestBody, OrderParams, PlaceOrderRequest};
     use elevens_server::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryCommand};
     let keys: Vec<String> = (0..ops.len()).map(|i| (key_base + i as u64).to_string()).collect();
@@ -498,13 +490,8 @@ async fn http_batch_binary(
 }
 
 /// `POST /v1/batch`: the commands in JSON, their views back in JSON.
-async fn http_batch_json(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    ops: &[Op],
-    key_base: u64,
-) -> anyhow::Result<Vec<Answer>> {
+async fn http_batch_json(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
+    let HttpApi { client, base, key } = api;
     let mut commands = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let (op_name, params) = match *op {

@@ -643,7 +643,7 @@ async fn start_http(
         }
     })?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(4_096).tcp_nodelay(true).build()?;
-    Ok(Driver::Http { client, base, key: secret, batch, _stop: stop })
+    Ok(Driver::Http { api: driver::HttpApi { client, base, key: secret }, batch, _stop: stop })
 }
 
 /// Connects one client's way in to the target.
