@@ -240,14 +240,7 @@ impl KeyIndex {
         let h = hash(key);
         let shard = &self.shards[self.shard(h)];
         if let Some(slot) = shard.slots.get(home(tag(h), shard.slots.len())) {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: SSE is part of x86_64; a prefetch never faults and changes no memory.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>((slot as *const Slot).cast());
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = slot;
+            crate::hint::prefetch(slot);
         }
     }
 }

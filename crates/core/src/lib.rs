@@ -9,6 +9,7 @@ pub mod audit;
 pub mod chunked;
 pub mod command;
 pub mod error;
+mod hint;
 pub mod idempotency;
 pub mod key_index;
 pub mod ledger;

@@ -246,9 +246,9 @@ fn replay_on_two_cores(
         let mut diverged = None;
         'chunks: for chunk in rx.iter() {
             for (i, (seq, envelope)) in chunk.iter().enumerate() {
-                // As on the sequencer: start the idempotency lookup's miss a few records early.
-                if let Some((_, Envelope { idempotency: Some(ahead), .. })) = chunk.get(i + PREFETCH_AHEAD) {
-                    state.prefetch(ahead);
+                // As on the sequencer: start the lookups' misses a few records early.
+                if let Some((_, ahead)) = chunk.get(i + PREFETCH_AHEAD) {
+                    state.prefetch(ahead.idempotency.as_ref(), &ahead.command);
                 }
                 let seq = *seq;
                 match state.apply(envelope) {
@@ -538,10 +538,10 @@ impl Sequencer {
                 loop {
                     // The lookup of a key a few commands ahead is a cache miss; start it now, so
                     // it overlaps the commands in between.
-                    if let Some(Item::Write { idempotency: Some(ahead), .. }) =
+                    if let Some(Item::Write { idempotency, command, .. }) =
                         items.as_slice().get(PREFETCH_AHEAD)
                     {
-                        self.state.prefetch(ahead);
+                        self.state.prefetch(idempotency.as_ref(), command);
                     }
                     let Some(item) = items.next() else { break };
                     results.push(self.execute(item, at, &mut batch.changes, &mut batch.events));
