@@ -215,11 +215,13 @@ fn items(engine: &EngineHandle, ops: &[Op], key_base: u64) -> anyhow::Result<Vec
 fn in_process_answer(result: ItemResult) -> Answer {
     match result {
         Ok(Reply::Outcome(outcome)) => outcome_answer(&outcome),
-        Ok(Reply::View(View::Order(o))) => Answer::Ok(o.order_id),
-        Ok(Reply::View(View::Claim(c))) => Answer::Ok(c.amount),
-        Ok(Reply::View(View::Sku(s))) => Answer::Ok(s.available),
-        Ok(Reply::View(View::Skus(list))) => Answer::Ok(list.skus.len() as u64),
-        Ok(Reply::View(_)) => Answer::Ok(0),
+        Ok(Reply::View(view)) => match *view {
+            View::Order(o) => Answer::Ok(o.order_id),
+            View::Claim(c) => Answer::Ok(c.amount),
+            View::Sku(s) => Answer::Ok(s.available),
+            View::Skus(list) => Answer::Ok(list.skus.len() as u64),
+            _ => Answer::Ok(0),
+        },
         Err(e) => Answer::Refused(e.code().to_owned()),
     }
 }

@@ -593,7 +593,7 @@ impl Client {
 fn read(engine: &EngineHandle, query: Query) -> anyhow::Result<View> {
     let mut results = call(engine, vec![Item::Read { actor: Actor::Admin, query }])?;
     match results.pop().context("no reply")?? {
-        Reply::View(view) => Ok(view),
+        Reply::View(view) => Ok(*view),
         Reply::Outcome(outcome) => bail!("a read answered with an outcome: {outcome:?}"),
     }
 }

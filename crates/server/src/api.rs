@@ -1230,7 +1230,7 @@ const OCTET_STREAM: &str = "application/octet-stream";
 /// A write asked with [`ReplyWith::View`], or a read, comes back as a view.
 fn view_of(reply: Reply) -> Result<View, ApiError> {
     match reply {
-        Reply::View(view) => Ok(view),
+        Reply::View(view) => Ok(*view),
         Reply::Outcome(_) => Err(ApiError::internal("an outcome where a view was asked")),
     }
 }
