@@ -59,7 +59,7 @@ proptest! {
                 currency: cny(),
                 initial_stock: 20,
             };
-            admin(&mut state, t0, Command::CreateSku(sku), a);
+            admin(&mut state, t0, Command::CreateSku(Box::new(sku)), a);
         }
         let campaign = NewCampaign {
             sku: SkuId(1),

@@ -276,14 +276,14 @@ fn setup_flash(
         commands.push(admin(Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 200 }));
     }
     let sku = |merchant: u64, title: String, price: u64, stock: u64| {
-        Command::CreateSku(NewSku {
+        Command::CreateSku(Box::new(NewSku {
             merchant: MerchantId(merchant % MERCHANTS + 1),
             title,
             description: String::new(),
             price: Amount(price),
             currency: cny(),
             initial_stock: stock,
-        })
+        }))
     };
     commands.push(admin(sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS)));
     run_setup(engine, std::mem::take(&mut commands))?;

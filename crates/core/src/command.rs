@@ -118,7 +118,9 @@ pub enum Command {
     CreateBuyer {
         name: String,
     },
-    CreateSku(NewSku),
+    /// Boxed, as is `CreateCoupon`: rare commands, and inline they made every command (and every
+    /// queued item and journaled envelope) 104 bytes instead of 72.
+    CreateSku(Box<NewSku>),
     Restock {
         sku: SkuId,
         quantity: u64,
@@ -152,7 +154,7 @@ pub enum Command {
     /// Time-driven work up to the envelope's time: release due reservations, close ended red
     /// packets. The sequencer sends it when something is due; it is journaled like any command.
     Tick,
-    CreateCoupon(NewCoupon),
+    CreateCoupon(Box<NewCoupon>),
     /// No new orders may use the coupon; orders that hold it keep it.
     DisableCoupon {
         coupon: CouponId,

@@ -155,14 +155,14 @@ impl Sim {
         for s in 0..SKUS {
             sim.must(
                 Actor::Admin,
-                Command::CreateSku(NewSku {
+                Command::CreateSku(Box::new(NewSku {
                     merchant: MerchantId(s % MERCHANTS + 1),
                     title: format!("sku {s}"),
                     description: String::new(),
                     price: Amount(1_000 + 333 * s),
                     currency: cny(),
                     initial_stock: 5 + s,
-                }),
+                })),
             );
         }
         sim
@@ -332,7 +332,7 @@ impl Sim {
                 };
                 let _ = self.send(
                     actor,
-                    Command::CreateCoupon(NewCoupon {
+                    Command::CreateCoupon(Box::new(NewCoupon {
                         sponsor,
                         rule,
                         currency: cny(),
@@ -342,7 +342,7 @@ impl Sim {
                         per_buyer_limit: limit,
                         budget_amount: money.map(Amount),
                         budget_uses: uses,
-                    }),
+                    })),
                 );
             }
             Step::DisableCoupon { coupon } => {

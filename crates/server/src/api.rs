@@ -424,7 +424,7 @@ impl CreateCouponRequest {
                 ))
             }
         };
-        Ok(Command::CreateCoupon(NewCoupon {
+        Ok(Command::CreateCoupon(Box::new(NewCoupon {
             sponsor: sponsor(self.merchant_id),
             rule,
             currency: currency(&self.currency)?,
@@ -434,7 +434,7 @@ impl CreateCouponRequest {
             per_buyer_limit: self.per_buyer_limit,
             budget_amount: self.budget_amount.map(Amount),
             budget_uses: self.budget_uses,
-        }))
+        })))
     }
 }
 
@@ -462,14 +462,14 @@ pub struct WalletParams {
 
 impl CreateSkuRequest {
     fn command(self) -> Result<Command, ApiError> {
-        Ok(Command::CreateSku(NewSku {
+        Ok(Command::CreateSku(Box::new(NewSku {
             merchant: MerchantId(self.merchant_id),
             title: self.title,
             description: self.description,
             price: Amount(self.price),
             currency: currency(&self.currency)?,
             initial_stock: self.stock,
-        }))
+        })))
     }
 }
 
@@ -1521,14 +1521,14 @@ mod tests {
             reservation_ttl_ms: 900_000,
         };
         // A description past the stack buffer takes the heap path.
-        let sku = Command::CreateSku(NewSku {
+        let sku = Command::CreateSku(Box::new(NewSku {
             merchant: MerchantId(3),
             title: "kettle".into(),
             description: "x".repeat(2_000),
             price: Amount(100),
             currency: Currency::parse("CNY").unwrap(),
             initial_stock: 5,
-        });
+        }));
         for command in [&order, &sku] {
             assert_eq!(idempotency(actor, "k", command), allocating(actor, "k", command));
         }
