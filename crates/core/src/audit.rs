@@ -43,6 +43,7 @@ impl State {
             self.check_orders(),
             self.check_coupons(),
             self.check_red_packets(),
+            self.check_reservations(),
             check(
                 "idempotency_index",
                 (!self.idempotency.is_consistent(self))
@@ -189,6 +190,22 @@ impl State {
 }
 
 impl State {
+    /// The reservations index (derived, never encoded) holds exactly the pending orders, in
+    /// order of expiry then id: what `Tick` expires is what the orders say is due.
+    fn check_reservations(&self) -> Check {
+        let mut pending: Vec<(Millis, OrderId)> = (self.orders.iter().enumerate())
+            .filter(|(_, o)| o.status == OrderStatus::PendingPayment)
+            .map(|(i, o)| (o.expires_at(), OrderId::from_index(i)))
+            .collect();
+        pending.sort_unstable();
+        let expected: Vec<OrderId> = pending.into_iter().map(|(_, id)| id).collect();
+        let indexed = self.reservations.due(Millis(u64::MAX), usize::MAX, |id| self.order_expiry(id));
+        let violation = (indexed != expected).then(|| {
+            format!("{} pending orders, {} in the reservations index", expected.len(), indexed.len())
+        });
+        check("reservations_index", violation, format!("{} reservations pending", expected.len()))
+    }
+
     /// Coupons: never beyond the budget (uses, money) or a buyer's limit; the counters equal
     /// what live orders hold.
     fn check_coupons(&self) -> Check {

@@ -15,6 +15,7 @@ pub mod key_index;
 pub mod ledger;
 pub mod limits;
 pub mod promotions;
+mod reservations;
 pub mod state;
 pub mod types;
 

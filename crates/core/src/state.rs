@@ -10,6 +10,7 @@ use crate::idempotency::IdempotencyStore;
 use crate::ledger::{Ledger, Leg, Owner, TransferKind};
 use crate::limits::*;
 use crate::promotions::{Coupon, RedPacket};
+use crate::reservations::Reservations;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -207,7 +208,7 @@ pub struct State {
     pub(crate) order_discounts: BTreeMap<OrderId, Vec<OrderDiscount>>,
     pub(crate) ledger: Ledger,
     /// Pending orders by expiry.
-    pub(crate) reservations: BTreeSet<(Millis, OrderId)>,
+    pub(crate) reservations: Reservations,
     /// Encoded apart from the rest, after it (see [`State::write_to`]).
     #[serde(skip)]
     pub(crate) idempotency: IdempotencyStore,
@@ -418,10 +419,15 @@ impl State {
         &self.idempotency
     }
 
+    /// When a placed order's reservation ends (orders are never removed, so it is there).
+    pub(crate) fn order_expiry(&self, id: OrderId) -> Millis {
+        id.index().and_then(|i| self.orders.get(i)).map_or(Millis(0), Order::expires_at)
+    }
+
     /// The earliest pending reservation's expiry, so the shell knows when to send
     /// `Tick`.
     pub fn next_due(&self) -> Option<Millis> {
-        let reservation = self.reservations.first().map(|(at, _)| *at);
+        let reservation = self.reservations.first(|id| self.order_expiry(id));
         let packet = self.red_packet_ends.first().map(|(at, _)| *at);
         match (reservation, packet) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -756,7 +762,7 @@ impl State {
         if !discounts.is_empty() {
             self.order_discounts.insert(order, discounts);
         }
-        self.reservations.insert((expires_at, order));
+        self.reservations.insert(order, expires_at);
         Ok(Outcome::OrderPlaced { order, total, expires_at })
     }
 
@@ -822,7 +828,7 @@ impl State {
             sku.reserved -= u64::from(line.quantity);
             sku.sold += u64::from(line.quantity);
         }
-        self.reservations.remove(&(expires_at, id));
+        self.reservations.remove(id, expires_at);
         Ok(Outcome::OrderPaid { order: id, total, commission })
     }
 
@@ -848,7 +854,7 @@ impl State {
         }
         self.orders[index].lines = lines;
         self.release_coupons(index);
-        self.reservations.remove(&(expires_at, id));
+        self.reservations.remove(id, expires_at);
     }
 
     fn refund_order(
@@ -902,7 +908,7 @@ impl State {
         for &id in &ended {
             self.close_red_packet(id, now);
         }
-        let due = due_by(&self.reservations, now);
+        let due = self.reservations.due(now, EXPIRE_BATCH_MAX, |id| self.order_expiry(id));
         for &id in &due {
             self.close_unpaid(id, OrderStatus::Expired);
         }
@@ -916,8 +922,8 @@ impl State {
     /// of another layout could otherwise decode into a wrong state instead of failing. Bump it
     /// whenever a stored type changes. (2: ledger histories chained through the transfers;
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
-    /// compact, the store's time per second.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE4";
+    /// compact, the store's time per second; 5: reservations as a run of ids and a set.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE5";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.
