@@ -205,6 +205,9 @@ impl Recalled<'_> {
 // The index holds positions wrapped to 32 bits ([`wrapped`]): the store's span must stay below.
 const _: () = assert!(IDEMPOTENCY_KEYS_MAX < u32::MAX as usize / 2);
 
+/// How many removals ahead [`IdempotencyStore::forget_old`] starts loading a key's index slot.
+const FORGET_AHEAD: usize = 8;
+
 /// Keys in the order they were first used (which is also command-time order), so forgetting the
 /// oldest is a pop from the front.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -281,12 +284,18 @@ impl IdempotencyStore {
     }
 
     /// Forgets keys older than the retention window, and the oldest beyond the count bound.
+    /// Steady in a full store: each new key forgets about one.
     pub(crate) fn forget_old(&mut self, now: Millis) {
         // In whole seconds, as kept: a key is remembered for the window and at most a second more.
         let horizon_s = now.0.saturating_sub(IDEMPOTENCY_RETENTION_MS) / 1_000;
         while let (Some(front), Some(&(second, _))) = (self.entries.front(), self.seconds.front()) {
             if u64::from(second) >= horizon_s && self.entries.len() <= IDEMPOTENCY_KEYS_MAX {
                 break;
+            }
+            // The oldest keys leave in order: start loading the index slot of one a few removals
+            // ahead, or each removal is a cache miss (5% of the sequencer once the store is full).
+            if let Some(ahead) = self.entries.get(FORGET_AHEAD) {
+                self.index.prefetch(ahead.key());
             }
             self.index.remove(front.key(), self.first_position);
             self.entries.drop_front();
