@@ -135,8 +135,8 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
             Some(Event::SkuCreated {
                 sku: sku.0,
                 merchant: s.merchant().0,
-                title: s.title.to_string(),
-                description: s.description.to_string(),
+                title: state.sku_title(s).to_string(),
+                description: state.sku_description(s).to_string(),
                 price: s.price.0,
             })
         }

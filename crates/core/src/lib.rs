@@ -17,6 +17,7 @@ pub mod limits;
 pub mod promotions;
 mod reservations;
 pub mod state;
+mod texts;
 pub mod types;
 
 pub use audit::{AuditReport, Check};

@@ -11,6 +11,7 @@ use crate::ledger::{Ledger, Leg, Owner, TransferKind};
 use crate::limits::*;
 use crate::promotions::{Coupon, RedPacket};
 use crate::reservations::Reservations;
+use crate::texts::TextArena;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,16 +37,20 @@ pub struct Buyer {
 
 /// One SKU and its inventory. `available + reserved + sold == received`, always.
 ///
-/// 88 bytes (and its title's and description's bytes): a catalogue holds millions. The texts
-/// are boxed `str`s (16 bytes, never grown), the campaigns a `ThinVec` (8, no allocation for a
-/// SKU that never had one), the merchant in four bytes; as `String`s, a `Vec` and a `u64` it
-/// took 128.
+/// 72 bytes: a catalogue holds millions. The title and description are in the state's text
+/// arena ([`State::sku_title`], [`crate::texts`]; they were boxed `str`s, 32 bytes and an
+/// allocation), the campaigns a `ThinVec` (8, no allocation for a SKU that never had one), the
+/// merchant in four bytes; as `String`s, a `Vec` and a `u64` it took 128.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sku {
     /// The merchant's id value (there are at most [`MERCHANTS_MAX`]): [`Sku::merchant`].
     merchant: u32,
-    pub title: Box<str>,
-    pub description: Box<str>,
+    /// Where the title begins in the text arena; the description follows it.
+    texts_at: u64,
+    /// At most [`NAME_BYTES_MAX`].
+    title_len: u8,
+    /// At most [`DESCRIPTION_BYTES_MAX`].
+    description_len: u16,
     pub price: Amount,
     pub currency: Currency,
     /// Free to reserve.
@@ -60,7 +65,8 @@ pub struct Sku {
     pub campaigns: ThinVec<CampaignId>,
 }
 
-const _: () = assert!(std::mem::size_of::<Sku>() == 88);
+const _: () = assert!(std::mem::size_of::<Sku>() == 72);
+const _: () = assert!(NAME_BYTES_MAX <= u8::MAX as usize && DESCRIPTION_BYTES_MAX <= u16::MAX as usize);
 
 impl Sku {
     pub fn merchant(&self) -> MerchantId {
@@ -200,6 +206,8 @@ pub struct State {
     /// In chunks, like the orders: a catalogue of millions never doubles (and copies) on the
     /// sequencer.
     pub(crate) skus: Chunked<Sku>,
+    /// The SKUs' titles and descriptions.
+    pub(crate) sku_texts: TextArena,
     pub(crate) campaigns: Vec<Campaign>,
     pub(crate) orders: Chunked<Order>,
     /// The coupons applied to an order, for the orders that have any (a minority): `total` is
@@ -397,6 +405,14 @@ impl State {
         self.skus.iter().enumerate().map(|(i, s)| (SkuId(i as u64 + 1), s))
     }
 
+    pub fn sku_title(&self, sku: &Sku) -> &str {
+        self.sku_texts.get(sku.texts_at, sku.title_len.into())
+    }
+
+    pub fn sku_description(&self, sku: &Sku) -> &str {
+        self.sku_texts.get(sku.texts_at + u64::from(sku.title_len), sku.description_len.into())
+    }
+
     /// Every campaign, oldest first.
     pub fn campaigns(&self) -> impl ExactSizeIterator<Item = (CampaignId, &Campaign)> + '_ {
         self.campaigns.iter().enumerate().map(|(i, c)| (CampaignId(i as u64 + 1), c))
@@ -546,11 +562,14 @@ impl State {
         if initial_stock > STOCK_QUANTITY_MAX {
             return Err(out_of_bounds("initial_stock", "too large"));
         }
+        let texts_at = self.sku_texts.push(&[title, description]);
         self.skus.push(Sku {
-            // Fits: merchant ids are at most MERCHANTS_MAX, and this one exists.
+            // These fit: merchant ids are at most MERCHANTS_MAX (and this one exists), the
+            // texts' lengths were checked above.
             merchant: u32::try_from(merchant.0).unwrap_or(0),
-            title: title.as_str().into(),
-            description: description.as_str().into(),
+            texts_at,
+            title_len: u8::try_from(title.len()).unwrap_or(0),
+            description_len: u16::try_from(description.len()).unwrap_or(0),
             price,
             currency,
             available: initial_stock,
@@ -922,8 +941,8 @@ impl State {
     /// of another layout could otherwise decode into a wrong state instead of failing. Bump it
     /// whenever a stored type changes. (2: ledger histories chained through the transfers;
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
-    /// compact, the store's time per second; 5: reservations as a run of ids and a set.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE5";
+    /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE6";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.

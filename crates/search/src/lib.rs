@@ -96,8 +96,8 @@ impl Search {
             search.add(&SkuDoc {
                 sku: id.0,
                 merchant: sku.merchant().0,
-                title: sku.title.to_string(),
-                description: sku.description.to_string(),
+                title: state.sku_title(sku).to_string(),
+                description: state.sku_description(sku).to_string(),
                 price: sku.price.0,
             })?;
         }

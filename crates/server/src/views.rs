@@ -444,12 +444,12 @@ fn buyer_view(state: &State, id: BuyerId) -> Result<View, CoreError> {
     Ok(View::Buyer(BuyerView { buyer_id: id.0, name: state.buyer(id)?.name.clone() }))
 }
 
-fn sku_view(id: SkuId, s: &Sku) -> SkuView {
+fn sku_view(state: &State, id: SkuId, s: &Sku) -> SkuView {
     SkuView {
         sku_id: id.0,
         merchant_id: s.merchant().0,
-        title: s.title.to_string(),
-        description: s.description.to_string(),
+        title: state.sku_title(s).to_string(),
+        description: state.sku_description(s).to_string(),
         price: s.price.0,
         currency: Code(s.currency),
         available: s.available,
@@ -582,7 +582,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
     match *query {
         Query::Merchant(id) => merchant_view(state, id),
         Query::Buyer(id) => buyer_view(state, id),
-        Query::Sku(id) => Ok(View::Sku(sku_view(id, state.sku(id)?))),
+        Query::Sku(id) => Ok(View::Sku(sku_view(state, id, state.sku(id)?))),
         Query::Campaign(id) => campaign_view(state, id, now),
         Query::Order(id) => order_view(state, id, None),
         Query::Wallet { owner, entries_max } => {
@@ -626,7 +626,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
             skus: ids
                 .iter()
                 .take(LIST_ENTRIES_MAX)
-                .filter_map(|&id| Some(sku_view(id, state.sku(id).ok()?)))
+                .filter_map(|&id| Some(sku_view(state, id, state.sku(id).ok()?)))
                 .collect(),
         })),
         Query::RedPackets => {
@@ -694,7 +694,7 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
         Outcome::MerchantCreated { merchant } => merchant_view(state, merchant),
         Outcome::BuyerCreated { buyer } => buyer_view(state, buyer),
         Outcome::SkuCreated { sku, initial_stock } => {
-            let mut view = sku_view(sku, state.sku(sku)?);
+            let mut view = sku_view(state, sku, state.sku(sku)?);
             (view.available, view.reserved, view.sold, view.received) = (initial_stock, 0, 0, initial_stock);
             view.campaign_ids.clear();
             Ok(View::Sku(view))
