@@ -141,6 +141,7 @@ fn transparent_huge_pages() {
 fn main() -> ExitCode {
     transparent_huge_pages();
     prefault::start();
+    elevens_server::engine::on_table_threads(prefault::for_this_thread);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -226,6 +227,7 @@ fn main() -> ExitCode {
                 seed,
                 data,
                 snapshot_every,
+                release_freed_memory: Some(prefault::release_freed_memory),
             };
             bench(options, json)
         }

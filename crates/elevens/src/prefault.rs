@@ -1,12 +1,16 @@
-//! The global allocator: mimalloc, with large blocks faulted in by a thread of their own.
+//! The global allocator: mimalloc, with large blocks of the threads that fill the state's
+//! tables faulted in by a thread of their own.
 //!
 //! The big tables grow by fresh chunks (orders 8 MiB, transfers 3.5 MiB, remembered outcomes
 //! 4 MiB at a time), and the sequencer used to take a page fault on every 4 KiB of them as it
 //! filled them: 9% of its time (`perf record -t <sequencer>` on the in-process flash bench: 84% of
 //! its faults in `Chunked::push` and `ChunkedDeque::push_back`). Every allocation of at least
-//! [`PREFAULT_BYTES_MIN`] is now handed to a prefault thread, which asks the kernel to map its
-//! pages writable (`MADV_POPULATE_WRITE`) while the sequencer is still filling the first of them;
-//! the second core is mostly idle.
+//! [`PREFAULT_BYTES_MIN`] by such a thread (the sequencer, a restart's decoders: the server
+//! names them, [`elevens_server::engine::on_table_threads`]) is now handed to a prefault thread,
+//! which asks the kernel to map its pages writable (`MADV_POPULATE_WRITE`) while the sequencer
+//! is still filling the first of them; the second core is mostly idle. Other threads' blocks
+//! are left alone: a buffer that doubles (a search index's segment files) would have its unused
+//! half made resident.
 //!
 //! Safe whatever happens to the block meanwhile: populating changes no byte (the pages of a
 //! fresh block are zero either way, and pages already mapped are left alone), and a block freed
@@ -15,6 +19,8 @@
 
 use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Condvar, Mutex};
 
 /// Smaller blocks are left to fault in as they are used.
@@ -23,6 +29,29 @@ const PREFAULT_BYTES_MIN: usize = 1 << 20;
 const QUEUE_MAX: usize = 64;
 /// `MADV_POPULATE_WRITE` (Linux 5.14), not in the libc crate this builds with.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// `mi_option_purge_delay` of `mimalloc.h` (v2 and v3; the -sys crate does not name it): how
+/// long, in ms, freed pages are kept before they go back to the system.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// The purge delay before [`release_freed_memory`] changed it (`i64::MIN`: not changed).
+static PURGE_DELAY_DEFAULT: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// Has mimalloc hand freed pages back to the system at once (`true`), or after its default
+/// delay again (`false`). For memory measurements (`elevens bench`'s bytes per SKU): by default
+/// the pages of a search index's merged segments stay in the process for a second or more.
+pub fn release_freed_memory(at_once: bool) {
+    // SAFETY: an option is one aligned `long` in a static table; mimalloc's threads read the
+    // old or the new value (an aligned 8-byte store on x86-64 and aarch64), and any delay is
+    // valid. The index is checked against mimalloc's default by a test.
+    unsafe {
+        #[allow(clippy::useless_conversion)] // `c_long` is 32 bits on some targets.
+        let current = i64::from(libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY));
+        let _ = PURGE_DELAY_DEFAULT.compare_exchange(i64::MIN, current, Ordering::AcqRel, Ordering::Acquire);
+        let default = PURGE_DELAY_DEFAULT.load(Ordering::Acquire);
+        let delay = if at_once { 0 } else { default };
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay as std::os::raw::c_long);
+    }
+}
 
 pub struct Prefaulting;
 
@@ -36,8 +65,18 @@ struct Queue {
 static QUEUE: Mutex<Queue> = Mutex::new(Queue { blocks: [(0, 0); QUEUE_MAX], len: 0, running: false });
 static QUEUED: Condvar = Condvar::new();
 
+thread_local! {
+    /// Whether this thread fills the state's tables ([`for_this_thread`]).
+    static FILLING_TABLES: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Prefaults this thread's large blocks from now on (`true`), or no longer (`false`).
+pub fn for_this_thread(on: bool) {
+    FILLING_TABLES.with(|f| f.set(on));
+}
+
 fn queue(ptr: *mut u8, size: usize) {
-    if size < PREFAULT_BYTES_MIN || ptr.is_null() {
+    if size < PREFAULT_BYTES_MIN || ptr.is_null() || !FILLING_TABLES.try_with(Cell::get).unwrap_or(false) {
         return;
     }
     let Ok(mut queue) = QUEUE.lock() else { return };
@@ -100,5 +139,19 @@ unsafe impl GlobalAlloc for Prefaulting {
         let grown = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         queue(grown, new_size);
         grown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_purge_delay_option_is_the_one_named() {
+        // mimalloc's default purge delay: 10 ms in v2, 1,000 ms in v3 (unless the environment
+        // sets MIMALLOC_PURGE_DELAY).
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads an option.
+            let delay = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+            assert!(delay == 10 || delay == 1_000, "option {} is {delay}", super::MI_OPTION_PURGE_DELAY);
+        }
     }
 }

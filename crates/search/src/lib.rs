@@ -25,6 +25,8 @@ pub enum SearchError {
     Query(String),
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
+    #[error("the search index's writer is being replaced")]
+    Settling,
 }
 
 /// A SKU as the index sees it.
@@ -63,7 +65,8 @@ struct Fields {
 
 pub struct Search {
     index: Index,
-    writer: Mutex<IndexWriter>,
+    /// Taken out only while [`Search::settle`] waits for merges (one writer per index).
+    writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     fields: Fields,
     dirty: AtomicBool,
@@ -86,7 +89,7 @@ impl Search {
         let index = Index::create_in_ram(schema.build());
         let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Search { index, writer: Mutex::new(writer), reader, fields, dirty: AtomicBool::new(false) })
+        Ok(Search { index, writer: Mutex::new(Some(writer)), reader, fields, dirty: AtomicBool::new(false) })
     }
 
     /// Every SKU of the recovered state, searchable at once.
@@ -108,7 +111,8 @@ impl Search {
     /// Adds a SKU; it becomes searchable at the next commit.
     pub fn add(&self, sku: &SkuDoc) -> Result<(), SearchError> {
         let f = &self.fields;
-        self.writer.lock().add_document(doc!(
+        let mut writer = self.writer.lock();
+        writer.as_mut().ok_or(SearchError::Settling)?.add_document(doc!(
             f.sku => sku.sku,
             f.merchant => sku.merchant,
             f.price => sku.price,
@@ -122,9 +126,31 @@ impl Search {
     /// Makes what was added searchable (the committer calls it every few hundred ms).
     pub fn commit_if_dirty(&self) -> Result<(), SearchError> {
         if self.dirty.swap(false, Ordering::AcqRel) {
-            self.writer.lock().commit()?;
+            self.writer.lock().as_mut().ok_or(SearchError::Settling)?.commit()?;
             self.reader.reload()?;
         }
+        Ok(())
+    }
+
+    /// The bytes of the searchable index, by tantivy's count of its segments.
+    pub fn index_bytes(&self) -> Result<u64, SearchError> {
+        let usage = self.reader.searcher().space_usage().map_err(tantivy::TantivyError::from)?;
+        Ok(usage.total().get_bytes())
+    }
+
+    /// Commits, then waits for the background merges to finish and their old segments to be
+    /// dropped: the index at rest, as a measurement of its memory wants it. Adds and commits on
+    /// other threads meanwhile wait for the writer's lock (or fail while it is replaced).
+    pub fn settle(&self) -> Result<(), SearchError> {
+        let mut slot = self.writer.lock();
+        let Some(mut writer) = slot.take() else { return Err(SearchError::Settling) };
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        let writer = self.index.writer_with_num_threads(1, WRITER_BYTES)?;
+        self.reader.reload()?;
+        // The merged segments' files, now that no searcher holds them.
+        writer.garbage_collect_files().wait()?;
+        *slot = Some(writer);
         Ok(())
     }
 

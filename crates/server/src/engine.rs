@@ -29,7 +29,7 @@ use elevens_search::{Search, SkuDoc};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -179,6 +179,33 @@ pub fn now_ms() -> Millis {
     Millis(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
 }
 
+/// What runs on a thread as it starts (`true`) and stops (`false`) filling the state's large
+/// tables: the sequencer, and a restart's decoding and replay. Set once by the binary, whose
+/// allocator prefaults large blocks for those threads only (elsewhere, e.g. a search index's
+/// growing buffers, prefaulting made unused capacity resident: 40 bytes more per SKU).
+static TABLE_THREAD_HOOK: OnceLock<fn(bool)> = OnceLock::new();
+
+/// Sets [`TABLE_THREAD_HOOK`]; once per process, later calls are ignored.
+pub fn on_table_threads(hook: fn(bool)) {
+    let _ = TABLE_THREAD_HOOK.set(hook);
+}
+
+/// This thread fills the state's tables until the guard drops.
+fn filling_tables() -> impl Drop {
+    struct Filling;
+    impl Drop for Filling {
+        fn drop(&mut self) {
+            if let Some(hook) = TABLE_THREAD_HOOK.get() {
+                hook(false);
+            }
+        }
+    }
+    if let Some(hook) = TABLE_THREAD_HOOK.get() {
+        hook(true);
+    }
+    Filling
+}
+
 /// Rebuilds the state from the data directory: the latest sound snapshot (unless
 /// `use_snapshot` is false, then from empty) and the journal after it.
 pub fn recover(
@@ -186,6 +213,7 @@ pub fn recover(
     options: JournalOptions,
     use_snapshot: bool,
 ) -> Result<(State, Journal, RecoveryReport), StartError> {
+    let _filling = filling_tables();
     let snapshots = SnapshotStore::open(&data_dir.join("snapshots"))?;
     let mut report = RecoveryReport::default();
     let started = std::time::Instant::now();
@@ -277,7 +305,10 @@ fn replay_on_two_cores(
 fn decode_on_two_cores(bytes: &[u8]) -> Result<State, postcard::Error> {
     let parts = EncodedState::split(bytes)?;
     let (main, idempotency) = std::thread::scope(|scope| {
-        let idempotency = scope.spawn(|| parts.decode_idempotency());
+        let idempotency = scope.spawn(|| {
+            let _filling = filling_tables();
+            parts.decode_idempotency()
+        });
         (parts.decode_main(), idempotency.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     });
     Ok(main?.with_idempotency(idempotency?))
@@ -436,6 +467,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name("sequencer".into())
                 .spawn(move || {
+                    let _filling = filling_tables();
                     sequencer.run(rx, durable_tx, Spares { changes: spare_rx, events: spare_events_rx })
                 })
                 .expect("spawn the sequencer thread"),
