@@ -252,6 +252,14 @@ pub struct Ranked {
 impl Analytics {
     /// The cumulative figures of every order in `state` (the per-second window starts empty).
     pub fn from_state(state: &State) -> Analytics {
+        let mut analytics = Analytics::catalogue_of(state);
+        analytics.absorb(Analytics::of_orders(state, 0..state.orders().len()));
+        analytics
+    }
+
+    /// The campaigns and experiments of `state`, without its orders: the base a restart adds
+    /// [`Analytics::of_orders`] parts to.
+    pub fn catalogue_of(state: &State) -> Analytics {
         let mut analytics = Analytics::default();
         for (id, c) in state.campaigns() {
             let (sku, quantity) = (c.sku.0, c.quantity);
@@ -266,7 +274,17 @@ impl Analytics {
         for (id, e) in state.experiments() {
             analytics.fold(&experiment_event(id, e));
         }
-        for (_, order) in state.orders() {
+        analytics
+    }
+
+    /// The cumulative figures of the orders at `positions` (oldest first) alone, so that a
+    /// restart folds ten million orders in parts on both cores. Experiments count nothing here:
+    /// a rebuilt experiment has no exposures yet (views are not journaled), so its buyers'
+    /// payments would not count either.
+    pub fn of_orders(state: &State, positions: std::ops::Range<usize>) -> Analytics {
+        let mut analytics = Analytics::default();
+        let orders = state.orders().skip(positions.start).take(positions.len());
+        for (_, order) in orders {
             let at = order.placed_at;
             analytics.fold(&Event::Placed { at, currency: order.currency, lines: lines(order) });
             use elevens_core::OrderStatus::*;
@@ -289,6 +307,41 @@ impl Analytics {
         }
         analytics.seconds.clear();
         analytics
+    }
+
+    /// Adds `part`'s cumulative figures to these (totals by currency, GMV by SKU and merchant,
+    /// funnels; its campaigns and experiments where these have none). The per-second window
+    /// stays this one's.
+    pub fn absorb(&mut self, part: Analytics) {
+        for (currency, t) in part.by_currency {
+            let totals = self.by_currency.entry(currency).or_default();
+            totals.gmv += t.gmv;
+            totals.paid_orders += t.paid_orders;
+            totals.refunded_orders += t.refunded_orders;
+            totals.refunds += t.refunds;
+            totals.placed_orders += t.placed_orders;
+        }
+        for (sku, (gmv, units)) in part.sku_gmv {
+            let entry = self.sku_gmv.entry(sku).or_default();
+            entry.0 += gmv;
+            entry.1 += units;
+        }
+        for (merchant, gmv) in part.merchant_gmv {
+            *self.merchant_gmv.entry(merchant).or_default() += gmv;
+        }
+        for (campaign, f) in part.funnels {
+            let funnel = self.funnels.entry(campaign).or_default();
+            funnel.views += f.views;
+            funnel.orders += f.orders;
+            funnel.paid += f.paid;
+            funnel.gmv += f.gmv;
+        }
+        for (id, times) in part.campaigns {
+            self.campaigns.entry(id).or_insert(times);
+        }
+        for (id, experiment) in part.experiments {
+            self.experiments.entry(id).or_insert(experiment);
+        }
     }
 
     fn second(&mut self, at: Millis) -> &mut Second {

@@ -121,5 +121,20 @@ proptest! {
         prop_assert_eq!(format!("{:?}", rebuilt.top_skus(10)), format!("{:?}", analytics.top_skus(10)));
         prop_assert_eq!(rebuilt.funnels(), analytics.funnels());
         prop_assert_eq!(rebuilt.next_campaign(Millis(t0 - 1)).map(|c| c.campaign_id), Some(1));
+
+        // Rebuilt in parts, as a restart does on two cores: the same again.
+        let n = state.orders().len();
+        let mut parts = Analytics::catalogue_of(&state);
+        parts.absorb(Analytics::of_orders(&state, n / 3..n));
+        parts.absorb(Analytics::of_orders(&state, 0..n / 3));
+        let again = parts.summary(Millis(t0));
+        prop_assert_eq!(
+            (again.gmv, again.paid_orders, again.refunds, again.refunded_orders, again.placed_orders),
+            (summary.gmv, summary.paid_orders, summary.refunds, summary.refunded_orders, summary.placed_orders)
+        );
+        prop_assert_eq!(format!("{:?}", parts.top_skus(10)), format!("{:?}", analytics.top_skus(10)));
+        prop_assert_eq!(format!("{:?}", parts.top_merchants(10)), format!("{:?}", analytics.top_merchants(10)));
+        prop_assert_eq!(parts.funnels(), analytics.funnels());
+        prop_assert_eq!(parts.next_campaign(Millis(t0 - 1)).map(|c| c.campaign_id), Some(1));
     }
 }
