@@ -1,17 +1,23 @@
 //! Snapshots: the encoded state after record `seq`, so recovery replays only the tail.
 //!
-//! File `snapshot-{seq:020}.bin`: magic u32 | seq u64 | len u64 | crc32 u32 | bytes. Written to a
-//! temporary file, fsync'd, renamed into place and the directory fsync'd, so a snapshot is either
-//! whole or absent. A damaged snapshot is skipped with a warning: the journal still holds every
+//! File `snapshot-{seq:020}.bin`: magic u32 | seq u64 | len u64 | crc32 u32, zeros to 4 KiB, then
+//! the bytes (so that they can be written with `O_DIRECT`; the first layout, "ELS1", had them
+//! right after the header and is still read). Written to a temporary file, fsync'd, renamed into
+//! place and the directory fsync'd, so a snapshot is either whole or absent. A damaged snapshot is skipped with a warning: the journal still holds every
 //! record, so an older snapshot (or none) and a longer replay give the same state.
 
 use crate::{io_error, JournalError};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-const SNAPSHOT_MAGIC: u32 = 0x3153_4c45; // "ELS1"
+const SNAPSHOT_MAGIC: u32 = 0x3253_4c45; // "ELS2"
+/// The first layout: the bytes right after the header.
+const SNAPSHOT_MAGIC_HEADER_ONLY: u32 = 0x3153_4c45; // "ELS1"
 const SNAPSHOT_HEADER_BYTES: usize = 24;
+/// Where the bytes start, and the alignment of `O_DIRECT` writes (address, length, offset).
+const SNAPSHOT_BLOCK_BYTES: usize = 4096;
 /// How many snapshots are kept; older ones are deleted after a new one is durable.
 const SNAPSHOTS_KEPT: usize = 2;
 /// The write buffer of a snapshot.
@@ -25,12 +31,14 @@ pub struct Snapshot {
     /// The whole file, mapped: a snapshot is gigabytes at ten million orders, and reading it
     /// into memory would fault in (and copy into) as many fresh pages again as the state needs.
     file: memmap2::Mmap,
+    /// Where the encoded state starts in it.
+    at: usize,
 }
 
 impl Snapshot {
     /// The encoded state.
     pub fn bytes(&self) -> &[u8] {
-        &self.file[SNAPSHOT_HEADER_BYTES..]
+        &self.file[self.at..]
     }
 }
 
@@ -83,7 +91,7 @@ impl SnapshotStore {
                 }
             };
             match decode(&map, seq) {
-                Some(_) => return Ok(Some(Snapshot { seq, file: map })),
+                Some(at) => return Ok(Some(Snapshot { seq, file: map, at })),
                 None => tracing::warn!(path = %path.display(), "snapshot damaged; skipping it"),
             }
         }
@@ -94,12 +102,21 @@ impl SnapshotStore {
     /// the header. Write the state to [`SnapshotFile::out`], then [`SnapshotFile::finish`] it,
     /// then [`SnapshotStore::publish`] it once the journal is durable up to `seq`.
     pub fn create(&self, seq: u64) -> Result<SnapshotFile, JournalError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = self.tmp_path(seq);
-        let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
-        // Written straight to the file, so the buffer below starts empty (see `SnapshotFile`).
-        file.write_all(&[0; SNAPSHOT_HEADER_BYTES]).map_err(io_error(&tmp))?;
-        let summed = Summed { file, crc: crc32fast::Hasher::new(), len: 0, flushed: 0 };
-        Ok(SnapshotFile { seq, out: BufWriter::with_capacity(SNAPSHOT_BUFFER_BYTES, summed) })
+        let open = |flags| {
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(flags).open(&tmp)
+        };
+        // Straight from the buffer to the disk where the file system allows it (not tmpfs).
+        let (mut file, direct) = match open(libc::O_DIRECT) {
+            Ok(file) => (file, true),
+            Err(_) => (open(0).map_err(io_error(&tmp))?, false),
+        };
+        file.seek(SeekFrom::Start(SNAPSHOT_BLOCK_BYTES as u64)).map_err(io_error(&tmp))?;
+        let summed = Summed { file, crc: crc32fast::Hasher::new(), len: 0, flushed: 0, direct };
+        let storage = vec![0; SNAPSHOT_BUFFER_BYTES + SNAPSHOT_BLOCK_BYTES];
+        let start = storage.as_ptr().align_offset(SNAPSHOT_BLOCK_BYTES);
+        Ok(SnapshotFile { seq, out: Blocks { summed, storage, start, len: 0 } })
     }
 
     /// Moves a finished snapshot into place (it is what the next start reads) and deletes the
@@ -137,18 +154,59 @@ impl SnapshotStore {
 /// A snapshot being written. Nothing here allocates once it is created (the buffer is
 /// allocated up front), so it can be written by a forked child process, where allocating could
 /// wait forever on a lock some other thread of the parent held at the fork.
+///
+/// Whole buffers go to the disk with `O_DIRECT`: through the page cache (and a `BufWriter`), a
+/// forked writer of 1.6 GB spent 35% of its time in the kernel copying into the cache and took
+/// 6.8-7.1 s on an idle engine; written directly, 3.4 s.
 pub struct SnapshotFile {
     seq: u64,
-    out: BufWriter<Summed>,
+    out: Blocks,
+}
+
+/// A buffered writer whose buffer is aligned for `O_DIRECT` and written out only when full
+/// (and last at [`SnapshotFile::finish`]). The encoder writes small blocks from a buffer of its
+/// own that stays in the first-level cache: filled by the encoder directly, this one's lines,
+/// just read by the disk's DMA, missed on every store (65% of the writer's time).
+struct Blocks {
+    summed: Summed,
+    /// The buffer is `storage[start..][..SNAPSHOT_BUFFER_BYTES]`.
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Blocks {
+    fn write_out(&mut self) -> std::io::Result<()> {
+        let Blocks { summed, storage, start, len } = self;
+        summed.write_all(&storage[*start..][..*len])?;
+        *len = 0;
+        Ok(())
+    }
+}
+
+impl Write for Blocks {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.len == SNAPSHOT_BUFFER_BYTES {
+            self.write_out()?;
+        }
+        let n = bytes.len().min(SNAPSHOT_BUFFER_BYTES - self.len);
+        self.storage[self.start + self.len..][..n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.write_out()
+    }
 }
 
 impl Summed {
     /// Writes what is dirty to the disk and waits for it. A gigabyte of dirty snapshot pages left
     /// to the final fsync queued the journal's group commits behind it on the disk (fsyncs of
     /// up to 589 ms during the snapshots, `elevens bench --snapshot-every 1000000`); written back
-    /// a few megabytes at a time, a group commit waits behind at most that much.
+    /// a few megabytes at a time, a group commit waits behind at most that much. (Nothing is
+    /// dirty while writing with `O_DIRECT`.)
     fn write_back(&mut self) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
         let (from, len) = (self.flushed as libc::off64_t, (self.len - self.flushed) as libc::off64_t);
         let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
             | libc::SYNC_FILE_RANGE_WRITE
@@ -158,6 +216,23 @@ impl Summed {
             return Err(std::io::Error::last_os_error());
         }
         self.flushed = self.len;
+        Ok(())
+    }
+
+    /// From here on through the page cache: for a write `O_DIRECT` cannot take (the last, short
+    /// one; an unaligned one) and for the header.
+    fn buffered(&mut self) -> std::io::Result<()> {
+        if self.direct {
+            let fd = self.file.as_raw_fd();
+            // SAFETY: fcntl on a descriptor this owns.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            // SAFETY: as above.
+            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            self.direct = false;
+            self.flushed = self.len;
+        }
         Ok(())
     }
 }
@@ -172,12 +247,13 @@ impl SnapshotFile {
         &mut self.out
     }
 
-    /// Writes the header (the length and CRC of what went through [`SnapshotFile::out`]) and
-    /// makes the file durable.
+    /// Writes out the buffer and the header (the length and CRC of what went through
+    /// [`SnapshotFile::out`]) and makes the file durable.
     pub fn finish(&mut self) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.out.flush()?;
-        let summed = self.out.get_ref();
+        self.out.write_out()?;
+        let summed = &mut self.out.summed;
+        summed.buffered()?;
         let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
         header[..4].copy_from_slice(&SNAPSHOT_MAGIC.to_le_bytes());
         header[4..12].copy_from_slice(&self.seq.to_le_bytes());
@@ -189,8 +265,7 @@ impl SnapshotFile {
 
     /// The file descriptor, which a forked writer keeps when it closes every other.
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.out.get_ref().file.as_raw_fd()
+        self.out.summed.file.as_raw_fd()
     }
 }
 
@@ -201,14 +276,20 @@ struct Summed {
     len: u64,
     /// Bytes already on their way to the disk (`sync_file_range`).
     flushed: u64,
+    /// Opened with `O_DIRECT`, and every write so far whole blocks from an aligned address.
+    direct: bool,
 }
 
 impl Write for Summed {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let aligned = |n: usize| n.is_multiple_of(SNAPSHOT_BLOCK_BYTES);
+        if self.direct && !(aligned(bytes.len()) && aligned(bytes.as_ptr() as usize)) {
+            self.buffered()?;
+        }
         let n = self.file.write(bytes)?;
         self.crc.update(&bytes[..n]);
         self.len += n as u64;
-        if self.len - self.flushed >= SNAPSHOT_FLUSH_BYTES {
+        if !self.direct && self.len - self.flushed >= SNAPSHOT_FLUSH_BYTES {
             self.write_back()?;
         }
         Ok(n)
@@ -219,20 +300,24 @@ impl Write for Summed {
     }
 }
 
-fn decode(bytes: &[u8], seq: u64) -> Option<&[u8]> {
+/// Where the encoded state starts in a snapshot file, if the file is whole.
+fn decode(bytes: &[u8], seq: u64) -> Option<usize> {
     let header = bytes.get(..SNAPSHOT_HEADER_BYTES)?;
     let word = |at: usize, n: usize| -> u64 {
         let mut b = [0u8; 8];
         b[..n].copy_from_slice(&header[at..at + n]);
         u64::from_le_bytes(b)
     };
+    let at = match u32::try_from(word(0, 4)).ok()? {
+        SNAPSHOT_MAGIC => SNAPSHOT_BLOCK_BYTES,
+        SNAPSHOT_MAGIC_HEADER_ONLY => SNAPSHOT_HEADER_BYTES,
+        _ => return None,
+    };
     let len = usize::try_from(word(12, 8)).ok()?;
-    let payload = bytes.get(SNAPSHOT_HEADER_BYTES..)?;
-    let sound = word(0, 4) == u64::from(SNAPSHOT_MAGIC)
-        && word(4, 8) == seq
-        && payload.len() == len
-        && u64::from(crc_on_two_cores(payload)) == word(20, 4);
-    sound.then_some(payload)
+    let payload = bytes.get(at..)?;
+    let sound =
+        word(4, 8) == seq && payload.len() == len && u64::from(crc_on_two_cores(payload)) == word(20, 4);
+    sound.then_some(at)
 }
 
 /// The CRC32 of a snapshot of gigabytes, each half on a core (which also maps its pages in).
@@ -254,6 +339,42 @@ fn crc_on_two_cores(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_of_many_buffers_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        // Whole buffers (straight to the disk where it allows), then a short last one; written
+        // in pieces that do not line up with the buffer.
+        let bytes: Vec<u8> = (0..3 * SNAPSHOT_BUFFER_BYTES + 12_345).map(|i| (i * 7 % 251) as u8).collect();
+        let mut file = store.create(7).unwrap();
+        for piece in bytes.chunks(5_000) {
+            file.out().write_all(piece).unwrap();
+        }
+        file.finish().unwrap();
+        store.publish(7).unwrap();
+        let latest = store.latest().unwrap().unwrap();
+        assert_eq!(latest.seq, 7);
+        assert!(latest.bytes() == bytes.as_slice());
+        let path = dir.path().join("snapshot-00000000000000000007.bin");
+        assert_eq!(std::fs::metadata(path).unwrap().len(), (SNAPSHOT_BLOCK_BYTES + bytes.len()) as u64);
+    }
+
+    #[test]
+    fn a_snapshot_of_the_first_layout_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = b"state of the first layout";
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(payload);
+        let mut file = SNAPSHOT_MAGIC_HEADER_ONLY.to_le_bytes().to_vec();
+        file.extend(9u64.to_le_bytes());
+        file.extend((payload.len() as u64).to_le_bytes());
+        file.extend(crc.finalize().to_le_bytes());
+        file.extend(payload);
+        std::fs::write(dir.path().join("snapshot-00000000000000000009.bin"), file).unwrap();
+        let latest = SnapshotStore::open(dir.path()).unwrap().latest().unwrap().unwrap();
+        assert_eq!((latest.seq, latest.bytes()), (9, &payload[..]));
+    }
 
     #[test]
     fn newest_whole_snapshot_wins_and_old_ones_go() {
