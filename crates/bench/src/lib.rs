@@ -111,6 +111,8 @@ pub struct Options {
     /// Snapshots every this many commands; none if absent (a snapshot forks the engine's
     /// process, measured on its own).
     pub snapshot_every: Option<u64>,
+    /// The snapshots written with `O_DIRECT` (`Config::snapshot_direct_io`).
+    pub snapshot_direct_io: bool,
     /// Tells the process's allocator to hand freed memory back to the system at once (`true`)
     /// or as it does by default (`false`); none if it cannot. The set-up's memory figures are
     /// read with it on, so that they count what the catalogue holds, not what the allocator has
@@ -726,6 +728,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             };
             let mut config = Config::new(data, "127.0.0.1:0".parse()?);
             config.snapshot_every_commands = options.snapshot_every.unwrap_or(u64::MAX).max(1);
+            config.snapshot_direct_io = options.snapshot_direct_io;
             gate = Arc::new(Gate::new(config.admission.clone()));
             let (started, _) = Engine::start(&config)?;
             let handle = started.handle.clone();

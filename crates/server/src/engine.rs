@@ -421,7 +421,8 @@ impl Engine {
         let options = JournalOptions { segment_bytes_max: config.segment_bytes_max };
         let (state, journal, mut report) = recover(&config.data_dir, options, true)?;
         let started = std::time::Instant::now();
-        let snapshots = SnapshotStore::open(&config.data_dir.join("snapshots"))?;
+        let snapshots =
+            SnapshotStore::open(&config.data_dir.join("snapshots"))?.direct_io(config.snapshot_direct_io);
         let keys = Arc::new(KeyCache::from_state(&state));
         // Two cores: the analytics fold over every order, in halves, beside the search index's
         // build (at ~12 M orders the read models took 0.93-0.99 s with the fold on one core, 0.67-0.71 s in halves).
