@@ -105,46 +105,9 @@ pub struct Transfer {
     credit_prev: U40,
 }
 
-/// An id in five bytes. Encoded as the `u64` it stands for, so the snapshot's layout is the same
-/// as with `u64` fields; a larger value is refused when decoded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct U40([u8; 5]);
-
 // Every id a transfer holds fits, and a transfer is the size its documentation says.
 const _: () = assert!(std::mem::size_of::<Transfer>() == 40);
 const _: () = assert!(TRANSFERS_MAX <= U40::MAX && ORDERS_MAX <= U40::MAX);
-
-impl U40 {
-    const MAX: u64 = (1 << 40) - 1;
-
-    /// `value` must be at most [`U40::MAX`] (callers check it with the ledger's bound).
-    fn new(value: u64) -> U40 {
-        debug_assert!(value <= U40::MAX);
-        let b = value.to_le_bytes();
-        U40([b[0], b[1], b[2], b[3], b[4]])
-    }
-
-    fn get(self) -> u64 {
-        let [a, b, c, d, e] = self.0;
-        u64::from_le_bytes([a, b, c, d, e, 0, 0, 0])
-    }
-}
-
-impl Serialize for U40 {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(self.get())
-    }
-}
-
-impl<'de> Deserialize<'de> for U40 {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<U40, D::Error> {
-        let value = u64::deserialize(deserializer)?;
-        if value > U40::MAX {
-            return Err(serde::de::Error::custom("a transfer id or order id above 2^40 - 1"));
-        }
-        Ok(U40::new(value))
-    }
-}
 
 /// A transfer with its accounts resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -509,18 +472,6 @@ mod tests {
         expected(&restarted);
         // And the external account in each currency.
         assert_eq!(restarted.accounts().len(), (owners.len() + 1) * 2);
-    }
-
-    /// A five-byte id is encoded as the `u64` it stands for, and one above 2^40 - 1 is refused.
-    #[test]
-    fn u40_encodes_as_u64() {
-        for value in [0, 1, 127, 128, 1 << 32, U40::MAX] {
-            let bytes = postcard::to_allocvec(&U40::new(value)).unwrap();
-            assert_eq!(bytes, postcard::to_allocvec(&value).unwrap());
-            assert_eq!(postcard::from_bytes::<U40>(&bytes).unwrap().get(), value);
-        }
-        let too_large = postcard::to_allocvec(&(U40::MAX + 1)).unwrap();
-        assert!(postcard::from_bytes::<U40>(&too_large).is_err());
     }
 
     /// The audit's ledger check finds a broken chain, a wrong count, a wrong newest entry and a

@@ -37,16 +37,17 @@ pub struct Buyer {
 
 /// One SKU and its inventory. `available + reserved + sold == received`, always.
 ///
-/// 72 bytes: a catalogue holds millions. The title and description are in the state's text
+/// 64 bytes: a catalogue holds millions. The title and description are in the state's text
 /// arena ([`State::sku_title`], [`crate::texts`]; they were boxed `str`s, 32 bytes and an
-/// allocation), the campaigns a `ThinVec` (8, no allocation for a SKU that never had one), the
-/// merchant in four bytes; as `String`s, a `Vec` and a `u64` it took 128.
+/// allocation), where they start in five bytes (eight took the SKU to 72); the campaigns a
+/// `ThinVec` (8, no allocation for a SKU that never had one), the merchant in four bytes; as
+/// `String`s, a `Vec` and a `u64` it took 128.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sku {
     /// The merchant's id value (there are at most [`MERCHANTS_MAX`]): [`Sku::merchant`].
     merchant: u32,
     /// Where the title begins in the text arena; the description follows it.
-    texts_at: u64,
+    texts_at: U40,
     /// At most [`NAME_BYTES_MAX`].
     title_len: u8,
     /// At most [`DESCRIPTION_BYTES_MAX`].
@@ -65,7 +66,7 @@ pub struct Sku {
     pub campaigns: ThinVec<CampaignId>,
 }
 
-const _: () = assert!(std::mem::size_of::<Sku>() == 72);
+const _: () = assert!(std::mem::size_of::<Sku>() == 64);
 const _: () = assert!(NAME_BYTES_MAX <= u8::MAX as usize && DESCRIPTION_BYTES_MAX <= u16::MAX as usize);
 
 impl Sku {
@@ -406,11 +407,11 @@ impl State {
     }
 
     pub fn sku_title(&self, sku: &Sku) -> &str {
-        self.sku_texts.get(sku.texts_at, sku.title_len.into())
+        self.sku_texts.get(sku.texts_at.get(), sku.title_len.into())
     }
 
     pub fn sku_description(&self, sku: &Sku) -> &str {
-        self.sku_texts.get(sku.texts_at + u64::from(sku.title_len), sku.description_len.into())
+        self.sku_texts.get(sku.texts_at.get() + u64::from(sku.title_len), sku.description_len.into())
     }
 
     /// Every campaign, oldest first.
@@ -562,10 +563,13 @@ impl State {
         if initial_stock > STOCK_QUANTITY_MAX {
             return Err(out_of_bounds("initial_stock", "too large"));
         }
-        let texts_at = self.sku_texts.push(&[title, description]);
+        if !self.sku_texts.has_room() {
+            return Err(CoreError::Overflow("bytes of SKU texts ever stored"));
+        }
+        let texts_at = U40::new(self.sku_texts.push(&[title, description]));
         self.skus.push(Sku {
             // These fit: merchant ids are at most MERCHANTS_MAX (and this one exists), the
-            // texts' lengths were checked above.
+            // texts' lengths were checked above, and the arena's positions with `has_room`.
             merchant: u32::try_from(merchant.0).unwrap_or(0),
             texts_at,
             title_len: u8::try_from(title.len()).unwrap_or(0),

@@ -1,7 +1,7 @@
 //! The SKUs' titles and descriptions, back to back in creation order, in chunks of 1 MiB.
 //!
 //! A catalogue holds millions of SKUs and their texts never change: a SKU keeps where its texts
-//! start and their lengths (12 bytes) instead of two boxed `str`s (32 bytes, and an allocation
+//! start and their lengths (8 bytes) instead of two boxed `str`s (32 bytes, and an allocation
 //! each rounded up to the allocator's size class). Chunks of a fixed size, never grown past it,
 //! so no text moves and the arena never doubles and copies on the sequencer; a text never
 //! straddles two chunks (the few bytes left at a chunk's end stay unused).
@@ -11,6 +11,7 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::limits::{DESCRIPTION_BYTES_MAX, NAME_BYTES_MAX};
+use crate::types::U40;
 
 const CHUNK_SHIFT: u32 = 20;
 /// The bytes of one chunk.
@@ -40,6 +41,12 @@ impl TextArena {
             last.extend_from_slice(part.as_bytes());
         }
         at
+    }
+
+    /// Whether a push's position is sure to fit in [`U40`] (below 2^40: a TiB of texts): the
+    /// next chunk's index, shifted, is below it.
+    pub(crate) fn has_room(&self) -> bool {
+        ((self.chunks.len() as u64 + 1) << CHUNK_SHIFT) <= U40::MAX + 1
     }
 
     /// The `len` bytes at `at`, as pushed ("" if they are not there: never for a position
@@ -151,5 +158,21 @@ mod tests {
             }
         }
         assert_eq!(arena.get(u64::MAX, 3), "");
+    }
+
+    /// Positions stay below 2^40 (a SKU keeps them in five bytes): room while the next chunk's
+    /// texts start below it, none after.
+    #[test]
+    fn the_arena_is_full_before_a_position_outgrows_five_bytes() {
+        let last_chunk = (U40::MAX >> CHUNK_SHIFT) as usize;
+        let mut arena = TextArena { chunks: vec![Vec::new(); last_chunk] };
+        assert!(arena.has_room());
+        arena.chunks.push(vec![0; TEXT_CHUNK_BYTES]);
+        assert!(!arena.has_room());
+        // The room left: the texts of chunk `last_chunk` start below 2^40.
+        arena.chunks.pop();
+        arena.chunks.last_mut().unwrap().resize(TEXT_CHUNK_BYTES, 0);
+        let at = arena.push(&["t", "d"]);
+        assert!(at <= U40::MAX && at >> CHUNK_SHIFT == last_chunk as u64);
     }
 }

@@ -182,3 +182,58 @@ impl Actor {
         }
     }
 }
+
+/// A number below 2^40 in five bytes (ids and positions in records kept by the million: a
+/// transfer's order and links, a SKU's texts). Encoded as the `u64` it stands for, so the
+/// snapshot's layout is the same as with `u64` fields; a larger value is refused when decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct U40([u8; 5]);
+
+impl U40 {
+    pub(crate) const MAX: u64 = (1 << 40) - 1;
+
+    /// `value` must be at most [`U40::MAX`] (callers check it against their bound).
+    pub(crate) fn new(value: u64) -> U40 {
+        debug_assert!(value <= U40::MAX);
+        let b = value.to_le_bytes();
+        U40([b[0], b[1], b[2], b[3], b[4]])
+    }
+
+    pub(crate) fn get(self) -> u64 {
+        let [a, b, c, d, e] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, 0, 0, 0])
+    }
+}
+
+impl Serialize for U40 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for U40 {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<U40, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        if value > U40::MAX {
+            return Err(serde::de::Error::custom("a five-byte number above 2^40 - 1"));
+        }
+        Ok(U40::new(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A five-byte id is encoded as the `u64` it stands for, and one above 2^40 - 1 is refused.
+    #[test]
+    fn u40_encodes_as_u64() {
+        for value in [0, 1, 127, 128, 1 << 32, U40::MAX] {
+            let bytes = postcard::to_allocvec(&U40::new(value)).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&value).unwrap());
+            assert_eq!(postcard::from_bytes::<U40>(&bytes).unwrap().get(), value);
+        }
+        let too_large = postcard::to_allocvec(&(U40::MAX + 1)).unwrap();
+        assert!(postcard::from_bytes::<U40>(&too_large).is_err());
+    }
+}
