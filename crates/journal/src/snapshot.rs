@@ -3,8 +3,9 @@
 //! File `snapshot-{seq:020}.bin`: magic u32 | seq u64 | len u64 | crc32 u32, zeros to 4 KiB, then
 //! the bytes (so that they can be written with `O_DIRECT`; the first layout, "ELS1", had them
 //! right after the header and is still read). Written to a temporary file, fsync'd, renamed into
-//! place and the directory fsync'd, so a snapshot is either whole or absent. A damaged snapshot is skipped with a warning: the journal still holds every
-//! record, so an older snapshot (or none) and a longer replay give the same state.
+//! place and the directory fsync'd, so a snapshot is either whole or absent. A damaged snapshot
+//! is skipped with a warning: the journal still holds every record, so an older snapshot (or
+//! none) and a longer replay give the same state.
 
 use crate::{io_error, JournalError};
 use std::fs::File;
@@ -185,9 +186,10 @@ pub struct SnapshotFile {
 }
 
 /// A buffered writer whose buffer is aligned for `O_DIRECT` and written out only when full
-/// (and last at [`SnapshotFile::finish`]). The encoder writes small blocks from a buffer of its
-/// own that stays in the first-level cache: filled by the encoder directly, this one's lines,
-/// just read by the disk's DMA, missed on every store (65% of the writer's time).
+/// (and last at [`SnapshotFile::finish`]). The encoder writes small blocks into it from a buffer
+/// of its own that stays in the first-level cache: when the encoder wrote into this one
+/// directly, its lines, just read by the disk's DMA, missed on every store (65% of the writer's
+/// time with `O_DIRECT`).
 struct Blocks {
     summed: Summed,
     /// The buffer is `storage[start..][..SNAPSHOT_BUFFER_BYTES]`.
