@@ -209,6 +209,28 @@ pub struct Funnel {
     pub gmv: i128,
 }
 
+/// Cumulative figures add up part by part ([`Analytics::absorb`]).
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, part: Totals) {
+        let Totals { gmv, paid_orders, refunded_orders, refunds, placed_orders } = part;
+        self.gmv += gmv;
+        self.paid_orders += paid_orders;
+        self.refunded_orders += refunded_orders;
+        self.refunds += refunds;
+        self.placed_orders += placed_orders;
+    }
+}
+
+impl std::ops::AddAssign for Funnel {
+    fn add_assign(&mut self, part: Funnel) {
+        let Funnel { views, orders, paid, gmv } = part;
+        self.views += views;
+        self.orders += orders;
+        self.paid += paid;
+        self.gmv += gmv;
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Analytics {
     by_currency: BTreeMap<Currency, Totals>,
@@ -283,8 +305,9 @@ impl Analytics {
     /// payments would not count either.
     pub fn of_orders(state: &State, positions: std::ops::Range<usize>) -> Analytics {
         let mut analytics = Analytics::default();
-        let orders = state.orders().skip(positions.start).take(positions.len());
-        for (_, order) in orders {
+        // Looked up by position: `orders().skip(n)` would walk the first n orders one by one.
+        let orders = positions.filter_map(|i| state.order(elevens_core::OrderId(i as u64 + 1)).ok());
+        for order in orders {
             let at = order.placed_at;
             analytics.fold(&Event::Placed { at, currency: order.currency, lines: lines(order) });
             use elevens_core::OrderStatus::*;
@@ -313,13 +336,8 @@ impl Analytics {
     /// funnels; its campaigns and experiments where these have none). The per-second window
     /// stays this one's.
     pub fn absorb(&mut self, part: Analytics) {
-        for (currency, t) in part.by_currency {
-            let totals = self.by_currency.entry(currency).or_default();
-            totals.gmv += t.gmv;
-            totals.paid_orders += t.paid_orders;
-            totals.refunded_orders += t.refunded_orders;
-            totals.refunds += t.refunds;
-            totals.placed_orders += t.placed_orders;
+        for (currency, totals) in part.by_currency {
+            *self.by_currency.entry(currency).or_default() += totals;
         }
         for (sku, (gmv, units)) in part.sku_gmv {
             let entry = self.sku_gmv.entry(sku).or_default();
@@ -329,12 +347,8 @@ impl Analytics {
         for (merchant, gmv) in part.merchant_gmv {
             *self.merchant_gmv.entry(merchant).or_default() += gmv;
         }
-        for (campaign, f) in part.funnels {
-            let funnel = self.funnels.entry(campaign).or_default();
-            funnel.views += f.views;
-            funnel.orders += f.orders;
-            funnel.paid += f.paid;
-            funnel.gmv += f.gmv;
+        for (campaign, funnel) in part.funnels {
+            *self.funnels.entry(campaign).or_default() += funnel;
         }
         for (id, times) in part.campaigns {
             self.campaigns.entry(id).or_insert(times);
