@@ -102,8 +102,8 @@ pub type Lines = smallvec::SmallVec<[Line; 1]>;
 fn lines(order: &elevens_core::Order) -> Lines {
     let line = |l: &elevens_core::state::OrderLine| Line {
         sku: l.sku.0,
-        quantity: l.quantity,
-        amount: l.unit_price.0.saturating_mul(u64::from(l.quantity)),
+        quantity: l.quantity(),
+        amount: l.unit_price.0.saturating_mul(u64::from(l.quantity())),
         campaign: l.campaign().map(|c| c.0),
     };
     // Most orders have one line: built in place, not pushed through `collect`'s growth checks
@@ -125,7 +125,7 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
             let o = state.order(order).ok()?;
             Some(Event::Paid {
                 at,
-                buyer: o.buyer.0,
+                buyer: o.buyer().0,
                 merchant: o.merchant().0,
                 currency: o.currency,
                 total: total.0,
@@ -315,7 +315,7 @@ impl Analytics {
                 let merchant = order.merchant().0;
                 let paid = Event::Paid {
                     at,
-                    buyer: order.buyer.0,
+                    buyer: order.buyer().0,
                     merchant,
                     currency: order.currency,
                     total: order.total.0,

@@ -61,7 +61,7 @@ impl State {
         for order in self.orders.iter().filter(|o| o.status == OrderStatus::PendingPayment) {
             for line in &order.lines {
                 if let Some(h) = line.sku.index().and_then(|i| held.get_mut(i)) {
-                    *h += u64::from(line.quantity);
+                    *h += u64::from(line.quantity());
                 }
             }
         }
@@ -88,7 +88,7 @@ impl State {
         }) {
             for line in &order.lines {
                 if let Some(c) = line.campaign() {
-                    *taken.entry((c, order.buyer)).or_insert(0) += u64::from(line.quantity);
+                    *taken.entry((c, order.buyer())).or_insert(0) += u64::from(line.quantity());
                 }
             }
         }
@@ -170,7 +170,7 @@ impl State {
         let violation = self.orders.iter().enumerate().find_map(|(i, o)| {
             let id = OrderId::from_index(i);
             let lines: u128 =
-                o.lines.iter().map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity)).sum();
+                o.lines.iter().map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity())).sum();
             let discounts: u128 = self.order_discounts(id).iter().map(|d| u128::from(d.amount.0)).sum();
             if lines != u128::from(o.total.0) + discounts {
                 return Some(format!(
@@ -223,7 +223,7 @@ impl State {
                 let entry = held.entry(d.coupon).or_default();
                 entry.0 += 1;
                 entry.1 += u128::from(d.amount.0);
-                *entry.2.entry(o.buyer).or_default() += 1;
+                *entry.2.entry(o.buyer()).or_default() += 1;
             }
         }
         let violation = self.coupons().find_map(|(id, c)| {

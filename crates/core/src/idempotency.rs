@@ -10,21 +10,34 @@ use crate::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// A command's outcome as remembered for its idempotency key: 32 bytes, and there are two per
-/// order (place, pay), so every byte counts. The outcome is kept as its kind and one number
-/// (an id, mostly); what the state keeps unchanged forever once written (an order's total,
-/// expiry, commission and restock flag; a transfer's amount and accounts) is read back from
-/// the state ([`Remembered::outcome`]), so a repeat still returns exactly the first outcome.
-/// The kind shares a word with the command's fingerprint; the few outcomes with a second
-/// number (a top-up's balance, a restock's count) keep it in the store beside, as does the
-/// time, per second ([`IdempotencyStore`]). Kept whole, with the time and the key's 16-byte
-/// alignment, it took 64 bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A command's outcome as remembered for its idempotency key: 28 bytes, and there are two per
+/// order (place, pay), so every byte counts. The key is kept to 96 bits ([`kept_key`]). The
+/// outcome is kept as its kind and one number (an id, mostly); what the state keeps unchanged
+/// forever once written (an order's total, expiry, commission and restock flag; a transfer's
+/// amount and accounts) is read back from the state ([`Remembered::outcome`]), so a repeat
+/// still returns exactly the first outcome. The kind shares a word with the command's
+/// fingerprint; the few outcomes with a second number (a top-up's balance, a restock's count)
+/// keep it in the store beside, as does the time, per second ([`IdempotencyStore`]). Kept
+/// whole, with the time and the key's 16-byte alignment, it took 64 bytes; with the whole key,
+/// 32. Packed to 4-byte alignment, so fields are read by value, never borrowed (the compiler
+/// refuses a reference to one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(C, packed(4))]
 pub struct Remembered {
-    key: [u64; 2],
+    key_low: u64,
+    key_high: u32,
     /// The kind in the top byte, the command's fingerprint in the rest ([`FINGERPRINT_MASK`]).
     kind_fingerprint: u64,
     a: u64,
+}
+
+/// The 96 bits of an idempotency key the store keeps and indexes: the low 64, and the high 64
+/// folded to 32 (so a key that differs from another only in its top bits still differs here).
+/// The gateway's keys are BLAKE3 digests, for which any 96 bits are as good: two of the 20 M
+/// keys a full store holds share them once in ~10^14 stores.
+pub fn kept_key(key: u128) -> u128 {
+    let high = (key >> 64) as u64;
+    u128::from(high as u32 ^ (high >> 32) as u32) << 64 | u128::from(key as u64)
 }
 
 /// The fingerprint bits a [`Remembered`] keeps: 56 of 64, so a key reused for another command
@@ -82,7 +95,7 @@ const KINDS: [OutcomeKind; 19] = {
     ]
 };
 
-const _: () = assert!(std::mem::size_of::<Remembered>() == 32);
+const _: () = assert!(std::mem::size_of::<Remembered>() == 28);
 
 impl Remembered {
     /// The entry, and the outcome's second number if it has one.
@@ -113,13 +126,16 @@ impl Remembered {
             Outcome::RedPacketClaimed { transfer, .. } => (K::RedPacketClaimed, transfer.0, None),
             Outcome::ExperimentCreated { experiment } => (K::ExperimentCreated, experiment.0, None),
         };
-        let [lo, hi] = [idempotency.key as u64, (idempotency.key >> 64) as u64];
+        let key = kept_key(idempotency.key);
+        let (key_low, key_high) = (key as u64, (key >> 64) as u32);
         let kind_fingerprint = u64::from(kind as u8) << 56 | idempotency.fingerprint & FINGERPRINT_MASK;
-        (Remembered { key: [lo, hi], kind_fingerprint, a }, b)
+        (Remembered { key_low, key_high, kind_fingerprint, a }, b)
     }
 
+    /// The key as kept ([`kept_key`]).
     pub fn key(&self) -> u128 {
-        u128::from(self.key[1]) << 64 | u128::from(self.key[0])
+        let (low, high) = (self.key_low, self.key_high);
+        u128::from(high) << 64 | u128::from(low)
     }
 
     /// Whether a command with this fingerprint is the one remembered (to the bits kept).
@@ -163,7 +179,7 @@ impl Remembered {
             }
             K::OrderRefunded => {
                 let o = order()?;
-                Outcome::OrderRefunded { order: OrderId(a), amount: o.total, restocked: o.restocked }
+                Outcome::OrderRefunded { order: OrderId(a), amount: o.total, restocked: o.restocked() }
             }
             K::OrderCancelled => Outcome::OrderCancelled { order: OrderId(a) },
             K::Ticked => Outcome::Ticked { expired: (a >> 32) as u32, closed: a as u32 },
@@ -246,6 +262,7 @@ impl IdempotencyStore {
 
     /// What is remembered for `key`.
     pub fn get(&self, key: u128) -> Option<Recalled<'_>> {
+        let key = kept_key(key);
         let position = self.index.get(key, |p| self.at(p).map(Remembered::key))?;
         let entry = self.at(position)?;
         let position = self.first_position + u64::from(position.wrapping_sub(wrapped(self.first_position)));
@@ -271,16 +288,17 @@ impl IdempotencyStore {
             self.seconds.push_back((second, position));
         }
         let (entry, extra) = Remembered::new(idempotency, outcome);
+        let entry_key = entry.key();
         self.entries.push_back(entry);
         if let Some(extra) = extra {
             self.extras.push_back((position, extra));
         }
-        self.index.insert_new(idempotency.key, position);
+        self.index.insert_new(entry_key, position);
     }
 
     /// Starts loading where a lookup of `key` will look (a hint: changes nothing).
     pub fn prefetch(&self, key: u128) {
-        self.index.prefetch(key);
+        self.index.prefetch(kept_key(key));
     }
 
     /// Forgets keys older than the retention window, and the oldest beyond the count bound.
@@ -443,8 +461,24 @@ mod tests {
             let idem = Idempotency { key: u128::MAX - n as u128, fingerprint: u64::MAX - n as u64 };
             let (r, extra) = Remembered::new(idem, &outcome);
             assert_eq!(extra.is_some(), r.has_extra());
-            assert_eq!((r.key(), r.outcome(|| extra, &state)), (idem.key, Some(outcome)));
+            assert_eq!((r.key(), r.outcome(|| extra, &state)), (kept_key(idem.key), Some(outcome)));
             assert!(r.same_command(idem.fingerprint) && !r.same_command(idem.fingerprint ^ 1));
+        }
+    }
+
+    #[test]
+    fn a_key_one_bit_off_a_remembered_one_is_new() {
+        // The high half is folded, not cut: embedders' keys may carry a namespace in their top
+        // bits (the bench's in-process keys set bit 100), and a key that differs from a
+        // remembered one in a single bit, wherever it is, is not taken for a repeat.
+        let mut store = IdempotencyStore::default();
+        let base = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        let outcome = Outcome::OrderCancelled { order: OrderId(1) };
+        store.remember(Idempotency { key: base, fingerprint: 5 }, Millis(1_000), &outcome);
+        assert!(store.get(base).is_some_and(|r| r.same_command(5)));
+        for bit in 0..128 {
+            assert_ne!(kept_key(base ^ 1 << bit), kept_key(base), "bit {bit}");
+            assert!(store.get(base ^ 1 << bit).is_none(), "bit {bit}");
         }
     }
 }

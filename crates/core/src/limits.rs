@@ -13,6 +13,8 @@ pub const ORDERS_MAX: u64 = (1 << 40) - 1;
 pub const TRANSFERS_MAX: u64 = (1 << 40) - 1;
 /// The most merchants, so that an order names its merchant in four bytes.
 pub const MERCHANTS_MAX: u64 = u32::MAX as u64;
+/// The most buyers, so that an order names its buyer in four bytes.
+pub const BUYERS_MAX: u64 = u32::MAX as u64;
 /// The most flash-sale campaigns ever created, so that an order line names one in four bytes.
 pub const CAMPAIGNS_MAX: u64 = u32::MAX as u64;
 /// The most lines one order may have.

@@ -15,6 +15,7 @@ use crate::texts::TextArena;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU32;
 use thin_vec::ThinVec;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,14 +117,74 @@ impl OrderStatus {
     }
 }
 
-/// An order's lines.
-pub type OrderLines = smallvec::SmallVec<[OrderLine; 1]>;
+/// An order's lines: one inline (most orders), or several on the heap. 24 bytes, the size of
+/// one line: the enum's tag lives in the line's quantity, which is never 0. A `SmallVec` with
+/// one line inline took 32 (its capacity beside the line). Encoded as the sequence of lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderLines {
+    One(OrderLine),
+    Many(Box<[OrderLine]>),
+}
+
+impl Default for OrderLines {
+    fn default() -> OrderLines {
+        OrderLines::Many(Box::default())
+    }
+}
+
+impl From<Vec<OrderLine>> for OrderLines {
+    fn from(mut lines: Vec<OrderLine>) -> OrderLines {
+        match lines.len() {
+            1 => OrderLines::One(lines.remove(0)),
+            _ => OrderLines::Many(lines.into_boxed_slice()),
+        }
+    }
+}
+
+impl OrderLines {
+    pub fn as_slice(&self) -> &[OrderLine] {
+        match self {
+            OrderLines::One(line) => std::slice::from_ref(line),
+            OrderLines::Many(lines) => lines,
+        }
+    }
+}
+
+impl std::ops::Deref for OrderLines {
+    type Target = [OrderLine];
+
+    fn deref(&self) -> &[OrderLine] {
+        self.as_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a OrderLines {
+    type Item = &'a OrderLine;
+    type IntoIter = std::slice::Iter<'a, OrderLine>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for OrderLines {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderLines {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<OrderLines, D::Error> {
+        Vec::<OrderLine>::deserialize(deserializer).map(OrderLines::from)
+    }
+}
 
 /// 24 bytes, inline in its order when it is the only one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     pub sku: SkuId,
-    pub quantity: u32,
+    /// Never 0 (`place_order` refuses it), which leaves [`OrderLines`] room for its tag.
+    quantity: NonZeroU32,
     pub unit_price: Amount,
     /// The flash-sale campaign that priced the line, as its id's value, 0 for none (ids start
     /// at 1, and there are at most [`CAMPAIGNS_MAX`]): an `Option<CampaignId>` takes 16 bytes.
@@ -131,10 +192,19 @@ pub struct OrderLine {
 }
 
 impl OrderLine {
-    pub fn new(sku: SkuId, quantity: u32, unit_price: Amount, campaign: Option<CampaignId>) -> OrderLine {
+    pub fn new(
+        sku: SkuId,
+        quantity: NonZeroU32,
+        unit_price: Amount,
+        campaign: Option<CampaignId>,
+    ) -> OrderLine {
         // Campaign ids fit (`create_campaign` refuses more than CAMPAIGNS_MAX).
         let campaign = campaign.map_or(0, |c| u32::try_from(c.0).unwrap_or(0));
         OrderLine { sku, quantity, unit_price, campaign }
+    }
+
+    pub fn quantity(&self) -> u32 {
+        self.quantity.get()
     }
 
     /// Set when the line was priced by a flash-sale campaign.
@@ -143,45 +213,60 @@ impl OrderLine {
     }
 }
 
-/// An order: 80 bytes (128 before its merchant, reservation and line's campaign took less room
-/// and its discounts moved beside), the largest of the per-order records. `total` and the
-/// expiry never change once placed, `commission` once paid, `restocked` once refunded:
-/// remembered outcomes read them back ([`crate::idempotency`]).
+/// An order: 64 bytes (128 before its merchant, buyer, reservation and line's campaign took
+/// less room, its discounts moved beside and its one line lost a `SmallVec`'s capacity), the
+/// largest of the per-order records. `total` and the expiry never change once placed,
+/// `commission` once paid, the restock flag once refunded: remembered outcomes read them back
+/// ([`crate::idempotency`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
-    pub buyer: BuyerId,
+    /// The buyer's id value (there are at most [`BUYERS_MAX`]): [`Order::buyer`].
+    buyer: u32,
     /// The merchant's id value (there are at most [`MERCHANTS_MAX`]): [`Order::merchant`].
     merchant: u32,
     pub currency: Currency,
     pub status: OrderStatus,
     pub placed_at: Millis,
-    /// How long the stock is held for payment (at most [`RESERVATION_TTL_MS_MAX`]):
-    /// [`Order::expires_at`].
-    reservation_ttl_ms: u32,
+    /// How long the stock is held for payment (at most [`RESERVATION_TTL_MS_MAX`], below
+    /// 2^31) in the low 31 bits, and in the top bit whether a refund restocked the order:
+    /// [`Order::expires_at`], [`Order::restocked`]. A `bool` of its own took 8 bytes.
+    reservation_and_restocked: u32,
     pub total: Amount,
     /// The platform's share, fixed when the order is paid.
     pub commission: Amount,
     /// Inline when there is one (most orders): no allocation for it.
     pub lines: OrderLines,
-    /// Set when restocked by a refund.
-    pub restocked: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Order>() == 80 && std::mem::size_of::<OrderLine>() == 24);
+/// The top bit of [`Order::reservation_and_restocked`].
+const RESTOCKED: u32 = 1 << 31;
+
+const _: () = assert!(std::mem::size_of::<Order>() == 64 && std::mem::size_of::<OrderLine>() == 24);
+const _: () = assert!(std::mem::size_of::<OrderLines>() == 24);
 const _: () = assert!(
     CAMPAIGNS_MAX <= u32::MAX as u64
         && MERCHANTS_MAX <= u32::MAX as u64
-        && RESERVATION_TTL_MS_MAX <= u32::MAX as u64
+        && BUYERS_MAX <= u32::MAX as u64
+        && RESERVATION_TTL_MS_MAX < RESTOCKED as u64
 );
 
 impl Order {
+    pub fn buyer(&self) -> BuyerId {
+        BuyerId(self.buyer.into())
+    }
+
     pub fn merchant(&self) -> MerchantId {
         MerchantId(self.merchant.into())
     }
 
     /// When the reservation ends: the order can be paid until then, and expires at it.
     pub fn expires_at(&self) -> Millis {
-        self.placed_at.saturating_add(self.reservation_ttl_ms.into())
+        self.placed_at.saturating_add((self.reservation_and_restocked & !RESTOCKED).into())
+    }
+
+    /// Set when a refund put the order's units back in stock.
+    pub fn restocked(&self) -> bool {
+        self.reservation_and_restocked & RESTOCKED != 0
     }
 }
 
@@ -274,7 +359,7 @@ impl State {
         }
         if let Command::PayOrder { order } = command {
             if let Ok(order) = self.order(*order) {
-                self.ledger.prefetch(Owner::Buyer(order.buyer));
+                self.ledger.prefetch(Owner::Buyer(order.buyer()));
             }
         }
     }
@@ -545,6 +630,9 @@ impl State {
             return Err(CoreError::Forbidden("create buyers"));
         }
         Self::check_name("name", name, NAME_BYTES_MAX)?;
+        if self.buyers.len() as u64 >= BUYERS_MAX {
+            return Err(CoreError::Overflow("buyers"));
+        }
         self.buyers.push(Buyer { name: name.to_owned() });
         Ok(Outcome::BuyerCreated { buyer: BuyerId::from_index(self.buyers.len() - 1) })
     }
@@ -686,13 +774,14 @@ impl State {
             return Err(out_of_bounds("reservation_ttl_ms", "between 1 s and 7 days"));
         }
         // Validate every line and price it; nothing is changed until all lines pass.
-        let mut lines = OrderLines::with_capacity(requested.len());
+        let mut lines = Vec::with_capacity(requested.len());
         let mut total = Amount::ZERO;
         let mut merchant_currency: Option<(MerchantId, Currency)> = None;
         for (i, line) in requested.iter().enumerate() {
-            if line.quantity == 0 || line.quantity > LINE_QUANTITY_MAX {
+            let Some(line_quantity) = NonZeroU32::new(line.quantity).filter(|q| q.get() <= LINE_QUANTITY_MAX)
+            else {
                 return Err(out_of_bounds("quantity", "between 1 and 10000 per line"));
-            }
+            };
             if requested[..i].iter().any(|l| l.sku == line.sku) {
                 return Err(CoreError::DuplicateSku);
             }
@@ -737,7 +826,7 @@ impl State {
             };
             let line_total = unit_price.checked_mul(quantity).ok_or(CoreError::Overflow("order total"))?;
             total = total.checked_add(line_total).ok_or(CoreError::Overflow("order total"))?;
-            lines.push(OrderLine::new(line.sku, line.quantity, unit_price, campaign));
+            lines.push(OrderLine::new(line.sku, line_quantity, unit_price, campaign));
         }
         if total.0 > AMOUNT_MAX {
             return Err(CoreError::AmountTooLarge);
@@ -766,21 +855,24 @@ impl State {
         for d in &discounts {
             self.hold_coupon(d.coupon, buyer, d.amount, true);
         }
-        // Both fit: merchants are bounded by MERCHANTS_MAX and the TTL was checked above.
-        let (merchant, reservation_ttl_ms) =
-            (u32::try_from(merchant.0).unwrap_or(0), u32::try_from(reservation_ttl_ms).unwrap_or(0));
+        // All fit: buyers and merchants are bounded by BUYERS_MAX and MERCHANTS_MAX, and the
+        // TTL was checked above.
+        let (buyer_value, merchant, reservation_ttl_ms) = (
+            u32::try_from(buyer.0).unwrap_or(0),
+            u32::try_from(merchant.0).unwrap_or(0),
+            u32::try_from(reservation_ttl_ms).unwrap_or(0),
+        );
         let expires_at = now.saturating_add(reservation_ttl_ms.into());
         self.orders.push(Order {
-            buyer,
+            buyer: buyer_value,
             merchant,
             currency,
             status: OrderStatus::PendingPayment,
             placed_at: now,
-            reservation_ttl_ms,
+            reservation_and_restocked: reservation_ttl_ms,
             total,
             commission: Amount::ZERO,
-            lines,
-            restocked: false,
+            lines: OrderLines::from(lines),
         });
         if !discounts.is_empty() {
             self.order_discounts.insert(order, discounts);
@@ -791,20 +883,20 @@ impl State {
 
     /// Moves a line's units from available to reserved, and counts them against its campaign.
     fn hold(&mut self, buyer: BuyerId, line: &OrderLine) {
-        let quantity = u64::from(line.quantity);
+        let quantity = u64::from(line.quantity());
         let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
         sku.available -= quantity;
         sku.reserved += quantity;
         if let Some(c) = line.campaign() {
             let campaign = &mut self.campaigns[c.index().unwrap_or_default()];
             campaign.taken += quantity;
-            *campaign.taken_by_buyer.entry(buyer).or_insert(0) += line.quantity;
+            *campaign.taken_by_buyer.entry(buyer).or_insert(0) += line.quantity();
         }
     }
 
     /// Undoes [`State::hold`] for an order that will not be paid.
     fn release(&mut self, buyer: BuyerId, line: &OrderLine) {
-        let quantity = u64::from(line.quantity);
+        let quantity = u64::from(line.quantity());
         let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
         sku.reserved -= quantity;
         sku.available += quantity;
@@ -812,7 +904,7 @@ impl State {
             let campaign = &mut self.campaigns[c.index().unwrap_or_default()];
             campaign.taken -= quantity;
             if let Some(used) = campaign.taken_by_buyer.get_mut(&buyer) {
-                *used -= line.quantity;
+                *used -= line.quantity();
                 if *used == 0 {
                     campaign.taken_by_buyer.remove(&buyer);
                 }
@@ -822,7 +914,7 @@ impl State {
 
     fn order_for_buyer(&self, actor: Actor, id: OrderId, what: &'static str) -> Result<&Order, CoreError> {
         let order = self.order(id)?;
-        if !actor.may_act_for_buyer(order.buyer) {
+        if !actor.may_act_for_buyer(order.buyer()) {
             return Err(CoreError::Forbidden(what));
         }
         Ok(order)
@@ -848,8 +940,8 @@ impl State {
         order.commission = commission;
         for line in &order.lines {
             let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
-            sku.reserved -= u64::from(line.quantity);
-            sku.sold += u64::from(line.quantity);
+            sku.reserved -= u64::from(line.quantity());
+            sku.sold += u64::from(line.quantity());
         }
         self.reservations.remove(id, expires_at);
         Ok(Outcome::OrderPaid { order: id, total, commission })
@@ -870,7 +962,7 @@ impl State {
         let order = &mut self.orders[index];
         debug_assert_eq!(order.status, OrderStatus::PendingPayment);
         order.status = status;
-        let (buyer, expires_at) = (order.buyer, order.expires_at());
+        let (buyer, expires_at) = (order.buyer(), order.expires_at());
         let lines = std::mem::take(&mut self.orders[index].lines);
         for line in &lines {
             self.release(buyer, line);
@@ -902,12 +994,12 @@ impl State {
         self.release_coupons(index);
         let order = &mut self.orders[index];
         order.status = OrderStatus::Refunded;
-        order.restocked = restock;
         if restock {
+            order.reservation_and_restocked |= RESTOCKED;
             for line in &order.lines {
                 let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
-                sku.sold -= u64::from(line.quantity);
-                sku.available += u64::from(line.quantity);
+                sku.sold -= u64::from(line.quantity());
+                sku.available += u64::from(line.quantity());
             }
         }
         Ok(Outcome::OrderRefunded { order: id, amount: total, restocked: restock })
@@ -915,7 +1007,7 @@ impl State {
 
     /// Gives an order's coupon budgets back (it was cancelled, expired or refunded).
     fn release_coupons(&mut self, index: usize) {
-        let (id, buyer) = (OrderId::from_index(index), self.orders[index].buyer);
+        let (id, buyer) = (OrderId::from_index(index), self.orders[index].buyer());
         let Some(discounts) = self.order_discounts.remove(&id) else { return };
         for d in &discounts {
             self.hold_coupon(d.coupon, buyer, d.amount, false);
@@ -945,8 +1037,9 @@ impl State {
     /// of another layout could otherwise decode into a wrong state instead of failing. Bump it
     /// whenever a stored type changes. (2: ledger histories chained through the transfers;
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
-    /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE6";
+    /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
+    /// 7: remembered outcomes keep 96 bits of their key.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE7";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.
@@ -1097,7 +1190,7 @@ fn payment_legs(
     commission: Amount,
     reverse: bool,
 ) -> ([Leg; 3], usize) {
-    let (b, m, p) = (Owner::Buyer(order.buyer), Owner::Merchant(order.merchant()), Owner::Platform);
+    let (b, m, p) = (Owner::Buyer(order.buyer()), Owner::Merchant(order.merchant()), Owner::Platform);
     let net = Amount(order.total.0 - commission.0); // commission <= total.
     let subsidy =
         Amount(discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum());

@@ -218,7 +218,7 @@ impl Sim {
     }
 
     fn buyer_of(&self, order: u64) -> Actor {
-        self.state.order(OrderId(order)).map(|o| Actor::Buyer(o.buyer)).unwrap_or(Actor::Service)
+        self.state.order(OrderId(order)).map(|o| Actor::Buyer(o.buyer())).unwrap_or(Actor::Service)
     }
 
     fn run(&mut self, step: Step) {

@@ -494,10 +494,10 @@ fn order_view(
     as_of: Option<(OrderStatus, Amount, bool)>,
 ) -> Result<View, CoreError> {
     let o = state.order(id)?;
-    let (status, commission, restocked) = as_of.unwrap_or((o.status, o.commission, o.restocked));
+    let (status, commission, restocked) = as_of.unwrap_or((o.status, o.commission, o.restocked()));
     Ok(View::Order(OrderView {
         order_id: id.0,
-        buyer_id: o.buyer.0,
+        buyer_id: o.buyer().0,
         merchant_id: o.merchant().0,
         status: status.name(),
         currency: Code(o.currency),
@@ -521,7 +521,7 @@ fn order_view(
             .iter()
             .map(|l| LineView {
                 sku_id: l.sku.0,
-                quantity: l.quantity,
+                quantity: l.quantity(),
                 unit_price: l.unit_price.0,
                 campaign_id: l.campaign().map(|c| c.0),
             })
@@ -562,7 +562,7 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
         Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) => actor.may_act_for_buyer(b),
         Query::Order(id) => {
             let order = state.order(id)?;
-            actor.may_act_for_buyer(order.buyer) || actor == Actor::Merchant(order.merchant())
+            actor.may_act_for_buyer(order.buyer()) || actor == Actor::Merchant(order.merchant())
         }
         Query::Wallet { owner, .. } => match owner {
             Owner::Buyer(b) => actor.may_act_for_buyer(b),
