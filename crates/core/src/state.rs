@@ -1220,3 +1220,26 @@ fn payment_legs(
     }
     (legs, n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_lines_encode_as_a_sequence_and_come_back_the_same() {
+        let line = |n: u32| {
+            let quantity = NonZeroU32::new(n).expect("not 0");
+            OrderLine::new(SkuId(n.into()), quantity, Amount(100 * u64::from(n)), Some(CampaignId(n.into())))
+        };
+        for count in [0, 1, 3] {
+            let lines: Vec<OrderLine> = (1..=count).map(line).collect();
+            let packed = OrderLines::from(lines.clone());
+            assert_eq!(matches!(packed, OrderLines::One(_)), count == 1);
+            assert_eq!(packed.as_slice(), &lines[..]);
+            // The same bytes as the `SmallVec` it replaced (a sequence), so snapshots agree.
+            let bytes = postcard::to_allocvec(&packed).expect("encodes");
+            assert_eq!(bytes, postcard::to_allocvec(&lines).expect("encodes"));
+            assert_eq!(postcard::from_bytes::<OrderLines>(&bytes).expect("decodes"), packed);
+        }
+    }
+}
