@@ -173,9 +173,32 @@ impl Serialize for OrderLines {
     }
 }
 
+/// Decodes without an allocation for the one-line orders (a restart decodes millions of them).
 impl<'de> Deserialize<'de> for OrderLines {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<OrderLines, D::Error> {
-        Vec::<OrderLine>::deserialize(deserializer).map(OrderLines::from)
+        struct Lines;
+        impl<'de> serde::de::Visitor<'de> for Lines {
+            type Value = OrderLines;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of order lines")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OrderLines, A::Error> {
+                let Some(first) = seq.next_element()? else { return Ok(OrderLines::default()) };
+                let Some(second) = seq.next_element()? else { return Ok(OrderLines::One(first)) };
+                let mut lines = vec![first, second];
+                while let Some(line) = seq.next_element()? {
+                    // Bounded by what was encoded: `place_order` refuses more than ORDER_LINES_MAX.
+                    if lines.len() >= ORDER_LINES_MAX {
+                        return Err(serde::de::Error::invalid_length(lines.len() + 1, &self));
+                    }
+                    lines.push(line);
+                }
+                Ok(OrderLines::Many(lines.into_boxed_slice()))
+            }
+        }
+        deserializer.deserialize_seq(Lines)
     }
 }
 
@@ -1241,5 +1264,8 @@ mod tests {
             assert_eq!(bytes, postcard::to_allocvec(&lines).expect("encodes"));
             assert_eq!(postcard::from_bytes::<OrderLines>(&bytes).expect("decodes"), packed);
         }
+        let too_many: Vec<OrderLine> = (1..=ORDER_LINES_MAX as u32 + 1).map(line).collect();
+        let bytes = postcard::to_allocvec(&too_many).expect("encodes");
+        assert!(postcard::from_bytes::<OrderLines>(&bytes).is_err());
     }
 }
