@@ -10,6 +10,7 @@
 
 pub mod demo;
 mod driver;
+mod open_loop;
 pub mod peers;
 pub mod spike;
 
@@ -113,6 +114,9 @@ pub struct Options {
     pub snapshot_every: Option<u64>,
     /// The snapshots written with `O_DIRECT` (`Config::snapshot_direct_io`).
     pub snapshot_direct_io: bool,
+    /// Flash only: open loop at this many arrivals (orders) per second instead of the closed
+    /// loop, latency from each arrival's intended time (`open_loop`).
+    pub rate: Option<f64>,
     /// Tells the process's allocator to hand freed memory back to the system at once (`true`)
     /// or as it does by default (`false`); none if it cannot. The set-up's memory figures are
     /// read with it on, so that they count what the catalogue holds, not what the allocator has
@@ -222,6 +226,9 @@ pub struct Report {
     /// The spike workload's figures (capacity, goodput, shedding, recovery).
     #[serde(flatten)]
     pub spike: Option<spike::SpikeFigures>,
+    /// `--rate`'s figures (the rate, arrivals offered and dropped, requests shed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<open_loop::OpenLoopFigures>,
 }
 
 fn rss_bytes() -> u64 {
@@ -426,6 +433,9 @@ async fn timed(driver: &Driver, ops: &[Op], key_base: u64, tally: &mut Tally) ->
     }
     Ok(answers)
 }
+
+/// The highest `--rate`, arrivals per second: ten times the in-process figure of the brief.
+const RATE_MAX: f64 = 10_000_000.0;
 
 /// Mixed: unpaid orders a client remembers for paying later.
 const UNPAID_MAX: usize = 100_000;
@@ -698,6 +708,14 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     if options.target == Target::HyperHello && options.mode != Mode::Http {
         bail!("the hyper hello server is measured with --mode http");
     }
+    if let Some(rate) = options.rate {
+        if options.workload != Workload::Flash || options.target == Target::HyperHello {
+            bail!("--rate runs the flash workload open loop against elevens or a peer (the spike sets its own rates)");
+        }
+        if !(rate.is_finite() && (1.0..=RATE_MAX).contains(&rate)) {
+            bail!("--rate is arrivals per second, from 1 to {RATE_MAX}");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
     let setup_started = Instant::now();
@@ -772,7 +790,22 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     let work_before = engine.as_ref().map(|(_, handle)| handle.sequencer_work());
     let started = Instant::now();
     let mut spike_figures = None;
-    let mut total = if options.workload == Workload::Spike {
+    let mut open_loop_figures = None;
+    let mut total = if let Some(rate) = options.rate {
+        // The peers get as many connections as the closed loop's clients, used in turn.
+        let drivers = runtime.block_on(async {
+            let mut drivers = Vec::new();
+            let connections = if options.target == Target::Elevens { 1 } else { options.clients() };
+            for _ in 0..connections {
+                drivers.push(connect(options.target, options.mode, &shared, &sha, &hello).await?);
+            }
+            anyhow::Ok(drivers)
+        })?;
+        eprintln!("open loop: {rate:.0} arrivals/s for {:.1?}", options.duration);
+        let (figures, tally) = open_loop::at_rate(&runtime, drivers, &options, rate)?;
+        open_loop_figures = Some(figures);
+        tally
+    } else if options.workload == Workload::Spike {
         let driver = shared.clone().context("no elevens driver")?;
         let (figures, tally) = spike::run(&runtime, driver, &options, || gate.stats())?;
         spike_figures = Some(figures);
@@ -931,6 +964,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sequencer_ns_per_item,
         spike: spike_figures,
+        open_loop: open_loop_figures,
     })
 }
 
@@ -938,12 +972,15 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
 pub fn table(report: &Report) -> String {
     let l = &report.latency_us;
     let mut out = String::new();
+    let load = match &report.open_loop {
+        Some(o) => format!("open loop at {:.0} arrivals/s", o.rate_per_s),
+        None => format!("{} clients", report.clients),
+    };
     out += &format!(
-        "workload {:?}, mode {:?}, target {:?}, {} clients x {} per request{}\n",
+        "workload {:?}, mode {:?}, target {:?}, {load} x {} per request{}\n",
         report.workload,
         report.mode,
         report.target,
-        report.clients,
         report.batch,
         report.batch_encoding.map_or(String::new(), |e| format!(", {e:?} batches").to_lowercase()),
     );
@@ -955,6 +992,13 @@ pub fn table(report: &Report) -> String {
             out += &format!("  rss per order   {:>12.0} bytes\n", report.rss_bytes_per_order);
             if let Some(per_sku) = report.rss_bytes_per_sku {
                 out += &format!("  rss per sku     {per_sku:>12.0} bytes\n");
+            }
+            if let Some(o) = &report.open_loop {
+                out += &format!(
+                    "  open loop       {:>12.0} arrivals/s asked, {} offered, {} dropped by the generator, {} shed\n",
+                    o.rate_per_s, o.offered, o.generator_dropped, o.shed
+                );
+                out += &format!("  latency from    {}\n", o.latency_from);
             }
         }
         Workload::Spike => {

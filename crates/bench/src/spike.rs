@@ -7,17 +7,15 @@
 //! accepted, pays it. In-process, the arrivals of each millisecond go through admission control
 //! together (as a storefront backend would send them); over HTTP each arrival is its own request.
 
-use crate::driver::{Answer, Driver, Op};
-use crate::{Client, Latency, Options, Tally, SOLD_OUT_CODES};
-use anyhow::Context;
+use crate::driver::Driver;
+use crate::open_loop::{offer, Bucket, Outstanding, Phase, Recorder, BUCKET};
+use crate::{Client, Latency, Options, Tally};
 use elevens_admission::Stats;
 use hdrhistogram::Histogram;
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Zipf};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The phases, in seconds: capacity (closed loop), steady, spike (`--duration`), tail.
@@ -26,14 +24,6 @@ pub const STEADY_S: f64 = 2.0;
 pub const TAIL_S: f64 = 5.0;
 /// The offered load of the spike, in multiples of the capacity.
 pub const SPIKE_FACTOR: f64 = 10.0;
-const BUCKET: Duration = Duration::from_millis(100);
-
-/// Codes that mean "shed by admission control, come back later" (429).
-const SHED_CODES: &[&str] = &["overloaded", "rate_limited", "sku_rate_limited", "http_429"];
-/// Answers that are the business saying no (sold out, already bought, not started): correct
-/// answers, neither goodput nor errors.
-const BUSINESS_CODES: &[&str] = &["campaign_not_started", "campaign_limit_exceeded", "campaign_sold_out"];
-
 /// The spike's figures, in the JSON report next to the common fields.
 #[derive(Debug, Serialize)]
 pub struct SpikeFigures {
@@ -76,179 +66,6 @@ pub struct Second {
     pub payments: u64,
     pub shed: u64,
     pub p99_us: u64,
-}
-
-#[derive(Clone, Default)]
-struct Bucket {
-    offered: u64,
-    orders: u64,
-    payments: u64,
-    shed: u64,
-    payments_shed: u64,
-    dropped: u64,
-    errors: BTreeMap<String, u64>,
-    business: BTreeMap<String, u64>,
-    latency: Option<Histogram<u64>>,
-}
-
-/// What every arrival reports, by 100 ms window of the open-loop phases.
-struct Recorder {
-    start: Instant,
-    buckets: Mutex<Vec<Bucket>>,
-}
-
-impl Recorder {
-    fn new(start: Instant, total: Duration) -> Recorder {
-        let n = (total.as_millis() / BUCKET.as_millis()) as usize + 50;
-        Recorder { start, buckets: Mutex::new(vec![Bucket::default(); n]) }
-    }
-
-    fn with(&self, at: Instant, f: impl FnOnce(&mut Bucket)) {
-        let i = (at.saturating_duration_since(self.start).as_millis() / BUCKET.as_millis()) as usize;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let last = buckets.len() - 1;
-        f(&mut buckets[i.min(last)]);
-    }
-
-    /// Records the answers to `ops` (sent at `sent`), and returns the orders to pay.
-    fn answers(&self, ops: &[Op], answers: &[Answer], sent: Instant, paying: bool) -> Vec<Op> {
-        let now = Instant::now();
-        let micros = now.duration_since(sent).as_micros().max(1) as u64;
-        let mut pays = Vec::new();
-        self.with(now, |b| {
-            for (op, answer) in ops.iter().zip(answers) {
-                match answer {
-                    Answer::Ok(id) => {
-                        if paying {
-                            b.payments += 1;
-                        } else {
-                            b.orders += 1;
-                            pays.push(Op::Pay { order: *id });
-                        }
-                        let h = b.latency.get_or_insert_with(|| {
-                            Histogram::new_with_bounds(1, 60_000_000, 2).expect("bounds")
-                        });
-                        h.saturating_record(micros);
-                    }
-                    Answer::Refused(code) if SHED_CODES.contains(&code.as_str()) => {
-                        b.shed += 1;
-                        if paying {
-                            b.payments_shed += 1;
-                        }
-                    }
-                    Answer::Refused(code)
-                        if BUSINESS_CODES.contains(&code.as_str())
-                            || (matches!(op, Op::Place { sku: 1, .. })
-                                && SOLD_OUT_CODES.contains(&code.as_str())) =>
-                    {
-                        *b.business.entry(code.clone()).or_default() += 1;
-                    }
-                    Answer::Refused(code) => *b.errors.entry(code.clone()).or_default() += 1,
-                }
-            }
-        });
-        pays
-    }
-}
-
-/// One arrival batch: place the orders, pay the accepted ones.
-async fn play(driver: Arc<Driver>, recorder: Arc<Recorder>, ops: Vec<Op>, keys: Arc<AtomicU64>) {
-    let sent = Instant::now();
-    let key = keys.fetch_add(ops.len() as u64, Ordering::Relaxed);
-    let pays = match driver.run(&ops, key).await {
-        Ok(answers) => recorder.answers(&ops, &answers, sent, false),
-        Err(error) => {
-            let code = format!("transport: {error:#}").chars().take(80).collect::<String>();
-            recorder.with(Instant::now(), |b| *b.errors.entry(code).or_default() += ops.len() as u64);
-            return;
-        }
-    };
-    if pays.is_empty() {
-        return;
-    }
-    let sent = Instant::now();
-    let key = keys.fetch_add(pays.len() as u64, Ordering::Relaxed);
-    match driver.run(&pays, key).await {
-        Ok(answers) => {
-            recorder.answers(&pays, &answers, sent, true);
-        }
-        Err(error) => {
-            let code = format!("transport: {error:#}").chars().take(80).collect::<String>();
-            recorder.with(Instant::now(), |b| *b.errors.entry(code).or_default() += pays.len() as u64);
-        }
-    }
-}
-
-struct Phase {
-    name: &'static str,
-    from: Duration,
-    to: Duration,
-    orders_per_s: f64,
-}
-
-/// The open-loop generator: every millisecond, the arrivals due by now.
-async fn offer(
-    driver: Arc<Driver>,
-    recorder: Arc<Recorder>,
-    phases: Vec<Phase>,
-    options: Options,
-    per_request: bool,
-) -> anyhow::Result<()> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed ^ 0x5b1c);
-    let zipf = Zipf::new(options.skus as f64, 1.1).context("zipf")?;
-    let keys = Arc::new(AtomicU64::new(1 << 50));
-    let batch = options.batch().max(1);
-    // Over HTTP, one request per arrival; past this many outstanding the generator itself is
-    // the limit and says so (dropped), rather than queueing in memory without bound.
-    let outstanding = Arc::new(tokio::sync::Semaphore::new(4_096));
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    for phase in phases {
-        let phase_start = recorder.start + phase.from;
-        let mut issued = 0u64;
-        loop {
-            ticker.tick().await;
-            let now = Instant::now();
-            if now >= recorder.start + phase.to {
-                break;
-            }
-            let due = (now.saturating_duration_since(phase_start).as_secs_f64() * phase.orders_per_s) as u64;
-            // At most 50 ms of arrivals at once, should the generator fall that far behind.
-            let n = due.saturating_sub(issued).min((phase.orders_per_s / 20.0) as u64 + 1);
-            issued += n;
-            if n == 0 {
-                continue;
-            }
-            let ops: Vec<Op> = (0..n)
-                .map(|_| {
-                    let sku =
-                        if rng.random_bool(options.hot_share) { 1 } else { 1 + zipf.sample(&mut rng) as u64 };
-                    Op::Place { buyer: rng.random_range(1..=options.buyers), sku }
-                })
-                .collect();
-            recorder.with(now, |b| b.offered += n);
-            if !per_request {
-                // As a storefront backend batches: at most a batch's worth per request (a
-                // generator that fell behind has more than one batch of arrivals due).
-                for chunk in ops.chunks(batch) {
-                    tokio::spawn(play(driver.clone(), recorder.clone(), chunk.to_vec(), keys.clone()));
-                }
-                continue;
-            }
-            for op in ops {
-                let Ok(permit) = outstanding.clone().try_acquire_owned() else {
-                    recorder.with(now, |b| b.dropped += 1);
-                    continue;
-                };
-                let (driver, recorder, keys) = (driver.clone(), recorder.clone(), keys.clone());
-                tokio::spawn(async move {
-                    play(driver, recorder, vec![op], keys).await;
-                    drop(permit);
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 fn latency(h: &Histogram<u64>) -> Latency {
@@ -316,9 +133,19 @@ pub(crate) fn run(
     let bounds: Vec<(&'static str, Duration, Duration)> =
         phases.iter().map(|p| (p.name, p.from, p.to)).collect();
     let total = at(STEADY_S + spike_s + TAIL_S);
-    let recorder = Arc::new(Recorder::new(open, total + Duration::from_secs(5)));
+    // Latency from the send, as the spike's figures were measured; no bound on batches in
+    // flight (in-process, admission control bounds them).
+    let recorder = Arc::new(Recorder::new(open, total + Duration::from_secs(5), false));
     let per_request = options.mode == crate::Mode::Http;
-    runtime.block_on(offer(driver, recorder.clone(), phases, options.clone(), per_request))?;
+    let outstanding = Outstanding { requests: 4_096, batches: usize::MAX };
+    runtime.block_on(offer(
+        vec![driver],
+        recorder.clone(),
+        phases,
+        options.clone(),
+        per_request,
+        outstanding,
+    ))?;
     // Let the last answers arrive.
     std::thread::sleep(Duration::from_millis(500));
     let buckets = recorder.buckets.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -101,6 +101,10 @@ enum Cmd {
         /// Write the snapshots with O_DIRECT, as `serve --snapshot-direct-io`.
         #[arg(long)]
         snapshot_direct_io: bool,
+        /// Flash: open loop at this many arrivals (orders) per second instead of closed-loop
+        /// clients, latency measured from each arrival's intended time (as wrk2 does).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Write the report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -201,6 +205,7 @@ fn main() -> ExitCode {
             data,
             snapshot_every,
             snapshot_direct_io,
+            rate,
             json,
         } => {
             let workload = match workload {
@@ -245,6 +250,7 @@ fn main() -> ExitCode {
                 data,
                 snapshot_every,
                 snapshot_direct_io,
+                rate,
                 release_freed_memory: Some(prefault::release_freed_memory),
             };
             bench(options, json)

@@ -67,6 +67,58 @@ fn every_flash_mode_runs_and_keeps_the_invariants() {
     }
 }
 
+/// `--rate`: arrivals on a schedule whatever the answers, latency from each arrival's intended
+/// time; the same checks at the end.
+#[test]
+fn every_flash_mode_runs_open_loop_at_its_rate() {
+    for mode in ["in-process", "http", "http-batch"] {
+        let report = bench(&[
+            "--mode",
+            mode,
+            "--rate",
+            "2000",
+            "--buyers",
+            "300",
+            "--duration",
+            "1",
+            "--hot-share",
+            "0.9",
+        ]);
+        let open = &report["open_loop"];
+        assert_eq!(open["rate_per_s"], 2000.0, "{mode}: {report}");
+        // Every arrival due in the second, nothing dropped at this rate, each one answered.
+        let offered = open["offered"].as_u64().unwrap();
+        assert!((1_990..=2_000).contains(&offered), "{mode}: {offered} offered: {report}");
+        assert_eq!(open["generator_dropped"], 0, "{mode}: {report}");
+        // Every arrival was answered: its order placed, or refused (as are some payments
+        // over HTTP, by admission control), and only placed orders were paid.
+        let count = |field: &str| report[field].as_u64().unwrap();
+        let refused: u64 = report["errors"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+        assert!(count("orders") > 0 && count("orders") + refused >= offered, "{mode}: {report}");
+        assert!(count("payments") <= count("orders"), "{mode}: {report}");
+        if mode == "in-process" {
+            assert_eq!(count("orders") + refused, offered, "{mode}: {report}");
+            assert_eq!(count("payments"), count("orders"), "{mode}: {report}");
+        }
+        assert_eq!(report["invariants"]["sold_exactly_stock"], true, "{mode}: {report}");
+        assert_eq!(report["invariants"]["ledger_balanced"], true, "{mode}: {report}");
+        assert_eq!(report["invariants"]["audit_ok"], true, "{mode}: {report}");
+    }
+}
+
+/// Offered far more than it can take, the engine queues, and the open loop's latency shows the
+/// queue (measured from when each arrival was due, not from when it was sent); a closed loop's
+/// latency would stay at its clients' round trip.
+#[test]
+fn an_open_loop_past_capacity_shows_the_wait_in_its_latency() {
+    let report = bench(&["--rate", "5000000", "--buyers", "300", "--duration", "1", "--batch", "500"]);
+    let p99 = report["latency_us"]["p99"].as_u64().unwrap();
+    assert!(p99 >= 100_000, "p99 {p99} us at 5 M arrivals/s: {report}");
+    assert!(report["open_loop"]["generator_dropped"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["invariants"]["sold_exactly_stock"], true, "{report}");
+    assert_eq!(report["invariants"]["audit_ok"], true, "{report}");
+}
+
 #[test]
 fn every_mixed_mode_browses_searches_orders_and_pays() {
     for mode in ["in-process", "http", "http-batch"] {
@@ -150,6 +202,26 @@ fn every_peer_runs_the_flash_workload_when_started() {
             assert_eq!(invariants["sold_exactly_stock"], true, "{target} {mode}: {report}");
             assert_eq!(invariants["ledger_balanced"], true, "{target} {mode}: {report}");
         }
+        let report = bench(&[
+            "--target",
+            target,
+            "--mode",
+            "http",
+            "--rate",
+            "500",
+            "--buyers",
+            "300",
+            "--duration",
+            "0.5",
+            "--clients",
+            "4",
+            "--hot-share",
+            "0.9",
+        ]);
+        assert!(report["open_loop"]["offered"].as_u64().unwrap() > 0, "{target} open loop: {report}");
+        assert_eq!(report["payments"], report["orders"], "{target} open loop: one call places and pays");
+        assert_eq!(report["invariants"]["sold_exactly_stock"], true, "{target} open loop: {report}");
+        assert_eq!(report["invariants"]["ledger_balanced"], true, "{target} open loop: {report}");
     }
     let report = bench(&["--target", "hyper-hello", "--mode", "http", "--duration", "0.3", "--clients", "4"]);
     assert!(report["orders_per_s"].as_f64().unwrap() > 0.0, "{report}");
