@@ -338,16 +338,15 @@ pub(crate) fn at_rate(
         figures.offered += b.offered;
         figures.generator_dropped += b.dropped;
         figures.shed += b.shed;
-        tally.orders += b.orders;
-        tally.payments += b.payments;
-        tally.hot_paid += b.hot_paid;
-        tally.hot_sold_out |= b.hot_sold_out;
-        for (code, n) in b.refused {
-            *tally.errors.entry(code).or_default() += n;
-        }
-        if let (Some(all), Some(h)) = (tally.latency.as_mut(), b.latency.as_ref()) {
-            all.add(h)?;
-        }
+        tally.merge(crate::Tally {
+            orders: b.orders,
+            payments: b.payments,
+            hot_paid: b.hot_paid,
+            hot_sold_out: b.hot_sold_out,
+            errors: b.refused,
+            latency: b.latency,
+            ..crate::Tally::default()
+        })?;
     }
     Ok((figures, tally))
 }
