@@ -434,6 +434,16 @@ async fn timed(driver: &Driver, ops: &[Op], key_base: u64, tally: &mut Tally) ->
     Ok(answers)
 }
 
+/// The bar a run shows while it runs: its seconds, and a message of what it has done so far.
+fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(duration.as_secs().max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// The highest `--rate`, arrivals per second: ten times the in-process figure of the brief.
 const RATE_MAX: f64 = 10_000_000.0;
 
@@ -820,11 +830,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         })?;
         let progress = Arc::new(AtomicU64::new(0));
         let next_claimer = Arc::new(AtomicU64::new(0));
-        let bar = indicatif::ProgressBar::new(options.duration.as_secs().max(1));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        let bar = progress_bar(options.duration);
         let deadline = started + options.duration;
         let clients: Vec<_> = drivers
             .into_iter()

@@ -318,10 +318,33 @@ pub(crate) fn at_rate(
     let recorder = Arc::new(Recorder::new(start, duration + DRAIN_WAIT, true));
     let phases = vec![Phase { name: "rate", from: Duration::ZERO, to: duration, orders_per_s: rate }];
     let per_request = options.mode == crate::Mode::Http;
+    let bar = crate::progress_bar(duration);
     let drained = runtime.block_on(async {
-        offer(drivers, recorder.clone(), phases, options.clone(), per_request, RATE_OUTSTANDING).await?;
-        anyhow::Ok(recorder.drained(DRAIN_WAIT).await)
+        let progress = {
+            let (recorder, bar) = (recorder.clone(), bar.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let elapsed = recorder.start.elapsed();
+                    let (offered, orders) = {
+                        let buckets = recorder.buckets.lock().unwrap_or_else(|e| e.into_inner());
+                        buckets.iter().fold((0, 0), |(o, p), b| (o + b.offered, p + b.orders))
+                    };
+                    bar.set_position(elapsed.as_secs());
+                    bar.set_message(format!(
+                        "{offered} arrivals, {:.0} orders/s",
+                        orders as f64 / elapsed.as_secs_f64()
+                    ));
+                }
+            })
+        };
+        let offered =
+            offer(drivers, recorder.clone(), phases, options.clone(), per_request, RATE_OUTSTANDING).await;
+        let drained = recorder.drained(DRAIN_WAIT).await;
+        progress.abort();
+        offered.map(|()| drained)
     })?;
+    bar.finish_and_clear();
     if !drained {
         anyhow::bail!("answers still outstanding {DRAIN_WAIT:?} after the last arrival");
     }
