@@ -35,7 +35,7 @@ pub struct Remembered {
 /// folded to 32 (so a key that differs from another only in its top bits still differs here).
 /// The gateway's keys are BLAKE3 digests, for which any 96 bits are as good: two of the 20 M
 /// keys a full store holds share them once in ~10^14 stores.
-pub fn kept_key(key: u128) -> u128 {
+fn kept_key(key: u128) -> u128 {
     let high = (key >> 64) as u64;
     u128::from(high as u32 ^ (high >> 32) as u32) << 64 | u128::from(key as u64)
 }

@@ -132,16 +132,16 @@ impl Default for OrderLines {
     }
 }
 
-impl From<Vec<OrderLine>> for OrderLines {
-    fn from(mut lines: Vec<OrderLine>) -> OrderLines {
-        match lines.len() {
-            1 => OrderLines::One(lines.remove(0)),
-            _ => OrderLines::Many(lines.into_boxed_slice()),
-        }
-    }
-}
-
 impl OrderLines {
+    /// One line inline, two or more on the heap: a one-line order (most of them) allocates
+    /// nothing, whether placed on the sequencer or decoded from a snapshot.
+    fn try_collect<E>(mut lines: impl Iterator<Item = Result<OrderLine, E>>) -> Result<OrderLines, E> {
+        let Some(first) = lines.next().transpose()? else { return Ok(OrderLines::default()) };
+        let Some(second) = lines.next().transpose()? else { return Ok(OrderLines::One(first)) };
+        let many = [Ok(first), Ok(second)].into_iter().chain(lines).collect::<Result<Vec<_>, E>>()?;
+        Ok(OrderLines::Many(many.into_boxed_slice()))
+    }
+
     pub fn as_slice(&self) -> &[OrderLine] {
         match self {
             OrderLines::One(line) => std::slice::from_ref(line),
@@ -155,6 +155,13 @@ impl std::ops::Deref for OrderLines {
 
     fn deref(&self) -> &[OrderLine] {
         self.as_slice()
+    }
+}
+
+impl FromIterator<OrderLine> for OrderLines {
+    fn from_iter<I: IntoIterator<Item = OrderLine>>(lines: I) -> OrderLines {
+        let Ok(lines) = OrderLines::try_collect(lines.into_iter().map(Ok::<_, std::convert::Infallible>));
+        lines
     }
 }
 
@@ -185,17 +192,16 @@ impl<'de> Deserialize<'de> for OrderLines {
             }
 
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OrderLines, A::Error> {
-                let Some(first) = seq.next_element()? else { return Ok(OrderLines::default()) };
-                let Some(second) = seq.next_element()? else { return Ok(OrderLines::One(first)) };
-                let mut lines = vec![first, second];
-                while let Some(line) = seq.next_element()? {
-                    // Bounded by what was encoded: `place_order` refuses more than ORDER_LINES_MAX.
-                    if lines.len() >= ORDER_LINES_MAX {
-                        return Err(serde::de::Error::invalid_length(lines.len() + 1, &self));
+                let lines = std::iter::from_fn(|| seq.next_element::<OrderLine>().transpose());
+                // Bounded by what was encoded: `place_order` refuses more than ORDER_LINES_MAX.
+                let too_many = || serde::de::Error::custom("more lines than an order may have");
+                OrderLines::try_collect(lines.enumerate().map(|(i, line)| {
+                    if i < ORDER_LINES_MAX {
+                        line
+                    } else {
+                        Err(too_many())
                     }
-                    lines.push(line);
-                }
-                Ok(OrderLines::Many(lines.into_boxed_slice()))
+                }))
             }
         }
         deserializer.deserialize_seq(Lines)
@@ -797,7 +803,8 @@ impl State {
             return Err(out_of_bounds("reservation_ttl_ms", "between 1 s and 7 days"));
         }
         // Validate every line and price it; nothing is changed until all lines pass.
-        let mut lines = Vec::with_capacity(requested.len());
+        // On the stack for the one line most orders have: nothing allocated on the sequencer.
+        let mut lines = smallvec::SmallVec::<[OrderLine; 1]>::new();
         let mut total = Amount::ZERO;
         let mut merchant_currency: Option<(MerchantId, Currency)> = None;
         for (i, line) in requested.iter().enumerate() {
@@ -895,7 +902,7 @@ impl State {
             reservation_and_restocked: reservation_ttl_ms,
             total,
             commission: Amount::ZERO,
-            lines: OrderLines::from(lines),
+            lines: lines.into_iter().collect(),
         });
         if !discounts.is_empty() {
             self.order_discounts.insert(order, discounts);
@@ -1256,7 +1263,7 @@ mod tests {
         };
         for count in [0, 1, 3] {
             let lines: Vec<OrderLine> = (1..=count).map(line).collect();
-            let packed = OrderLines::from(lines.clone());
+            let packed: OrderLines = lines.iter().cloned().collect();
             assert_eq!(matches!(packed, OrderLines::One(_)), count == 1);
             assert_eq!(packed.as_slice(), &lines[..]);
             // The same bytes as the `SmallVec` it replaced (a sequence), so snapshots agree.
