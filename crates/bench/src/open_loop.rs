@@ -89,16 +89,16 @@ impl Recorder {
         true
     }
 
-    /// Records the answers to `ops`, each sent at `since` (its intended time or its send), and
-    /// returns the orders to pay with whether each is the hot SKU's. With `paid_with_order` (the
-    /// peers, whose one call places and pays), an accepted order is also a payment.
-    fn answers(&self, ops: &[Op], answers: &[Answer], since: &[Instant], paying: Paying) -> Vec<(Op, bool)> {
+    /// Records the answers to `ops`, their latency from `since`, and returns the orders to pay
+    /// with whether each is the hot SKU's. With `paid_with_order` (the peers, whose one call
+    /// places and pays), an accepted order is also a payment.
+    fn answers(&self, ops: &[Op], answers: &[Answer], since: Since, paying: Paying) -> Vec<(Op, bool)> {
         let now = Instant::now();
         let mut pays = Vec::new();
         self.with(now, |b| {
             for (k, (op, answer)) in ops.iter().zip(answers).enumerate() {
                 let hot = match paying {
-                    Paying::Orders { paid_with_order: _ } => matches!(op, Op::Place { sku: 1, .. }),
+                    Paying::Orders { .. } => matches!(op, Op::Place { sku: 1, .. }),
                     Paying::Payments { hot } => hot.get(k).copied().unwrap_or(false),
                 };
                 match answer {
@@ -118,8 +118,7 @@ impl Recorder {
                                 b.hot_paid += u64::from(hot);
                             }
                         }
-                        let sent = since.get(k).or(since.last()).copied().unwrap_or(now);
-                        let micros = now.saturating_duration_since(sent).as_micros().max(1) as u64;
+                        let micros = now.saturating_duration_since(since.of(k)).as_micros().max(1) as u64;
                         let h = b.latency.get_or_insert_with(|| {
                             Histogram::new_with_bounds(1, 60_000_000, 2).expect("bounds")
                         });
@@ -127,15 +126,12 @@ impl Recorder {
                     }
                     Answer::Refused(code) => {
                         *b.refused.entry(code.clone()).or_default() += 1;
+                        let hot_sold_out = hot && SOLD_OUT_CODES.contains(&code.as_str());
+                        b.hot_sold_out |= hot_sold_out;
                         if SHED_CODES.contains(&code.as_str()) {
                             b.shed += 1;
-                            if matches!(paying, Paying::Payments { .. }) {
-                                b.payments_shed += 1;
-                            }
-                        } else if BUSINESS_CODES.contains(&code.as_str())
-                            || (hot && SOLD_OUT_CODES.contains(&code.as_str()))
-                        {
-                            b.hot_sold_out |= hot && SOLD_OUT_CODES.contains(&code.as_str());
+                            b.payments_shed += u64::from(matches!(paying, Paying::Payments { .. }));
+                        } else if hot_sold_out || BUSINESS_CODES.contains(&code.as_str()) {
                             *b.business.entry(code.clone()).or_default() += 1;
                         } else {
                             *b.errors.entry(code.clone()).or_default() += 1;
@@ -145,6 +141,22 @@ impl Recorder {
             }
         });
         pays
+    }
+}
+
+/// Where a batch's latencies count from: each arrival's intended time, or the batch's send.
+#[derive(Clone, Copy)]
+enum Since<'a> {
+    Intended(&'a [Instant]),
+    Sent(Instant),
+}
+
+impl Since<'_> {
+    fn of(&self, k: usize) -> Instant {
+        match *self {
+            Since::Intended(times) => times[k],
+            Since::Sent(at) => at,
+        }
     }
 }
 
@@ -164,38 +176,29 @@ fn transport_error(recorder: &Recorder, error: &anyhow::Error, n: usize) {
     });
 }
 
-/// One arrival batch: place the orders, pay the accepted ones.
-async fn play(
-    driver: Arc<Driver>,
-    recorder: Arc<Recorder>,
-    ops: Vec<Op>,
-    intended: Vec<Instant>,
-    keys: Arc<AtomicU64>,
-) {
+/// One arrival batch (`intended`: each arrival's due time): place the orders, pay the accepted
+/// ones.
+async fn play(driver: &Driver, recorder: &Recorder, ops: Vec<Op>, intended: Vec<Instant>, keys: &AtomicU64) {
     let sent = Instant::now();
-    let since = if recorder.from_intended { intended } else { vec![sent] };
+    let since = if recorder.from_intended { Since::Intended(&intended) } else { Since::Sent(sent) };
     let key = keys.fetch_add(ops.len() as u64, Ordering::Relaxed);
     let paid_with_order = driver.pays_with_order();
     let pays = match driver.run(&ops, key).await {
-        Ok(answers) => recorder.answers(&ops, &answers, &since, Paying::Orders { paid_with_order }),
-        Err(error) => {
-            transport_error(&recorder, &error, ops.len());
-            recorder.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return;
-        }
+        Ok(answers) => recorder.answers(&ops, &answers, since, Paying::Orders { paid_with_order }),
+        Err(error) => return transport_error(recorder, &error, ops.len()),
     };
-    if !pays.is_empty() {
-        let sent = [Instant::now()];
-        let (pays, hot): (Vec<Op>, Vec<bool>) = pays.into_iter().unzip();
-        let key = keys.fetch_add(pays.len() as u64, Ordering::Relaxed);
-        match driver.run(&pays, key).await {
-            Ok(answers) => {
-                recorder.answers(&pays, &answers, &sent, Paying::Payments { hot: &hot });
-            }
-            Err(error) => transport_error(&recorder, &error, pays.len()),
-        }
+    if pays.is_empty() {
+        return;
     }
-    recorder.in_flight.fetch_sub(1, Ordering::AcqRel);
+    let since = Since::Sent(Instant::now());
+    let (pays, hot): (Vec<Op>, Vec<bool>) = pays.into_iter().unzip();
+    let key = keys.fetch_add(pays.len() as u64, Ordering::Relaxed);
+    match driver.run(&pays, key).await {
+        Ok(answers) => {
+            recorder.answers(&pays, &answers, since, Paying::Payments { hot: &hot });
+        }
+        Err(error) => transport_error(recorder, &error, pays.len()),
+    }
 }
 
 pub(crate) struct Phase {
@@ -275,7 +278,8 @@ pub(crate) async fn offer(
                 let (recorder, keys) = (recorder.clone(), keys.clone());
                 let (chunk, intended) = (chunk.to_vec(), intended.to_vec());
                 tokio::spawn(async move {
-                    play(driver, recorder, chunk, intended, keys).await;
+                    play(&driver, &recorder, chunk, intended, &keys).await;
+                    recorder.in_flight.fetch_sub(1, Ordering::AcqRel);
                     drop(permit);
                 });
             }
