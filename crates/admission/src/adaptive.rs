@@ -81,8 +81,13 @@ impl AdaptiveLimit {
         self.limit
     }
 
-    /// New bounds and target; the current limit is clamped into them, not reset.
+    /// New bounds and target. Rules that differ from the ones in force restart the limit at
+    /// their `initial` (an operator who pinned the limit and then restores the rules gets the
+    /// restored rules' limit, not the pinned one); the same rules again change nothing.
     pub fn set_rules(&mut self, rules: AdaptiveRules) {
+        if rules != self.rules {
+            self.limit = rules.initial;
+        }
         self.rules = rules;
         self.limit = self.limit.clamp(rules.min, rules.max);
     }
@@ -150,6 +155,23 @@ mod tests {
             last = limit.limit();
         }
         assert_eq!(limit.limit(), 1_000);
+    }
+
+    #[test]
+    fn regression_restoring_the_rules_after_a_pin_restores_the_limit() {
+        let mut limit = AdaptiveLimit::new(AdaptiveRules::default(), 0);
+        let pinned = AdaptiveRules { initial: 32, min: 32, max: 32, ..AdaptiveRules::default() };
+        limit.set_rules(pinned);
+        assert_eq!(limit.limit(), 32);
+        limit.set_rules(AdaptiveRules::default());
+        assert_eq!(limit.limit(), AdaptiveRules::default().initial);
+        // The same rules again leave a limit that has moved where it moved.
+        limit.observe_in_flight(limit.limit());
+        limit.on_sample(MS, 100 * MS);
+        let grown = limit.limit();
+        assert!(grown > AdaptiveRules::default().initial);
+        limit.set_rules(AdaptiveRules::default());
+        assert_eq!(limit.limit(), grown);
     }
 
     #[test]

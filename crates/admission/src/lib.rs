@@ -154,6 +154,7 @@ impl Refusal {
             Refusal::Ticket(TicketError::NotYours) => "ticket_not_yours",
             Refusal::Ticket(TicketError::NotAdmitted { .. }) => "ticket_not_admitted",
             Refusal::Ticket(TicketError::Used) => "ticket_used",
+            Refusal::Ticket(TicketError::WrongOrder) => "ticket_not_for_this_order",
             Refusal::Ticket(TicketError::Full) => "waiting_room_full",
         }
     }
@@ -237,7 +238,18 @@ impl Admission {
     /// Admits one command, or says why not. An admitted command is in flight until
     /// [`Admission::complete`] is called for it.
     pub fn admit(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
-        let result = self.check(request, now);
+        let room = !self.is_full(request.class);
+        self.admit_with_room(request, room, now)
+    }
+
+    /// Admits one command of a batch, `room` saying whether its class had room in flight when
+    /// the batch arrived ([`Admission::has_room`]): the limit is checked once per batch, so a
+    /// batch that finds room is admitted whole (rate limits aside) and one that does not is
+    /// refused whole. The limit is then exceeded by at most one batch (the gateway bounds its
+    /// length); checked command by command, a batch longer than the room left was cut
+    /// arbitrarily, even on an idle engine.
+    pub fn admit_with_room(&mut self, request: &Request, room: bool, now: Nanos) -> Result<(), Refusal> {
+        let result = self.check(request, room, now);
         let counts = &mut self.counts[request.class as usize];
         match &result {
             Ok(()) => {
@@ -266,8 +278,13 @@ impl Admission {
         self.in_flight >= self.threshold(class)
     }
 
-    fn check(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
-        if self.is_full(request.class) {
+    /// Whether a batch arriving now finds room for its commands of `class`.
+    pub fn has_room(&self, class: Class) -> bool {
+        !self.is_full(class)
+    }
+
+    fn check(&mut self, request: &Request, room: bool, now: Nanos) -> Result<(), Refusal> {
+        if !room {
             let retry_after = (self.rules.adaptive.latency_target_ms * 2_000_000).max(OVERLOAD_RETRY_MIN);
             return Err(Refusal::Overloaded { retry_after });
         }
@@ -276,7 +293,7 @@ impl Admission {
         }
         if let Some(ticket) = request.ticket {
             let buyer = request.buyer.unwrap_or(u64::MAX);
-            return self.room.redeem(ticket, buyer, now, true).map_err(Refusal::Ticket);
+            return self.room.redeem(ticket, buyer, request.skus, now, true).map_err(Refusal::Ticket);
         }
         // The SKUs first: a hot item's refusal must not spend the buyer's quota. Checked without
         // spending, then spent, so a multi-line order takes all its tokens or none.
@@ -323,13 +340,15 @@ impl Admission {
         self.in_flight
     }
 
+    /// A ticket in `campaign`'s room, which sells `sku` (the caller has checked it exists).
     pub fn take_ticket(
         &mut self,
         campaign: u64,
+        sku: u64,
         buyer: u64,
         now: Nanos,
     ) -> Result<waiting_room::TicketView, Refusal> {
-        self.room.take(campaign, buyer, now).map_err(Refusal::Ticket)
+        self.room.take(campaign, sku, buyer, now).map_err(Refusal::Ticket)
     }
 
     pub fn ticket(&mut self, ticket: u64, now: Nanos) -> Result<waiting_room::TicketView, Refusal> {
@@ -430,7 +449,7 @@ mod tests {
         for buyer in 1..=3 {
             admission.admit(&order(buyer, &[5]), 0).unwrap();
         }
-        let ticket = admission.take_ticket(1, 4, 0).unwrap().ticket;
+        let ticket = admission.take_ticket(1, 5, 4, 0).unwrap().ticket;
         let with_ticket = Request { ticket: Some(ticket), ..order(4, &[5]) };
         assert_eq!(
             admission.admit(&with_ticket, 0),

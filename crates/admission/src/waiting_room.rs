@@ -105,6 +105,8 @@ pub enum TicketError {
     Used,
     #[error("the waiting room is full")]
     Full,
+    #[error("this ticket admits an order of its campaign's SKU only")]
+    WrongOrder,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +119,8 @@ enum Stage {
 #[derive(Clone, Copy, Debug)]
 struct Ticket {
     campaign: u64,
+    /// The campaign's SKU: the only one an order redeeming the ticket may hold.
+    sku: u64,
     buyer: u64,
     number: u64,
     issued_at: Nanos,
@@ -162,7 +166,14 @@ impl WaitingRoom {
     }
 
     /// Takes a ticket for `buyer` in `campaign`'s room, or gives back the one the buyer holds.
-    pub fn take(&mut self, campaign: u64, buyer: u64, now: Nanos) -> Result<TicketView, TicketError> {
+    /// The caller has checked that the campaign exists and sells `sku`.
+    pub fn take(
+        &mut self,
+        campaign: u64,
+        sku: u64,
+        buyer: u64,
+        now: Nanos,
+    ) -> Result<TicketView, TicketError> {
         if let Some(&id) = self.holders.get(&(campaign, buyer)) {
             if let Ok(view) = self.view(id, now) {
                 if view.state != TicketState::Used {
@@ -189,7 +200,7 @@ impl WaitingRoom {
         room.next_number += 1;
         room.queue.push_back(id);
         let ticket =
-            Ticket { campaign, buyer, number: room.next_number, issued_at: now, stage: Stage::Waiting };
+            Ticket { campaign, sku, buyer, number: room.next_number, issued_at: now, stage: Stage::Waiting };
         self.tickets.insert(id, ticket);
         self.holders.insert((campaign, buyer), id);
         self.view(id, now)
@@ -221,11 +232,23 @@ impl WaitingRoom {
         Ok(TicketView { ticket: id, campaign_id: ticket.campaign, buyer_id: ticket.buyer, state })
     }
 
-    /// Checks that `buyer` may use ticket `id` now; with `consume`, marks it used.
-    pub fn redeem(&mut self, id: u64, buyer: u64, now: Nanos, consume: bool) -> Result<(), TicketError> {
+    /// Checks that `buyer` may use ticket `id` now for an order of `skus`; with `consume`,
+    /// marks it used.
+    pub fn redeem(
+        &mut self,
+        id: u64,
+        buyer: u64,
+        skus: &[u64],
+        now: Nanos,
+        consume: bool,
+    ) -> Result<(), TicketError> {
         let view = self.view(id, now)?;
         if view.buyer_id != buyer {
             return Err(TicketError::NotYours);
+        }
+        let sku = self.tickets.get(&id).map(|t| t.sku);
+        if skus.is_empty() || skus.iter().any(|&s| Some(s) != sku) {
+            return Err(TicketError::WrongOrder);
         }
         match view.state {
             TicketState::Waiting { position, wait_ms } => Err(TicketError::NotAdmitted { position, wait_ms }),
@@ -334,7 +357,7 @@ mod tests {
     #[test]
     fn first_in_first_out_at_the_rooms_rate() {
         let mut room = room(10); // one ticket per 100 ms
-        let t: Vec<u64> = (1..=3).map(|buyer| room.take(1, buyer, 0).unwrap().ticket).collect();
+        let t: Vec<u64> = (1..=3).map(|buyer| room.take(1, 10, buyer, 0).unwrap().ticket).collect();
         assert_eq!(room.view(t[0], 0).unwrap().state, waiting(1, 100));
         assert_eq!(room.view(t[2], 0).unwrap().state, waiting(3, 300));
         assert_eq!(room.view(t[0], 99 * MS).unwrap().state, waiting(1, 100));
@@ -344,32 +367,39 @@ mod tests {
         assert_eq!(room.view(t[2], 250 * MS).unwrap().state, waiting(1, 100));
         assert!(matches!(room.view(t[2], 300 * MS).unwrap().state, TicketState::Admitted { .. }));
         // A buyer asking again gets the same ticket, not a second place in the line.
-        assert_eq!(room.take(1, 2, 300 * MS).unwrap().ticket, t[1]);
+        assert_eq!(room.take(1, 10, 2, 300 * MS).unwrap().ticket, t[1]);
     }
 
     #[test]
     fn a_ticket_is_its_buyers_and_is_used_once() {
         let mut room = room(10);
-        let ticket = room.take(1, 42, 0).unwrap().ticket;
+        let ticket = room.take(1, 10, 42, 0).unwrap().ticket;
         assert_eq!(
-            room.redeem(ticket, 42, 0, true),
+            room.redeem(ticket, 42, &[10], 0, true),
             Err(TicketError::NotAdmitted { position: 1, wait_ms: 100 })
         );
-        assert_eq!(room.redeem(ticket, 43, 100 * MS, true), Err(TicketError::NotYours));
-        assert_eq!(room.redeem(ticket, 42, 100 * MS, false), Ok(()));
-        assert_eq!(room.redeem(ticket, 42, 100 * MS, true), Ok(()));
-        assert_eq!(room.redeem(ticket, 42, 100 * MS, true), Err(TicketError::Used));
-        assert_eq!(room.redeem(12345, 42, 100 * MS, true), Err(TicketError::Unknown));
+        assert_eq!(room.redeem(ticket, 43, &[10], 100 * MS, true), Err(TicketError::NotYours));
+        assert_eq!(room.redeem(ticket, 42, &[10], 100 * MS, false), Ok(()));
+        assert_eq!(room.redeem(ticket, 42, &[10], 100 * MS, true), Ok(()));
+        assert_eq!(room.redeem(ticket, 42, &[10], 100 * MS, true), Err(TicketError::Used));
+        assert_eq!(room.redeem(12345, 42, &[10], 100 * MS, true), Err(TicketError::Unknown));
         // Having used it, the buyer may queue again.
-        assert_ne!(room.take(1, 42, 200 * MS).unwrap().ticket, ticket);
+        assert_ne!(room.take(1, 10, 42, 200 * MS).unwrap().ticket, ticket);
+        // A ticket admits only an order of its campaign's SKU, alone.
+        let other = room.take(2, 20, 7, 200 * MS).unwrap().ticket;
+        let at = 400 * MS;
+        assert_eq!(room.redeem(other, 7, &[21], at, false), Err(TicketError::WrongOrder));
+        assert_eq!(room.redeem(other, 7, &[20, 21], at, false), Err(TicketError::WrongOrder));
+        assert_eq!(room.redeem(other, 7, &[], at, false), Err(TicketError::WrongOrder));
+        assert_eq!(room.redeem(other, 7, &[20], at, false), Ok(()));
     }
 
     #[test]
     fn tickets_expire_waiting_and_admitted() {
         let mut room = room(1); // one per second
-        let first = room.take(1, 1, 0).unwrap().ticket;
-        let second = room.take(1, 2, 0).unwrap().ticket;
-        let third = room.take(1, 3, 0).unwrap().ticket;
+        let first = room.take(1, 10, 1, 0).unwrap().ticket;
+        let second = room.take(1, 10, 2, 0).unwrap().ticket;
+        let third = room.take(1, 10, 3, 0).unwrap().ticket;
         // The first is admitted at 1 s and must be used within 2 s.
         assert!(matches!(room.view(first, 1_000 * MS).unwrap().state, TicketState::Admitted { .. }));
         assert_eq!(room.view(first, 3_000 * MS), Err(TicketError::Unknown));
@@ -384,9 +414,9 @@ mod tests {
     fn expired_waiting_tickets_do_not_use_a_slot() {
         let mut room = room(1);
         room.rules.ticket_ttl_ms = 500;
-        let gone = room.take(1, 1, 0).unwrap().ticket;
+        let gone = room.take(1, 10, 1, 0).unwrap().ticket;
         // Buyer 2 arrives at 600 ms; buyer 1's ticket expired unadmitted at 500 ms.
-        let next = room.take(1, 2, 600 * MS).unwrap().ticket;
+        let next = room.take(1, 10, 2, 600 * MS).unwrap().ticket;
         assert_eq!(room.view(gone, 600 * MS), Err(TicketError::Unknown));
         assert_eq!(room.view(next, 600 * MS).unwrap().state, waiting(1, 1_000));
     }
@@ -395,12 +425,12 @@ mod tests {
     fn the_room_is_bounded() {
         let mut room = room(1);
         for buyer in 0..5 {
-            room.take(1, buyer, 0).unwrap();
+            room.take(1, 10, buyer, 0).unwrap();
         }
-        assert_eq!(room.take(1, 99, 0), Err(TicketError::Full));
+        assert_eq!(room.take(1, 10, 99, 0), Err(TicketError::Full));
         // Rooms of other campaigns share the bound.
-        assert_eq!(room.take(2, 99, 0), Err(TicketError::Full));
+        assert_eq!(room.take(2, 20, 99, 0), Err(TicketError::Full));
         // Once admitted tickets lapse unused, there is room again.
-        assert!(room.take(1, 99, 4_000 * MS).is_ok());
+        assert!(room.take(1, 10, 99, 4_000 * MS).is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! from first principles (order lines, ledger transfers) rather than trusted from counters.
 
 use crate::ledger::Owner;
+use crate::limits::EXTERNAL_ISSUED_MAX;
 use crate::state::{OrderStatus, State};
 use crate::types::*;
 use std::collections::BTreeMap;
@@ -133,6 +134,13 @@ impl State {
                     Owner::External => a.balance > 0,
                     _ => a.balance < 0,
                 };
+                if a.owner == Owner::External && i128::from(a.balance) < -i128::from(EXTERNAL_ISSUED_MAX) {
+                    return Some(format!(
+                        "external {}: {} brought in, beyond the issuance bound {EXTERNAL_ISSUED_MAX}",
+                        a.currency,
+                        -i128::from(a.balance)
+                    ));
+                }
                 wrong_sign.then(|| {
                     format!("{:?} {}: balance {} has the wrong sign", a.owner, a.currency, a.balance)
                 })
@@ -141,11 +149,25 @@ impl State {
         let violation = violation.or_else(|| {
             sums.iter().find(|(_, &s)| s != 0).map(|(c, s)| format!("{c}: balances sum to {s}, not 0"))
         });
+        // How close the external side is to its bound, in the currency nearest to it.
+        let issued = ledger
+            .accounts()
+            .iter()
+            .filter(|a| a.owner == Owner::External)
+            .map(|a| (a.balance.unsigned_abs(), a.currency))
+            .max();
+        let headroom = match issued {
+            Some((issued, currency)) => format!(
+                "; most brought in: {issued} {currency}, {} ppm of the issuance bound",
+                u128::from(issued) * 1_000_000 / u128::from(EXTERNAL_ISSUED_MAX)
+            ),
+            None => String::new(),
+        };
         check(
             "money_conserved",
             violation,
             format!(
-                "{} transfers over {} accounts balance",
+                "{} transfers over {} accounts balance{headroom}",
                 ledger.transfers().len(),
                 ledger.accounts().len()
             ),

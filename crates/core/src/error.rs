@@ -24,6 +24,10 @@ pub enum CoreError {
     AmountTooLarge,
     #[error("the arithmetic overflowed: {0}")]
     Overflow(&'static str),
+    #[error("{currency}: the platform has brought in as much money as it may ({max} minor units)")]
+    IssuanceLimit { currency: crate::types::Currency, max: u64 },
+    #[error("this is the last admin key: create another admin key before revoking it")]
+    LastAdminKey,
     #[error("the actor may not {0}")]
     Forbidden(&'static str),
     #[error("{0} not found")]
@@ -77,6 +81,8 @@ impl CoreError {
             CoreError::OutOfBounds { .. } => "out_of_bounds",
             CoreError::AmountTooLarge => "amount_too_large",
             CoreError::Overflow(_) => "overflow",
+            CoreError::IssuanceLimit { .. } => "issuance_limit_reached",
+            CoreError::LastAdminKey => "last_admin_key",
             CoreError::Forbidden(_) => "forbidden",
             CoreError::NotFound(_) => "not_found",
             CoreError::CurrencyMismatch(_) => "currency_mismatch",
@@ -115,6 +121,8 @@ impl CoreError {
             CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::InsufficientStock { .. }
             | CoreError::InsufficientFunds
+            | CoreError::IssuanceLimit { .. }
+            | CoreError::LastAdminKey
             | CoreError::CampaignNotStarted { .. }
             | CoreError::CampaignSoldOut { .. }
             | CoreError::CampaignLimitExceeded { .. }

@@ -3,7 +3,7 @@
 
 use crate::chunked::Chunked;
 use crate::error::CoreError;
-use crate::limits::{ORDERS_MAX, TRANSFERS_MAX};
+use crate::limits::{EXTERNAL_ISSUED_MAX, ORDERS_MAX, TRANSFERS_MAX};
 use crate::types::*;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -330,11 +330,17 @@ impl Ledger {
         }
         for (owner, delta) in deltas.iter().filter_map(|(o, d)| o.map(|o| (o, *d))) {
             let after = i128::from(self.balance(owner, currency)) + delta;
+            if owner == Owner::External {
+                // The external side's bound keeps every balance (all of them sum to zero, only
+                // this one may be negative) far inside `i64`: nothing below can overflow.
+                if after < -i128::from(EXTERNAL_ISSUED_MAX) {
+                    return Err(CoreError::IssuanceLimit { currency, max: EXTERNAL_ISSUED_MAX });
+                }
+            } else if after < 0 {
+                return Err(CoreError::InsufficientFunds);
+            }
             if after > i128::from(i64::MAX) || after < i128::from(i64::MIN) {
                 return Err(CoreError::Overflow("wallet balance"));
-            }
-            if owner != Owner::External && after < 0 {
-                return Err(CoreError::InsufficientFunds);
             }
         }
         Ok(())

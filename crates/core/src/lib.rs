@@ -29,5 +29,5 @@ pub use error::{CoreError, ErrorKind};
 pub use idempotency::IdempotencyStore;
 pub use ledger::{Owner, TransferKind};
 pub use promotions::{Coupon, RedPacket};
-pub use state::{Applied, EncodedState, Order, OrderDiscount, OrderStatus, Sku, State};
+pub use state::{Applied, Campaign, EncodedState, Order, OrderDiscount, OrderStatus, Sku, State};
 pub use types::*;

@@ -3,6 +3,14 @@
 /// The largest amount of money one command may carry: 10^15 minor units (10 trillion yuan).
 /// Far above any real price, far below `i64::MAX`, so sums of a few amounts cannot overflow.
 pub const AMOUNT_MAX: u64 = 1_000_000_000_000_000;
+/// The largest amount one top-up may bring in: 10^12 minor units (10 billion yuan). A funding
+/// source (a payment provider's confirmed deposit, an operator) moves at most this per command.
+pub const TOP_UP_AMOUNT_MAX: u64 = 1_000_000_000_000;
+/// The most money that may ever be brought in from outside, per currency, net of what went
+/// back: 2^62 minor units. Every other balance is non-negative and all of them sum to zero, so
+/// no balance anywhere can come within a factor of two of `i64`'s range: no sum overflows, and
+/// a funding source that reaches the bound is refused by name (`issuance_limit_reached`).
+pub const EXTERNAL_ISSUED_MAX: u64 = 1 << 62;
 /// The largest stock one command may add to a SKU.
 pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000;
 /// The largest quantity of one order line.

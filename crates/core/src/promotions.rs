@@ -31,6 +31,9 @@ pub struct Coupon {
     /// Orders that hold the coupon.
     pub used_count: u64,
     pub used_by_buyer: BTreeMap<BuyerId, u32>,
+    /// `used_amount` and `used_count` when it was first disabled: that answer is rendered as of
+    /// then (orders that held it may be cancelled later).
+    pub used_when_disabled: Option<(Amount, u64)>,
 }
 
 impl Coupon {
@@ -49,6 +52,10 @@ pub struct RedPacket {
     pub closed: bool,
     /// What went back to the sponsor when the pool closed.
     pub returned: Amount,
+    /// When it was funded, and when it closed (0 while open): the answers to its creation and
+    /// its closing are rendered as of then.
+    pub created_at: Millis,
+    pub closed_at: Millis,
 }
 
 impl RedPacket {
@@ -166,6 +173,7 @@ impl State {
             used_amount: Amount::ZERO,
             used_count: 0,
             used_by_buyer: BTreeMap::new(),
+            used_when_disabled: None,
         });
         Ok(Outcome::CouponCreated { coupon: CouponId::from_index(self.coupons.len() - 1) })
     }
@@ -175,7 +183,9 @@ impl State {
         if !actor.may_sponsor(coupon.terms.sponsor) {
             return Err(CoreError::Forbidden("disable another sponsor's coupon"));
         }
-        self.coupons[id.index().unwrap_or_default()].disabled = true;
+        let coupon = &mut self.coupons[id.index().unwrap_or_default()];
+        coupon.disabled = true;
+        coupon.used_when_disabled.get_or_insert((coupon.used_amount, coupon.used_count));
         Ok(Outcome::CouponDisabled { coupon: id })
     }
 
@@ -285,6 +295,8 @@ impl State {
             claims: BTreeMap::new(),
             closed: false,
             returned: Amount::ZERO,
+            created_at: now,
+            closed_at: Millis(0),
         });
         self.red_packet_ends.insert((new.ends_at, packet));
         Ok(Outcome::RedPacketCreated { packet })
@@ -361,6 +373,7 @@ impl State {
         let packet = &mut self.red_packets[index];
         packet.closed = true;
         packet.returned = left;
+        packet.closed_at = now;
         self.red_packet_ends.remove(&(ends_at, id));
         left
     }

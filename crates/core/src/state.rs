@@ -88,6 +88,8 @@ pub struct Campaign {
     pub taken: u64,
     /// Units per buyer, held by pending or paid orders. Never above `per_buyer_limit`.
     pub taken_by_buyer: BTreeMap<BuyerId, u32>,
+    /// When it was created: its creation's answer is rendered as of then.
+    pub created_at: Millis,
 }
 
 impl Campaign {
@@ -430,7 +432,7 @@ impl State {
             Command::CreateSku(new) => self.create_sku(actor, new),
             Command::Restock { sku, quantity } => self.restock(actor, *sku, *quantity),
             Command::TopUp { buyer, amount, currency } => self.top_up(actor, now, *buyer, *amount, *currency),
-            Command::CreateCampaign(new) => self.create_campaign(actor, new),
+            Command::CreateCampaign(new) => self.create_campaign(actor, now, new),
             Command::PlaceOrder { buyer, lines, coupons, reservation_ttl_ms } => {
                 self.place_order(actor, now, *buyer, lines, coupons, *reservation_ttl_ms)
             }
@@ -603,9 +605,14 @@ impl State {
 
     fn revoke_api_key(&mut self, actor: Actor, key: ApiKeyId) -> Result<Outcome, CoreError> {
         Self::require_admin(actor, "revoke API keys")?;
-        let entry =
-            key.index().and_then(|i| self.api_keys.get_mut(i)).ok_or(CoreError::NotFound("api key"))?;
-        entry.revoked = true;
+        let entry = key.index().and_then(|i| self.api_keys.get(i)).ok_or(CoreError::NotFound("api key"))?;
+        // Without an admin key nobody could create another one: the data directory would be
+        // locked out for good. Rotate by creating the new key first.
+        let admins = self.api_keys.iter().filter(|k| !k.revoked && k.acts_as == Actor::Admin).count();
+        if !entry.revoked && entry.acts_as == Actor::Admin && admins == 1 {
+            return Err(CoreError::LastAdminKey);
+        }
+        self.api_keys[key.index().unwrap_or_default()].revoked = true;
         Ok(Outcome::ApiKeyRevoked { key })
     }
 
@@ -725,8 +732,16 @@ impl State {
         amount: Amount,
         currency: Currency,
     ) -> Result<Outcome, CoreError> {
-        self.require_buyer(actor, buyer, "top up another buyer's wallet")?;
+        // Money comes in from its real source: an operator, or a service key relaying a payment
+        // provider's confirmed deposit. A buyer reads and spends its wallet; it never funds it.
+        if !matches!(actor, Actor::Admin | Actor::Service) {
+            return Err(CoreError::Forbidden("top up a wallet (admin and service keys only)"));
+        }
+        self.buyer(buyer)?;
         Self::check_positive_amount(amount)?;
+        if amount.0 > TOP_UP_AMOUNT_MAX {
+            return Err(CoreError::AmountTooLarge);
+        }
         let legs =
             [Leg { debit: Owner::External, credit: Owner::Buyer(buyer), amount, kind: TransferKind::TopUp }];
         let transfer = self.ledger.move_money(currency, &legs, None, now)?;
@@ -734,7 +749,12 @@ impl State {
         Ok(Outcome::ToppedUp { transfer, balance })
     }
 
-    fn create_campaign(&mut self, actor: Actor, new: &NewCampaign) -> Result<Outcome, CoreError> {
+    fn create_campaign(
+        &mut self,
+        actor: Actor,
+        now: Millis,
+        new: &NewCampaign,
+    ) -> Result<Outcome, CoreError> {
         let NewCampaign { sku: sku_id, flash_price, currency, quantity, starts_at, ends_at, per_buyer_limit } =
             *new;
         let sku = self.sku(sku_id)?;
@@ -781,6 +801,7 @@ impl State {
             per_buyer_limit,
             taken: 0,
             taken_by_buyer: BTreeMap::new(),
+            created_at: now,
         });
         self.skus[sku_id.index().unwrap_or_default()].campaigns.push(campaign);
         Ok(Outcome::CampaignCreated { campaign })
@@ -1069,7 +1090,7 @@ impl State {
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
     /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
     /// 7: remembered outcomes keep 96 bits of their key.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE7";
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE8";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.

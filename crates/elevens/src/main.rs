@@ -125,6 +125,15 @@ enum Cmd {
         #[arg(long, default_value_t = 1111)]
         seed: u64,
     },
+    /// Mint a new admin key offline (no server may hold the data directory) and write it to
+    /// <data>/admin.key: the way back when no admin key works. With --revoke-others, every other
+    /// admin key is revoked at once (rotation after a leak).
+    AdminKey {
+        #[arg(long, env = "ELEVENS_DATA", default_value = "elevens-data")]
+        data: PathBuf,
+        #[arg(long)]
+        revoke_others: bool,
+    },
     /// Replay a data directory offline, check every invariant and print the state digest.
     /// Exits non-zero if an invariant fails or if replay from empty disagrees with the snapshot.
     Audit {
@@ -173,7 +182,7 @@ fn main() -> ExitCode {
             let mut config = Config::new(data, listen);
             if let Some(path) = file {
                 match ConfigFile::read(&path) {
-                    Ok(file) => config.admission = file.admission,
+                    Ok(file) => (config.admission, config.http) = (file.admission, file.http),
                     Err(error) => {
                         eprintln!("elevens: {error:#}");
                         return ExitCode::FAILURE;
@@ -187,6 +196,7 @@ fn main() -> ExitCode {
             serve(config)
         }
         Cmd::Audit { data } => audit(data),
+        Cmd::AdminKey { data, revoke_others } => admin_key(data, revoke_others),
         Cmd::Demo { data, listen, starts_in, seed } => demo(data, listen, starts_in, seed),
         Cmd::Bench {
             workload,
@@ -311,14 +321,16 @@ fn bench(options: elevens_bench::Options, json: Option<PathBuf>) -> anyhow::Resu
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(elevens_server::serve(config, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("stopping: finishing the last batch");
-    }))?;
+    runtime.block_on(elevens_server::serve(config, elevens_server::stop_signal()))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The port first: a demo that cannot listen leaves nothing behind and says why.
+    let config = Config::new(PathBuf::new(), listen);
+    let listener = runtime.block_on(elevens_server::bind(&config))?;
+    let listen = listener.local_addr()?;
     let scratch;
     let data = match data {
         Some(dir) if dir.join("journal").exists() => {
@@ -330,21 +342,23 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
             scratch.path().to_path_buf()
         }
     };
-    // Port 0: take a free port now, so the demo knows where to find its server.
-    let listen = match listen.port() {
-        0 => std::net::TcpListener::bind(listen)?.local_addr()?,
-        _ => listen,
-    };
     let config = Config::new(data.clone(), listen);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut server_stopped = stopped.clone();
-        let server = tokio::spawn(elevens_server::serve(config, async move {
+        let server = tokio::spawn(elevens_server::serve_on(listener, config, async move {
             let _ = server_stopped.wait_for(|stop| *stop).await;
         }));
         let base = format!("http://{listen}");
-        let admin_key = elevens_bench::demo::wait_ready(&base, &data.join("admin.key")).await?;
+        let mut server = server;
+        let key_file = data.join("admin.key");
+        let admin_key = tokio::select! {
+            ready = elevens_bench::demo::wait_ready(&base, &key_file) => ready?,
+            stopped = &mut server => {
+                stopped??;
+                anyhow::bail!("the demo's server stopped before it was ready");
+            }
+        };
         let play = tokio::spawn(elevens_bench::demo::run(
             base,
             admin_key,
@@ -353,13 +367,28 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
             stopped,
         ));
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => println!("stopping: the last batch is made durable"),
+            () = elevens_server::stop_signal() => println!("stopping: the last batch is made durable"),
             played = play => played??,
         }
         let _ = stop.send(true);
         server.await??;
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn admin_key(data: PathBuf, revoke_others: bool) -> anyhow::Result<ExitCode> {
+    let minted = elevens_server::offline::admin_key(&data, revoke_others)?;
+    println!(
+        "admin key {} (shown once, also in {}): {}",
+        minted.key,
+        data.join("admin.key").display(),
+        minted.secret
+    );
+    if !minted.revoked.is_empty() {
+        let ids: Vec<String> = minted.revoked.iter().map(|k| k.to_string()).collect();
+        println!("revoked admin keys: {}", ids.join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

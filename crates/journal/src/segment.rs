@@ -33,8 +33,15 @@ pub struct Recovered {
     pub torn_bytes_cut: u64,
 }
 
+/// The file a clean stop leaves in the journal's directory: the sequence number of the last
+/// record, every one of them acknowledged. Damage at or below it is corruption, never a torn
+/// tail; the first append after a start removes it (what follows is not covered by it).
+pub const CLEAN_STOP_FILE: &str = "clean-stop";
+
 pub struct Journal {
     dir: PathBuf,
+    /// A clean-stop marker is on disk and must go before the next record does.
+    clean_marker: bool,
     options: JournalOptions,
     file: File,
     file_path: PathBuf,
@@ -77,6 +84,7 @@ impl Journal {
         mut on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
     ) -> Result<(Journal, Recovered), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let clean_stop = read_clean_stop(dir)?;
         let segments = list_segments(dir)?;
         let mut recovered = Recovered::default();
         let mut expected_seq = 1u64;
@@ -121,6 +129,16 @@ impl Journal {
                         offset += len;
                     }
                     damage => {
+                        if let Some(clean) = clean_stop.filter(|&clean| expected_seq <= clean) {
+                            return Err(JournalError::Corrupt {
+                                path: path.clone(),
+                                offset: offset as u64,
+                                why: format!(
+                                    "{damage:?} at record {expected_seq}, below the clean stop at record \
+                                     {clean}: every record up to it was acknowledged"
+                                ),
+                            });
+                        }
                         let torn = is_last && is_torn(&bytes[offset..], expected_seq);
                         if !torn {
                             return Err(JournalError::Corrupt {
@@ -148,6 +166,16 @@ impl Journal {
             }
             last = Some(path.clone());
         }
+        if let Some(clean) = clean_stop.filter(|&clean| recovered.last_seq < clean) {
+            return Err(JournalError::Corrupt {
+                path: dir.to_path_buf(),
+                offset: 0,
+                why: format!(
+                    "the journal ends at record {} but stopped cleanly at record {clean}",
+                    recovered.last_seq
+                ),
+            });
+        }
         if recovered.last_seq < after_seq {
             return Err(JournalError::Corrupt {
                 path: dir.to_path_buf(),
@@ -171,6 +199,7 @@ impl Journal {
         let file_bytes = file.metadata().map_err(io_error(&file_path))?.len();
         let journal = Journal {
             dir: dir.to_path_buf(),
+            clean_marker: clean_stop.is_some(),
             options,
             file,
             file_path,
@@ -209,11 +238,32 @@ impl Journal {
         if seq == batch_first_seq {
             return Ok(seq - 1);
         }
+        if self.clean_marker {
+            let marker = self.dir.join(CLEAN_STOP_FILE);
+            std::fs::remove_file(&marker).map_err(io_error(&marker))?;
+            sync_dir(&self.dir)?;
+            self.clean_marker = false;
+        }
         self.file.write_all(&self.buffer).map_err(io_error(&self.file_path))?;
         self.file.sync_data().map_err(io_error(&self.file_path))?;
         self.file_bytes += self.buffer.len() as u64;
         self.next_seq = seq;
         Ok(seq - 1)
+    }
+
+    /// Records that the journal stopped cleanly after its last record (every record written is
+    /// durable and was acknowledged): the next start refuses damage below it by name instead of
+    /// cutting it as a torn tail. Written to a temporary file, fsync'd, renamed, the directory
+    /// fsync'd.
+    pub fn close_clean(self) -> Result<(), JournalError> {
+        let last_seq = self.next_seq - 1;
+        let pending = self.dir.join(format!("{CLEAN_STOP_FILE}.tmp"));
+        let mut file = File::create(&pending).map_err(io_error(&pending))?;
+        writeln!(file, "{last_seq}").map_err(io_error(&pending))?;
+        file.sync_all().map_err(io_error(&pending))?;
+        let marker = self.dir.join(CLEAN_STOP_FILE);
+        std::fs::rename(&pending, &marker).map_err(io_error(&marker))?;
+        sync_dir(&self.dir)
     }
 
     fn start_segment(&mut self) -> Result<(), JournalError> {
@@ -224,6 +274,20 @@ impl Journal {
         self.file_path = path;
         self.file_bytes = 0;
         Ok(())
+    }
+}
+
+/// The last record of a clean stop, if the journal stopped cleanly and nothing came after.
+fn read_clean_stop(dir: &Path) -> Result<Option<u64>, JournalError> {
+    let marker = dir.join(CLEAN_STOP_FILE);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => text.trim().parse::<u64>().map(Some).map_err(|_| JournalError::Corrupt {
+            path: marker.clone(),
+            offset: 0,
+            why: format!("the clean-stop marker holds {text:?}, not a record number"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(&marker)(e)),
     }
 }
 
@@ -355,6 +419,51 @@ mod tests {
         let (seen, recovered) = replay(dir.path()).unwrap();
         assert_eq!(seen.len(), 1);
         assert_eq!(recovered.last_seq, 1);
+    }
+
+    #[test]
+    fn regression_a_damaged_byte_in_the_last_batch_after_a_clean_stop_drops_acknowledged_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) =
+            Journal::open(dir.path(), JournalOptions::default(), 0, |_, _| Ok(())).unwrap();
+        journal.append_batch([&b"first"[..]]).unwrap();
+        journal.append_batch([&b"second"[..], b"third"]).unwrap();
+        journal.close_clean().unwrap();
+        let path = only_segment(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second_at = RECORD_HEADER_BYTES + 5;
+        bytes[second_at + RECORD_HEADER_BYTES] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        match replay(dir.path()) {
+            Err(JournalError::Corrupt { offset, why, .. }) => {
+                assert_eq!(offset, second_at as u64);
+                assert!(why.contains("clean stop at record 3"), "{why}");
+            }
+            other => panic!("expected corruption below the clean stop, got {other:?}"),
+        }
+        // Cut short after a clean stop: records are missing, not torn.
+        std::fs::write(&path, &bytes[..second_at]).unwrap();
+        assert!(matches!(replay(dir.path()), Err(JournalError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_clean_stop_covers_nothing_written_after_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) =
+            Journal::open(dir.path(), JournalOptions::default(), 0, |_, _| Ok(())).unwrap();
+        journal.append_batch([&b"first"[..]]).unwrap();
+        journal.close_clean().unwrap();
+        // Opened and closed without appending (an offline audit): the marker stays.
+        replay(dir.path()).unwrap();
+        assert!(dir.path().join(CLEAN_STOP_FILE).exists());
+        // The first append removes it: a later batch torn by a crash is torn again.
+        write(dir.path(), &[&[b"second", b"third"]]);
+        assert!(!dir.path().join(CLEAN_STOP_FILE).exists());
+        let path = only_segment(dir.path());
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        let (seen, recovered) = replay(dir.path()).unwrap();
+        assert_eq!((seen.len(), recovered.last_seq), (2, 2));
     }
 
     #[test]

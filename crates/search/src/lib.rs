@@ -10,19 +10,20 @@ use parking_lot::Mutex;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, TEXT};
+use tantivy::tokenizer::TokenStream;
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 /// The most candidates one search considers.
 pub const CANDIDATES_MAX: usize = 1_000;
+/// The most distinct words of one search that count (the rest are left out).
+pub const WORDS_MAX: usize = 32;
 /// The indexing buffer, in bytes.
 const WRITER_BYTES: usize = 50_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    #[error("the query does not parse: {0}")]
-    Query(String),
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
     #[error("the search index's writer is being replaced")]
@@ -160,12 +161,7 @@ impl Search {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let text = query.text.trim();
         if !text.is_empty() {
-            let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.description]);
-            parser.set_conjunction_by_default();
-            parser.set_field_boost(f.title, 2.0);
-            // Lenient: a storefront's search box sends what people type, quotes and all.
-            let (parsed, _) = parser.parse_query_lenient(text);
-            clauses.push((Occur::Must, parsed));
+            clauses.push((Occur::Must, self.words_query(text)?));
         }
         if let Some(merchant) = query.merchant {
             let term = Term::from_field_u64(f.merchant, merchant);
@@ -200,6 +196,40 @@ impl Search {
             }
         }
         Ok(hits)
+    }
+
+    /// Every word of `text` required, in the title (weighing double) or the description. The
+    /// words are cut by the fields' own tokenizer: what people type is only ever words, never
+    /// tantivy's query language (`title:*`, ranges, fields that are not text), so no input can
+    /// make the search fail. A text with no word in it matches nothing.
+    fn words_query(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
+        let f = &self.fields;
+        let mut tokenizer = self.index.tokenizer_for_field(f.title)?;
+        let mut stream = tokenizer.token_stream(text);
+        let mut words: Vec<String> = Vec::new();
+        while stream.advance() {
+            let word = &stream.token().text;
+            if words.len() < WORDS_MAX && !words.contains(word) {
+                words.push(word.clone());
+            }
+        }
+        if words.is_empty() {
+            return Ok(Box::new(tantivy::query::EmptyQuery));
+        }
+        let term = |field, word: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs))
+        };
+        let clauses = words
+            .iter()
+            .map(|word| {
+                let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                    (Occur::Should, Box::new(BoostQuery::new(term(f.title, word), 2.0))),
+                    (Occur::Should, term(f.description, word)),
+                ]));
+                (Occur::Must, either)
+            })
+            .collect();
+        Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
     pub fn documents(&self) -> u64 {
@@ -239,6 +269,15 @@ mod tests {
         let of_merchant_1 = SearchQuery { merchant: Some(1), min_price: Some(100_000), ..q("") };
         assert_eq!(search.search(&of_merchant_1).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [1]);
         assert_eq!(search.search(&q("\"unbalanced AND (")).unwrap().len(), 0, "odd input is not an error");
+        // Query syntax is words like any other: no field, wildcard or range reaches tantivy.
+        for odd in ["title:*", "description:*", "merchant:*", "price:[1 TO 2]", "sku:1", "*", "-", "\\"] {
+            assert!(search.search(&q(odd)).is_ok(), "{odd}");
+        }
+        assert_eq!(search.search(&q("title:phone")).unwrap().len(), 0, "the word 'title' is in no SKU");
+        assert_eq!(
+            search.search(&q("PHONE, cooker!")).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(),
+            [3]
+        );
         assert_eq!(search.documents(), 3);
     }
 }

@@ -5,6 +5,7 @@ use crate::auth::{hash_secret, new_secret};
 use crate::config::Config;
 use crate::engine::{EngineHandle, Item, Reply, ReplyWith};
 use crate::error::{ApiError, ErrorBody};
+use crate::fingerprint::{idempotency, Defaulted};
 use crate::gate::{submit_admitted, Gate, SubmitError};
 use crate::views::*;
 use crate::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryError, BinaryResult};
@@ -62,7 +63,7 @@ pub(crate) fn authenticate(
 ) -> Result<Actor, ApiError> {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let secret = header(header::AUTHORIZATION.as_str())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .or_else(|| header("x-api-key"))
         .or(fallback)
         .ok_or_else(|| {
@@ -75,6 +76,13 @@ pub(crate) fn authenticate(
     app.engine.keys.authenticate(secret.trim()).ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "unknown or revoked API key")
     })
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's name is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` are the same.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// The longest accepted `Idempotency-Key`, in bytes.
@@ -136,42 +144,6 @@ impl<S: Send + Sync> FromRequestParts<S> for WaitingRoomTicket {
     }
 }
 
-/// Scopes a client's key to its actor (two tenants never share a key) and fingerprints the
-/// command (a key reused for another command is refused). BLAKE3, so no client can aim a key at
-/// another actor's entry.
-fn idempotency(actor: Actor, key: &str, command: &Command) -> Idempotency {
-    let mut hasher = blake3::Hasher::new();
-    with_encoded(&actor, |bytes| hasher.update(bytes));
-    hasher.update(key.as_bytes());
-    let mut scoped = [0u8; 16];
-    scoped.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-    // Randomness the gateway draws (a key's secret, a pool's seed) is left out, so a repeat of
-    // the same request matches its first use. Only those two commands are copied to do so.
-    let fingerprint = match command {
-        Command::CreateApiKey { acts_as, .. } => {
-            let comparable = Command::CreateApiKey { acts_as: *acts_as, secret_sha256: [0; 32] };
-            with_encoded(&comparable, xxhash_rust::xxh3::xxh3_64)
-        }
-        Command::CreateRedPacket(new) => {
-            let comparable = Command::CreateRedPacket(NewRedPacket { seed: 0, ..new.clone() });
-            with_encoded(&comparable, xxhash_rust::xxh3::xxh3_64)
-        }
-        _ => with_encoded(command, xxhash_rust::xxh3::xxh3_64),
-    };
-    Idempotency { key: u128::from_le_bytes(scoped), fingerprint }
-}
-
-/// `f` of `value`'s postcard bytes, encoded on the stack: a batch fingerprints thousands of
-/// commands, and an allocation for each was most of the cost. A larger value (a SKU with a
-/// long description) goes to the heap.
-fn with_encoded<T: Serialize, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
-    let mut buffer = [0u8; 512];
-    match postcard::to_slice(value, &mut buffer) {
-        Ok(bytes) => f(bytes),
-        Err(_) => f(&postcard::to_stdvec(value).unwrap_or_default()),
-    }
-}
-
 /// Lets admission control decide on each item, submits the admitted ones, and answers one result
 /// per item, in order: a refused item gets its refusal where it stood.
 async fn submit(
@@ -208,18 +180,19 @@ async fn write(
     command: Command,
     status: StatusCode,
 ) -> Answer {
-    write_ticketed(app, actor, key, command, status, None).await
+    write_ticketed(app, actor, key, (command, Defaulted::NONE), status, None).await
 }
 
+/// A write, `command` with the fields the gateway filled in for the client.
 async fn write_ticketed(
     app: &AppState,
     actor: Actor,
     key: &IdempotencyKey,
-    command: Command,
+    (command, defaulted): (Command, Defaulted),
     status: StatusCode,
     ticket: Option<u64>,
 ) -> Answer {
-    let idempotency = Some(idempotency(actor, &key.0, &command));
+    let idempotency = Some(idempotency(actor, &key.0, &command, defaulted));
     let item = Item::Write { actor, idempotency, command, reply: ReplyWith::View };
     let view = submit_one(app, item, ticket).await?;
     Ok((status, Json(view)))
@@ -439,8 +412,9 @@ impl CreateCouponRequest {
 }
 
 impl CreateRedPacketRequest {
-    fn command(self) -> Result<Command, ApiError> {
-        Ok(Command::CreateRedPacket(NewRedPacket {
+    fn command(self) -> Result<(Command, Defaulted), ApiError> {
+        let defaulted = Defaulted { starts_at: self.starts_at.is_none(), ..Defaulted::NONE };
+        let command = Command::CreateRedPacket(NewRedPacket {
             sponsor: sponsor(self.merchant_id),
             amount: Amount(self.amount),
             count: self.count,
@@ -449,7 +423,8 @@ impl CreateRedPacketRequest {
             ends_at: Millis(self.ends_at),
             // Drawn here, in the shell; journaled with the command, so replay pays the same shares.
             seed: rand::random(),
-        }))
+        });
+        Ok((command, defaulted))
     }
 }
 
@@ -551,7 +526,7 @@ pub async fn create_api_key(
     // answers the key's id without the secret, which only the first answer carries.
     let secret = new_secret();
     let command = Command::CreateApiKey { acts_as, secret_sha256: hash_secret(&secret) };
-    let idem = Some(idempotency(actor, &key.0, &command));
+    let idem = Some(idempotency(actor, &key.0, &command, Defaulted::NONE));
     let item = Item::Write { actor, idempotency: idem, command, reply: ReplyWith::View };
     let view = submit_one(&app, item, None).await?;
     let View::ApiKey(mut view) = view else { return Err(ApiError::shutting_down()) };
@@ -582,8 +557,10 @@ pub async fn create_merchant(
     key: IdempotencyKey,
     AppJson(request): AppJson<CreateMerchantRequest>,
 ) -> Answer {
+    let defaulted = Defaulted { commission_bps: request.commission_bps.is_none(), ..Defaulted::NONE };
     let commission_bps = request.commission_bps.unwrap_or(app.config.default_commission_bps);
-    write(&app, actor, &key, Command::CreateMerchant { name: request.name, commission_bps }, CREATED).await
+    let command = Command::CreateMerchant { name: request.name, commission_bps };
+    write_ticketed(&app, actor, &key, (command, defaulted), CREATED, None).await
 }
 
 /// A merchant.
@@ -743,7 +720,7 @@ pub async fn place_order(
     AppJson(request): AppJson<PlaceOrderRequest>,
 ) -> Answer {
     let command = request.command(&app.config);
-    write_ticketed(&app, actor, &key, command, CREATED, ticket.0).await
+    write_ticketed(&app, actor, &key, (command, Defaulted::NONE), CREATED, ticket.0).await
 }
 
 /// An order.
@@ -879,7 +856,7 @@ pub async fn create_red_packet(
     key: IdempotencyKey,
     AppJson(request): AppJson<CreateRedPacketRequest>,
 ) -> Answer {
-    write(&app, actor, &key, request.command()?, CREATED).await
+    write_ticketed(&app, actor, &key, request.command()?, CREATED, None).await
 }
 
 /// The newest red packets.
@@ -1115,7 +1092,7 @@ async fn run_batch<K: AsRef<str>>(
         let key = key.as_ref();
         let parsed = check_idempotency_key(key).and_then(|()| op?.command(&app.config));
         prepared.push(parsed.map(|(command, status)| {
-            let idempotency = Some(idempotency(actor, key, &command));
+            let idempotency = Some(idempotency(actor, key, &command, Defaulted::NONE));
             items.push(Item::Write { actor, idempotency, command, reply });
             status
         }));
@@ -1357,7 +1334,17 @@ pub async fn take_ticket(
     if request.campaign_id == 0 || request.buyer_id == 0 {
         return Err(ApiError::bad_request("invalid_body", "campaign_id and buyer_id start at 1"));
     }
-    let view = app.gate.with(|a, now| a.take_ticket(request.campaign_id, request.buyer_id, now))?;
+    // A room only for a campaign that exists and has not ended, and its ticket only for that
+    // campaign's SKU: otherwise a ticket for anything would bypass a hot SKU's rate limit.
+    let campaign = match read_view(&app, actor, Query::Campaign(CampaignId(request.campaign_id))).await? {
+        View::Campaign(campaign) => campaign,
+        _ => return Err(ApiError::internal("a campaign read answered with another view")),
+    };
+    if campaign.status == "ended" {
+        return Err(ApiError::new(StatusCode::CONFLICT, "campaign_ended", "this campaign has ended"));
+    }
+    let (campaign_id, sku) = (request.campaign_id, campaign.sku_id);
+    let view = app.gate.with(|a, now| a.take_ticket(campaign_id, sku, request.buyer_id, now))?;
     Ok((CREATED, Json(view.into())))
 }
 
@@ -1493,65 +1480,4 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::live::variant))
         .routes(routes!(crate::live::experiment_results))
         .routes(routes!(crate::live::search))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What `idempotency` computed before it encoded on the stack: a remembered key from an
-    /// older build must still match its repeat.
-    fn allocating(actor: Actor, key: &str, comparable: &Command) -> Idempotency {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&postcard::to_stdvec(&actor).unwrap());
-        hasher.update(key.as_bytes());
-        let mut scoped = [0u8; 16];
-        scoped.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-        let fingerprint = xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(comparable).unwrap());
-        Idempotency { key: u128::from_le_bytes(scoped), fingerprint }
-    }
-
-    #[test]
-    fn keys_and_fingerprints_are_unchanged_and_leave_out_the_gateways_randomness() {
-        let actor = Actor::Merchant(MerchantId(3));
-        let order = Command::PlaceOrder {
-            buyer: BuyerId(7),
-            lines: vec![LineRequest { sku: SkuId(1), quantity: 2 }],
-            coupons: vec![],
-            reservation_ttl_ms: 900_000,
-        };
-        // A description past the stack buffer takes the heap path.
-        let sku = Command::CreateSku(Box::new(NewSku {
-            merchant: MerchantId(3),
-            title: "kettle".into(),
-            description: "x".repeat(2_000),
-            price: Amount(100),
-            currency: Currency::parse("CNY").unwrap(),
-            initial_stock: 5,
-        }));
-        for command in [&order, &sku] {
-            assert_eq!(idempotency(actor, "k", command), allocating(actor, "k", command));
-        }
-        assert_ne!(idempotency(actor, "k", &order).key, idempotency(Actor::Service, "k", &order).key);
-
-        let key = |secret| Command::CreateApiKey { acts_as: Actor::Service, secret_sha256: [secret; 32] };
-        assert_eq!(idempotency(Actor::Admin, "a", &key(1)), allocating(Actor::Admin, "a", &key(0)));
-        assert_eq!(idempotency(Actor::Admin, "a", &key(1)), idempotency(Actor::Admin, "a", &key(2)));
-        let packet = |seed| {
-            Command::CreateRedPacket(NewRedPacket {
-                sponsor: Sponsor::Platform,
-                amount: Amount(1_000),
-                count: 10,
-                currency: Currency::parse("CNY").unwrap(),
-                starts_at: Millis(0),
-                ends_at: Millis(60_000),
-                seed,
-            })
-        };
-        assert_eq!(idempotency(Actor::Admin, "p", &packet(9)), allocating(Actor::Admin, "p", &packet(0)));
-        assert_ne!(
-            idempotency(Actor::Admin, "p", &packet(9)).fingerprint,
-            idempotency(Actor::Admin, "p", &order).fingerprint
-        );
-    }
 }

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub struct KeyCache {
     by_hash: RwLock<HashMap<[u8; 32], Actor>>,
+    /// Keys ever registered, revoked ones included.
+    registered: std::sync::atomic::AtomicUsize,
 }
 
 pub fn hash_secret(secret: &str) -> [u8; 32] {
@@ -24,6 +26,7 @@ pub fn new_secret() -> String {
 impl KeyCache {
     pub fn from_state(state: &State) -> KeyCache {
         let cache = KeyCache::default();
+        cache.registered.store(state.api_keys().len(), std::sync::atomic::Ordering::Relaxed);
         cache
             .by_hash
             .write()
@@ -44,6 +47,7 @@ impl KeyCache {
         };
         let mut keys = self.by_hash.write();
         if created {
+            self.registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             keys.insert(key.secret_sha256, key.acts_as);
         } else {
             keys.remove(&key.secret_sha256);
@@ -54,7 +58,13 @@ impl KeyCache {
         self.by_hash.read().get(&hash_secret(secret)).copied()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_hash.read().is_empty()
+    /// Whether no key was ever registered: a new data directory.
+    pub fn none_ever(&self) -> bool {
+        self.registered.load(std::sync::atomic::Ordering::Relaxed) == 0
+    }
+
+    /// Whether some admin key works.
+    pub fn has_admin(&self) -> bool {
+        self.by_hash.read().values().any(|&actor| actor == Actor::Admin)
     }
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub http_in_progress_max: usize,
     /// Admission control's rules at start; an admin may replace them at runtime.
     pub admission: elevens_admission::Rules,
+    /// Connections: how many, and how long each may take to send a request or sit idle.
+    pub http: crate::http::HttpLimits,
 }
 
 impl Config {
@@ -50,6 +52,7 @@ impl Config {
             segment_bytes_max: 256 << 20,
             http_in_progress_max: 512,
             admission: elevens_admission::Rules::default(),
+            http: crate::http::HttpLimits::default(),
         }
     }
 }
@@ -63,12 +66,20 @@ impl Config {
 /// sku_exceptions = [{ id = 1, quota = { per_s = 50000, burst = 5000 } }]
 /// [admission.adaptive]
 /// latency_target_ms = 20
+/// [http]
+/// connections_max = 10000
+/// header_read_timeout_ms = 10000
+/// body_read_timeout_ms = 30000
+/// idle_timeout_ms = 60000
+/// drain_timeout_ms = 10000
 /// ```
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     #[serde(default)]
     pub admission: elevens_admission::Rules,
+    #[serde(default)]
+    pub http: crate::http::HttpLimits,
 }
 
 impl ConfigFile {
@@ -78,6 +89,7 @@ impl ConfigFile {
         let file: ConfigFile =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         file.admission.check().map_err(|why| anyhow::anyhow!("{}: admission: {why}", path.display()))?;
+        file.http.check().map_err(|why| anyhow::anyhow!("{}: http: {why}", path.display()))?;
         Ok(file)
     }
 }
@@ -96,6 +108,9 @@ mod tests {
             latency_target_ms = 20
             [admission.waiting_room]
             admit_per_s = 500
+            [http]
+            connections_max = 500
+            idle_timeout_ms = 5000
         "#;
         let file: ConfigFile = toml::from_str(text).unwrap();
         assert_eq!(file.admission.sku_exceptions.len(), 2);
@@ -103,6 +118,13 @@ mod tests {
         assert_eq!(file.admission.adaptive.latency_target_ms, 20);
         assert_eq!(file.admission.waiting_room.admit_per_s, 500);
         assert!(file.admission.check().is_ok());
+        assert_eq!(file.http.connections_max, 500);
+        assert_eq!(
+            file.http.header_read_timeout_ms,
+            crate::http::HttpLimits::default().header_read_timeout_ms
+        );
+        assert!(file.http.check().is_ok());
+        assert!(toml::from_str::<ConfigFile>("[http]\nidle_timeout = 1").is_err(), "typos are refused");
         assert!(toml::from_str::<ConfigFile>("[admission]\nbuyer_qouta = 1").is_err(), "typos are refused");
     }
 }

@@ -682,7 +682,7 @@ impl Sequencer {
                 let outcome = self.write(envelope, changes, events)?;
                 match reply {
                     ReplyWith::View => {
-                        views::outcome(&self.state, &outcome, at).map(|v| Reply::View(Box::new(v)))
+                        views::outcome(&self.state, &outcome).map(|v| Reply::View(Box::new(v)))
                     }
                     ReplyWith::Outcome => Ok(Reply::Outcome(outcome)),
                 }
@@ -842,6 +842,10 @@ fn run_journal(
                 let _ = snapshots.send(child);
             }
         }
+    }
+    // Every batch is durable and answered: a start may hold damage below here for corruption.
+    if let Err(error) = journal.close_clean() {
+        tracing::warn!(%error, "could not record the clean stop; the next start takes a damaged tail for torn");
     }
 }
 

@@ -96,7 +96,7 @@ impl From<CoreError> for ApiError {
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> ApiError {
         let status = match refusal {
-            Refusal::Ticket(TicketError::NotYours) => StatusCode::FORBIDDEN,
+            Refusal::Ticket(TicketError::NotYours | TicketError::WrongOrder) => StatusCode::FORBIDDEN,
             Refusal::Ticket(TicketError::Unknown) => StatusCode::NOT_FOUND,
             Refusal::Ticket(TicketError::Used) => StatusCode::CONFLICT,
             _ => StatusCode::TOO_MANY_REQUESTS,

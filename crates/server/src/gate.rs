@@ -110,6 +110,9 @@ impl Gate {
         let mut admitted = Vec::with_capacity(items.len());
         let mut refusals = Vec::with_capacity(items.len());
         let mut admission = self.admission.lock();
+        // The in-flight limit is checked as the submission arrives: a batch is admitted whole
+        // or refused whole on it (`Admission::admit_with_room`).
+        let room = [Class::Pay, Class::Order, Class::Read].map(|class| admission.has_room(class));
         for item in items {
             let class = classify(&item);
             let buyer = keys(&item, &mut skus);
@@ -117,7 +120,7 @@ impl Gate {
             let result = if queue_nearly_full && class != Class::Pay {
                 Err(Refusal::Overloaded { retry_after: BOUND_RETRY })
             } else {
-                admission.admit(&request, now)
+                admission.admit_with_room(&request, room[class as usize], now)
             };
             match result {
                 Ok(()) => {

@@ -10,8 +10,11 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fingerprint;
 pub mod gate;
+pub mod http;
 pub mod live;
+pub mod offline;
 mod snapshotter;
 pub mod views;
 pub mod wire;
@@ -161,7 +164,13 @@ async fn refuse_oversized(request: Request, next: Next, limit: usize) -> Respons
 /// `<data>/admin.key` (mode 0600) *before* it is journaled, so a crash in between never leaves
 /// a key nobody knows. Returns the secret when it was created now.
 async fn bootstrap_admin_key(engine: &Engine, data_dir: &Path) -> anyhow::Result<Option<String>> {
-    if !engine.handle.keys.is_empty() {
+    if !engine.handle.keys.none_ever() {
+        if !engine.handle.keys.has_admin() {
+            tracing::warn!(
+                "no admin key works in this data directory: stop the server and run `elevens admin-key --data {}`",
+                data_dir.display()
+            );
+        }
         return Ok(None);
     }
     let path = data_dir.join("admin.key");
@@ -190,7 +199,7 @@ async fn bootstrap_admin_key(engine: &Engine, data_dir: &Path) -> anyhow::Result
     Ok(Some(secret))
 }
 
-fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
@@ -199,9 +208,47 @@ fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Recovers the engine from `config.data_dir`, serves the API until `shutdown` resolves, then
-/// lets the last batch become durable and stops.
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM (Docker, systemd, Kubernetes): the signal
+/// to stop taking work, answer what is in flight and exit.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        // Without handlers the default disposition stops the process; wait for nothing.
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!(
+        signal = name,
+        "stopping: answering what is in flight, then the last batch is made durable"
+    );
+}
+
+/// Binds `config.listen`, failing before anything is created in the data directory when the
+/// address is taken.
+pub async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))
+}
+
+/// Binds, recovers the engine from `config.data_dir`, serves the API until `shutdown` resolves,
+/// answers what is in flight, lets the last batch become durable and stops.
 pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = bind(&config).await?;
+    serve_on(listener, config, shutdown).await
+}
+
+/// [`serve`] on a listener the caller bound.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -221,14 +268,14 @@ pub async fn serve(
     if let Some(secret) = bootstrap_admin_key(&engine, &config.data_dir).await? {
         println!("admin key (shown once, also in {}): {secret}", config.data_dir.join("admin.key").display());
     }
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
     // Prometheus text on GET /metrics; the recorder is process-wide, installed once, here.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let gate = Arc::new(Gate::new(config.admission.clone()));
+    let limits = config.http.clone();
     let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics, gate };
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    http::serve(listener, router(app), limits, shutdown).await?;
     tokio::task::spawn_blocking(move || engine.shutdown()).await?;
     Ok(())
 }
@@ -241,8 +288,9 @@ pub async fn serve_engine(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let limits = config.http.clone();
     let app = AppState { engine, config, metrics: None, gate };
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    http::serve(listener, router(app), limits, shutdown).await?;
     Ok(())
 }
 

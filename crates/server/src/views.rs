@@ -223,9 +223,8 @@ fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> CouponView {
     }
 }
 
-fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> RedPacketView {
-    let (funded_by, merchant_id) = sponsor_name(p.terms.sponsor);
-    let status = if p.closed {
+fn red_packet_status(p: &RedPacket, closed: bool, now: Millis) -> &'static str {
+    if closed {
         "closed"
     } else if now < p.terms.starts_at {
         "scheduled"
@@ -233,7 +232,12 @@ fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> RedPacketView
         "open"
     } else {
         "ended"
-    };
+    }
+}
+
+fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> RedPacketView {
+    let (funded_by, merchant_id) = sponsor_name(p.terms.sponsor);
+    let status = red_packet_status(p, p.closed, now);
     RedPacketView {
         red_packet_id: id.0,
         funded_by,
@@ -461,7 +465,15 @@ fn sku_view(state: &State, id: SkuId, s: &Sku) -> SkuView {
 }
 
 fn campaign_view(state: &State, id: CampaignId, now: Millis) -> Result<View, CoreError> {
-    let c = state.campaign(id)?;
+    Ok(View::Campaign(campaign_fields(state, id, state.campaign(id)?, now)?))
+}
+
+fn campaign_fields(
+    state: &State,
+    id: CampaignId,
+    c: &Campaign,
+    now: Millis,
+) -> Result<CampaignView, CoreError> {
     let currency = state.sku(c.sku)?.currency;
     let status = if now < c.starts_at {
         "scheduled"
@@ -470,7 +482,7 @@ fn campaign_view(state: &State, id: CampaignId, now: Millis) -> Result<View, Cor
     } else {
         "ended"
     };
-    Ok(View::Campaign(CampaignView {
+    Ok(CampaignView {
         campaign_id: id.0,
         sku_id: c.sku.0,
         flash_price: c.flash_price.0,
@@ -484,7 +496,7 @@ fn campaign_view(state: &State, id: CampaignId, now: Millis) -> Result<View, Cor
         status,
         server_time: now.0,
         starts_in_ms: c.starts_at.0.saturating_sub(now.0),
-    }))
+    })
 }
 
 /// An order as it is now, or, with `as_of`, as the outcome that is being answered left it.
@@ -673,8 +685,10 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
     }
 }
 
-/// The answer to a write, from its outcome.
-pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, CoreError> {
+/// The answer to a write, from its outcome and what the state keeps unchanged since the
+/// command: never from the clock or from counters that move later, so a repeat of the command
+/// gets exactly its first answer.
+pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
     match *outcome {
         Outcome::ApiKeyCreated { key } | Outcome::ApiKeyRevoked { key } => {
             let k = usize::try_from(key.0)
@@ -714,7 +728,14 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
                 balance,
             }))
         }
-        Outcome::CampaignCreated { campaign } => campaign_view(state, campaign, now),
+        // Promotions are answered as their command left them, at its time: a repeat gets the
+        // first answer, whatever was taken, used or claimed since.
+        Outcome::CampaignCreated { campaign } => {
+            let c = state.campaign(campaign)?;
+            let mut view = campaign_fields(state, campaign, c, c.created_at)?;
+            (view.taken, view.remaining) = (0, c.quantity);
+            Ok(View::Campaign(view))
+        }
         Outcome::OrderPlaced { order, .. } => {
             order_view(state, order, Some((OrderStatus::PendingPayment, Amount::ZERO, false)))
         }
@@ -731,11 +752,29 @@ pub fn outcome(state: &State, outcome: &Outcome, now: Millis) -> Result<View, Co
         Outcome::Ticked { expired, closed } => {
             Ok(View::Expired(ExpiredView { expired, closed_red_packets: closed }))
         }
-        Outcome::CouponCreated { coupon } | Outcome::CouponDisabled { coupon } => {
-            Ok(View::Coupon(coupon_view(coupon, state.coupon(coupon)?, None)))
+        Outcome::CouponCreated { coupon } => {
+            let mut view = coupon_view(coupon, state.coupon(coupon)?, None);
+            (view.used_amount, view.used_count, view.disabled) = (0, 0, false);
+            Ok(View::Coupon(view))
         }
-        Outcome::RedPacketCreated { packet } | Outcome::RedPacketClosed { packet, .. } => {
-            Ok(View::RedPacket(red_packet_view(packet, state.red_packet(packet)?, now)))
+        Outcome::CouponDisabled { coupon } => {
+            let c = state.coupon(coupon)?;
+            let mut view = coupon_view(coupon, c, None);
+            let (amount, count) = c.used_when_disabled.unwrap_or((c.used_amount, c.used_count));
+            (view.used_amount, view.used_count, view.disabled) = (amount.0, count, true);
+            Ok(View::Coupon(view))
+        }
+        Outcome::RedPacketCreated { packet } => {
+            let p = state.red_packet(packet)?;
+            let mut view = red_packet_view(packet, p, p.created_at);
+            (view.claimed_count, view.claimed_amount, view.returned) = (0, 0, 0);
+            view.status = red_packet_status(p, false, p.created_at);
+            Ok(View::RedPacket(view))
+        }
+        // A closed pool takes no more claims: as it closed, it stays.
+        Outcome::RedPacketClosed { packet, .. } => {
+            let p = state.red_packet(packet)?;
+            Ok(View::RedPacket(red_packet_view(packet, p, p.closed_at)))
         }
         Outcome::ExperimentCreated { experiment } => {
             Ok(experiment_view(experiment, state.experiment(experiment)?))

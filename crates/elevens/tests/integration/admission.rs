@@ -224,6 +224,11 @@ async fn the_waiting_room_admits_first_in_first_out_and_tickets_are_their_buyers
     let server = Server::start(dir.path(), &["--config", &config]);
     let (merchant, service) = server.marketplace(4, 1_000_000).await;
     let sku_id = sku(&server, &merchant, 1_000, 100).await;
+    let now = crate::harness::now_ms();
+    let campaign = json!({"sku_id": sku_id, "flash_price": 50, "currency": "CNY", "quantity": 100,
+        "starts_at": now - 1_000, "ends_at": now + 3_600_000, "per_buyer_limit": 10});
+    let (status, body) = server.post("/v1/campaigns", &merchant, "campaign", campaign).await;
+    assert_eq!(status, 201, "{body}");
     let mut buyer_keys = Vec::new();
     for b in 1..=4u64 {
         buyer_keys.push(server.key(json!({"role": "buyer", "buyer_id": b})).await);

@@ -182,3 +182,8 @@ pub async fn sku(server: &Server, merchant: &str, stock: u64, price: u64) -> u64
     assert_eq!(status, 201, "{body}");
     body["sku_id"].as_u64().unwrap()
 }
+
+/// The wall clock, in ms since the Unix epoch (the server's clock for commands).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}

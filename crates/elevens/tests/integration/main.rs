@@ -11,4 +11,5 @@ mod harness;
 mod openapi;
 mod oversell;
 mod promotions;
+mod regressions;
 mod walkthrough;
