@@ -223,6 +223,10 @@ pub struct Report {
     /// steadier than throughput on a noisy machine, and what a change to the hot path moves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sequencer_ns_per_item: Option<f64>,
+    /// The longest batch the sequencer applied in the whole run (set-up, load and the
+    /// end-of-run audit), in ms: the longest any command waited behind another's work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_batch_ms: Option<f64>,
     /// The spike workload's figures (capacity, goodput, shedding, recovery).
     #[serde(flatten)]
     pub spike: Option<spike::SpikeFigures>,
@@ -880,7 +884,8 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         Invariants { applicable: options.target != Target::HyperHello, ..Invariants::default() };
     match (&engine, options.target) {
         (Some((_, handle)), _) => {
-            let View::Audit(audit) = read(handle, Query::Audit)? else { bail!("not an audit view") };
+            let audit = handle.auditor.audit_blocking().map_err(|e| anyhow::anyhow!("the audit: {e}"))?;
+            let audit = elevens_server::views::AuditView::from(audit);
             invariants.ledger_balanced = audit.checks.iter().any(|c| c.name == "money_conserved" && c.ok);
             invariants.audit_ok = audit.ok;
             match options.workload {
@@ -928,6 +933,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         (None, _) => {} // the hello server holds no state: `applicable` is false
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
+    let worst_batch_ms = engine.as_ref().map(|(_, handle)| handle.worst_batch().as_secs_f64() * 1e3);
     if let Some((engine, handle)) = engine {
         drop(shared);
         drop(handle);
@@ -969,6 +975,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         seed: options.seed,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sequencer_ns_per_item,
+        worst_batch_ms,
         spike: spike_figures,
         open_loop: open_loop_figures,
     })
@@ -1031,6 +1038,9 @@ pub fn table(report: &Report) -> String {
     out += &format!("  latency us      p50 {} p99 {} p99.9 {} max {}\n", l.p50, l.p99, l.p999, l.max);
     if let Some(ns) = report.sequencer_ns_per_item {
         out += &format!("  sequencer       {ns:>12.0} ns busy per command\n");
+    }
+    if let Some(ms) = report.worst_batch_ms {
+        out += &format!("  worst batch     {ms:>12.1} ms on the sequencer\n");
     }
     let i = &report.invariants;
     out += &format!(

@@ -152,6 +152,9 @@ struct AccountIndex {
     /// FxHash: the keys are small and not chosen by clients in ways that could flood a bucket
     /// (ids are assigned by the engine), and SipHash cost a tenth of the hot path.
     others: FxHashMap<(Owner, Currency), u32>,
+    /// The same accounts by owner, in the order they were opened: an owner's accounts are its
+    /// dense one and these, found without a scan of every account.
+    others_by_owner: std::collections::BTreeMap<Owner, Vec<u32>>,
 }
 
 impl AccountIndex {
@@ -198,6 +201,7 @@ impl AccountIndex {
             }
         }
         self.others.insert((owner, currency), i);
+        self.others_by_owner.entry(owner).or_default().push(i);
     }
 }
 
@@ -226,8 +230,14 @@ impl Ledger {
         &self.accounts
     }
 
+    /// An owner's accounts, in the order they were opened; the cost is theirs, not the ledger's.
     pub fn accounts_of(&self, owner: Owner) -> impl Iterator<Item = &Account> {
-        self.accounts.iter().filter(move |a| a.owner == owner)
+        let others = self.index.others_by_owner.get(&owner).map_or(&[][..], Vec::as_slice);
+        self.index
+            .first(owner)
+            .into_iter()
+            .chain(others.iter().map(|&i| i as usize))
+            .map(|i| &self.accounts[i])
     }
 
     pub fn balance(&self, owner: Owner, currency: Currency) -> i64 {
@@ -409,6 +419,29 @@ impl Ledger {
 mod tests {
     use super::*;
     use crate::types::{BuyerId, MerchantId, RedPacketId};
+
+    #[test]
+    fn an_owners_accounts_are_found_by_index_as_a_scan_finds_them() {
+        let (cny, usd) = (Currency::parse("CNY").unwrap(), Currency::parse("USD").unwrap());
+        let mut ledger = Ledger::default();
+        let owners = [Owner::Buyer(BuyerId(1)), Owner::Buyer(BuyerId(2)), Owner::Merchant(MerchantId(1))];
+        for (n, (owner, currency)) in
+            owners.iter().flat_map(|&o| [(o, usd), (o, cny)]).chain([(Owner::Platform, cny)]).enumerate()
+        {
+            let leg =
+                Leg { debit: Owner::External, credit: owner, amount: Amount(5), kind: TransferKind::TopUp };
+            ledger.move_money(currency, &[leg], None, Millis(n as u64)).unwrap();
+        }
+        for owner in
+            owners.into_iter().chain([Owner::Platform, Owner::External, Owner::Escrow(RedPacketId(1))])
+        {
+            let indexed: Vec<&Account> = ledger.accounts_of(owner).collect();
+            let scanned: Vec<&Account> = ledger.accounts().iter().filter(|a| a.owner == owner).collect();
+            assert_eq!(indexed, scanned, "{owner:?}");
+        }
+        ledger.rebuild_index();
+        assert_eq!(ledger.accounts_of(Owner::Buyer(BuyerId(2))).count(), 2);
+    }
 
     /// A ledger of top-ups and payments between a few accounts.
     fn posted() -> (Ledger, Currency) {

@@ -13,7 +13,7 @@ mod segment;
 mod snapshot;
 
 pub use record::{RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
-pub use segment::{Journal, JournalOptions, Recovered};
+pub use segment::{read_range, Journal, JournalOptions, Recovered};
 pub use snapshot::{Snapshot, SnapshotFile, SnapshotStore};
 
 use std::path::PathBuf;

@@ -237,6 +237,7 @@ pub struct CreateApiKeyRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMerchantRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The platform's commission in basis points; the server's default if absent.
     pub commission_bps: Option<u16>,
@@ -245,6 +246,7 @@ pub struct CreateMerchantRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBuyerRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -252,19 +254,24 @@ pub struct CreateBuyerRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateSkuRequest {
     pub merchant_id: u64,
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     #[serde(default)]
     pub description: String,
     /// Minor units (fen, cents).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub price: u64,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// Initial stock.
+    #[schema(maximum = 1_000_000_000_u64)]
     pub stock: u64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
+    #[schema(minimum = 1, maximum = 1_000_000_000_u64)]
     pub quantity: u64,
 }
 
@@ -272,7 +279,9 @@ pub struct RestockRequest {
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// Minor units.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub amount: u64,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -280,8 +289,11 @@ pub struct TopUpRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaignRequest {
     pub sku_id: u64,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub flash_price: u64,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000_u64)]
     pub quantity: u64,
     /// Milliseconds since the Unix epoch.
     pub starts_at: u64,
@@ -293,6 +305,7 @@ pub struct CreateCampaignRequest {
 #[serde(deny_unknown_fields)]
 pub struct LineRequestBody {
     pub sku_id: u64,
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: u32,
 }
 
@@ -337,6 +350,7 @@ pub struct CreateCouponRequest {
     pub percent_bps: Option<u16>,
     /// For `percent`: the most it takes off.
     pub cap: Option<u64>,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// The order's subtotal must reach this.
     #[serde(default)]
@@ -357,9 +371,12 @@ pub struct CreateRedPacketRequest {
     /// The merchant that funds the pool from its wallet; absent: the platform (admin).
     pub merchant_id: Option<u64>,
     /// The whole pool, in minor units.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub amount: u64,
     /// How many shares (each at least one minor unit).
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub count: u32,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// Default: now.
     pub starts_at: Option<u64>,
@@ -374,6 +391,7 @@ pub struct ClaimRequest {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CouponListParams {
     /// Only this merchant's coupons.
     pub merchant_id: Option<u64>,
@@ -430,6 +448,7 @@ impl CreateRedPacketRequest {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WalletParams {
     /// How many of the newest entries to show (at most 1000; default 20).
     pub entries: Option<usize>,
@@ -786,8 +805,20 @@ pub async fn expire_reservations(
 #[utoipa::path(get, path = "/v1/audit", tag = "ops",
     responses((status = 200, body = AuditView), (status = "4XX", body = ErrorBody)))]
 pub async fn audit(axum::extract::State(app): axum::extract::State<AppState>, Auth(actor): Auth) -> Answer {
-    read(&app, actor, Query::Audit).await
+    if actor != Actor::Admin {
+        return Err(forbidden());
+    }
+    let report = app.engine.auditor.audit().await.map_err(|e| match e {
+        crate::audit::AuditError::Busy => ApiError::from(Refusal::Overloaded { retry_after: AUDIT_RETRY }),
+        crate::audit::AuditError::Read(error) => {
+            ApiError::internal(format!("reading the durable state: {error}"))
+        }
+    })?;
+    Ok((OK, Json(View::Audit(report.into()))))
 }
+
+/// How long a client asking for an audit while one runs is told to wait, in ns.
+const AUDIT_RETRY: u64 = 1_000_000_000;
 
 /// Create a coupon: merchant-funded (by the merchant, for its SKUs) or platform-funded (admin).
 #[utoipa::path(post, path = "/v1/coupons", tag = "promotions", request_body = CreateCouponRequest,
@@ -1225,6 +1256,7 @@ fn outcome_of(reply: Reply) -> Result<Outcome, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Relative share of buyers (1 to 10,000).
     pub weight: u32,
@@ -1233,6 +1265,7 @@ pub struct VariantRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateExperimentRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// 2 to 8 variants; the first is the control.
     pub variants: Vec<VariantRequest>,
@@ -1399,11 +1432,14 @@ pub async fn get_admission_rules(
 pub async fn put_admission_rules(
     axum::extract::State(app): axum::extract::State<AppState>,
     Auth(actor): Auth,
-    AppJson(rules): AppJson<Rules>,
+    AppJson(rules): AppJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<Rules>, ApiError> {
     if actor != Actor::Admin {
         return Err(forbidden());
     }
+    // An object, never serde's sequence form of a struct (`[]` would have reset every rule).
+    let rules: Rules = serde_json::from_value(serde_json::Value::Object(rules))
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()))?;
     app.gate.set_rules(rules).map_err(|why| ApiError::bad_request("invalid_rules", why))?;
     Ok(Json(app.gate.rules()))
 }

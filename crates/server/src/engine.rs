@@ -344,6 +344,8 @@ pub struct EngineHandle {
     read_models: Arc<ReadModels>,
     pub analytics: Arc<Mutex<Analytics>>,
     pub search: Arc<Search>,
+    /// Audits the durable state off the sequencer.
+    pub auditor: Arc<crate::audit::Auditor>,
 }
 
 /// Time the sequencer spent applying batches, and the items it applied (reads and writes).
@@ -351,6 +353,9 @@ pub struct EngineHandle {
 pub struct SequencerWork {
     pub busy_ns: AtomicU64,
     pub items: AtomicU64,
+    /// The longest batch since the engine started, in ns: how long one batch held up the
+    /// commands behind it.
+    pub worst_batch_ns: AtomicU64,
 }
 
 /// The sequencer's queue is full: answer 503 with Retry-After.
@@ -376,6 +381,11 @@ impl EngineHandle {
 
     pub fn latency(&self) -> Arc<AtomicU64> {
         self.latency.clone()
+    }
+
+    /// The longest sequencer batch since the engine started.
+    pub fn worst_batch(&self) -> Duration {
+        Duration::from_nanos(self.work.worst_batch_ns.load(Ordering::Relaxed))
     }
 
     /// The sequencer's busy time and items so far.
@@ -478,6 +488,8 @@ impl Engine {
         };
         let latency = Arc::new(AtomicU64::new(0));
         let journal_latency = latency.clone();
+        let durable_seq = Arc::new(AtomicU64::new(journal.next_seq() - 1));
+        let auditor = Arc::new(crate::audit::Auditor::new(&config.data_dir, durable_seq.clone()));
 
         let threads = vec![
             std::thread::Builder::new()
@@ -491,7 +503,8 @@ impl Engine {
                 .name("journal".into())
                 .spawn(move || {
                     let events = EventsOut { tx: events_tx, models: journal_models };
-                    run_journal(journal, children_tx, durable_rx, journal_latency, events, spare_tx)
+                    let out = JournalOut { latency: journal_latency, durable_seq, events, spare: spare_tx };
+                    run_journal(journal, children_tx, durable_rx, out)
                 })
                 .expect("spawn the journal thread"),
             std::thread::Builder::new()
@@ -507,7 +520,7 @@ impl Engine {
                 .spawn(move || commit_search(committer_search))
                 .expect("spawn the search committer"),
         ];
-        let handle = EngineHandle { tx, keys, latency, work, read_models, analytics, search };
+        let handle = EngineHandle { tx, keys, latency, work, read_models, analytics, search, auditor };
         Ok((Engine { handle, threads, _lock: lock }, report))
     }
 
@@ -625,6 +638,7 @@ impl Sequencer {
             let took = started.elapsed();
             self.work.busy_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
             self.work.items.fetch_add(commands as u64, Ordering::Relaxed);
+            self.work.worst_batch_ns.fetch_max(took.as_nanos() as u64, Ordering::Relaxed);
             if took > SLOW {
                 tracing::warn!(ms = took.as_millis() as u64, commands, "slow batch on the sequencer");
             }
@@ -786,14 +800,24 @@ fn commit_search(search: std::sync::Weak<Search>) {
     }
 }
 
+/// What the journal thread hands on once a batch is durable.
+struct JournalOut {
+    /// The slowest reply of the last group commit ([`EngineHandle::latency`]).
+    latency: Arc<AtomicU64>,
+    /// The last durable record, stored before the replies leave.
+    durable_seq: Arc<AtomicU64>,
+    events: EventsOut,
+    /// Emptied lists of changes, back to the sequencer.
+    spare: crossbeam_channel::Sender<Vec<Envelope>>,
+}
+
 fn run_journal(
     mut journal: Journal,
     snapshots: crossbeam_channel::Sender<WritingChild>,
     rx: crossbeam_channel::Receiver<Durable>,
-    latency: Arc<AtomicU64>,
-    events: EventsOut,
-    spare: crossbeam_channel::Sender<Vec<Envelope>>,
+    out: JournalOut,
 ) {
+    let JournalOut { latency, durable_seq, events, spare } = out;
     let mut records = Records::default();
     while let Ok(first) = rx.recv() {
         // If the disk fell behind, fold every waiting batch into this fsync.
@@ -816,11 +840,14 @@ fn run_journal(
                 "slow journal write + fsync"
             );
         }
-        if let Err(error) = appended {
-            // What reached the disk is unknown and the state is ahead of it: stop now, unacknowledged,
-            // and let recovery decide on restart.
-            tracing::error!(%error, "journal write failed; stopping");
-            std::process::abort();
+        match appended {
+            Ok(last) => durable_seq.store(last, Ordering::Release),
+            Err(error) => {
+                // What reached the disk is unknown and the state is ahead of it: stop now,
+                // unacknowledged, and let recovery decide on restart.
+                tracing::error!(%error, "journal write failed; stopping");
+                std::process::abort();
+            }
         }
         let now = std::time::Instant::now();
         let mut slowest = Duration::ZERO;

@@ -6,6 +6,7 @@
 //! must never decide a business rule: those live in `elevens-core`, so replay sees them too.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod gate;
 pub mod http;
 pub mod live;
 pub mod offline;
+pub mod openapi;
 mod snapshotter;
 pub mod views;
 pub mod wire;
@@ -42,7 +44,7 @@ use std::sync::Arc;
 /// The axum router with every route, the OpenAPI document and the JSON fallbacks.
 pub fn router(app: AppState) -> Router {
     let (router, openapi) = api::routes().split_for_parts();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(openapi::document(&openapi));
     let body_limit = app.config.request_bytes_max;
     let metrics = app.metrics.clone();
     let gate = app.gate.clone();

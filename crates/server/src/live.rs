@@ -52,6 +52,7 @@ pub async fn summary(State(app): State<AppState>, Auth(actor): Auth) -> Result<J
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineParams {
     /// How many seconds back (at most 900; default 60).
     pub seconds: Option<usize>,
@@ -124,6 +125,9 @@ pub async fn funnel(
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<FunnelView>, ApiError> {
     platform_only(actor)?;
+    if id == 0 {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "campaign ids start at 1"));
+    }
     Ok(Json(funnel_view(id, figures(&app).await.funnel(id))))
 }
 
@@ -176,6 +180,7 @@ pub async fn views(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VariantParams {
     pub buyer_id: u64,
 }
@@ -224,6 +229,7 @@ pub async fn experiment_results(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Words to find in titles and descriptions (all of them); empty: every SKU.
     #[serde(default)]

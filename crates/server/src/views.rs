@@ -31,7 +31,6 @@ pub enum Query {
         owner: Owner,
         entries_max: usize,
     },
-    Audit,
     Coupon(CouponId),
     /// The newest coupons, of one sponsor if given.
     Coupons {
@@ -411,9 +410,24 @@ pub struct CheckView {
 pub struct AuditView {
     pub ok: bool,
     pub digest: String,
-    /// Commands applied (= journal records).
+    /// Commands applied (= journal records): the audit is of the durable state after this record.
     pub applied: u64,
     pub checks: Vec<CheckView>,
+}
+
+impl From<elevens_core::AuditReport> for AuditView {
+    fn from(report: elevens_core::AuditReport) -> AuditView {
+        AuditView {
+            ok: report.ok(),
+            digest: report.digest,
+            applied: report.applied,
+            checks: report
+                .checks
+                .into_iter()
+                .map(|c| CheckView { name: c.name, ok: c.ok, detail: c.detail })
+                .collect(),
+        }
+    }
 }
 
 pub fn owner_name(owner: Owner) -> String {
@@ -581,7 +595,6 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
             Owner::Merchant(m) => actor.may_manage_merchant(m),
             Owner::Platform | Owner::External | Owner::Escrow(_) => actor == Actor::Admin,
         },
-        Query::Audit => actor == Actor::Admin,
         Query::Experiment(_) => matches!(actor, Actor::Admin | Actor::Service),
         Query::Skus(_) => true,
     })
@@ -668,19 +681,6 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
                 .take(LIST_ENTRIES_MAX)
                 .collect();
             Ok(View::Claims(ClaimList { claims }))
-        }
-        Query::Audit => {
-            let report = state.audit();
-            Ok(View::Audit(AuditView {
-                ok: report.ok(),
-                digest: report.digest,
-                applied: report.applied,
-                checks: report
-                    .checks
-                    .into_iter()
-                    .map(|c| CheckView { name: c.name, ok: c.ok, detail: c.detail })
-                    .collect(),
-            }))
         }
     }
 }

@@ -12,4 +12,5 @@ mod openapi;
 mod oversell;
 mod promotions;
 mod regressions;
+mod schemathesis;
 mod walkthrough;

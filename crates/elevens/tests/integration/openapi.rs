@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 /// Every route of the API. A new route must be added here, and then to the document.
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
+    ("get", "/v1/openapi.json"),
     ("post", "/v1/api-keys"),
     ("delete", "/v1/api-keys/{id}"),
     ("post", "/v1/merchants"),
@@ -90,5 +91,22 @@ async fn the_document_and_the_routes_agree() {
             status != 405 && body["message"] != "no such route",
             "{method} {path} is documented but not served: {status} {body}"
         );
+        // A write documents an Idempotency-Key exactly when its handler requires one (the
+        // request above sent none).
+        let operation = &doc["paths"][path][method];
+        let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+        let documents_key =
+            parameters.iter().any(|p| p["name"] == "Idempotency-Key" && p["required"] == true);
+        let requires_key = body["code"] == "idempotency_key_required";
+        assert_eq!(
+            documents_key, requires_key,
+            "{method} {path}: documented key {documents_key}, {status} {body}"
+        );
+        // Every placeholder is a declared path parameter; nothing else is.
+        let placeholders: BTreeSet<&str> =
+            path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect();
+        let in_path: BTreeSet<&str> =
+            parameters.iter().filter(|p| p["in"] == "path").filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(placeholders, in_path, "{method} {path}");
     }
 }
