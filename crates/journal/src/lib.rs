@@ -11,10 +11,12 @@
 mod record;
 mod segment;
 mod snapshot;
+pub mod storage;
 
 pub use record::{RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
-pub use segment::{read_range, Journal, JournalOptions, Recovered};
+pub use segment::{read_range, read_range_in, Journal, JournalOptions, Recovered, CLEAN_STOP_FILE};
 pub use snapshot::{Snapshot, SnapshotFile, SnapshotStore};
+pub use storage::{FileStorage, Storage};
 
 use std::path::PathBuf;
 

@@ -5,10 +5,9 @@
 //! current one passes `segment_bytes_max`.
 
 use crate::record::{self, Decoded, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX};
+use crate::storage::{FileStorage, Storage};
 use crate::{io_error, JournalError};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Clone, Debug)]
 pub struct JournalOptions {
@@ -39,36 +38,31 @@ pub struct Recovered {
 pub const CLEAN_STOP_FILE: &str = "clean-stop";
 
 pub struct Journal {
-    dir: PathBuf,
+    storage: Box<dyn Storage>,
     /// A clean-stop marker is on disk and must go before the next record does.
     clean_marker: bool,
     options: JournalOptions,
-    file: File,
-    file_path: PathBuf,
+    /// The segment being appended to.
+    file: String,
     file_bytes: u64,
     next_seq: u64,
     buffer: Vec<u8>,
 }
 
-fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
-    dir.join(format!("{first_seq:020}.journal"))
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.journal")
 }
 
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+/// The segments, by first sequence number, in journal order.
+fn list_segments(storage: &dyn Storage) -> Result<Vec<(u64, String)>, JournalError> {
     let mut segments = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        let path = entry.map_err(io_error(dir))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    for name in storage.list().map_err(io_error(storage.path("")))? {
         if let Some(seq) = name.strip_suffix(".journal").and_then(|s| s.parse::<u64>().ok()) {
-            segments.push((seq, path));
+            segments.push((seq, name));
         }
     }
     segments.sort();
     Ok(segments)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
 }
 
 impl Journal {
@@ -81,19 +75,30 @@ impl Journal {
         dir: &Path,
         options: JournalOptions,
         after_seq: u64,
+        on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
+    ) -> Result<(Journal, Recovered), JournalError> {
+        let storage = FileStorage::open(dir).map_err(io_error(dir))?;
+        Journal::open_in(Box::new(storage), options, after_seq, on_record)
+    }
+
+    /// [`Journal::open`] on any storage (the simulator's disk).
+    pub fn open_in(
+        mut storage: Box<dyn Storage>,
+        options: JournalOptions,
+        after_seq: u64,
         mut on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
     ) -> Result<(Journal, Recovered), JournalError> {
-        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let clean_stop = read_clean_stop(dir)?;
-        let segments = list_segments(dir)?;
+        let clean_stop = read_clean_stop(storage.as_ref())?;
+        let segments = list_segments(storage.as_ref())?;
         let mut recovered = Recovered::default();
         let mut expected_seq = 1u64;
-        let mut last: Option<PathBuf> = None;
-        for (i, (first_seq, path)) in segments.iter().enumerate() {
+        let mut last: Option<String> = None;
+        for (i, (first_seq, name)) in segments.iter().enumerate() {
+            let path = &storage.path(name);
             let is_last = i + 1 == segments.len();
             if *first_seq != expected_seq {
                 return Err(JournalError::Corrupt {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     offset: 0,
                     why: format!("segment starts at record {first_seq}, expected {expected_seq}"),
                 });
@@ -108,14 +113,14 @@ impl Journal {
                     continue;
                 }
             }
-            let bytes = std::fs::read(path).map_err(io_error(path))?;
+            let bytes = storage.read(name).map_err(io_error(path))?;
             let mut offset = 0usize;
             while offset < bytes.len() {
                 match record::decode(&bytes[offset..]) {
                     Decoded::Record { seq, payload, len, .. } => {
                         if seq != expected_seq {
                             return Err(JournalError::Corrupt {
-                                path: path.clone(),
+                                path: path.to_path_buf(),
                                 offset: offset as u64,
                                 why: format!("record {seq} where record {expected_seq} was expected"),
                             });
@@ -131,7 +136,7 @@ impl Journal {
                     damage => {
                         if let Some(clean) = clean_stop.filter(|&clean| expected_seq <= clean) {
                             return Err(JournalError::Corrupt {
-                                path: path.clone(),
+                                path: path.to_path_buf(),
                                 offset: offset as u64,
                                 why: format!(
                                     "{damage:?} at record {expected_seq}, below the clean stop at record \
@@ -142,7 +147,7 @@ impl Journal {
                         let torn = is_last && is_torn(&bytes[offset..], expected_seq);
                         if !torn {
                             return Err(JournalError::Corrupt {
-                                path: path.clone(),
+                                path: path.to_path_buf(),
                                 offset: offset as u64,
                                 why: format!(
                                     "{damage:?} at record {expected_seq}, with acknowledged data after it"
@@ -156,19 +161,17 @@ impl Journal {
                             bytes = cut,
                             "journal: cutting a torn tail (a write cut short by a crash; never acknowledged)"
                         );
-                        let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
-                        file.set_len(offset as u64).map_err(io_error(path))?;
-                        file.sync_all().map_err(io_error(path))?;
+                        storage.truncate(name, offset as u64).map_err(io_error(path))?;
                         recovered.torn_bytes_cut = cut;
                         break;
                     }
                 }
             }
-            last = Some(path.clone());
+            last = Some(name.clone());
         }
         if let Some(clean) = clean_stop.filter(|&clean| recovered.last_seq < clean) {
             return Err(JournalError::Corrupt {
-                path: dir.to_path_buf(),
+                path: storage.path(""),
                 offset: 0,
                 why: format!(
                     "the journal ends at record {} but stopped cleanly at record {clean}",
@@ -178,7 +181,7 @@ impl Journal {
         }
         if recovered.last_seq < after_seq {
             return Err(JournalError::Corrupt {
-                path: dir.to_path_buf(),
+                path: storage.path(""),
                 offset: 0,
                 why: format!(
                     "the snapshot covers record {after_seq} but the journal ends at record {}",
@@ -186,23 +189,22 @@ impl Journal {
                 ),
             });
         }
-        let file_path = match last {
-            Some(path) => path,
+        let (file, file_bytes) = match last {
+            Some(name) => {
+                let bytes = storage.read(&name).map_err(io_error(storage.path(&name)))?.len() as u64;
+                (name, bytes)
+            }
             None => {
-                let path = segment_path(dir, 1);
-                File::create(&path).map_err(io_error(&path))?;
-                sync_dir(dir)?;
-                path
+                let name = segment_name(1);
+                storage.create(&name).map_err(io_error(storage.path(&name)))?;
+                (name, 0)
             }
         };
-        let file = OpenOptions::new().append(true).open(&file_path).map_err(io_error(&file_path))?;
-        let file_bytes = file.metadata().map_err(io_error(&file_path))?.len();
         let journal = Journal {
-            dir: dir.to_path_buf(),
+            storage,
             clean_marker: clean_stop.is_some(),
             options,
             file,
-            file_path,
             file_bytes,
             next_seq: recovered.last_seq + 1,
             buffer: Vec::with_capacity(1 << 20),
@@ -239,13 +241,12 @@ impl Journal {
             return Ok(seq - 1);
         }
         if self.clean_marker {
-            let marker = self.dir.join(CLEAN_STOP_FILE);
-            std::fs::remove_file(&marker).map_err(io_error(&marker))?;
-            sync_dir(&self.dir)?;
+            self.storage.remove(CLEAN_STOP_FILE).map_err(io_error(self.storage.path(CLEAN_STOP_FILE)))?;
             self.clean_marker = false;
         }
-        self.file.write_all(&self.buffer).map_err(io_error(&self.file_path))?;
-        self.file.sync_data().map_err(io_error(&self.file_path))?;
+        let appended = self.storage.append(&self.file, &self.buffer);
+        let synced = appended.and_then(|()| self.storage.sync(&self.file));
+        synced.map_err(|e| io_error(self.storage.path(&self.file))(e))?;
         self.file_bytes += self.buffer.len() as u64;
         self.next_seq = seq;
         Ok(seq - 1)
@@ -255,23 +256,23 @@ impl Journal {
     /// durable and was acknowledged): the next start refuses damage below it by name instead of
     /// cutting it as a torn tail. Written to a temporary file, fsync'd, renamed, the directory
     /// fsync'd.
-    pub fn close_clean(self) -> Result<(), JournalError> {
+    pub fn close_clean(mut self) -> Result<(), JournalError> {
         let last_seq = self.next_seq - 1;
-        let pending = self.dir.join(format!("{CLEAN_STOP_FILE}.tmp"));
-        let mut file = File::create(&pending).map_err(io_error(&pending))?;
-        writeln!(file, "{last_seq}").map_err(io_error(&pending))?;
-        file.sync_all().map_err(io_error(&pending))?;
-        let marker = self.dir.join(CLEAN_STOP_FILE);
-        std::fs::rename(&pending, &marker).map_err(io_error(&marker))?;
-        sync_dir(&self.dir)
+        let text = format!("{last_seq}\n");
+        self.storage
+            .replace(CLEAN_STOP_FILE, text.as_bytes())
+            .map_err(io_error(self.storage.path(CLEAN_STOP_FILE)))
+    }
+
+    /// The storage back, with the journal's files as they are (the simulator's crash).
+    pub fn into_storage(self) -> Box<dyn Storage> {
+        self.storage
     }
 
     fn start_segment(&mut self) -> Result<(), JournalError> {
-        let path = segment_path(&self.dir, self.next_seq);
-        let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_error(&path))?;
-        sync_dir(&self.dir)?;
-        self.file = file;
-        self.file_path = path;
+        let name = segment_name(self.next_seq);
+        self.storage.create(&name).map_err(io_error(self.storage.path(&name)))?;
+        self.file = name;
         self.file_bytes = 0;
         Ok(())
     }
@@ -285,11 +286,23 @@ pub fn read_range(
     dir: &Path,
     after_seq: u64,
     up_to_seq: u64,
+    on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<(), JournalError> {
+    let storage = FileStorage::open(dir).map_err(io_error(dir))?;
+    read_range_in(&storage, after_seq, up_to_seq, on_record)
+}
+
+/// [`read_range`] on any storage.
+pub fn read_range_in(
+    storage: &dyn Storage,
+    after_seq: u64,
+    up_to_seq: u64,
     mut on_record: impl FnMut(u64, &[u8]) -> Result<(), String>,
 ) -> Result<(), JournalError> {
-    let segments = list_segments(dir)?;
+    let segments = list_segments(storage)?;
     let mut expected_seq = after_seq + 1;
-    for (i, (first_seq, path)) in segments.iter().enumerate() {
+    for (i, (first_seq, name)) in segments.iter().enumerate() {
+        let path = &storage.path(name);
         let next_first = segments.get(i + 1).map_or(u64::MAX, |(next, _)| *next);
         if next_first <= expected_seq {
             continue; // wholly before the range
@@ -297,7 +310,7 @@ pub fn read_range(
         if *first_seq > up_to_seq || expected_seq > up_to_seq {
             break;
         }
-        let bytes = std::fs::read(path).map_err(io_error(path))?;
+        let bytes = storage.read(name).map_err(io_error(path))?;
         let mut offset = 0usize;
         while offset < bytes.len() && expected_seq <= up_to_seq {
             let Decoded::Record { seq, payload, len, .. } = record::decode(&bytes[offset..]) else {
@@ -315,7 +328,7 @@ pub fn read_range(
     }
     if expected_seq <= up_to_seq {
         return Err(JournalError::Corrupt {
-            path: dir.to_path_buf(),
+            path: storage.path(""),
             offset: 0,
             why: format!("record {expected_seq} is missing or damaged, below the durable record {up_to_seq}"),
         });
@@ -324,14 +337,17 @@ pub fn read_range(
 }
 
 /// The last record of a clean stop, if the journal stopped cleanly and nothing came after.
-fn read_clean_stop(dir: &Path) -> Result<Option<u64>, JournalError> {
-    let marker = dir.join(CLEAN_STOP_FILE);
-    match std::fs::read_to_string(&marker) {
-        Ok(text) => text.trim().parse::<u64>().map(Some).map_err(|_| JournalError::Corrupt {
-            path: marker.clone(),
-            offset: 0,
-            why: format!("the clean-stop marker holds {text:?}, not a record number"),
-        }),
+fn read_clean_stop(storage: &dyn Storage) -> Result<Option<u64>, JournalError> {
+    let marker = storage.path(CLEAN_STOP_FILE);
+    match storage.read(CLEAN_STOP_FILE) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            text.trim().parse::<u64>().map(Some).map_err(|_| JournalError::Corrupt {
+                path: marker.clone(),
+                offset: 0,
+                why: format!("the clean-stop marker holds {text:?}, not a record number"),
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(&marker)(e)),
     }
@@ -352,6 +368,9 @@ fn is_torn(rest: &[u8], damaged_seq: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::path::PathBuf;
 
     fn write(dir: &Path, batches: &[&[&[u8]]]) {
         let (mut journal, _) = Journal::open(dir, JournalOptions::default(), 0, |_, _| Ok(())).unwrap();
@@ -372,7 +391,12 @@ mod tests {
     }
 
     fn only_segment(dir: &Path) -> PathBuf {
-        segment_path(dir, 1)
+        dir.join(segment_name(1))
+    }
+
+    fn segments_of(dir: &Path) -> Vec<(u64, PathBuf)> {
+        let storage = FileStorage::open(dir).unwrap();
+        list_segments(&storage).unwrap().into_iter().map(|(seq, name)| (seq, dir.join(name))).collect()
     }
 
     #[test]
@@ -401,7 +425,7 @@ mod tests {
     fn rotates_segments_and_replays_after_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let options = ten_records_in_small_segments(dir.path());
-        assert!(list_segments(dir.path()).unwrap().len() > 3);
+        assert!(segments_of(dir.path()).len() > 3);
         let mut seqs = Vec::new();
         Journal::open(dir.path(), options, 6, |seq, _| {
             seqs.push(seq);
@@ -417,7 +441,7 @@ mod tests {
     fn segments_the_snapshot_covers_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let options = ten_records_in_small_segments(dir.path());
-        let segments = list_segments(dir.path()).unwrap();
+        let segments = segments_of(dir.path());
         // The snapshot covers the first two segments; damage the first.
         let (next, _) = segments[2];
         let path = &segments[0].1;
@@ -508,7 +532,7 @@ mod tests {
         let (_, recovered) = Journal::open(dir.path(), options, 0, |_, _| Ok(())).unwrap();
         assert_eq!(recovered.last_seq, 10);
         // A flipped byte inside the range: refused; outside it: not looked at.
-        let (_, last) = list_segments(dir.path()).unwrap().pop().unwrap();
+        let (_, last) = segments_of(dir.path()).pop().unwrap();
         let mut bytes = std::fs::read(&last).unwrap();
         let end = bytes.len() - 1;
         bytes[end] ^= 0xff;
