@@ -206,6 +206,17 @@ impl AccountIndex {
 }
 
 impl Ledger {
+    /// Every transfer names accounts that exist: what a decoded ledger must hold before any
+    /// of it is read by index (a snapshot is checked by its CRC first; this keeps a decoder of
+    /// bytes from disk from ever indexing past the end, whatever the bytes).
+    pub(crate) fn check_references(&self) -> Result<(), &'static str> {
+        let accounts = self.accounts.len();
+        if self.transfers.iter().any(|t| t.debit as usize >= accounts || t.credit as usize >= accounts) {
+            return Err("a transfer names an account that does not exist");
+        }
+        Ok(())
+    }
+
     pub(crate) fn rebuild_index(&mut self) {
         let mut index = AccountIndex::default();
         for (i, a) in self.accounts.iter().enumerate() {

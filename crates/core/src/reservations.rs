@@ -31,9 +31,27 @@ pub(crate) struct Reservations {
     run_last: Millis,
     /// Pending orders that expire before the run's latest when placed.
     others: BTreeSet<(Millis, OrderId)>,
+    /// The run's order indexes as decoded, until [`Reservations::finish_decode`] checks them
+    /// against the orders and lays out the bits: decoded bytes alone never size the run.
+    decoded_run: Vec<usize>,
 }
 
 impl Reservations {
+    /// After decoding: every pending order is one of the `orders` that exist, and the run is
+    /// laid out (at most `orders / 64` words).
+    pub(crate) fn finish_decode(&mut self, orders: usize) -> Result<(), &'static str> {
+        let decoded = std::mem::take(&mut self.decoded_run);
+        if decoded.last().is_some_and(|&i| i >= orders)
+            || self.others.iter().any(|(_, o)| o.index().is_none_or(|i| i >= orders))
+        {
+            return Err("a reservation names an order that does not exist");
+        }
+        for index in decoded {
+            self.push_run(index);
+        }
+        Ok(())
+    }
+
     /// A newly placed order, pending until `expires_at`. Ids are placed in increasing order.
     pub(crate) fn insert(&mut self, order: OrderId, expires_at: Millis) {
         let Some(index) = order.index() else { return };
@@ -154,7 +172,7 @@ impl<'de> Deserialize<'de> for Reservations {
         for id in run {
             let index = id.index().filter(|&i| last.is_none_or(|l| i > l));
             let index = index.ok_or_else(|| serde::de::Error::custom("run ids not ascending"))?;
-            reservations.push_run(index);
+            reservations.decoded_run.push(index);
             last = Some(index);
         }
         Ok(reservations)
@@ -245,7 +263,8 @@ mod tests {
                 let at = |id: OrderId| expiry[&id];
                 prop_assert_eq!(reservations.first(at), model.first().map(|(t, _)| *t));
                 let bytes = postcard::to_allocvec(&reservations).unwrap();
-                let decoded: Reservations = postcard::from_bytes(&bytes).unwrap();
+                let mut decoded: Reservations = postcard::from_bytes(&bytes).unwrap();
+                decoded.finish_decode(placed).unwrap();
                 prop_assert_eq!(postcard::to_allocvec(&decoded).unwrap(), bytes);
                 prop_assert_eq!(
                     decoded.due(Millis(u64::MAX), usize::MAX, at),

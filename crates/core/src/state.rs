@@ -1113,6 +1113,32 @@ impl State {
         Ok(sink.out)
     }
 
+    /// What a decoded state must hold before anything reads it by index: each table's
+    /// references point inside the tables they name. Decoding checks it, so no bytes from disk
+    /// can make a later read index out of bounds.
+    fn check_references(&mut self) -> Result<(), &'static str> {
+        self.ledger.check_references()?;
+        self.reservations.finish_decode(self.orders.len())?;
+        let (skus, campaigns) = (self.skus.len(), self.campaigns.len());
+        let names = |id: Option<usize>, len: usize| id.is_some_and(|i| i < len);
+        for order in self.orders.iter() {
+            for line in &order.lines {
+                if !names(line.sku.index(), skus)
+                    || line.campaign().is_some_and(|c| !names(c.index(), campaigns))
+                {
+                    return Err("an order line names a SKU or campaign that does not exist");
+                }
+            }
+        }
+        if self.campaigns.iter().any(|c| !names(c.sku.index(), skus)) {
+            return Err("a campaign names a SKU that does not exist");
+        }
+        if self.skus.iter().any(|s| s.campaigns.iter().any(|c| !names(c.index(), campaigns))) {
+            return Err("a SKU names a campaign that does not exist");
+        }
+        Ok(())
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<State, postcard::Error> {
         let parts = EncodedState::split(bytes)?;
         Ok(parts.decode_main()?.with_idempotency(parts.decode_idempotency()?))
@@ -1156,6 +1182,7 @@ impl<'a> EncodedState<'a> {
     /// Everything but the idempotency store (empty here), its indexes rebuilt.
     pub fn decode_main(&self) -> Result<State, postcard::Error> {
         let mut state: State = postcard::from_bytes(self.main)?;
+        state.check_references().map_err(|_| postcard::Error::SerdeDeCustom)?;
         state.ledger.rebuild_index();
         Ok(state)
     }
