@@ -18,6 +18,7 @@
 
 pub mod adaptive;
 pub mod gcra;
+pub mod recent;
 pub mod waiting_room;
 
 use adaptive::{AdaptiveLimit, AdaptiveRules};
@@ -127,7 +128,14 @@ pub struct Request<'a> {
     pub skus: &'a [u64],
     /// A waiting-room ticket carried by an order.
     pub ticket: Option<u64>,
+    /// The command's scoped idempotency key: a resend of an order already admitted is not
+    /// rate-limited again ([`recent::RecentKeys`]).
+    pub key: Option<u128>,
 }
+
+/// Keys of admitted orders remembered for resends: 262,144 (4 MiB with the set), a few seconds of
+/// an 11.11 peak, longer than a client waits before it resends.
+pub const RECENT_KEYS_MAX: usize = 1 << 18;
 
 /// Why a request was not admitted; each has a stable code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -202,6 +210,7 @@ pub struct Admission {
     limit: AdaptiveLimit,
     in_flight: u64,
     room: WaitingRoom,
+    recent: recent::RecentKeys,
     counts: [ClassCounts; 3],
 }
 
@@ -214,6 +223,7 @@ impl Admission {
             limit: AdaptiveLimit::new(rules.adaptive, now),
             in_flight: 0,
             room: WaitingRoom::new(rules.waiting_room.clone(), seed),
+            recent: recent::RecentKeys::new(RECENT_KEYS_MAX),
             counts: Default::default(),
             rules: Rules::default(),
         };
@@ -295,6 +305,10 @@ impl Admission {
             let buyer = request.buyer.unwrap_or(u64::MAX);
             return self.room.redeem(ticket, buyer, request.skus, now, true).map_err(Refusal::Ticket);
         }
+        // A resend of an order admitted before: its answer costs the engine a lookup.
+        if request.key.is_some_and(|key| self.recent.contains(key)) {
+            return Ok(());
+        }
         // The SKUs first: a hot item's refusal must not spend the buyer's quota. Checked without
         // spending, then spent, so a multi-line order takes all its tokens or none.
         for &sku in request.skus {
@@ -313,6 +327,9 @@ impl Admission {
                 Limited::Over { retry_after } => Refusal::SkuRateLimited { sku, retry_after },
                 Limited::TableFull => Refusal::Overloaded { retry_after: OVERLOAD_RETRY_MIN },
             })?;
+        }
+        if let Some(key) = request.key.filter(|_| request.buyer.is_some() || !request.skus.is_empty()) {
+            self.recent.insert(key);
         }
         Ok(())
     }
@@ -387,11 +404,13 @@ mod tests {
     }
 
     fn order(buyer: u64, skus: &[u64]) -> Request<'_> {
-        Request { class: Class::Order, buyer: Some(buyer), skus, ticket: None }
+        Request { class: Class::Order, buyer: Some(buyer), skus, ticket: None, key: None }
     }
 
-    const READ: Request<'static> = Request { class: Class::Read, buyer: None, skus: &[], ticket: None };
-    const PAY: Request<'static> = Request { class: Class::Pay, buyer: Some(1), skus: &[], ticket: None };
+    const READ: Request<'static> =
+        Request { class: Class::Read, buyer: None, skus: &[], ticket: None, key: None };
+    const PAY: Request<'static> =
+        Request { class: Class::Pay, buyer: Some(1), skus: &[], ticket: None, key: None };
 
     #[test]
     fn lower_classes_are_shed_first_and_payments_last() {
@@ -439,6 +458,22 @@ mod tests {
         for buyer in 10..13 {
             admission.admit(&order(buyer, &[6]), 0).unwrap();
         }
+    }
+
+    #[test]
+    fn regression_a_replayed_key_is_rate_limited_like_a_new_order() {
+        let mut r = rules();
+        r.buyer_quota = Some(Quota { per_s: 1, burst: 1 });
+        let mut admission = Admission::new(r, 0, 1);
+        let first = Request { key: Some(7), ..order(1, &[5]) };
+        admission.admit(&first, 0).unwrap();
+        admission.complete(1, None, 0);
+        // The same order resent (its answer was lost) passes; a new one is limited.
+        admission.admit(&first, MS).unwrap();
+        let new = Request { key: Some(8), ..order(1, &[5]) };
+        assert!(matches!(admission.admit(&new, MS), Err(Refusal::RateLimited { .. })));
+        // A refused key was not admitted: its resend is limited as it was.
+        assert!(matches!(admission.admit(&new, 2 * MS), Err(Refusal::RateLimited { .. })));
     }
 
     #[test]

@@ -116,7 +116,11 @@ impl Gate {
         for item in items {
             let class = classify(&item);
             let buyer = keys(&item, &mut skus);
-            let request = Request { class, buyer, skus: &skus, ticket };
+            let key = match &item {
+                Item::Write { idempotency, .. } => idempotency.map(|i| i.key),
+                Item::Read { .. } => None,
+            };
+            let request = Request { class, buyer, skus: &skus, ticket, key };
             let result = if queue_nearly_full && class != Class::Pay {
                 Err(Refusal::Overloaded { retry_after: BOUND_RETRY })
             } else {

@@ -446,3 +446,23 @@ async fn regression_a_damaged_byte_in_the_last_batch_after_a_clean_stop_drops_ac
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("clean stop") && stderr.contains(".journal"), "{stderr}");
 }
+
+#[tokio::test]
+async fn regression_a_replayed_key_is_rate_limited_like_a_new_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "[admission]\nbuyer_quota = { per_s = 1, burst = 1 }\n");
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let (merchant, service) = server.marketplace(1, 1_000_000).await;
+    let sku_id = sku(&server, &merchant, 100, 100).await;
+    let order = json!({"buyer_id": 1, "lines": [{"sku_id": sku_id, "quantity": 1}]});
+    let (status, first) =
+        server.post_once("/v1/orders", &service, "lost-answer", order.clone()).await.unwrap();
+    assert_eq!(status, 201, "{first}");
+    // The client lost the answer and resends at once: the first answer, not a 429.
+    let (status, again) =
+        server.post_once("/v1/orders", &service, "lost-answer", order.clone()).await.unwrap();
+    assert_eq!((status, &again), (201, &first));
+    // A new order within the second is still limited.
+    let (status, body) = server.post_once("/v1/orders", &service, "another", order).await.unwrap();
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "{body}");
+}
