@@ -6,15 +6,8 @@
 use crate::harness::{sku, Reply, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn config(dir: &Path, toml: &str) -> String {
-    let path = dir.join("elevens.toml");
-    std::fs::write(&path, toml).unwrap();
-    path.display().to_string()
-}
 
 /// A 429 says why and when to come back, in the header and in the body.
 fn assert_polite(reply: &Reply, headers_retry_after: Option<&str>) {
@@ -158,7 +151,8 @@ async fn a_flood_is_shed_with_429s_payments_never_and_nothing_acknowledged_is_lo
 #[tokio::test]
 async fn a_buyer_over_its_rate_is_told_when_to_come_back_and_rules_change_at_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "[admission]\nbuyer_quota = { per_s = 1, burst = 3 }\n");
+    let config =
+        crate::harness::config_file(dir.path(), "[admission]\nbuyer_quota = { per_s = 1, burst = 3 }\n");
     let server = Server::start(dir.path(), &["--config", &config]);
     let (merchant, service) = server.marketplace(2, 1_000_000).await;
     let sku_id = sku(&server, &merchant, 1_000, 100).await;
@@ -202,7 +196,8 @@ async fn a_buyer_over_its_rate_is_told_when_to_come_back_and_rules_change_at_run
 #[test]
 fn a_config_file_with_a_mistake_stops_the_server_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "[admission]\nbuyer_qouta = { per_s = 1, burst = 1 }\n");
+    let config =
+        crate::harness::config_file(dir.path(), "[admission]\nbuyer_qouta = { per_s = 1, burst = 1 }\n");
     let output = std::process::Command::new(crate::harness::BIN)
         .args(["serve", "--data"])
         .arg(dir.path())
@@ -220,7 +215,7 @@ async fn the_waiting_room_admits_first_in_first_out_and_tickets_are_their_buyers
     // The hot SKU takes one order a second; the room admits five tickets a second.
     let rules =
         "[admission]\nsku_quota = { per_s = 1, burst = 1 }\n[admission.waiting_room]\nadmit_per_s = 5\n";
-    let config = config(dir.path(), rules);
+    let config = crate::harness::config_file(dir.path(), rules);
     let server = Server::start(dir.path(), &["--config", &config]);
     let (merchant, service) = server.marketplace(4, 1_000_000).await;
     let sku_id = sku(&server, &merchant, 1_000, 100).await;

@@ -187,3 +187,10 @@ pub async fn sku(server: &Server, merchant: &str, stock: u64, price: u64) -> u64
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
+
+/// Writes `toml` as `elevens.toml` in `dir` and returns its path, for `--config`.
+pub fn config_file(dir: &Path, toml: &str) -> String {
+    let path = dir.join("elevens.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.display().to_string()
+}

@@ -7,12 +7,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-fn config(dir: &std::path::Path, toml: &str) -> String {
-    let path = dir.join("elevens.toml");
-    std::fs::write(&path, toml).unwrap();
-    path.display().to_string()
-}
-
 fn address(server: &Server) -> String {
     server.base.trim_start_matches("http://").to_owned()
 }
@@ -127,7 +121,7 @@ async fn regression_a_waiting_room_ticket_for_any_campaign_bypasses_a_hot_skus_r
     let dir = tempfile::tempdir().unwrap();
     let rules =
         "[admission]\nsku_quota = { per_s = 1, burst = 1 }\n[admission.waiting_room]\nadmit_per_s = 100\n";
-    let config = config(dir.path(), rules);
+    let config = crate::harness::config_file(dir.path(), rules);
     let server = Server::start(dir.path(), &["--config", &config]);
     let (merchant, service) = server.marketplace(2, 1_000_000).await;
     let hot = sku(&server, &merchant, 1_000, 100).await;
@@ -277,7 +271,7 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 fn regression_a_request_whose_headers_never_finish_is_never_timed_out() {
     let dir = tempfile::tempdir().unwrap();
     let limits = "[http]\nconnections_max = 20\nheader_read_timeout_ms = 500\nbody_read_timeout_ms = 500\nidle_timeout_ms = 1000\n";
-    let config = config(dir.path(), limits);
+    let config = crate::harness::config_file(dir.path(), limits);
     let server = Server::start(dir.path(), &["--config", &config]);
     let address = address(&server);
     // Headers that never finish: closed within the header timeout.
@@ -450,7 +444,8 @@ async fn regression_a_damaged_byte_in_the_last_batch_after_a_clean_stop_drops_ac
 #[tokio::test]
 async fn regression_a_replayed_key_is_rate_limited_like_a_new_order() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "[admission]\nbuyer_quota = { per_s = 1, burst = 1 }\n");
+    let config =
+        crate::harness::config_file(dir.path(), "[admission]\nbuyer_quota = { per_s = 1, burst = 1 }\n");
     let server = Server::start(dir.path(), &["--config", &config]);
     let (merchant, service) = server.marketplace(1, 1_000_000).await;
     let sku_id = sku(&server, &merchant, 100, 100).await;
