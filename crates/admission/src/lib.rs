@@ -248,18 +248,22 @@ impl Admission {
     /// Admits one command, or says why not. An admitted command is in flight until
     /// [`Admission::complete`] is called for it.
     pub fn admit(&mut self, request: &Request, now: Nanos) -> Result<(), Refusal> {
-        let room = !self.is_full(request.class);
-        self.admit_with_room(request, room, now)
+        self.admit_in_batch(request, false, now)
     }
 
-    /// Admits one command of a batch, `room` saying whether its class had room in flight when
-    /// the batch arrived ([`Admission::has_room`]): the limit is checked once per batch, so a
-    /// batch that finds room is admitted whole (rate limits aside) and one that does not is
-    /// refused whole. The limit is then exceeded by at most one batch (the gateway bounds its
-    /// length); checked command by command, a batch longer than the room left was cut
-    /// arbitrarily, even on an idle engine.
-    pub fn admit_with_room(&mut self, request: &Request, room: bool, now: Nanos) -> Result<(), Refusal> {
-        let result = self.check(request, room, now);
+    /// Admits one command of a batch; `arrived_idle` says that nothing was in flight when the
+    /// batch arrived ([`Admission::in_flight`] was 0). A batch that finds the engine idle is
+    /// admitted whole (rate limits aside), however far past the limit its length goes (the
+    /// gateway bounds it): cutting it would refuse work an idle engine has room for. Otherwise
+    /// each command is checked against the limit as it comes, so under load a batch is cut where
+    /// the room ends and the limit is exceeded by nothing.
+    pub fn admit_in_batch(
+        &mut self,
+        request: &Request,
+        arrived_idle: bool,
+        now: Nanos,
+    ) -> Result<(), Refusal> {
+        let result = self.check(request, arrived_idle || !self.is_full(request.class), now);
         let counts = &mut self.counts[request.class as usize];
         match &result {
             Ok(()) => {
@@ -286,11 +290,6 @@ impl Admission {
     /// gateway refuse a whole batch of such commands before decoding it.
     pub fn is_full(&self, class: Class) -> bool {
         self.in_flight >= self.threshold(class)
-    }
-
-    /// Whether a batch arriving now finds room for its commands of `class`.
-    pub fn has_room(&self, class: Class) -> bool {
-        !self.is_full(class)
     }
 
     fn check(&mut self, request: &Request, room: bool, now: Nanos) -> Result<(), Refusal> {

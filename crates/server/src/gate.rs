@@ -110,9 +110,8 @@ impl Gate {
         let mut admitted = Vec::with_capacity(items.len());
         let mut refusals = Vec::with_capacity(items.len());
         let mut admission = self.admission.lock();
-        // The in-flight limit is checked as the submission arrives: a batch is admitted whole
-        // or refused whole on it (`Admission::admit_with_room`).
-        let room = [Class::Pay, Class::Order, Class::Read].map(|class| admission.has_room(class));
+        // A submission that finds nothing in flight is admitted whole (`admit_in_batch`).
+        let arrived_idle = admission.in_flight() == 0;
         for item in items {
             let class = classify(&item);
             let buyer = keys(&item, &mut skus);
@@ -124,7 +123,7 @@ impl Gate {
             let result = if queue_nearly_full && class != Class::Pay {
                 Err(Refusal::Overloaded { retry_after: BOUND_RETRY })
             } else {
-                admission.admit_with_room(&request, room[class as usize], now)
+                admission.admit_in_batch(&request, arrived_idle, now)
             };
             match result {
                 Ok(()) => {
