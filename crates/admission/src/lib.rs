@@ -133,7 +133,7 @@ pub struct Request<'a> {
     pub key: Option<u128>,
 }
 
-/// Keys of admitted orders remembered for resends: 262,144 (4 MiB with the set), a few seconds of
+/// Slots for the keys of admitted orders remembered for resends: 262,144 (2 MiB), a few seconds of
 /// an 11.11 peak, longer than a client waits before it resends.
 pub const RECENT_KEYS_MAX: usize = 1 << 18;
 

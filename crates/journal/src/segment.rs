@@ -92,7 +92,8 @@ impl Journal {
         let segments = list_segments(storage.as_ref())?;
         let mut recovered = Recovered::default();
         let mut expected_seq = 1u64;
-        let mut last: Option<String> = None;
+        // The last segment read, and its length once recovered.
+        let mut last: Option<(String, u64)> = None;
         for (i, (first_seq, name)) in segments.iter().enumerate() {
             let path = &storage.path(name);
             let is_last = i + 1 == segments.len();
@@ -167,7 +168,7 @@ impl Journal {
                     }
                 }
             }
-            last = Some(name.clone());
+            last = Some((name.clone(), offset as u64));
         }
         if let Some(clean) = clean_stop.filter(|&clean| recovered.last_seq < clean) {
             return Err(JournalError::Corrupt {
@@ -190,10 +191,7 @@ impl Journal {
             });
         }
         let (file, file_bytes) = match last {
-            Some(name) => {
-                let bytes = storage.read(&name).map_err(io_error(storage.path(&name)))?.len() as u64;
-                (name, bytes)
-            }
+            Some(last) => last,
             None => {
                 let name = segment_name(1);
                 storage.create(&name).map_err(io_error(storage.path(&name)))?;
