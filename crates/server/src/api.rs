@@ -279,7 +279,7 @@ pub struct RestockRequest {
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// Minor units.
-    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub amount: u64,
     #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,

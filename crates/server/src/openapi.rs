@@ -163,6 +163,32 @@ fn placeholders(path: &str) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
 
+    /// The schemas' bounds are literals (utoipa takes no constants): they must say what the
+    /// state machine enforces.
+    #[test]
+    fn the_documented_bounds_are_the_cores() {
+        use elevens_core::limits::*;
+        let doc = document(&crate::api::routes().split_for_parts().1);
+        let field = |schema: &str, field: &str, bound: &str| {
+            doc["components"]["schemas"][schema]["properties"][field][bound].as_u64()
+        };
+        assert_eq!(field("TopUpRequest", "amount", "maximum"), Some(TOP_UP_AMOUNT_MAX));
+        assert_eq!(field("CreateSkuRequest", "price", "maximum"), Some(AMOUNT_MAX));
+        assert_eq!(field("CreateSkuRequest", "stock", "maximum"), Some(STOCK_QUANTITY_MAX));
+        assert_eq!(field("RestockRequest", "quantity", "maximum"), Some(STOCK_QUANTITY_MAX));
+        assert_eq!(field("CreateCampaignRequest", "flash_price", "maximum"), Some(AMOUNT_MAX));
+        assert_eq!(field("CreateRedPacketRequest", "amount", "maximum"), Some(AMOUNT_MAX));
+        assert_eq!(
+            field("CreateRedPacketRequest", "count", "maximum"),
+            Some(u64::from(RED_PACKET_SHARES_MAX))
+        );
+        assert_eq!(field("LineRequestBody", "quantity", "maximum"), Some(u64::from(LINE_QUANTITY_MAX)));
+        for schema in ["CreateMerchantRequest", "CreateBuyerRequest"] {
+            assert_eq!(field(schema, "name", "maxLength"), Some(NAME_BYTES_MAX as u64), "{schema}");
+        }
+        assert_eq!(field("CreateSkuRequest", "title", "maxLength"), Some(NAME_BYTES_MAX as u64));
+    }
+
     #[test]
     fn every_placeholder_becomes_a_path_parameter_and_writes_declare_their_key() {
         let mut doc = json!({"paths": {
