@@ -124,7 +124,7 @@ fn regression_revoking_the_bootstrap_admin_key_bricks_the_data_directory() {
 
 /// Found by the fuzzer (`crates/server/tests/fuzz.rs`): a snapshot whose bytes decode but name a
 /// ledger account past the end panicked when read, and one whose pending-order ids leap made the
-/// decoder allocate gigabytes. Every single-byte change of a small snapshot now decodes to a
+/// decoder allocate gigabytes. Every single-byte change of a small snapshot decodes to a
 /// state that reads back, or is refused.
 #[test]
 fn regression_a_damaged_snapshot_panics_or_exhausts_memory_on_decode() {

@@ -1,8 +1,8 @@
 //! The audit of a running engine, off the sequencer.
 //!
-//! Checking every invariant scans the whole state: seconds at ten million orders. On the
-//! sequencer that froze every order and payment for as long. Instead the audit rebuilds the
-//! state as of the last durable record on a thread of its own, from the newest snapshot and the
+//! Checking every invariant scans the whole state: seconds at ten million orders, which on the
+//! sequencer would hold up every order and payment behind it. So the audit rebuilds the state
+//! as of the last durable record on a thread of its own, from the newest snapshot and the
 //! journal after it (read only: the engine goes on appending to the same files), and audits that.
 //! Replay is deterministic, so it is the state the engine had at that record, and it is what a
 //! restart would recover: the audit checks the truth on disk, not only the memory.

@@ -85,7 +85,7 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
 }
 
 /// `f` of `value`'s postcard bytes, encoded on the stack: a batch fingerprints thousands of
-/// commands, and an allocation for each was most of the cost. A larger value (a SKU with a
+/// commands, and an allocation each would cost more than the hash. A larger value (a SKU with a
 /// long description) goes to the heap.
 pub(crate) fn with_encoded<T: Serialize, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
     let mut buffer = [0u8; 512];

@@ -125,9 +125,8 @@ pub async fn funnel(
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<FunnelView>, ApiError> {
     platform_only(actor)?;
-    if id == 0 {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "campaign ids start at 1"));
-    }
+    // A campaign that does not exist has no funnel: 404, as its other reads answer.
+    crate::api::read_view(&app, actor, crate::views::Query::Campaign(elevens_core::CampaignId(id))).await?;
     Ok(Json(funnel_view(id, figures(&app).await.funnel(id))))
 }
 
@@ -355,8 +354,8 @@ pub struct KeyParam {
     pub key: Option<String>,
 }
 
-/// The big screen's feed: a [`Frame`] as JSON every second (server-sent events). Not in the
-/// OpenAPI document (a stream); the key may come as `?key=`.
+/// The big screen's feed: a [`Frame`] as JSON every second (server-sent events); the key may
+/// come as `?key=`. Documented by `openapi.rs` with the other routes served beside the handlers.
 pub async fn live(
     State(app): State<AppState>,
     headers: axum::http::HeaderMap,

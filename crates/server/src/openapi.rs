@@ -24,7 +24,7 @@ pub const KEYLESS_WRITES: &[(&str, &str)] = &[
 ];
 
 /// Routes any client may call without a key.
-pub const OPEN_ROUTES: &[&str] = &["/healthz", "/v1/openapi.json"];
+pub const OPEN_ROUTES: &[&str] = &["/healthz", "/v1/openapi.json", "/metrics", "/", "/screen"];
 
 /// The document served at `/v1/openapi.json`.
 pub fn document(generated: &utoipa::openapi::OpenApi) -> Value {
@@ -36,15 +36,24 @@ pub fn document(generated: &utoipa::openapi::OpenApi) -> Value {
 fn complete(doc: &mut Value) {
     unsigned_formats(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
-    paths.insert(
-        "/v1/openapi.json".into(),
-        json!({"get": {
-            "tags": ["ops"],
-            "summary": "This document.",
-            "operationId": "openapi",
-            "responses": {"200": {"description": "The OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}
-        }}),
-    );
+    // The routes served beside the `#[utoipa::path]` handlers (`crate::router`).
+    let text = |media: &str| json!({"content": {media: {"schema": {"type": "string"}}}});
+    let error = json!({"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+    for (path, id, summary, ok) in [
+        ("/v1/openapi.json", "openapi", "This document.", json!({"content": {"application/json": {"schema": {"type": "object"}}}})),
+        ("/metrics", "metrics", "Prometheus text: the engine's and admission's counters (no key: keep it on an internal network).", text("text/plain")),
+        ("/", "screen_root", "The big screen's page (its feed needs a key).", text("text/html")),
+        ("/screen", "screen", "The big screen's page (its feed needs a key).", text("text/html")),
+        ("/v1/live", "live", "The big screen's feed: a frame of live figures every second, as server-sent events (admin or service; the key may come as `?key=`, for EventSource).", text("text/event-stream")),
+    ] {
+        let mut ok = ok;
+        ok["description"] = json!(summary);
+        let mut operation = json!({"tags": ["ops"], "summary": summary, "operationId": id, "responses": {"200": ok, "4XX": error.clone()}});
+        if path == "/v1/live" {
+            operation["parameters"] = json!([{"name": "key", "in": "query", "required": false, "schema": {"type": "string"}}]);
+        }
+        paths.insert(path.into(), json!({ "get": operation }));
+    }
     for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else { continue };
         for (method, operation) in item.iter_mut() {

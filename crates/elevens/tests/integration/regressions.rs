@@ -1,5 +1,5 @@
 //! Defects found from outside against `elevens serve` (issue 19), each pinned by a test named
-//! after it. Each failed against the build it was found in.
+//! after it: the test asserts the behaviour the defect broke.
 
 use crate::harness::{now_ms, sku, Server, BIN};
 use serde_json::{json, Value};

@@ -42,6 +42,8 @@ async fn schemathesis_finds_nothing_and_the_document_validates() {
             .arg(RUN_TIMEOUT_S)
             .args(["python3", "-m", "schemathesis.cli", "--config-file", "schemathesis.toml", "run", &url])
             .args(["--checks", "all"])
+            // A stream that never ends: every request would wait for its timeout.
+            .args(["--exclude-path", "/v1/live"])
             .args(["--max-examples", EXAMPLES_PER_OPERATION, "--workers", "2", "--no-color"])
             .args([
                 "--seed",
