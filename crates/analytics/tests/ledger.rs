@@ -58,6 +58,7 @@ proptest! {
                 price: Amount(1_000 * s + 99),
                 currency: cny(),
                 initial_stock: 20,
+                warehouse: None,
             };
             admin(&mut state, t0, Command::CreateSku(Box::new(sku)), a);
         }

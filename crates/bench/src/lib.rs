@@ -303,6 +303,7 @@ fn setup_flash(
             price: Amount(price),
             currency: cny(),
             initial_stock: stock,
+            warehouse: None,
         }))
     };
     commands.push(admin(sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS)));

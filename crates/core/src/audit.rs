@@ -45,6 +45,11 @@ impl State {
             self.check_coupons(),
             self.check_red_packets(),
             self.check_reservations(),
+            self.check_shipments(),
+            self.check_capacity(),
+            self.check_refunds(),
+            self.check_tracking(),
+            self.check_tickets(),
             check(
                 "idempotency_index",
                 (!self.idempotency.is_consistent(self))
@@ -84,9 +89,9 @@ impl State {
     /// Invariant 1, campaigns: never beyond quantity or a buyer's limit; counters match orders.
     fn check_campaigns(&self) -> Check {
         let mut taken: BTreeMap<(CampaignId, BuyerId), u64> = BTreeMap::new();
-        for order in self.orders.iter().filter(|o| {
-            matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid | OrderStatus::Refunded)
-        }) {
+        for order in
+            self.orders.iter().filter(|o| !matches!(o.status, OrderStatus::Cancelled | OrderStatus::Expired))
+        {
             for line in &order.lines {
                 if let Some(c) = line.campaign() {
                     *taken.entry((c, order.buyer())).or_insert(0) += u64::from(line.quantity());
@@ -174,7 +179,8 @@ impl State {
         )
     }
 
-    /// Orders: totals match lines; a paid order's transfers pay exactly its total.
+    /// Orders: totals match lines, coupons and shipping; a paid order's transfers pay exactly
+    /// its total less what was refunded.
     fn check_orders(&self) -> Check {
         let mut paid: Vec<i128> = vec![0; self.orders.len()];
         for t in self.ledger.transfers() {
@@ -194,14 +200,19 @@ impl State {
             let lines: u128 =
                 o.lines.iter().map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity())).sum();
             let discounts: u128 = self.order_discounts(id).iter().map(|d| u128::from(d.amount.0)).sum();
-            if lines != u128::from(o.total.0) + discounts {
+            let shipping = u128::from(self.order_shipping(id).0);
+            if lines + shipping != u128::from(o.total.0) + discounts {
                 return Some(format!(
-                    "order {id}: total {} + discounts {discounts} but lines sum to {lines}",
-                    o.total.0
+                    "order {id}: total {} + discounts {discounts} but lines and shipping sum to {}",
+                    o.total.0,
+                    lines + shipping
                 ));
             }
+            let refunded = self.refund_account(id).map_or(0, |a| i128::from(a.total.0));
             let expected = match o.status {
-                OrderStatus::Paid => i128::from(o.total.0),
+                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered | OrderStatus::Refunded => {
+                    i128::from(o.total.0) - refunded
+                }
                 _ => 0,
             };
             (paid[i] != expected)
@@ -238,7 +249,7 @@ impl State {
                     format!("discounts recorded for order {id}, which has none or does not exist");
                 return check("coupon_budgets", Some(violation), String::new());
             };
-            if !matches!(o.status, OrderStatus::PendingPayment | OrderStatus::Paid) {
+            if !(o.status == OrderStatus::PendingPayment || o.status.is_paid()) {
                 continue;
             }
             for d in discounts {

@@ -1,5 +1,6 @@
 //! Commands (what changes state), their envelope, and outcomes (what a success returns).
 
+use crate::logistics::{ReturnReason, TicketStatus, TrackingStatus};
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,7 @@ pub enum Role {
     Service,
     Merchant,
     Buyer,
+    Carrier,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,6 +46,48 @@ pub struct NewSku {
     pub price: Amount,
     pub currency: Currency,
     pub initial_stock: u64,
+    /// Where it ships from: one of the merchant's warehouses; without one, the merchant's
+    /// first warehouse (once it has one).
+    pub warehouse: Option<WarehouseId>,
+}
+
+/// A merchant's warehouse, as created.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NewWarehouse {
+    pub merchant: MerchantId,
+    pub name: String,
+    pub region: String,
+    pub capacity_per_day: u32,
+    pub cutoff_minute: u16,
+    pub utc_offset_minutes: i16,
+    /// Bit 0 Monday .. bit 6 Sunday.
+    pub closed_weekdays: u8,
+    /// Day numbers (days since 1970-01-01) without dispatch.
+    pub closed_days: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NewLane {
+    pub from: String,
+    pub to: String,
+    pub p50_days: u16,
+    pub p90_days: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NewCarrier {
+    pub name: String,
+    pub lanes: Vec<NewLane>,
+}
+
+/// One carrier event for one shipment. `key` identifies the event (the carrier's event id,
+/// hashed by the gateway): the same key twice is recorded once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NewTrackingEvent {
+    pub shipment: ShipmentId,
+    pub key: u64,
+    pub status: TrackingStatus,
+    pub occurred_at: Millis,
 }
 
 /// A flash sale: `quantity` units of `sku` at `flash_price` during `[starts_at, ends_at)`, at
@@ -171,6 +215,67 @@ pub enum Command {
     },
     /// Defines an A/B experiment (admin). Buyers are assigned by a stable hash, not stored.
     CreateExperiment(NewExperiment),
+    CreateWarehouse(Box<NewWarehouse>),
+    /// A carrier and its lanes (admin).
+    CreateCarrier(Box<NewCarrier>),
+    SetAddress {
+        buyer: BuyerId,
+        region: String,
+        text: String,
+    },
+    SetSkuWarehouse {
+        sku: SkuId,
+        warehouse: WarehouseId,
+    },
+    /// The merchant's fee per order in a currency (0 for free shipping).
+    SetShippingFee {
+        merchant: MerchantId,
+        currency: Currency,
+        fee: Amount,
+    },
+    DispatchShipment {
+        shipment: ShipmentId,
+    },
+    /// Cancels a shipment not yet dispatched, freeing its booked slot.
+    CancelShipment {
+        shipment: ShipmentId,
+    },
+    /// Carrier events, one or thousands; refused whole if one is refused.
+    RecordTracking {
+        events: Vec<NewTrackingEvent>,
+    },
+    /// Refunds some units of some lines and some of the shipping fee.
+    RefundLines {
+        order: OrderId,
+        lines: Vec<LineRequest>,
+        shipping: Amount,
+        restock: bool,
+    },
+    RequestReturn {
+        order: OrderId,
+        lines: Vec<LineRequest>,
+        reason: ReturnReason,
+    },
+    DecideReturn {
+        ret: ReturnId,
+        approve: bool,
+    },
+    ReceiveReturn {
+        ret: ReturnId,
+        restock: bool,
+    },
+    RefundReturn {
+        ret: ReturnId,
+        shipping: Amount,
+    },
+    OpenTicket {
+        order: OrderId,
+        subject: String,
+    },
+    UpdateTicket {
+        ticket: TicketId,
+        status: TicketStatus,
+    },
 }
 
 /// An A/B experiment: from `starts_at` to `ends_at`, each buyer sees one variant, chosen by a
@@ -213,6 +318,21 @@ impl Command {
             Command::CloseRedPacket { .. } => "close_red_packet",
             Command::ClaimRedPacket { .. } => "claim_red_packet",
             Command::CreateExperiment(_) => "create_experiment",
+            Command::CreateWarehouse(_) => "create_warehouse",
+            Command::CreateCarrier(_) => "create_carrier",
+            Command::SetAddress { .. } => "set_address",
+            Command::SetSkuWarehouse { .. } => "set_sku_warehouse",
+            Command::SetShippingFee { .. } => "set_shipping_fee",
+            Command::DispatchShipment { .. } => "dispatch_shipment",
+            Command::CancelShipment { .. } => "cancel_shipment",
+            Command::RecordTracking { .. } => "record_tracking",
+            Command::RefundLines { .. } => "refund_lines",
+            Command::RequestReturn { .. } => "request_return",
+            Command::DecideReturn { .. } => "decide_return",
+            Command::ReceiveReturn { .. } => "receive_return",
+            Command::RefundReturn { .. } => "refund_return",
+            Command::OpenTicket { .. } => "open_ticket",
+            Command::UpdateTicket { .. } => "update_ticket",
         }
     }
 }
@@ -269,6 +389,9 @@ pub enum Outcome {
     Ticked {
         expired: u32,
         closed: u32,
+        /// Parcels booked again because they missed their day, and tickets opened.
+        repromised: u32,
+        tickets: u32,
     },
     CouponCreated {
         coupon: CouponId,
@@ -292,5 +415,57 @@ pub enum Outcome {
     },
     ExperimentCreated {
         experiment: ExperimentId,
+    },
+    WarehouseCreated {
+        warehouse: WarehouseId,
+    },
+    CarrierCreated {
+        carrier: CarrierId,
+    },
+    AddressSet {
+        buyer: BuyerId,
+    },
+    SkuWarehouseSet {
+        sku: SkuId,
+        warehouse: WarehouseId,
+    },
+    ShippingFeeSet {
+        merchant: MerchantId,
+        fee: Amount,
+    },
+    ShipmentDispatched {
+        shipment: ShipmentId,
+    },
+    ShipmentCancelled {
+        shipment: ShipmentId,
+    },
+    TrackingRecorded {
+        recorded: u32,
+        duplicates: u32,
+    },
+    LinesRefunded {
+        order: OrderId,
+        amount: Amount,
+    },
+    ReturnRequested {
+        ret: ReturnId,
+    },
+    ReturnDecided {
+        ret: ReturnId,
+        approved: bool,
+    },
+    ReturnReceived {
+        ret: ReturnId,
+    },
+    ReturnRefunded {
+        ret: ReturnId,
+        amount: Amount,
+    },
+    TicketOpened {
+        ticket: TicketId,
+    },
+    TicketUpdated {
+        ticket: TicketId,
+        status: TicketStatus,
     },
 }

@@ -1,7 +1,7 @@
 //! Typed errors of the state machine. Each has a stable `code` that clients may match on; the
 //! HTTP layer maps the [`ErrorKind`] to a status code in one place.
 
-use crate::types::{CampaignId, CouponId, Millis, RedPacketId};
+use crate::types::{Amount, CampaignId, CouponId, Millis, RedPacketId, ShipmentId, SkuId, WarehouseId};
 
 /// What family an error belongs to; decides the HTTP status at the edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,24 @@ pub enum CoreError {
     RedPacketEmpty(RedPacketId),
     #[error("this buyer already claimed red packet {0}")]
     RedPacketAlreadyClaimed(RedPacketId),
+    #[error("warehouse {warehouse} has no dispatch day with room within the booking horizon")]
+    NoDispatchCapacity { warehouse: WarehouseId },
+    #[error("the shipment is {status}, which does not allow this")]
+    ShipmentState { status: &'static str },
+    #[error("shipment {shipment} has as many history records as it may keep")]
+    TrackingHistoryFull { shipment: ShipmentId },
+    #[error("sku {sku}: more units than are left to return or refund ({left})")]
+    MoreThanBought { sku: SkuId, left: u32 },
+    #[error("the refund is above what is left to refund ({} minor units)", left.0)]
+    RefundAboveLeft { left: Amount },
+    #[error("a return of this order is open: settle it first")]
+    ReturnOpen,
+    #[error("the return is {status}, which does not allow this")]
+    ReturnState { status: &'static str },
+    #[error("the ticket is {status}, which does not allow this")]
+    TicketState { status: &'static str },
+    #[error("item {index}: {error}")]
+    InBatch { index: u32, error: Box<CoreError> },
 }
 
 impl CoreError {
@@ -105,6 +123,15 @@ impl CoreError {
             CoreError::RedPacketNotOpen(_) => "red_packet_not_open",
             CoreError::RedPacketEmpty(_) => "red_packet_empty",
             CoreError::RedPacketAlreadyClaimed(_) => "red_packet_already_claimed",
+            CoreError::NoDispatchCapacity { .. } => "no_dispatch_capacity",
+            CoreError::ShipmentState { .. } => "invalid_shipment_state",
+            CoreError::TrackingHistoryFull { .. } => "tracking_history_full",
+            CoreError::MoreThanBought { .. } => "more_than_bought",
+            CoreError::RefundAboveLeft { .. } => "refund_above_left",
+            CoreError::ReturnOpen => "return_open",
+            CoreError::ReturnState { .. } => "invalid_return_state",
+            CoreError::TicketState { .. } => "invalid_ticket_state",
+            CoreError::InBatch { error, .. } => error.code(),
         }
     }
 
@@ -118,6 +145,7 @@ impl CoreError {
             | CoreError::DuplicateSku
             | CoreError::CouponNotApplicable(..) => ErrorKind::Invalid,
             CoreError::Forbidden(_) => ErrorKind::Forbidden,
+            CoreError::InBatch { error, .. } => error.kind(),
             CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::InsufficientStock { .. }
             | CoreError::InsufficientFunds
@@ -136,7 +164,15 @@ impl CoreError {
             | CoreError::CouponBudgetExhausted(_)
             | CoreError::RedPacketNotOpen(_)
             | CoreError::RedPacketEmpty(_)
-            | CoreError::RedPacketAlreadyClaimed(_) => ErrorKind::Conflict,
+            | CoreError::RedPacketAlreadyClaimed(_)
+            | CoreError::NoDispatchCapacity { .. }
+            | CoreError::ShipmentState { .. }
+            | CoreError::TrackingHistoryFull { .. }
+            | CoreError::MoreThanBought { .. }
+            | CoreError::RefundAboveLeft { .. }
+            | CoreError::ReturnOpen
+            | CoreError::ReturnState { .. }
+            | CoreError::TicketState { .. } => ErrorKind::Conflict,
         }
     }
 }

@@ -67,10 +67,25 @@ enum OutcomeKind {
     RedPacketClosed,
     RedPacketClaimed,
     ExperimentCreated,
+    WarehouseCreated,
+    CarrierCreated,
+    AddressSet,
+    SkuWarehouseSet,
+    ShippingFeeSet,
+    ShipmentDispatched,
+    ShipmentCancelled,
+    TrackingRecorded,
+    LinesRefunded,
+    ReturnRequested,
+    ReturnDecided,
+    ReturnReceived,
+    ReturnRefunded,
+    TicketOpened,
+    TicketUpdated,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 19] = {
+const KINDS: [OutcomeKind; 34] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -92,6 +107,21 @@ const KINDS: [OutcomeKind; 19] = {
         K::RedPacketClosed,
         K::RedPacketClaimed,
         K::ExperimentCreated,
+        K::WarehouseCreated,
+        K::CarrierCreated,
+        K::AddressSet,
+        K::SkuWarehouseSet,
+        K::ShippingFeeSet,
+        K::ShipmentDispatched,
+        K::ShipmentCancelled,
+        K::TrackingRecorded,
+        K::LinesRefunded,
+        K::ReturnRequested,
+        K::ReturnDecided,
+        K::ReturnReceived,
+        K::ReturnRefunded,
+        K::TicketOpened,
+        K::TicketUpdated,
     ]
 };
 
@@ -110,14 +140,16 @@ impl Remembered {
             Outcome::Restocked { sku, received } => (K::Restocked, sku.0, Some(received)),
             Outcome::ToppedUp { transfer, balance } => (K::ToppedUp, transfer.0, Some(balance as u64)),
             Outcome::CampaignCreated { campaign } => (K::CampaignCreated, campaign.0, None),
-            // The rest of these three is the order's, which never changes once written.
+            // The rest of these is the order's, which never changes once written.
             Outcome::OrderPlaced { order, .. } => (K::OrderPlaced, order.0, None),
             Outcome::OrderPaid { order, .. } => (K::OrderPaid, order.0, None),
-            Outcome::OrderRefunded { order, .. } => (K::OrderRefunded, order.0, None),
+            Outcome::OrderRefunded { order, amount, .. } => (K::OrderRefunded, order.0, Some(amount.0)),
             Outcome::OrderCancelled { order } => (K::OrderCancelled, order.0, None),
-            Outcome::Ticked { expired, closed } => {
-                (K::Ticked, u64::from(expired) << 32 | u64::from(closed), None)
-            }
+            Outcome::Ticked { expired, closed, repromised, tickets } => (
+                K::Ticked,
+                u64::from(expired) << 32 | u64::from(closed),
+                Some(u64::from(repromised) << 32 | u64::from(tickets)),
+            ),
             Outcome::CouponCreated { coupon } => (K::CouponCreated, coupon.0, None),
             Outcome::CouponDisabled { coupon } => (K::CouponDisabled, coupon.0, None),
             Outcome::RedPacketCreated { packet } => (K::RedPacketCreated, packet.0, None),
@@ -125,6 +157,28 @@ impl Remembered {
             // The packet and amount are the transfer's.
             Outcome::RedPacketClaimed { transfer, .. } => (K::RedPacketClaimed, transfer.0, None),
             Outcome::ExperimentCreated { experiment } => (K::ExperimentCreated, experiment.0, None),
+            Outcome::WarehouseCreated { warehouse } => (K::WarehouseCreated, warehouse.0, None),
+            Outcome::CarrierCreated { carrier } => (K::CarrierCreated, carrier.0, None),
+            Outcome::AddressSet { buyer } => (K::AddressSet, buyer.0, None),
+            Outcome::SkuWarehouseSet { sku, warehouse } => (K::SkuWarehouseSet, sku.0, Some(warehouse.0)),
+            Outcome::ShippingFeeSet { merchant, fee } => (K::ShippingFeeSet, merchant.0, Some(fee.0)),
+            Outcome::ShipmentDispatched { shipment } => (K::ShipmentDispatched, shipment.0, None),
+            Outcome::ShipmentCancelled { shipment } => (K::ShipmentCancelled, shipment.0, None),
+            Outcome::TrackingRecorded { recorded, duplicates } => {
+                (K::TrackingRecorded, u64::from(recorded) << 32 | u64::from(duplicates), None)
+            }
+            Outcome::LinesRefunded { order, amount } => (K::LinesRefunded, order.0, Some(amount.0)),
+            Outcome::ReturnRequested { ret } => (K::ReturnRequested, ret.0, None),
+            // Return and ticket ids are below 2^40: the flag or status fits beside.
+            Outcome::ReturnDecided { ret, approved } => {
+                (K::ReturnDecided, ret.0 << 1 | u64::from(approved), None)
+            }
+            Outcome::ReturnReceived { ret } => (K::ReturnReceived, ret.0, None),
+            Outcome::ReturnRefunded { ret, amount } => (K::ReturnRefunded, ret.0, Some(amount.0)),
+            Outcome::TicketOpened { ticket } => (K::TicketOpened, ticket.0, None),
+            Outcome::TicketUpdated { ticket, status } => {
+                (K::TicketUpdated, ticket.0 << 3 | status as u64, None)
+            }
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -150,7 +204,21 @@ impl Remembered {
     /// Whether the outcome has a second number (kept in the store's `extras`).
     fn has_extra(&self) -> bool {
         use OutcomeKind as K;
-        matches!(self.kind(), Some(K::SkuCreated | K::Restocked | K::ToppedUp | K::RedPacketClosed))
+        matches!(
+            self.kind(),
+            Some(
+                K::SkuCreated
+                    | K::Restocked
+                    | K::ToppedUp
+                    | K::RedPacketClosed
+                    | K::OrderRefunded
+                    | K::Ticked
+                    | K::SkuWarehouseSet
+                    | K::ShippingFeeSet
+                    | K::LinesRefunded
+                    | K::ReturnRefunded
+            )
+        )
     }
 
     /// The outcome as it was first returned, with its second number from `extra` and what it
@@ -179,10 +247,18 @@ impl Remembered {
             }
             K::OrderRefunded => {
                 let o = order()?;
-                Outcome::OrderRefunded { order: OrderId(a), amount: o.total, restocked: o.restocked() }
+                Outcome::OrderRefunded {
+                    order: OrderId(a),
+                    amount: Amount(extra()?),
+                    restocked: o.restocked(),
+                }
             }
             K::OrderCancelled => Outcome::OrderCancelled { order: OrderId(a) },
-            K::Ticked => Outcome::Ticked { expired: (a >> 32) as u32, closed: a as u32 },
+            K::Ticked => {
+                let b = extra()?;
+                let (repromised, tickets) = ((b >> 32) as u32, b as u32);
+                Outcome::Ticked { expired: (a >> 32) as u32, closed: a as u32, repromised, tickets }
+            }
             K::CouponCreated => Outcome::CouponCreated { coupon: CouponId(a) },
             K::CouponDisabled => Outcome::CouponDisabled { coupon: CouponId(a) },
             K::RedPacketCreated => Outcome::RedPacketCreated { packet: RedPacketId(a) },
@@ -195,6 +271,28 @@ impl Remembered {
                 Outcome::RedPacketClaimed { packet, amount: t.amount, transfer: TransferId(a) }
             }
             K::ExperimentCreated => Outcome::ExperimentCreated { experiment: ExperimentId(a) },
+            K::WarehouseCreated => Outcome::WarehouseCreated { warehouse: WarehouseId(a) },
+            K::CarrierCreated => Outcome::CarrierCreated { carrier: CarrierId(a) },
+            K::AddressSet => Outcome::AddressSet { buyer: BuyerId(a) },
+            K::SkuWarehouseSet => {
+                Outcome::SkuWarehouseSet { sku: SkuId(a), warehouse: WarehouseId(extra()?) }
+            }
+            K::ShippingFeeSet => Outcome::ShippingFeeSet { merchant: MerchantId(a), fee: Amount(extra()?) },
+            K::ShipmentDispatched => Outcome::ShipmentDispatched { shipment: ShipmentId(a) },
+            K::ShipmentCancelled => Outcome::ShipmentCancelled { shipment: ShipmentId(a) },
+            K::TrackingRecorded => {
+                Outcome::TrackingRecorded { recorded: (a >> 32) as u32, duplicates: a as u32 }
+            }
+            K::LinesRefunded => Outcome::LinesRefunded { order: OrderId(a), amount: Amount(extra()?) },
+            K::ReturnRequested => Outcome::ReturnRequested { ret: ReturnId(a) },
+            K::ReturnDecided => Outcome::ReturnDecided { ret: ReturnId(a >> 1), approved: a & 1 == 1 },
+            K::ReturnReceived => Outcome::ReturnReceived { ret: ReturnId(a) },
+            K::ReturnRefunded => Outcome::ReturnRefunded { ret: ReturnId(a), amount: Amount(extra()?) },
+            K::TicketOpened => Outcome::TicketOpened { ticket: TicketId(a) },
+            K::TicketUpdated => {
+                let status = *crate::logistics::TicketStatus::ALL.get((a & 7) as usize)?;
+                Outcome::TicketUpdated { ticket: TicketId(a >> 3), status }
+            }
         })
     }
 }
@@ -453,7 +551,7 @@ mod tests {
         let outcomes = [
             Outcome::SkuCreated { sku: SkuId(3), initial_stock: u64::MAX },
             Outcome::ToppedUp { transfer: TransferId(9), balance: i64::MIN },
-            Outcome::Ticked { expired: u32::MAX, closed: 1 },
+            Outcome::Ticked { expired: u32::MAX, closed: 1, repromised: 3, tickets: u32::MAX },
             Outcome::RedPacketClosed { packet: RedPacketId(2), returned: Amount(77) },
             Outcome::ExperimentCreated { experiment: ExperimentId(u64::MAX) },
         ];

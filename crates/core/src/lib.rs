@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod key_index;
 pub mod ledger;
 pub mod limits;
+pub mod logistics;
 pub mod promotions;
 mod reservations;
 pub mod state;
@@ -22,12 +23,12 @@ pub mod types;
 
 pub use audit::{AuditReport, Check};
 pub use command::{
-    Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCoupon, NewExperiment,
-    NewRedPacket, NewSku, Outcome, Role, Variant,
+    Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCarrier, NewCoupon,
+    NewExperiment, NewLane, NewRedPacket, NewSku, NewTrackingEvent, NewWarehouse, Outcome, Role, Variant,
 };
 pub use error::{CoreError, ErrorKind};
 pub use idempotency::IdempotencyStore;
 pub use ledger::{Owner, TransferKind};
 pub use promotions::{Coupon, RedPacket};
-pub use state::{Applied, Campaign, EncodedState, Order, OrderDiscount, OrderStatus, Sku, State};
+pub use state::{Applied, Campaign, EncodedState, Order, OrderDiscount, OrderLine, OrderStatus, Sku, State};
 pub use types::*;

@@ -58,3 +58,47 @@ pub const EXPERIMENT_VARIANTS_MAX: usize = 8;
 pub const EXPERIMENT_WEIGHT_MAX: u32 = 10_000;
 /// The most shares one red packet may be split into.
 pub const RED_PACKET_SHARES_MAX: u32 = 10_000_000;
+
+// ---- logistics and after-sales ----
+
+/// A warehouse's dispatch capacity, in parcels per day.
+pub const WAREHOUSE_CAPACITY_PER_DAY_MAX: u32 = 10_000_000;
+/// Warehouses per merchant (a SKU names its warehouse in one byte).
+pub const WAREHOUSES_PER_MERCHANT_MAX: usize = 255;
+/// Warehouses in all.
+pub const WAREHOUSES_MAX: u64 = u32::MAX as u64;
+/// Carriers (a shipment names its carrier in two bytes; 0 is none).
+pub const CARRIERS_MAX: usize = u16::MAX as usize - 1;
+/// Lanes of one carrier.
+pub const LANES_PER_CARRIER_MAX: usize = 1_024;
+/// Distinct region codes (interned in two bytes; the last value means "none").
+pub const REGIONS_MAX: usize = u16::MAX as usize - 1;
+/// A region code, in bytes.
+pub const REGION_BYTES_MAX: usize = 32;
+/// A delivery address, in bytes.
+pub const ADDRESS_BYTES_MAX: usize = 500;
+/// Closed dates (holidays) of one warehouse.
+pub const CLOSED_DAYS_MAX: usize = 366;
+/// The longest transit time a lane may state, in days.
+pub const TRANSIT_DAYS_MAX: u16 = 60;
+/// How far ahead a dispatch slot is searched for, in days; a warehouse booked solid that far
+/// refuses payments for its SKUs (`no_dispatch_capacity`).
+pub const BOOKING_HORIZON_DAYS: u32 = 365;
+/// A shipping fee, in minor units.
+pub const SHIPPING_FEE_MAX: u64 = 1_000_000_000;
+/// Tracking events in one command (a carrier's feed sends them in batches).
+pub const TRACKING_EVENTS_PER_COMMAND_MAX: usize = 5_000;
+/// History records (tracking events and re-promises) of one shipment.
+pub const HISTORY_PER_SHIPMENT_MAX: usize = 64;
+/// How far in the future a carrier's event time may be, for clock skew.
+pub const TRACKING_CLOCK_SKEW_MS: u64 = 3_600_000;
+/// Return requests ever made.
+pub const RETURNS_MAX: u64 = (1 << 40) - 1;
+/// Service tickets ever opened.
+pub const TICKETS_MAX: u64 = (1 << 40) - 1;
+/// Tickets a buyer may open on one order.
+pub const TICKETS_PER_ORDER_MAX: u32 = 8;
+/// A ticket's subject, in bytes.
+pub const TICKET_SUBJECT_BYTES_MAX: usize = 500;
+/// How long a merchant has to answer a new ticket.
+pub const TICKET_FIRST_RESPONSE_MS: u64 = 24 * 3_600_000;

@@ -9,6 +9,7 @@ use crate::error::{out_of_bounds, CoreError};
 use crate::idempotency::IdempotencyStore;
 use crate::ledger::{Ledger, Leg, Owner, TransferKind};
 use crate::limits::*;
+use crate::logistics::Logistics;
 use crate::promotions::{Coupon, RedPacket};
 use crate::reservations::Reservations;
 use crate::texts::TextArena;
@@ -29,6 +30,8 @@ pub struct ApiKey {
 pub struct Merchant {
     pub name: String,
     pub commission_bps: u16,
+    /// Its warehouses, oldest first; a SKU names one by its position here.
+    pub warehouses: Vec<WarehouseId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +68,8 @@ pub struct Sku {
     pub received: u64,
     /// Campaigns on this SKU, in creation order; their windows never overlap.
     pub campaigns: ThinVec<CampaignId>,
+    /// Where it ships from: a 1-based position among its merchant's warehouses (0: the first).
+    pub(crate) warehouse_slot: u8,
 }
 
 const _: () = assert!(std::mem::size_of::<Sku>() == 64);
@@ -102,16 +107,38 @@ impl Campaign {
 pub enum OrderStatus {
     PendingPayment,
     Paid,
+    /// Every parcel has left its warehouse.
+    Shipped,
+    /// Every parcel has arrived.
+    Delivered,
     Cancelled,
     Expired,
+    /// Everything paid was refunded.
     Refunded,
 }
 
 impl OrderStatus {
+    pub const ALL: [OrderStatus; 7] = [
+        OrderStatus::PendingPayment,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+        OrderStatus::Expired,
+        OrderStatus::Refunded,
+    ];
+
+    /// Paid for and not wholly refunded: its money is with the merchant.
+    pub fn is_paid(self) -> bool {
+        matches!(self, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             OrderStatus::PendingPayment => "pending_payment",
             OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Expired => "expired",
             OrderStatus::Refunded => "refunded",
@@ -343,6 +370,8 @@ pub struct State {
     pub(crate) red_packet_ends: BTreeSet<(Millis, RedPacketId)>,
     /// A/B experiments (definitions only: assignment is a hash, outcomes are analytics').
     pub(crate) experiments: Vec<NewExperiment>,
+    /// Warehouses, carriers, shipments, returns and tickets.
+    pub(crate) logistics: Logistics,
 }
 
 /// Whether the command changed the state (and so must be journaled) or only answered.
@@ -446,19 +475,40 @@ impl State {
             Command::CloseRedPacket { packet } => self.close_red_packet_by(actor, now, *packet),
             Command::ClaimRedPacket { packet, buyer } => self.claim_red_packet(actor, now, *packet, *buyer),
             Command::CreateExperiment(new) => self.create_experiment(actor, new),
+            Command::CreateWarehouse(new) => self.create_warehouse(actor, new),
+            Command::CreateCarrier(new) => self.create_carrier(actor, new),
+            Command::SetAddress { buyer, region, text } => self.set_address(actor, *buyer, region, text),
+            Command::SetSkuWarehouse { sku, warehouse } => self.set_sku_warehouse(actor, *sku, *warehouse),
+            Command::SetShippingFee { merchant, currency, fee } => {
+                self.set_shipping_fee(actor, *merchant, *currency, *fee)
+            }
+            Command::DispatchShipment { shipment } => self.dispatch_shipment(actor, now, *shipment),
+            Command::CancelShipment { shipment } => self.cancel_shipment(actor, *shipment),
+            Command::RecordTracking { events } => self.record_tracking(actor, now, events),
+            Command::RefundLines { order, lines, shipping, restock } => {
+                self.refund_lines(actor, now, *order, lines, *shipping, *restock)
+            }
+            Command::RequestReturn { order, lines, reason } => {
+                self.request_return(actor, now, *order, lines, *reason)
+            }
+            Command::DecideReturn { ret, approve } => self.decide_return(actor, now, *ret, *approve),
+            Command::ReceiveReturn { ret, restock } => self.receive_return(actor, now, *ret, *restock),
+            Command::RefundReturn { ret, shipping } => self.refund_return(actor, now, *ret, *shipping),
+            Command::OpenTicket { order, subject } => self.open_ticket(actor, now, *order, subject),
+            Command::UpdateTicket { ticket, status } => self.update_ticket(actor, now, *ticket, *status),
         }
     }
 
     // ---- access and validation helpers ----
 
-    fn require_admin(actor: Actor, what: &'static str) -> Result<(), CoreError> {
+    pub(crate) fn require_admin(actor: Actor, what: &'static str) -> Result<(), CoreError> {
         match actor {
             Actor::Admin => Ok(()),
             _ => Err(CoreError::Forbidden(what)),
         }
     }
 
-    fn check_name(what: &'static str, name: &str, max: usize) -> Result<(), CoreError> {
+    pub(crate) fn check_name(what: &'static str, name: &str, max: usize) -> Result<(), CoreError> {
         if name.trim().is_empty() {
             return Err(out_of_bounds(what, "must not be empty"));
         }
@@ -562,10 +612,7 @@ impl State {
     pub fn next_due(&self) -> Option<Millis> {
         let reservation = self.reservations.first(|id| self.order_expiry(id));
         let packet = self.red_packet_ends.first().map(|(at, _)| *at);
-        match (reservation, packet) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [reservation, packet, self.next_logistics_due()].into_iter().flatten().min()
     }
 
     /// The campaign that governs sales of a SKU at `now`: the open one, or else the next one not
@@ -593,6 +640,9 @@ impl State {
             }
             Actor::Buyer(b) => {
                 self.buyer(b)?;
+            }
+            Actor::Carrier(c) => {
+                self.carrier(c)?;
             }
             Actor::Admin | Actor::Service => {}
         }
@@ -630,7 +680,7 @@ impl State {
         if self.merchants.len() as u64 >= MERCHANTS_MAX {
             return Err(CoreError::Overflow("merchants"));
         }
-        self.merchants.push(Merchant { name: name.to_owned(), commission_bps });
+        self.merchants.push(Merchant { name: name.to_owned(), commission_bps, warehouses: Vec::new() });
         Ok(Outcome::MerchantCreated { merchant: MerchantId::from_index(self.merchants.len() - 1) })
     }
 
@@ -674,7 +724,7 @@ impl State {
     }
 
     fn create_sku(&mut self, actor: Actor, new: &NewSku) -> Result<Outcome, CoreError> {
-        let NewSku { merchant, ref title, ref description, price, currency, initial_stock } = *new;
+        let NewSku { merchant, ref title, ref description, price, currency, initial_stock, warehouse } = *new;
         self.merchant(merchant)?;
         if !actor.may_manage_merchant(merchant) {
             return Err(CoreError::Forbidden("create SKUs for another merchant"));
@@ -687,6 +737,10 @@ impl State {
         if initial_stock > STOCK_QUANTITY_MAX {
             return Err(out_of_bounds("initial_stock", "too large"));
         }
+        let warehouse_slot = match warehouse {
+            Some(w) => self.warehouse_slot(merchant, w)?,
+            None => 0,
+        };
         if !self.sku_texts.has_room() {
             return Err(CoreError::Overflow("bytes of SKU texts ever stored"));
         }
@@ -705,6 +759,7 @@ impl State {
             sold: 0,
             received: initial_stock,
             campaigns: ThinVec::new(),
+            warehouse_slot,
         });
         Ok(Outcome::SkuCreated { sku: SkuId::from_index(self.skus.len() - 1), initial_stock })
     }
@@ -893,6 +948,12 @@ impl State {
         for d in &discounts {
             total.0 -= d.amount.0; // each discount is at most what was left before it.
         }
+        // Charged once per order, however many parcels it ships in.
+        let shipping = self.shipping_fee(merchant, currency);
+        total = total.checked_add(shipping).ok_or(CoreError::Overflow("order total"))?;
+        if total.0 > AMOUNT_MAX {
+            return Err(CoreError::AmountTooLarge);
+        }
 
         if self.orders.len() as u64 >= ORDERS_MAX {
             return Err(CoreError::Overflow("orders ever placed"));
@@ -927,6 +988,9 @@ impl State {
         });
         if !discounts.is_empty() {
             self.order_discounts.insert(order, discounts);
+        }
+        if shipping != Amount::ZERO {
+            self.logistics.order_shipping.insert(order, shipping);
         }
         self.reservations.insert(order, expires_at);
         Ok(Outcome::OrderPlaced { order, total, expires_at })
@@ -981,9 +1045,10 @@ impl State {
         }
         let commission_bps = self.merchant(order.merchant())?.commission_bps;
         let commission = order.total.basis_points(commission_bps);
-        let (legs, n) = payment_legs(order, self.order_discounts(id), commission, false);
+        let (legs, n) = payment_legs(order, self.order_discounts(id), commission);
         let legs = &legs[..n];
         let (currency, total, expires_at) = (order.currency, order.total, order.expires_at());
+        let plan = self.plan_shipments(id, now)?;
         self.ledger.move_money(currency, legs, Some(id), now)?;
         let index = id.index().unwrap_or_default();
         let order = &mut self.orders[index];
@@ -995,6 +1060,7 @@ impl State {
             sku.sold += u64::from(line.quantity());
         }
         self.reservations.remove(id, expires_at);
+        self.create_shipments(id, &plan, now);
         Ok(Outcome::OrderPaid { order: id, total, commission })
     }
 
@@ -1023,6 +1089,8 @@ impl State {
         self.reservations.remove(id, expires_at);
     }
 
+    /// Refunds everything not yet refunded of a paid order; `restock` puts its units back on
+    /// sale. Its parcels not yet dispatched are cancelled.
     fn refund_order(
         &mut self,
         actor: Actor,
@@ -1030,34 +1098,15 @@ impl State {
         id: OrderId,
         restock: bool,
     ) -> Result<Outcome, CoreError> {
-        let order = self.order(id)?;
-        if !actor.may_manage_merchant(order.merchant()) {
-            return Err(CoreError::Forbidden("refund another merchant's order"));
-        }
-        if order.status != OrderStatus::Paid {
-            return Err(CoreError::OrderState { status: order.status.name() });
-        }
-        let (legs, n) = payment_legs(order, self.order_discounts(id), order.commission, true);
-        let legs = &legs[..n];
-        let (currency, total) = (order.currency, order.total);
-        self.ledger.move_money(currency, legs, Some(id), now)?;
-        let index = id.index().unwrap_or_default();
-        self.release_coupons(index);
-        let order = &mut self.orders[index];
-        order.status = OrderStatus::Refunded;
+        let amount = self.refund_rest(actor, now, id, restock)?;
         if restock {
-            order.reservation_and_restocked |= RESTOCKED;
-            for line in &order.lines {
-                let sku = &mut self.skus[line.sku.index().unwrap_or_default()];
-                sku.sold -= u64::from(line.quantity());
-                sku.available += u64::from(line.quantity());
-            }
+            self.orders[id.index().unwrap_or_default()].reservation_and_restocked |= RESTOCKED;
         }
-        Ok(Outcome::OrderRefunded { order: id, amount: total, restocked: restock })
+        Ok(Outcome::OrderRefunded { order: id, amount, restocked: restock })
     }
 
     /// Gives an order's coupon budgets back (it was cancelled, expired or refunded).
-    fn release_coupons(&mut self, index: usize) {
+    pub(crate) fn release_coupons(&mut self, index: usize) {
         let (id, buyer) = (OrderId::from_index(index), self.orders[index].buyer());
         let Some(discounts) = self.order_discounts.remove(&id) else { return };
         for d in &discounts {
@@ -1078,7 +1127,9 @@ impl State {
         for &id in &due {
             self.close_unpaid(id, OrderStatus::Expired);
         }
-        Ok(Outcome::Ticked { expired: due.len() as u32, closed: ended.len() as u32 })
+        let budget = EXPIRE_BATCH_MAX.saturating_sub(due.len());
+        let (repromised, tickets) = self.logistics_tick(now, budget);
+        Ok(Outcome::Ticked { expired: due.len() as u32, closed: ended.len() as u32, repromised, tickets })
     }
 
     // ---- snapshots and digest ----
@@ -1089,8 +1140,9 @@ impl State {
     /// whenever a stored type changes. (2: ledger histories chained through the transfers;
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
     /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
-    /// 7: remembered outcomes keep 96 bits of their key.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE8";
+    /// 7: remembered outcomes keep 96 bits of their key; 8: outcomes as of when written;
+    /// 9: logistics and after-sales.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTATE9";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.
@@ -1136,6 +1188,7 @@ impl State {
         if self.skus.iter().any(|s| s.campaigns.iter().any(|c| !names(c.index(), campaigns))) {
             return Err("a SKU names a campaign that does not exist");
         }
+        self.check_logistics_references()?;
         Ok(())
     }
 
@@ -1259,37 +1312,20 @@ fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis) -> Vec<T> {
     set.iter().take_while(|(at, _)| *at <= now).take(EXPIRE_BATCH_MAX).map(|(_, id)| *id).collect()
 }
 
-/// The legs of a payment, or, reversed, of its refund: the buyer pays the merchant and the
-/// platform its commission; the platform pays the merchant its platform-funded discounts.
-/// Zero-amount legs are left out; returns the legs and how many there are.
-fn payment_legs(
-    order: &Order,
-    discounts: &[OrderDiscount],
-    commission: Amount,
-    reverse: bool,
-) -> ([Leg; 3], usize) {
+/// The legs of a payment: the buyer pays the merchant and the platform its commission; the
+/// platform pays the merchant its platform-funded discounts. Zero-amount legs are left out;
+/// returns the legs and how many there are. (A refund moves them back pro rata:
+/// [`crate::logistics`]' after-sales.)
+fn payment_legs(order: &Order, discounts: &[OrderDiscount], commission: Amount) -> ([Leg; 3], usize) {
     let (b, m, p) = (Owner::Buyer(order.buyer()), Owner::Merchant(order.merchant()), Owner::Platform);
     let net = Amount(order.total.0 - commission.0); // commission <= total.
     let subsidy =
         Amount(discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum());
-    let all = if reverse {
-        [
-            Leg { debit: m, credit: b, amount: net, kind: TransferKind::Refund },
-            Leg { debit: p, credit: b, amount: commission, kind: TransferKind::CommissionRefund },
-            Leg {
-                debit: m,
-                credit: Owner::External,
-                amount: subsidy,
-                kind: TransferKind::CouponSubsidyRefund,
-            },
-        ]
-    } else {
-        [
-            Leg { debit: b, credit: m, amount: net, kind: TransferKind::Payment },
-            Leg { debit: b, credit: p, amount: commission, kind: TransferKind::Commission },
-            Leg { debit: Owner::External, credit: m, amount: subsidy, kind: TransferKind::CouponSubsidy },
-        ]
-    };
+    let all = [
+        Leg { debit: b, credit: m, amount: net, kind: TransferKind::Payment },
+        Leg { debit: b, credit: p, amount: commission, kind: TransferKind::Commission },
+        Leg { debit: Owner::External, credit: m, amount: subsidy, kind: TransferKind::CouponSubsidy },
+    ];
     let mut legs = all;
     let mut n = 0;
     for leg in all.into_iter().filter(|l| l.amount.0 > 0) {

@@ -70,6 +70,26 @@ id_type!(
     /// An API key (the secret itself is never stored, only its hash).
     ApiKeyId
 );
+id_type!(
+    /// A merchant's warehouse.
+    WarehouseId
+);
+id_type!(
+    /// A carrier (parcel delivery company).
+    CarrierId
+);
+id_type!(
+    /// A parcel: the lines of one paid order that leave from one warehouse.
+    ShipmentId
+);
+id_type!(
+    /// A buyer's request to return lines of an order.
+    ReturnId
+);
+id_type!(
+    /// A service ticket on an order.
+    TicketId
+);
 
 /// Milliseconds since the Unix epoch. Time enters the state machine only inside commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -155,6 +175,8 @@ pub enum Actor {
     Merchant(MerchantId),
     /// One buyer's own wallet and orders.
     Buyer(BuyerId),
+    /// A carrier reporting the tracking of the parcels it carries, and nothing else.
+    Carrier(CarrierId),
 }
 
 impl Actor {
@@ -162,7 +184,7 @@ impl Actor {
         match self {
             Actor::Admin | Actor::Service => true,
             Actor::Buyer(own) => own == buyer,
-            Actor::Merchant(_) => false,
+            Actor::Merchant(_) | Actor::Carrier(_) => false,
         }
     }
 
@@ -178,7 +200,7 @@ impl Actor {
         match self {
             Actor::Admin => true,
             Actor::Merchant(own) => own == merchant,
-            Actor::Service | Actor::Buyer(_) => false,
+            Actor::Service | Actor::Buyer(_) | Actor::Carrier(_) => false,
         }
     }
 }

@@ -138,6 +138,7 @@ fn regression_a_damaged_snapshot_panics_or_exhausts_memory_on_decode() {
             price: Amount(1_000),
             currency: cny(),
             initial_stock: 10,
+            warehouse: None,
         })),
     );
     world.must(Actor::Service, top_up(100_000));

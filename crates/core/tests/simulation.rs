@@ -88,16 +88,60 @@ enum Step {
     ClosePacket {
         packet: u64,
     },
+    /// Hours pass (days end: roll-overs, missed deliveries), then a tick.
+    Hours {
+        hours: u64,
+    },
+    Dispatch {
+        shipment: u64,
+    },
+    CancelShipment {
+        shipment: u64,
+    },
+    Track {
+        events: Vec<(u64, usize, u64, u64)>,
+        as_merchant: bool,
+    },
+    RefundLines {
+        order: u64,
+        quantity: u32,
+        shipping: u64,
+        restock: bool,
+    },
+    Return {
+        order: u64,
+        quantity: u32,
+    },
+    DecideReturn {
+        ret: u64,
+        approve: bool,
+    },
+    ReceiveReturn {
+        ret: u64,
+        restock: bool,
+    },
+    RefundReturn {
+        ret: u64,
+        shipping: u64,
+    },
+    Ticket {
+        order: u64,
+    },
+    UpdateTicket {
+        ticket: u64,
+        status: usize,
+        as_buyer: bool,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (1..=BUYERS + 1, prop_oneof![3 => prop::collection::vec((1..=SKUS, 1u32..3), 1..2), 1 => prop::collection::vec((0..=SKUS + 1, 0u32..6), 0..4)], prop_oneof![3 => Just(vec![]), 1 => prop::collection::vec(1u64..5, 1..3)], 500u64..120_000, prop::bool::weighted(0.1))
             .prop_map(|(buyer, lines, coupons, ttl_ms, as_other)| Step::Place { buyer, lines, coupons, ttl_ms, as_other }),
-        1 => (prop::option::of(1..=MERCHANTS), any::<bool>(), 1u64..3_000, 0u64..3_000, 1u32..3, prop::option::of(1u64..6), prop::option::of(1u64..5_000), 1_000u64..600_000)
+        1 => (prop::option::of(1..=MERCHANTS), any::<bool>(), 1u64..3_000, 0u64..3_000, 1u32..3, prop::option::of(1u64..6), prop::option::of(1u64..5_000), prop_oneof![1_000u64..600_000, 1_000u64..200_000_000])
             .prop_map(|(merchant, percent, value, min_spend, limit, uses, money, lasts_ms)| Step::Coupon { merchant, percent, value, min_spend, limit, uses, money, lasts_ms }),
         1 => (0u64..5).prop_map(|coupon| Step::DisableCoupon { coupon }),
-        1 => (prop::option::of(1..=MERCHANTS), 0u64..5_000, 0u32..8, 1_000u64..100_000, any::<u64>())
+        1 => (prop::option::of(1..=MERCHANTS), 0u64..5_000, 0u32..8, prop_oneof![1_000u64..100_000, 1_000u64..200_000_000], any::<u64>())
             .prop_map(|(merchant, amount, count, lasts_ms, seed)| Step::RedPacket { merchant, amount, count, lasts_ms, seed }),
         3 => (0u64..5, 0..=BUYERS + 1).prop_map(|(packet, buyer)| Step::Claim { packet, buyer }),
         1 => (0u64..5).prop_map(|packet| Step::ClosePacket { packet }),
@@ -106,7 +150,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0u64..40, any::<bool>(), any::<bool>()).prop_map(|(order, restock, as_merchant)| Step::Refund { order, restock, as_merchant }),
         3 => (1..=BUYERS + 1, prop_oneof![Just(0u64), 1u64..100_000, Just(u64::MAX), Just(limits::AMOUNT_MAX + 1)], prop::bool::weighted(0.9))
             .prop_map(|(buyer, amount, currency)| Step::TopUp { buyer, amount, currency }),
-        1 => (0..=SKUS + 1, prop_oneof![0u64..20, Just(u64::MAX)]).prop_map(|(sku, quantity)| Step::Restock { sku, quantity }),
+        3 => (0..=SKUS + 1, prop_oneof![0u64..20, Just(u64::MAX)]).prop_map(|(sku, quantity)| Step::Restock { sku, quantity }),
         2 => Just(Step::Expire),
         3 => (0u64..30_000).prop_map(|ms| Step::Advance { ms }),
         1 => (0u64..10_000).prop_map(|ms| Step::GoBack { ms }),
@@ -114,6 +158,19 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..20).prop_map(|back| Step::ReuseKey { back }),
         1 => (1..=SKUS, 1u64..1_500, 1u64..10, 0u64..20_000, 1u64..60_000, 1u32..4)
             .prop_map(|(sku, flash_price, quantity, starts_in_ms, lasts_ms, limit)| Step::Campaign { sku, flash_price, quantity, starts_in_ms, lasts_ms, limit }),
+        1 => (1u64..40).prop_map(|hours| Step::Hours { hours }),
+        3 => (0u64..12).prop_map(|shipment| Step::Dispatch { shipment }),
+        1 => (0u64..12).prop_map(|shipment| Step::CancelShipment { shipment }),
+        4 => (prop::collection::vec((0u64..12, prop_oneof![3 => Just(1usize), 2 => Just(5usize), 4 => 0usize..9], 0u64..40, 0u64..200_000), 1..3), prop::bool::weighted(0.3))
+            .prop_map(|(events, as_merchant)| Step::Track { events, as_merchant }),
+        2 => (0u64..40, 0u32..3, prop_oneof![Just(0u64), 1u64..600], any::<bool>())
+            .prop_map(|(order, quantity, shipping, restock)| Step::RefundLines { order, quantity, shipping, restock }),
+        2 => (0u64..40, 0u32..3).prop_map(|(order, quantity)| Step::Return { order, quantity }),
+        1 => (0u64..5, prop::bool::weighted(0.7)).prop_map(|(ret, approve)| Step::DecideReturn { ret, approve }),
+        1 => (0u64..5, any::<bool>()).prop_map(|(ret, restock)| Step::ReceiveReturn { ret, restock }),
+        1 => (0u64..5, prop_oneof![Just(0u64), 1u64..600]).prop_map(|(ret, shipping)| Step::RefundReturn { ret, shipping }),
+        1 => (0u64..40).prop_map(|order| Step::Ticket { order }),
+        1 => (0u64..6, 0usize..5, any::<bool>()).prop_map(|(ticket, status, as_buyer)| Step::UpdateTicket { ticket, status, as_buyer }),
     ]
 }
 
@@ -162,10 +219,57 @@ impl Sim {
                     price: Amount(1_000 + 333 * s),
                     currency: cny(),
                     initial_stock: 5 + s,
+                    warehouse: None,
                 })),
             );
         }
+        // Merchant 1 ships from two small warehouses (SKU 3 from the second), merchant 2 has
+        // none; buyers 1 and 2 have addresses a carrier serves, 3 and 4 none.
+        let m1 = Actor::Merchant(MerchantId(1));
+        for (name, capacity) in [("east", 2), ("west", 1)] {
+            sim.must(
+                m1,
+                Command::CreateWarehouse(Box::new(NewWarehouse {
+                    merchant: MerchantId(1),
+                    name: name.into(),
+                    region: "CN-ZJ".into(),
+                    capacity_per_day: capacity,
+                    cutoff_minute: 16 * 60,
+                    utc_offset_minutes: 480,
+                    closed_weekdays: 1 << 6,
+                    closed_days: vec![],
+                })),
+            );
+        }
+        sim.must(m1, Command::SetSkuWarehouse { sku: SkuId(3), warehouse: WarehouseId(2) });
+        sim.must(m1, Command::SetShippingFee { merchant: MerchantId(1), currency: cny(), fee: Amount(500) });
+        sim.must(
+            Actor::Admin,
+            Command::CreateCarrier(Box::new(NewCarrier {
+                name: "SF".into(),
+                lanes: vec![NewLane { from: "CN-ZJ".into(), to: "CN-BJ".into(), p50_days: 1, p90_days: 2 }],
+            })),
+        );
+        for b in 1..=2 {
+            sim.must(
+                Actor::Service,
+                Command::SetAddress { buyer: BuyerId(b), region: "CN-BJ".into(), text: format!("road {b}") },
+            );
+        }
         sim
+    }
+
+    fn shipment_count(&self) -> u64 {
+        self.state.shipments().len() as u64
+    }
+
+    /// An id among the newest shipments, as `recent` picks them.
+    fn pick_shipment(&self, pick: u64) -> ShipmentId {
+        ShipmentId(recent(self.shipment_count(), pick))
+    }
+
+    fn merchant_of(&self, order: u64) -> Actor {
+        self.state.order(OrderId(order)).map(|o| Actor::Merchant(o.merchant())).unwrap_or(Actor::Admin)
     }
 
     fn must(&mut self, actor: Actor, command: Command) {
@@ -291,7 +395,14 @@ impl Sim {
             Step::GoBack { ms } => self.now = self.now.saturating_sub(ms),
             Step::RepeatKey { back } => {
                 if let Some(first) = self.sent.len().checked_sub(back + 1).map(|i| self.sent[i].clone()) {
-                    let journaled_before = self.journal.iter().any(|e| e == &first);
+                    // Remembered: journaled, and not yet forgotten (Hours steps pass days).
+                    let retained = self.state.clock().0.saturating_sub(first.at.0)
+                        < limits::IDEMPOTENCY_RETENTION_MS - 2_000;
+                    let journaled_before = retained && self.journal.iter().any(|e| e == &first);
+                    if !retained {
+                        // A resend after the retention is a new command: out of the contract.
+                        return;
+                    }
                     let result = self.deliver(Envelope { at: Millis(self.now), ..first.clone() });
                     if journaled_before {
                         // Exactly the first outcome, whatever happened to the order since.
@@ -308,7 +419,10 @@ impl Sim {
             }
             Step::ReuseKey { back } => {
                 if let Some(first) = self.sent.len().checked_sub(back + 1).map(|i| self.sent[i].clone()) {
-                    let journaled_before = self.journal.iter().any(|e| e == &first);
+                    // Remembered: journaled, and not yet forgotten (Hours steps pass days).
+                    let retained = self.state.clock().0.saturating_sub(first.at.0)
+                        < limits::IDEMPOTENCY_RETENTION_MS - 2_000;
+                    let journaled_before = retained && self.journal.iter().any(|e| e == &first);
                     let mut idem = first.idempotency.unwrap();
                     idem.fingerprint ^= 0xdead;
                     let result = self.deliver(Envelope {
@@ -409,10 +523,112 @@ impl Sim {
                     }),
                 );
             }
+            Step::Hours { hours } => {
+                self.now += hours * 3_600_000;
+                let _ = self.send(Actor::Service, Command::Tick);
+            }
+            Step::Dispatch { shipment } => {
+                let shipment = self.pick_shipment(shipment);
+                let actor = self.shipment_merchant(shipment);
+                let _ = self.send(actor, Command::DispatchShipment { shipment });
+            }
+            Step::CancelShipment { shipment } => {
+                let shipment = self.pick_shipment(shipment);
+                let actor = self.shipment_merchant(shipment);
+                let _ = self.send(actor, Command::CancelShipment { shipment });
+            }
+            Step::Track { events, as_merchant } => {
+                let events: Vec<NewTrackingEvent> = events
+                    .into_iter()
+                    .map(|(pick, status, key, back_ms)| NewTrackingEvent {
+                        shipment: self.pick_shipment(pick),
+                        key,
+                        status: logistics::TrackingStatus::ALL[status],
+                        occurred_at: Millis(self.now.saturating_sub(back_ms)),
+                    })
+                    .collect();
+                // The first parcel's carrier (or its merchant): a batch mixing parcels of
+                // others is refused whole.
+                let carrier = events.first().and_then(|e| self.state.shipment(e.shipment).ok()?.carrier());
+                let actor = match (as_merchant, carrier, events.first()) {
+                    (false, Some(c), _) => Actor::Carrier(c),
+                    (_, _, Some(e)) => self.shipment_merchant(e.shipment),
+                    _ => Actor::Carrier(CarrierId(1)),
+                };
+                let _ = self.send(actor, Command::RecordTracking { events });
+            }
+            Step::RefundLines { order, quantity, shipping, restock } => {
+                let order = self.pick_order(order);
+                let lines = self.first_line(order, quantity);
+                let actor = self.merchant_of(order);
+                let command = Command::RefundLines {
+                    order: OrderId(order),
+                    lines,
+                    shipping: Amount(shipping),
+                    restock,
+                };
+                let _ = self.send(actor, command);
+            }
+            Step::Return { order, quantity } => {
+                let order = self.pick_order(order);
+                let lines = self.first_line(order, quantity);
+                let reason = logistics::ReturnReason::Damaged;
+                let _ = self.send(
+                    self.buyer_of(order),
+                    Command::RequestReturn { order: OrderId(order), lines, reason },
+                );
+            }
+            Step::DecideReturn { ret, approve } => {
+                let ret = ReturnId(recent(self.state.returns().len() as u64, ret));
+                let actor = self.return_merchant(ret);
+                let _ = self.send(actor, Command::DecideReturn { ret, approve });
+            }
+            Step::ReceiveReturn { ret, restock } => {
+                let ret = ReturnId(recent(self.state.returns().len() as u64, ret));
+                let actor = self.return_merchant(ret);
+                let _ = self.send(actor, Command::ReceiveReturn { ret, restock });
+            }
+            Step::RefundReturn { ret, shipping } => {
+                let ret = ReturnId(recent(self.state.returns().len() as u64, ret));
+                let actor = self.return_merchant(ret);
+                let _ = self.send(actor, Command::RefundReturn { ret, shipping: Amount(shipping) });
+            }
+            Step::Ticket { order } => {
+                let order = self.pick_order(order);
+                let subject = "where is my parcel".to_string();
+                let _ =
+                    self.send(self.buyer_of(order), Command::OpenTicket { order: OrderId(order), subject });
+            }
+            Step::UpdateTicket { ticket, status, as_buyer } => {
+                let ticket = TicketId(recent(self.state.tickets().len() as u64, ticket));
+                let actor = match self.state.ticket(ticket) {
+                    Ok(t) if as_buyer => Actor::Buyer(t.buyer),
+                    Ok(t) => Actor::Merchant(t.merchant),
+                    Err(_) => Actor::Admin,
+                };
+                let status = logistics::TicketStatus::ALL[status];
+                let _ = self.send(actor, Command::UpdateTicket { ticket, status });
+            }
         }
         let report = self.state.audit();
         let broken: Vec<_> = report.checks.iter().filter(|c| !c.ok).collect();
         assert!(broken.is_empty(), "invariant broken: {broken:#?}");
+    }
+}
+
+impl Sim {
+    fn shipment_merchant(&self, shipment: ShipmentId) -> Actor {
+        self.state.shipment(shipment).map(|s| self.merchant_of(s.order().0)).unwrap_or(Actor::Admin)
+    }
+
+    fn return_merchant(&self, ret: ReturnId) -> Actor {
+        self.state.return_request(ret).map(|r| self.merchant_of(r.order.0)).unwrap_or(Actor::Admin)
+    }
+
+    /// `quantity` units of the order's first line (none of an order that does not exist).
+    fn first_line(&self, order: u64, quantity: u32) -> Vec<LineRequest> {
+        let Ok(o) = self.state.order(OrderId(order)) else { return vec![] };
+        o.lines.iter().take(1).map(|l| LineRequest { sku: l.sku, quantity }).collect()
     }
 }
 
@@ -582,23 +798,29 @@ fn a_long_seeded_run_reaches_every_order_state() {
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
     let mut runner = TestRunner::new_with_rng(Config::default(), rng);
     let mut sim = Sim::new();
-    for _ in 0..3_000 {
-        let step = step().new_tree(&mut runner).unwrap().current();
-        sim.run(step);
-    }
     let mut seen = std::collections::BTreeSet::new();
-    for id in 1.. {
-        match sim.state.order(OrderId(id)) {
-            Ok(order) => seen.insert(order.status.name()),
-            Err(_) => break,
-        };
+    let mut tracking = std::collections::BTreeSet::new();
+    for i in 0..3_000 {
+        let step = step().new_tree(&mut runner).unwrap().current();
+        // Days pass rarely, so that short-lived coupons and red packets are still used.
+        if matches!(step, Step::Hours { .. }) && i % 8 != 0 {
+            continue;
+        }
+        sim.run(step);
+        seen.extend(sim.state.orders().map(|(_, o)| o.status.name()));
+        tracking.extend(sim.state.shipments().filter_map(|(_, s)| s.tracking.map(|t| t.name())));
     }
-    assert_eq!(seen.len(), 5, "order states reached: {seen:?}");
+    assert_eq!(seen.len(), OrderStatus::ALL.len(), "order states reached: {seen:?}");
+    assert!(tracking.contains("delivered"), "tracking states reached: {tracking:?}");
+    let l = sim.state.logistics();
+    let (c, returns, tickets) = (l.counters(), sim.state.returns().len(), sim.state.tickets().len());
+    let reached = c.shipments > 0 && c.tracking_events > 0;
+    assert!(reached && returns > 0 && tickets > 0, "{c:?}, {returns} returns, {tickets} tickets");
     let discounted = (1..)
         .take_while(|&id| sim.state.order(OrderId(id)).is_ok())
         .filter(|&id| !sim.state.order_discounts(OrderId(id)).is_empty())
         .count();
-    assert!(discounted > 10, "only {discounted} orders used a coupon");
+    assert!(discounted > 2, "only {discounted} of {} orders used a coupon", sim.order_count());
     let claims: usize = sim.state.red_packets().map(|(_, p)| p.claims.len()).sum();
     assert!(claims > 10, "only {claims} red-packet shares claimed");
     assert_eq!(replay(&sim.journal).digest(), sim.state.digest());
@@ -635,11 +857,12 @@ fn a_campaign_opens_exactly_at_its_start_and_replay_agrees() {
     );
     sim.now = starts_at;
     let opened = sim.send(Actor::Service, order(1)).unwrap();
-    assert!(matches!(opened.outcome(), Outcome::OrderPlaced { total: Amount(10), .. }), "{opened:?}");
+    // The flash price and merchant 1's shipping fee.
+    assert!(matches!(opened.outcome(), Outcome::OrderPlaced { total: Amount(510), .. }), "{opened:?}");
     sim.now = starts_at + 1_000;
     let after = sim.send(Actor::Service, order(2)).unwrap();
     assert!(
-        matches!(after.outcome(), Outcome::OrderPlaced { total: Amount(1_000), .. }),
+        matches!(after.outcome(), Outcome::OrderPlaced { total: Amount(1_500), .. }),
         "regular price after the end"
     );
     assert_eq!(replay(&sim.journal).digest(), sim.state.digest());

@@ -171,9 +171,9 @@ async fn submit_one(app: &AppState, item: Item, ticket: Option<u64>) -> Result<V
     view_of(submit(app, vec![item], ticket).await?.pop().ok_or_else(ApiError::shutting_down)??)
 }
 
-type Answer = Result<(StatusCode, Json<View>), ApiError>;
+pub(crate) type Answer = Result<(StatusCode, Json<View>), ApiError>;
 
-async fn write(
+pub(crate) async fn write(
     app: &AppState,
     actor: Actor,
     key: &IdempotencyKey,
@@ -203,7 +203,7 @@ pub(crate) async fn read_view(app: &AppState, actor: Actor, query: Query) -> Res
     submit_one(app, Item::Read { actor, query }, None).await
 }
 
-async fn read(app: &AppState, actor: Actor, query: Query) -> Answer {
+pub(crate) async fn read(app: &AppState, actor: Actor, query: Query) -> Answer {
     Ok((StatusCode::OK, Json(submit_one(app, Item::Read { actor, query }, None).await?)))
 }
 
@@ -222,6 +222,7 @@ pub enum RoleName {
     Service,
     Merchant,
     Buyer,
+    Carrier,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -232,6 +233,8 @@ pub struct CreateApiKeyRequest {
     pub merchant_id: Option<u64>,
     /// Required for the `buyer` role.
     pub buyer_id: Option<u64>,
+    /// Required for the `carrier` role.
+    pub carrier_id: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -266,6 +269,8 @@ pub struct CreateSkuRequest {
     /// Initial stock.
     #[schema(maximum = 1_000_000_000_u64)]
     pub stock: u64,
+    /// The merchant's warehouse it ships from (default: the merchant's first).
+    pub warehouse_id: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -463,6 +468,7 @@ impl CreateSkuRequest {
             price: Amount(self.price),
             currency: currency(&self.currency)?,
             initial_stock: self.stock,
+            warehouse: self.warehouse_id.map(WarehouseId),
         })))
     }
 }
@@ -529,17 +535,16 @@ pub async fn create_api_key(
     key: IdempotencyKey,
     AppJson(request): AppJson<CreateApiKeyRequest>,
 ) -> Answer {
-    let acts_as = match (request.role, request.merchant_id, request.buyer_id) {
-        (RoleName::Admin, None, None) => Actor::Admin,
-        (RoleName::Service, None, None) => Actor::Service,
-        (RoleName::Merchant, Some(m), None) => Actor::Merchant(MerchantId(m)),
-        (RoleName::Buyer, None, Some(b)) => Actor::Buyer(BuyerId(b)),
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_role",
-                "merchant keys need merchant_id, buyer keys need buyer_id, other roles neither",
-            ))
-        }
+    let acts_as = match (request.role, request.merchant_id, request.buyer_id, request.carrier_id) {
+        (RoleName::Admin, None, None, None) => Actor::Admin,
+        (RoleName::Service, None, None, None) => Actor::Service,
+        (RoleName::Merchant, Some(m), None, None) => Actor::Merchant(MerchantId(m)),
+        (RoleName::Buyer, None, Some(b), None) => Actor::Buyer(BuyerId(b)),
+        (RoleName::Carrier, None, None, Some(c)) => Actor::Carrier(CarrierId(c)),
+        _ => return Err(ApiError::bad_request(
+            "invalid_role",
+            "merchant keys need merchant_id, buyer keys buyer_id, carrier keys carrier_id, other roles none",
+        )),
     };
     // The fingerprint leaves the secret out, so a repeat matches the first request; a repeat
     // answers the key's id without the secret, which only the first answer carries.
@@ -1516,4 +1521,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::live::variant))
         .routes(routes!(crate::live::experiment_results))
         .routes(routes!(crate::live::search))
+        .merge(crate::logistics::routes(OpenApiRouter::new()))
 }

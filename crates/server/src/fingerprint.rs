@@ -80,7 +80,22 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::DisableCoupon { .. }
         | Command::CloseRedPacket { .. }
         | Command::ClaimRedPacket { .. }
-        | Command::CreateExperiment(_) => with_encoded(command, hash),
+        | Command::CreateExperiment(_)
+        | Command::CreateWarehouse(_)
+        | Command::CreateCarrier(_)
+        | Command::SetAddress { .. }
+        | Command::SetSkuWarehouse { .. }
+        | Command::SetShippingFee { .. }
+        | Command::DispatchShipment { .. }
+        | Command::CancelShipment { .. }
+        | Command::RecordTracking { .. }
+        | Command::RefundLines { .. }
+        | Command::RequestReturn { .. }
+        | Command::DecideReturn { .. }
+        | Command::ReceiveReturn { .. }
+        | Command::RefundReturn { .. }
+        | Command::OpenTicket { .. }
+        | Command::UpdateTicket { .. } => with_encoded(command, hash),
     }
 }
 
@@ -165,6 +180,7 @@ mod tests {
             price: Amount(100),
             currency: cny(),
             initial_stock: 5,
+            warehouse: None,
         }));
         let heap = xxhash_rust::xxh3::xxh3_64(&postcard::to_stdvec(&sku).unwrap());
         assert_eq!(fingerprint(&sku, Defaulted::NONE), heap);

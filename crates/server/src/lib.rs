@@ -15,6 +15,7 @@ pub mod fingerprint;
 pub mod gate;
 pub mod http;
 pub mod live;
+pub mod logistics;
 pub mod offline;
 pub mod openapi;
 mod snapshotter;

@@ -45,6 +45,8 @@ pub enum Query {
     Experiment(ExperimentId),
     /// Several SKUs at once (search results), in the order given; unknown ids are left out.
     Skus(Vec<SkuId>),
+    /// Warehouses, shipments, returns, tickets and their lists ([`crate::logistics`]).
+    Logistics(crate::logistics::LogisticsQuery),
 }
 
 /// The most entries one list answer carries.
@@ -72,6 +74,7 @@ pub enum View {
     Claims(ClaimList),
     Experiment(ExperimentView),
     Skus(SkuList),
+    Logistics(crate::logistics::LogisticsView),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -260,6 +263,7 @@ pub struct ApiKeyView {
     pub role: &'static str,
     pub merchant_id: Option<u64>,
     pub buyer_id: Option<u64>,
+    pub carrier_id: Option<u64>,
     pub revoked: bool,
     /// The secret, shown once, in the answer that creates the key.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -347,7 +351,7 @@ pub struct OrderView {
     pub order_id: u64,
     pub buyer_id: u64,
     pub merchant_id: u64,
-    /// `pending_payment`, `paid`, `cancelled`, `expired` or `refunded`.
+    /// `pending_payment`, `paid`, `shipped`, `delivered`, `cancelled`, `expired` or `refunded`.
     pub status: &'static str,
     #[schema(value_type = String)]
     pub currency: Code,
@@ -361,6 +365,10 @@ pub struct OrderView {
     pub lines: smallvec::SmallVec<[LineView; 1]>,
     /// The lines' sum, before coupons.
     pub subtotal: u64,
+    /// The shipping fee, once per order (in `total`).
+    pub shipping: u64,
+    /// Refunded so far, lines and shipping.
+    pub refunded: u64,
     pub discounts: Vec<DiscountView>,
 }
 
@@ -368,6 +376,10 @@ pub struct OrderView {
 pub struct ExpiredView {
     /// Reservations released.
     pub expired: u32,
+    /// Parcels booked again after missing their dispatch day.
+    pub repromised: u32,
+    /// Service tickets the engine opened for breaches.
+    pub tickets_opened: u32,
     /// Red packets closed, their rest returned to the sponsor.
     pub closed_red_packets: u32,
 }
@@ -440,12 +452,13 @@ pub fn owner_name(owner: Owner) -> String {
     }
 }
 
-fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>) {
+fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>, Option<u64>) {
     match actor {
-        Actor::Admin => ("admin", None, None),
-        Actor::Service => ("service", None, None),
-        Actor::Merchant(m) => ("merchant", Some(m.0), None),
-        Actor::Buyer(b) => ("buyer", None, Some(b.0)),
+        Actor::Admin => ("admin", None, None, None),
+        Actor::Service => ("service", None, None, None),
+        Actor::Merchant(m) => ("merchant", Some(m.0), None, None),
+        Actor::Buyer(b) => ("buyer", None, Some(b.0), None),
+        Actor::Carrier(c) => ("carrier", None, None, Some(c.0)),
     }
 }
 
@@ -514,7 +527,7 @@ fn campaign_fields(
 }
 
 /// An order as it is now, or, with `as_of`, as the outcome that is being answered left it.
-fn order_view(
+pub(crate) fn order_view(
     state: &State,
     id: OrderId,
     as_of: Option<(OrderStatus, Amount, bool)>,
@@ -532,7 +545,10 @@ fn order_view(
         placed_at: o.placed_at.0,
         expires_at: o.expires_at().0,
         restocked,
-        subtotal: o.total.0 + state.order_discounts(id).iter().map(|d| d.amount.0).sum::<u64>(),
+        shipping: state.order_shipping(id).0,
+        refunded: state.refund_account(id).map_or(0, |a| a.total.0),
+        subtotal: o.total.0 + state.order_discounts(id).iter().map(|d| d.amount.0).sum::<u64>()
+            - state.order_shipping(id).0,
         discounts: state
             .order_discounts(id)
             .iter()
@@ -597,6 +613,8 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
         },
         Query::Experiment(_) => matches!(actor, Actor::Admin | Actor::Service),
         Query::Skus(_) => true,
+        // Checked by `logistics::query`, which knows each entity's owners.
+        Query::Logistics(_) => true,
     })
 }
 
@@ -647,6 +665,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         }
         Query::RedPacket(id) => Ok(View::RedPacket(red_packet_view(id, state.red_packet(id)?, now))),
         Query::Experiment(id) => Ok(experiment_view(id, state.experiment(id)?)),
+        Query::Logistics(ref q) => crate::logistics::query(state, actor, q, now),
         Query::Skus(ref ids) => Ok(View::Skus(SkuList {
             skus: ids
                 .iter()
@@ -689,18 +708,22 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
 /// command: never from the clock or from counters that move later, so a repeat of the command
 /// gets exactly its first answer.
 pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
+    if let Some(view) = crate::logistics::outcome(state, outcome) {
+        return view;
+    }
     match *outcome {
         Outcome::ApiKeyCreated { key } | Outcome::ApiKeyRevoked { key } => {
             let k = usize::try_from(key.0)
                 .ok()
                 .and_then(|i| state.api_keys().get(i.wrapping_sub(1)))
                 .ok_or(CoreError::NotFound("api key"))?;
-            let (role, merchant_id, buyer_id) = role_of(k.acts_as);
+            let (role, merchant_id, buyer_id, carrier_id) = role_of(k.acts_as);
             Ok(View::ApiKey(ApiKeyView {
                 api_key_id: key.0,
                 role,
                 merchant_id,
                 buyer_id,
+                carrier_id,
                 revoked: matches!(outcome, Outcome::ApiKeyRevoked { .. }),
                 key: None,
             }))
@@ -749,9 +772,12 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
             let commission = state.order(order)?.commission;
             order_view(state, order, Some((OrderStatus::Refunded, commission, restocked)))
         }
-        Outcome::Ticked { expired, closed } => {
-            Ok(View::Expired(ExpiredView { expired, closed_red_packets: closed }))
-        }
+        Outcome::Ticked { expired, closed, repromised, tickets } => Ok(View::Expired(ExpiredView {
+            expired,
+            closed_red_packets: closed,
+            repromised,
+            tickets_opened: tickets,
+        })),
         Outcome::CouponCreated { coupon } => {
             let mut view = coupon_view(coupon, state.coupon(coupon)?, None);
             (view.used_amount, view.used_count, view.disabled) = (0, 0, false);
@@ -789,5 +815,7 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
             currency: Code(state.red_packet(packet)?.terms.currency),
             transfer_id: Some(transfer.0),
         })),
+        // Answered by `logistics::outcome` above.
+        _ => Err(CoreError::NotFound("the answer to this command")),
     }
 }

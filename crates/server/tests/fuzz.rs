@@ -39,6 +39,7 @@ fn commands() -> Vec<(Actor, Command)> {
                 price: Amount(1_000),
                 currency: cny(),
                 initial_stock: 10,
+                warehouse: None,
             })),
         ),
         (Actor::Service, Command::TopUp { buyer: BuyerId(1), amount: Amount(100_000), currency: cny() }),

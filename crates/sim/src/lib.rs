@@ -168,6 +168,7 @@ impl Sim {
                     price: Amount(1_000 + 333 * s),
                     currency: cny(),
                     initial_stock: 20 + s,
+                    warehouse: None,
                 })),
             ));
         }
