@@ -10,6 +10,7 @@
 
 pub mod demo;
 mod driver;
+pub mod fulfil;
 mod open_loop;
 pub mod peers;
 pub mod spike;
@@ -81,6 +82,9 @@ pub enum Workload {
     Spike,
     /// The flash marketplace's everyday traffic: browse and search 80%, order 15%, pay 5%.
     Mixed,
+    /// Flash with warehouses, a carrier and addresses behind it; then every paid order is
+    /// dispatched, tracked through four events and delivered (in-process).
+    Fulfil,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +128,9 @@ pub struct Options {
     /// segments, the indexing buffer), and the same set-up read 106-202 bytes per SKU with it,
     /// 121-126 without.
     pub release_freed_memory: Option<fn(bool)>,
+    /// Fulfil: the orders of the 11.11 backlog scenario (0: none), and its warehouse's capacity.
+    pub backlog_orders: u64,
+    pub backlog_capacity: u32,
 }
 
 impl Options {
@@ -233,6 +240,12 @@ pub struct Report {
     /// `--rate`'s figures (the rate, arrivals offered and dropped, requests shed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_loop: Option<open_loop::OpenLoopFigures>,
+    /// The fulfil workload's figures (shipments, tracking, memory, its invariants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fulfil: Option<fulfil::FulfilFigures>,
+    /// The 11.11 backlog scenario: promises spreading over the days and coming back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<fulfil::BacklogFigures>,
 }
 
 fn rss_bytes() -> u64 {
@@ -717,6 +730,11 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     if options.target != Target::Elevens && options.workload != Workload::Flash {
         bail!("the peers run the flash workload only");
     }
+    if options.workload == Workload::Fulfil
+        && (options.mode != Mode::InProcess || options.target != Target::Elevens)
+    {
+        bail!("the fulfil workload runs in-process against elevens");
+    }
     if options.target != Target::Elevens && options.mode == Mode::InProcess {
         bail!("a peer is reached over the network: use --mode http (one call per round trip) or http-batch (pipelined)");
     }
@@ -766,8 +784,11 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             let (started, _) = Engine::start(&config)?;
             let handle = started.handle.clone();
             match options.workload {
-                Workload::Flash | Workload::Mixed => {
+                Workload::Flash | Workload::Mixed | Workload::Fulfil => {
                     rss_bytes_per_sku = Some(setup_flash(&runtime, &handle, &options, &mut rng)?);
+                    if options.workload == Workload::Fulfil {
+                        fulfil::setup(&handle, options.buyers)?;
+                    }
                     run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 - 1_000))])?;
                 }
                 Workload::Redpacket => setup_redpacket(&handle, &options)?,
@@ -850,14 +871,14 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                     next_claimer: next_claimer.clone(),
                 };
                 match options.workload {
-                    Workload::Flash | Workload::Spike => runtime.spawn(client.flash()),
+                    Workload::Flash | Workload::Spike | Workload::Fulfil => runtime.spawn(client.flash()),
                     Workload::Redpacket => runtime.spawn(client.redpacket()),
                     Workload::Mixed => runtime.spawn(client.mixed()),
                 }
             })
             .collect();
         let unit = match options.workload {
-            Workload::Flash | Workload::Spike => "orders/s",
+            Workload::Flash | Workload::Spike | Workload::Fulfil => "orders/s",
             Workload::Redpacket => "claims/s",
             Workload::Mixed => "ops/s",
         };
@@ -880,6 +901,13 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         let (busy_after, items_after) = handle.sequencer_work();
         (busy_after - busy).as_nanos() as f64 / (items_after - items).max(1) as f64
     });
+    let mut fulfil_figures = match (&engine, options.workload) {
+        (Some((_, handle)), Workload::Fulfil) => {
+            eprintln!("fulfil: dispatching and tracking {} shipments", total.payments);
+            Some(fulfil::run(handle, total.payments, 1 << 60)?)
+        }
+        _ => None,
+    };
 
     let mut invariants =
         Invariants { applicable: options.target != Target::HyperHello, ..Invariants::default() };
@@ -890,9 +918,24 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             invariants.ledger_balanced = audit.checks.iter().any(|c| c.name == "money_conserved" && c.ok);
             invariants.audit_ok = audit.ok;
             match options.workload {
-                Workload::Flash => {
+                Workload::Flash | Workload::Fulfil => {
                     let View::Sku(hot) = read(handle, Query::Sku(SkuId(1)))? else { bail!("not a SKU view") };
                     invariants.sold_exactly_stock = sold_exactly(hot.sold, &total);
+                    if let Some(f) = fulfil_figures.as_mut() {
+                        let passed = |name: &str| audit.checks.iter().any(|c| c.name == name && c.ok);
+                        f.every_paid_order_shipped = passed("every_paid_line_shipped_once");
+                        f.capacity_never_overbooked = passed("capacity_never_overbooked");
+                        f.refunds_within_paid = passed("refunds_within_paid");
+                        f.tracking_forward_only = passed("tracking_forward_only");
+                        let query = Query::Logistics(elevens_server::logistics::LogisticsQuery::Stats);
+                        let View::Logistics(elevens_server::logistics::LogisticsView::Stats(stats)) =
+                            read(handle, query)?
+                        else {
+                            bail!("not the logistics figures")
+                        };
+                        f.table_bytes_per_shipment = stats.table_bytes as f64 / f.shipments.max(1) as f64;
+                        f.delivered = stats.delivered;
+                    }
                 }
                 // Open-loop payments are not matched to SKUs: the audit's no-oversell check
                 // (sold + reserved never above stock, for every SKU) stands in.
@@ -941,6 +984,15 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         engine.shutdown();
     }
     let latency = total.latency.take().unwrap_or(Histogram::new(3)?);
+    let backlog = (options.workload == Workload::Fulfil && options.backlog_orders > 0)
+        .then(|| {
+            eprintln!(
+                "backlog: {} orders at midnight, {} parcels a day",
+                options.backlog_orders, options.backlog_capacity
+            );
+            fulfil::backlog(options.backlog_orders, options.backlog_capacity)
+        })
+        .transpose()?;
     Ok(Report {
         workload: options.workload,
         mode: options.mode,
@@ -979,6 +1031,8 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         worst_batch_ms,
         spike: spike_figures,
         open_loop: open_loop_figures,
+        fulfil: fulfil_figures,
+        backlog,
     })
 }
 
@@ -1000,7 +1054,7 @@ pub fn table(report: &Report) -> String {
     );
     out += &format!("  duration        {:>12.2} s\n", report.duration_s);
     match report.workload {
-        Workload::Flash => {
+        Workload::Flash | Workload::Fulfil => {
             out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
             out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
             out += &format!("  rss per order   {:>12.0} bytes\n", report.rss_bytes_per_order);
@@ -1013,6 +1067,9 @@ pub fn table(report: &Report) -> String {
                     o.rate_per_s, o.offered, o.generator_dropped, o.shed
                 );
                 out += &format!("  latency from    {}\n", o.latency_from);
+            }
+            if let Some(f) = &report.fulfil {
+                out += &fulfil::table(f, report.backlog.as_ref());
             }
         }
         Workload::Spike => {

@@ -105,6 +105,12 @@ enum Cmd {
         /// clients, latency measured from each arrival's intended time (as wrk2 does).
         #[arg(long)]
         rate: Option<f64>,
+        /// Fulfil: the orders paid at midnight in the 11.11 backlog scenario (0: skip it).
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog_orders: u64,
+        /// Fulfil: the backlog scenario's warehouse capacity, parcels per day.
+        #[arg(long, default_value_t = 100_000)]
+        backlog_capacity: u32,
         /// Write the report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -216,6 +222,8 @@ fn main() -> ExitCode {
             snapshot_every,
             snapshot_direct_io,
             rate,
+            backlog_orders,
+            backlog_capacity,
             json,
         } => {
             let workload = match workload {
@@ -223,11 +231,13 @@ fn main() -> ExitCode {
                 WorkloadArg::Redpacket => elevens_bench::Workload::Redpacket,
                 WorkloadArg::Spike => elevens_bench::Workload::Spike,
                 WorkloadArg::Mixed => elevens_bench::Workload::Mixed,
+                WorkloadArg::Fulfil => elevens_bench::Workload::Fulfil,
             };
             let default_buyers = match workload {
                 elevens_bench::Workload::Flash
                 | elevens_bench::Workload::Spike
-                | elevens_bench::Workload::Mixed => 100_000,
+                | elevens_bench::Workload::Mixed
+                | elevens_bench::Workload::Fulfil => 100_000,
                 elevens_bench::Workload::Redpacket => 1_000_000,
             };
             let options = elevens_bench::Options {
@@ -262,6 +272,8 @@ fn main() -> ExitCode {
                 snapshot_direct_io,
                 rate,
                 release_freed_memory: Some(prefault::release_freed_memory),
+                backlog_orders,
+                backlog_capacity,
             };
             bench(options, json)
         }
@@ -283,6 +295,9 @@ enum WorkloadArg {
     Spike,
     /// Browse and search 80%, order 15%, pay 5%.
     Mixed,
+    /// Flash with warehouses, then every paid order dispatched, tracked through four events
+    /// and delivered; and the 11.11 backlog scenario (--backlog-orders at midnight).
+    Fulfil,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

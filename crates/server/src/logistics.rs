@@ -505,6 +505,30 @@ pub enum LogisticsView {
     Returns(Page<ReturnView>),
     Tickets(Page<ServiceTicketView>),
     Orders(OrderPage),
+    Stats(LogisticsStatsView),
+}
+
+/// Logistics as the big screen shows it. Rates are in thousandths (ppt), counts as they are.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogisticsStatsView {
+    pub shipments: u64,
+    /// Parcels dispatched so far (difference two reads for parcels per second).
+    pub dispatched: u64,
+    pub delivered: u64,
+    /// Dispatched by their booked day, in thousandths of those dispatched.
+    pub on_time_dispatch_ppt: u64,
+    /// Delivered by their promised day, in thousandths of those delivered with a promise.
+    pub on_time_delivery_ppt: u64,
+    /// Parcels promised again, and the days their dispatch moved out in all.
+    pub repromised: u64,
+    pub repromised_days: u64,
+    pub tracking_events: u64,
+    pub tickets: u64,
+    /// Tickets per 1,000 paid orders (shipments stand for them), in thousandths.
+    pub tickets_per_1000_orders_milli: u64,
+    pub warehouses: Vec<WarehouseView>,
+    /// What the shipment tables hold, in bytes (records, histories, the order index).
+    pub table_bytes: u64,
 }
 
 // ---- queries (run on the sequencer, like every read) ----
@@ -528,9 +552,16 @@ pub struct PageQuery {
 #[derive(Clone, Debug)]
 pub enum LogisticsQuery {
     Warehouse(WarehouseId),
-    Days { warehouse: WarehouseId, from: Option<u32>, days: usize },
+    Days {
+        warehouse: WarehouseId,
+        from: Option<u32>,
+        days: usize,
+    },
     Carrier(CarrierId),
-    Estimate { sku: SkuId, region: Option<String> },
+    Estimate {
+        sku: SkuId,
+        region: Option<String>,
+    },
     Shipment(ShipmentId),
     OrderShipments(OrderId),
     Return(ReturnId),
@@ -539,6 +570,8 @@ pub enum LogisticsQuery {
     Returns(PageQuery),
     Tickets(PageQuery),
     Orders(PageQuery),
+    /// The figures of the big screen (admin, service).
+    Stats,
 }
 
 fn forbidden() -> CoreError {
@@ -863,6 +896,36 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             );
             LogisticsView::Tickets(Page { items, next_after })
         }
+        LogisticsQuery::Stats => {
+            if !matches!(actor, Actor::Admin | Actor::Service) {
+                return Err(forbidden());
+            }
+            let c = l.counters();
+            let ppt = |part: u64, whole: u64| (part * 1_000).checked_div(whole).unwrap_or(0);
+            let dispatched = c.dispatched_on_time + c.dispatched_late;
+            let delivered_promised = c.delivered_on_time + c.delivered_late;
+            let delivered =
+                state.shipments().filter(|(_, s)| s.lifecycle == Lifecycle::Delivered).count() as u64;
+            let tickets = state.tickets().len() as u64;
+            LogisticsView::Stats(LogisticsStatsView {
+                shipments: c.shipments,
+                dispatched,
+                delivered,
+                on_time_dispatch_ppt: ppt(c.dispatched_on_time, dispatched),
+                on_time_delivery_ppt: ppt(c.delivered_on_time, delivered_promised),
+                repromised: c.repromised,
+                repromised_days: c.repromised_days,
+                tracking_events: c.tracking_events,
+                tickets,
+                tickets_per_1000_orders_milli: (tickets * 1_000_000).checked_div(c.shipments).unwrap_or(0),
+                warehouses: state
+                    .warehouses()
+                    .take(PAGE_ENTRIES_MAX)
+                    .map(|(id, w)| warehouse_view(id, w, l.region_name(w.region), w.awaiting))
+                    .collect(),
+                table_bytes: l.bytes() as u64,
+            })
+        }
         LogisticsQuery::Orders(p) => {
             if !may_list(actor, p.owner) {
                 return Err(forbidden());
@@ -1005,6 +1068,16 @@ fn page_query(owner: ListOwner, p: PageParams) -> Result<PageQuery, ApiError> {
         after: p.after.unwrap_or(0),
         limit,
     })
+}
+
+/// Logistics figures for the big screen: on-time rates, re-promises, tickets, backlogs.
+#[utoipa::path(get, path = "/v1/logistics/stats", tag = "logistics",
+    responses((status = 200, body = LogisticsStatsView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_stats(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+) -> Answer {
+    lq(&app, actor, LogisticsQuery::Stats).await
 }
 
 /// Create a warehouse (the merchant, or admin).
@@ -1459,4 +1532,5 @@ pub fn routes(
         .routes(routes!(buyer_orders))
         .routes(routes!(buyer_shipments))
         .routes(routes!(buyer_tickets))
+        .routes(routes!(get_stats))
 }

@@ -95,6 +95,19 @@ impl Server {
         read(response).await
     }
 
+    pub async fn put(&self, path: &str, key: &str, idempotency: &str, body: Value) -> Reply {
+        let response = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("Idempotency-Key", idempotency)
+            .json(&body)
+            .send()
+            .await
+            .expect("request failed");
+        read(response).await.expect("read body")
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Reply {
         let response = self
             .http

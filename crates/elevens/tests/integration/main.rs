@@ -8,6 +8,7 @@ mod binary_batch;
 mod crash;
 mod demo;
 mod harness;
+mod logistics;
 mod openapi;
 mod oversell;
 mod promotions;
