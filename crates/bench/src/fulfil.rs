@@ -72,31 +72,29 @@ pub(crate) fn setup(engine: &EngineHandle, buyers: u64) -> anyhow::Result<()> {
     run_setup(engine, commands)
 }
 
-/// Runs `make(id)` for every id of `1..=count` through the engine, in batches, from several
-/// threads; returns the seconds it took and the refusals.
+/// Runs every id of `1..=count` through the engine from several threads: `make(first, n)` is
+/// the command for `n` ids from `first` (each thread takes every [`SUBMITTERS`]-th id), and
+/// each submission carries about [`BATCH`] ids' worth. Returns the seconds it took and the
+/// refusals.
 fn drive(
     engine: &EngineHandle,
     count: u64,
-    per_item: u64,
+    ids_per_command: usize,
     make: impl Fn(u64, u64) -> Item + Sync,
 ) -> anyhow::Result<(f64, u64)> {
     let started = Instant::now();
+    let commands_per_submission = (BATCH / ids_per_command).max(1);
     let refused = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..SUBMITTERS)
             .map(|t| {
                 let make = &make;
                 scope.spawn(move || -> anyhow::Result<u64> {
                     let mut refused = 0;
-                    let mut batch = Vec::with_capacity(BATCH);
                     let ids: Vec<u64> = (1..=count).filter(|id| id % SUBMITTERS == t).collect();
-                    for chunk in ids.chunks((BATCH as u64 / per_item).max(1) as usize) {
-                        batch.clear();
-                        if per_item == 1 {
-                            batch.extend(chunk.iter().map(|&id| make(id, 0)));
-                        } else {
-                            batch.push(make(chunk[0], chunk.len() as u64));
-                        }
-                        let results = call(engine, std::mem::take(&mut batch))?;
+                    for submission in ids.chunks(ids_per_command * commands_per_submission) {
+                        let items =
+                            submission.chunks(ids_per_command).map(|c| make(c[0], c.len() as u64)).collect();
+                        let results = call(engine, items)?;
                         refused += results.iter().filter(|r| r.is_err()).count() as u64;
                     }
                     Ok(refused)
@@ -127,7 +125,7 @@ pub(crate) fn run(engine: &EngineHandle, shipments: u64, key_base: u64) -> anyho
     }
     let carrier = Actor::Carrier(CarrierId(1));
     let now = elevens_server::engine::now_ms();
-    let per_feed = BATCH as u64 / EVENTS.len() as u64;
+    let per_feed = BATCH / EVENTS.len();
     let (tracking_s, refused) = drive(engine, shipments, per_feed, |first, n| {
         // The feed of the `n` shipments from `first` (every SUBMITTERS-th id): four events each.
         let mut events = Vec::with_capacity(n as usize * EVENTS.len());

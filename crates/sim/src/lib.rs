@@ -143,6 +143,9 @@ pub fn run(options: Options) -> Result<Stats, Failure> {
     Ok(sim.stats)
 }
 
+/// How far back a repeat looks for its first acknowledgement (repeats pick among the newest 50).
+const ACKED_SCAN: usize = 10_000;
+
 impl Sim {
     fn fail(&self, why: impl Into<String>) -> Failure {
         Failure { seed: self.options.seed, command: self.stats.commands, why: why.into() }
@@ -178,6 +181,32 @@ impl Sim {
                 Command::TopUp { buyer: BuyerId(b), amount: Amount(50_000), currency: cny() },
             ));
         }
+        // Merchant 1 ships from a small warehouse (days fill, parcels roll over), merchant 2
+        // has none; half the buyers have an address the carrier serves.
+        setup.push((
+            Actor::Admin,
+            Command::CreateWarehouse(Box::new(NewWarehouse {
+                merchant: MerchantId(1),
+                name: "w".into(),
+                region: "CN-ZJ".into(),
+                capacity_per_day: 3,
+                cutoff_minute: 16 * 60,
+                utc_offset_minutes: 480,
+                closed_weekdays: 1 << 6,
+                closed_days: vec![],
+            })),
+        ));
+        let lanes = vec![NewLane { from: "CN-ZJ".into(), to: "CN-BJ".into(), p50_days: 1, p90_days: 2 }];
+        setup.push((Actor::Admin, Command::CreateCarrier(Box::new(NewCarrier { name: "c".into(), lanes }))));
+        setup.push((
+            Actor::Admin,
+            Command::SetShippingFee { merchant: MerchantId(1), currency: cny(), fee: Amount(300) },
+        ));
+        for b in (1..=BUYERS).step_by(2) {
+            let address =
+                Command::SetAddress { buyer: BuyerId(b), region: "CN-BJ".into(), text: format!("road {b}") };
+            setup.push((Actor::Service, address));
+        }
         // Until every set-up command is acknowledged (a crash may take some), send what is missing.
         while let Some(missing) = self.missing_setup(&setup) {
             let commands =
@@ -204,6 +233,9 @@ impl Sim {
         if self.rng.random_ratio(1, 20) {
             self.now = self.now.saturating_sub(self.rng.random_range(0..5_000));
             self.stats.clock_jumps_back += 1;
+        } else if self.rng.random_ratio(1, 100) {
+            // Hours pass: days end, parcels roll over, promised dates are missed.
+            self.now += self.rng.random_range(3_600_000..30 * 3_600_000);
         } else {
             self.now += self.rng.random_range(0..3_000);
         }
@@ -224,7 +256,25 @@ impl Sim {
         let orders = (1..).find(|&id| self.state.order(OrderId(id)).is_err()).unwrap_or(1) - 1;
         let order = OrderId(orders.saturating_sub(rng.random_range(0..8)).max(1));
         let owner = self.state.order(order).map(|o| (o.buyer(), o.merchant())).ok();
-        let (actor, command) = match rng.random_range(0..100) {
+        let shipments = self.state.shipments().len() as u64;
+        let shipment = ShipmentId(shipments.saturating_sub(rng.random_range(0..8)).max(1));
+        let shipper = self
+            .state
+            .shipment(shipment)
+            .ok()
+            .and_then(|s| self.state.order(s.order()).ok())
+            .map(|o| o.merchant());
+        let returns = self.state.returns().len() as u64;
+        let ret = ReturnId(returns.saturating_sub(rng.random_range(0..4)).max(1));
+        let returner = self
+            .state
+            .return_request(ret)
+            .ok()
+            .and_then(|r| self.state.order(r.order).ok())
+            .map(|o| o.merchant());
+        let first_line = self.state.order(order).ok().and_then(|o| o.lines.first().map(|l| l.sku));
+        let line = |q: u32| first_line.map(|sku| vec![LineRequest { sku, quantity: q }]).unwrap_or_default();
+        let (actor, command) = match rng.random_range(0..122) {
             0..=34 => {
                 let lines = (0..rng.random_range(1..=2))
                     .map(|_| LineRequest {
@@ -286,6 +336,62 @@ impl Sim {
             ),
             94..=96 => {
                 (Actor::Admin, Command::CloseRedPacket { packet: RedPacketId(rng.random_range(1..=4)) })
+            }
+            100..=104 => (
+                shipper.map_or(Actor::Admin, Actor::Merchant),
+                if rng.random_ratio(1, 8) {
+                    Command::CancelShipment { shipment }
+                } else {
+                    Command::DispatchShipment { shipment }
+                },
+            ),
+            105..=110 => {
+                let events = (0..rng.random_range(1..=3))
+                    .map(|_| NewTrackingEvent {
+                        shipment,
+                        key: rng.random_range(0..12),
+                        status: logistics::TrackingStatus::ALL[rng.random_range(0..9)],
+                        occurred_at: Millis(self.now.saturating_sub(rng.random_range(0..100_000))),
+                    })
+                    .collect();
+                (Actor::Carrier(CarrierId(1)), Command::RecordTracking { events })
+            }
+            111..=113 => (
+                owner.map_or(Actor::Admin, |o| Actor::Merchant(o.1)),
+                Command::RefundLines {
+                    order,
+                    lines: line(rng.random_range(0..3)),
+                    shipping: Amount(rng.random_range(0..400)),
+                    restock: rng.random_bool(0.5),
+                },
+            ),
+            114..=115 => (
+                Actor::Buyer(owner.map_or(buyer, |o| o.0)),
+                Command::RequestReturn {
+                    order,
+                    lines: line(rng.random_range(1..3)),
+                    reason: logistics::ReturnReason::Damaged,
+                },
+            ),
+            116..=118 => {
+                let actor = returner.map_or(Actor::Admin, Actor::Merchant);
+                let command = match rng.random_range(0..3) {
+                    0 => Command::DecideReturn { ret, approve: rng.random_bool(0.8) },
+                    1 => Command::ReceiveReturn { ret, restock: rng.random_bool(0.5) },
+                    _ => Command::RefundReturn { ret, shipping: Amount(rng.random_range(0..300)) },
+                };
+                (actor, command)
+            }
+            119..=120 => (
+                Actor::Buyer(owner.map_or(buyer, |o| o.0)),
+                Command::OpenTicket { order, subject: "where is it".into() },
+            ),
+            121 => {
+                let tickets = self.state.tickets().len() as u64;
+                let ticket = TicketId(tickets.saturating_sub(rng.random_range(0..4)).max(1));
+                let merchant = self.state.ticket(ticket).map_or(MerchantId(1), |t| t.merchant);
+                let status = logistics::TicketStatus::ALL[rng.random_range(1..5)];
+                (Actor::Merchant(merchant), Command::UpdateTicket { ticket, status })
             }
             _ => {
                 let starts_at = Millis(self.now + rng.random_range(0..20_000));
@@ -349,8 +455,19 @@ impl Sim {
                 self.acked_seq = last;
                 for (envelope, result) in items {
                     match result {
-                        Ok(Applied::Changed(outcome) | Applied::Repeated(outcome))
-                            if envelope.idempotency.is_some() =>
+                        Ok(Applied::Changed(outcome)) if envelope.idempotency.is_some() => {
+                            self.acked.push(Acked { envelope, outcome });
+                        }
+                        // A repeat of an acknowledged command is remembered from its first
+                        // time, which is what the retention counts from; one first applied
+                        // before a crash, unanswered, is acknowledged now.
+                        Ok(Applied::Repeated(outcome))
+                            if !self
+                                .acked
+                                .iter()
+                                .rev()
+                                .take(ACKED_SCAN)
+                                .any(|a| a.envelope.idempotency == envelope.idempotency) =>
                         {
                             self.acked.push(Acked { envelope, outcome });
                         }
@@ -516,7 +633,8 @@ impl Sim {
         let later = Millis(self.now.max(self.state.clock().0));
         for i in picks {
             let Acked { envelope, outcome } = &self.acked[i];
-            if later.0.saturating_sub(envelope.at.0) >= limits::IDEMPOTENCY_RETENTION_MS {
+            // Forgotten by the second: within a second of the retention it may be gone.
+            if later.0.saturating_sub(envelope.at.0) + 2_000 >= limits::IDEMPOTENCY_RETENTION_MS {
                 continue;
             }
             let again = Envelope { at: later, ..envelope.clone() };

@@ -332,6 +332,8 @@ pub struct LogisticsCounters {
     pub dispatched_late: u64,
     pub delivered_on_time: u64,
     pub delivered_late: u64,
+    /// Every parcel delivered (with a promise or without).
+    pub delivered: u64,
     pub repromised: u64,
     /// Days the re-promises moved dispatch dates out, in total.
     pub repromised_days: u64,

@@ -26,7 +26,12 @@ pub(crate) struct Planned {
     estimate: Option<Estimate>,
 }
 
-pub(crate) type Plan = SmallVec<[Planned; 1]>;
+/// What paying an order creates: its parcels, and where they go.
+pub(crate) struct Plan {
+    parcels: SmallVec<[Planned; 1]>,
+    /// The buyer's region at payment (`u16::MAX`: no address).
+    destination: RegionId,
+}
 
 /// The first working day from `from` with room for one more parcel, within `horizon` days.
 fn first_slot(w: &Warehouse, from: u32, horizon: u32) -> Option<u32> {
@@ -89,14 +94,12 @@ impl State {
     /// An order's shipments, in id order (consecutive ids, created at payment).
     pub fn order_shipments(&self, order: OrderId) -> impl Iterator<Item = (ShipmentId, &Shipment)> + '_ {
         let first = order.index().and_then(|i| self.logistics.order_shipments.get(i)).map_or(0, |f| f.get());
-        let start = first.checked_sub(1).map_or(usize::MAX, |i| i as usize);
-        self.logistics
-            .shipments
-            .iter()
-            .enumerate()
-            .skip(start)
-            .take_while(move |(_, s)| s.order() == order && first != 0)
-            .map(|(i, s)| (ShipmentId::from_index(i), s))
+        let shipments = &self.logistics.shipments;
+        (first.max(1)..).map_while(move |id| {
+            let s =
+                shipments.get(usize::try_from(id - 1).ok()?).filter(|s| first != 0 && s.order() == order)?;
+            Some((ShipmentId(id), s))
+        })
     }
 
     pub fn shipping_fee(&self, merchant: MerchantId, currency: Currency) -> Amount {
@@ -318,25 +321,32 @@ impl State {
     /// booking; refused (and so is the payment) if a warehouse has no room within the horizon.
     pub(crate) fn plan_shipments(&self, order: OrderId, now: Millis) -> Result<Plan, CoreError> {
         let o = self.order(order)?;
-        let destination = self.logistics.addresses.get(&o.buyer()).map(|a| a.region);
-        let mut plan = Plan::new();
+        let address = self.logistics.addresses.get(&o.buyer()).map(|a| a.region);
+        let destination = address.unwrap_or(RegionId(u16::MAX));
+        let mut parcels = SmallVec::new();
+        // A merchant without warehouses books nothing: one parcel of every line, unscheduled
+        // (and no SKU to look up on the flash sale's hot path).
+        if self.merchant(o.merchant())?.warehouses.is_empty() {
+            let all = if o.lines.len() >= 32 { u32::MAX } else { (1u32 << o.lines.len()) - 1 };
+            parcels.push(Planned { warehouse: 0, lines_mask: all, estimate: None });
+            return Ok(Plan { parcels, destination });
+        }
         for (position, line) in o.lines.iter().enumerate() {
             let warehouse = self.sku(line.sku).ok().and_then(|s| self.sku_warehouse(s));
             let value = warehouse.map_or(0, |w| w.0 as u32);
-            if let Some(p) = plan.iter_mut().find(|p| p.warehouse == value) {
+            if let Some(p) = parcels.iter_mut().find(|p: &&mut Planned| p.warehouse == value) {
                 p.lines_mask |= 1 << position;
                 continue;
             }
-            let estimate = warehouse.map(|w| self.estimate(w, destination, now)).transpose()?;
-            plan.push(Planned { warehouse: value, lines_mask: 1 << position, estimate });
+            let estimate = warehouse.map(|w| self.estimate(w, address, now)).transpose()?;
+            parcels.push(Planned { warehouse: value, lines_mask: 1 << position, estimate });
         }
-        Ok(plan)
+        Ok(Plan { parcels, destination })
     }
 
     /// Creates the planned shipments and books their days (after the payment moved the money).
     pub(crate) fn create_shipments(&mut self, order: OrderId, plan: &Plan, now: Millis) {
-        let destination = self.order(order).ok().and_then(|o| self.logistics.addresses.get(&o.buyer()));
-        let destination = destination.map_or(RegionId(u16::MAX), |a| a.region);
+        let destination = plan.destination;
         let l = &mut self.logistics;
         let first = l.shipments.len() as u64 + 1;
         let index = order.index().unwrap_or_default();
@@ -344,7 +354,7 @@ impl State {
             l.order_shipments.push(U40::default());
         }
         l.order_shipments[index] = U40::new(first);
-        for planned in plan {
+        for planned in &plan.parcels {
             let id = l.shipments.len() as u64 + 1;
             let (carrier, dispatch_day, promised_from, promised_by) = match planned.estimate {
                 None => (0, 0, 0, 0),
@@ -592,6 +602,7 @@ impl State {
         }
         s.lifecycle = Lifecycle::Delivered;
         s.delivered_at_s = at_s;
+        l.counters.delivered += 1;
         let (warehouse, promised_by, order, carrier) = (s.warehouse, s.promised_by, s.order(), s.carrier);
         if carrier != 0 {
             let offset = (warehouse as usize)
