@@ -2,7 +2,9 @@
 //! directory, builds a marketplace over the API (merchants, thousands of SKUs, buyers with
 //! wallets, a flash sale that opens in 30 s, a red packet that opens with it), prints the big
 //! screen's URL, and plays 11.11 midnight against it: calm browsing, the countdown, the 10x spike
-//! at the opening second, then the tail — until Ctrl-C.
+//! at the opening second, then the tail — until Ctrl-C. Behind the sale the demo plays the
+//! merchants' warehouses (dispatching what they have to ship) and the carrier (a feed of
+//! tracking events, with some exceptions and failed attempts that open tickets).
 //!
 //! Everything goes over HTTP, through admission control, as a storefront's traffic would.
 
@@ -26,6 +28,12 @@ const MERCHANTS: u64 = 20;
 const SKUS: u64 = 5_000;
 const BUYERS: u64 = 20_000;
 const HOT_UNITS: u64 = 10_000;
+/// Buyers with a delivery address the carrier serves (the others get no delivery promise).
+const ADDRESSED_BUYERS: u64 = 2_000;
+/// Parcels each merchant dispatches per round of the warehouse play, and rounds per second.
+const DISPATCH_PER_ROUND: usize = 100;
+const ROUND: Duration = Duration::from_millis(500);
+const REGIONS: &[&str] = &["CN-BJ", "CN-SH", "CN-GD", "CN-SC", "CN-HB"];
 /// Arrivals per second: calm, the spike (10x), the tail.
 const CALM_PER_S: f64 = 200.0;
 const SPIKE_PER_S: f64 = 2_000.0;
@@ -51,6 +59,24 @@ impl Api {
             .await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn put(&self, path: &str, idempotency: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .header("Idempotency-Key", idempotency)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.key).send().await?;
+        Ok(response.json().await.unwrap_or(Value::Null))
     }
 
     /// A batch that must succeed whole (the set-up).
@@ -97,6 +123,27 @@ async fn marketplace(admin: &Api, starts_in: Duration, rng: &mut rand::rngs::Std
         if status != 201 {
             bail!("creating merchant {m}: {status} {body}");
         }
+        // Merchant 1 sells the flash item from a small warehouse: its backlog grows on the screen.
+        let capacity = if m == 1 { 2_000 } else { 50_000 };
+        let warehouse = json!({"name": format!("warehouse {m}"), "region": "CN-ZJ", "capacity_per_day": capacity,
+            "cutoff": "23:59", "utc_offset_minutes": 480});
+        let (status, body) =
+            admin.post(&format!("/v1/merchants/{m}/warehouses"), &format!("demo-wh-{m}"), warehouse).await?;
+        if status != 201 {
+            bail!("creating merchant {m}'s warehouse: {status} {body}");
+        }
+        let fee = json!({"currency": "CNY", "fee": 800});
+        admin.put(&format!("/v1/merchants/{m}/shipping-fee"), &format!("demo-fee-{m}"), fee).await?;
+    }
+    let lanes: Vec<Value> = REGIONS
+        .iter()
+        .enumerate()
+        .map(|(i, to)| json!({"from": "CN-ZJ", "to": to, "p50_days": 1 + i as u64 / 2, "p90_days": 2 + i as u64}))
+        .collect();
+    let (status, body) =
+        admin.post("/v1/carriers", "demo-carrier", json!({"name": "SF Express", "lanes": lanes})).await?;
+    if status != 201 {
+        bail!("creating the carrier: {status} {body}");
     }
     let mut commands = Vec::new();
     for s in 1..=SKUS {
@@ -118,6 +165,11 @@ async fn marketplace(admin: &Api, starts_in: Duration, rng: &mut rand::rngs::Std
     }
     for chunk in commands.chunks(5_000) {
         admin.batch(chunk.to_vec()).await?;
+    }
+    for b in 1..=ADDRESSED_BUYERS {
+        let address =
+            json!({"region": REGIONS[b as usize % REGIONS.len()], "address": format!("{b} Renmin Road")});
+        admin.put(&format!("/v1/buyers/{b}/address"), &format!("demo-address-{b}"), address).await?;
     }
     let starts_at = now_ms() + starts_in.as_millis() as u64;
     let campaign = json!({"sku_id": 1, "flash_price": 399_900, "currency": "CNY", "quantity": HOT_UNITS,
@@ -201,7 +253,12 @@ async fn play(
         let mut views = Vec::new();
         for _ in 0..arrivals {
             n += 1;
-            let buyer = rng.random_range(1..=BUYERS);
+            // Most orders come from buyers with an address (the others get no promise).
+            let buyer = if rng.random_bool(0.9) {
+                rng.random_range(1..=ADDRESSED_BUYERS)
+            } else {
+                rng.random_range(1..=BUYERS)
+            };
             let hot = now >= starts_at && rng.random_bool(if spike { 0.6 } else { 0.1 });
             let sku = if hot { 1 } else { rng.random_range(2..=SKUS) };
             let campaign = (sku == 1).then_some(1);
@@ -305,8 +362,70 @@ pub async fn run(
         "flash sale: SKU 1, {HOT_UNITS} units, opens in {} s; the spike ({SPIKE_PER_S}/s arrivals, 10x) lasts {SPIKE_S} s. Ctrl-C stops.",
         starts_in.as_secs()
     );
+    let (status, body) =
+        admin.post("/v1/api-keys", "demo-carrier-key", json!({"role": "carrier", "carrier_id": 1})).await?;
+    let carrier = match (status, body["key"].as_str()) {
+        (201, Some(key)) => Api { http: http.clone(), base: base.clone(), key: key.to_owned() },
+        _ => bail!("creating the carrier's key: {status} {body}"),
+    };
+    tokio::spawn(ship(admin, carrier, seed, stop.clone()));
     let api = Api { http, base, key: service_key };
     play(api, starts_at, seed, stop).await
+}
+
+/// The warehouses and the carrier: each round every merchant dispatches what it has to ship
+/// (at most [`DISPATCH_PER_ROUND`]), and the carrier moves each parcel one step along
+/// pre-transit, in transit, out for delivery, delivered, with 5% exceptions and 3% failed
+/// attempts on the way (each opens a ticket for the merchant).
+async fn ship(admin: Api, carrier: Api, seed: u64, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5417);
+    let mut parcels: std::collections::VecDeque<(u64, u8)> = Default::default();
+    let mut ticker = tokio::time::interval(ROUND);
+    let mut n = 0u64;
+    while !*stop.borrow() {
+        ticker.tick().await;
+        for m in 1..=MERCHANTS {
+            let path =
+                format!("/v1/merchants/{m}/shipments?status=awaiting_dispatch&limit={DISPATCH_PER_ROUND}");
+            let Ok(page) = admin.get(&path).await else { continue };
+            for s in page["items"].as_array().into_iter().flatten() {
+                let Some(id) = s["shipment_id"].as_u64() else { continue };
+                let dispatched = admin
+                    .post(&format!("/v1/shipments/{id}/dispatch"), &format!("demo-d{id}"), json!(null))
+                    .await;
+                if matches!(dispatched, Ok((200, _))) && s["carrier_id"].is_u64() {
+                    parcels.push_back((id, 0));
+                }
+            }
+        }
+        let mut events = Vec::new();
+        let mut later = std::collections::VecDeque::new();
+        while let Some((id, stage)) = parcels.pop_front() {
+            n += 1;
+            let (status, step) = match stage {
+                0 => ("pre_transit", 1),
+                1 if rng.random_bool(0.05) => ("exception", 1),
+                1 => ("in_transit", 2),
+                2 if rng.random_bool(0.03) => ("attempt_fail", 2),
+                2 => ("out_for_delivery", 3),
+                _ => ("delivered", 4),
+            };
+            events.push(json!({"shipment_id": id, "event_id": format!("e{n}"), "status": status, "occurred_at": now_ms()}));
+            if step < 4 {
+                later.push_back((id, step));
+            }
+            if events.len() == 5_000 {
+                break;
+            }
+        }
+        later.extend(parcels.drain(..));
+        parcels = later;
+        if !events.is_empty() {
+            let _ = carrier
+                .post("/v1/tracking-events", &format!("demo-feed-{n}"), json!({ "events": events }))
+                .await;
+        }
+    }
 }
 
 /// Waits until the server at `base` answers `/healthz` and its admin key is on disk.
