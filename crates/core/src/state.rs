@@ -37,6 +37,9 @@ pub struct Merchant {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Buyer {
     pub name: String,
+    /// The delivery address's region, here beside the name (one lookup on the payment's path);
+    /// the address itself is in the logistics tables. `None` until one is set.
+    pub region: Option<crate::logistics::RegionId>,
 }
 
 /// One SKU and its inventory. `available + reserved + sold == received`, always.
@@ -411,8 +414,8 @@ impl State {
     }
 
     /// A hint that this command comes soon: starts loading where [`State::apply`] will look up
-    /// its idempotency key and, for a payment, the buyer's wallet (the two cache misses of the
-    /// flash workload's hot path). Changes nothing.
+    /// its idempotency key and, for a payment, the buyer's wallet, record and first SKU (the
+    /// cache misses of the flash workload's hot path). Changes nothing.
     pub fn prefetch(&self, idempotency: Option<&Idempotency>, command: &Command) {
         if let Some(idempotency) = idempotency {
             self.idempotency.prefetch(idempotency.key);
@@ -420,6 +423,16 @@ impl State {
         if let Command::PayOrder { order } = command {
             if let Ok(order) = self.order(*order) {
                 self.ledger.prefetch(Owner::Buyer(order.buyer()));
+                // What its parcel is planned from, if its merchant ships from warehouses: the
+                // buyer's region, the SKU's warehouse.
+                if self.merchant(order.merchant()).is_ok_and(|m| !m.warehouses.is_empty()) {
+                    if let Ok(buyer) = self.buyer(order.buyer()) {
+                        crate::hint::prefetch(buyer);
+                    }
+                    if let Some(sku) = order.lines.first().and_then(|l| self.sku(l.sku).ok()) {
+                        crate::hint::prefetch(sku);
+                    }
+                }
             }
         }
     }
@@ -719,7 +732,7 @@ impl State {
         if self.buyers.len() as u64 >= BUYERS_MAX {
             return Err(CoreError::Overflow("buyers"));
         }
-        self.buyers.push(Buyer { name: name.to_owned() });
+        self.buyers.push(Buyer { name: name.to_owned(), region: None });
         Ok(Outcome::BuyerCreated { buyer: BuyerId::from_index(self.buyers.len() - 1) })
     }
 

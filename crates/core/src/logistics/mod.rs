@@ -200,6 +200,7 @@ pub struct Shipment {
     warehouse: u32,
     /// The carrier's id value, 0 for none (no carrier serves the lane).
     carrier: u16,
+    /// The buyer's region at payment, for a parcel from a warehouse (`u16::MAX` otherwise).
     pub destination: RegionId,
     pub lifecycle: Lifecycle,
     pub tracking: Option<TrackingStatus>,
@@ -444,6 +445,7 @@ impl crate::State {
         }
         if l.carriers.iter().any(|c| c.lanes.iter().any(|lane| !region_ok(lane.from) || !region_ok(lane.to)))
             || l.addresses.values().any(|a| !region_ok(a.region))
+            || self.buyers.iter().any(|b| b.region.is_some_and(|r| !region_ok(r)))
         {
             return Err("a lane or address names a region that does not exist");
         }

@@ -225,6 +225,7 @@ impl State {
         Self::check_name("address", text, ADDRESS_BYTES_MAX)?;
         let region = self.intern_region(region);
         self.logistics.addresses.insert(buyer, Address { region, text: text.to_owned() });
+        self.buyers[buyer.index().unwrap_or_default()].region = Some(region);
         Ok(Outcome::AddressSet { buyer })
     }
 
@@ -321,16 +322,17 @@ impl State {
     /// booking; refused (and so is the payment) if a warehouse has no room within the horizon.
     pub(crate) fn plan_shipments(&self, order: OrderId, now: Millis) -> Result<Plan, CoreError> {
         let o = self.order(order)?;
-        let address = self.logistics.addresses.get(&o.buyer()).map(|a| a.region);
-        let destination = address.unwrap_or(RegionId(u16::MAX));
         let mut parcels = SmallVec::new();
-        // A merchant without warehouses books nothing: one parcel of every line, unscheduled
-        // (and no SKU to look up on the flash sale's hot path).
+        // A merchant without warehouses books nothing: one parcel of every line, unscheduled,
+        // without a destination (nothing is promised), so the flash sale's hot path looks up
+        // no SKU and no buyer for it.
         if self.merchant(o.merchant())?.warehouses.is_empty() {
             let all = if o.lines.len() >= 32 { u32::MAX } else { (1u32 << o.lines.len()) - 1 };
             parcels.push(Planned { warehouse: 0, lines_mask: all, estimate: None });
-            return Ok(Plan { parcels, destination });
+            return Ok(Plan { parcels, destination: RegionId(u16::MAX) });
         }
+        let address = self.buyer(o.buyer())?.region;
+        let destination = address.unwrap_or(RegionId(u16::MAX));
         for (position, line) in o.lines.iter().enumerate() {
             let warehouse = self.sku(line.sku).ok().and_then(|s| self.sku_warehouse(s));
             let value = warehouse.map_or(0, |w| w.0 as u32);

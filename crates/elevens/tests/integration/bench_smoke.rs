@@ -238,3 +238,42 @@ fn the_spike_reports_its_figures_and_keeps_the_invariants() {
     assert_eq!(report["invariants"]["audit_ok"], true, "{report}");
     assert_eq!(report["invariants"]["sold_exactly_stock"], true, "{report}");
 }
+
+/// The fulfil workload dispatches, tracks and delivers every paid order, keeps the logistics
+/// invariants, and its backlog scenario spreads the promises over the days and brings them back.
+#[test]
+fn the_fulfil_workload_ships_every_paid_order_and_the_backlog_drains() {
+    let report = bench(&[
+        "--workload",
+        "fulfil",
+        "--buyers",
+        "300",
+        "--skus",
+        "1000",
+        "--duration",
+        "0.5",
+        "--backlog-orders",
+        "20000",
+        "--backlog-capacity",
+        "2000",
+    ]);
+    let f = &report["fulfil"];
+    assert!(f["shipments"].as_u64() > Some(0), "{report}");
+    assert_eq!(f["shipments"], report["payments"], "{report}");
+    assert_eq!(f["delivered"], f["shipments"], "{report}");
+    assert_eq!(f["tracking_events"].as_u64(), f["shipments"].as_u64().map(|s| s * 4));
+    for invariant in [
+        "every_paid_order_shipped",
+        "capacity_never_overbooked",
+        "refunds_within_paid",
+        "tracking_forward_only",
+    ] {
+        assert_eq!(f[invariant], true, "{invariant}: {report}");
+    }
+    assert_eq!(report["invariants"]["audit_ok"], true, "{report}");
+    let days = report["backlog"]["days"].as_array().expect("backlog days");
+    let out: Vec<u64> = days.iter().map(|d| d["promised_days_out"].as_u64().unwrap()).collect();
+    assert_eq!(out.first(), Some(&10), "20,000 orders at 2,000 a day: ten days out at first: {out:?}");
+    assert_eq!(out.last(), Some(&0), "and back to the same day once drained: {out:?}");
+    assert_eq!(report["backlog"]["audit_ok"], true);
+}
