@@ -49,22 +49,23 @@ struct Api {
 
 impl Api {
     async fn post(&self, path: &str, idempotency: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
-            .header("Idempotency-Key", idempotency)
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await.unwrap_or(Value::Null)))
+        self.send(reqwest::Method::POST, path, idempotency, body).await
     }
 
     async fn put(&self, path: &str, idempotency: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        self.send(reqwest::Method::PUT, path, idempotency, body).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        idempotency: &str,
+        body: Value,
+    ) -> anyhow::Result<(u16, Value)> {
         let response = self
             .http
-            .put(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.key)
             .header("Idempotency-Key", idempotency)
             .json(&body)

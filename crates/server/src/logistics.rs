@@ -582,10 +582,16 @@ fn owns(actor: Actor, merchant: MerchantId, buyer: BuyerId) -> bool {
     actor.may_manage_merchant(merchant) || actor.may_act_for_buyer(buyer)
 }
 
-fn may_list(actor: Actor, owner: ListOwner) -> bool {
-    match owner {
-        ListOwner::Merchant(m) => actor.may_manage_merchant(m),
-        ListOwner::Buyer(b) => actor.may_act_for_buyer(b),
+/// A list's owner exists (404 otherwise, like every read of an id) and the actor may read it.
+fn check_list(state: &State, actor: Actor, owner: ListOwner) -> Result<(), CoreError> {
+    let allowed = match owner {
+        ListOwner::Merchant(m) => state.merchant(m).map(|_| actor.may_manage_merchant(m))?,
+        ListOwner::Buyer(b) => state.buyer(b).map(|_| actor.may_act_for_buyer(b))?,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(forbidden())
     }
 }
 
@@ -721,8 +727,9 @@ fn page<T, E>(
     let mut out = Vec::new();
     let mut id = after;
     for _ in 0..PAGE_SCAN_MAX {
+        // Past the last id (or a cursor at u64::MAX): the end.
+        let Some(item) = id.checked_add(1).and_then(&get) else { return (out, None) };
         id += 1;
-        let Some(item) = get(id) else { return (out, None) };
         if let Some(view) = keep(id, item) {
             out.push(view);
             if out.len() == limit {
@@ -730,7 +737,7 @@ fn page<T, E>(
             }
         }
     }
-    (out, get(id + 1).is_some().then_some(id))
+    (out, id.checked_add(1).and_then(&get).is_some().then_some(id))
 }
 
 fn status_filter<T: Copy>(
@@ -833,9 +840,7 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             LogisticsView::Ticket(ticket_view(*id, t))
         }
         LogisticsQuery::Shipments(p) => {
-            if !may_list(actor, p.owner) {
-                return Err(forbidden());
-            }
+            check_list(state, actor, p.owner)?;
             let status = status_filter(&p.status, &Lifecycle::ALL, Lifecycle::name)?;
             let (items, next_after) = page(
                 p.after,
@@ -856,9 +861,7 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             LogisticsView::Shipments(Page { items, next_after })
         }
         LogisticsQuery::Returns(p) => {
-            if !may_list(actor, p.owner) {
-                return Err(forbidden());
-            }
+            check_list(state, actor, p.owner)?;
             let status = status_filter(&p.status, &ReturnStatus::ALL, ReturnStatus::name)?;
             let (items, next_after) = page(
                 p.after,
@@ -877,9 +880,7 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             LogisticsView::Returns(Page { items, next_after })
         }
         LogisticsQuery::Tickets(p) => {
-            if !may_list(actor, p.owner) {
-                return Err(forbidden());
-            }
+            check_list(state, actor, p.owner)?;
             let status = status_filter(&p.status, &TicketStatus::ALL, TicketStatus::name)?;
             let (items, next_after) = page(
                 p.after,
@@ -927,9 +928,7 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             })
         }
         LogisticsQuery::Orders(p) => {
-            if !may_list(actor, p.owner) {
-                return Err(forbidden());
-            }
+            check_list(state, actor, p.owner)?;
             let status = status_filter(&p.status, &OrderStatus::ALL, OrderStatus::name)?;
             let (ids, next_after) = page(
                 p.after,

@@ -461,3 +461,20 @@ async fn regression_a_replayed_key_is_rate_limited_like_a_new_order() {
     let (status, body) = server.post_once("/v1/orders", &service, "another", order).await.unwrap();
     assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "{body}");
 }
+
+/// Schemathesis found it: a list of a merchant that does not exist answered 200 with an empty
+/// page instead of 404, unlike every other read of an id.
+#[tokio::test]
+async fn regression_the_list_of_a_merchant_that_does_not_exist_is_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::harness::Server::start(dir.path(), &[]);
+    let admin = server.admin.clone();
+    for path in [
+        "/v1/merchants/0/returns",
+        "/v1/merchants/7/orders",
+        "/v1/buyers/0/shipments?after=18446744073709551615",
+    ] {
+        let (status, body) = server.get(path, &admin).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{path}: {body}");
+    }
+}
