@@ -432,3 +432,33 @@ fn a_warehouse_booked_to_the_horizon_refuses_the_payment_and_keeps_the_reservati
     assert_eq!(world.state.order(refused.0).unwrap().status, OrderStatus::PendingPayment);
     world.audit();
 }
+
+/// Found reading the change: a parcel rolled over when every day of the booking horizon was
+/// full got no day, and its promise was moved by `u32::MAX` days (an overflow, a panic in a
+/// debug build). Filled from a Saturday, the day the horizon gains when Saturday ends is a
+/// closed Sunday: the roll-over must still find a day, past the horizon, never over capacity.
+#[test]
+fn regression_a_roll_over_with_the_horizon_booked_solid_loses_its_promise() {
+    let mut world = World::new(1);
+    world.now += 3 * DAY_MS; // Saturday 2026-11-14, 10:00 in Hangzhou.
+    let lines = vec![LineRequest { sku: SkuId(1), quantity: 1 }];
+    let place = Command::PlaceOrder { buyer: BuyerId(1), lines, coupons: vec![], reservation_ttl_ms: 60_000 };
+    let mut first = None;
+    loop {
+        let Outcome::OrderPlaced { order, .. } = world.must(Actor::Service, place.clone()) else { panic!() };
+        if world.send(B, Command::PayOrder { order }).is_err() {
+            break;
+        }
+        first.get_or_insert(order);
+    }
+    let (_, before) = world.shipment_of(first.unwrap());
+    world.now += DAY_MS; // Saturday ends, its parcel still in the warehouse.
+    let ticked = world.must(Actor::Service, Command::Tick);
+    assert!(matches!(ticked, Outcome::Ticked { repromised: 1, .. }), "{ticked:?}");
+    let (_, after) = world.shipment_of(first.unwrap());
+    let shift = after.dispatch_day - before.dispatch_day;
+    assert!(shift > 300 && shift < 400, "booked again past the horizon, {shift} days later");
+    let (from, by) = after.promised().expect("still promised");
+    assert_eq!((from, by), (before.promised_from + shift, before.promised_by + shift));
+    world.audit();
+}

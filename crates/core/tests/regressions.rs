@@ -162,3 +162,30 @@ fn regression_a_damaged_snapshot_panics_or_exhausts_memory_on_decode() {
         }
     }
 }
+
+/// Found reading the change: a buyer's address interned any region code, so buyer keys could
+/// fill the region table (65,534 codes) and leave merchants unable to open a warehouse in a
+/// new region. An address names a region a warehouse or a carrier brought in.
+#[test]
+fn regression_a_buyer_key_fills_the_region_table() {
+    let mut world = World::new();
+    let buyer = Actor::Buyer(BuyerId(1));
+    let address = |region: &str| Command::SetAddress {
+        buyer: BuyerId(1),
+        region: region.into(),
+        text: "1 road".into(),
+    };
+    let before = world.state.digest();
+    let refused = world.send(buyer, address("XX-1"));
+    assert_eq!(refused, Err(CoreError::NotFound("region")));
+    assert_eq!(world.state.digest(), before);
+    assert!(world.state.logistics().region("XX-1").is_none());
+    world.must(
+        Actor::Admin,
+        Command::CreateCarrier(Box::new(NewCarrier {
+            name: "c".into(),
+            lanes: vec![NewLane { from: "CN-ZJ".into(), to: "XX-1".into(), p50_days: 1, p90_days: 2 }],
+        })),
+    );
+    world.must(buyer, address("XX-1"));
+}

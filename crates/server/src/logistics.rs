@@ -649,7 +649,7 @@ fn shipment_view(state: &State, id: ShipmentId, s: &Shipment) -> ShipmentView {
                 at: u64::from(at_s) * 1_000,
                 event_key: None,
                 reason: Some(reason.name()),
-                dispatch_date: (dispatch_day != UNBOOKED).then(|| date_string(dispatch_day)),
+                dispatch_date: Some(date_string(dispatch_day)),
             },
         })
         .collect();
@@ -665,8 +665,7 @@ fn shipment_view(state: &State, id: ShipmentId, s: &Shipment) -> ShipmentView {
         tracking_status: s.tracking.map(TrackingStatus::name),
         destination_region: Some(l.region_name(s.destination).to_string()).filter(|r| !r.is_empty()),
         sku_ids: lines.iter().enumerate().filter(|(i, _)| s.has_line(*i)).map(|(_, l)| l.sku.0).collect(),
-        dispatch_date: (warehouse.is_some() && s.dispatch_day != UNBOOKED)
-            .then(|| date_string(s.dispatch_day)),
+        dispatch_date: warehouse.map(|_| date_string(s.dispatch_day)),
         promised_from: promised.map(|(from, _)| date_string(from)),
         promised_by: promised.map(|(_, by)| date_string(by)),
         created_at: u64::from(s.created_at_s) * 1_000,

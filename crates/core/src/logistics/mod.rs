@@ -208,7 +208,7 @@ pub struct Shipment {
     pub events: u16,
     /// The order's lines in this parcel, by their position (an order has at most 32).
     pub lines_mask: u32,
-    /// The day booked for dispatch ([`UNBOOKED`] if a roll-over found no day with room).
+    /// The day booked for dispatch.
     pub dispatch_day: u32,
     /// Delivery promised from and by these days, when a carrier serves the lane
     /// ([`Shipment::promised`]).
@@ -249,17 +249,13 @@ impl Shipment {
 
     /// Whether it holds a slot of its warehouse's day `dispatch_day`.
     pub fn is_booked(&self) -> bool {
-        self.warehouse != 0 && self.dispatch_day != UNBOOKED && self.lifecycle != Lifecycle::Cancelled
+        self.warehouse != 0 && self.lifecycle != Lifecycle::Cancelled
     }
 
     pub fn has_line(&self, position: usize) -> bool {
         position < 32 && self.lines_mask & (1 << position) != 0
     }
 }
-
-/// A shipment's dispatch day when it holds no slot: a roll-over found every day to the
-/// booking horizon full.
-pub const UNBOOKED: u32 = u32::MAX;
 
 /// One record of a shipment's history, 16 bytes: a carrier's event, or a re-promise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

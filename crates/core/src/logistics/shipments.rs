@@ -221,9 +221,11 @@ impl State {
         text: &str,
     ) -> Result<Outcome, CoreError> {
         self.require_buyer(actor, buyer, "set another buyer's address")?;
-        self.check_new_region(region, 0)?;
+        check_region(region)?;
+        // Only merchants' warehouses and the operator's carriers add regions: a buyer's key
+        // names one of theirs, and cannot fill the region table.
+        let region = self.logistics.region(region).ok_or(CoreError::NotFound("region"))?;
         Self::check_name("address", text, ADDRESS_BYTES_MAX)?;
-        let region = self.intern_region(region);
         self.logistics.addresses.insert(buyer, Address { region, text: text.to_owned() });
         self.buyers[buyer.index().unwrap_or_default()].region = Some(region);
         Ok(Outcome::AddressSet { buyer })
@@ -701,14 +703,16 @@ impl State {
         let w = &self.logistics.warehouses[(warehouse as usize).saturating_sub(1)];
         let (today, _) = calendar::local_day_and_minute(now.0, w.utc_offset_minutes);
         let from = today.max(old_day + 1);
-        let new_day = first_slot(w, from, BOOKING_HORIZON_DAYS).unwrap_or(UNBOOKED);
+        // No horizon here: the parcel is paid for and must leave, and past the last booked day
+        // the first working day has room, so the search ends within the days already booked.
+        let Some(new_day) = first_slot(w, from, u32::MAX - from) else { return };
         let l = &mut self.logistics;
         if let Some(book) = l.warehouses[(warehouse as usize).saturating_sub(1)].days.get_mut(&old_day) {
             book.booked = book.booked.saturating_sub(1);
             book.rolled_over += 1;
         }
         let s = &mut l.shipments[index];
-        let shift = new_day.saturating_sub(old_day);
+        let shift = new_day - old_day;
         s.dispatch_day = new_day;
         if s.carrier != 0 {
             s.promised_from += shift;
@@ -728,10 +732,8 @@ impl State {
         s.events = s.events.saturating_add(1);
         l.counters.repromised += 1;
         l.counters.repromised_days += u64::from(shift);
-        if new_day != UNBOOKED {
-            l.book(warehouse, new_day, id.0);
-            l.expect_delivery(warehouse, promise, id.0);
-        }
+        l.book(warehouse, new_day, id.0);
+        l.expect_delivery(warehouse, promise, id.0);
         self.open_breach_ticket(id, TicketKind::MissedDispatch, now);
     }
 }
