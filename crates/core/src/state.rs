@@ -1250,6 +1250,7 @@ impl<'a> EncodedState<'a> {
         let mut state: State = postcard::from_bytes(self.main)?;
         state.check_references().map_err(|_| postcard::Error::SerdeDeCustom)?;
         state.ledger.rebuild_index();
+        state.logistics.rebuild_index();
         Ok(state)
     }
 
@@ -1325,6 +1326,12 @@ fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis) -> Vec<T> {
     set.iter().take_while(|(at, _)| *at <= now).take(EXPIRE_BATCH_MAX).map(|(_, id)| *id).collect()
 }
 
+/// What the platform pays the merchant for its coupons on an order (its platform-funded
+/// discounts), at payment; a refund takes it back pro rata.
+pub(crate) fn platform_subsidy(discounts: &[OrderDiscount]) -> Amount {
+    Amount(discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum())
+}
+
 /// The legs of a payment: the buyer pays the merchant and the platform its commission; the
 /// platform pays the merchant its platform-funded discounts. Zero-amount legs are left out;
 /// returns the legs and how many there are. (A refund moves them back pro rata:
@@ -1332,8 +1339,7 @@ fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis) -> Vec<T> {
 fn payment_legs(order: &Order, discounts: &[OrderDiscount], commission: Amount) -> ([Leg; 3], usize) {
     let (b, m, p) = (Owner::Buyer(order.buyer()), Owner::Merchant(order.merchant()), Owner::Platform);
     let net = Amount(order.total.0 - commission.0); // commission <= total.
-    let subsidy =
-        Amount(discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum());
+    let subsidy = platform_subsidy(discounts);
     let all = [
         Leg { debit: b, credit: m, amount: net, kind: TransferKind::Payment },
         Leg { debit: b, credit: p, amount: commission, kind: TransferKind::Commission },

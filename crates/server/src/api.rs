@@ -207,7 +207,7 @@ pub(crate) async fn read(app: &AppState, actor: Actor, query: Query) -> Answer {
     Ok((StatusCode::OK, Json(submit_one(app, Item::Read { actor, query }, None).await?)))
 }
 
-fn currency(code: &str) -> Result<Currency, ApiError> {
+pub(crate) fn currency(code: &str) -> Result<Currency, ApiError> {
     Currency::parse(code).ok_or_else(|| {
         ApiError::bad_request("invalid_currency", "a currency is an ISO 4217 code such as CNY")
     })

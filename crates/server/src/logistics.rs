@@ -204,10 +204,6 @@ pub struct DaysParams {
     pub days: Option<usize>,
 }
 
-fn bad(code: &str, message: &str) -> ApiError {
-    ApiError::bad_request(code, message.to_string())
-}
-
 fn weekday_bit(name: &str) -> Option<u8> {
     ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
         .iter()
@@ -217,10 +213,11 @@ fn weekday_bit(name: &str) -> Option<u8> {
 
 fn parse_cutoff(text: &str) -> Option<u16> {
     let (h, m) = text.split_once(':')?;
-    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60 && h.to_string().len() <= 2)
-        .then_some(h * 60 + m)
-        .or((h == 24 && m == 0).then_some(1_440))
+    match (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?) {
+        (h @ 0..=23, m @ 0..=59) => Some(h * 60 + m),
+        (24, 0) => Some(24 * 60),
+        _ => None,
+    }
 }
 
 fn lines(requested: Vec<LineQuantity>) -> Vec<LineRequest> {
@@ -241,22 +238,21 @@ impl CreateWarehouseRequest {
     fn command(self, merchant: u64) -> Result<Command, ApiError> {
         let cutoff_minute = match &self.cutoff {
             None => 16 * 60,
-            Some(t) => {
-                parse_cutoff(t).ok_or_else(|| bad("invalid_cutoff", "a cut-off is HH:MM, 00:00 to 24:00"))?
-            }
+            Some(t) => parse_cutoff(t).ok_or_else(|| {
+                ApiError::bad_request("invalid_cutoff", "a cut-off is HH:MM, 00:00 to 24:00")
+            })?,
         };
         let mut closed_weekdays = 0;
         for day in &self.closed_weekdays {
-            closed_weekdays |=
-                weekday_bit(day).ok_or_else(|| bad("invalid_weekday", "a weekday is monday .. sunday"))?;
-        }
-        if self.closed_dates.len() > limits::CLOSED_DAYS_MAX {
-            return Err(bad("out_of_bounds", "closed_dates: at most 366"));
+            closed_weekdays |= weekday_bit(day)
+                .ok_or_else(|| ApiError::bad_request("invalid_weekday", "a weekday is monday .. sunday"))?;
         }
         let closed_days = self
             .closed_dates
             .iter()
-            .map(|d| parse_date(d).ok_or_else(|| bad("invalid_date", "a date is YYYY-MM-DD")))
+            .map(|d| {
+                parse_date(d).ok_or_else(|| ApiError::bad_request("invalid_date", "a date is YYYY-MM-DD"))
+            })
             .collect::<Result<Vec<u32>, ApiError>>()?;
         Ok(Command::CreateWarehouse(Box::new(NewWarehouse {
             merchant: MerchantId(merchant),
@@ -273,18 +269,19 @@ impl CreateWarehouseRequest {
 
 impl TrackingRequest {
     fn command(self) -> Result<Command, ApiError> {
-        if self.events.len() > limits::TRACKING_EVENTS_PER_COMMAND_MAX {
-            return Err(bad("out_of_bounds", "events: 1 to 5000 per request"));
-        }
         let events = self
             .events
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                let status = TrackingStatus::parse(&e.status)
-                    .ok_or_else(|| bad("invalid_status", &format!("event {i}: unknown tracking status")))?;
+                let status = TrackingStatus::parse(&e.status).ok_or_else(|| {
+                    ApiError::bad_request("invalid_status", format!("event {i}: unknown tracking status"))
+                })?;
                 if e.event_id.is_empty() || e.event_id.len() > 64 {
-                    return Err(bad("out_of_bounds", &format!("event {i}: event_id is 1 to 64 bytes")));
+                    return Err(ApiError::bad_request(
+                        "out_of_bounds",
+                        format!("event {i}: event_id is 1 to 64 bytes"),
+                    ));
                 }
                 Ok(NewTrackingEvent {
                     shipment: ShipmentId(e.shipment_id),
@@ -908,16 +905,18 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
                 state.shipments().filter(|(_, s)| s.lifecycle == Lifecycle::Delivered).count() as u64;
             let tickets = state.tickets().len() as u64;
             LogisticsView::Stats(LogisticsStatsView {
-                shipments: c.shipments,
+                shipments: l.shipment_count(),
                 dispatched,
                 delivered,
                 on_time_dispatch_ppt: ppt(c.dispatched_on_time, dispatched),
                 on_time_delivery_ppt: ppt(c.delivered_on_time, delivered_promised),
                 repromised: c.repromised,
                 repromised_days: c.repromised_days,
-                tracking_events: c.tracking_events,
+                tracking_events: l.tracking_events(),
                 tickets,
-                tickets_per_1000_orders_milli: (tickets * 1_000_000).checked_div(c.shipments).unwrap_or(0),
+                tickets_per_1000_orders_milli: (tickets * 1_000_000)
+                    .checked_div(l.shipment_count())
+                    .unwrap_or(0),
                 warehouses: state
                     .warehouses()
                     .take(PAGE_ENTRIES_MAX)
@@ -1057,7 +1056,7 @@ async fn lq(app: &AppState, actor: Actor, q: LogisticsQuery) -> Answer {
 fn page_query(owner: ListOwner, p: PageParams) -> Result<PageQuery, ApiError> {
     let limit = p.limit.unwrap_or(50);
     if limit == 0 || limit > PAGE_ENTRIES_MAX {
-        return Err(bad("out_of_bounds", "limit: 1 to 100"));
+        return Err(ApiError::bad_request("out_of_bounds", "limit: 1 to 100"));
     }
     Ok(PageQuery {
         owner,
@@ -1113,11 +1112,11 @@ pub async fn get_warehouse_days(
 ) -> Answer {
     let from = params
         .from
-        .map(|d| parse_date(&d).ok_or_else(|| bad("invalid_date", "a date is YYYY-MM-DD")))
+        .map(|d| parse_date(&d).ok_or_else(|| ApiError::bad_request("invalid_date", "a date is YYYY-MM-DD")))
         .transpose()?;
     let days = params.days.unwrap_or(14);
     if days == 0 || days > DAYS_PER_PAGE_MAX {
-        return Err(bad("out_of_bounds", "days: 1 to 62"));
+        return Err(ApiError::bad_request("out_of_bounds", "days: 1 to 62"));
     }
     lq(&app, actor, LogisticsQuery::Days { warehouse: WarehouseId(id), from, days }).await
 }
@@ -1131,9 +1130,6 @@ pub async fn create_carrier(
     key: IdempotencyKey,
     AppJson(request): AppJson<CreateCarrierRequest>,
 ) -> Answer {
-    if request.lanes.len() > limits::LANES_PER_CARRIER_MAX {
-        return Err(bad("out_of_bounds", "lanes: 1 to 1024"));
-    }
     let lanes = request
         .lanes
         .into_iter()
@@ -1198,8 +1194,7 @@ pub async fn set_shipping_fee(
     AppPath(id): AppPath<u64>,
     AppJson(request): AppJson<ShippingFeeRequest>,
 ) -> Answer {
-    let currency = Currency::parse(&request.currency)
-        .ok_or_else(|| bad("invalid_currency", "a currency is an ISO 4217 code such as CNY"))?;
+    let currency = crate::api::currency(&request.currency)?;
     let command = Command::SetShippingFee { merchant: MerchantId(id), currency, fee: Amount(request.fee) };
     write(&app, actor, &key, command, OK).await
 }
@@ -1306,8 +1301,8 @@ pub async fn request_return(
     AppPath(id): AppPath<u64>,
     AppJson(request): AppJson<ReturnRequestBody>,
 ) -> Answer {
-    let reason =
-        ReturnReason::parse(&request.reason).ok_or_else(|| bad("invalid_reason", "not a return reason"))?;
+    let reason = ReturnReason::parse(&request.reason)
+        .ok_or_else(|| ApiError::bad_request("invalid_reason", "not a return reason"))?;
     let command = Command::RequestReturn { order: OrderId(id), lines: lines(request.lines), reason };
     write(&app, actor, &key, command, CREATED).await
 }
@@ -1415,8 +1410,8 @@ pub async fn update_ticket(
     AppPath(id): AppPath<u64>,
     AppJson(request): AppJson<TicketStatusRequest>,
 ) -> Answer {
-    let status =
-        TicketStatus::parse(&request.status).ok_or_else(|| bad("invalid_status", "not a ticket status"))?;
+    let status = TicketStatus::parse(&request.status)
+        .ok_or_else(|| ApiError::bad_request("invalid_status", "not a ticket status"))?;
     write(&app, actor, &key, Command::UpdateTicket { ticket: TicketId(id), status }, OK).await
 }
 

@@ -258,18 +258,25 @@ impl State {
 
     fn order_after_payment(&self, id: OrderId) -> Result<&crate::state::Order, CoreError> {
         let o = self.order(id)?;
-        if !matches!(o.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered) {
+        if !o.status.is_paid() {
             return Err(CoreError::OrderState { status: o.status.name() });
         }
         Ok(o)
     }
 
+    /// Puts `units` of an order's lines (by position) back on sale: sold, now available.
+    fn restock_lines(&mut self, order: OrderId, units: impl Iterator<Item = (usize, u32)>) {
+        let index = order.index().unwrap_or_default();
+        for (position, n) in units {
+            let sku = self.orders[index].lines[position].sku;
+            let s = &mut self.skus[sku.index().unwrap_or_default()];
+            s.sold -= u64::from(n);
+            s.available += u64::from(n);
+        }
+    }
+
     /// Units of each line not yet refunded nor held by an open return.
-    fn returnable_units(
-        &self,
-        id: OrderId,
-        except: Option<ReturnId>,
-    ) -> Result<SmallVec<[u32; 1]>, CoreError> {
+    fn returnable_units(&self, id: OrderId) -> Result<SmallVec<[u32; 1]>, CoreError> {
         let o = self.order(id)?;
         let account = self.logistics.refunds.get(&id);
         let mut left: SmallVec<[u32; 1]> = o
@@ -278,10 +285,7 @@ impl State {
             .enumerate()
             .map(|(i, l)| l.quantity() - account.and_then(|a| a.units.get(i)).copied().unwrap_or(0))
             .collect();
-        for (rid, r) in
-            self.returns().filter(|(rid, r)| r.order == id && r.status.holds_units() && Some(*rid) != except)
-        {
-            let _ = rid;
+        for r in self.logistics.returns.iter().filter(|r| r.order == id && r.status.holds_units()) {
             for &(position, units) in &r.lines {
                 if let Some(l) = left.get_mut(usize::from(position)) {
                     *l = l.saturating_sub(units);
@@ -361,13 +365,7 @@ impl State {
         if refunded > o.total {
             return Err(CoreError::RefundAboveLeft { left: Amount(o.total.0 - account.total.0) });
         }
-        let subsidy = Amount(
-            self.order_discounts(id)
-                .iter()
-                .filter(|d| d.funded_by == Sponsor::Platform)
-                .map(|d| d.amount.0)
-                .sum(),
-        );
+        let subsidy = crate::state::platform_subsidy(self.order_discounts(id));
         let commission_back = pro_rata(o.commission, refunded, o.total).0 - account.commission.0;
         let subsidy_back = pro_rata(subsidy, refunded, o.total).0 - account.subsidy.0;
         let (b, m) = (Owner::Buyer(o.buyer()), Owner::Merchant(o.merchant()));
@@ -408,13 +406,7 @@ impl State {
         account.subsidy.0 += subsidy_back;
         let units: SmallVec<[u32; 1]> = account.units.iter().copied().collect();
         if restock {
-            let index = id.index().unwrap_or_default();
-            for &(p, n, _) in &per_line {
-                let sku = self.orders[index].lines[p].sku;
-                let s = &mut self.skus[sku.index().unwrap_or_default()];
-                s.sold -= u64::from(n);
-                s.available += u64::from(n);
-            }
+            self.restock_lines(id, per_line.iter().map(|&(p, n, _)| (p, n)));
         }
         // Parcels not yet left whose every line is refunded in full are cancelled.
         let o = self.order(id)?;
@@ -453,7 +445,7 @@ impl State {
             return Err(CoreError::Forbidden("refund another merchant's order"));
         }
         self.order_after_payment(id)?;
-        let left = self.returnable_units(id, None)?;
+        let left = self.returnable_units(id)?;
         let account = self.logistics.refunds.get(&id);
         let o = self.order(id)?;
         let lines: SmallVec<[(u8, u32); 1]> = (0..o.lines.len())
@@ -482,7 +474,7 @@ impl State {
             return Err(CoreError::Forbidden("refund another merchant's order"));
         }
         self.order_after_payment(id)?;
-        let left = self.returnable_units(id, None)?;
+        let left = self.returnable_units(id)?;
         let resolved = self.resolve_lines(id, lines, &left)?;
         let amount = self.refund_money(now, id, &resolved, shipping, restock)?;
         Ok(Outcome::LinesRefunded { order: id, amount })
@@ -506,7 +498,7 @@ impl State {
         if lines.is_empty() {
             return Err(out_of_bounds("lines", "a return names 1 to 32 lines"));
         }
-        let left = self.returnable_units(id, None)?;
+        let left = self.returnable_units(id)?;
         let resolved = self.resolve_lines(id, lines, &left)?;
         if self.logistics.returns.len() as u64 >= RETURNS_MAX {
             return Err(CoreError::Overflow("returns"));
@@ -564,13 +556,7 @@ impl State {
         }
         let (order, lines) = (r.order, r.lines.clone());
         if restock {
-            let index = order.index().unwrap_or_default();
-            for (p, n) in lines {
-                let sku = self.orders[index].lines[usize::from(p)].sku;
-                let s = &mut self.skus[sku.index().unwrap_or_default()];
-                s.sold -= u64::from(n);
-                s.available += u64::from(n);
-            }
+            self.restock_lines(order, lines.into_iter().map(|(p, n)| (usize::from(p), n)));
         }
         let r = &mut self.logistics.returns[id.index().unwrap_or_default()];
         r.status = ReturnStatus::Received;

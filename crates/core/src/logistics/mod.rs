@@ -67,13 +67,16 @@ pub struct DayBook {
     pub booked: u32,
     pub dispatched: u32,
     pub rolled_over: u32,
-    /// Shipments booked on the day, to check when it ends (drained then).
-    pub(crate) pending: Vec<U40>,
 }
 
 /// An interned region code ("CN-ZJ"): warehouses, lanes and addresses name regions by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RegionId(pub u16);
+
+impl RegionId {
+    /// No region: a parcel of a merchant without warehouses, a buyer without an address.
+    pub const NONE: RegionId = RegionId(u16::MAX);
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Carrier {
@@ -88,12 +91,6 @@ pub struct Lane {
     pub to: RegionId,
     pub p50_days: u16,
     pub p90_days: u16,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Address {
-    pub region: RegionId,
-    pub text: String,
 }
 
 /// The merchant's side of a shipment.
@@ -200,7 +197,8 @@ pub struct Shipment {
     warehouse: u32,
     /// The carrier's id value, 0 for none (no carrier serves the lane).
     carrier: u16,
-    /// The buyer's region at payment, for a parcel from a warehouse (`u16::MAX` otherwise).
+    /// The buyer's region at payment, for a parcel from a warehouse ([`RegionId::NONE`]
+    /// otherwise).
     pub destination: RegionId,
     pub lifecycle: Lifecycle,
     pub tracking: Option<TrackingStatus>,
@@ -324,7 +322,6 @@ impl HistoryRecord {
 /// Counts kept as shipments move, for the big screen (on-time rates, promise drift).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogisticsCounters {
-    pub shipments: u64,
     pub dispatched_on_time: u64,
     pub dispatched_late: u64,
     pub delivered_on_time: u64,
@@ -334,16 +331,19 @@ pub struct LogisticsCounters {
     pub repromised: u64,
     /// Days the re-promises moved dispatch dates out, in total.
     pub repromised_days: u64,
-    pub tracking_events: u64,
 }
 
 /// Everything logistics and after-sales keep, one part of [`crate::State`].
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Logistics {
     pub(crate) regions: Vec<String>,
+    /// Region codes to their ids: derived from `regions`, rebuilt on decode.
+    #[serde(skip)]
+    region_index: BTreeMap<String, RegionId>,
     pub(crate) warehouses: Vec<Warehouse>,
     pub(crate) carriers: Vec<Carrier>,
-    pub(crate) addresses: BTreeMap<BuyerId, Address>,
+    /// Buyers' delivery addresses (their regions are in their records, `Buyer::region`).
+    pub(crate) addresses: BTreeMap<BuyerId, String>,
     /// A merchant's shipping fee per order, by currency: charged once however many parcels.
     pub(crate) shipping_fees: BTreeMap<(MerchantId, Currency), Amount>,
     pub(crate) shipments: Chunked<Shipment>,
@@ -351,8 +351,9 @@ pub struct Logistics {
     /// For each order (by position), its first shipment's id value (0: none); an order's
     /// shipments have consecutive ids.
     pub(crate) order_shipments: Chunked<U40>,
-    /// Warehouse days with shipments to check when they end: (end, warehouse id value, day).
-    pub(crate) dispatch_due: BTreeSet<(Millis, u32, u32)>,
+    /// Shipments to check when the warehouse day they are booked on ends, by (end, warehouse
+    /// id value, day); an entry goes when its list is drained.
+    pub(crate) dispatch_due: BTreeMap<(Millis, u32, u32), Vec<U40>>,
     /// Shipments to check when their promised delivery day ends.
     pub(crate) delivery_due: BTreeMap<Millis, Vec<U40>>,
     pub(crate) order_shipping: BTreeMap<OrderId, Amount>,
@@ -372,11 +373,46 @@ impl Logistics {
     }
 
     pub fn region(&self, name: &str) -> Option<RegionId> {
-        self.regions.iter().position(|r| r == name).map(|i| RegionId(i as u16))
+        self.region_index.get(name).copied()
+    }
+
+    /// The id of a region code, added if new (the caller checked there is room).
+    pub(crate) fn intern_region(&mut self, name: &str) -> RegionId {
+        if let Some(id) = self.region(name) {
+            return id;
+        }
+        let id = RegionId(self.regions.len() as u16);
+        self.regions.push(name.to_owned());
+        self.region_index.insert(name.to_owned(), id);
+        id
+    }
+
+    pub(crate) fn rebuild_index(&mut self) {
+        self.region_index =
+            self.regions.iter().enumerate().map(|(i, r)| (r.clone(), RegionId(i as u16))).collect();
     }
 
     pub fn counters(&self) -> &LogisticsCounters {
         &self.counters
+    }
+
+    /// Every shipment created.
+    pub fn shipment_count(&self) -> u64 {
+        self.shipments.len() as u64
+    }
+
+    /// Carrier events recorded: the history less its re-promises.
+    pub fn tracking_events(&self) -> u64 {
+        self.history.len() as u64 - self.counters.repromised
+    }
+
+    /// Appends a record to a shipment's history chain.
+    fn append_history(&mut self, shipment: usize, kind: u8, key: [u8; 6], at_s: u32) {
+        let position = self.history.len() as u64;
+        let s = &mut self.shipments[shipment];
+        self.history.push(HistoryRecord { prev: s.last_event, kind, key, at_s });
+        s.last_event = U40::new(position + 1);
+        s.events = s.events.saturating_add(1);
     }
 
     /// A shipment's history, oldest first.
@@ -408,7 +444,10 @@ impl crate::State {
         let (orders, warehouses, carriers) =
             (self.orders.len() as u64, l.warehouses.len() as u64, l.carriers.len() as u64);
         let regions = l.regions.len();
-        let region_ok = |r: RegionId| usize::from(r.0) < regions || r.0 == u16::MAX;
+        if l.regions.iter().collect::<BTreeSet<_>>().len() != regions || regions >= usize::from(u16::MAX) {
+            return Err("a region code appears twice, or too many");
+        }
+        let region_ok = |r: RegionId| usize::from(r.0) < regions || r == RegionId::NONE;
         for s in l.shipments.iter() {
             let order_ok = (1..=orders).contains(&s.order.get());
             let warehouse_ok = u64::from(s.warehouse) <= warehouses;
@@ -426,21 +465,19 @@ impl crate::State {
             return Err("an order names a shipment that does not exist");
         }
         let pending_ok = |v: &[U40]| v.iter().all(|s| (1..=shipments).contains(&s.get()));
-        for w in &l.warehouses {
-            if w.merchant.index().is_none_or(|m| m >= self.merchants.len()) || !region_ok(w.region) {
-                return Err("a warehouse names what does not exist");
-            }
-            if w.days.values().any(|d| !pending_ok(&d.pending)) {
-                return Err("a warehouse day names a shipment that does not exist");
-            }
+        if l.warehouses
+            .iter()
+            .any(|w| w.merchant.index().is_none_or(|m| m >= self.merchants.len()) || !region_ok(w.region))
+        {
+            return Err("a warehouse names what does not exist");
         }
-        if l.dispatch_due.iter().any(|&(_, w, _)| w == 0 || u64::from(w) > warehouses)
+        let warehouse_ok = |w: u32| w != 0 && u64::from(w) <= warehouses;
+        if l.dispatch_due.iter().any(|(&(_, w, _), v)| !warehouse_ok(w) || !pending_ok(v))
             || l.delivery_due.values().any(|v| !pending_ok(v))
         {
             return Err("a due entry names what does not exist");
         }
         if l.carriers.iter().any(|c| c.lanes.iter().any(|lane| !region_ok(lane.from) || !region_ok(lane.to)))
-            || l.addresses.values().any(|a| !region_ok(a.region))
             || self.buyers.iter().any(|b| b.region.is_some_and(|r| !region_ok(r)))
         {
             return Err("a lane or address names a region that does not exist");

@@ -29,13 +29,32 @@ pub(crate) struct Planned {
 /// What paying an order creates: its parcels, and where they go.
 pub(crate) struct Plan {
     parcels: SmallVec<[Planned; 1]>,
-    /// The buyer's region at payment (`u16::MAX`: no address).
+    /// The buyer's region at payment ([`RegionId::NONE`]: no address).
     destination: RegionId,
 }
 
 /// The first working day from `from` with room for one more parcel, within `horizon` days.
 fn first_slot(w: &Warehouse, from: u32, horizon: u32) -> Option<u32> {
     calendar::first_day_with_room(&w.calendar(), from, w.capacity_per_day, horizon, |d| w.booked(d))
+}
+
+/// Up to `budget` shipments of the first entry of `due` whose time (`at` of its key) has
+/// come, taken from the end of its list; the entry goes once its list is empty. `None` when
+/// nothing is due or the budget is spent.
+fn take_due<K: Ord + Copy>(
+    due: &mut BTreeMap<K, Vec<U40>>,
+    now: Millis,
+    at: impl Fn(&K) -> Millis,
+    budget: usize,
+) -> Option<(K, Vec<U40>)> {
+    let mut entry = due.first_entry().filter(|e| budget > 0 && at(e.key()) <= now)?;
+    let key = *entry.key();
+    let list = entry.get_mut();
+    let taken = list.split_off(list.len() - list.len().min(budget));
+    if list.is_empty() {
+        entry.remove();
+    }
+    Some((key, taken))
 }
 
 fn seconds(at: Millis) -> u32 {
@@ -79,8 +98,10 @@ impl State {
         self.logistics.shipments.iter().enumerate().map(|(i, s)| (ShipmentId::from_index(i), s))
     }
 
-    pub fn address(&self, buyer: BuyerId) -> Option<&Address> {
-        self.logistics.addresses.get(&buyer)
+    /// A buyer's delivery address and its region.
+    pub fn address(&self, buyer: BuyerId) -> Option<(&str, RegionId)> {
+        let region = self.buyer(buyer).ok()?.region?;
+        Some((self.logistics.addresses.get(&buyer)?, region))
     }
 
     /// The warehouse a SKU ships from: the one set for it, else its merchant's first; `None`
@@ -109,14 +130,6 @@ impl State {
     /// The shipping fee an order was charged (once, however many parcels it ships in).
     pub fn order_shipping(&self, order: OrderId) -> Amount {
         self.logistics.order_shipping.get(&order).copied().unwrap_or(Amount::ZERO)
-    }
-
-    fn intern_region(&mut self, name: &str) -> RegionId {
-        if let Some(id) = self.logistics.region(name) {
-            return id;
-        }
-        self.logistics.regions.push(name.to_owned());
-        RegionId((self.logistics.regions.len() - 1) as u16)
     }
 
     /// Refuses a region that is neither known nor has room in the table.
@@ -165,7 +178,7 @@ impl State {
         let mut closed_days = new.closed_days.clone();
         closed_days.sort_unstable();
         closed_days.dedup();
-        let region = self.intern_region(&new.region);
+        let region = self.logistics.intern_region(&new.region);
         self.logistics.warehouses.push(Warehouse {
             merchant: new.merchant,
             name: new.name.clone(),
@@ -203,8 +216,8 @@ impl State {
             .lanes
             .iter()
             .map(|l| Lane {
-                from: self.intern_region(&l.from),
-                to: self.intern_region(&l.to),
+                from: self.logistics.intern_region(&l.from),
+                to: self.logistics.intern_region(&l.to),
                 p50_days: l.p50_days,
                 p90_days: l.p90_days,
             })
@@ -226,7 +239,7 @@ impl State {
         // names one of theirs, and cannot fill the region table.
         let region = self.logistics.region(region).ok_or(CoreError::NotFound("region"))?;
         Self::check_name("address", text, ADDRESS_BYTES_MAX)?;
-        self.logistics.addresses.insert(buyer, Address { region, text: text.to_owned() });
+        self.logistics.addresses.insert(buyer, text.to_owned());
         self.buyers[buyer.index().unwrap_or_default()].region = Some(region);
         Ok(Outcome::AddressSet { buyer })
     }
@@ -331,10 +344,10 @@ impl State {
         if self.merchant(o.merchant())?.warehouses.is_empty() {
             let all = if o.lines.len() >= 32 { u32::MAX } else { (1u32 << o.lines.len()) - 1 };
             parcels.push(Planned { warehouse: 0, lines_mask: all, estimate: None });
-            return Ok(Plan { parcels, destination: RegionId(u16::MAX) });
+            return Ok(Plan { parcels, destination: RegionId::NONE });
         }
         let address = self.buyer(o.buyer())?.region;
-        let destination = address.unwrap_or(RegionId(u16::MAX));
+        let destination = address.unwrap_or(RegionId::NONE);
         for (position, line) in o.lines.iter().enumerate() {
             let warehouse = self.sku(line.sku).ok().and_then(|s| self.sku_warehouse(s));
             let value = warehouse.map_or(0, |w| w.0 as u32);
@@ -385,7 +398,6 @@ impl State {
                 delivered_at_s: 0,
                 tracking_at_s: 0,
             });
-            l.counters.shipments += 1;
             if planned.estimate.is_some() {
                 l.warehouses[planned.warehouse as usize - 1].awaiting += 1;
                 l.book(planned.warehouse, dispatch_day, id);
@@ -563,12 +575,8 @@ impl State {
             at = record.prev.get();
         }
         let occurred_s = seconds(e.occurred_at);
-        let position = l.history.len() as u64;
-        l.history.push(HistoryRecord { prev: s.last_event, kind: e.status as u8, key, at_s: occurred_s });
-        l.counters.tracking_events += 1;
+        l.append_history(index, e.status as u8, key, occurred_s);
         let s = &mut l.shipments[index];
-        s.last_event = U40::new(position + 1);
-        s.events = s.events.saturating_add(1);
         let moves = s.tracking.is_none_or(|current| {
             current.rank() < TrackingStatus::FINAL_RANK
                 && e.status.rank() >= current.rank()
@@ -627,12 +635,8 @@ impl State {
 
     /// When the next day's end with work is due.
     pub(crate) fn next_logistics_due(&self) -> Option<Millis> {
-        let dispatch = self.logistics.dispatch_due.first().map(|(at, _, _)| *at);
-        let delivery = self.logistics.delivery_due.first_key_value().map(|(at, _)| *at);
-        match (dispatch, delivery) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let dispatch = self.logistics.dispatch_due.keys().next().map(|k| k.0);
+        dispatch.into_iter().chain(self.logistics.delivery_due.keys().next().copied()).min()
     }
 
     /// The work of the days that ended by `now`, at most `budget` shipments: parcels still
@@ -642,20 +646,10 @@ impl State {
     pub(crate) fn logistics_tick(&mut self, now: Millis, mut budget: usize) -> (u32, u32) {
         let tickets_before = self.logistics.tickets.len();
         let mut repromised = 0u32;
-        while budget > 0 {
-            let Some(&(at, warehouse, day)) = self.logistics.dispatch_due.first() else { break };
-            if at > now {
-                break;
-            }
-            let w = &mut self.logistics.warehouses[(warehouse as usize).saturating_sub(1)];
-            let book = w.days.entry(day).or_default();
-            let take = book.pending.len().min(budget);
-            let due: Vec<U40> = book.pending.split_off(book.pending.len() - take);
-            if book.pending.is_empty() {
-                book.pending = Vec::new();
-                self.logistics.dispatch_due.remove(&(at, warehouse, day));
-            }
-            budget -= take.max(1);
+        while let Some(((_, warehouse, day), due)) =
+            take_due(&mut self.logistics.dispatch_due, now, |k| k.0, budget)
+        {
+            budget -= due.len();
             for id in due {
                 let id = ShipmentId(id.get());
                 let Ok(s) = self.shipment(id) else { continue };
@@ -668,19 +662,8 @@ impl State {
                 }
             }
         }
-        while budget > 0 {
-            let Some(mut entry) = self.logistics.delivery_due.first_entry() else { break };
-            let at = *entry.key();
-            if at > now {
-                break;
-            }
-            let pending = entry.get_mut();
-            let take = pending.len().min(budget);
-            let due = pending.split_off(pending.len() - take);
-            if pending.is_empty() {
-                entry.remove();
-            }
-            budget -= take.max(1);
+        while let Some((at, due)) = take_due(&mut self.logistics.delivery_due, now, |&k| k, budget) {
+            budget -= due.len();
             for id in due {
                 let id = ShipmentId(id.get());
                 let Ok(s) = self.shipment(id) else { continue };
@@ -718,18 +701,9 @@ impl State {
             s.promised_from += shift;
             s.promised_by += shift;
         }
-        let (promise, last) = (s.promise(), s.last_event);
-        let position = l.history.len() as u64;
-        let record = HistoryRecord {
-            prev: last,
-            kind: REPROMISED + RepromiseReason::MissedDispatch as u8,
-            key: key48(u64::from(new_day)),
-            at_s: seconds(now),
-        };
-        l.history.push(record);
-        let s = &mut l.shipments[index];
-        s.last_event = U40::new(position + 1);
-        s.events = s.events.saturating_add(1);
+        let promise = s.promise();
+        let kind = REPROMISED + RepromiseReason::MissedDispatch as u8;
+        l.append_history(index, kind, key48(u64::from(new_day)), seconds(now));
         l.counters.repromised += 1;
         l.counters.repromised_days += u64::from(shift);
         l.book(warehouse, new_day, id.0);
@@ -745,12 +719,8 @@ impl Logistics {
             return;
         };
         let end = Millis(calendar::day_end_ms(day, w.utc_offset_minutes));
-        let book = w.days.entry(day).or_default();
-        book.booked += 1;
-        if book.pending.is_empty() {
-            self.dispatch_due.insert((end, warehouse, day));
-        }
-        book.pending.push(U40::new(shipment));
+        w.days.entry(day).or_default().booked += 1;
+        self.dispatch_due.entry((end, warehouse, day)).or_default().push(U40::new(shipment));
     }
 
     /// When a promised delivery day ends, in the warehouse's local time.

@@ -87,8 +87,9 @@ async fn an_order_ships_is_tracked_delivered_returned_and_survives_a_kill() {
     let (_, order) = server.get("/v1/orders/1", &buyer).await;
     assert_eq!(order["status"], "delivered");
     // An event for a shipment that does not exist: 404, and nothing recorded.
-    let bad = json!({"events": [event("e9", "in_transit", at)], });
-    let bad = json!({"events": [bad["events"][0].clone(), {"shipment_id": 99, "event_id": "x", "status": "in_transit", "occurred_at": at}]});
+    let mut unknown = event("e9", "in_transit", at);
+    unknown["shipment_id"] = json!(99);
+    let bad = json!({"events": [event("e8", "in_transit", at), unknown]});
     assert_eq!(server.post("/v1/tracking-events", &carrier_key, "feed-2", bad).await.0, 404);
 
     // A return of one unit: received and restocked, then refunded (with the shipping).
