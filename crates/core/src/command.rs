@@ -464,8 +464,10 @@ pub enum Outcome {
     TicketOpened {
         ticket: TicketId,
     },
+    /// `at`: when, so the answer shows the ticket as of this change.
     TicketUpdated {
         ticket: TicketId,
         status: TicketStatus,
+        at: Millis,
     },
 }

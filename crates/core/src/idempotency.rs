@@ -176,8 +176,8 @@ impl Remembered {
             Outcome::ReturnReceived { ret } => (K::ReturnReceived, ret.0, None),
             Outcome::ReturnRefunded { ret, amount } => (K::ReturnRefunded, ret.0, Some(amount.0)),
             Outcome::TicketOpened { ticket } => (K::TicketOpened, ticket.0, None),
-            Outcome::TicketUpdated { ticket, status } => {
-                (K::TicketUpdated, ticket.0 << 3 | status as u64, None)
+            Outcome::TicketUpdated { ticket, status, at } => {
+                (K::TicketUpdated, ticket.0 << 3 | status as u64, Some(at.0))
             }
         };
         let key = kept_key(idempotency.key);
@@ -217,6 +217,7 @@ impl Remembered {
                     | K::ShippingFeeSet
                     | K::LinesRefunded
                     | K::ReturnRefunded
+                    | K::TicketUpdated
             )
         )
     }
@@ -291,7 +292,7 @@ impl Remembered {
             K::TicketOpened => Outcome::TicketOpened { ticket: TicketId(a) },
             K::TicketUpdated => {
                 let status = *crate::logistics::TicketStatus::ALL.get((a & 7) as usize)?;
-                Outcome::TicketUpdated { ticket: TicketId(a >> 3), status }
+                Outcome::TicketUpdated { ticket: TicketId(a >> 3), status, at: Millis(extra()?) }
             }
         })
     }

@@ -402,7 +402,9 @@ pub struct ReturnView {
     /// `requested`, `approved`, `rejected`, `received` or `refunded`.
     pub status: &'static str,
     pub requested_at: u64,
-    pub updated_at: u64,
+    pub decided_at: Option<u64>,
+    pub received_at: Option<u64>,
+    pub refunded_at: Option<u64>,
     pub restocked: bool,
     pub refunded: u64,
 }
@@ -436,10 +438,15 @@ pub struct ServiceTicketView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReceiptView {
     /// What happened: `address_set`, `sku_warehouse_set`, `shipping_fee_set`,
-    /// `tracking_recorded`, `lines_refunded`.
+    /// `shipment_dispatched`, `shipment_cancelled`, `tracking_recorded`, `lines_refunded`.
     pub result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buyer_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipment_id: Option<u64>,
+    /// When it happened (ms since the epoch), for a dispatch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sku_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -461,6 +468,8 @@ impl ReceiptView {
         ReceiptView {
             result,
             buyer_id: None,
+            shipment_id: None,
+            at: None,
             sku_id: None,
             warehouse_id: None,
             merchant_id: None,
@@ -688,7 +697,9 @@ fn return_view(state: &State, id: ReturnId, r: &ReturnRequest) -> ReturnView {
         reason: r.reason.name(),
         status: r.status.name(),
         requested_at: r.requested_at.0,
-        updated_at: r.updated_at.0,
+        decided_at: r.decided_at.map(|t| t.0),
+        received_at: r.received_at.map(|t| t.0),
+        refunded_at: r.refunded_at.map(|t| t.0),
         restocked: r.restocked,
         refunded: r.refunded.0,
     }
@@ -984,19 +995,17 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Option<Result<View, CoreErro
                 amount: Some(fee.0),
                 ..ReceiptView::new("shipping_fee_set")
             }),
-            Outcome::ShipmentDispatched { shipment } | Outcome::ShipmentCancelled { shipment } => {
-                // As the command left it: its own change, and no tracking after it.
-                let s = state.shipment(shipment)?;
-                let mut view = shipment_view(state, shipment, s);
-                if let Outcome::ShipmentCancelled { .. } = outcome {
-                    view.status = Lifecycle::Cancelled.name();
-                } else {
-                    view.status = Lifecycle::Dispatched.name();
-                    view.delivered_at = None;
-                }
-                view.history.retain(|h| view.dispatched_at.is_none_or(|d| h.at <= d));
-                LogisticsView::Shipment(view)
-            }
+            // What the command did, not the parcel as it is later (the carrier's events go on):
+            // the same answer for a repeat. `GET /v1/shipments/{id}` shows it now.
+            Outcome::ShipmentDispatched { shipment } => LogisticsView::Receipt(ReceiptView {
+                shipment_id: Some(shipment.0),
+                at: Some(u64::from(state.shipment(shipment)?.dispatched_at_s) * 1_000),
+                ..ReceiptView::new("shipment_dispatched")
+            }),
+            Outcome::ShipmentCancelled { shipment } => LogisticsView::Receipt(ReceiptView {
+                shipment_id: Some(shipment.0),
+                ..ReceiptView::new("shipment_cancelled")
+            }),
             Outcome::TrackingRecorded { recorded, duplicates } => LogisticsView::Receipt(ReceiptView {
                 recorded: Some(recorded),
                 duplicates: Some(duplicates),
@@ -1020,18 +1029,38 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Option<Result<View, CoreErro
                     Outcome::ReturnReceived { .. } => ReturnStatus::Received.name(),
                     _ => ReturnStatus::Refunded.name(),
                 };
-                if let Outcome::ReturnRefunded { amount, .. } = *outcome {
-                    view.refunded = amount.0;
+                // As of the command: what happened after it (set once, later) is left out.
+                let step = match *outcome {
+                    Outcome::ReturnRequested { .. } => 0,
+                    Outcome::ReturnDecided { .. } => 1,
+                    Outcome::ReturnReceived { .. } => 2,
+                    _ => 3,
+                };
+                if step < 3 {
+                    (view.refunded, view.refunded_at) = (0, None);
+                }
+                if step < 2 {
+                    (view.restocked, view.received_at) = (false, None);
+                }
+                if step < 1 {
+                    view.decided_at = None;
                 }
                 LogisticsView::Return(view)
             }
             Outcome::TicketOpened { ticket } | Outcome::TicketUpdated { ticket, .. } => {
                 let t = state.ticket(ticket)?;
                 let mut view = ticket_view(ticket, t);
-                view.status = match *outcome {
-                    Outcome::TicketUpdated { status, .. } => status.name(),
-                    _ => TicketStatus::New.name(),
-                };
+                // As of the command. A first response is set by the merchant's first change
+                // and kept: for the answer to a later change it is already there.
+                match *outcome {
+                    Outcome::TicketUpdated { status, at, .. } => {
+                        (view.status, view.updated_at) = (status.name(), at.0);
+                    }
+                    _ => {
+                        (view.status, view.updated_at) = (TicketStatus::New.name(), t.opened_at.0);
+                        view.first_response_at = None;
+                    }
+                }
                 LogisticsView::Ticket(view)
             }
             _ => return Err(CoreError::NotFound("a logistics outcome")),
@@ -1236,7 +1265,7 @@ pub async fn get_order_shipments(
 
 /// Mark a shipment dispatched (its merchant).
 #[utoipa::path(post, path = "/v1/shipments/{id}/dispatch", tag = "logistics",
-    responses((status = 200, body = ShipmentView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, body = ReceiptView), (status = "4XX", body = ErrorBody)))]
 pub async fn dispatch_shipment(
     axum::extract::State(app): axum::extract::State<AppState>,
     Auth(actor): Auth,
@@ -1248,7 +1277,7 @@ pub async fn dispatch_shipment(
 
 /// Cancel a shipment not yet dispatched, freeing its slot (its merchant).
 #[utoipa::path(post, path = "/v1/shipments/{id}/cancel", tag = "logistics",
-    responses((status = 200, body = ShipmentView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, body = ReceiptView), (status = "4XX", body = ErrorBody)))]
 pub async fn cancel_shipment(
     axum::extract::State(app): axum::extract::State<AppState>,
     Auth(actor): Auth,

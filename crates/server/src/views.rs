@@ -546,7 +546,12 @@ pub(crate) fn order_view(
         expires_at: o.expires_at().0,
         restocked,
         shipping: state.order_shipping(id).0,
-        refunded: state.refund_account(id).map_or(0, |a| a.total.0),
+        // As of an answer: a refund's answer shows the order refunded whole, the others none.
+        refunded: match as_of {
+            None => state.refund_account(id).map_or(0, |a| a.total.0),
+            Some((OrderStatus::Refunded, ..)) => o.total.0,
+            Some(_) => 0,
+        },
         subtotal: o.total.0 + state.order_discounts(id).iter().map(|d| d.amount.0).sum::<u64>()
             - state.order_shipping(id).0,
         discounts: state

@@ -110,8 +110,11 @@ pub struct ReturnRequest {
     pub reason: ReturnReason,
     pub status: ReturnStatus,
     pub requested_at: Millis,
-    /// When it last changed status.
-    pub updated_at: Millis,
+    /// When it was approved or rejected, received, refunded: each set once, never changed, so
+    /// an answer can be rendered as of its command.
+    pub decided_at: Option<Millis>,
+    pub received_at: Option<Millis>,
+    pub refunded_at: Option<Millis>,
     pub restocked: bool,
     pub refunded: Amount,
 }
@@ -509,7 +512,9 @@ impl State {
             reason,
             status: ReturnStatus::Requested,
             requested_at: now,
-            updated_at: now,
+            decided_at: None,
+            received_at: None,
+            refunded_at: None,
             restocked: false,
             refunded: Amount::ZERO,
         });
@@ -537,7 +542,7 @@ impl State {
         }
         let r = &mut self.logistics.returns[id.index().unwrap_or_default()];
         r.status = if approve { ReturnStatus::Approved } else { ReturnStatus::Rejected };
-        r.updated_at = now;
+        r.decided_at = Some(now);
         Ok(Outcome::ReturnDecided { ret: id, approved: approve })
     }
 
@@ -561,7 +566,7 @@ impl State {
         let r = &mut self.logistics.returns[id.index().unwrap_or_default()];
         r.status = ReturnStatus::Received;
         r.restocked = restock;
-        r.updated_at = now;
+        r.received_at = Some(now);
         Ok(Outcome::ReturnReceived { ret: id })
     }
 
@@ -582,7 +587,7 @@ impl State {
         let r = &mut self.logistics.returns[id.index().unwrap_or_default()];
         r.status = ReturnStatus::Refunded;
         r.refunded = amount;
-        r.updated_at = now;
+        r.refunded_at = Some(now);
         Ok(Outcome::ReturnRefunded { ret: id, amount })
     }
 
@@ -679,7 +684,7 @@ impl State {
         if staff && t.first_response_at.is_none() {
             t.first_response_at = Some(now);
         }
-        Ok(Outcome::TicketUpdated { ticket: id, status })
+        Ok(Outcome::TicketUpdated { ticket: id, status, at: now })
     }
 }
 

@@ -66,7 +66,9 @@ async fn an_order_ships_is_tracked_delivered_returned_and_survives_a_kill() {
     assert_eq!(server.post("/v1/shipments/1/dispatch", &other, "d-x", json!(null)).await.0, 403);
 
     let (status, dispatched) = server.post("/v1/shipments/1/dispatch", &merchant, "d-1", json!(null)).await;
-    assert_eq!((status, dispatched["status"].as_str()), (200, Some("dispatched")), "{dispatched}");
+    assert_eq!((status, dispatched["result"].as_str()), (200, Some("shipment_dispatched")), "{dispatched}");
+    let (_, shipment) = server.get("/v1/shipments/1", &merchant).await;
+    assert_eq!(shipment["status"], "dispatched", "{shipment}");
     let at = crate::harness::now_ms();
     let event = |id: &str, status: &str, at: u64| json!({"shipment_id": 1, "event_id": id, "status": status, "occurred_at": at});
     let feed = json!({"events": [event("e1", "in_transit", at), event("e2", "out_for_delivery", at + 1_000),

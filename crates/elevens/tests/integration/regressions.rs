@@ -478,3 +478,54 @@ async fn regression_the_list_of_a_merchant_that_does_not_exist_is_a_page() {
         assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{path}: {body}");
     }
 }
+
+/// Found reading the change: the answers to logistics writes were rendered from the entity as
+/// it is now, so a repeat of the same key got another answer once the parcel, the return, the
+/// ticket or the order had moved on (its tracking, its times, what was refunded since).
+#[tokio::test]
+async fn regression_a_repeated_logistics_write_answers_as_it_first_did() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::harness::Server::start(dir.path(), &[]);
+    let admin = server.admin.clone();
+    let (merchant, _) = server.marketplace(1, 10_000_000).await;
+    let warehouse = json!({"name": "w", "region": "CN-ZJ", "capacity_per_day": 10, "cutoff": "24:00"});
+    server.post("/v1/merchants/1/warehouses", &merchant, "wh", warehouse).await;
+    let lanes =
+        json!({"name": "c", "lanes": [{"from": "CN-ZJ", "to": "CN-BJ", "p50_days": 1, "p90_days": 2}]});
+    server.post("/v1/carriers", &admin, "carrier", lanes).await;
+    server.put("/v1/buyers/1/address", &admin, "addr", json!({"region": "CN-BJ", "address": "road"})).await;
+    let sku = crate::harness::sku(&server, &merchant, 10, 1_000).await;
+    let order = json!({"buyer_id": 1, "lines": [{"sku_id": sku, "quantity": 2}]});
+    server.post("/v1/orders", &admin, "o", order).await;
+    let first = |path: &'static str, key: &'static str, body: serde_json::Value| {
+        let (server, admin) = (&server, admin.clone());
+        async move {
+            let (status, answer) = server.post(path, &admin, key, body).await;
+            assert!(status < 300, "{path}: {status} {answer}");
+            answer
+        }
+    };
+    let pay = first("/v1/orders/1/pay", "pay", json!(null)).await;
+    let dispatch = first("/v1/shipments/1/dispatch", "dispatch", json!(null)).await;
+    let ret = json!({"lines": [{"sku_id": sku, "quantity": 1}], "reason": "damaged"});
+    let requested = first("/v1/orders/1/returns", "return", ret.clone()).await;
+    let approved = first("/v1/returns/1/approve", "approve", json!(null)).await;
+    let ticket = first("/v1/orders/1/tickets", "ticket", json!({"subject": "late"})).await;
+    let pending = first("/v1/tickets/1/status", "pending", json!({"status": "pending"})).await;
+    // Everything moves on.
+    let at = crate::harness::now_ms();
+    let feed =
+        json!({"events": [{"shipment_id": 1, "event_id": "e", "status": "delivered", "occurred_at": at}]});
+    server.post("/v1/tracking-events", &admin, "feed", feed).await;
+    first("/v1/returns/1/receive", "receive", json!({"restock": true})).await;
+    first("/v1/returns/1/refund", "refund", json!({"shipping": 0})).await;
+    first("/v1/tickets/1/status", "resolved", json!({"status": "resolved"})).await;
+    // The same keys answer as they first did.
+    assert_eq!(first("/v1/orders/1/pay", "pay", json!(null)).await, pay);
+    assert_eq!(first("/v1/shipments/1/dispatch", "dispatch", json!(null)).await, dispatch);
+    assert_eq!(first("/v1/orders/1/returns", "return", ret).await, requested);
+    assert_eq!(first("/v1/returns/1/approve", "approve", json!(null)).await, approved);
+    assert_eq!(first("/v1/orders/1/tickets", "ticket", json!({"subject": "late"})).await, ticket);
+    assert_eq!(first("/v1/tickets/1/status", "pending", json!({"status": "pending"})).await, pending);
+}
