@@ -250,6 +250,7 @@ async fn gated(
             return Ok(refusals.iter().map(|_| Answer::Refused("queue_full".into())).collect());
         }
         Err(SubmitError::ShuttingDown) => bail!("the engine stopped"),
+        Err(SubmitError::NotLeader) => bail!("the engine does not lead its replicated journal"),
     };
     let mut results = results.into_iter();
     Ok(refusals

@@ -8,7 +8,63 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cluster;
 mod prefault;
+
+/// Where the journal lives, for `serve` and `bench`: the data directory unless `--journal`.
+#[derive(clap::Args, Clone, Debug)]
+struct ReplicationArgs {
+    /// Carry the journal on NATS JetStream (`nats://host:port`, comma-separated for several):
+    /// one node leads, the others follow as hot standbys. Without it, the data directory's.
+    #[arg(long, env = "ELEVENS_JOURNAL")]
+    journal: Option<String>,
+    /// The stream's name (its lease bucket is `<stream>_lease`).
+    #[arg(long, env = "ELEVENS_STREAM", default_value = "ELEVENS")]
+    stream: String,
+    /// Replicas of the stream and the lease bucket: 3 for a real cluster.
+    #[arg(long, env = "ELEVENS_REPLICAS", default_value_t = 3)]
+    replicas: usize,
+    /// How long the leader's lease lasts without renewal, in milliseconds: a standby takes
+    /// over this long after the leader dies.
+    #[arg(long, env = "ELEVENS_LEASE_TTL_MS", default_value_t = 1_500)]
+    lease_ttl_ms: u64,
+    /// The address this node's API is reached at, as the other nodes name it to clients.
+    #[arg(long, env = "ELEVENS_ADVERTISE")]
+    advertise: Option<String>,
+    /// The first admin key's secret: read from this file, or created in it (default: the data
+    /// directory's admin.key). Give every node of a cluster the same file.
+    #[arg(long, env = "ELEVENS_ADMIN_KEY_FILE")]
+    admin_key_file: Option<PathBuf>,
+}
+
+impl ReplicationArgs {
+    fn apply(
+        &self,
+        file: Option<&elevens_server::config::ReplicationFile>,
+        config: &mut Config,
+    ) -> anyhow::Result<()> {
+        let url = self.journal.clone().or_else(|| file.and_then(|f| f.journal.clone()));
+        if let Some(url) = url {
+            if !url.split(',').all(|u| u.trim().starts_with("nats://")) {
+                anyhow::bail!("--journal takes nats://host:port addresses, not {url}");
+            }
+            let mut options = elevens_replication::Options::new(&url);
+            options.stream = file.and_then(|f| f.stream.clone()).unwrap_or_else(|| self.stream.clone());
+            options.replicas = file.and_then(|f| f.replicas).unwrap_or(self.replicas);
+            let ttl_ms = file.and_then(|f| f.lease_ttl_ms).unwrap_or(self.lease_ttl_ms);
+            if !(200..=60_000).contains(&ttl_ms) || options.replicas == 0 {
+                anyhow::bail!("the lease lasts 200 to 60,000 ms, and a stream has at least one replica");
+            }
+            options.lease_ttl = std::time::Duration::from_millis(ttl_ms);
+            config.journal = elevens_server::config::JournalTarget::Nats(options);
+        }
+        config.advertise = self.advertise.clone();
+        if let Some(path) = &self.admin_key_file {
+            config.admin_key_path = path.clone();
+        }
+        Ok(())
+    }
+}
 
 /// mimalloc: commands are allocated by gateway threads and freed by the sequencer; glibc's
 /// malloc made that cross-thread traffic a tenth of the sequencer's time. Large blocks are
@@ -48,6 +104,13 @@ enum Cmd {
         /// A TOML config file with the admission rules (see README); defaults without one.
         #[arg(long, env = "ELEVENS_CONFIG")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        replication: ReplicationArgs,
+    },
+    /// A replicated cluster on this machine: `up` starts it, `status` shows its nodes.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCmd,
     },
     /// Run a workload of the brief against the engine; prints a table, writes a JSON report.
     Bench {
@@ -184,16 +247,25 @@ fn main() -> ExitCode {
             snapshot_direct_io,
             batch_max,
             config: file,
+            replication,
         } => {
             let mut config = Config::new(data, listen);
+            let mut replication_file = None;
             if let Some(path) = file {
                 match ConfigFile::read(&path) {
-                    Ok(file) => (config.admission, config.http) = (file.admission, file.http),
+                    Ok(file) => {
+                        (config.admission, config.http) = (file.admission, file.http);
+                        replication_file = Some(file.replication);
+                    }
                     Err(error) => {
                         eprintln!("elevens: {error:#}");
                         return ExitCode::FAILURE;
                     }
                 }
+            }
+            if let Err(error) = replication.apply(replication_file.as_ref(), &mut config) {
+                eprintln!("elevens: {error:#}");
+                return ExitCode::FAILURE;
             }
             config.reservation_ttl_ms = reservation_ttl_ms;
             config.snapshot_every_commands = snapshot_every.max(1);
@@ -202,6 +274,7 @@ fn main() -> ExitCode {
             serve(config)
         }
         Cmd::Audit { data } => audit(data),
+        Cmd::Cluster { command } => Ok(cluster::run(command)),
         Cmd::AdminKey { data, revoke_others } => admin_key(data, revoke_others),
         Cmd::Demo { data, listen, starts_in, seed } => demo(data, listen, starts_in, seed),
         Cmd::Bench {

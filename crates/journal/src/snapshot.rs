@@ -34,6 +34,9 @@ pub struct Snapshot {
     file: memmap2::Mmap,
     /// Where the encoded state starts in it.
     at: usize,
+    /// What the writer kept beside it ([`SnapshotStore::publish_with`]): a replicated node's
+    /// place in its stream.
+    pub meta: Option<Vec<u8>>,
 }
 
 impl Snapshot {
@@ -106,7 +109,10 @@ impl SnapshotStore {
                 std::thread::spawn(move || read_ahead(&file));
             }
             match decode(&map, seq) {
-                Some(at) => return Ok(Some(Snapshot { seq, file: map, at })),
+                Some(at) => {
+                    let meta = std::fs::read(self.meta_path(seq)).ok();
+                    return Ok(Some(Snapshot { seq, file: map, at, meta }));
+                }
                 None => tracing::warn!(path = %path.display(), "snapshot damaged; skipping it"),
             }
         }
@@ -139,14 +145,30 @@ impl SnapshotStore {
     /// Moves a finished snapshot into place (it is what the next start reads) and deletes the
     /// oldest beyond [`SNAPSHOTS_KEPT`].
     pub fn publish(&self, seq: u64) -> Result<(), JournalError> {
+        self.publish_with(seq, None)
+    }
+
+    /// [`SnapshotStore::publish`], with `meta` kept beside the snapshot (written and synced
+    /// before the snapshot is moved into place, so a published snapshot always has it).
+    pub fn publish_with(&self, seq: u64, meta: Option<&[u8]>) -> Result<(), JournalError> {
+        if let Some(meta) = meta {
+            let path = self.meta_path(seq);
+            let mut file = File::create(&path).map_err(io_error(&path))?;
+            file.write_all(meta).and_then(|()| file.sync_all()).map_err(io_error(&path))?;
+        }
         let (tmp, path) = (self.tmp_path(seq), self.dir.join(format!("snapshot-{seq:020}.bin")));
         std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error(&self.dir))?;
         let all = self.list()?;
-        for (_, old) in all.iter().take(all.len().saturating_sub(SNAPSHOTS_KEPT)) {
+        for (old_seq, old) in all.iter().take(all.len().saturating_sub(SNAPSHOTS_KEPT)) {
             std::fs::remove_file(old).map_err(io_error(old))?;
+            let _ = std::fs::remove_file(self.meta_path(*old_seq));
         }
         Ok(())
+    }
+
+    fn meta_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("snapshot-{seq:020}.meta"))
     }
 
     /// Deletes an unfinished snapshot (its writer failed).

@@ -155,6 +155,7 @@ async fn submit(
     let outcomes = submit_admitted(&app.engine, admitted, in_flight).await.map_err(|e| match e {
         SubmitError::Overloaded => ApiError::overloaded(),
         SubmitError::ShuttingDown => ApiError::shutting_down(),
+        SubmitError::NotLeader => ApiError::not_leader(&app.engine),
     })?;
     let mut outcomes = outcomes.into_iter();
     Ok(refusals

@@ -17,8 +17,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Where the durable records are read from.
+pub enum Source {
+    /// The data directory's journal.
+    Local,
+    /// The replicated stream (snapshots still come from the data directory).
+    Stream(Box<crate::replicated::StreamReader>),
+}
+
 pub struct Auditor {
     data_dir: PathBuf,
+    source: Source,
     /// The last record made durable, stored by the journal thread before it answers.
     durable_seq: Arc<AtomicU64>,
     running: tokio::sync::Semaphore,
@@ -33,8 +42,20 @@ pub enum AuditError {
 }
 
 impl Auditor {
-    pub fn new(data_dir: &Path, durable_seq: Arc<AtomicU64>) -> Auditor {
-        Auditor { data_dir: data_dir.to_path_buf(), durable_seq, running: tokio::sync::Semaphore::new(1) }
+    pub fn new(data_dir: &Path, durable_seq: Arc<AtomicU64>, source: Source) -> Auditor {
+        Auditor {
+            data_dir: data_dir.to_path_buf(),
+            source,
+            durable_seq,
+            running: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    fn durable_state(&self, up_to: u64) -> Result<State, StartError> {
+        match &self.source {
+            Source::Local => durable_state(&self.data_dir, up_to),
+            Source::Stream(reader) => reader.durable_state(&self.data_dir, up_to),
+        }
     }
 
     /// Audits the state as of the last record durable now (so it includes every write already
@@ -43,7 +64,7 @@ impl Auditor {
         let _running = self.running.try_acquire().map_err(|_| AuditError::Busy)?;
         let up_to = self.durable_seq.load(Ordering::Acquire);
         let auditor = self.clone();
-        tokio::task::spawn_blocking(move || Ok(durable_state(&auditor.data_dir, up_to)?.audit()))
+        tokio::task::spawn_blocking(move || Ok(auditor.durable_state(up_to)?.audit()))
             .await
             .map_err(|_| AuditError::Busy)?
     }
@@ -51,7 +72,7 @@ impl Auditor {
     /// The same, for a caller outside the runtime (the bench's end-of-run check).
     pub fn audit_blocking(&self) -> Result<AuditReport, AuditError> {
         let _running = self.running.try_acquire().map_err(|_| AuditError::Busy)?;
-        Ok(durable_state(&self.data_dir, self.durable_seq.load(Ordering::Acquire))?.audit())
+        Ok(self.durable_state(self.durable_seq.load(Ordering::Acquire))?.audit())
     }
 }
 

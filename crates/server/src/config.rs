@@ -34,12 +34,29 @@ pub struct Config {
     pub admission: elevens_admission::Rules,
     /// Connections: how many, and how long each may take to send a request or sit idle.
     pub http: crate::http::HttpLimits,
+    /// Where the journal lives: the data directory (embedded), or a NATS JetStream stream.
+    pub journal: JournalTarget,
+    /// The address other nodes and clients reach this node's API at (replicated mode; the
+    /// listen address by default).
+    pub advertise: Option<String>,
+    /// The secret of the first admin key, read from here (or created here) on a new journal.
+    pub admin_key_path: PathBuf,
+}
+
+/// Where the journal is kept.
+#[derive(Clone, Debug, Default)]
+pub enum JournalTarget {
+    /// Segment files in the data directory, one process: the default.
+    #[default]
+    Local,
+    /// A replicated JetStream stream: one leader, hot standbys.
+    Nats(elevens_replication::Options),
 }
 
 impl Config {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Config {
         Config {
-            data_dir,
+            data_dir: data_dir.clone(),
             listen,
             batch_commands_max: 10_000,
             request_bytes_max: 8 << 20,
@@ -53,6 +70,9 @@ impl Config {
             http_in_progress_max: 512,
             admission: elevens_admission::Rules::default(),
             http: crate::http::HttpLimits::default(),
+            journal: JournalTarget::Local,
+            advertise: None,
+            admin_key_path: data_dir.join("admin.key"),
         }
     }
 }
@@ -80,6 +100,19 @@ pub struct ConfigFile {
     pub admission: elevens_admission::Rules,
     #[serde(default)]
     pub http: crate::http::HttpLimits,
+    #[serde(default)]
+    pub replication: ReplicationFile,
+}
+
+/// `[replication]`: the journal on NATS JetStream (the command line's flags win).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationFile {
+    /// `nats://host:port`, comma-separated for several.
+    pub journal: Option<String>,
+    pub stream: Option<String>,
+    pub replicas: Option<usize>,
+    pub lease_ttl_ms: Option<u64>,
 }
 
 impl ConfigFile {

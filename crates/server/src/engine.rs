@@ -25,6 +25,7 @@ use elevens_core::{
     Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, Outcome, State,
 };
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
+use elevens_replication::Position;
 use elevens_search::{Search, SkuDoc};
 use parking_lot::Mutex;
 use std::path::Path;
@@ -82,45 +83,61 @@ pub struct Submission {
     pub items: Vec<Item>,
     pub reply: tokio::sync::oneshot::Sender<Vec<ItemResult>>,
     enqueued: std::time::Instant,
+    /// What the replication shell asks of the sequencer (never a client).
+    control: Option<Control>,
+}
+
+/// The replication shell's requests, queued in order with the clients' submissions.
+pub(crate) enum Control {
+    /// Commands the leader made durable in the stream, to apply as they are: a follower's
+    /// part. `position` is the chain's place after them.
+    Replicated { envelopes: Vec<Envelope>, position: Position },
+    /// This node holds the lease as of `term`: the journal's writer fences the stream, then
+    /// the node leads.
+    Promote { term: u64 },
 }
 
 /// The encoded records of a batch, back to back in one buffer (no allocation per command).
 /// Encoded on the journal thread, which waits on the disk most of the time, rather than on the
 /// sequencer, which is the engine's bottleneck.
 #[derive(Default)]
-struct Records {
+pub(crate) struct Records {
     bytes: Vec<u8>,
     ends: Vec<usize>,
 }
 
 impl Records {
-    fn push(&mut self, envelope: &Envelope) {
+    pub(crate) fn push(&mut self, envelope: &Envelope) {
         // Encoding plain data into a Vec cannot fail.
         let bytes = std::mem::take(&mut self.bytes);
         self.bytes = postcard::to_extend(envelope, bytes).unwrap_or_default();
         self.ends.push(self.bytes.len());
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
     }
 
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.bytes[start..end])
     }
 }
 
 /// A group commit: what the journal thread makes durable before it sends the replies.
-struct Durable {
+pub(crate) struct Durable {
     /// The commands that changed the state, in order: the journal's records once encoded.
-    changes: Vec<Envelope>,
+    pub(crate) changes: Vec<Envelope>,
     /// What analytics folds in once the batch is durable.
     events: Vec<Event>,
     replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>, std::time::Instant)>,
     /// A snapshot being written by a forked child, to publish once this batch is durable.
     snapshot: Option<WritingChild>,
+    /// Replicated: the stream's place after the frames this batch applied (they are durable
+    /// already), and a lease to lead with.
+    pub(crate) followed: Option<Position>,
+    pub(crate) promote: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +150,8 @@ pub enum StartError {
     Locked(String),
     #[error("building the search index: {0}")]
     Search(#[from] elevens_search::SearchError),
+    #[error("the replicated journal: {0}")]
+    Replication(String),
 }
 
 /// Takes the data directory's lock file for as long as the returned file lives, so that two
@@ -328,7 +347,15 @@ fn decode_on_two_cores(bytes: &[u8]) -> Result<State, postcard::Error> {
 pub struct Engine {
     pub handle: EngineHandle,
     threads: Vec<JoinHandle<()>>,
+    /// The replicated journal's connection and tasks, if the journal is on NATS.
+    replication: Option<Box<crate::replicated::Replication>>,
     _lock: std::fs::File,
+}
+
+/// Where a start found its state, and what carries its journal on.
+enum Origin {
+    Local(Journal),
+    Replicated(Box<crate::replicated::Replication>),
 }
 
 #[derive(Clone)]
@@ -346,6 +373,13 @@ pub struct EngineHandle {
     pub search: Arc<Search>,
     /// Audits the durable state off the sequencer.
     pub auditor: Arc<crate::audit::Auditor>,
+    /// Whether this node may write: always with the local journal; with a replicated one,
+    /// only the lease holder once it has fenced the stream.
+    leading: Arc<AtomicBool>,
+    /// The last record durable and applied here (what a read sees, what a write was given).
+    durable_seq: Arc<AtomicU64>,
+    /// Replicated mode: the node's role, its place in the stream, the leader.
+    pub replica: Option<Arc<crate::replicated::ReplicaStatus>>,
 }
 
 /// Time the sequencer spent applying batches, and the items it applied (reads and writes).
@@ -370,13 +404,37 @@ impl EngineHandle {
         items: Vec<Item>,
     ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Vec<Item>> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Submission { items, reply, enqueued: std::time::Instant::now() }) {
+        let submission = Submission { items, reply, enqueued: std::time::Instant::now(), control: None };
+        match self.tx.try_send(submission) {
             Ok(()) => Ok(rx),
             Err(e) => {
                 metrics::counter!("elevens_overloaded_total").increment(1);
                 Err(e.into_inner().items)
             }
         }
+    }
+
+    /// Queues a request of the replication shell, waiting while the queue is full (a
+    /// follower's backpressure). `false` once the engine is gone.
+    pub(crate) fn control(&self, control: Control) -> bool {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let submission = Submission {
+            items: Vec::new(),
+            reply,
+            enqueued: std::time::Instant::now(),
+            control: Some(control),
+        };
+        self.tx.send(submission).is_ok()
+    }
+
+    /// Whether writes are taken here now (see [`EngineHandle::replica`] for why not).
+    pub fn writable(&self) -> bool {
+        self.leading.load(Ordering::Acquire) && self.replica.as_ref().is_none_or(|replica| !replica.stalled())
+    }
+
+    /// The last record durable and applied on this node.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
     }
 
     pub fn latency(&self) -> Arc<AtomicU64> {
@@ -434,7 +492,20 @@ impl Engine {
     pub fn start(config: &Config) -> Result<(Engine, RecoveryReport), StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
         let options = JournalOptions { segment_bytes_max: config.segment_bytes_max };
-        let (state, journal, mut report) = recover(&config.data_dir, options, true)?;
+        let leading = Arc::new(AtomicBool::new(false));
+        let (state, origin, mut report) = match &config.journal {
+            crate::config::JournalTarget::Local => {
+                let (state, journal, report) = recover(&config.data_dir, options, true)?;
+                leading.store(true, Ordering::Release);
+                (state, Origin::Local(journal), report)
+            }
+            crate::config::JournalTarget::Nats(options) => {
+                let node = config.advertise.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+                let (state, replication, report) =
+                    crate::replicated::recover(&config.data_dir, options, node, leading.clone())?;
+                (state, Origin::Replicated(Box::new(replication)), report)
+            }
+        };
         let started = std::time::Instant::now();
         let snapshots =
             SnapshotStore::open(&config.data_dir.join("snapshots"))?.direct_io(config.snapshot_direct_io);
@@ -462,7 +533,7 @@ impl Engine {
             folded_notify: tokio::sync::Notify::new(),
         });
         let (events_tx, events_rx) = crossbeam_channel::bounded(READ_MODEL_QUEUE_MAX);
-        let (journal_models, folding_models) = (read_models.clone(), read_models.clone());
+        let folding_models = read_models.clone();
         let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
@@ -475,6 +546,7 @@ impl Engine {
         // One snapshot written at a time: the sequencer forks only when the last one is done.
         let (children_tx, children_rx) = crossbeam_channel::bounded(1);
         let snapshot_busy = Arc::new(AtomicBool::new(false));
+        let state_applied = state.applied();
         let sequencer = Sequencer {
             work: work.clone(),
             counts: BatchCounts::default(),
@@ -485,13 +557,27 @@ impl Engine {
             snapshots: snapshots.clone(),
             snapshot_busy: snapshot_busy.clone(),
             recovered_from: report.snapshot_seq.unwrap_or(0),
+            leading: leading.clone(),
         };
         let latency = Arc::new(AtomicU64::new(0));
-        let journal_latency = latency.clone();
-        let durable_seq = Arc::new(AtomicU64::new(journal.next_seq() - 1));
-        let auditor = Arc::new(crate::audit::Auditor::new(&config.data_dir, durable_seq.clone()));
+        let durable_seq = Arc::new(AtomicU64::new(match &origin {
+            Origin::Local(journal) => journal.next_seq() - 1,
+            Origin::Replicated(_) => state_applied,
+        }));
+        let source = match &origin {
+            Origin::Local(_) => crate::audit::Source::Local,
+            Origin::Replicated(replication) => crate::audit::Source::Stream(Box::new(replication.reader())),
+        };
+        let auditor = Arc::new(crate::audit::Auditor::new(&config.data_dir, durable_seq.clone(), source));
+        let out = JournalOut {
+            latency: latency.clone(),
+            durable_seq: durable_seq.clone(),
+            events: EventsOut { tx: events_tx, models: read_models.clone() },
+            spare: spare_tx,
+            snapshots: children_tx,
+        };
 
-        let threads = vec![
+        let mut threads = vec![
             std::thread::Builder::new()
                 .name("sequencer".into())
                 .spawn(move || {
@@ -499,14 +585,6 @@ impl Engine {
                     sequencer.run(rx, durable_tx, Spares { changes: spare_rx, events: spare_events_rx })
                 })
                 .expect("spawn the sequencer thread"),
-            std::thread::Builder::new()
-                .name("journal".into())
-                .spawn(move || {
-                    let events = EventsOut { tx: events_tx, models: journal_models };
-                    let out = JournalOut { latency: journal_latency, durable_seq, events, spare: spare_tx };
-                    run_journal(journal, children_tx, durable_rx, out)
-                })
-                .expect("spawn the journal thread"),
             std::thread::Builder::new()
                 .name("snapshots".into())
                 .spawn(move || snapshotter::run(snapshots, children_rx, snapshot_busy))
@@ -520,15 +598,53 @@ impl Engine {
                 .spawn(move || commit_search(committer_search))
                 .expect("spawn the search committer"),
         ];
-        let handle = EngineHandle { tx, keys, latency, work, read_models, analytics, search, auditor };
-        Ok((Engine { handle, threads, _lock: lock }, report))
+        let (replication, replica) = match origin {
+            Origin::Local(journal) => {
+                let journal = std::thread::Builder::new()
+                    .name("journal".into())
+                    .spawn(move || run_journal(journal, durable_rx, out))
+                    .expect("spawn the journal thread");
+                threads.push(journal);
+                (None, None)
+            }
+            Origin::Replicated(replication) => {
+                threads.extend(replication.spawn_threads(durable_rx, out));
+                let replica = replication.status.clone();
+                (Some(replication), Some(replica))
+            }
+        };
+        let handle = EngineHandle {
+            tx,
+            keys,
+            latency,
+            work,
+            read_models,
+            analytics,
+            search,
+            auditor,
+            leading,
+            durable_seq,
+            replica,
+        };
+        let mut engine = Engine { handle, threads, replication, _lock: lock };
+        if let Some(replication) = engine.replication.as_mut() {
+            replication.start_tasks(engine.handle.clone());
+        }
+        Ok((engine, report))
     }
 
-    /// Stops accepting work, lets the last batch become durable, and joins the threads.
-    pub fn shutdown(self) {
+    /// Stops accepting work, lets the last batch become durable, and joins the threads (a
+    /// replicated leader then gives its lease up).
+    pub fn shutdown(mut self) {
+        if let Some(replication) = self.replication.as_mut() {
+            replication.stop_tasks();
+        }
         drop(self.handle);
         for thread in self.threads {
             let _ = thread.join();
+        }
+        if let Some(replication) = self.replication {
+            replication.release();
         }
     }
 }
@@ -572,6 +688,9 @@ struct Sequencer {
     snapshot_busy: Arc<AtomicBool>,
     /// The record of the snapshot the state was recovered from (0 if none).
     recovered_from: u64,
+    /// Writes are applied only while this is set ([`EngineHandle::writable`]); a follower
+    /// applies the stream and nothing else, and makes no ticks of its own.
+    leading: Arc<AtomicBool>,
 }
 
 impl Sequencer {
@@ -596,8 +715,16 @@ impl Sequencer {
             let at = now_ms().max(self.state.clock());
             let changes = spare.changes.try_recv().unwrap_or_default();
             let events = spare.events.try_recv().unwrap_or_default();
-            let mut batch = Durable { changes, events, replies: Vec::new(), snapshot: None };
-            if self.state.next_due().is_some_and(|due| due <= at) {
+            let mut batch = Durable {
+                changes,
+                events,
+                replies: Vec::new(),
+                snapshot: None,
+                followed: None,
+                promote: None,
+            };
+            let leading = self.leading.load(Ordering::Acquire);
+            if leading && self.state.next_due().is_some_and(|due| due <= at) {
                 let tick = Envelope { actor: Actor::Admin, idempotency: None, at, command: Command::Tick };
                 if let Err(error) = self.write(tick, &mut batch.changes, &mut batch.events) {
                     tracing::error!(%error, "reservation expiry refused");
@@ -605,7 +732,20 @@ impl Sequencer {
             }
             let mut commands = 0;
             let mut next = first;
-            while let Some(submission) = next {
+            while let Some(mut submission) = next {
+                if let Some(control) = submission.control.take() {
+                    commands += self.control(control, &mut batch);
+                    next = rx.try_recv().ok();
+                    continue;
+                }
+                let writes = submission.items.iter().any(|item| matches!(item, Item::Write { .. }));
+                if writes && !leading {
+                    // A write that raced a loss of the lease: never applied here. Its reply is
+                    // dropped, which the gateway answers 503.
+                    metrics::counter!("elevens_writes_refused_not_leader_total").increment(1);
+                    next = rx.try_recv().ok();
+                    continue;
+                }
                 commands += submission.items.len();
                 let mut results = Vec::with_capacity(submission.items.len());
                 let mut items = submission.items.into_iter();
@@ -632,7 +772,12 @@ impl Sequencer {
                 last_snapshot = self.state.applied();
                 batch.snapshot = self.fork_snapshot();
             }
-            if batch.changes.is_empty() && batch.replies.is_empty() && batch.snapshot.is_none() {
+            if batch.changes.is_empty()
+                && batch.replies.is_empty()
+                && batch.snapshot.is_none()
+                && batch.followed.is_none()
+                && batch.promote.is_none()
+            {
                 continue;
             }
             let took = started.elapsed();
@@ -655,6 +800,45 @@ impl Sequencer {
             && waiting_since.elapsed() < snapshotter::CHILD_TIME_MAX
         {
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Applies what the replication shell hands over; returns the commands applied.
+    fn control(&mut self, control: Control, batch: &mut Durable) -> usize {
+        match control {
+            Control::Replicated { envelopes, position } => {
+                for envelope in &envelopes {
+                    let expected = self.state.applied() + 1;
+                    match self.state.apply(envelope) {
+                        Ok(applied @ Applied::Changed(_)) if self.state.applied() == expected => {
+                            self.counts.changed += 1;
+                            self.keys.observe(&self.state, applied.outcome());
+                            batch.events.extend(events_of(
+                                &self.state,
+                                applied.outcome(),
+                                self.state.clock(),
+                            ));
+                        }
+                        other => {
+                            // The stream is the truth and replay is deterministic: a command that
+                            // does not apply as it did on the leader means this state is not the
+                            // leader's. Stop before answering anything from it.
+                            tracing::error!(
+                                seq = expected,
+                                ?other,
+                                "replication diverged from the stream; stopping"
+                            );
+                            std::process::abort();
+                        }
+                    }
+                }
+                batch.followed = Some(position);
+                envelopes.len()
+            }
+            Control::Promote { term } => {
+                batch.promote = Some(term);
+                0
+            }
         }
     }
 
@@ -801,23 +985,45 @@ fn commit_search(search: std::sync::Weak<Search>) {
 }
 
 /// What the journal thread hands on once a batch is durable.
-struct JournalOut {
+pub(crate) struct JournalOut {
     /// The slowest reply of the last group commit ([`EngineHandle::latency`]).
     latency: Arc<AtomicU64>,
     /// The last durable record, stored before the replies leave.
-    durable_seq: Arc<AtomicU64>,
+    pub(crate) durable_seq: Arc<AtomicU64>,
     events: EventsOut,
     /// Emptied lists of changes, back to the sequencer.
     spare: crossbeam_channel::Sender<Vec<Envelope>>,
+    /// Snapshots written by forked children, published once their last record is durable.
+    snapshots: crossbeam_channel::Sender<WritingChild>,
 }
 
-fn run_journal(
-    mut journal: Journal,
-    snapshots: crossbeam_channel::Sender<WritingChild>,
-    rx: crossbeam_channel::Receiver<Durable>,
-    out: JournalOut,
-) {
-    let JournalOut { latency, durable_seq, events, spare } = out;
+impl JournalOut {
+    /// Hands on batches that are durable now: their events to the read models, their replies,
+    /// their snapshot (with `meta`, the replicated stream's place after it). `slowest` is the
+    /// slowest reply's time since it was queued, over the batches of one write.
+    pub(crate) fn deliver(&self, batch: Durable, meta: Option<&Position>, slowest: &mut Duration) {
+        let now = std::time::Instant::now();
+        let Durable { mut changes, events, replies, snapshot, .. } = batch;
+        changes.clear();
+        let _ = self.spare.try_send(changes);
+        // Durable now: the read models may count it.
+        if !events.is_empty() {
+            self.events.publish(events);
+        }
+        for (reply, results, enqueued) in replies {
+            *slowest = (*slowest).max(now - enqueued);
+            let _ = reply.send(results);
+        }
+        self.latency.store(slowest.as_nanos() as u64, Ordering::Relaxed);
+        // The snapshot's last record is durable now: it may be published once written.
+        if let Some(mut child) = snapshot {
+            child.meta = meta.map(|position| position.to_bytes().to_vec());
+            let _ = self.snapshots.send(child);
+        }
+    }
+}
+
+fn run_journal(mut journal: Journal, rx: crossbeam_channel::Receiver<Durable>, out: JournalOut) {
     let mut records = Records::default();
     while let Ok(first) = rx.recv() {
         // If the disk fell behind, fold every waiting batch into this fsync.
@@ -841,7 +1047,7 @@ fn run_journal(
             );
         }
         match appended {
-            Ok(last) => durable_seq.store(last, Ordering::Release),
+            Ok(last) => out.durable_seq.store(last, Ordering::Release),
             Err(error) => {
                 // What reached the disk is unknown and the state is ahead of it: stop now,
                 // unacknowledged, and let recovery decide on restart.
@@ -849,25 +1055,9 @@ fn run_journal(
                 std::process::abort();
             }
         }
-        let now = std::time::Instant::now();
         let mut slowest = Duration::ZERO;
-        for mut batch in batches {
-            let mut changes = std::mem::take(&mut batch.changes);
-            changes.clear();
-            let _ = spare.try_send(changes);
-            // Durable now: the read models may count it.
-            if !batch.events.is_empty() {
-                events.publish(batch.events);
-            }
-            for (reply, results, enqueued) in batch.replies {
-                slowest = slowest.max(now - enqueued);
-                let _ = reply.send(results);
-            }
-            latency.store(slowest.as_nanos() as u64, Ordering::Relaxed);
-            // The snapshot's last record is durable now: it may be published once written.
-            if let Some(child) = batch.snapshot {
-                let _ = snapshots.send(child);
-            }
+        for batch in batches {
+            out.deliver(batch, None, &mut slowest);
         }
     }
     // Every batch is durable and answered: a start may hold damage below here for corruption.

@@ -193,6 +193,9 @@ pub async fn submit_admitted(
     if items.is_empty() {
         return Ok(Vec::new());
     }
+    if !engine.writable() && items.iter().any(|item| matches!(item, Item::Write { .. })) {
+        return Err(SubmitError::NotLeader);
+    }
     let rx = engine.submit(items).map_err(|_| SubmitError::Overloaded)?;
     guard.reached_engine = true;
     let results = rx.await.map_err(|_| SubmitError::ShuttingDown);
@@ -204,4 +207,6 @@ pub async fn submit_admitted(
 pub enum SubmitError {
     Overloaded,
     ShuttingDown,
+    /// A replicated node that does not lead now (a follower, or a leader without a quorum).
+    NotLeader,
 }

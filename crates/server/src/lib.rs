@@ -18,6 +18,7 @@ pub mod live;
 pub mod logistics;
 pub mod offline;
 pub mod openapi;
+pub mod replicated;
 mod snapshotter;
 pub mod views;
 pub mod wire;
@@ -52,9 +53,11 @@ pub fn router(app: AppState) -> Router {
     let gate_for_bound = app.gate.clone();
     let in_progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let in_progress_max = app.config.http_in_progress_max;
+    let engine = app.engine.clone();
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/v1/live", get(live::live))
+        .route("/v1/cluster", get(cluster))
         .route("/", get(live::screen))
         .route("/screen", get(live::screen))
         .route(
@@ -90,7 +93,79 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             refuse_oversized(request, next, body_limit)
         }))
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            at_position(request, next, engine.clone())
+        }))
         .with_state(app)
+}
+
+/// The header every answer carries: the last record durable and applied on this node when it
+/// was sent (for a write, at or after the write's own).
+pub const POSITION_HEADER: &str = "x-elevens-position";
+/// The header a read sends to see at least that position (a write's answer's, read from a
+/// standby): it waits up to [`POSITION_WAIT`] for this node to get there.
+pub const MIN_POSITION_HEADER: &str = "x-elevens-min-position";
+/// How long a read waits for the position it asks for before it is answered 503.
+const POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn at_position(request: Request, next: Next, engine: engine::EngineHandle) -> Response {
+    let wanted = request
+        .headers()
+        .get(MIN_POSITION_HEADER)
+        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+    match wanted {
+        Some(None) => {
+            let message = format!("{MIN_POSITION_HEADER} is a record number (an unsigned integer)");
+            return ApiError::bad_request("invalid_position", message).into_response();
+        }
+        Some(Some(wanted)) => {
+            let deadline = tokio::time::Instant::now() + POSITION_WAIT;
+            while engine.durable_seq() < wanted {
+                if tokio::time::Instant::now() >= deadline {
+                    let message = format!(
+                        "this node is at record {}, behind {wanted}; retry, or ask the leader",
+                        engine.durable_seq()
+                    );
+                    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "behind", message);
+                    e.body.retry_after_ms = Some(1_000);
+                    return e.into_response();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        None => {}
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(POSITION_HEADER, engine.durable_seq().into());
+    response
+}
+
+/// The node's place in a replicated cluster (or that it runs alone): its role, the leader,
+/// the records it has applied, and its lag behind the stream. No data, no key needed.
+async fn cluster(axum::extract::State(app): axum::extract::State<AppState>) -> Json<serde_json::Value> {
+    use std::sync::atomic::Ordering;
+    let engine = &app.engine;
+    Json(match &engine.replica {
+        None => serde_json::json!({ "mode": "embedded", "role": "leader", "applied": engine.durable_seq() }),
+        Some(replica) => {
+            let stream_applied = replica.stream_applied.load(Ordering::Acquire);
+            let stream_last = replica.stream_last.load(Ordering::Acquire).max(stream_applied);
+            serde_json::json!({
+                "mode": "replicated",
+                "node": replica.node,
+                "role": replica.role(),
+                "writable": engine.writable(),
+                "leader": *replica.leader.lock(),
+                "term": replica.term.load(Ordering::Acquire),
+                "applied": engine.durable_seq(),
+                "stream_applied": stream_applied,
+                "stream_last": stream_last,
+                "lag_messages": stream_last - stream_applied,
+                "refused_frames": replica.refused_frames.load(Ordering::Acquire),
+                "halted": *replica.halted.lock(),
+            })
+        }
+    })
 }
 
 /// Sheds a request with 429 when too many are already being handled, or a batch when admission
@@ -106,7 +181,7 @@ async fn bound_in_progress(
 ) -> Response {
     use std::sync::atomic::Ordering;
     let path = request.uri().path();
-    let operator = ["/healthz", "/metrics", "/v1/live", "/", "/screen"].contains(&path);
+    let operator = ["/healthz", "/metrics", "/v1/live", "/v1/cluster", "/", "/screen"].contains(&path);
     if operator || path.starts_with("/v1/admission") {
         return next.run(request).await;
     }
@@ -163,31 +238,33 @@ async fn refuse_oversized(request: Request, next: Next, limit: usize) -> Respons
     next.run(request).await
 }
 
-/// Registers the first admin key, once, on a new data directory. The secret is written to
-/// `<data>/admin.key` (mode 0600) *before* it is journaled, so a crash in between never leaves
-/// a key nobody knows. Returns the secret when it was created now.
-async fn bootstrap_admin_key(engine: &Engine, data_dir: &Path) -> anyhow::Result<Option<String>> {
-    if !engine.handle.keys.none_ever() {
-        if !engine.handle.keys.has_admin() {
+/// Registers the first admin key, once, on a new journal. The secret is read from
+/// `config.admin_key_path` or written there (mode 0600) *before* it is journaled, so a crash in
+/// between never leaves a key nobody knows. Returns the secret when it was created now.
+async fn bootstrap_admin_key(
+    engine: &engine::EngineHandle,
+    config: &Config,
+) -> anyhow::Result<Option<String>> {
+    if !engine.keys.none_ever() {
+        if !engine.keys.has_admin() {
             tracing::warn!(
                 "no admin key works in this data directory: stop the server and run `elevens admin-key --data {}`",
-                data_dir.display()
+                config.data_dir.display()
             );
         }
         return Ok(None);
     }
-    let path = data_dir.join("admin.key");
-    let secret = match std::fs::read_to_string(&path) {
+    let path = &config.admin_key_path;
+    let secret = match std::fs::read_to_string(path) {
         Ok(existing) if !existing.trim().is_empty() => existing.trim().to_owned(),
         _ => {
             let secret = new_secret();
-            write_private(&path, &secret)?;
+            write_private(path, &secret)?;
             secret
         }
     };
     let command = Command::CreateApiKey { acts_as: Actor::Admin, secret_sha256: hash_secret(&secret) };
     let rx = engine
-        .handle
         .submit(vec![Item::Write {
             actor: Actor::Admin,
             idempotency: None,
@@ -268,8 +345,24 @@ pub async fn serve_on(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
-    if let Some(secret) = bootstrap_admin_key(&engine, &config.data_dir).await? {
-        println!("admin key (shown once, also in {}): {secret}", config.data_dir.join("admin.key").display());
+    let mut first_key = None;
+    if engine.handle.replica.is_none() {
+        if let Some(secret) = bootstrap_admin_key(&engine.handle, &config).await? {
+            println!("admin key (shown once, also in {}): {secret}", config.admin_key_path.display());
+        }
+    } else {
+        // A replicated journal's first key is registered by its first leader, once it leads.
+        let (handle, config) = (engine.handle.clone(), config.clone());
+        first_key = Some(tokio::spawn(async move {
+            while !handle.writable() && handle.keys.none_ever() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            match bootstrap_admin_key(&handle, &config).await {
+                Ok(Some(_)) => println!("admin key registered from {}", config.admin_key_path.display()),
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, "registering the first admin key failed"),
+            }
+        }));
     }
     let address = listener.local_addr()?;
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
@@ -279,6 +372,9 @@ pub async fn serve_on(
     let limits = config.http.clone();
     let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics, gate };
     http::serve(listener, router(app), limits, shutdown).await?;
+    if let Some(task) = first_key {
+        task.abort(); // it holds the engine open
+    }
     tokio::task::spawn_blocking(move || engine.shutdown()).await?;
     Ok(())
 }

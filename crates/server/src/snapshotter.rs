@@ -36,6 +36,8 @@ pub(crate) struct WritingChild {
     pid: libc::pid_t,
     seq: u64,
     forked: Instant,
+    /// Kept beside the snapshot once written: a replicated node's place in its stream.
+    pub(crate) meta: Option<Vec<u8>>,
 }
 
 /// Forks a child that writes `state` to `file` and exits. Returns at once in the parent.
@@ -68,7 +70,7 @@ pub(crate) fn fork(state: &State, mut file: SnapshotFile) -> std::io::Result<Wri
             // The parent's copy of the file has nothing buffered (`SnapshotStore::create`);
             // dropping it closes the parent's descriptor, not the child's.
             drop(file);
-            Ok(WritingChild { pid, seq, forked: Instant::now() })
+            Ok(WritingChild { pid, seq, forked: Instant::now(), meta: None })
         }
     }
 }
@@ -82,7 +84,7 @@ pub(crate) fn run(
 ) {
     while let Ok(child) = children.recv() {
         match wait(&child) {
-            Ok(()) => match snapshots.publish(child.seq) {
+            Ok(()) => match snapshots.publish_with(child.seq, child.meta.as_deref()) {
                 Ok(()) => tracing::info!(
                     seq = child.seq,
                     ms = child.forked.elapsed().as_millis() as u64,

@@ -1,0 +1,236 @@
+//! The NATS side: the stream that carries the journal, the bucket that holds the lease, and
+//! the few calls the engine makes on them. Everything here is I/O; the rules (what a frame is,
+//! when a node may lead) are in [`crate::frame`] and the engine.
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use futures::StreamExt;
+use std::time::Duration;
+
+/// How long a publish waits for the quorum's acknowledgement before it is asked again.
+pub const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A stream's duplicate window: a frame published again within it (a retry after a lost
+/// acknowledgement) is stored once.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// The lease's key in its bucket.
+const LEASE_KEY: &str = "leader";
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `nats://host:port`, several separated by commas.
+    pub url: String,
+    /// The stream's name; its subject is `<stream>.journal`, its lease bucket `<stream>_lease`.
+    pub stream: String,
+    /// Replicas of the stream and of the lease bucket (3 in production; 1 for a lone server).
+    pub replicas: usize,
+    /// How long a lease lasts without being renewed.
+    pub lease_ttl: Duration,
+}
+
+impl Options {
+    pub fn new(url: &str) -> Options {
+        Options {
+            url: url.to_owned(),
+            stream: "ELEVENS".into(),
+            replicas: 3,
+            lease_ttl: Duration::from_millis(1_500),
+        }
+    }
+
+    pub fn subject(&self) -> String {
+        format!("{}.journal", self.stream)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("connecting to {url}: {why}")]
+    Connect { url: String, why: String },
+    #[error("{what}: {why}")]
+    Call { what: &'static str, why: String },
+}
+
+fn call<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> NatsError {
+    move |e| NatsError::Call { what, why: e.to_string() }
+}
+
+/// The connection, the journal's stream and the lease's bucket.
+#[derive(Clone)]
+pub struct Nats {
+    pub options: Options,
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    stream: stream::Stream,
+    lease: kv::Store,
+}
+
+/// What a publish did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored by the quorum at this stream sequence (maybe earlier, if it was a retry).
+    At(u64),
+    /// The stream's last sequence was not the one expected: another process appended. The
+    /// publisher is no longer the leader.
+    Fenced,
+}
+
+impl Nats {
+    /// Connects (retrying until the servers answer) and makes sure the stream and the bucket
+    /// exist with the settings the journal needs (file storage, `replicas`, `discard: new`, no
+    /// age limit, no deletes).
+    pub async fn connect(options: Options) -> Result<Nats, NatsError> {
+        let servers = options
+            .url
+            .split(',')
+            .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .name("elevens")
+            .connect(servers)
+            .await
+            .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(PUBLISH_ACK_TIMEOUT);
+        let config = stream::Config {
+            name: options.stream.clone(),
+            subjects: vec![options.subject()],
+            storage: stream::StorageType::File,
+            num_replicas: options.replicas,
+            discard: stream::DiscardPolicy::New,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: DUPLICATE_WINDOW,
+            deny_delete: true,
+            allow_direct: true,
+            max_message_size: (crate::frame::FRAME_BYTES_MAX + 4096) as i32,
+            ..Default::default()
+        };
+        let stream =
+            retry("creating the journal's stream", || jetstream.get_or_create_stream(config.clone())).await?;
+        let bucket = kv::Config {
+            bucket: format!("{}_lease", options.stream),
+            history: 1,
+            max_age: options.lease_ttl,
+            storage: stream::StorageType::File,
+            num_replicas: options.replicas,
+            ..Default::default()
+        };
+        let lease =
+            retry("creating the lease's bucket", || jetstream.create_or_update_key_value(bucket.clone()))
+                .await?;
+        Ok(Nats { options, client, jetstream, stream, lease })
+    }
+
+    /// Publishes a frame, with the stream's last sequence expected before it and an id that
+    /// makes a retry idempotent; the returned future resolves once the quorum has stored it.
+    pub async fn publish(
+        &self,
+        frame: bytes::Bytes,
+        id: &str,
+        expected_last: u64,
+    ) -> Result<jetstream::context::PublishAckFuture, NatsError> {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(frame)
+            .message_id(id)
+            .expected_last_sequence(expected_last);
+        self.jetstream.send_publish(self.options.subject(), publish).await.map_err(call("publishing a frame"))
+    }
+
+    /// The stream's last sequence (0 if empty).
+    pub async fn last_seq(&self) -> Result<u64, NatsError> {
+        let info = self.stream.get_info().await.map_err(call("reading the stream's state"))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// The stream's messages from `after + 1` on, in order, waiting for new ones at the end.
+    pub async fn follow(
+        &self,
+        after: u64,
+    ) -> Result<impl futures::Stream<Item = Result<(u64, bytes::Bytes), NatsError>>, NatsError> {
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                ..Default::default()
+            })
+            .await
+            .map_err(call("creating the follower's consumer"))?;
+        let messages = consumer.messages().await.map_err(call("following the stream"))?;
+        Ok(messages.map(|message| {
+            let message = message.map_err(call("reading the stream"))?;
+            let seq = message.info().map_err(call("reading a message's sequence"))?.stream_sequence;
+            Ok((seq, message.payload.clone()))
+        }))
+    }
+
+    /// One message by its stream sequence.
+    pub async fn get(&self, seq: u64) -> Result<bytes::Bytes, NatsError> {
+        let message = self.stream.direct_get(seq).await.map_err(call("reading a message"))?;
+        Ok(message.payload)
+    }
+
+    /// The lease as it is: its holder's value and revision, `None` if nobody holds it.
+    pub async fn lease(&self) -> Result<Option<(bytes::Bytes, u64)>, NatsError> {
+        let entry = self.lease.entry(LEASE_KEY).await.map_err(call("reading the lease"))?;
+        Ok(entry.filter(|e| e.operation == kv::Operation::Put).map(|e| (e.value, e.revision)))
+    }
+
+    /// Takes the lease if nobody holds it: its revision (the new leader's term), or `None`.
+    pub async fn take_lease(&self, holder: bytes::Bytes) -> Result<Option<u64>, NatsError> {
+        match self.lease.create(LEASE_KEY, holder).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(call("taking the lease")(e)),
+        }
+    }
+
+    /// Renews a lease held at `revision`: the new revision, or `None` if it is not held there
+    /// any more (it lapsed, or another node took it).
+    pub async fn renew_lease(&self, holder: bytes::Bytes, revision: u64) -> Result<Option<u64>, NatsError> {
+        match self.lease.update(LEASE_KEY, holder, revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(call("renewing the lease")(e)),
+        }
+    }
+}
+
+/// What an acknowledgement says: stored, fenced, or not known (to be asked again).
+pub async fn acknowledged(ack: jetstream::context::PublishAckFuture) -> Result<Appended, NatsError> {
+    use jetstream::context::PublishErrorKind;
+    match ack.await {
+        Ok(ack) => Ok(Appended::At(ack.sequence)),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Appended::Fenced),
+        Err(e) => Err(call("waiting for the quorum")(e)),
+    }
+}
+
+/// Calls `f` until it succeeds, for at most a minute: a cluster that is still electing its
+/// stream leader answers the first calls with errors.
+async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &'static str,
+    mut f: impl FnMut() -> F,
+) -> Result<T, NatsError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match f().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(call(what)(e)),
+            Err(e) => {
+                tracing::info!(what, error = %e, "NATS not ready; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+impl Nats {
+    /// Gives a lease held at `revision` up (a clean stop), so a standby need not wait it out.
+    pub async fn release_lease(&self, revision: u64) -> Result<(), NatsError> {
+        self.lease
+            .delete_expect_revision(LEASE_KEY, Some(revision))
+            .await
+            .map_err(call("releasing the lease"))
+    }
+}
