@@ -148,7 +148,7 @@ fn up(
     let stop = stop_flag()?;
     let started = Instant::now();
     let mut announced = false;
-    let client = http_client::blocking_client();
+    let client = http_client()?;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(SUPERVISE_EVERY);
         let mut changed = false;
@@ -256,31 +256,17 @@ fn stop_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> 
     Ok(flag)
 }
 
-mod http_client {
-    /// A client for loopback: short timeouts, blocking calls made on a small runtime.
-    pub struct Blocking {
-        runtime: tokio::runtime::Runtime,
-        client: ::reqwest::Client,
-    }
-
-    pub fn blocking_client() -> Blocking {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-        let client = ::reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(2))
-            .build()
-            .expect("a client");
-        Blocking { runtime, client }
-    }
-
-    impl Blocking {
-        pub fn get_json(&self, url: &str) -> Option<serde_json::Value> {
-            self.runtime.block_on(async { self.client.get(url).send().await.ok()?.json().await.ok() })
-        }
-    }
+/// A client for the nodes on loopback: short timeouts.
+fn http_client() -> anyhow::Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?)
 }
 
-fn role(client: &http_client::Blocking, url: &str) -> Option<String> {
-    let status = client.get_json(&format!("{url}/v1/cluster"))?;
+fn get_json(client: &reqwest::blocking::Client, url: &str) -> Option<serde_json::Value> {
+    client.get(url).send().ok()?.json().ok()
+}
+
+fn role(client: &reqwest::blocking::Client, url: &str) -> Option<String> {
+    let status = get_json(client, &format!("{url}/v1/cluster"))?;
     status["role"].as_str().map(str::to_owned)
 }
 
@@ -295,14 +281,14 @@ fn status(dir: Option<PathBuf>, mut nodes: Vec<String>) -> anyhow::Result<ExitCo
             .collect();
     }
     anyhow::ensure!(!nodes.is_empty(), "name the nodes (--nodes) or the folder `up` runs in (--dir)");
-    let client = http_client::blocking_client();
+    let client = http_client()?;
     println!(
         "{:<28} {:<9} {:>6} {:>12} {:>12} {:>8}  leader",
         "node", "role", "term", "applied", "stream", "lag"
     );
     let mut leaders = 0;
     for node in &nodes {
-        match client.get_json(&format!("{node}/v1/cluster")) {
+        match get_json(&client, &format!("{node}/v1/cluster")) {
             Some(s) => {
                 leaders += usize::from(s["role"] == "leader");
                 println!(

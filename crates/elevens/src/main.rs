@@ -18,16 +18,16 @@ struct ReplicationArgs {
     /// one node leads, the others follow as hot standbys. Without it, the data directory's.
     #[arg(long, env = "ELEVENS_JOURNAL")]
     journal: Option<String>,
-    /// The stream's name (its lease bucket is `<stream>_lease`).
-    #[arg(long, env = "ELEVENS_STREAM", default_value = "ELEVENS")]
-    stream: String,
-    /// Replicas of the stream and the lease bucket: 3 for a real cluster.
-    #[arg(long, env = "ELEVENS_REPLICAS", default_value_t = 3)]
-    replicas: usize,
+    /// The stream's name (its lease bucket is `<stream>_lease`) [default: ELEVENS].
+    #[arg(long, env = "ELEVENS_STREAM")]
+    stream: Option<String>,
+    /// Replicas of the stream and the lease bucket [default: 3, as a real cluster needs].
+    #[arg(long, env = "ELEVENS_REPLICAS")]
+    replicas: Option<usize>,
     /// How long the leader's lease lasts without renewal, in milliseconds: a standby takes
-    /// over this long after the leader dies.
-    #[arg(long, env = "ELEVENS_LEASE_TTL_MS", default_value_t = 1_500)]
-    lease_ttl_ms: u64,
+    /// over this long after the leader dies [default: 1500].
+    #[arg(long, env = "ELEVENS_LEASE_TTL_MS")]
+    lease_ttl_ms: Option<u64>,
     /// The address this node's API is reached at, as the other nodes name it to clients.
     #[arg(long, env = "ELEVENS_ADVERTISE")]
     advertise: Option<String>,
@@ -38,20 +38,24 @@ struct ReplicationArgs {
 }
 
 impl ReplicationArgs {
+    /// The flags over the config file's `[replication]`, over the defaults.
     fn apply(
         &self,
         file: Option<&elevens_server::config::ReplicationFile>,
         config: &mut Config,
     ) -> anyhow::Result<()> {
-        let url = self.journal.clone().or_else(|| file.and_then(|f| f.journal.clone()));
-        if let Some(url) = url {
+        let file = file.unwrap_or(&elevens_server::config::ReplicationFile::NONE);
+        if let Some(url) = self.journal.as_ref().or(file.journal.as_ref()) {
             if !url.split(',').all(|u| u.trim().starts_with("nats://")) {
                 anyhow::bail!("--journal takes nats://host:port addresses, not {url}");
             }
-            let mut options = elevens_replication::Options::new(&url);
-            options.stream = file.and_then(|f| f.stream.clone()).unwrap_or_else(|| self.stream.clone());
-            options.replicas = file.and_then(|f| f.replicas).unwrap_or(self.replicas);
-            let ttl_ms = file.and_then(|f| f.lease_ttl_ms).unwrap_or(self.lease_ttl_ms);
+            let mut options = elevens_replication::Options::new(url);
+            if let Some(stream) = self.stream.as_ref().or(file.stream.as_ref()) {
+                options.stream = stream.clone();
+            }
+            options.replicas = self.replicas.or(file.replicas).unwrap_or(options.replicas);
+            let default_ttl_ms = options.lease_ttl.as_millis() as u64;
+            let ttl_ms = self.lease_ttl_ms.or(file.lease_ttl_ms).unwrap_or(default_ttl_ms);
             if !(200..=60_000).contains(&ttl_ms) || options.replicas == 0 {
                 anyhow::bail!("the lease lasts 200 to 60,000 ms, and a stream has at least one replica");
             }

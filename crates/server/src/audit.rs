@@ -89,10 +89,7 @@ pub fn durable_state(data_dir: &Path, up_to: u64) -> Result<State, StartError> {
     let after = state.applied();
     elevens_journal::read_range(&data_dir.join("journal"), after, up_to, |seq, payload| {
         let envelope = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
-        match state.apply(&envelope) {
-            Ok(elevens_core::Applied::Changed(_)) if state.applied() == seq => Ok(()),
-            other => Err(format!("replay diverged from the journal: {other:?}")),
-        }
+        crate::engine::replay_record(&mut state, seq, &envelope).map(drop)
     })
     .map_err(StartError::from)?;
     Ok(state)

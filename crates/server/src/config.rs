@@ -104,7 +104,8 @@ pub struct ConfigFile {
     pub replication: ReplicationFile,
 }
 
-/// `[replication]`: the journal on NATS JetStream (the command line's flags win).
+/// `[replication]`: the journal on NATS JetStream. A flag given on the command line (or in
+/// its environment variable) wins over the value here.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicationFile {
@@ -113,6 +114,12 @@ pub struct ReplicationFile {
     pub stream: Option<String>,
     pub replicas: Option<usize>,
     pub lease_ttl_ms: Option<u64>,
+}
+
+impl ReplicationFile {
+    /// No `[replication]` section.
+    pub const NONE: ReplicationFile =
+        ReplicationFile { journal: None, stream: None, replicas: None, lease_ttl_ms: None };
 }
 
 impl ConfigFile {

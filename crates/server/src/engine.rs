@@ -7,6 +7,9 @@
 //!                         renders replies               every reply of the batch
 //! ```
 //!
+//! With a replicated journal, `replicated.rs` takes the journal thread's place (a writer and an
+//! acker on the stream) and feeds a follower's sequencer from the stream ([`Control`]).
+//!
 //! The state machine runs on one thread, the disk on the other, so applying batch N+1 overlaps
 //! the fsync of batch N (2 cores: one each). A reply leaves only after its batch is durable, and
 //! reads wait with the writes of their batch, so nothing is ever seen before it is durable.
@@ -304,14 +307,9 @@ fn replay_on_two_cores(
                 if let Some((_, ahead)) = chunk.get(i + PREFETCH_AHEAD) {
                     state.prefetch(ahead.idempotency.as_ref(), &ahead.command);
                 }
-                let seq = *seq;
-                match state.apply(envelope) {
-                    Ok(Applied::Changed(_)) if state.applied() == seq => {}
-                    other => {
-                        let why = format!("replay diverged from the journal: {other:?}");
-                        diverged = Some(JournalError::Replay { seq, why });
-                        break 'chunks;
-                    }
+                if let Err(why) = replay_record(state, *seq, envelope) {
+                    diverged = Some(JournalError::Replay { seq: *seq, why });
+                    break 'chunks;
                 }
             }
         }
@@ -324,6 +322,24 @@ fn replay_on_two_cores(
     })
 }
 
+/// Applies a record read back from a journal (the file's or the stream's): replay is
+/// deterministic, so it must change the state and be its `seq`-th command, as it was first.
+pub(crate) fn replay_record(state: &mut State, seq: u64, envelope: &Envelope) -> Result<Outcome, String> {
+    match state.apply(envelope) {
+        Ok(Applied::Changed(outcome)) if state.applied() == seq => Ok(outcome),
+        other => Err(format!("replay diverged from the journal at record {seq}: {other:?}")),
+    }
+}
+
+/// Starts one of the engine's threads. Failing to is a start that cannot go on (the process
+/// is out of threads or memory), so it panics.
+pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .unwrap_or_else(|error| panic!("spawning the {name} thread: {error}"))
+}
+
 /// A scoped thread's result, its panic carried on to the caller.
 fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
     handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -331,7 +347,7 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
 
 /// Decodes a snapshot's two parts side by side (the idempotency store, with its key index, is
 /// about half of the work).
-fn decode_on_two_cores(bytes: &[u8]) -> Result<State, postcard::Error> {
+pub(crate) fn decode_on_two_cores(bytes: &[u8]) -> Result<State, postcard::Error> {
     let parts = EncodedState::split(bytes)?;
     let (main, idempotency) = std::thread::scope(|scope| {
         let idempotency = scope.spawn(|| {
@@ -376,8 +392,10 @@ pub struct EngineHandle {
     /// Whether this node may write: always with the local journal; with a replicated one,
     /// only the lease holder once it has fenced the stream.
     leading: Arc<AtomicBool>,
-    /// The last record durable and applied here (what a read sees, what a write was given).
+    /// The last record durable and applied here (what a read sees, what a write was given),
+    /// and its waiters, woken each time it moves.
     durable_seq: Arc<AtomicU64>,
+    durable_advanced: Arc<tokio::sync::Notify>,
     /// Replicated mode: the node's role, its place in the stream, the leader.
     pub replica: Option<Arc<crate::replicated::ReplicaStatus>>,
 }
@@ -435,6 +453,20 @@ impl EngineHandle {
     /// The last record durable and applied on this node.
     pub fn durable_seq(&self) -> u64 {
         self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Waits at most `wait` for record `seq` to be durable and applied here; whether it is.
+    pub async fn wait_durable(&self, seq: u64, wait: Duration) -> bool {
+        let reached = async {
+            loop {
+                let advanced = self.durable_advanced.notified();
+                if self.durable_seq() >= seq {
+                    return;
+                }
+                advanced.await;
+            }
+        };
+        tokio::time::timeout(wait, reached).await.is_ok()
     }
 
     pub fn latency(&self) -> Arc<AtomicU64> {
@@ -569,41 +601,28 @@ impl Engine {
             Origin::Replicated(replication) => crate::audit::Source::Stream(Box::new(replication.reader())),
         };
         let auditor = Arc::new(crate::audit::Auditor::new(&config.data_dir, durable_seq.clone(), source));
+        let durable_advanced = Arc::new(tokio::sync::Notify::new());
         let out = JournalOut {
             latency: latency.clone(),
             durable_seq: durable_seq.clone(),
+            durable_advanced: durable_advanced.clone(),
             events: EventsOut { tx: events_tx, models: read_models.clone() },
             spare: spare_tx,
             snapshots: children_tx,
         };
 
         let mut threads = vec![
-            std::thread::Builder::new()
-                .name("sequencer".into())
-                .spawn(move || {
-                    let _filling = filling_tables();
-                    sequencer.run(rx, durable_tx, Spares { changes: spare_rx, events: spare_events_rx })
-                })
-                .expect("spawn the sequencer thread"),
-            std::thread::Builder::new()
-                .name("snapshots".into())
-                .spawn(move || snapshotter::run(snapshots, children_rx, snapshot_busy))
-                .expect("spawn the snapshot thread"),
-            std::thread::Builder::new()
-                .name("read-models".into())
-                .spawn(move || folding_models.run(events_rx, spare_events_tx))
-                .expect("spawn the read-model thread"),
-            std::thread::Builder::new()
-                .name("search-commit".into())
-                .spawn(move || commit_search(committer_search))
-                .expect("spawn the search committer"),
+            spawn_named("sequencer", move || {
+                let _filling = filling_tables();
+                sequencer.run(rx, durable_tx, Spares { changes: spare_rx, events: spare_events_rx })
+            }),
+            spawn_named("snapshots", move || snapshotter::run(snapshots, children_rx, snapshot_busy)),
+            spawn_named("read-models", move || folding_models.run(events_rx, spare_events_tx)),
+            spawn_named("search-commit", move || commit_search(committer_search)),
         ];
         let (replication, replica) = match origin {
             Origin::Local(journal) => {
-                let journal = std::thread::Builder::new()
-                    .name("journal".into())
-                    .spawn(move || run_journal(journal, durable_rx, out))
-                    .expect("spawn the journal thread");
+                let journal = spawn_named("journal", move || run_journal(journal, durable_rx, out));
                 threads.push(journal);
                 (None, None)
             }
@@ -624,6 +643,7 @@ impl Engine {
             auditor,
             leading,
             durable_seq,
+            durable_advanced,
             replica,
         };
         let mut engine = Engine { handle, threads, replication, _lock: lock };
@@ -738,8 +758,7 @@ impl Sequencer {
                     next = rx.try_recv().ok();
                     continue;
                 }
-                let writes = submission.items.iter().any(|item| matches!(item, Item::Write { .. }));
-                if writes && !leading {
+                if !leading && submission.items.iter().any(|item| matches!(item, Item::Write { .. })) {
                     // A write that raced a loss of the lease: never applied here. Its reply is
                     // dropped, which the gateway answers 503.
                     metrics::counter!("elevens_writes_refused_not_leader_total").increment(1);
@@ -808,26 +827,13 @@ impl Sequencer {
         match control {
             Control::Replicated { envelopes, position } => {
                 for envelope in &envelopes {
-                    let expected = self.state.applied() + 1;
-                    match self.state.apply(envelope) {
-                        Ok(applied @ Applied::Changed(_)) if self.state.applied() == expected => {
-                            self.counts.changed += 1;
-                            self.keys.observe(&self.state, applied.outcome());
-                            batch.events.extend(events_of(
-                                &self.state,
-                                applied.outcome(),
-                                self.state.clock(),
-                            ));
-                        }
-                        other => {
-                            // The stream is the truth and replay is deterministic: a command that
-                            // does not apply as it did on the leader means this state is not the
-                            // leader's. Stop before answering anything from it.
-                            tracing::error!(
-                                seq = expected,
-                                ?other,
-                                "replication diverged from the stream; stopping"
-                            );
+                    let seq = self.state.applied() + 1;
+                    match replay_record(&mut self.state, seq, envelope) {
+                        Ok(outcome) => self.changed(&outcome, &mut batch.events),
+                        Err(why) => {
+                            // A command that does not apply as it did on the leader means this
+                            // state is not the leader's: stop before answering anything from it.
+                            tracing::error!(why, "replication diverged from the stream; stopping");
                             std::process::abort();
                         }
                     }
@@ -888,6 +894,13 @@ impl Sequencer {
         }
     }
 
+    /// What follows a change of the state: the keys' cache and the read models' events.
+    fn changed(&mut self, outcome: &Outcome, events: &mut Vec<Event>) {
+        self.counts.changed += 1;
+        self.keys.observe(&self.state, outcome);
+        events.extend(events_of(&self.state, outcome, self.state.clock()));
+    }
+
     fn write(
         &mut self,
         envelope: Envelope,
@@ -898,10 +911,8 @@ impl Sequencer {
             *self.counts.refused.entry(e.code()).or_default() += 1;
         })?;
         if applied.changed() {
-            self.counts.changed += 1;
             changes.push(envelope);
-            self.keys.observe(&self.state, applied.outcome());
-            events.extend(events_of(&self.state, applied.outcome(), self.state.clock()));
+            self.changed(applied.outcome(), events);
         } else {
             self.counts.repeated += 1;
         }
@@ -990,6 +1001,7 @@ pub(crate) struct JournalOut {
     latency: Arc<AtomicU64>,
     /// The last durable record, stored before the replies leave.
     pub(crate) durable_seq: Arc<AtomicU64>,
+    durable_advanced: Arc<tokio::sync::Notify>,
     events: EventsOut,
     /// Emptied lists of changes, back to the sequencer.
     spare: crossbeam_channel::Sender<Vec<Envelope>>,
@@ -1010,6 +1022,7 @@ impl JournalOut {
         if !events.is_empty() {
             self.events.publish(events);
         }
+        self.durable_advanced.notify_waiters();
         for (reply, results, enqueued) in replies {
             *slowest = (*slowest).max(now - enqueued);
             let _ = reply.send(results);

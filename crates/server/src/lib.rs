@@ -57,7 +57,6 @@ pub fn router(app: AppState) -> Router {
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/v1/live", get(live::live))
-        .route("/v1/cluster", get(cluster))
         .route("/", get(live::screen))
         .route("/screen", get(live::screen))
         .route(
@@ -86,15 +85,16 @@ pub fn router(app: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        // Inside the bound on requests in progress: a read waiting for its position holds a slot.
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+            at_position(request, next, engine.clone())
+        }))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             let (gate, in_progress) = (gate_for_bound.clone(), in_progress.clone());
             bound_in_progress(request, next, gate, in_progress, in_progress_max)
         }))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             refuse_oversized(request, next, body_limit)
-        }))
-        .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-            at_position(request, next, engine.clone())
         }))
         .with_state(app)
 }
@@ -118,54 +118,18 @@ async fn at_position(request: Request, next: Next, engine: engine::EngineHandle)
             let message = format!("{MIN_POSITION_HEADER} is a record number (an unsigned integer)");
             return ApiError::bad_request("invalid_position", message).into_response();
         }
-        Some(Some(wanted)) => {
-            let deadline = tokio::time::Instant::now() + POSITION_WAIT;
-            while engine.durable_seq() < wanted {
-                if tokio::time::Instant::now() >= deadline {
-                    let message = format!(
-                        "this node is at record {}, behind {wanted}; retry, or ask the leader",
-                        engine.durable_seq()
-                    );
-                    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "behind", message);
-                    e.body.retry_after_ms = Some(1_000);
-                    return e.into_response();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+        Some(Some(wanted)) if !engine.wait_durable(wanted, POSITION_WAIT).await => {
+            let at = engine.durable_seq();
+            let message = format!("this node is at record {at}, behind {wanted}; retry, or ask the leader");
+            let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "behind", message);
+            e.body.retry_after_ms = Some(1_000);
+            return e.into_response();
         }
-        None => {}
+        _ => {}
     }
     let mut response = next.run(request).await;
     response.headers_mut().insert(POSITION_HEADER, engine.durable_seq().into());
     response
-}
-
-/// The node's place in a replicated cluster (or that it runs alone): its role, the leader,
-/// the records it has applied, and its lag behind the stream. No data, no key needed.
-async fn cluster(axum::extract::State(app): axum::extract::State<AppState>) -> Json<serde_json::Value> {
-    use std::sync::atomic::Ordering;
-    let engine = &app.engine;
-    Json(match &engine.replica {
-        None => serde_json::json!({ "mode": "embedded", "role": "leader", "applied": engine.durable_seq() }),
-        Some(replica) => {
-            let stream_applied = replica.stream_applied.load(Ordering::Acquire);
-            let stream_last = replica.stream_last.load(Ordering::Acquire).max(stream_applied);
-            serde_json::json!({
-                "mode": "replicated",
-                "node": replica.node,
-                "role": replica.role(),
-                "writable": engine.writable(),
-                "leader": *replica.leader.lock(),
-                "term": replica.term.load(Ordering::Acquire),
-                "applied": engine.durable_seq(),
-                "stream_applied": stream_applied,
-                "stream_last": stream_last,
-                "lag_messages": stream_last - stream_applied,
-                "refused_frames": replica.refused_frames.load(Ordering::Acquire),
-                "halted": *replica.halted.lock(),
-            })
-        }
-    })
 }
 
 /// Sheds a request with 429 when too many are already being handled, or a batch when admission

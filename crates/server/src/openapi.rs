@@ -24,7 +24,7 @@ pub const KEYLESS_WRITES: &[(&str, &str)] = &[
 ];
 
 /// Routes any client may call without a key.
-pub const OPEN_ROUTES: &[&str] = &["/healthz", "/v1/openapi.json", "/metrics", "/", "/screen"];
+pub const OPEN_ROUTES: &[&str] = &["/healthz", "/v1/cluster", "/v1/openapi.json", "/metrics", "/", "/screen"];
 
 /// The document served at `/v1/openapi.json`.
 pub fn document(generated: &utoipa::openapi::OpenApi) -> Value {

@@ -20,12 +20,12 @@
 //! publishes a fence frame (no commands) expecting the last sequence it applied, and leads once
 //! that is stored: a deposed leader's late append makes the fence fail instead.
 
-use crate::engine::{Control, Durable, EngineHandle, JournalOut, RecoveryReport, StartError};
+use crate::engine::{spawn_named, Control, Durable, EngineHandle, JournalOut, RecoveryReport, StartError};
 use bytes::Bytes;
-use elevens_core::{Applied, Envelope, State};
+use elevens_core::{Envelope, State};
 use elevens_journal::SnapshotStore;
 use elevens_replication::nats::{acknowledged, Appended};
-use elevens_replication::{frame, Chain, Encoder, Nats, Options, Position, Refused};
+use elevens_replication::{frame, Chain, Encoder, Frame, Nats, Options, Position, Refused};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use std::path::Path;
@@ -164,7 +164,7 @@ fn snapshot_state(data_dir: &Path, up_to: u64) -> Result<(State, Position), Star
     let snapshots = SnapshotStore::open(&data_dir.join("snapshots"))?;
     if let Some(snapshot) = snapshots.latest()?.filter(|s| s.seq <= up_to) {
         let position = snapshot.meta.as_deref().and_then(Position::from_bytes);
-        match (position, State::decode(snapshot.bytes())) {
+        match (position, crate::engine::decode_on_two_cores(snapshot.bytes())) {
             (Some(position), Ok(state)) if state.applied() == position.applied => return Ok((state, position)),
             _ => tracing::warn!(seq = snapshot.seq, "the snapshot has no place in the stream or does not decode; following the stream from its start"),
         }
@@ -206,14 +206,8 @@ impl Replication {
             in_doubt: false,
         };
         vec![
-            std::thread::Builder::new()
-                .name("stream-writer".into())
-                .spawn(move || writer.run(rx, acks_tx))
-                .expect("spawn the stream writer"),
-            std::thread::Builder::new()
-                .name("stream-acker".into())
-                .spawn(move || acker.run(acks_rx, out))
-                .expect("spawn the stream acker"),
+            spawn_named("stream-writer", move || writer.run(rx, acks_tx)),
+            spawn_named("stream-acker", move || acker.run(acks_rx, out)),
         ]
     }
 
@@ -399,7 +393,6 @@ impl Acker {
                 out.deliver(batch, Some(&position), &mut slowest);
                 next = rx.try_recv().ok();
             }
-            self.status.publish_metrics();
         }
     }
 
@@ -490,21 +483,13 @@ impl Follower {
         let mut rereads = 0;
         loop {
             match self.chain.accept(seq, &bytes) {
-                Ok(frame) => {
-                    let mut envelopes = Vec::with_capacity(frame.count as usize);
-                    for command in frame.commands() {
-                        match postcard::from_bytes::<Envelope>(command) {
-                            Ok(envelope) => envelopes.push(envelope),
-                            Err(error) => {
-                                self.halt(format!(
-                                    "stream message {seq}: a command does not decode: {error}"
-                                ));
-                                return None;
-                            }
-                        }
+                Ok(frame) => match envelopes(&frame) {
+                    Ok(envelopes) => return Some(envelopes),
+                    Err(why) => {
+                        self.halt(format!("stream message {seq}: {why}"));
+                        return None;
                     }
-                    return Some(envelopes);
-                }
+                },
                 Err(Refused::Damaged(_)) if rereads < DAMAGED_REREADS => {
                     rereads += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -615,6 +600,14 @@ impl Lease {
     }
 }
 
+/// A frame's commands, decoded.
+fn envelopes(frame: &Frame<'_>) -> Result<Vec<Envelope>, String> {
+    frame
+        .commands()
+        .map(|command| postcard::from_bytes(command).map_err(|e| format!("a command does not decode: {e}")))
+        .collect()
+}
+
 /// Reads the stream from a blocking thread: the audit's rebuild of the durable state.
 #[derive(Clone)]
 pub struct StreamReader {
@@ -635,19 +628,13 @@ impl StreamReader {
                 .runtime
                 .block_on(self.nats.get(seq))
                 .map_err(|e| StartError::Replication(format!("reading message {seq}: {e}")))?;
+            // As a follower does: a message refused by the chain's checks is not applied.
             let Ok(frame) = chain.accept(seq, &bytes) else { continue };
-            for command in frame.commands() {
-                let envelope: Envelope = postcard::from_bytes(command)
-                    .map_err(|e| StartError::Replication(format!("message {seq}: {e}")))?;
-                match state.apply(&envelope) {
-                    Ok(Applied::Changed(_)) => {}
-                    other => {
-                        return Err(StartError::Replication(format!("message {seq} diverged: {other:?}")))
-                    }
-                }
-                if state.applied() == up_to {
-                    break;
-                }
+            let failed = |why| StartError::Replication(format!("stream message {seq}: {why}"));
+            let wanted = (up_to - state.applied()) as usize;
+            for envelope in envelopes(&frame).map_err(failed)?.iter().take(wanted) {
+                let next = state.applied() + 1;
+                crate::engine::replay_record(&mut state, next, envelope).map_err(failed)?;
             }
         }
         Ok(state)

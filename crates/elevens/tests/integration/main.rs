@@ -11,6 +11,7 @@ mod harness;
 mod logistics;
 mod openapi;
 mod oversell;
+mod position;
 mod promotions;
 mod regressions;
 mod schemathesis;

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 /// Every route of the API. A new route must be added here, and then to the document.
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
+    ("get", "/v1/cluster"),
     ("get", "/v1/openapi.json"),
     ("get", "/metrics"),
     ("get", "/"),
