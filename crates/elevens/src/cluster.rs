@@ -109,6 +109,7 @@ fn up(
         )?;
         let log = std::fs::File::create(dir.join(format!("nats{i}.log")))?;
         let child = Command::new(nats_server)
+            .dies_with_parent()
             .arg("-c")
             .arg(&conf)
             .stdout(log.try_clone()?)
@@ -201,12 +202,32 @@ fn up(
 fn spawn_node(dir: &Path, i: usize, command: &[String]) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("node{i}.log")))?;
     Ok(Command::new(&command[0])
+        .dies_with_parent()
         .args(&command[1..])
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()?)
+}
+
+/// A child that is sent SIGTERM when this process dies, however it dies (a SIGKILL of the
+/// supervisor leaves no server behind).
+trait DiesWithParent {
+    fn dies_with_parent(&mut self) -> &mut Self;
+}
+
+impl DiesWithParent for Command {
+    fn dies_with_parent(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            self.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            })
+        }
+    }
 }
 
 fn write_manifest(

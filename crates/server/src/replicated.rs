@@ -79,6 +79,11 @@ impl ReplicaStatus {
         }
     }
 
+    /// Behind the stream's end as last seen: what it has not applied yet may be anything.
+    pub fn lagging(&self) -> bool {
+        self.stream_applied.load(Ordering::Acquire) < self.stream_last.load(Ordering::Acquire)
+    }
+
     pub(crate) fn stalled(&self) -> bool {
         self.publish_stalled.load(Ordering::Acquire) || self.lease_stalled.load(Ordering::Acquire)
     }
@@ -128,14 +133,15 @@ pub fn recover(
                     .enable_all()
                     .build()
                     .map_err(|e| StartError::Replication(format!("starting its runtime: {e}")))?;
-                let nats = runtime
-                    .block_on(Nats::connect(options.clone()))
-                    .map_err(|e| StartError::Replication(e.to_string()))?;
-                Ok::<_, StartError>((runtime, nats))
+                let failed = |e: elevens_replication::NatsError| StartError::Replication(e.to_string());
+                let nats = runtime.block_on(Nats::connect(options.clone())).map_err(failed)?;
+                let last = runtime.block_on(nats.last_seq()).map_err(failed)?;
+                Ok::<_, StartError>((runtime, nats, last))
             })
             .join()
     });
-    let (runtime, nats) = connected.map_err(|_| StartError::Replication("connecting panicked".into()))??;
+    let (runtime, nats, stream_last) =
+        connected.map_err(|_| StartError::Replication("connecting panicked".into()))??;
     let status = Arc::new(ReplicaStatus {
         node,
         leading,
@@ -143,7 +149,7 @@ pub fn recover(
         lease_stalled: AtomicBool::new(false),
         term: AtomicU64::new(0),
         stream_applied: AtomicU64::new(position.stream_seq),
-        stream_last: AtomicU64::new(0),
+        stream_last: AtomicU64::new(stream_last),
         refused_frames: AtomicU64::new(0),
         halted: Mutex::new(None),
         leader: Mutex::new(None),

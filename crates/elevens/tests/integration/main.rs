@@ -14,5 +14,6 @@ mod oversell;
 mod position;
 mod promotions;
 mod regressions;
+mod replicated;
 mod schemathesis;
 mod walkthrough;
