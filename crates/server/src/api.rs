@@ -74,15 +74,10 @@ pub(crate) fn authenticate(
             )
         })?;
     app.engine.keys.authenticate(secret.trim()).ok_or_else(|| {
-        // A standby still applying the stream may not know a key the leader made yet.
-        if app.engine.replica.as_ref().is_some_and(|replica| replica.lagging()) {
-            let mut e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "behind",
-                "this node is still applying the journal and does not know this key yet; retry",
-            );
-            e.body.retry_after_ms = Some(1_000);
-            return e;
+        // A standby may not have applied a key the leader made a moment ago, so only the leader
+        // says a key does not exist; a standby sends the client there.
+        if app.engine.replica.is_some() && !app.engine.writable() {
+            return ApiError::not_leader(&app.engine);
         }
         ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "unknown or revoked API key")
     })

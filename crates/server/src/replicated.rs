@@ -79,11 +79,6 @@ impl ReplicaStatus {
         }
     }
 
-    /// Behind the stream's end as last seen: what it has not applied yet may be anything.
-    pub fn lagging(&self) -> bool {
-        self.stream_applied.load(Ordering::Acquire) < self.stream_last.load(Ordering::Acquire)
-    }
-
     pub(crate) fn stalled(&self) -> bool {
         self.publish_stalled.load(Ordering::Acquire) || self.lease_stalled.load(Ordering::Acquire)
     }

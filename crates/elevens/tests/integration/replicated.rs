@@ -43,6 +43,12 @@ impl Cluster {
         manifest["nodes"].as_array().unwrap().iter().map(|n| n["url"].as_str().unwrap().to_owned()).collect()
     }
 
+    /// A read with the admin key: the status and the JSON body (Null if none).
+    async fn get(&self, node: &str, path: &str) -> (u16, Value) {
+        let response = self.http.get(format!("{node}{path}")).bearer_auth(&self.admin).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn status(&self, node: &str) -> Option<Value> {
         let response = self.http.get(format!("{node}/v1/cluster")).send().await.ok()?;
         response.json().await.ok()
@@ -150,16 +156,7 @@ async fn agree(cluster: &Cluster) -> u64 {
     };
     let mut digests = Vec::new();
     for node in cluster.nodes() {
-        let audit: Value = cluster
-            .http
-            .get(format!("{node}/v1/audit"))
-            .bearer_auth(&cluster.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, audit) = cluster.get(&node, "/v1/audit").await;
         assert_eq!(audit["ok"], true, "{node}: {audit:#}");
         assert_eq!(audit["applied"].as_u64(), Some(applied), "{node}: {audit}");
         digests.push(audit["digest"].clone());
@@ -216,16 +213,7 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_applies_none_twice() {
     let ids: std::collections::BTreeSet<u64> = acknowledged.values().copied().collect();
     assert_eq!(ids.len(), acknowledged.len(), "two keys got one merchant");
     for (key, id) in &acknowledged {
-        let merchant: Value = cluster
-            .http
-            .get(format!("{leader}/v1/merchants/{id}"))
-            .bearer_auth(&cluster.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, merchant) = cluster.get(&leader, &format!("/v1/merchants/{id}")).await;
         assert_eq!(merchant["name"].as_str(), Some(key.as_str()), "acknowledged {key} as {id}: {merchant}");
         // A retry of an acknowledged key answers the first answer, and creates nothing.
         let again = cluster.write("/v1/merchants", key, &json!({ "name": key })).await;
@@ -234,14 +222,7 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_applies_none_twice() {
     // Nothing was applied twice: no merchant beyond one per key (writes in flight at the end
     // were all waited for, so every key is acknowledged).
     let beyond = ids.len() as u64 + 1;
-    let status = cluster
-        .http
-        .get(format!("{leader}/v1/merchants/{beyond}"))
-        .bearer_auth(&cluster.admin)
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let (status, _) = cluster.get(&leader, &format!("/v1/merchants/{beyond}")).await;
     assert_eq!(status, 404, "more merchants than keys");
     agree(&cluster).await;
 }
@@ -277,8 +258,6 @@ async fn a_message_that_is_not_a_frame_is_refused_by_every_node() {
     // The twenty merchants, and no other.
     let (leader, _) = cluster.leader(Duration::from_secs(10)).await;
     for (id, expected) in [(20, 200), (21, 404)] {
-        let url = format!("{leader}/v1/merchants/{id}");
-        let response = cluster.http.get(url).bearer_auth(&cluster.admin).send().await.unwrap();
-        assert_eq!(response.status().as_u16(), expected, "merchant {id}");
+        assert_eq!(cluster.get(&leader, &format!("/v1/merchants/{id}")).await.0, expected, "merchant {id}");
     }
 }
