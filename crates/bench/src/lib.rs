@@ -131,6 +131,9 @@ pub struct Options {
     /// Fulfil: the orders of the 11.11 backlog scenario (0: none), and its warehouse's capacity.
     pub backlog_orders: u64,
     pub backlog_capacity: u32,
+    /// elevens' journal on NATS JetStream (a scratch stream, deleted after the run) instead of
+    /// the data directory's files.
+    pub journal: Option<elevens_replication::Options>,
 }
 
 impl Options {
@@ -191,6 +194,8 @@ pub struct Report {
     pub workload: Workload,
     pub mode: Mode,
     pub target: Target,
+    /// Where elevens' journal was: `local` (the data directory) or `nats` (a JetStream stream).
+    pub journal: &'static str,
     pub duration_s: f64,
     pub orders: u64,
     pub payments: u64,
@@ -741,6 +746,9 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     if options.target == Target::HyperHello && options.mode != Mode::Http {
         bail!("the hyper hello server is measured with --mode http");
     }
+    if options.journal.is_some() && options.target != Target::Elevens {
+        bail!("--journal carries elevens' journal: the peers keep their own");
+    }
     if let Some(rate) = options.rate {
         if options.workload != Workload::Flash || options.target == Target::HyperHello {
             bail!("--rate runs the flash workload open loop against elevens or a peer (the spike sets its own rates)");
@@ -780,9 +788,13 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             let mut config = Config::new(data, "127.0.0.1:0".parse()?);
             config.snapshot_every_commands = options.snapshot_every.unwrap_or(u64::MAX).max(1);
             config.snapshot_direct_io = options.snapshot_direct_io;
+            if let Some(nats) = &options.journal {
+                config.journal = elevens_server::config::JournalTarget::Nats(nats.clone());
+            }
             gate = Arc::new(Gate::new(config.admission.clone()));
             let (started, _) = Engine::start(&config)?;
             let handle = started.handle.clone();
+            wait_writable(&handle)?;
             match options.workload {
                 Workload::Flash | Workload::Mixed | Workload::Fulfil => {
                     rss_bytes_per_sku = Some(setup_flash(&runtime, &handle, &options, &mut rng)?);
@@ -993,10 +1005,15 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             fulfil::backlog(options.backlog_orders, options.backlog_capacity)
         })
         .transpose()?;
+    if let Some(nats) = &options.journal {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(elevens_replication::nats::delete_stream(nats))?;
+    }
     Ok(Report {
         workload: options.workload,
         mode: options.mode,
         target: options.target,
+        journal: if options.journal.is_some() { "nats" } else { "local" },
         duration_s: elapsed,
         orders: total.orders,
         payments: total.payments,
@@ -1036,6 +1053,52 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     })
 }
 
+/// How long a replicated engine may take to lead its fresh stream (take the lease, store its
+/// fence) before the bench gives up.
+const LEAD_WAIT: Duration = Duration::from_secs(60);
+
+fn wait_writable(handle: &EngineHandle) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LEAD_WAIT;
+    while !handle.writable() {
+        if Instant::now() > deadline {
+            bail!("the engine did not lead its stream within {LEAD_WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// One workload on the local journal and then on the stream, in one run: the replicated
+/// figure as a share of the local one.
+#[derive(Debug, Serialize)]
+pub struct Compared {
+    pub local: Report,
+    pub replicated: Report,
+    /// Replicated over local: orders (or claims) per second, and p99 latency.
+    pub throughput_ratio: f64,
+    pub p99_ratio: f64,
+}
+
+/// `options.journal` must name the NATS servers; the stream gets a fresh name for the run.
+pub fn run_compared(options: Options) -> anyhow::Result<Compared> {
+    let Some(mut nats) = options.journal.clone() else { bail!("no NATS journal to compare with") };
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    nats.stream = format!("{}_BENCH_{stamp}", nats.stream);
+    // Each run on a data directory of its own.
+    let data = |name: &str| options.data.as_ref().map(|d| d.join(name));
+    eprintln!("== the local journal");
+    let local = run(Options { journal: None, data: data("local"), ..options.clone() })?;
+    eprintln!("== the journal on NATS JetStream (stream {}, {} replicas)", nats.stream, nats.replicas);
+    let replicated = run(Options { journal: Some(nats), data: data("nats"), ..options })?;
+    let rate = |r: &Report| r.orders_per_s.max(r.claims_per_s);
+    Ok(Compared {
+        throughput_ratio: rate(&replicated) / rate(&local).max(f64::MIN_POSITIVE),
+        p99_ratio: replicated.latency_us.p99 as f64 / local.latency_us.p99.max(1) as f64,
+        local,
+        replicated,
+    })
+}
+
 /// The table printed at the end of a run.
 pub fn table(report: &Report) -> String {
     let l = &report.latency_us;
@@ -1045,10 +1108,11 @@ pub fn table(report: &Report) -> String {
         None => format!("{} clients", report.clients),
     };
     out += &format!(
-        "workload {:?}, mode {:?}, target {:?}, {load} x {} per request{}\n",
+        "workload {:?}, mode {:?}, target {:?}, journal {}, {load} x {} per request{}\n",
         report.workload,
         report.mode,
         report.target,
+        report.journal,
         report.batch,
         report.batch_encoding.map_or(String::new(), |e| format!(", {e:?} batches").to_lowercase()),
     );

@@ -29,6 +29,9 @@ pub enum ClusterCmd {
         /// NATS clients listen on base+i, its routes on base+100+i, elevens on base+200+i.
         #[arg(long, default_value_t = 14_200)]
         port_base: u16,
+        /// Only the NATS servers (for `elevens bench --journal`), no elevens node.
+        #[arg(long)]
+        nats_only: bool,
         /// The nats-server binary (2.12 or newer).
         #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
         nats_server: PathBuf,
@@ -49,8 +52,9 @@ pub enum ClusterCmd {
 
 pub fn run(command: ClusterCmd) -> ExitCode {
     let result = match command {
-        ClusterCmd::Up { dir, nodes, port_base, nats_server, serve_args } => {
-            up(&dir, nodes, port_base, &nats_server, &serve_args)
+        ClusterCmd::Up { dir, nodes, port_base, nats_only, nats_server, serve_args } => {
+            let serve_args = (!nats_only).then_some(serve_args.as_slice());
+            stop_flag().and_then(|stop| up(&dir, nodes, port_base, &nats_server, serve_args, stop))
         }
         ClusterCmd::Status { dir, nodes } => status(dir, nodes),
     };
@@ -72,12 +76,15 @@ struct Node {
     restarts: u32,
 }
 
-fn up(
+/// The NATS servers, and the elevens nodes with these extra arguments unless `serve_args` is
+/// `None`, until `stop` is set.
+pub fn up(
     dir: &Path,
     n: usize,
     base: u16,
     nats_server: &Path,
-    serve_args: &[String],
+    serve_args: Option<&[String]>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!((1..=3).contains(&n), "a cluster here has 1 to 3 nodes");
     std::fs::create_dir_all(dir)?;
@@ -121,6 +128,17 @@ fn up(
     let exe = std::env::current_exe()?;
     let admin_key = dir.join("admin.key");
     let mut nodes = Vec::new();
+    let Some(serve_args) = serve_args else {
+        write_manifest(&dir, &nats, &nodes, &admin_key)?;
+        println!("elevens cluster up: NATS at {} (no elevens node)", nats_urls.join(","));
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(SUPERVISE_EVERY);
+        }
+        for (_, _, child) in &mut nats {
+            terminate(child);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
     for i in 0..n {
         let url = format!("http://127.0.0.1:{}", base + 200 + i as u16);
         let data = dir.join(format!("node{i}"));
@@ -146,7 +164,6 @@ fn up(
         nodes.push(Node { url, data, command, child, started: Instant::now(), restarts: 0 });
     }
     write_manifest(&dir, &nats, &nodes, &admin_key)?;
-    let stop = stop_flag()?;
     let started = Instant::now();
     let mut announced = false;
     let client = http_client()?;
@@ -291,15 +308,24 @@ fn role(client: &reqwest::blocking::Client, url: &str) -> Option<String> {
     status["role"].as_str().map(str::to_owned)
 }
 
+/// `cluster.json` in the folder `up` runs in.
+pub fn manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_slice(&std::fs::read(dir.join("cluster.json"))?)?)
+}
+
+/// The elevens nodes' addresses, from `cluster.json`.
+pub fn manifest_nodes(dir: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(manifest(dir)?["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|node| node["url"].as_str().map(str::to_owned))
+        .collect())
+}
+
 fn status(dir: Option<PathBuf>, mut nodes: Vec<String>) -> anyhow::Result<ExitCode> {
     if let Some(dir) = dir {
-        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("cluster.json"))?)?;
-        nodes = manifest["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|node| node["url"].as_str().map(str::to_owned))
-            .collect();
+        nodes = manifest_nodes(&dir)?;
     }
     anyhow::ensure!(!nodes.is_empty(), "name the nodes (--nodes) or the folder `up` runs in (--dir)");
     let client = http_client()?;
@@ -312,14 +338,15 @@ fn status(dir: Option<PathBuf>, mut nodes: Vec<String>) -> anyhow::Result<ExitCo
         match get_json(&client, &format!("{node}/v1/cluster")) {
             Some(s) => {
                 leaders += usize::from(s["role"] == "leader");
+                let n = |field: &str| s[field].as_u64().map_or("?".to_owned(), |v| v.to_string());
                 println!(
                     "{:<28} {:<9} {:>6} {:>12} {:>12} {:>8}  {}",
                     node,
                     s["role"].as_str().unwrap_or("?"),
-                    s["term"],
-                    s["applied"],
-                    s["stream_applied"],
-                    s["lag_messages"],
+                    n("term"),
+                    n("applied"),
+                    n("stream_applied"),
+                    n("lag_messages"),
                     s["leader"].as_str().unwrap_or("-")
                 );
             }

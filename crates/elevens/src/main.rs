@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod cluster;
+mod failover;
 mod prefault;
 
 /// Where the journal lives, for `serve` and `bench`: the data directory unless `--journal`.
@@ -25,7 +26,7 @@ struct ReplicationArgs {
     #[arg(long, env = "ELEVENS_REPLICAS")]
     replicas: Option<usize>,
     /// How long the leader's lease lasts without renewal, in milliseconds: a standby takes
-    /// over this long after the leader dies [default: 1500].
+    /// over this long after the leader dies [default: 1000].
     #[arg(long, env = "ELEVENS_LEASE_TTL_MS")]
     lease_ttl_ms: Option<u64>,
     /// The address this node's API is reached at, as the other nodes name it to clients.
@@ -46,10 +47,7 @@ impl ReplicationArgs {
     ) -> anyhow::Result<()> {
         let file = file.unwrap_or(&elevens_server::config::ReplicationFile::NONE);
         if let Some(url) = self.journal.as_ref().or(file.journal.as_ref()) {
-            if !url.split(',').all(|u| u.trim().starts_with("nats://")) {
-                anyhow::bail!("--journal takes nats://host:port addresses, not {url}");
-            }
-            let mut options = elevens_replication::Options::new(url);
+            let mut options = nats_options(url)?;
             if let Some(stream) = self.stream.as_ref().or(file.stream.as_ref()) {
                 options.stream = stream.clone();
             }
@@ -68,6 +66,14 @@ impl ReplicationArgs {
         }
         Ok(())
     }
+}
+
+/// The defaults for the servers at `url` (`nats://host:port`, comma-separated).
+fn nats_options(url: &str) -> anyhow::Result<elevens_replication::Options> {
+    if !url.split(',').all(|u| u.trim().starts_with("nats://")) {
+        anyhow::bail!("--journal takes nats://host:port addresses, not {url}");
+    }
+    Ok(elevens_replication::Options::new(url))
 }
 
 /// mimalloc: commands are allocated by gateway threads and freed by the sequencer; glibc's
@@ -158,6 +164,26 @@ enum Cmd {
         hot_share: f64,
         #[arg(long, default_value_t = 1111)]
         seed: u64,
+        /// Run the workload twice, on the local journal and then on NATS JetStream at these
+        /// servers (`nats://host:port`, comma-separated; a scratch stream, deleted after), and
+        /// report both and their ratio. `elevens cluster up --nats-only` starts servers.
+        #[arg(long)]
+        journal: Option<String>,
+        /// Replicas of the scratch stream (--journal).
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// Failover: SIGKILLs of the leader.
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// Failover: the cluster's ports start here (see `elevens cluster up`).
+        #[arg(long, default_value_t = 14_600)]
+        port_base: u16,
+        /// Failover: the nodes' lease, in ms (default: serve's).
+        #[arg(long)]
+        lease_ttl_ms: Option<u64>,
+        /// Failover: the nats-server binary (2.12 or newer).
+        #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
+        nats_server: PathBuf,
         /// The engine's data directory (default: a fresh one under the current directory).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -282,6 +308,20 @@ fn main() -> ExitCode {
         Cmd::AdminKey { data, revoke_others } => admin_key(data, revoke_others),
         Cmd::Demo { data, listen, starts_in, seed } => demo(data, listen, starts_in, seed),
         Cmd::Bench {
+            workload: WorkloadArg::Failover,
+            clients,
+            kills,
+            port_base,
+            nats_server,
+            lease_ttl_ms,
+            json,
+            ..
+        } => {
+            let writers = clients.unwrap_or(8);
+            let options = failover::Options { kills, writers, port_base, nats_server, lease_ttl_ms };
+            bench_failover(&options, json)
+        }
+        Cmd::Bench {
             workload,
             mode,
             target,
@@ -302,6 +342,9 @@ fn main() -> ExitCode {
             backlog_orders,
             backlog_capacity,
             json,
+            journal,
+            replicas,
+            ..
         } => {
             let workload = match workload {
                 WorkloadArg::Flash => elevens_bench::Workload::Flash,
@@ -309,6 +352,7 @@ fn main() -> ExitCode {
                 WorkloadArg::Spike => elevens_bench::Workload::Spike,
                 WorkloadArg::Mixed => elevens_bench::Workload::Mixed,
                 WorkloadArg::Fulfil => elevens_bench::Workload::Fulfil,
+                WorkloadArg::Failover => unreachable!("run above"),
             };
             let default_buyers = match workload {
                 elevens_bench::Workload::Flash
@@ -351,8 +395,15 @@ fn main() -> ExitCode {
                 release_freed_memory: Some(prefault::release_freed_memory),
                 backlog_orders,
                 backlog_capacity,
+                journal: None,
             };
-            bench(options, json)
+            match journal {
+                Some(url) => nats_options(&url).and_then(|mut nats| {
+                    nats.replicas = replicas;
+                    bench_compared(elevens_bench::Options { journal: Some(nats), ..options }, json)
+                }),
+                None => bench(options, json),
+            }
         }
     };
     match result {
@@ -375,6 +426,9 @@ enum WorkloadArg {
     /// Flash with warehouses, then every paid order dispatched, tracked through four events
     /// and delivered; and the 11.11 backlog scenario (--backlog-orders at midnight).
     Fulfil,
+    /// A replicated cluster on loopback, writers at its leader, the leader SIGKILLed --kills
+    /// times: the time to the next leader's first write, the writes' latency around the kills.
+    Failover,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -406,8 +460,38 @@ fn bench(options: elevens_bench::Options, json: Option<PathBuf>) -> anyhow::Resu
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
         println!("report written to {}", path.display());
     }
-    let i = &report.invariants;
-    let ok = !i.applicable || (i.ledger_balanced && i.audit_ok && i.share_sum_exact != Some(false));
+    Ok(if sound(&report.invariants) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The run's checks passed (a peer without state has none).
+fn sound(i: &elevens_bench::Invariants) -> bool {
+    !i.applicable || (i.ledger_balanced && i.audit_ok && i.share_sum_exact != Some(false))
+}
+
+fn bench_failover(options: &failover::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let report = failover::run(options)?;
+    print!("{}", failover::table(&report));
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        println!("report written to {}", path.display());
+    }
+    let ok = report.lost == 0 && report.applied_twice == 0;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn bench_compared(options: elevens_bench::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let compared = elevens_bench::run_compared(options)?;
+    print!("{}", elevens_bench::table(&compared.local));
+    print!("{}", elevens_bench::table(&compared.replicated));
+    println!(
+        "replicated / local: throughput {:.2}, p99 latency {:.2}",
+        compared.throughput_ratio, compared.p99_ratio
+    );
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&compared)?)?;
+        println!("report written to {}", path.display());
+    }
+    let ok = sound(&compared.local.invariants) && sound(&compared.replicated.invariants);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -32,7 +32,7 @@ impl Options {
             url: url.to_owned(),
             stream: "ELEVENS".into(),
             replicas: 3,
-            lease_ttl: Duration::from_millis(1_500),
+            lease_ttl: Duration::from_millis(1_000),
         }
     }
 
@@ -233,4 +233,19 @@ impl Nats {
             .await
             .map_err(call("releasing the lease"))
     }
+}
+
+/// Deletes a stream and its lease bucket. For scratch streams only (the bench's): the engine
+/// never deletes its own.
+pub async fn delete_stream(options: &Options) -> Result<(), NatsError> {
+    let client = async_nats::connect(options.url.split(',').next().unwrap_or_default().trim())
+        .await
+        .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
+    let jetstream = jetstream::new(client);
+    jetstream.delete_stream(&options.stream).await.map_err(call("deleting the stream"))?;
+    jetstream
+        .delete_key_value(format!("{}_lease", options.stream))
+        .await
+        .map_err(call("deleting the lease's bucket"))?;
+    Ok(())
 }

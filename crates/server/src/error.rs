@@ -62,23 +62,27 @@ impl ApiError {
         e
     }
 
-    /// A write to a replicated node that does not lead: where the leader is, if known.
+    /// A write to a replicated node that cannot take it: `not_leader` (where the leader is, if
+    /// known) on a follower; `no_quorum` on a leader that cannot reach a quorum of the stream's
+    /// servers (or renew its lease), whose writes resume when it does.
     pub fn not_leader(engine: &crate::engine::EngineHandle) -> ApiError {
         let replica = engine.replica.as_ref();
         let leader =
             replica.and_then(|r| r.leader.lock().clone()).filter(|l| Some(l) != replica.map(|r| &r.node));
-        let message = match (&leader, replica.is_some_and(|r| r.role() == "leader")) {
-            (_, true) => {
-                "this leader cannot reach a quorum of the journal's stream now; writes resume when it does"
-                    .to_string()
-            }
-            (Some(leader), false) => format!("this node follows; the leader is {leader}"),
-            (None, false) => {
+        let (code, message) = match (&leader, replica.is_some_and(|r| r.role() == "leader")) {
+            (_, true) => (
+                "no_quorum",
+                "this leader cannot reach a quorum of the journal's servers now; writes resume when it does"
+                    .to_string(),
+            ),
+            (Some(leader), false) => ("not_leader", format!("this node follows; the leader is {leader}")),
+            (None, false) => (
+                "not_leader",
                 "this node follows and no leader is known yet; a standby takes over within seconds"
-                    .to_string()
-            }
+                    .to_string(),
+            ),
         };
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_leader", message);
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
         e.body.retry_after_ms = Some(1_000);
         e.body.details = leader.map(|leader| serde_json::json!({ "leader": leader }));
         e

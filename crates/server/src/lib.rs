@@ -297,6 +297,9 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // Prometheus text on GET /metrics; the recorder is process-wide, installed once, before the
+    // engine starts so that what it describes and counts while starting is kept.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let (engine, report) = Engine::start(&config)?;
     tracing::info!(
         snapshot = ?report.snapshot_seq,
@@ -330,8 +333,6 @@ pub async fn serve_on(
     }
     let address = listener.local_addr()?;
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
-    // Prometheus text on GET /metrics; the recorder is process-wide, installed once, here.
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let gate = Arc::new(Gate::new(config.admission.clone()));
     let limits = config.http.clone();
     let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics, gate };

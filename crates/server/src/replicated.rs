@@ -40,6 +40,9 @@ pub const EXIT_DEPOSED: i32 = 75;
 const IN_FLIGHT_BATCHES_MAX: usize = 8;
 /// How often a held lease is renewed, as a fraction of its time to live.
 const RENEWALS_PER_TTL: u32 = 5;
+/// How often a standby looks whether the lease is free, at most: a lapsed lease is taken at
+/// most this long after it lapses (plus the time to store the fence).
+const LEASE_POLL: Duration = Duration::from_millis(100);
 /// How long a publish whose acknowledgement failed waits before it is asked again, at most.
 const REPUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How many times a follower reads a damaged message again before it refuses it: the copy it
@@ -92,6 +95,32 @@ impl ReplicaStatus {
     }
 }
 
+/// The replication's series on `/metrics`, with their help texts.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!("elevens_replication_lag_messages", "Stream messages not yet applied on this node.");
+    describe_gauge!(
+        "elevens_replication_leader",
+        "1 while this node leads (holds the lease and fenced the stream), else 0."
+    );
+    describe_gauge!(
+        "elevens_replication_term",
+        "The lease revision this node leads with (0 if it never led)."
+    );
+    describe_counter!(
+        "elevens_replication_publish_retries_total",
+        "Frames published again because their acknowledgement failed or did not come."
+    );
+    describe_counter!(
+        "elevens_replication_refused_frames_total",
+        "Stream messages refused by elevens' own checks (damaged, off the hash chain)."
+    );
+    describe_counter!(
+        "elevens_writes_refused_not_leader_total",
+        "Writes refused because this node does not lead."
+    );
+}
+
 /// The replicated journal of a starting engine: the connection, its runtime, where the state
 /// recovered from the snapshot stands in the stream.
 pub struct Replication {
@@ -113,6 +142,7 @@ pub fn recover(
     node: String,
     leading: Arc<AtomicBool>,
 ) -> Result<(State, Replication, RecoveryReport), StartError> {
+    describe_metrics();
     let started = Instant::now();
     let (state, position) = snapshot_state(data_dir, u64::MAX)?;
     let mut report = RecoveryReport { snapshot_time: started.elapsed(), ..RecoveryReport::default() };
@@ -530,11 +560,12 @@ struct Lease {
 impl Lease {
     async fn run(mut self) {
         let ttl = self.nats.options.lease_ttl;
-        let every = ttl / RENEWALS_PER_TTL;
+        let renew_every = ttl / RENEWALS_PER_TTL;
         let holder = Bytes::from(self.status.node.clone());
         let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(every).await;
+            let held = self.held.load(Ordering::Acquire) > 0;
+            tokio::time::sleep(if held { renew_every } else { renew_every.min(LEASE_POLL) }).await;
             if let Ok(last) = self.nats.last_seq().await {
                 self.status.stream_last.store(last, Ordering::Release);
             }

@@ -50,7 +50,8 @@ impl Cluster {
     }
 
     async fn status(&self, node: &str) -> Option<Value> {
-        let response = self.http.get(format!("{node}/v1/cluster")).send().await.ok()?;
+        let request = self.http.get(format!("{node}/v1/cluster")).timeout(Duration::from_secs(1));
+        let response = request.send().await.ok()?;
         response.json().await.ok()
     }
 
@@ -73,28 +74,80 @@ impl Cluster {
 
     /// Posts until some node acknowledges it (the same key each time, as a client retries).
     async fn write(&self, path: &str, key: &str, body: &Value) -> Value {
+        self.write_at(&self.nodes(), path, key, body).await
+    }
+
+    /// Posts to these nodes in turn until one acknowledges it.
+    async fn write_at(&self, nodes: &[String], path: &str, key: &str, body: &Value) -> Value {
         let deadline = Instant::now() + WRITE_DEADLINE;
         loop {
-            for node in self.nodes() {
-                let sent = self
-                    .http
-                    .post(format!("{node}{path}"))
-                    .bearer_auth(&self.admin)
-                    .header("Idempotency-Key", key)
-                    .json(body)
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await;
-                if let Ok(response) = sent {
-                    let status = response.status().as_u16();
+            for node in nodes {
+                if let Ok((status, _, answer)) =
+                    self.post(node, path, key, body, Duration::from_secs(5)).await
+                {
                     if status < 300 {
-                        return response.json().await.unwrap();
+                        return answer;
                     }
                     assert!(status == 503 || status == 429, "{path} {key}: {status}");
                 }
             }
             assert!(Instant::now() < deadline, "{path} {key} never acknowledged");
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One post with the admin key: the status, its `Retry-After`, the JSON body (Null if none).
+    async fn post(
+        &self,
+        node: &str,
+        path: &str,
+        key: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<(u16, Option<String>, Value), reqwest::Error> {
+        let response = self
+            .http
+            .post(format!("{node}{path}"))
+            .bearer_auth(&self.admin)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .timeout(timeout)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok((status, retry_after, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Every acknowledged merchant is there under its own key, a retry of its key answers the
+    /// first answer, and there are no others: nothing lost, nothing applied twice.
+    async fn all_there(&self, acknowledged: &BTreeMap<String, u64>) {
+        let (leader, _) = self.leader(Duration::from_secs(60)).await;
+        let ids: std::collections::BTreeSet<u64> = acknowledged.values().copied().collect();
+        assert_eq!(ids.len(), acknowledged.len(), "two keys got one merchant");
+        for (key, id) in acknowledged {
+            let (_, merchant) = self.get(&leader, &format!("/v1/merchants/{id}")).await;
+            assert_eq!(
+                merchant["name"].as_str(),
+                Some(key.as_str()),
+                "acknowledged {key} as {id}: {merchant}"
+            );
+            let again = self.write("/v1/merchants", key, &json!({ "name": key })).await;
+            assert_eq!(again["merchant_id"].as_u64(), Some(*id), "{key}");
+        }
+        // Every key was acknowledged: no merchant beyond one per key.
+        let beyond = ids.len() as u64 + 1;
+        let (status, _) = self.get(&leader, &format!("/v1/merchants/{beyond}")).await;
+        assert_eq!(status, 404, "more merchants than keys");
+    }
+
+    /// Creates merchants `{prefix}-0..n`, each acknowledged somewhere, into `acknowledged`.
+    async fn merchants(&self, prefix: &str, n: usize, acknowledged: &mut BTreeMap<String, u64>) {
+        for i in 0..n {
+            let key = format!("{prefix}-{i}");
+            let answer = self.write("/v1/merchants", &key, &json!({ "name": key })).await;
+            acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
         }
     }
 }
@@ -208,22 +261,7 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_applies_none_twice() {
     }
     eprintln!("failovers (killed leader, next leader, time to a writable leader): {failovers:?}");
     assert!(acknowledged.len() > WRITERS, "hardly any load: {}", acknowledged.len());
-    // Every acknowledged write is there, with its own answer; ids are not given twice.
-    let (leader, _) = cluster.leader(Duration::from_secs(60)).await;
-    let ids: std::collections::BTreeSet<u64> = acknowledged.values().copied().collect();
-    assert_eq!(ids.len(), acknowledged.len(), "two keys got one merchant");
-    for (key, id) in &acknowledged {
-        let (_, merchant) = cluster.get(&leader, &format!("/v1/merchants/{id}")).await;
-        assert_eq!(merchant["name"].as_str(), Some(key.as_str()), "acknowledged {key} as {id}: {merchant}");
-        // A retry of an acknowledged key answers the first answer, and creates nothing.
-        let again = cluster.write("/v1/merchants", key, &json!({ "name": key })).await;
-        assert_eq!(again["merchant_id"].as_u64(), Some(*id), "{key}");
-    }
-    // Nothing was applied twice: no merchant beyond one per key (writes in flight at the end
-    // were all waited for, so every key is acknowledged).
-    let beyond = ids.len() as u64 + 1;
-    let (status, _) = cluster.get(&leader, &format!("/v1/merchants/{beyond}")).await;
-    assert_eq!(status, 404, "more merchants than keys");
+    cluster.all_there(&acknowledged).await;
     agree(&cluster).await;
 }
 
@@ -260,4 +298,177 @@ async fn a_message_that_is_not_a_frame_is_refused_by_every_node() {
     for (id, expected) in [(20, 200), (21, 404)] {
         assert_eq!(cluster.get(&leader, &format!("/v1/merchants/{id}")).await.0, expected, "merchant {id}");
     }
+}
+
+/// A NATS server started again by a test, from its `cluster up` configuration; killed on drop.
+struct Restarted(Child);
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Cluster {
+    /// SIGKILLs NATS server `i`.
+    fn kill_nats(&self, i: usize) {
+        let pid = self.manifest()["nats"][i]["pid"].as_u64().unwrap();
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+
+    /// Starts NATS server `i` again on its data.
+    fn restart_nats(&self, i: usize) -> Restarted {
+        let conf = self.manifest()["nats"][i]["conf"].as_str().unwrap().to_owned();
+        let log = std::fs::File::create(self.dir.path().join(format!("nats{i}.restarted.log"))).unwrap();
+        let server = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        Restarted(
+            Command::new(server)
+                .args(["-c", &conf])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("nats-server"),
+        )
+    }
+
+    /// The NATS server (by index) that leads the journal stream's replicas.
+    async fn stream_leader(&self) -> Option<usize> {
+        let nats_url = self.manifest()["nats"][0]["url"].as_str()?.to_owned();
+        let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url).await.ok()?);
+        let mut stream = jetstream.get_stream("ELEVENS").await.ok()?;
+        let leader = stream.info().await.ok()?.cluster.as_ref()?.leader.clone()?;
+        leader.strip_prefix('n')?.parse().ok()
+    }
+
+    fn index_of(&self, node: &str) -> usize {
+        self.nodes().iter().position(|n| n == node).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_nats_server_down_writes_go_on_two_down_they_are_refused_and_resume_with_nothing_lost() {
+    if !enabled() {
+        return;
+    }
+    let cluster = start(tempfile::tempdir().unwrap(), 2);
+    let (leader, _) = cluster.leader(Duration::from_secs(60)).await;
+    let mut acknowledged = BTreeMap::new();
+    cluster.merchants("before", 10, &mut acknowledged).await;
+
+    // The server that leads the stream's replicas dies (the stream elects another), or the
+    // elevens leader's own if that is the one (its client then moves to another server).
+    let first = cluster.stream_leader().await.unwrap_or_else(|| cluster.index_of(&leader));
+    cluster.kill_nats(first);
+    let killed = Instant::now();
+    cluster.merchants("one-down", 20, &mut acknowledged).await;
+    eprintln!("server n{first} down: 20 writes acknowledged {:?} after the kill", killed.elapsed());
+    assert!(killed.elapsed() < Duration::from_secs(30), "writes stalled with one server of three down");
+
+    // A second dies: no quorum. Every node refuses writes with 503 and Retry-After, and none
+    // acknowledges one (nothing can be stored), for longer than the lease lasts.
+    let second = (first + 1) % 3;
+    cluster.kill_nats(second);
+    let outage = Instant::now();
+    let mut in_doubt = Vec::new();
+    let mut refused = std::collections::BTreeSet::new();
+    for i in 0.. {
+        let key = format!("no-quorum-{i}");
+        for node in cluster.nodes() {
+            match cluster
+                .post(&node, "/v1/merchants", &key, &json!({ "name": key }), Duration::from_secs(3))
+                .await
+            {
+                Ok((status, retry_after, body)) => {
+                    assert_eq!(status, 503, "{node} answered {key} without a quorum: {body}");
+                    assert!(retry_after.is_some(), "{node}: 503 without Retry-After: {body}");
+                    refused.insert(node.clone());
+                }
+                // Sent to the leader before it knew: in doubt until the quorum is back.
+                Err(_) => in_doubt.push(key.clone()),
+            }
+        }
+        if outage.elapsed() > Duration::from_secs(6) && refused.len() == 3 {
+            break;
+        }
+        assert!(outage.elapsed() < Duration::from_secs(40), "not every node refuses: {refused:?}");
+    }
+
+    // One server returns: writes resume (a node leads, maybe another), the writes in doubt are
+    // answered once when retried.
+    eprintln!("no quorum: {refused:?} refuse writes; in doubt: {in_doubt:?}");
+    let _back = cluster.restart_nats(second);
+    let returned = Instant::now();
+    cluster.merchants("resumed", 10, &mut acknowledged).await;
+    eprintln!("quorum back: writes acknowledged {:?} after the server's restart", returned.elapsed());
+    for key in in_doubt {
+        let answer = cluster.write("/v1/merchants", &key, &json!({ "name": key })).await;
+        acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+    }
+    let _back_too = cluster.restart_nats(first);
+    cluster.all_there(&acknowledged).await;
+    agree(&cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_acknowledges_nothing_after_it_is_deposed() {
+    if !enabled() {
+        return;
+    }
+    let cluster = Arc::new(start(tempfile::tempdir().unwrap(), 3));
+    let (paused, pid) = cluster.leader(Duration::from_secs(60)).await;
+    let mut acknowledged = BTreeMap::new();
+    cluster.merchants("before", 10, &mut acknowledged).await;
+
+    // SIGSTOP, as a long GC pause or a partition would. Writes sent to it wait in its socket.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    let waiting: Vec<_> = (0..5)
+        .map(|i| {
+            let (cluster, paused) = (cluster.clone(), paused.clone());
+            tokio::spawn(async move {
+                let key = format!("to-the-paused-{i}");
+                let body = json!({ "name": key });
+                let sent = cluster.post(&paused, "/v1/merchants", &key, &body, Duration::from_secs(60)).await;
+                (key, sent.ok().map(|(status, _, body)| (status, body)))
+            })
+        })
+        .collect();
+    // Another node leads past the lease and takes writes.
+    let others: Vec<String> = cluster.nodes().into_iter().filter(|n| *n != paused).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let next = loop {
+        let mut leading = None;
+        for node in &others {
+            if cluster.status(node).await.is_some_and(|s| s["role"] == "leader" && s["writable"] == true) {
+                leading = Some(node.clone());
+            }
+        }
+        if let Some(node) = leading {
+            break node;
+        }
+        assert!(Instant::now() < deadline, "no standby took over from the paused leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for i in 0..10 {
+        let key = format!("while-paused-{i}");
+        let answer = cluster
+            .write_at(std::slice::from_ref(&next), "/v1/merchants", &key, &json!({ "name": key }))
+            .await;
+        acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+    }
+
+    // It wakes up deposed: what it was sent while paused is not acknowledged.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    for waiting in waiting {
+        let (key, answer) = waiting.await.unwrap();
+        eprintln!("sent to the paused leader: {key}: {answer:?}");
+        if let Some((status, body)) = answer {
+            assert!(status >= 500, "the deposed leader answered {key} with {status}: {body}");
+        }
+        // Retried, it is done once, by the leader of now.
+        let answer = cluster.write("/v1/merchants", &key, &json!({ "name": key })).await;
+        acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+    }
+    cluster.all_there(&acknowledged).await;
+    agree(&cluster).await;
 }
