@@ -28,6 +28,60 @@ pub struct Options {
     pub nats_server: PathBuf,
     /// The nodes' lease, if not their default.
     pub lease_ttl_ms: Option<u64>,
+    /// Each kill takes the leader's NATS server down with it, as the loss of its machine
+    /// would; the server is started again once the next leader has taken a write.
+    pub machine: bool,
+    /// Keep the cluster's folder (logs, data) after the run; it is kept after a failure anyway.
+    pub keep: bool,
+}
+
+/// The cluster's NATS servers as the bench kills and restarts them; those it started are
+/// killed on drop.
+struct Servers {
+    binary: PathBuf,
+    urls: Vec<String>,
+    confs: Vec<String>,
+    pids: Vec<u32>,
+    restarted: Vec<std::process::Child>,
+}
+
+impl Servers {
+    fn of(dir: &std::path::Path, binary: PathBuf) -> anyhow::Result<Servers> {
+        let manifest = cluster::manifest(dir)?;
+        let servers = manifest["nats"].as_array().cloned().unwrap_or_default();
+        Ok(Servers {
+            binary,
+            urls: servers.iter().map(|s| s["url"].as_str().unwrap_or_default().to_owned()).collect(),
+            confs: servers.iter().map(|s| s["conf"].as_str().unwrap_or_default().to_owned()).collect(),
+            pids: servers.iter().map(|s| s["pid"].as_u64().unwrap_or_default() as u32).collect(),
+            restarted: Vec::new(),
+        })
+    }
+
+    fn kill(&self, i: usize) {
+        unsafe { libc::kill(self.pids[i] as libc::pid_t, libc::SIGKILL) };
+    }
+
+    fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let log = std::fs::File::create(format!("{}.restarted.log", self.confs[i]))?;
+        let child = std::process::Command::new(&self.binary)
+            .args(["-c", &self.confs[i]])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.pids[i] = child.id();
+        self.restarted.push(child);
+        Ok(())
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.restarted {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -61,6 +115,8 @@ pub struct Report {
     pub lost: usize,
     pub applied_twice: usize,
     pub writers: usize,
+    /// The leader's NATS server was killed with it.
+    pub machine: bool,
 }
 
 /// One acknowledged write.
@@ -89,7 +145,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     let result = measure(options, dir.path(), &stop_cluster);
     stop_cluster.store(true, Ordering::Relaxed);
     let _ = up.join();
-    if result.is_err() {
+    if result.is_err() || options.keep {
         eprintln!("failover: the cluster's logs are kept in {}", dir.keep().display());
     }
     result
@@ -134,13 +190,29 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
         })
         .collect();
 
+    let mut servers = Servers::of(dir, options.nats_server.clone())?;
     let mut kills = Vec::new();
     let mut kill_times = Vec::new();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     for _ in 0..options.kills {
         std::thread::sleep(BETWEEN_KILLS);
+        if options.machine {
+            // One machine lost at a time: the one lost before has come back and caught up.
+            let nats = elevens_replication::Options::new(&servers.urls.join(","));
+            let deadline = Instant::now() + WRITE_DEADLINE;
+            while !runtime.block_on(elevens_replication::nats::replicas_current(&nats)).unwrap_or(false) {
+                anyhow::ensure!(Instant::now() < deadline, "the NATS servers did not catch up");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let (killed, pid) = leader(&http, dir, None)?;
+        // Node i's own server is NATS server i (`cluster up` lists it first to it).
+        let machine = nodes.iter().position(|n| *n == killed).filter(|_| options.machine);
         let at = Instant::now();
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        if let Some(i) = machine {
+            servers.kill(i);
+        }
         // The next leader may be the killed node again, started anew by the supervisor.
         let (next_leader, _) = leader(&http, dir, Some(pid))?;
         // The next leader's first acknowledgement after the kill.
@@ -165,6 +237,9 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
         eprintln!("killed {killed}: {next_leader} acknowledged a write {to_first_write_ms:.0} ms later");
         kills.push(Kill { killed, next_leader, to_first_write_ms });
         kill_times.push(at);
+        if let Some(i) = machine {
+            servers.restart(i)?;
+        }
     }
     std::thread::sleep(BETWEEN_KILLS);
     stop.store(true, Ordering::Relaxed);
@@ -199,6 +274,7 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
         lost,
         applied_twice,
         writers: options.writers,
+        machine: options.machine,
     })
 }
 
@@ -300,8 +376,9 @@ pub fn table(report: &Report) -> String {
             l.writes, l.p50_ms, l.p99_ms, l.max_ms
         )
     };
+    let what = if report.machine { "the leader and its NATS server" } else { "the leader" };
     let mut out =
-        format!("failover: {} SIGKILLs of the leader under {} writers\n", report.kills.len(), report.writers);
+        format!("failover: {} SIGKILLs of {what} under {} writers\n", report.kills.len(), report.writers);
     out += &row("kill to first write", &report.to_first_write_ms);
     out += &row("in flight at a kill", &report.writes_in_flight_at_kills);
     out += &row("sent -1 s..+3 s of one", &report.writes_around_kills);

@@ -178,6 +178,12 @@ enum Cmd {
         /// Failover: the cluster's ports start here (see `elevens cluster up`).
         #[arg(long, default_value_t = 14_600)]
         port_base: u16,
+        /// Failover: kill the leader's NATS server with it, as the loss of its machine would.
+        #[arg(long)]
+        machine: bool,
+        /// Failover: keep the cluster's folder (logs, data) after the run.
+        #[arg(long)]
+        keep: bool,
         /// Failover: the nodes' lease, in ms (default: serve's).
         #[arg(long)]
         lease_ttl_ms: Option<u64>,
@@ -314,11 +320,14 @@ fn main() -> ExitCode {
             port_base,
             nats_server,
             lease_ttl_ms,
+            machine,
+            keep,
             json,
             ..
         } => {
             let writers = clients.unwrap_or(8);
-            let options = failover::Options { kills, writers, port_base, nats_server, lease_ttl_ms };
+            let options =
+                failover::Options { kills, writers, port_base, nats_server, lease_ttl_ms, machine, keep };
             bench_failover(&options, json)
         }
         Cmd::Bench {

@@ -84,7 +84,9 @@ impl Nats {
             .map(|url| url.trim().parse::<async_nats::ServerAddr>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
+        // The servers in the order given: a node lists its own machine's first.
         let client = async_nats::ConnectOptions::new()
+            .retain_servers_order()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
             .name("elevens")
@@ -248,4 +250,23 @@ pub async fn delete_stream(options: &Options) -> Result<(), NatsError> {
         .await
         .map_err(call("deleting the lease's bucket"))?;
     Ok(())
+}
+
+/// Whether the journal's stream and the lease's bucket each have a leader and every replica
+/// current: a server that came back has caught up. For the bench, between two losses.
+pub async fn replicas_current(options: &Options) -> Result<bool, NatsError> {
+    let client = async_nats::connect(options.url.split(',').next().unwrap_or_default().trim())
+        .await
+        .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
+    let jetstream = jetstream::new(client);
+    for name in [options.stream.clone(), format!("KV_{}_lease", options.stream)] {
+        let mut stream = jetstream.get_stream(&name).await.map_err(call("reading a stream's replicas"))?;
+        let info = stream.info().await.map_err(call("reading a stream's replicas"))?;
+        let Some(cluster) = info.cluster.as_ref() else { return Ok(false) };
+        let current = cluster.replicas.iter().filter(|r| r.current).count();
+        if cluster.leader.is_none() || current + 1 < options.replicas {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -40,6 +40,9 @@ pub const EXIT_DEPOSED: i32 = 75;
 const IN_FLIGHT_BATCHES_MAX: usize = 8;
 /// How often a held lease is renewed, as a fraction of its time to live.
 const RENEWALS_PER_TTL: u32 = 5;
+/// How long a follower waits for the next message of a stream known to go further before it
+/// reads the missing ones directly.
+const FOLLOW_STALL: Duration = Duration::from_millis(300);
 /// How often a standby looks whether the lease is free, at most: a lapsed lease is taken at
 /// most this long after it lapses (plus the time to store the fence).
 const LEASE_POLL: Duration = Duration::from_millis(100);
@@ -479,12 +482,32 @@ impl Follower {
                 Ok(messages) => messages,
                 Err(error) => {
                     tracing::warn!(%error, "cannot follow the stream; trying again");
+                    if !self.catch_up_directly().await {
+                        return;
+                    }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 }
             };
             let mut messages = std::pin::pin!(messages);
-            while let Some(message) = messages.next().await {
+            loop {
+                let message = match tokio::time::timeout(FOLLOW_STALL, messages.next()).await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    // Nothing comes though the stream is known to go further: the consumer may
+                    // be on a server that died. What is missing is read directly, from any
+                    // replica, and the stream followed again from there.
+                    Err(_)
+                        if self.status.stream_last.load(Ordering::Acquire)
+                            > self.chain.position.stream_seq =>
+                    {
+                        if !self.catch_up_directly().await {
+                            return;
+                        }
+                        break;
+                    }
+                    Err(_) => continue,
+                };
                 let (seq, bytes) = match message {
                     Ok(message) => message,
                     Err(error) => {
@@ -492,20 +515,37 @@ impl Follower {
                         break;
                     }
                 };
-                if seq <= self.chain.position.stream_seq {
-                    continue;
-                }
-                match self.take(seq, bytes).await {
-                    Some(envelopes) => {
-                        let control = Control::Replicated { envelopes, position: self.chain.position };
-                        if !tokio::task::block_in_place(|| self.engine.control(control)) {
-                            return;
-                        }
-                    }
-                    None => return,
+                if seq > self.chain.position.stream_seq && !self.apply(seq, bytes).await {
+                    return;
                 }
             }
         }
+    }
+
+    /// Applies the message at `seq` (or skips it, refused); `false` when this node stops
+    /// following (the chain cannot go on, or the engine stopped).
+    async fn apply(&mut self, seq: u64, bytes: Bytes) -> bool {
+        match self.take(seq, bytes).await {
+            Some(envelopes) => {
+                let control = Control::Replicated { envelopes, position: self.chain.position };
+                tokio::task::block_in_place(|| self.engine.control(control))
+            }
+            None => false,
+        }
+    }
+
+    /// Reads and applies, one by one, the messages between the chain's place and the stream's
+    /// last as last seen; stops at the first that cannot be read (`true`: go on following).
+    async fn catch_up_directly(&mut self) -> bool {
+        let last = self.status.stream_last.load(Ordering::Acquire);
+        while self.chain.position.stream_seq < last {
+            let seq = self.chain.position.stream_seq + 1;
+            let Ok(bytes) = self.nats.get(seq).await else { return true };
+            if !self.apply(seq, bytes).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// The commands of the message at `seq` if it is the chain's next frame, none if it is
