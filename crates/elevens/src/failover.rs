@@ -124,7 +124,9 @@ struct Acked {
     key: String,
     id: u64,
     node: String,
+    /// The first send, and the send that was acknowledged (a retry's, after a failure).
     sent: Instant,
+    last_sent: Instant,
     acked: Instant,
 }
 
@@ -165,7 +167,7 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
     let http =
         reqwest::blocking::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(0).build()?;
     let nodes = cluster::manifest_nodes(dir)?;
-    let (first, _) = leader(&http, dir, None)?;
+    let (first, _, _) = leader(&http, dir, 0)?;
     eprintln!("failover: leader {first}; {} writers, {} kills", options.writers, options.kills);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -182,8 +184,9 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
                     }
                     let key = format!("w{w}-{i}");
                     let sent = Instant::now();
-                    let (node, id) = write(&http, &nodes, &mut at, &admin, &key)?;
-                    acked.lock().unwrap().push(Acked { key, id, node, sent, acked: Instant::now() });
+                    let (node, id, last_sent) = write(&http, &nodes, &mut at, &admin, &key)?;
+                    let acked_at = Instant::now();
+                    acked.lock().unwrap().push(Acked { key, id, node, sent, last_sent, acked: acked_at });
                 }
                 Ok(())
             })
@@ -205,7 +208,7 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        let (killed, pid) = leader(&http, dir, None)?;
+        let (killed, pid, term) = leader(&http, dir, 0)?;
         // Node i's own server is NATS server i (`cluster up` lists it first to it).
         let machine = nodes.iter().position(|n| *n == killed).filter(|_| options.machine);
         let at = Instant::now();
@@ -213,15 +216,16 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
         if let Some(i) = machine {
             servers.kill(i);
         }
-        // The next leader may be the killed node again, started anew by the supervisor.
-        let (next_leader, _) = leader(&http, dir, Some(pid))?;
+        // The next leader leads in a later term; it may be the killed node again, started anew
+        // by the supervisor.
+        let (next_leader, _, _) = leader(&http, dir, term)?;
         // The next leader's first acknowledgement after the kill.
         let first_write = loop {
             let first = acked
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|a| a.acked > at && a.node == next_leader)
+                .filter(|a| a.last_sent > at && a.node == next_leader)
                 .map(|a| a.acked)
                 .min();
             if let Some(first) = first {
@@ -249,7 +253,7 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
     let acked = std::mem::take(&mut *acked.lock().unwrap());
 
     // Every acknowledged write on the last leader, under its key, and no merchant beyond them.
-    let (last, _) = leader(&http, dir, None)?;
+    let (last, _, _) = leader(&http, dir, 0)?;
     let mut lost = 0;
     for a in &acked {
         let merchant = get_json(&http, &format!("{last}/v1/merchants/{}", a.id), &admin)?;
@@ -279,17 +283,18 @@ fn measure(options: &Options, dir: &std::path::Path, stop_cluster: &AtomicBool) 
 }
 
 /// Creates the merchant `key`, at the node it last wrote to and then the others in turn, until
-/// one acknowledges it: that node and the merchant's id.
+/// one acknowledges it: that node, the merchant's id and when the acknowledged send left.
 fn write(
     http: &reqwest::blocking::Client,
     nodes: &[String],
     at: &mut usize,
     admin: &str,
     key: &str,
-) -> anyhow::Result<(String, u64)> {
+) -> anyhow::Result<(String, u64, Instant)> {
     let deadline = Instant::now() + WRITE_DEADLINE;
     loop {
         let node = &nodes[*at % nodes.len()];
+        let attempt = Instant::now();
         let sent = http
             .post(format!("{node}/v1/merchants"))
             .bearer_auth(admin)
@@ -300,7 +305,7 @@ fn write(
             Ok(response) if response.status().is_success() => {
                 let answer: serde_json::Value = response.json()?;
                 let id = answer["merchant_id"].as_u64().ok_or_else(|| anyhow::anyhow!("no id: {answer}"))?;
-                return Ok((node.clone(), id));
+                return Ok((node.clone(), id, attempt));
             }
             Ok(response) => {
                 let status = response.status();
@@ -321,28 +326,28 @@ fn write(
     }
 }
 
-/// The writable leader (not the process `except`) and its pid, waiting for one.
+/// The writable leader, its pid and its term, waiting for one with a term above `after`.
 fn leader(
     http: &reqwest::blocking::Client,
     dir: &std::path::Path,
-    except: Option<u32>,
-) -> anyhow::Result<(String, u32)> {
+    after: u64,
+) -> anyhow::Result<(String, u32, u64)> {
     let deadline = Instant::now() + WRITE_DEADLINE;
+    let pid_of = |i: usize| -> anyhow::Result<u32> {
+        Ok(cluster::manifest(dir)?["nodes"][i]["pid"].as_u64().unwrap_or_default() as u32)
+    };
     loop {
-        let manifest = cluster::manifest(dir)?;
-        for node in manifest["nodes"].as_array().into_iter().flatten() {
-            let url = node["url"].as_str().unwrap_or_default();
-            let pid = node["pid"].as_u64().unwrap_or_default() as u32;
-            if Some(pid) == except {
-                continue;
-            }
+        for (i, url) in cluster::manifest_nodes(dir)?.iter().enumerate() {
+            let pid = pid_of(i)?;
             let Ok(status) = http.get(format!("{url}/v1/cluster")).timeout(Duration::from_secs(1)).send()
             else {
                 continue;
             };
             let status: serde_json::Value = status.json().unwrap_or_default();
-            if status["role"] == "leader" && status["writable"] == true {
-                return Ok((url.to_owned(), pid));
+            let term = status["term"].as_u64().unwrap_or_default();
+            // The same process before and after the question: the one that answered it.
+            if status["role"] == "leader" && status["writable"] == true && term > after && pid_of(i)? == pid {
+                return Ok((url.clone(), pid, term));
             }
         }
         anyhow::ensure!(Instant::now() < deadline, "no node leads; logs in {}", dir.display());
