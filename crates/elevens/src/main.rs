@@ -465,11 +465,17 @@ enum ModeArg {
 fn bench(options: elevens_bench::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let report = elevens_bench::run(options)?;
     print!("{}", elevens_bench::table(&report));
+    write_report(json, &report)?;
+    Ok(if sound(&report.invariants) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Writes a bench's report as JSON, if asked to.
+fn write_report(json: Option<PathBuf>, report: &impl serde::Serialize) -> anyhow::Result<()> {
     if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(&path, serde_json::to_string_pretty(report)?)?;
         println!("report written to {}", path.display());
     }
-    Ok(if sound(&report.invariants) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(())
 }
 
 /// The run's checks passed (a peer without state has none).
@@ -480,10 +486,7 @@ fn sound(i: &elevens_bench::Invariants) -> bool {
 fn bench_failover(options: &failover::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let report = failover::run(options)?;
     print!("{}", failover::table(&report));
-    if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-        println!("report written to {}", path.display());
-    }
+    write_report(json, &report)?;
     let ok = report.lost == 0 && report.applied_twice == 0;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -496,10 +499,7 @@ fn bench_compared(options: elevens_bench::Options, json: Option<PathBuf>) -> any
         "replicated / local: throughput {:.2}, p99 latency {:.2}",
         compared.throughput_ratio, compared.p99_ratio
     );
-    if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_string_pretty(&compared)?)?;
-        println!("report written to {}", path.display());
-    }
+    write_report(json, &compared)?;
     let ok = sound(&compared.local.invariants) && sound(&compared.replicated.invariants);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

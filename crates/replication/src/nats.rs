@@ -237,13 +237,19 @@ impl Nats {
     }
 }
 
+/// A plain JetStream context on the first server, for the bench's calls.
+async fn context(options: &Options) -> Result<jetstream::Context, NatsError> {
+    let url = options.url.split(',').next().unwrap_or_default().trim();
+    let client = async_nats::connect(url)
+        .await
+        .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
+    Ok(jetstream::new(client))
+}
+
 /// Deletes a stream and its lease bucket. For scratch streams only (the bench's): the engine
 /// never deletes its own.
 pub async fn delete_stream(options: &Options) -> Result<(), NatsError> {
-    let client = async_nats::connect(options.url.split(',').next().unwrap_or_default().trim())
-        .await
-        .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
-    let jetstream = jetstream::new(client);
+    let jetstream = context(options).await?;
     jetstream.delete_stream(&options.stream).await.map_err(call("deleting the stream"))?;
     jetstream
         .delete_key_value(format!("{}_lease", options.stream))
@@ -255,10 +261,7 @@ pub async fn delete_stream(options: &Options) -> Result<(), NatsError> {
 /// Whether the journal's stream and the lease's bucket each have a leader and every replica
 /// current: a server that came back has caught up. For the bench, between two losses.
 pub async fn replicas_current(options: &Options) -> Result<bool, NatsError> {
-    let client = async_nats::connect(options.url.split(',').next().unwrap_or_default().trim())
-        .await
-        .map_err(|e| NatsError::Connect { url: options.url.clone(), why: e.to_string() })?;
-    let jetstream = jetstream::new(client);
+    let jetstream = context(options).await?;
     for name in [options.stream.clone(), format!("KV_{}_lease", options.stream)] {
         let mut stream = jetstream.get_stream(&name).await.map_err(call("reading a stream's replicas"))?;
         let info = stream.info().await.map_err(call("reading a stream's replicas"))?;
