@@ -20,6 +20,7 @@ pub mod offline;
 pub mod openapi;
 pub mod replicated;
 mod snapshotter;
+mod telemetry;
 pub mod views;
 pub mod wire;
 
@@ -298,8 +299,8 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // Prometheus text on GET /metrics; the recorder is process-wide, installed once, before the
-    // engine starts so that what it describes and counts while starting is kept.
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    // engine starts so that what it counts while starting is kept.
+    let metrics = telemetry::install();
     let (engine, report) = Engine::start(&config)?;
     tracing::info!(
         snapshot = ?report.snapshot_seq,

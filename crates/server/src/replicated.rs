@@ -98,32 +98,6 @@ impl ReplicaStatus {
     }
 }
 
-/// The replication's series on `/metrics`, with their help texts.
-fn describe_metrics() {
-    use metrics::{describe_counter, describe_gauge};
-    describe_gauge!("elevens_replication_lag_messages", "Stream messages not yet applied on this node.");
-    describe_gauge!(
-        "elevens_replication_leader",
-        "1 while this node leads (holds the lease and fenced the stream), else 0."
-    );
-    describe_gauge!(
-        "elevens_replication_term",
-        "The lease revision this node leads with (0 if it never led)."
-    );
-    describe_counter!(
-        "elevens_replication_publish_retries_total",
-        "Frames published again because their acknowledgement failed or did not come."
-    );
-    describe_counter!(
-        "elevens_replication_refused_frames_total",
-        "Stream messages refused by elevens' own checks (damaged, off the hash chain)."
-    );
-    describe_counter!(
-        "elevens_writes_refused_not_leader_total",
-        "Writes refused because this node does not lead."
-    );
-}
-
 /// The replicated journal of a starting engine: the connection, its runtime, where the state
 /// recovered from the snapshot stands in the stream.
 pub struct Replication {
@@ -145,7 +119,6 @@ pub fn recover(
     node: String,
     leading: Arc<AtomicBool>,
 ) -> Result<(State, Replication, RecoveryReport), StartError> {
-    describe_metrics();
     let started = Instant::now();
     let (state, position) = snapshot_state(data_dir, u64::MAX)?;
     let mut report = RecoveryReport { snapshot_time: started.elapsed(), ..RecoveryReport::default() };

@@ -46,6 +46,15 @@ async fn an_order_from_placement_to_refund_survives_a_restart() {
     assert!(metrics.contains("elevens_commands_total{result=\"changed\"}"), "{metrics}");
     assert!(metrics.contains("elevens_refusals_total{code=\"forbidden\"} 1"), "{metrics}");
     assert!(metrics.contains("elevens_journal_write_fsync_seconds"), "{metrics}");
+    // Every series is described and typed; latencies are histograms, which aggregate.
+    for line in metrics.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        let family = if metrics.contains(&format!("# TYPE {family} ")) { family } else { name };
+        assert!(metrics.contains(&format!("# HELP {family} ")), "no help for {name}:\n{metrics}");
+        assert!(metrics.contains(&format!("# TYPE {family} ")), "no type for {name}");
+    }
+    assert!(metrics.contains("# TYPE elevens_journal_write_fsync_seconds histogram"), "{metrics}");
 
     let mut server = server;
     server.kill();
