@@ -66,6 +66,7 @@ pub fn router(app: AppState) -> Router {
                 match &metrics {
                     Some(handle) => {
                         gate.publish_metrics();
+                        telemetry::collect();
                         handle.render().into_response()
                     }
                     None => ApiError::new(

@@ -10,6 +10,9 @@ const SECONDS_BUCKETS: &[f64] =
 /// Buckets of the group commit's size, in commands (at most `group_commit_commands_max`).
 const BATCH_BUCKETS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 256.0, 1_024.0, 4_096.0, 16_384.0];
 
+/// The process's CPU time, memory, descriptors and threads (`process_*`), read at each scrape.
+static PROCESS: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+
 /// Installs the process-wide recorder (once; `None` if one is already installed, as when a
 /// test runs several servers in one process) and describes every series.
 pub fn install() -> Option<PrometheusHandle> {
@@ -20,10 +23,20 @@ pub fn install() -> Option<PrometheusHandle> {
         .install_recorder()
         .ok()?;
     describe();
+    PROCESS.get_or_init(metrics_process::Collector::default).describe();
+    metrics::gauge!("elevens_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Some(handle)
 }
 
+/// Reads what is read at each scrape rather than kept up to date: the `process_*` series.
+pub fn collect() {
+    if let Some(process) = PROCESS.get() {
+        process.collect();
+    }
+}
+
 fn describe() {
+    describe_gauge!("elevens_build_info", "Always 1; the build's version as a label.");
     describe_counter!(
         "elevens_commands_total",
         "Commands applied, by result: changed the state, or a repeat answered from the idempotency store."

@@ -55,6 +55,14 @@ async fn an_order_from_placement_to_refund_survives_a_restart() {
         assert!(metrics.contains(&format!("# TYPE {family} ")), "no type for {name}");
     }
     assert!(metrics.contains("# TYPE elevens_journal_write_fsync_seconds histogram"), "{metrics}");
+    for series in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_cpu_seconds_total",
+        "elevens_build_info{",
+    ] {
+        assert!(metrics.contains(series), "no {series}:\n{metrics}");
+    }
 
     let mut server = server;
     server.kill();
