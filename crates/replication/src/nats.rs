@@ -136,7 +136,16 @@ impl Nats {
             .payload(frame)
             .message_id(id)
             .expected_last_sequence(expected_last);
-        self.jetstream.send_publish(self.options.subject(), publish).await.map_err(call("publishing a frame"))
+        // Bounded like the acknowledgement: a client that cannot reach a server must not hold
+        // the writer, which would keep a leader without quorum looking writable.
+        let sent = tokio::time::timeout(
+            PUBLISH_ACK_TIMEOUT,
+            self.jetstream.send_publish(self.options.subject(), publish),
+        );
+        match sent.await {
+            Ok(sent) => sent.map_err(call("publishing a frame")),
+            Err(_) => Err(NatsError::Call { what: "publishing a frame", why: "timed out".into() }),
+        }
     }
 
     /// The stream's last sequence (0 if empty).
