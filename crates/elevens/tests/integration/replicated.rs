@@ -30,6 +30,18 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         unsafe { libc::kill(self.up.id() as libc::pid_t, libc::SIGTERM) };
         let _ = self.up.wait();
+        // A failed test keeps its servers' logs (the folder itself goes with the TempDir).
+        if std::thread::panicking() {
+            let kept =
+                std::env::temp_dir().join(format!("elevens-failed-{}-{}", std::process::id(), self.up.id()));
+            let _ = std::fs::create_dir_all(&kept);
+            for entry in std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten() {
+                if entry.path().extension().is_some_and(|e| e == "log") {
+                    let _ = std::fs::copy(entry.path(), kept.join(entry.file_name()));
+                }
+            }
+            eprintln!("the cluster's logs are kept in {}", kept.display());
+        }
     }
 }
 
