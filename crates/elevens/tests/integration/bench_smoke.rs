@@ -4,6 +4,10 @@
 use crate::harness::BIN;
 use serde_json::Value;
 
+/// A flash run small enough for a smoke test; the caller adds its mode or journal.
+const TINY_FLASH: [&str; 8] =
+    ["--workload", "flash", "--buyers", "300", "--duration", "0.5", "--hot-share", "0.9"];
+
 fn bench(args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
@@ -29,20 +33,7 @@ fn every_flash_mode_runs_and_keeps_the_invariants() {
     let modes =
         [("in-process", "binary"), ("http", "binary"), ("http-batch", "binary"), ("http-batch", "json")];
     for (mode, encoding) in modes {
-        let report = bench(&[
-            "--workload",
-            "flash",
-            "--mode",
-            mode,
-            "--batch-encoding",
-            encoding,
-            "--buyers",
-            "300",
-            "--duration",
-            "0.5",
-            "--hot-share",
-            "0.9",
-        ]);
+        let report = bench(&[&TINY_FLASH[..], &["--mode", mode, "--batch-encoding", encoding]].concat());
         if mode == "http-batch" {
             assert_eq!(report["batch_encoding"], encoding, "{report}");
         }
@@ -295,20 +286,7 @@ fn the_flash_workload_runs_on_a_nats_journal_beside_the_local_one() {
         .spawn()
         .expect("nats-server");
     let url = format!("nats://127.0.0.1:{port}");
-    let report = bench(&[
-        "--workload",
-        "flash",
-        "--buyers",
-        "300",
-        "--duration",
-        "0.5",
-        "--hot-share",
-        "0.9",
-        "--journal",
-        &url,
-        "--replicas",
-        "1",
-    ]);
+    let report = bench(&[&TINY_FLASH[..], &["--journal", &url, "--replicas", "1"]].concat());
     let _ = nats.kill();
     let _ = nats.wait();
     assert_eq!(report["local"]["journal"], "local", "{report}");

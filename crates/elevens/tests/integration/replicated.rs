@@ -158,9 +158,15 @@ impl Cluster {
     async fn merchants(&self, prefix: &str, n: usize, acknowledged: &mut BTreeMap<String, u64>) {
         for i in 0..n {
             let key = format!("{prefix}-{i}");
-            let answer = self.write("/v1/merchants", &key, &json!({ "name": key })).await;
-            acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+            acknowledged.insert(key.clone(), self.merchant(&self.nodes(), &key).await);
         }
+    }
+
+    /// Creates the merchant named `key` under that idempotency key, at one of `nodes` (retrying
+    /// until one acknowledges it): its id.
+    async fn merchant(&self, nodes: &[String], key: &str) -> u64 {
+        let answer = self.write_at(nodes, "/v1/merchants", key, &json!({ "name": key })).await;
+        answer["merchant_id"].as_u64().expect("an id")
     }
 }
 
@@ -256,8 +262,7 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_applies_none_twice() {
                         break;
                     }
                     let key = format!("w{w}-{i}");
-                    let answer = cluster.write("/v1/merchants", &key, &json!({ "name": key })).await;
-                    acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+                    acknowledged.insert(key.clone(), cluster.merchant(&cluster.nodes(), &key).await);
                 }
                 acknowledged
             })
@@ -420,8 +425,7 @@ async fn one_nats_server_down_writes_go_on_two_down_they_are_refused_and_resume_
     cluster.merchants("resumed", 10, &mut acknowledged).await;
     eprintln!("quorum back: writes acknowledged {:?} after the server's restart", returned.elapsed());
     for key in in_doubt {
-        let answer = cluster.write("/v1/merchants", &key, &json!({ "name": key })).await;
-        acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+        acknowledged.insert(key.clone(), cluster.merchant(&cluster.nodes(), &key).await);
     }
     let _back_too = cluster.restart_nats(first);
     cluster.all_there(&acknowledged).await;
@@ -469,10 +473,7 @@ async fn a_paused_leader_acknowledges_nothing_after_it_is_deposed() {
     };
     for i in 0..10 {
         let key = format!("while-paused-{i}");
-        let answer = cluster
-            .write_at(std::slice::from_ref(&next), "/v1/merchants", &key, &json!({ "name": key }))
-            .await;
-        acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+        acknowledged.insert(key.clone(), cluster.merchant(std::slice::from_ref(&next), &key).await);
     }
 
     // It wakes up deposed: what it was sent while paused is not acknowledged.
@@ -484,8 +485,7 @@ async fn a_paused_leader_acknowledges_nothing_after_it_is_deposed() {
             assert!(status >= 500, "the deposed leader answered {key} with {status}: {body}");
         }
         // Retried, it is done once, by the leader of now.
-        let answer = cluster.write("/v1/merchants", &key, &json!({ "name": key })).await;
-        acknowledged.insert(key, answer["merchant_id"].as_u64().expect("an id"));
+        acknowledged.insert(key.clone(), cluster.merchant(&cluster.nodes(), &key).await);
     }
     cluster.all_there(&acknowledged).await;
     agree(&cluster).await;
