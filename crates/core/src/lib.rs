@@ -30,5 +30,7 @@ pub use error::{CoreError, ErrorKind};
 pub use idempotency::IdempotencyStore;
 pub use ledger::{Owner, TransferKind};
 pub use promotions::{Coupon, RedPacket};
-pub use state::{Applied, Campaign, EncodedState, Order, OrderDiscount, OrderLine, OrderStatus, Sku, State};
+pub use state::{
+    Applied, Campaign, EncodedState, Order, OrderDiscount, OrderLine, OrderStatus, Sku, State, TickNotice,
+};
 pub use types::*;

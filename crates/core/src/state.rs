@@ -375,6 +375,19 @@ pub struct State {
     pub(crate) experiments: Vec<NewExperiment>,
     /// Warehouses, carriers, shipments, returns and tickets.
     pub(crate) logistics: Logistics,
+    /// What the last `Tick` did, by id, for the event feed (not state: not encoded, and
+    /// overwritten by the next tick).
+    #[serde(skip)]
+    pub(crate) last_tick: TickNotice,
+}
+
+/// The ids a `Tick` touched: its outcome has only their counts (outcomes are remembered per
+/// idempotency key, so every byte counts), and the feed names each. Bounded like the tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickNotice {
+    pub expired: Vec<OrderId>,
+    pub closed: Vec<RedPacketId>,
+    pub repromised: Vec<ShipmentId>,
 }
 
 /// Whether the command changed the state (and so must be journaled) or only answered.
@@ -576,6 +589,11 @@ impl State {
     }
 
     /// The coupons applied to an order (none for most).
+    /// The ids the last `Tick` expired, closed and booked again.
+    pub fn last_tick(&self) -> &TickNotice {
+        &self.last_tick
+    }
+
     pub fn order_discounts(&self, id: OrderId) -> &[OrderDiscount] {
         self.order_discounts.get(&id).map_or(&[], Vec::as_slice)
     }
@@ -1141,8 +1159,12 @@ impl State {
             self.close_unpaid(id, OrderStatus::Expired);
         }
         let budget = EXPIRE_BATCH_MAX.saturating_sub(due.len());
+        self.last_tick.repromised.clear();
         let (repromised, tickets) = self.logistics_tick(now, budget);
-        Ok(Outcome::Ticked { expired: due.len() as u32, closed: ended.len() as u32, repromised, tickets })
+        let outcome =
+            Outcome::Ticked { expired: due.len() as u32, closed: ended.len() as u32, repromised, tickets };
+        (self.last_tick.expired, self.last_tick.closed) = (due, ended);
+        Ok(outcome)
     }
 
     // ---- snapshots and digest ----

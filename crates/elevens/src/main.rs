@@ -290,7 +290,8 @@ fn main() -> ExitCode {
             if let Some(path) = file {
                 match ConfigFile::read(&path) {
                     Ok(file) => {
-                        (config.admission, config.http) = (file.admission, file.http);
+                        (config.admission, config.http, config.webhooks) =
+                            (file.admission, file.http, file.webhooks);
                         replication_file = Some(file.replication);
                     }
                     Err(error) => {

@@ -93,7 +93,12 @@ impl SnapshotStore {
 
     /// The newest snapshot that reads back whole.
     pub fn latest(&self) -> Result<Option<Snapshot>, JournalError> {
-        for (seq, path) in self.list()?.into_iter().rev() {
+        self.latest_at_most(u64::MAX)
+    }
+
+    /// The newest snapshot of the state after at most `up_to` records that reads back whole.
+    pub fn latest_at_most(&self, up_to: u64) -> Result<Option<Snapshot>, JournalError> {
+        for (seq, path) in self.list()?.into_iter().rev().filter(|(seq, _)| *seq <= up_to) {
             let file = File::open(&path).map_err(io_error(&path))?;
             // SAFETY: a published snapshot is never written again (written under another name,
             // renamed into place, fsync'd); the data directory's lock keeps other writers out.

@@ -28,6 +28,7 @@ pub struct AppState {
     /// Renders `/metrics`; absent where no recorder was installed (the bench, tests in-process).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub gate: Arc<Gate>,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// `axum::Json`, with its rejections answered as [`ApiError`]s.
@@ -1601,5 +1602,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::live::variant))
         .routes(routes!(crate::live::experiment_results))
         .routes(routes!(crate::live::search))
+        .routes(routes!(crate::events::list_events))
+        .routes(routes!(crate::webhooks::create_webhook, crate::webhooks::list_webhooks))
+        .routes(routes!(crate::webhooks::get_webhook, crate::webhooks::delete_webhook))
+        .routes(routes!(crate::webhooks::enable_webhook))
+        .routes(routes!(crate::webhooks::list_deliveries))
         .merge(crate::logistics::routes(OpenApiRouter::new()))
 }

@@ -41,6 +41,10 @@ pub struct Config {
     pub advertise: Option<String>,
     /// The secret of the first admin key, read from here (or created here) on a new journal.
     pub admin_key_path: PathBuf,
+    /// How much of the event feed is kept on disk (`feed/` in the data directory).
+    pub feed_retention: elevens_feed::Retention,
+    /// How webhooks are delivered: timeouts, backoff, when a failing one is disabled.
+    pub webhooks: crate::webhooks::WebhookLimits,
 }
 
 /// Where the journal is kept.
@@ -73,6 +77,8 @@ impl Config {
             journal: JournalTarget::Local,
             advertise: None,
             admin_key_path: data_dir.join("admin.key"),
+            feed_retention: elevens_feed::Retention::default(),
+            webhooks: crate::webhooks::WebhookLimits::default(),
         }
     }
 }
@@ -102,6 +108,8 @@ pub struct ConfigFile {
     pub http: crate::http::HttpLimits,
     #[serde(default)]
     pub replication: ReplicationFile,
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookLimits,
 }
 
 /// `[replication]`: the journal on NATS JetStream. A flag given on the command line (or in
@@ -130,6 +138,7 @@ impl ConfigFile {
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         file.admission.check().map_err(|why| anyhow::anyhow!("{}: admission: {why}", path.display()))?;
         file.http.check().map_err(|why| anyhow::anyhow!("{}: http: {why}", path.display()))?;
+        file.webhooks.check().map_err(|why| anyhow::anyhow!("{}: webhooks: {why}", path.display()))?;
         Ok(file)
     }
 }

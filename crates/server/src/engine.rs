@@ -27,6 +27,7 @@ use elevens_analytics::{events_of, Analytics, Event};
 use elevens_core::{
     Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, Outcome, State,
 };
+use elevens_feed::{Feed, FeedEvent, FeedWriter};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use elevens_replication::Position;
 use elevens_search::{Search, SkuDoc};
@@ -46,6 +47,11 @@ const PREFETCH_AHEAD: usize = 4;
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How long a reader of the figures waits for the read models to catch up.
 const READ_MODELS_WAIT: Duration = Duration::from_secs(1);
+/// Durable batches of feed events waiting for the feed thread; past it the journal thread waits.
+const FEED_QUEUE_MAX: usize = 32;
+/// How often the feed thread makes what it appended durable.
+const FEED_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Durable batches of events waiting for the read-model thread; past it the journal thread waits.
 /// 32 batches are up to 524,288 events, ~200 ms of the flash workload at its fastest. At 256, a
 /// catalogue import (slow to index) queued up to 2.56 M events, and the allocator kept their
@@ -134,6 +140,8 @@ pub(crate) struct Durable {
     pub(crate) changes: Vec<Envelope>,
     /// What analytics folds in once the batch is durable.
     events: Vec<Event>,
+    /// What the event feed takes once the batch is durable.
+    feed: Vec<FeedEvent>,
     replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>, std::time::Instant)>,
     /// A snapshot being written by a forked child, to publish once this batch is durable.
     snapshot: Option<WritingChild>,
@@ -155,6 +163,8 @@ pub enum StartError {
     Search(#[from] elevens_search::SearchError),
     #[error("the replicated journal: {0}")]
     Replication(String),
+    #[error("the event feed: {0}")]
+    Feed(#[from] elevens_feed::FeedError),
 }
 
 /// Takes the data directory's lock file for as long as the returned file lives, so that two
@@ -240,13 +250,25 @@ pub fn recover(
     options: JournalOptions,
     use_snapshot: bool,
 ) -> Result<(State, Journal, RecoveryReport), StartError> {
+    recover_feeding(data_dir, options, use_snapshot, None)
+}
+
+/// [`recover`], deriving the events of every replayed command the feed does not have yet
+/// (from a snapshot no newer than the feed's last command, so that none is missing).
+pub(crate) fn recover_feeding(
+    data_dir: &Path,
+    options: JournalOptions,
+    use_snapshot: bool,
+    feed: Option<&mut FeedWriter>,
+) -> Result<(State, Journal, RecoveryReport), StartError> {
     let _filling = filling_tables();
     let snapshots = SnapshotStore::open(&data_dir.join("snapshots"))?;
     let mut report = RecoveryReport::default();
     let started = std::time::Instant::now();
     let mut state = State::new();
     if use_snapshot {
-        if let Some(snapshot) = snapshots.latest()? {
+        let up_to = feed.as_ref().map_or(u64::MAX, |f| f.last_record());
+        if let Some(snapshot) = snapshots.latest_at_most(up_to)? {
             // A snapshot is a cache of the journal, which keeps every record: one this build
             // cannot read (another version's layout of the state) costs a longer replay, never
             // the start.
@@ -265,7 +287,8 @@ pub fn recover(
     }
     let after = state.applied();
     report.snapshot_time = started.elapsed();
-    let (journal, recovered) = replay_on_two_cores(&data_dir.join("journal"), options, after, &mut state)?;
+    let (journal, recovered) =
+        replay_on_two_cores(&data_dir.join("journal"), options, after, &mut state, feed)?;
     report.journal = recovered;
     report.journal_time = started.elapsed() - report.snapshot_time;
     Ok((state, journal, report))
@@ -282,7 +305,9 @@ fn replay_on_two_cores(
     options: JournalOptions,
     after: u64,
     state: &mut State,
-) -> Result<(Journal, Recovered), JournalError> {
+    mut feed: Option<&mut FeedWriter>,
+) -> Result<(Journal, Recovered), StartError> {
+    let mut events = Vec::new();
     std::thread::scope(|scope| {
         let (tx, rx) = crossbeam_channel::bounded::<Vec<(u64, Envelope)>>(8);
         let reader = scope.spawn(move || {
@@ -307,18 +332,35 @@ fn replay_on_two_cores(
                 if let Some((_, ahead)) = chunk.get(i + PREFETCH_AHEAD) {
                     state.prefetch(ahead.idempotency.as_ref(), &ahead.command);
                 }
-                if let Err(why) = replay_record(state, *seq, envelope) {
-                    diverged = Some(JournalError::Replay { seq: *seq, why });
-                    break 'chunks;
+                let outcome = match replay_record(state, *seq, envelope) {
+                    Ok(outcome) => outcome,
+                    Err(why) => {
+                        diverged = Some(JournalError::Replay { seq: *seq, why }.into());
+                        break 'chunks;
+                    }
+                };
+                if let Some(feed) = feed.as_deref_mut().filter(|f| *seq > f.last_record()) {
+                    elevens_feed::derive(state, envelope, &outcome, &mut events);
+                    if events.len() >= REPLAY_CHUNK_RECORDS {
+                        if let Err(error) = feed.append(&events) {
+                            diverged = Some(error.into());
+                            break 'chunks;
+                        }
+                        events.clear();
+                    }
                 }
             }
         }
         drop(rx); // a reader still sending stops
         let opened = joined(reader);
-        match diverged {
-            Some(error) => Err(error),
-            None => opened,
+        if let Some(error) = diverged {
+            return Err(error);
         }
+        if let Some(feed) = feed {
+            feed.append(&events)?;
+            feed.sync()?;
+        }
+        Ok(opened?)
     })
 }
 
@@ -398,6 +440,10 @@ pub struct EngineHandle {
     durable_advanced: Arc<tokio::sync::Notify>,
     /// Replicated mode: the node's role, its place in the stream, the leader.
     pub replica: Option<Arc<crate::replicated::ReplicaStatus>>,
+    /// The event feed's readers.
+    pub feed: Feed,
+    /// The last command whose events were handed to the feed ([`EngineHandle::feed_caught_up`]).
+    feed_published: Arc<AtomicU64>,
 }
 
 /// Time the sequencer spent applying batches, and the items it applied (reads and writes).
@@ -502,6 +548,12 @@ impl EngineHandle {
         let _ = tokio::time::timeout(READ_MODELS_WAIT, caught_up).await;
     }
 
+    /// Waits (at most a second) until the feed holds the events of every command answered
+    /// before this call.
+    pub async fn feed_caught_up(&self) {
+        self.feed.caught_up(self.feed_published.load(Ordering::Acquire), READ_MODELS_WAIT).await;
+    }
+
     /// Submissions waiting for the sequencer.
     pub fn queue_len(&self) -> usize {
         self.tx.len()
@@ -525,16 +577,23 @@ impl Engine {
         let lock = lock_data_dir(&config.data_dir)?;
         let options = JournalOptions { segment_bytes_max: config.segment_bytes_max };
         let leading = Arc::new(AtomicBool::new(false));
+        let (mut feed_writer, feed) = FeedWriter::open(&config.data_dir.join("feed"), config.feed_retention)?;
         let (state, origin, mut report) = match &config.journal {
             crate::config::JournalTarget::Local => {
-                let (state, journal, report) = recover(&config.data_dir, options, true)?;
+                let (state, journal, report) =
+                    recover_feeding(&config.data_dir, options, true, Some(&mut feed_writer))?;
                 leading.store(true, Ordering::Release);
                 (state, Origin::Local(journal), report)
             }
             crate::config::JournalTarget::Nats(options) => {
                 let node = config.advertise.clone().unwrap_or_else(|| format!("http://{}", config.listen));
-                let (state, replication, report) =
-                    crate::replicated::recover(&config.data_dir, options, node, leading.clone())?;
+                let (state, replication, report) = crate::replicated::recover(
+                    &config.data_dir,
+                    options,
+                    node,
+                    leading.clone(),
+                    feed_writer.last_record(),
+                )?;
                 (state, Origin::Replicated(Box::new(replication)), report)
             }
         };
@@ -574,6 +633,9 @@ impl Engine {
         // envelopes was a tenth of its time; of events, 3%, most of it faulting in fresh pages).
         let (spare_tx, spare_rx) = crossbeam_channel::bounded(4);
         let (spare_events_tx, spare_events_rx) = crossbeam_channel::bounded(4);
+        let (feed_tx, feed_rx) = crossbeam_channel::bounded(FEED_QUEUE_MAX);
+        let feed_published = Arc::new(AtomicU64::new(0));
+        let (spare_feed_tx, spare_feed_rx) = crossbeam_channel::bounded(4);
         let work = Arc::new(SequencerWork::default());
         // One snapshot written at a time: the sequencer forks only when the last one is done.
         let (children_tx, children_rx) = crossbeam_channel::bounded(1);
@@ -607,6 +669,8 @@ impl Engine {
             durable_seq: durable_seq.clone(),
             durable_advanced: durable_advanced.clone(),
             events: EventsOut { tx: events_tx, models: read_models.clone() },
+            feed: feed_tx,
+            feed_published: feed_published.clone(),
             spare: spare_tx,
             snapshots: children_tx,
         };
@@ -614,8 +678,10 @@ impl Engine {
         let mut threads = vec![
             spawn_named("sequencer", move || {
                 let _filling = filling_tables();
-                sequencer.run(rx, durable_tx, Spares { changes: spare_rx, events: spare_events_rx })
+                let spares = Spares { changes: spare_rx, events: spare_events_rx, feed: spare_feed_rx };
+                sequencer.run(rx, durable_tx, spares)
             }),
+            spawn_named("feed", move || run_feed(feed_writer, feed_rx, spare_feed_tx)),
             spawn_named("snapshots", move || snapshotter::run(snapshots, children_rx, snapshot_busy)),
             spawn_named("read-models", move || folding_models.run(events_rx, spare_events_tx)),
             spawn_named("search-commit", move || commit_search(committer_search)),
@@ -645,6 +711,8 @@ impl Engine {
             durable_seq,
             durable_advanced,
             replica,
+            feed,
+            feed_published,
         };
         let mut engine = Engine { handle, threads, replication, _lock: lock };
         if let Some(replication) = engine.replication.as_mut() {
@@ -695,6 +763,7 @@ impl BatchCounts {
 struct Spares {
     changes: crossbeam_channel::Receiver<Vec<Envelope>>,
     events: crossbeam_channel::Receiver<Vec<Event>>,
+    feed: crossbeam_channel::Receiver<Vec<FeedEvent>>,
 }
 
 struct Sequencer {
@@ -735,9 +804,11 @@ impl Sequencer {
             let at = now_ms().max(self.state.clock());
             let changes = spare.changes.try_recv().unwrap_or_default();
             let events = spare.events.try_recv().unwrap_or_default();
+            let feed = spare.feed.try_recv().unwrap_or_default();
             let mut batch = Durable {
                 changes,
                 events,
+                feed,
                 replies: Vec::new(),
                 snapshot: None,
                 followed: None,
@@ -746,7 +817,7 @@ impl Sequencer {
             let leading = self.leading.load(Ordering::Acquire);
             if leading && self.state.next_due().is_some_and(|due| due <= at) {
                 let tick = Envelope { actor: Actor::Admin, idempotency: None, at, command: Command::Tick };
-                if let Err(error) = self.write(tick, &mut batch.changes, &mut batch.events) {
+                if let Err(error) = self.write(tick, &mut batch) {
                     tracing::error!(%error, "reservation expiry refused");
                 }
             }
@@ -777,7 +848,7 @@ impl Sequencer {
                         self.state.prefetch(idempotency.as_ref(), command);
                     }
                     let Some(item) = items.next() else { break };
-                    results.push(self.execute(item, at, &mut batch.changes, &mut batch.events));
+                    results.push(self.execute(item, at, &mut batch));
                 }
                 batch.replies.push((submission.reply, results, submission.enqueued));
                 if commands >= self.group_commit_commands_max {
@@ -829,7 +900,7 @@ impl Sequencer {
                 for envelope in &envelopes {
                     let seq = self.state.applied() + 1;
                     match replay_record(&mut self.state, seq, envelope) {
-                        Ok(outcome) => self.changed(&outcome, &mut batch.events),
+                        Ok(outcome) => self.changed(envelope, &outcome, batch),
                         Err(why) => {
                             // A command that does not apply as it did on the leader means this
                             // state is not the leader's: stop before answering anything from it.
@@ -870,20 +941,14 @@ impl Sequencer {
         }
     }
 
-    fn execute(
-        &mut self,
-        item: Item,
-        at: Millis,
-        changes: &mut Vec<Envelope>,
-        events: &mut Vec<Event>,
-    ) -> ItemResult {
+    fn execute(&mut self, item: Item, at: Millis, batch: &mut Durable) -> ItemResult {
         match item {
             Item::Read { actor, query } => {
                 views::query(&self.state, actor, &query, at).map(|v| Reply::View(Box::new(v)))
             }
             Item::Write { actor, idempotency, command, reply } => {
                 let envelope = Envelope { actor, idempotency, at, command };
-                let outcome = self.write(envelope, changes, events)?;
+                let outcome = self.write(envelope, batch)?;
                 match reply {
                     ReplyWith::View => {
                         views::outcome(&self.state, &outcome).map(|v| Reply::View(Box::new(v)))
@@ -894,25 +959,22 @@ impl Sequencer {
         }
     }
 
-    /// What follows a change of the state: the keys' cache and the read models' events.
-    fn changed(&mut self, outcome: &Outcome, events: &mut Vec<Event>) {
+    /// What follows a change of the state: the keys' cache, the read models' events and the
+    /// feed's.
+    fn changed(&mut self, envelope: &Envelope, outcome: &Outcome, batch: &mut Durable) {
         self.counts.changed += 1;
         self.keys.observe(&self.state, outcome);
-        events.extend(events_of(&self.state, outcome, self.state.clock()));
+        batch.events.extend(events_of(&self.state, outcome, self.state.clock()));
+        elevens_feed::derive(&self.state, envelope, outcome, &mut batch.feed);
     }
 
-    fn write(
-        &mut self,
-        envelope: Envelope,
-        changes: &mut Vec<Envelope>,
-        events: &mut Vec<Event>,
-    ) -> Result<Outcome, CoreError> {
+    fn write(&mut self, envelope: Envelope, batch: &mut Durable) -> Result<Outcome, CoreError> {
         let applied = self.state.apply(&envelope).inspect_err(|e| {
             *self.counts.refused.entry(e.code()).or_default() += 1;
         })?;
         if applied.changed() {
-            changes.push(envelope);
-            self.changed(applied.outcome(), events);
+            self.changed(&envelope, applied.outcome(), batch);
+            batch.changes.push(envelope);
         } else {
             self.counts.repeated += 1;
         }
@@ -984,6 +1046,39 @@ impl EventsOut {
     }
 }
 
+/// Appends durable batches' events to the feed, and makes them durable at least every
+/// [`FEED_SYNC_INTERVAL`] (a crash loses nothing of them: a restart derives them again).
+fn run_feed(
+    mut writer: FeedWriter,
+    rx: crossbeam_channel::Receiver<Vec<FeedEvent>>,
+    spare: crossbeam_channel::Sender<Vec<FeedEvent>>,
+) {
+    let mut synced = std::time::Instant::now();
+    loop {
+        match rx.recv_timeout(FEED_SYNC_INTERVAL) {
+            Ok(mut events) => {
+                if let Err(error) = writer.append(&events) {
+                    // The feed's disk is failing: stop before a consumer misses an event.
+                    tracing::error!(%error, "the event feed could not be written; stopping");
+                    std::process::abort();
+                }
+                metrics::counter!("elevens_feed_events_total").increment(events.len() as u64);
+                events.clear();
+                let _ = spare.try_send(events);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if synced.elapsed() >= FEED_SYNC_INTERVAL {
+            if let Err(error) = writer.sync() {
+                tracing::warn!(%error, "the event feed could not be synced; a restart derives its tail again");
+            }
+            synced = std::time::Instant::now();
+        }
+    }
+    let _ = writer.sync();
+}
+
 /// Makes newly indexed SKUs searchable, every 200 ms, until the engine is gone.
 fn commit_search(search: std::sync::Weak<Search>) {
     while let Some(search) = search.upgrade() {
@@ -1003,6 +1098,10 @@ pub(crate) struct JournalOut {
     pub(crate) durable_seq: Arc<AtomicU64>,
     durable_advanced: Arc<tokio::sync::Notify>,
     events: EventsOut,
+    /// Durable batches' feed events, to the feed thread.
+    feed: crossbeam_channel::Sender<Vec<FeedEvent>>,
+    /// The last command whose events were handed to the feed thread.
+    feed_published: Arc<AtomicU64>,
     /// Emptied lists of changes, back to the sequencer.
     spare: crossbeam_channel::Sender<Vec<Envelope>>,
     /// Snapshots written by forked children, published once their last record is durable.
@@ -1015,12 +1114,18 @@ impl JournalOut {
     /// slowest reply's time since it was queued, over the batches of one write.
     pub(crate) fn deliver(&self, batch: Durable, meta: Option<&Position>, slowest: &mut Duration) {
         let now = std::time::Instant::now();
-        let Durable { mut changes, events, replies, snapshot, .. } = batch;
+        let Durable { mut changes, events, feed, replies, snapshot, .. } = batch;
         changes.clear();
         let _ = self.spare.try_send(changes);
-        // Durable now: the read models may count it.
+        // Durable now: the read models may count it, the feed may show it.
         if !events.is_empty() {
             self.events.publish(events);
+        }
+        if let Some(last) = feed.last() {
+            // Counted before the replies leave, so a reader who saw one waits for its events.
+            self.feed_published.fetch_max(last.record, Ordering::Release);
+            // Waits when the feed thread is behind: the feed is never missing an event.
+            let _ = self.feed.send(feed);
         }
         self.durable_advanced.notify_waiters();
         for (reply, results, enqueued) in replies {

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod fingerprint;
 pub mod gate;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod replicated;
 mod snapshotter;
 mod telemetry;
 pub mod views;
+pub mod webhooks;
 pub mod wire;
 
 use crate::api::AppState;
@@ -337,7 +339,9 @@ pub async fn serve_on(
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
     let gate = Arc::new(Gate::new(config.admission.clone()));
     let limits = config.http.clone();
-    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics, gate };
+    let webhooks =
+        webhooks::Webhooks::start(&config.data_dir, engine.handle.feed.clone(), config.webhooks.clone())?;
+    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics, gate, webhooks };
     http::serve(listener, router(app), limits, shutdown).await?;
     if let Some(task) = first_key {
         task.abort(); // it holds the engine open
@@ -355,7 +359,8 @@ pub async fn serve_engine(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let limits = config.http.clone();
-    let app = AppState { engine, config, metrics: None, gate };
+    let webhooks = webhooks::Webhooks::start(&config.data_dir, engine.feed.clone(), config.webhooks.clone())?;
+    let app = AppState { engine, config, metrics: None, gate, webhooks };
     http::serve(listener, router(app), limits, shutdown).await?;
     Ok(())
 }

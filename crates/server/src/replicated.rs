@@ -118,9 +118,12 @@ pub fn recover(
     options: &Options,
     node: String,
     leading: Arc<AtomicBool>,
+    feed_from: u64,
 ) -> Result<(State, Replication, RecoveryReport), StartError> {
     let started = Instant::now();
-    let (state, position) = snapshot_state(data_dir, u64::MAX)?;
+    // Every command after the feed's last is applied by the sequencer, which derives its
+    // events: start from a snapshot no newer than that.
+    let (state, position) = snapshot_state(data_dir, feed_from)?;
     let mut report = RecoveryReport { snapshot_time: started.elapsed(), ..RecoveryReport::default() };
     report.snapshot_seq = (position.applied > 0).then_some(position.applied);
     // On a thread of its own: a start may be called from within another runtime (the server's),
@@ -169,7 +172,7 @@ pub fn recover(
 /// The newest snapshot at or below `up_to` with its place in the stream, decoded.
 fn snapshot_state(data_dir: &Path, up_to: u64) -> Result<(State, Position), StartError> {
     let snapshots = SnapshotStore::open(&data_dir.join("snapshots"))?;
-    if let Some(snapshot) = snapshots.latest()?.filter(|s| s.seq <= up_to) {
+    if let Some(snapshot) = snapshots.latest_at_most(up_to)? {
         let position = snapshot.meta.as_deref().and_then(Position::from_bytes);
         match (position, crate::engine::decode_on_two_cores(snapshot.bytes())) {
             (Some(position), Ok(state)) if state.applied() == position.applied => return Ok((state, position)),

@@ -196,7 +196,16 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
         runtime.block_on(rx).unwrap();
         std::mem::forget(engine); // lives as long as the test process
         let gate = Arc::new(Gate::new(config.admission.clone()));
-        let app = AppState { engine: handle, config: Arc::new(config), metrics: None, gate };
+        let webhooks = runtime
+            .block_on(async {
+                elevens_server::webhooks::Webhooks::start(
+                    &config.data_dir,
+                    handle.feed.clone(),
+                    Default::default(),
+                )
+            })
+            .unwrap();
+        let app = AppState { engine: handle, config: Arc::new(config), metrics: None, gate, webhooks };
         let router = elevens_server::router(app);
         let setup = runtime.block_on(async {
             let mut out = Vec::new();

@@ -658,6 +658,7 @@ impl State {
                     && s.warehouse == warehouse
                 {
                     self.roll_over(id, now);
+                    self.last_tick.repromised.push(id);
                     repromised += 1;
                 }
             }

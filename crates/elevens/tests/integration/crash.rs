@@ -166,6 +166,23 @@ async fn kill_minus_nine_under_load_loses_nothing_acknowledged() {
     );
     let online = server.audit().await;
 
+    // The event feed, through every kill: positions without a gap, one `order.placed` per
+    // order, one `order.paid` per paid order, none for anything not acknowledged.
+    let events = crate::events::all_events(&server, &server.admin.clone(), "").await;
+    let positions: Vec<u64> = events.iter().map(|e| e["position"].as_u64().unwrap()).collect();
+    assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>(), "the feed has gaps");
+    let of = |t: &str| -> Vec<u64> {
+        let mut ids: Vec<u64> =
+            events.iter().filter(|e| e["type"] == t).map(|e| e["data"]["order"].as_u64().unwrap()).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(of("order.placed"), (1..=orders_by_keys.len() as u64).collect::<Vec<_>>());
+    let paid = of("order.paid");
+    assert!(paid.windows(2).all(|w| w[0] < w[1]), "an order paid twice in the feed");
+    let acked_paid = ledger.lock().unwrap().acked.iter().filter(|(_, p)| **p).count();
+    assert!(paid.len() >= acked_paid, "{} paid in the feed, {acked_paid} payments acknowledged", paid.len());
+
     // The digest the server reports equals an offline replay of the same directory.
     drop(server);
     let output = std::process::Command::new(BIN).args(["audit", "--data"]).arg(dir.path()).output().unwrap();

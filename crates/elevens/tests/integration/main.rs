@@ -7,6 +7,7 @@ mod bench_smoke;
 mod binary_batch;
 mod crash;
 mod demo;
+mod events;
 mod harness;
 mod logistics;
 mod openapi;

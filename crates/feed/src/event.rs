@@ -1,0 +1,454 @@
+//! The feed's events: their types, their JSON, and how each is derived from a command's outcome.
+
+use elevens_core::{
+    Command, Currency, Envelope, OrderId, OrderStatus, Outcome, ShipmentId, SkuId, Sponsor, State,
+};
+use serde::{Deserialize, Serialize};
+
+/// The events' schema version, in every event's JSON. A field is only ever added within a
+/// version; a change of meaning or a removal takes a new one.
+pub const VERSION: u32 = 1;
+
+/// A durable change, as the feed keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    /// The journal record (the command) it came from.
+    pub record: u64,
+    /// The command's time, in ms since the Unix epoch.
+    pub at: u64,
+    /// Whose data it is, for a merchant's feed and webhooks.
+    pub merchant: Option<u64>,
+    pub buyer: Option<u64>,
+    pub kind: Kind,
+}
+
+/// A currency code: a string in JSON, its three bytes in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Code(pub Currency);
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(self.0.as_str())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
+        if d.is_human_readable() {
+            let code = String::deserialize(d)?;
+            Currency::parse(&code).map(Code).ok_or_else(|| serde::de::Error::custom("not a currency code"))
+        } else {
+            Currency::deserialize(d).map(Code)
+        }
+    }
+}
+
+/// One line of an order, with the SKU's stock free to reserve just after the command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineItem {
+    pub sku: u64,
+    pub quantity: u32,
+    pub unit_price: u64,
+    pub campaign: Option<u64>,
+    pub stock_available: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StockReason {
+    Created,
+    Restocked,
+    /// An unpaid order was cancelled or expired.
+    Released,
+    /// A refund put the units back on sale.
+    Returned,
+}
+
+/// What happened. The variant's name is the event's `type`; its fields are the event's `data`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    #[serde(rename = "order.placed")]
+    OrderPlaced { order: u64, currency: Code, total: u64, expires_at: u64, lines: Vec<LineItem> },
+    #[serde(rename = "order.paid")]
+    OrderPaid { order: u64, currency: Code, total: u64, commission: u64 },
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled { order: u64 },
+    #[serde(rename = "order.expired")]
+    OrderExpired { order: u64 },
+    /// `amount` is this refund's, not the order's refunded total.
+    #[serde(rename = "order.refunded")]
+    OrderRefunded { order: u64, currency: Code, amount: u64, restocked: bool, return_id: Option<u64> },
+    #[serde(rename = "stock.changed")]
+    StockChanged { sku: u64, available: u64, received: u64, reason: StockReason },
+    #[serde(rename = "sku.created")]
+    SkuCreated { sku: u64, title: String, currency: Code, price: u64, stock: u64 },
+    #[serde(rename = "campaign.created")]
+    CampaignCreated { campaign: u64, sku: u64, flash_price: u64, quantity: u64, starts_at: u64, ends_at: u64 },
+    #[serde(rename = "coupon.used")]
+    CouponUsed { coupon: u64, order: u64, amount: u64 },
+    #[serde(rename = "red_packet.claimed")]
+    RedPacketClaimed { red_packet: u64, amount: u64 },
+    #[serde(rename = "red_packet.closed")]
+    RedPacketClosed { red_packet: u64, returned: u64 },
+    #[serde(rename = "shipment.created")]
+    ShipmentCreated { shipment: u64, order: u64, warehouse: u64, dispatch_day: u32, promised_by: Option<u32> },
+    #[serde(rename = "shipment.dispatched")]
+    ShipmentDispatched { shipment: u64, order: u64 },
+    #[serde(rename = "shipment.cancelled")]
+    ShipmentCancelled { shipment: u64, order: u64 },
+    /// The carrier's latest status for the parcel after the command.
+    #[serde(rename = "shipment.tracked")]
+    ShipmentTracked { shipment: u64, order: u64, status: String },
+    /// It missed its dispatch day and was booked again.
+    #[serde(rename = "shipment.delayed")]
+    ShipmentDelayed { shipment: u64, order: u64, dispatch_day: u32, promised_by: Option<u32> },
+    #[serde(rename = "return.requested")]
+    ReturnRequested { return_id: u64, order: u64, reason: String },
+    #[serde(rename = "return.decided")]
+    ReturnDecided { return_id: u64, order: u64, approved: bool },
+    #[serde(rename = "return.received")]
+    ReturnReceived { return_id: u64, order: u64 },
+    #[serde(rename = "ticket.opened")]
+    TicketOpened { ticket: u64, order: u64, kind: String },
+    #[serde(rename = "ticket.updated")]
+    TicketUpdated { ticket: u64, order: u64, status: String },
+}
+
+/// Every event type, as filters and subscriptions name them.
+pub const TYPES: &[&str] = &[
+    "order.placed",
+    "order.paid",
+    "order.cancelled",
+    "order.expired",
+    "order.refunded",
+    "stock.changed",
+    "sku.created",
+    "campaign.created",
+    "coupon.used",
+    "red_packet.claimed",
+    "red_packet.closed",
+    "shipment.created",
+    "shipment.dispatched",
+    "shipment.cancelled",
+    "shipment.tracked",
+    "shipment.delayed",
+    "return.requested",
+    "return.decided",
+    "return.received",
+    "ticket.opened",
+    "ticket.updated",
+];
+
+impl Kind {
+    /// The event's `type`: its place in [`TYPES`].
+    pub fn type_index(&self) -> usize {
+        match self {
+            Kind::OrderPlaced { .. } => 0,
+            Kind::OrderPaid { .. } => 1,
+            Kind::OrderCancelled { .. } => 2,
+            Kind::OrderExpired { .. } => 3,
+            Kind::OrderRefunded { .. } => 4,
+            Kind::StockChanged { .. } => 5,
+            Kind::SkuCreated { .. } => 6,
+            Kind::CampaignCreated { .. } => 7,
+            Kind::CouponUsed { .. } => 8,
+            Kind::RedPacketClaimed { .. } => 9,
+            Kind::RedPacketClosed { .. } => 10,
+            Kind::ShipmentCreated { .. } => 11,
+            Kind::ShipmentDispatched { .. } => 12,
+            Kind::ShipmentCancelled { .. } => 13,
+            Kind::ShipmentTracked { .. } => 14,
+            Kind::ShipmentDelayed { .. } => 15,
+            Kind::ReturnRequested { .. } => 16,
+            Kind::ReturnDecided { .. } => 17,
+            Kind::ReturnReceived { .. } => 18,
+            Kind::TicketOpened { .. } => 19,
+            Kind::TicketUpdated { .. } => 20,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        TYPES[self.type_index()]
+    }
+}
+
+impl FeedEvent {
+    /// The event as consumers see it: `{position, id, type, version, record, at, merchant,
+    /// buyer, data}`.
+    pub fn to_json(&self, position: u64) -> serde_json::Value {
+        // `Kind` is externally tagged: one key, the type, whose value is the data.
+        let data = match serde_json::to_value(&self.kind) {
+            Ok(serde_json::Value::Object(map)) => map.into_iter().next().map(|(_, v)| v),
+            _ => None,
+        };
+        serde_json::json!({
+            "position": position,
+            "id": format!("evt_{position}"),
+            "type": self.kind.type_name(),
+            "version": VERSION,
+            "record": self.record,
+            "at": self.at,
+            "merchant": self.merchant,
+            "buyer": self.buyer,
+            "data": data.unwrap_or(serde_json::Value::Null),
+        })
+    }
+}
+
+/// The events of one command that changed the state, read from the state just after it:
+/// appended to `out`. `record` is the command's place in the journal (`state.applied()`).
+pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut Vec<FeedEvent>) {
+    let mut ev = Events { state, record: state.applied(), at: envelope.at.0, out };
+    match *outcome {
+        Outcome::OrderPlaced { order, total, expires_at } => {
+            let Ok(o) = state.order(order) else { return };
+            let lines = ev.lines(o);
+            let (merchant, buyer) = (Some(o.merchant().0), Some(o.buyer().0));
+            ev.push(
+                merchant,
+                buyer,
+                Kind::OrderPlaced {
+                    order: order.0,
+                    currency: Code(o.currency),
+                    total: total.0,
+                    expires_at: expires_at.0,
+                    lines,
+                },
+            );
+            for d in state.order_discounts(order) {
+                ev.push(
+                    merchant,
+                    buyer,
+                    Kind::CouponUsed { coupon: d.coupon.0, order: order.0, amount: d.amount.0 },
+                );
+            }
+        }
+        Outcome::OrderPaid { order, total, commission } => {
+            let Ok(o) = state.order(order) else { return };
+            let (merchant, buyer) = (Some(o.merchant().0), Some(o.buyer().0));
+            let currency = Code(o.currency);
+            ev.push(
+                merchant,
+                buyer,
+                Kind::OrderPaid { order: order.0, currency, total: total.0, commission: commission.0 },
+            );
+            for (id, s) in state.order_shipments(order) {
+                let (warehouse, dispatch_day, promised_by) =
+                    (s.warehouse().0, s.dispatch_day, s.promised().map(|p| p.1));
+                let kind = Kind::ShipmentCreated {
+                    shipment: id.0,
+                    order: order.0,
+                    warehouse,
+                    dispatch_day,
+                    promised_by,
+                };
+                ev.push(merchant, buyer, kind);
+            }
+        }
+        Outcome::OrderCancelled { order } => ev.unpaid_closed(order, Kind::OrderCancelled { order: order.0 }),
+        Outcome::Ticked { tickets, .. } => {
+            let notice = state.last_tick();
+            for &order in &notice.expired {
+                ev.unpaid_closed(order, Kind::OrderExpired { order: order.0 });
+            }
+            for &packet in &notice.closed {
+                ev.red_packet_closed(packet);
+            }
+            for &shipment in &notice.repromised {
+                ev.shipment(shipment, |s, order| Kind::ShipmentDelayed {
+                    shipment: shipment.0,
+                    order,
+                    dispatch_day: s.dispatch_day,
+                    promised_by: s.promised().map(|p| p.1),
+                });
+            }
+            // Ticket ids are dense: the tick's are the last ones.
+            let count = state.tickets().len() as u64;
+            for id in count.saturating_sub(tickets.into())..count {
+                ev.ticket_opened(elevens_core::TicketId(id + 1));
+            }
+        }
+        Outcome::OrderRefunded { order, amount, restocked } => ev.refunded(order, amount.0, restocked, None),
+        Outcome::LinesRefunded { order, amount } => ev.refunded(order, amount.0, false, None),
+        Outcome::ReturnRefunded { ret, amount } => {
+            let Ok(r) = state.return_request(ret) else { return };
+            ev.refunded(r.order, amount.0, r.restocked, Some(ret.0));
+        }
+        Outcome::SkuCreated { sku, initial_stock } => {
+            let Ok(s) = state.sku(sku) else { return };
+            let title = state.sku_title(s).to_string();
+            let kind = Kind::SkuCreated {
+                sku: sku.0,
+                title,
+                currency: Code(s.currency),
+                price: s.price.0,
+                stock: initial_stock,
+            };
+            ev.push(Some(s.merchant().0), None, kind);
+            ev.stock(sku, StockReason::Created);
+        }
+        Outcome::Restocked { sku, .. } => ev.stock(sku, StockReason::Restocked),
+        Outcome::CampaignCreated { campaign } => {
+            let Ok(c) = state.campaign(campaign) else { return };
+            let merchant = state.sku(c.sku).ok().map(|s| s.merchant().0);
+            let kind = Kind::CampaignCreated {
+                campaign: campaign.0,
+                sku: c.sku.0,
+                flash_price: c.flash_price.0,
+                quantity: c.quantity,
+                starts_at: c.starts_at.0,
+                ends_at: c.ends_at.0,
+            };
+            ev.push(merchant, None, kind);
+        }
+        Outcome::RedPacketClaimed { packet, amount, .. } => {
+            let buyer = match envelope.command {
+                Command::ClaimRedPacket { buyer, .. } => Some(buyer.0),
+                _ => None,
+            };
+            let merchant = state.red_packet(packet).ok().and_then(|p| sponsor(p.terms.sponsor));
+            ev.push(merchant, buyer, Kind::RedPacketClaimed { red_packet: packet.0, amount: amount.0 });
+        }
+        Outcome::RedPacketClosed { packet, .. } => ev.red_packet_closed(packet),
+        Outcome::ShipmentDispatched { shipment } => {
+            ev.shipment(shipment, |_, order| Kind::ShipmentDispatched { shipment: shipment.0, order })
+        }
+        Outcome::ShipmentCancelled { shipment } => {
+            ev.shipment(shipment, |_, order| Kind::ShipmentCancelled { shipment: shipment.0, order })
+        }
+        Outcome::TrackingRecorded { recorded, .. } if recorded > 0 => {
+            let Command::RecordTracking { events } = &envelope.command else { return };
+            // One event per parcel the feed touched, with its status after all of them.
+            let mut parcels: Vec<ShipmentId> = events.iter().map(|e| e.shipment).collect();
+            parcels.sort_unstable_by_key(|s| s.0);
+            parcels.dedup();
+            for shipment in parcels {
+                ev.shipment(shipment, |s, order| Kind::ShipmentTracked {
+                    shipment: shipment.0,
+                    order,
+                    status: s.tracking.map_or("none", |t| t.name()).to_string(),
+                });
+            }
+        }
+        Outcome::ReturnRequested { ret } => ev.return_event(ret, |r, id| Kind::ReturnRequested {
+            return_id: id,
+            order: r.order.0,
+            reason: r.reason.name().to_string(),
+        }),
+        Outcome::ReturnDecided { ret, approved } => {
+            ev.return_event(ret, |r, id| Kind::ReturnDecided { return_id: id, order: r.order.0, approved })
+        }
+        Outcome::ReturnReceived { ret } => {
+            ev.return_event(ret, |r, id| Kind::ReturnReceived { return_id: id, order: r.order.0 })
+        }
+        Outcome::TicketOpened { ticket } => ev.ticket_opened(ticket),
+        Outcome::TicketUpdated { ticket, status, .. } => {
+            let Ok(t) = state.ticket(ticket) else { return };
+            let kind =
+                Kind::TicketUpdated { ticket: ticket.0, order: t.order.0, status: status.name().to_string() };
+            ev.push(Some(t.merchant.0), Some(t.buyer.0), kind);
+        }
+        _ => {}
+    }
+}
+
+fn sponsor(sponsor: Sponsor) -> Option<u64> {
+    match sponsor {
+        Sponsor::Merchant(m) => Some(m.0),
+        Sponsor::Platform => None,
+    }
+}
+
+struct Events<'a> {
+    state: &'a State,
+    record: u64,
+    at: u64,
+    out: &'a mut Vec<FeedEvent>,
+}
+
+impl Events<'_> {
+    fn push(&mut self, merchant: Option<u64>, buyer: Option<u64>, kind: Kind) {
+        self.out.push(FeedEvent { record: self.record, at: self.at, merchant, buyer, kind });
+    }
+
+    fn lines(&self, order: &elevens_core::Order) -> Vec<LineItem> {
+        order
+            .lines
+            .iter()
+            .map(|l| LineItem {
+                sku: l.sku.0,
+                quantity: l.quantity(),
+                unit_price: l.unit_price.0,
+                campaign: l.campaign().map(|c| c.0),
+                stock_available: self.state.sku(l.sku).map_or(0, |s| s.available),
+            })
+            .collect()
+    }
+
+    fn stock(&mut self, sku: SkuId, reason: StockReason) {
+        let Ok(s) = self.state.sku(sku) else { return };
+        let kind = Kind::StockChanged { sku: sku.0, available: s.available, received: s.received, reason };
+        self.push(Some(s.merchant().0), None, kind);
+    }
+
+    /// An unpaid order closed (cancelled or expired): the event, then its stock back.
+    fn unpaid_closed(&mut self, order: OrderId, kind: Kind) {
+        let Ok(o) = self.state.order(order) else { return };
+        debug_assert!(matches!(o.status, OrderStatus::Cancelled | OrderStatus::Expired));
+        self.push(Some(o.merchant().0), Some(o.buyer().0), kind);
+        for line in o.lines.iter() {
+            self.stock(line.sku, StockReason::Released);
+        }
+    }
+
+    fn refunded(&mut self, order: OrderId, amount: u64, restocked: bool, return_id: Option<u64>) {
+        let Ok(o) = self.state.order(order) else { return };
+        let kind =
+            Kind::OrderRefunded { order: order.0, currency: Code(o.currency), amount, restocked, return_id };
+        self.push(Some(o.merchant().0), Some(o.buyer().0), kind);
+        if restocked {
+            for line in o.lines.iter() {
+                self.stock(line.sku, StockReason::Returned);
+            }
+        }
+    }
+
+    fn red_packet_closed(&mut self, packet: elevens_core::RedPacketId) {
+        let Ok(p) = self.state.red_packet(packet) else { return };
+        let kind = Kind::RedPacketClosed { red_packet: packet.0, returned: p.returned.0 };
+        self.push(sponsor(p.terms.sponsor), None, kind);
+    }
+
+    fn shipment(
+        &mut self,
+        id: ShipmentId,
+        kind: impl FnOnce(&elevens_core::logistics::Shipment, u64) -> Kind,
+    ) {
+        let Ok(s) = self.state.shipment(id) else { return };
+        let order = s.order();
+        let parties = self.state.order(order).ok().map(|o| (o.merchant().0, o.buyer().0));
+        let kind = kind(s, order.0);
+        self.push(parties.map(|p| p.0), parties.map(|p| p.1), kind);
+    }
+
+    fn return_event(
+        &mut self,
+        id: elevens_core::ReturnId,
+        kind: impl FnOnce(&elevens_core::logistics::ReturnRequest, u64) -> Kind,
+    ) {
+        let Ok(r) = self.state.return_request(id) else { return };
+        let parties = self.state.order(r.order).ok().map(|o| (o.merchant().0, o.buyer().0));
+        let kind = kind(r, id.0);
+        self.push(parties.map(|p| p.0), parties.map(|p| p.1), kind);
+    }
+
+    fn ticket_opened(&mut self, id: elevens_core::TicketId) {
+        let Ok(t) = self.state.ticket(id) else { return };
+        let kind = Kind::TicketOpened { ticket: id.0, order: t.order.0, kind: t.kind.name().to_string() };
+        self.push(Some(t.merchant.0), Some(t.buyer.0), kind);
+    }
+}

@@ -1,0 +1,566 @@
+//! The feed's log on disk: segments of records `[len u32][crc32 u32][position u64][postcard
+//! event]`, each segment named by its first position, dropped whole past the retention.
+//!
+//! One writer (the engine's feed thread) appends; any number of readers read by position
+//! through their own reads of the files (`pread`), never blocking the writer but for the
+//! moment it takes to clone the list of segments.
+
+use crate::event::{FeedEvent, TYPES};
+use parking_lot::RwLock;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Bytes before each record's payload.
+const HEADER_BYTES: usize = 16;
+/// A record's payload is never larger (an order has at most 32 lines; a title 200 bytes).
+pub const EVENT_BYTES_MAX: usize = 16 * 1024;
+/// One position in the sparse index per this many events of a segment.
+const INDEX_EVERY: u64 = 256;
+/// Bytes read from a segment at a time.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// How much of the feed is kept. The oldest segment goes once the others hold `bytes_max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// The most bytes of events kept on disk (one segment more while it fills).
+    pub bytes_max: u64,
+    /// A segment is closed and a new one begun past this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention { bytes_max: 4 << 30, segment_bytes: 64 << 20 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("the feed's files: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the feed's segment {path} is damaged at byte {offset}")]
+    Corrupt { path: String, offset: u64 },
+    /// The position asked for is older than what is kept.
+    #[error("events up to position {oldest_kept} are no longer kept (retention); resume after {after}")]
+    Expired { oldest_kept: u64, after: u64 },
+}
+
+/// Which events a read or a subscription wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Filter {
+    /// Bit `i`: the type `TYPES[i]`.
+    pub types: u32,
+    /// Only this merchant's events.
+    pub merchant: Option<u64>,
+}
+
+impl Filter {
+    pub const ALL_TYPES: u32 = (1 << TYPES.len()) - 1;
+
+    pub fn all() -> Filter {
+        Filter { types: Filter::ALL_TYPES, merchant: None }
+    }
+
+    /// The mask of these type names; the first unknown name is the error.
+    pub fn types_of<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u32, &'a str> {
+        names.into_iter().try_fold(0, |mask, name| {
+            let i = TYPES.iter().position(|t| *t == name).ok_or(name)?;
+            Ok(mask | 1 << i)
+        })
+    }
+
+    pub fn matches(&self, event: &FeedEvent) -> bool {
+        self.types & (1 << event.kind.type_index()) != 0
+            && self.merchant.is_none_or(|m| event.merchant == Some(m))
+    }
+}
+
+/// What a read found.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Matching events, by position.
+    pub events: Vec<(u64, FeedEvent)>,
+    /// Where the next read begins (`after=next`): past every event this read looked at,
+    /// matching or not.
+    pub next: u64,
+    /// The newest position written.
+    pub head: u64,
+}
+
+struct Segment {
+    first: u64,
+    path: PathBuf,
+    file: File,
+    /// Bytes of whole records.
+    len: AtomicU64,
+    /// The last position in it (`first - 1` while empty).
+    last: AtomicU64,
+    /// (position, byte offset) of every `INDEX_EVERY`-th event, from the first.
+    index: RwLock<Vec<(u64, u64)>>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    /// The newest position written (0: none yet).
+    head: AtomicU64,
+    /// The last command whose events are all written.
+    last_record: AtomicU64,
+    head_tx: tokio::sync::watch::Sender<u64>,
+}
+
+/// The readers' side; cheap to clone.
+#[derive(Clone)]
+pub struct Feed {
+    shared: Arc<Shared>,
+}
+
+/// The one appender.
+pub struct FeedWriter {
+    shared: Arc<Shared>,
+    retention: Retention,
+    file: File,
+    buf: Vec<u8>,
+    next: u64,
+    last_record: u64,
+    dirty: bool,
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.events"))
+}
+
+/// Reads a segment's records from `offset`, calling `each(position, offset, payload)` until it
+/// returns false; returns the offset after the last whole, sound record.
+fn scan(
+    file: &File,
+    mut offset: u64,
+    end: u64,
+    mut each: impl FnMut(u64, u64, &[u8]) -> bool,
+) -> std::io::Result<(u64, bool)> {
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let (mut have, mut start) = (0usize, 0usize);
+    let mut at = offset; // file offset of buf[have]
+    loop {
+        // A whole record in the buffer?
+        let whole = |start: usize, have: usize, buf: &[u8]| -> Option<(usize, u64, u32)> {
+            if have - start < HEADER_BYTES {
+                return None;
+            }
+            let h = &buf[start..start + HEADER_BYTES];
+            let len = u32::from_le_bytes(h[0..4].try_into().ok()?) as usize;
+            let crc = u32::from_le_bytes(h[4..8].try_into().ok()?);
+            let pos = u64::from_le_bytes(h[8..16].try_into().ok()?);
+            (have - start >= HEADER_BYTES + len).then_some((len, pos, crc))
+        };
+        match whole(start, have, &buf) {
+            Some((len, pos, crc)) => {
+                let payload = &buf[start + HEADER_BYTES..start + HEADER_BYTES + len];
+                if len > EVENT_BYTES_MAX || crc32fast::hash(payload) != crc {
+                    return Ok((offset, false));
+                }
+                if !each(pos, offset, payload) {
+                    return Ok((offset, true));
+                }
+                start += HEADER_BYTES + len;
+                offset += (HEADER_BYTES + len) as u64;
+            }
+            None => {
+                if at >= end {
+                    return Ok((offset, start == have));
+                }
+                buf.copy_within(start..have, 0);
+                (have, start) = (have - start, 0);
+                if buf.len() - have < HEADER_BYTES + EVENT_BYTES_MAX {
+                    buf.resize(buf.len() * 2, 0);
+                }
+                let want = (buf.len() - have).min((end - at) as usize);
+                let n = file.read_at(&mut buf[have..have + want], at)?;
+                if n == 0 {
+                    return Ok((offset, false));
+                }
+                have += n;
+                at += n as u64;
+            }
+        }
+    }
+}
+
+impl FeedWriter {
+    /// Opens (or creates) the feed in `dir`. A damaged tail of the last segment is cut, and so
+    /// are the events of its last command (a crash may have written only some of them): the
+    /// engine derives again every event of the commands after [`FeedWriter::last_record`].
+    pub fn open(dir: &Path, retention: Retention) -> Result<(FeedWriter, Feed), FeedError> {
+        std::fs::create_dir_all(dir)?;
+        let mut firsts: Vec<u64> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".events")?.parse().ok())
+            .collect();
+        firsts.sort_unstable();
+        let mut segments = Vec::new();
+        let (mut next, mut last_record) = (1u64, 0u64);
+        let count = firsts.len();
+        for (i, first) in firsts.into_iter().enumerate() {
+            let path = segment_path(dir, first);
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let end = file.metadata()?.len();
+            let mut index = Vec::new();
+            // (offset, record) of each event, to cut the last command's.
+            let mut tail: Vec<(u64, u64)> = Vec::new();
+            let mut expected = first;
+            let mut gap = false;
+            let (good, clean) = scan(&file, 0, end, |pos, offset, payload| {
+                if pos != expected {
+                    gap = true;
+                    return false;
+                }
+                if (pos - first).is_multiple_of(INDEX_EVERY) {
+                    index.push((pos, offset));
+                }
+                let record = postcard::from_bytes::<FeedEvent>(payload).map_or(0, |e| e.record);
+                if tail.last().is_some_and(|&(_, r)| r != record) {
+                    tail.clear();
+                }
+                tail.push((offset, record));
+                expected += 1;
+                true
+            })?;
+            let last_segment = i + 1 == count;
+            if (!clean || gap) && !last_segment {
+                return Err(FeedError::Corrupt { path: path.display().to_string(), offset: good });
+            }
+            let mut len = good;
+            if last_segment && expected > first {
+                // Cut the last command's events; they come again.
+                len = tail.first().map_or(good, |&(offset, _)| offset);
+                expected -= tail.len() as u64;
+                index.retain(|&(pos, _)| pos < expected);
+                if let Some(&(_, record)) = tail.first() {
+                    last_record = record.saturating_sub(1);
+                }
+            } else if let Some(&(_, record)) = tail.last() {
+                last_record = record;
+            }
+            if len != end {
+                file.set_len(len)?;
+                file.sync_data()?;
+            }
+            next = expected;
+            segments.push(Arc::new(Segment {
+                first,
+                path,
+                file,
+                len: AtomicU64::new(len),
+                last: AtomicU64::new(expected - 1),
+                index: RwLock::new(index),
+            }));
+        }
+        if segments.last().is_none() {
+            segments.push(Arc::new(new_segment(dir, 1)?));
+        }
+        let current = segments.last().map(|s| s.file.try_clone()).transpose()?;
+        let file = current.ok_or_else(|| std::io::Error::other("no segment"))?;
+        let head = next - 1;
+        let (head_tx, _) = tokio::sync::watch::channel(head);
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            segments: RwLock::new(segments),
+            head: AtomicU64::new(head),
+            last_record: AtomicU64::new(last_record),
+            head_tx,
+        });
+        let writer = FeedWriter {
+            shared: shared.clone(),
+            retention,
+            file,
+            buf: Vec::new(),
+            next,
+            last_record,
+            dirty: false,
+        };
+        Ok((writer, Feed { shared }))
+    }
+
+    /// The last command whose events are all in the log (0: none).
+    pub fn last_record(&self) -> u64 {
+        self.last_record
+    }
+
+    /// Appends the events of durable commands, in order; those of commands the log already
+    /// has are passed over. Readers see them at once (the page cache); [`FeedWriter::sync`]
+    /// makes them durable.
+    pub fn append(&mut self, events: &[FeedEvent]) -> Result<(), FeedError> {
+        let segment = self.current();
+        let mut offset = segment.len.load(Ordering::Acquire);
+        self.buf.clear();
+        let mut index = Vec::new();
+        let mut newest = self.last_record;
+        for event in events.iter().filter(|e| e.record > self.last_record) {
+            let start = self.buf.len();
+            self.buf.extend_from_slice(&[0u8; HEADER_BYTES]);
+            let buf = std::mem::take(&mut self.buf);
+            self.buf = postcard::to_extend(event, buf).map_err(std::io::Error::other)?;
+            let len = self.buf.len() - start - HEADER_BYTES;
+            let crc = crc32fast::hash(&self.buf[start + HEADER_BYTES..]);
+            let header = &mut self.buf[start..start + HEADER_BYTES];
+            header[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+            header[4..8].copy_from_slice(&crc.to_le_bytes());
+            header[8..16].copy_from_slice(&self.next.to_le_bytes());
+            if (self.next - segment.first).is_multiple_of(INDEX_EVERY) {
+                index.push((self.next, offset + start as u64));
+            }
+            self.next += 1;
+            newest = newest.max(event.record);
+        }
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all_at(&self.buf, offset)?;
+        offset += self.buf.len() as u64;
+        segment.index.write().extend(index);
+        segment.len.store(offset, Ordering::Release);
+        segment.last.store(self.next - 1, Ordering::Release);
+        self.last_record = newest;
+        self.dirty = true;
+        self.shared.last_record.store(newest, Ordering::Release);
+        self.shared.head.store(self.next - 1, Ordering::Release);
+        self.shared.head_tx.send_replace(self.next - 1);
+        if offset >= self.retention.segment_bytes {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Makes what was appended durable.
+    pub fn sync(&mut self) -> Result<(), FeedError> {
+        if std::mem::take(&mut self.dirty) {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Segment> {
+        self.shared.segments.read().last().cloned().expect("the feed always has a segment")
+    }
+
+    /// Closes the full segment, begins the next, and drops the oldest past the retention.
+    fn roll(&mut self) -> Result<(), FeedError> {
+        self.file.sync_data()?;
+        self.dirty = false;
+        let segment = new_segment(&self.shared.dir, self.next)?;
+        self.file = segment.file.try_clone()?;
+        let mut segments = self.shared.segments.write();
+        segments.push(Arc::new(segment));
+        let mut kept: u64 = segments.iter().map(|s| s.len.load(Ordering::Acquire)).sum();
+        while segments.len() > 1 && kept > self.retention.bytes_max {
+            let oldest = segments.remove(0);
+            kept -= oldest.len.load(Ordering::Acquire);
+            // Readers holding it keep reading their descriptor.
+            std::fs::remove_file(&oldest.path)?;
+        }
+        Ok(())
+    }
+}
+
+fn new_segment(dir: &Path, first: u64) -> Result<Segment, FeedError> {
+    let path = segment_path(dir, first);
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(Segment {
+        first,
+        path,
+        file,
+        len: AtomicU64::new(0),
+        last: AtomicU64::new(first - 1),
+        index: RwLock::new(Vec::new()),
+    })
+}
+
+impl Feed {
+    /// The newest position written (0: none).
+    pub fn head(&self) -> u64 {
+        self.shared.head.load(Ordering::Acquire)
+    }
+
+    /// The last command whose events are all written (0: none).
+    pub fn last_record(&self) -> u64 {
+        self.shared.last_record.load(Ordering::Acquire)
+    }
+
+    /// Waits (at most `wait`) until the events of command `record` are written: a client that
+    /// had the answer to a command reads its events.
+    pub async fn caught_up(&self, record: u64, wait: std::time::Duration) {
+        let mut watch = self.watch();
+        let written = async {
+            while self.last_record() < record {
+                if watch.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(wait, written).await;
+    }
+
+    /// The oldest position kept (the head + 1 while the feed is empty).
+    pub fn oldest(&self) -> u64 {
+        self.shared.segments.read().first().map_or(1, |s| s.first)
+    }
+
+    /// Woken each time the head moves.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.head_tx.subscribe()
+    }
+
+    /// Up to `limit` events after position `after` that match `filter`, looking at no more
+    /// than `scan_max` events (a sparse filter costs a bounded read; `next` says where to go
+    /// on). Blocking: file reads.
+    pub fn read(&self, after: u64, limit: usize, scan_max: u64, filter: &Filter) -> Result<Page, FeedError> {
+        let segments: Vec<Arc<Segment>> = self.shared.segments.read().clone();
+        let head = self.head();
+        let oldest = segments.first().map_or(1, |s| s.first);
+        if after + 1 < oldest {
+            return Err(FeedError::Expired { oldest_kept: oldest, after: oldest - 1 });
+        }
+        let mut page = Page { events: Vec::new(), next: after.min(head), head };
+        let stop = head.min(after.saturating_add(scan_max));
+        let start = after + 1;
+        let first_segment = segments.partition_point(|s| s.last.load(Ordering::Acquire) < start);
+        for segment in &segments[first_segment..] {
+            if page.next >= stop || page.events.len() >= limit {
+                break;
+            }
+            let from = page.next + 1;
+            let offset = {
+                let index = segment.index.read();
+                let i = index.partition_point(|&(pos, _)| pos <= from);
+                if i == 0 {
+                    0
+                } else {
+                    index[i - 1].1
+                }
+            };
+            let end = segment.len.load(Ordering::Acquire);
+            let mut failed = None;
+            let (_, _) = scan(&segment.file, offset, end, |pos, _, payload| {
+                if pos < from {
+                    return true;
+                }
+                if pos > stop || page.events.len() >= limit {
+                    return false;
+                }
+                match postcard::from_bytes::<FeedEvent>(payload) {
+                    Ok(event) => {
+                        if filter.matches(&event) {
+                            page.events.push((pos, event));
+                        }
+                        page.next = pos;
+                        true
+                    }
+                    Err(_) => {
+                        failed = Some(pos);
+                        false
+                    }
+                }
+            })?;
+            if failed.is_some() {
+                let path = segment.path.display().to_string();
+                return Err(FeedError::Corrupt { path, offset });
+            }
+        }
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Code, Kind};
+    use elevens_core::Currency;
+
+    fn event(record: u64, merchant: u64) -> FeedEvent {
+        let currency = Code(Currency::parse("CNY").unwrap());
+        FeedEvent {
+            record,
+            at: record * 10,
+            merchant: Some(merchant),
+            buyer: Some(7),
+            kind: Kind::OrderPaid { order: record, currency, total: 100, commission: 5 },
+        }
+    }
+
+    fn all(feed: &Feed, after: u64) -> Vec<u64> {
+        let page = feed.read(after, usize::MAX, u64::MAX, &Filter::all()).unwrap();
+        page.events.iter().map(|(p, _)| *p).collect()
+    }
+
+    #[test]
+    fn positions_are_gap_free_across_segments_and_reads_resume_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention { bytes_max: u64::MAX, segment_bytes: 2_000 };
+        let (mut writer, feed) = FeedWriter::open(dir.path(), retention).unwrap();
+        for record in 1..=500 {
+            writer.append(&[event(record, record % 3), event(record, 9)]).unwrap();
+        }
+        assert!(feed.shared.segments.read().len() > 5, "it rolled");
+        assert_eq!(feed.head(), 1_000);
+        assert_eq!(all(&feed, 0), (1..=1_000).collect::<Vec<_>>());
+        for after in [0, 1, 255, 256, 257, 999, 1_000] {
+            assert_eq!(all(&feed, after), (after + 1..=1_000).collect::<Vec<_>>(), "after {after}");
+        }
+        let only = Filter { types: Filter::ALL_TYPES, merchant: Some(1) };
+        let page = feed.read(0, 1_000, 100, &only).unwrap();
+        assert_eq!(page.next, 100, "a sparse filter stops at the scan bound");
+        assert!(page.events.iter().all(|(_, e)| e.merchant == Some(1)));
+        assert_eq!(page.events.len(), 17);
+        let page = feed.read(0, 10, 1_000, &only).unwrap();
+        assert_eq!(page.events.len(), 10);
+        assert_eq!(page.next, page.events[9].0, "a full page resumes after its last event");
+    }
+
+    #[test]
+    fn a_reopened_feed_cuts_its_last_command_and_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        writer.append(&[event(1, 1), event(1, 2), event(2, 1), event(2, 2)]).unwrap();
+        writer.sync().unwrap();
+        drop(writer);
+        let path = segment_path(dir.path(), 1);
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        let (mut writer, feed) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        assert_eq!(writer.last_record(), 1, "record 2's events are cut, the torn one with them");
+        assert_eq!(all(&feed, 0), vec![1, 2]);
+        writer.append(&[event(1, 1), event(2, 1), event(2, 2), event(3, 1)]).unwrap();
+        let page = feed.read(0, usize::MAX, u64::MAX, &Filter::all()).unwrap();
+        let records: Vec<u64> = page.events.iter().map(|(_, e)| e.record).collect();
+        assert_eq!(records, vec![1, 1, 2, 2, 3], "record 1 is not written twice");
+        assert_eq!(all(&feed, 0), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn past_the_retention_the_oldest_segments_go_and_old_positions_are_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention { bytes_max: 5_000, segment_bytes: 1_000 };
+        let (mut writer, feed) = FeedWriter::open(dir.path(), retention).unwrap();
+        for record in 1..=1_000 {
+            writer.append(&[event(record, 1)]).unwrap();
+        }
+        let oldest = feed.oldest();
+        assert!(oldest > 1);
+        let kept: u64 = feed.shared.segments.read().iter().map(|s| s.len.load(Ordering::Acquire)).sum();
+        assert!(kept <= 6_000, "{kept} bytes kept");
+        assert!(matches!(feed.read(0, 10, 10, &Filter::all()), Err(FeedError::Expired { .. })));
+        assert_eq!(all(&feed, oldest - 1).first(), Some(&oldest));
+        drop(writer);
+        let (_, feed) = FeedWriter::open(dir.path(), retention).unwrap();
+        assert_eq!(feed.oldest(), oldest);
+    }
+
+    #[test]
+    fn type_names_make_masks_and_unknown_ones_are_named() {
+        assert_eq!(Filter::types_of(["order.placed", "order.paid"]), Ok(0b11));
+        assert_eq!(Filter::types_of(["order.placed", "order.shipped"]), Err("order.shipped"));
+    }
+}
