@@ -47,6 +47,10 @@ impl<'de> Deserialize<'de> for Code {
     }
 }
 
+/// An order's lines: inline when there is one (most orders), so the sequencer allocates
+/// nothing for it.
+pub type Lines = smallvec::SmallVec<[LineItem; 1]>;
+
 /// One line of an order, with the SKU's stock free to reserve just after the command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineItem {
@@ -72,7 +76,7 @@ pub enum StockReason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     #[serde(rename = "order.placed")]
-    OrderPlaced { order: u64, currency: Code, total: u64, expires_at: u64, lines: Vec<LineItem> },
+    OrderPlaced { order: u64, currency: Code, total: u64, expires_at: u64, lines: Lines },
     #[serde(rename = "order.paid")]
     OrderPaid { order: u64, currency: Code, total: u64, commission: u64 },
     #[serde(rename = "order.cancelled")]
@@ -375,7 +379,7 @@ impl Events<'_> {
         self.out.push(FeedEvent { record: self.record, at: self.at, merchant, buyer, kind });
     }
 
-    fn lines(&self, order: &elevens_core::Order) -> Vec<LineItem> {
+    fn lines(&self, order: &elevens_core::Order) -> Lines {
         order
             .lines
             .iter()

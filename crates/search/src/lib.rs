@@ -11,14 +11,22 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, TEXT};
-use tantivy::tokenizer::TokenStream;
+use tantivy::schema::{
+    Field, IndexRecordOption, IndexRecordOption as Record, Schema, TextFieldIndexing, TextOptions, FAST,
+    INDEXED,
+};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer, TokenStream};
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 /// The most candidates one search considers.
 pub const CANDIDATES_MAX: usize = 1_000;
 /// The most distinct words of one search that count (the rest are left out).
 pub const WORDS_MAX: usize = 32;
+/// The text fields' tokenizer: jieba's segmentation, for Chinese written without spaces
+/// ("华为智能手机旗舰版" is 华为 / 智能 / 手机 / 旗舰版), which also splits Latin words and numbers
+/// on spaces and punctuation; then lower-cased, and words over 40 bytes dropped.
+const TOKENIZER: &str = "jieba";
+
 /// The indexing buffer, in bytes.
 const WRITER_BYTES: usize = 50_000_000;
 
@@ -73,6 +81,13 @@ pub struct Search {
     dirty: AtomicBool,
 }
 
+/// A text field as `TEXT` is, on [`TOKENIZER`].
+fn text() -> TextOptions {
+    let indexing =
+        TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(Record::WithFreqsAndPositions);
+    TextOptions::default().set_indexing_options(indexing)
+}
+
 impl Search {
     pub fn new() -> Result<Search, SearchError> {
         let mut schema = Schema::builder();
@@ -84,10 +99,15 @@ impl Search {
             sku: schema.add_u64_field("sku", FAST),
             merchant: schema.add_u64_field("merchant", INDEXED),
             price: schema.add_u64_field("price", FAST),
-            title: schema.add_text_field("title", TEXT),
-            description: schema.add_text_field("description", TEXT),
+            title: schema.add_text_field("title", text()),
+            description: schema.add_text_field("description", text()),
         };
         let index = Index::create_in_ram(schema.build());
+        let analyzer = TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new())
+            .filter(RemoveLongFilter::limit(40))
+            .filter(LowerCaser)
+            .build();
+        index.tokenizers().register(TOKENIZER, analyzer);
         let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(Search { index, writer: Mutex::new(Some(writer)), reader, fields, dirty: AtomicBool::new(false) })
@@ -209,6 +229,10 @@ impl Search {
         let mut words: Vec<String> = Vec::new();
         while stream.advance() {
             let word = &stream.token().text;
+            // The segmenter also yields the spaces and punctuation between words.
+            if !word.chars().any(char::is_alphanumeric) {
+                continue;
+            }
             if words.len() < WORDS_MAX && !words.contains(word) {
                 words.push(word.clone());
             }
@@ -279,5 +303,43 @@ mod tests {
             [3]
         );
         assert_eq!(search.documents(), 3);
+    }
+
+    /// A small bilingual catalogue, searched as shoppers would: the obvious query finds the
+    /// obvious SKU first, in Chinese written without spaces, in English, and mixed.
+    #[test]
+    fn chinese_is_segmented_and_english_and_numbers_still_work() {
+        let search = Search::new().unwrap();
+        let catalogue = [
+            (1, "华为智能手机旗舰版", "5G 全网通 256GB 曲面屏"),
+            (2, "小米智能手表", "心率监测 长续航"),
+            (3, "手机壳 适用于华为", "防摔 硅胶"),
+            (4, "Apple iPhone 15 Pro 智能手机", "钛金属 256GB"),
+            (5, "美的电饭煲 家用", "智能预约 4L"),
+            (6, "Rice cooker 4L", "non-stick, 电饭锅"),
+            (7, "ソニー ワイヤレスヘッドホン", "ノイズキャンセリング"),
+        ];
+        for (id, title, description) in catalogue {
+            search.add(&sku(id, 1, title, description, 100)).unwrap();
+        }
+        search.commit_if_dirty().unwrap();
+        let hits = |text: &str| -> Vec<u64> {
+            let q = SearchQuery { text: text.into(), limit: 10, ..Default::default() };
+            search.search(&q).unwrap().iter().map(|h| h.sku).collect()
+        };
+        assert_eq!(hits("智能手机").first(), Some(&1), "{:?}", hits("智能手机"));
+        assert!(hits("智能手机").contains(&4));
+        assert!(!hits("智能手机").contains(&2), "a smart watch is not a smartphone");
+        // Both the phone and its case have Huawei and phone in their titles; BM25 ranks the
+        // shorter title first, so this asks only that both are found.
+        let huawei = hits("华为手机");
+        assert!(huawei.len() == 2 && huawei.contains(&1) && huawei.contains(&3), "{huawei:?}");
+        assert_eq!(hits("手机壳"), vec![3]);
+        assert_eq!(hits("电饭煲"), vec![5]);
+        assert_eq!(hits("iphone 15"), vec![4], "English and numbers, any case");
+        assert_eq!(hits("256GB").len(), 2);
+        assert_eq!(hits("rice cooker"), vec![6]);
+        assert_eq!(hits("ヘッドホン"), vec![7], "{:?}", hits("ヘッドホン"));
+        assert!(hits("，。！").is_empty(), "punctuation alone matches nothing");
     }
 }

@@ -84,4 +84,9 @@ fn describe() {
         "elevens_writes_refused_not_leader_total",
         "Writes refused because this node does not lead."
     );
+    describe_counter!("elevens_feed_events_total", "Events appended to the event feed.");
+    describe_counter!(
+        "elevens_webhook_deliveries_total",
+        "Webhook delivery attempts, by result (ok: the endpoint answered 2xx)."
+    );
 }

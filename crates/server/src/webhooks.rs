@@ -57,6 +57,9 @@ pub struct WebhookLimits {
     pub backoff_max_ms: u64,
     /// Failed attempts in a row after which a subscription is disabled.
     pub failures_max: u32,
+    /// Whether an endpoint may be on this machine or a private network (loopback, RFC 1918,
+    /// link-local): off, so that no key can make the server post to its own network.
+    pub allow_private_urls: bool,
 }
 
 impl Default for WebhookLimits {
@@ -67,6 +70,7 @@ impl Default for WebhookLimits {
             backoff_base_ms: 1_000,
             backoff_max_ms: 600_000,
             failures_max: 15,
+            allow_private_urls: false,
         }
     }
 }
@@ -413,6 +417,29 @@ impl WebhookView {
     }
 }
 
+/// Whether a URL names this machine or a private network by its host: `localhost`, or a
+/// literal address that is loopback, private, link-local, unspecified or unique-local.
+fn is_private(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            let mapped = ip.to_ipv4_mapped();
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || mapped.is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+        }
+        None => true,
+    }
+}
+
 /// Admins manage every subscription, a merchant its own; other keys none.
 fn owner_of(actor: Actor) -> Result<Option<u64>, ApiError> {
     match actor {
@@ -453,6 +480,14 @@ pub async fn create_webhook(
         return Err(ApiError::bad_request(
             "invalid_url",
             "url is an http:// or https:// URL of at most 2,048 bytes",
+        ));
+    }
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| ApiError::bad_request("invalid_url", "url does not parse"))?;
+    if !app.webhooks.limits.allow_private_urls && is_private(&parsed) {
+        return Err(ApiError::bad_request(
+            "private_url",
+            "url is on this machine or a private network; the operator allows that with [webhooks] allow_private_urls",
         ));
     }
     let types = request.types.unwrap_or_else(|| elevens_feed::TYPES.iter().map(|t| t.to_string()).collect());
@@ -539,6 +574,8 @@ pub async fn get_webhook(
 pub async fn delete_webhook(
     State(app): State<AppState>,
     Auth(actor): Auth,
+    // Required like every write's; doing it twice is doing it once anyway.
+    IdempotencyKey(_): IdempotencyKey,
     AppPath(id): AppPath<u64>,
 ) -> Result<StatusCode, ApiError> {
     visible(&app, actor, id)?;
@@ -558,6 +595,8 @@ pub async fn delete_webhook(
 pub async fn enable_webhook(
     State(app): State<AppState>,
     Auth(actor): Auth,
+    // Required like every write's; doing it twice is doing it once anyway.
+    IdempotencyKey(_): IdempotencyKey,
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<WebhookView>, ApiError> {
     visible(&app, actor, id)?;
@@ -601,6 +640,27 @@ mod tests {
         );
         assert_ne!(sign("secret", 1_700_000_001, b"{}"), header, "the time is signed");
         assert_ne!(sign("other", 1_700_000_000, b"{}"), header, "the secret is used");
+    }
+
+    #[test]
+    fn private_hosts_are_named_as_such() {
+        let private = |u: &str| is_private(&reqwest::Url::parse(u).unwrap());
+        for u in [
+            "http://localhost/x",
+            "http://127.0.0.1:9/",
+            "http://10.1.2.3/",
+            "http://192.168.0.1/",
+            "http://169.254.169.254/latest",
+            "http://[::1]/",
+            "http://[fd00::1]/",
+            "http://0.0.0.0/",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
+            assert!(private(u), "{u}");
+        }
+        for u in ["https://hooks.example.com/elevens", "http://93.184.216.34/"] {
+            assert!(!private(u), "{u}");
+        }
     }
 
     #[test]

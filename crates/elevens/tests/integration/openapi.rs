@@ -94,6 +94,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/buyers/{id}/shipments"),
     ("get", "/v1/buyers/{id}/tickets"),
     ("get", "/v1/logistics/stats"),
+    ("get", "/v1/events"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/{id}/enable"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
 ];
 
 #[tokio::test]
