@@ -456,3 +456,56 @@ impl Events<'_> {
         self.push(Some(t.merchant.0), Some(t.buyer.0), kind);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `TYPES` and `type_index` are a second list of the variants: each variant's JSON name
+    /// must be the type it is filtered by.
+    #[test]
+    fn every_kind_is_filtered_by_its_own_name() {
+        let c = Code(Currency::parse("CNY").unwrap());
+        let s = String::new;
+        let kinds = [
+            Kind::OrderPlaced { order: 1, currency: c, total: 1, expires_at: 1, lines: Lines::new() },
+            Kind::OrderPaid { order: 1, currency: c, total: 1, commission: 0 },
+            Kind::OrderCancelled { order: 1 },
+            Kind::OrderExpired { order: 1 },
+            Kind::OrderRefunded { order: 1, currency: c, amount: 1, restocked: false, return_id: None },
+            Kind::StockChanged { sku: 1, available: 1, received: 1, reason: StockReason::Created },
+            Kind::SkuCreated { sku: 1, title: s(), currency: c, price: 1, stock: 1 },
+            Kind::CampaignCreated {
+                campaign: 1,
+                sku: 1,
+                flash_price: 1,
+                quantity: 1,
+                starts_at: 0,
+                ends_at: 1,
+            },
+            Kind::CouponUsed { coupon: 1, order: 1, amount: 1 },
+            Kind::RedPacketClaimed { red_packet: 1, amount: 1 },
+            Kind::RedPacketClosed { red_packet: 1, returned: 0 },
+            Kind::ShipmentCreated { shipment: 1, order: 1, warehouse: 1, dispatch_day: 0, promised_by: None },
+            Kind::ShipmentDispatched { shipment: 1, order: 1 },
+            Kind::ShipmentCancelled { shipment: 1, order: 1 },
+            Kind::ShipmentTracked { shipment: 1, order: 1, status: s() },
+            Kind::ShipmentDelayed { shipment: 1, order: 1, dispatch_day: 0, promised_by: None },
+            Kind::ReturnRequested { return_id: 1, order: 1, reason: s() },
+            Kind::ReturnDecided { return_id: 1, order: 1, approved: true },
+            Kind::ReturnReceived { return_id: 1, order: 1 },
+            Kind::TicketOpened { ticket: 1, order: 1, kind: s() },
+            Kind::TicketUpdated { ticket: 1, order: 1, status: s() },
+        ];
+        assert_eq!(kinds.len(), TYPES.len());
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let event = FeedEvent { record: 1, at: 0, merchant: None, buyer: None, kind };
+            assert_eq!(event.kind.type_index(), i);
+            assert_eq!(event.to_json(1)["type"], TYPES[i]);
+            let json = serde_json::to_value(&event.kind).unwrap();
+            assert!(json.get(TYPES[i]).is_some(), "{json} is not named {}", TYPES[i]);
+            let bytes = postcard::to_allocvec(&event).unwrap();
+            assert_eq!(postcard::from_bytes::<FeedEvent>(&bytes).unwrap(), event, "the log's encoding");
+        }
+    }
+}

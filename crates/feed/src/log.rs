@@ -98,8 +98,9 @@ struct Segment {
     len: AtomicU64,
     /// The last position in it (`first - 1` while empty).
     last: AtomicU64,
-    /// (position, byte offset) of every `INDEX_EVERY`-th event, from the first.
-    index: RwLock<Vec<(u64, u64)>>,
+    /// (position, byte offset) of every `INDEX_EVERY`-th event, from the first; `None` for a
+    /// closed segment until it is first read.
+    index: RwLock<Option<Vec<(u64, u64)>>>,
 }
 
 struct Shared {
@@ -190,76 +191,48 @@ fn scan(
 }
 
 impl FeedWriter {
-    /// Opens (or creates) the feed in `dir`. A damaged tail of the last segment is cut, and so
-    /// are the events of its last command (a crash may have written only some of them): the
-    /// engine derives again every event of the commands after [`FeedWriter::last_record`].
+    /// Opens (or creates) the feed in `dir`. Only the last segment is read through: its
+    /// damaged tail is cut, and so are the events of its last command (a crash may have written
+    /// only some of them), and the engine derives again every event of the commands after
+    /// [`FeedWriter::last_record`]. The others are indexed when first read.
     pub fn open(dir: &Path, retention: Retention) -> Result<(FeedWriter, Feed), FeedError> {
         std::fs::create_dir_all(dir)?;
         let mut firsts: Vec<u64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".events")?.parse().ok())
             .collect();
         firsts.sort_unstable();
-        let mut segments = Vec::new();
-        let (mut next, mut last_record) = (1u64, 0u64);
-        let count = firsts.len();
-        for (i, first) in firsts.into_iter().enumerate() {
+        // An empty segment after others (a stop right after a roll) holds nothing: the one
+        // before it is reopened instead.
+        while let [.., _, last] = firsts[..] {
+            let path = segment_path(dir, last);
+            if std::fs::metadata(&path)?.len() > 0 {
+                break;
+            }
+            std::fs::remove_file(path)?;
+            firsts.pop();
+        }
+        let mut segments = Vec::with_capacity(firsts.len().max(1));
+        for pair in firsts.windows(2) {
+            let (first, following) = (pair[0], pair[1]);
             let path = segment_path(dir, first);
-            let file = OpenOptions::new().read(true).write(true).open(&path)?;
-            let end = file.metadata()?.len();
-            let mut index = Vec::new();
-            // (offset, record) of each event, to cut the last command's.
-            let mut tail: Vec<(u64, u64)> = Vec::new();
-            let mut expected = first;
-            let mut gap = false;
-            let (good, clean) = scan(&file, 0, end, |pos, offset, payload| {
-                if pos != expected {
-                    gap = true;
-                    return false;
-                }
-                if (pos - first).is_multiple_of(INDEX_EVERY) {
-                    index.push((pos, offset));
-                }
-                let record = postcard::from_bytes::<FeedEvent>(payload).map_or(0, |e| e.record);
-                if tail.last().is_some_and(|&(_, r)| r != record) {
-                    tail.clear();
-                }
-                tail.push((offset, record));
-                expected += 1;
-                true
-            })?;
-            let last_segment = i + 1 == count;
-            if (!clean || gap) && !last_segment {
-                return Err(FeedError::Corrupt { path: path.display().to_string(), offset: good });
-            }
-            let mut len = good;
-            if last_segment && expected > first {
-                // Cut the last command's events; they come again.
-                len = tail.first().map_or(good, |&(offset, _)| offset);
-                expected -= tail.len() as u64;
-                index.retain(|&(pos, _)| pos < expected);
-                if let Some(&(_, record)) = tail.first() {
-                    last_record = record.saturating_sub(1);
-                }
-            } else if let Some(&(_, record)) = tail.last() {
-                last_record = record;
-            }
-            if len != end {
-                file.set_len(len)?;
-                file.sync_data()?;
-            }
-            next = expected;
+            let file = OpenOptions::new().read(true).open(&path)?;
+            let len = file.metadata()?.len();
+            let last = AtomicU64::new(following - 1);
             segments.push(Arc::new(Segment {
                 first,
                 path,
                 file,
                 len: AtomicU64::new(len),
-                last: AtomicU64::new(expected - 1),
-                index: RwLock::new(index),
+                last,
+                index: RwLock::new(None),
             }));
         }
-        if segments.last().is_none() {
-            segments.push(Arc::new(new_segment(dir, 1)?));
-        }
+        let (last, last_record) = match firsts.last() {
+            Some(&first) => reopen_last(dir, first)?,
+            None => (new_segment(dir, 1)?, 0),
+        };
+        let next = last.last.load(Ordering::Acquire) + 1;
+        segments.push(Arc::new(last));
         let current = segments.last().map(|s| s.file.try_clone()).transpose()?;
         let file = current.ok_or_else(|| std::io::Error::other("no segment"))?;
         let head = next - 1;
@@ -319,7 +292,7 @@ impl FeedWriter {
         }
         self.file.write_all_at(&self.buf, offset)?;
         offset += self.buf.len() as u64;
-        segment.index.write().extend(index);
+        segment.index.write().get_or_insert_default().extend(index);
         segment.len.store(offset, Ordering::Release);
         segment.last.store(self.next - 1, Ordering::Release);
         self.last_record = newest;
@@ -354,12 +327,94 @@ impl FeedWriter {
         let mut segments = self.shared.segments.write();
         segments.push(Arc::new(segment));
         let mut kept: u64 = segments.iter().map(|s| s.len.load(Ordering::Acquire)).sum();
-        while segments.len() > 1 && kept > self.retention.bytes_max {
+        // The segment just closed stays with the new, empty one: a restart reopens it to learn
+        // where the feed stands.
+        while segments.len() > 2 && kept > self.retention.bytes_max {
             let oldest = segments.remove(0);
             kept -= oldest.len.load(Ordering::Acquire);
             // Readers holding it keep reading their descriptor.
             std::fs::remove_file(&oldest.path)?;
         }
+        Ok(())
+    }
+}
+
+/// The last segment, read through: a damaged tail and its last command's events cut. Returns it
+/// and the last command whose events it holds whole (0: none).
+fn reopen_last(dir: &Path, first: u64) -> Result<(Segment, u64), FeedError> {
+    let path = segment_path(dir, first);
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let end = file.metadata()?.len();
+    let mut index = Vec::new();
+    // (offset, record) of the events of the last command seen.
+    let mut tail: Vec<(u64, u64)> = Vec::new();
+    let mut expected = first;
+    scan(&file, 0, end, |pos, offset, payload| {
+        if pos != expected {
+            return false;
+        }
+        if (pos - first).is_multiple_of(INDEX_EVERY) {
+            index.push((pos, offset));
+        }
+        let record = postcard::from_bytes::<FeedEvent>(payload).map_or(0, |e| e.record);
+        if tail.last().is_some_and(|&(_, r)| r != record) {
+            tail.clear();
+        }
+        tail.push((offset, record));
+        expected += 1;
+        true
+    })?;
+    let (len, last_record) = match tail.first() {
+        Some(&(offset, record)) => (offset, record.saturating_sub(1)),
+        None => (0, 0),
+    };
+    expected -= tail.len() as u64;
+    index.retain(|&(pos, _)| pos < expected);
+    if len != end {
+        file.set_len(len)?;
+        file.sync_data()?;
+    }
+    let segment = Segment {
+        first,
+        path,
+        file,
+        len: AtomicU64::new(len),
+        last: AtomicU64::new(expected - 1),
+        index: RwLock::new(Some(index)),
+    };
+    Ok((segment, last_record))
+}
+
+impl Segment {
+    /// Where to begin reading for position `from`: the indexed position at or before it.
+    fn offset_before(&self, from: u64) -> Result<u64, FeedError> {
+        if self.index.read().is_none() {
+            self.build_index()?;
+        }
+        let index = self.index.read();
+        let index = index.as_deref().unwrap_or_default();
+        let i = index.partition_point(|&(pos, _)| pos <= from);
+        Ok(if i == 0 { 0 } else { index[i - 1].1 })
+    }
+
+    /// Indexes a closed segment, checking every record.
+    fn build_index(&self) -> Result<(), FeedError> {
+        let end = self.len.load(Ordering::Acquire);
+        let (mut index, mut expected) = (Vec::new(), self.first);
+        let (good, clean) = scan(&self.file, 0, end, |pos, offset, _| {
+            if pos != expected {
+                return false;
+            }
+            if (pos - self.first).is_multiple_of(INDEX_EVERY) {
+                index.push((pos, offset));
+            }
+            expected += 1;
+            true
+        })?;
+        if !clean || good != end || expected - 1 != self.last.load(Ordering::Acquire) {
+            return Err(FeedError::Corrupt { path: self.path.display().to_string(), offset: good });
+        }
+        *self.index.write() = Some(index);
         Ok(())
     }
 }
@@ -374,7 +429,7 @@ fn new_segment(dir: &Path, first: u64) -> Result<Segment, FeedError> {
         file,
         len: AtomicU64::new(0),
         last: AtomicU64::new(first - 1),
-        index: RwLock::new(Vec::new()),
+        index: RwLock::new(Some(Vec::new())),
     })
 }
 
@@ -432,15 +487,7 @@ impl Feed {
                 break;
             }
             let from = page.next + 1;
-            let offset = {
-                let index = segment.index.read();
-                let i = index.partition_point(|&(pos, _)| pos <= from);
-                if i == 0 {
-                    0
-                } else {
-                    index[i - 1].1
-                }
-            };
+            let offset = segment.offset_before(from)?;
             let end = segment.len.load(Ordering::Acquire);
             let mut failed = None;
             let (_, _) = scan(&segment.file, offset, end, |pos, _, payload| {
@@ -517,6 +564,32 @@ mod tests {
         let page = feed.read(0, 10, 1_000, &only).unwrap();
         assert_eq!(page.events.len(), 10);
         assert_eq!(page.next, page.events[9].0, "a full page resumes after its last event");
+    }
+
+    /// Closed segments are not read at a start, only when a reader first needs them; damage
+    /// in one is then refused by name.
+    #[test]
+    fn a_reopened_feed_indexes_closed_segments_when_read_and_refuses_their_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention { bytes_max: u64::MAX, segment_bytes: 2_000 };
+        let (mut writer, _) = FeedWriter::open(dir.path(), retention).unwrap();
+        for record in 1..=300 {
+            writer.append(&[event(record, 1)]).unwrap();
+        }
+        drop(writer);
+        let (writer, feed) = FeedWriter::open(dir.path(), retention).unwrap();
+        assert_eq!(writer.last_record(), 299, "the last command's events are derived again");
+        assert!(feed.shared.segments.read().iter().rev().skip(1).all(|s| s.index.read().is_none()));
+        assert_eq!(all(&feed, 0), (1..=299).collect::<Vec<_>>());
+        assert_eq!(all(&feed, 150), (151..=299).collect::<Vec<_>>());
+        drop((writer, feed));
+        let first = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&first).unwrap();
+        bytes[40] ^= 0xff;
+        std::fs::write(&first, bytes).unwrap();
+        let (_, feed) = FeedWriter::open(dir.path(), retention).unwrap();
+        assert!(matches!(feed.read(0, 10, 10, &Filter::all()), Err(FeedError::Corrupt { .. })));
+        assert!(feed.read(200, 10, 10, &Filter::all()).is_ok(), "other segments still read");
     }
 
     #[test]
