@@ -114,8 +114,10 @@ struct Subscription {
     disabled_reason: Option<String>,
     /// Failed attempts in a row.
     failures: u32,
-    /// The creating request's idempotency key (scoped to its actor): a retry gets this one.
+    /// The creating request's idempotency key (scoped to its actor) and a hash of the request:
+    /// a retry gets this one, the key with another request is refused.
     idempotency: String,
+    request_hash: u64,
 }
 
 /// One delivery attempt.
@@ -194,7 +196,7 @@ impl Webhooks {
 
     fn spawn(self: &Arc<Webhooks>, id: u64) {
         let changed = Arc::new(tokio::sync::Notify::new());
-        let task = tokio::spawn(Arc::downgrade(self).run(id, changed.clone())).abort_handle();
+        let task = tokio::spawn(run_worker(Arc::downgrade(self), id, changed.clone())).abort_handle();
         self.workers.lock().insert(id, Worker { attempts: VecDeque::new(), changed, task });
     }
 
@@ -252,124 +254,124 @@ pub fn sign(secret: &str, t: u64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-trait WorkerLoop {
-    async fn run(self, id: u64, changed: Arc<tokio::sync::Notify>);
-}
-
-impl WorkerLoop for std::sync::Weak<Webhooks> {
-    /// One subscription's deliveries, until it is deleted or the server stops.
-    async fn run(self, id: u64, changed: Arc<tokio::sync::Notify>) {
-        let mut retry = 0u32;
-        loop {
-            let Some(hooks) = self.upgrade() else { return };
-            let Some(sub) = hooks.stored.lock().subscriptions.get(&id).cloned() else { return };
-            if !sub.enabled {
-                let wake = changed.notified();
-                drop(hooks);
-                wake.await;
-                retry = 0;
-                continue;
-            }
-            let types = Filter::types_of(sub.types.iter().map(String::as_str)).unwrap_or(Filter::ALL_TYPES);
-            let filter = Filter { types, merchant: sub.merchant };
-            let mut head = hooks.feed.watch();
-            let page =
-                match crate::events::read(&hooks.feed, sub.cursor, WEBHOOK_BATCH_EVENTS_MAX, filter).await {
-                    Ok(page) => page,
-                    Err(error) => {
-                        let reason = format!("{}: {}", error.body.code, error.body.message);
-                        tracing::warn!(subscription = id, reason, "webhook disabled");
-                        hooks.update(id, true, |s| (s.enabled, s.disabled_reason) = (false, Some(reason)));
-                        continue;
-                    }
-                };
-            if page.events.is_empty() {
-                if page.next > sub.cursor {
-                    // Only others' events: the cursor moves on (kept in memory until the next
-                    // delivery or change writes the file; a crash reads them again).
-                    if let Some(s) = hooks.stored.lock().subscriptions.get_mut(&id) {
-                        s.cursor = page.next;
-                    }
+/// One subscription's deliveries, until it is deleted or the server stops. Holds the
+/// subscriptions only while it works, never while it waits.
+async fn run_worker(hooks: std::sync::Weak<Webhooks>, id: u64, changed: Arc<tokio::sync::Notify>) {
+    loop {
+        let Some(webhooks) = hooks.upgrade() else { return };
+        let Some(sub) = webhooks.stored.lock().subscriptions.get(&id).cloned() else { return };
+        let wake = changed.notified();
+        if !sub.enabled {
+            drop(webhooks);
+            wake.await;
+            continue;
+        }
+        let types = Filter::types_of(sub.types.iter().map(String::as_str)).unwrap_or(Filter::ALL_TYPES);
+        let filter = Filter { types, merchant: sub.merchant };
+        let mut head = webhooks.feed.watch();
+        let page =
+            match crate::events::read(&webhooks.feed, sub.cursor, WEBHOOK_BATCH_EVENTS_MAX, filter).await {
+                Ok(page) => page,
+                Err(error) => {
+                    let reason = format!("{}: {}", error.body.code, error.body.message);
+                    tracing::warn!(subscription = id, reason, "webhook disabled");
+                    webhooks.update(id, true, |s| (s.enabled, s.disabled_reason) = (false, Some(reason)));
                     continue;
                 }
-                let seen = page.head;
-                let wake = changed.notified();
-                drop(hooks);
-                tokio::select! {
-                    _ = head.wait_for(|h| *h > seen) => {}
-                    _ = wake => {}
-                }
-                continue;
-            }
-            let events: Vec<serde_json::Value> = page.events.iter().map(|(p, e)| e.to_json(*p)).collect();
-            let last = page.events.last().map_or(page.next, |(p, _)| *p);
-            let body =
-                serde_json::to_vec(&Delivery { subscription: id, events: &events }).unwrap_or_default();
-            let sent_at = crate::engine::now_ms().0;
-            let started = std::time::Instant::now();
-            let answer = hooks
-                .http
-                .post(&sub.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, sign(&sub.secret, sent_at / 1_000, &body))
-                .header("elevens-subscription", id.to_string())
-                .header("elevens-delivery", format!("{id}-{}-{last}", page.events[0].0))
-                .body(body)
-                .send()
-                .await;
-            retry += 1;
-            let (status, error) = match answer {
-                Ok(response) => (Some(response.status().as_u16()), None),
-                Err(e) => (None, Some(e.without_url().to_string())),
             };
-            let ok = status.is_some_and(|s| (200..300).contains(&s));
-            hooks.record(
-                id,
-                Attempt {
-                    at: sent_at,
-                    first_position: page.events[0].0,
-                    last_position: last,
-                    events: events.len(),
-                    status,
-                    error,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    attempt: retry,
-                    ok,
-                },
-            );
-            let result = if ok { "ok" } else { "failed" };
-            metrics::counter!("elevens_webhook_deliveries_total", "result" => result).increment(1);
-            if ok {
-                retry = 0;
-                hooks.update(id, false, |s| (s.cursor, s.failures) = (page.next.max(last), 0));
+        if page.events.is_empty() {
+            if page.next > sub.cursor {
+                // Only others' events: the cursor moves on (kept in memory until the next
+                // delivery or change writes the file; a crash reads them again).
+                webhooks.update_in_memory(id, |s| s.cursor = page.next);
                 continue;
             }
-            let limits = hooks.limits.clone();
-            let failures = hooks
-                .update(id, true, |s| {
-                    s.failures += 1;
-                    if s.failures >= limits.failures_max {
-                        s.enabled = false;
-                        s.disabled_reason = Some(format!("{} failed attempts in a row", s.failures));
-                    }
-                    s.failures
-                })
-                .unwrap_or(0);
-            let wake = changed.notified();
-            drop(hooks);
-            if failures < limits.failures_max {
-                tokio::select! {
-                    _ = tokio::time::sleep(limits.backoff(failures)) => {}
-                    _ = wake => {}
-                }
+            let seen = page.head;
+            drop(webhooks);
+            tokio::select! {
+                _ = head.wait_for(|h| *h > seen) => {}
+                _ = wake => {}
             }
+            continue;
+        }
+        if webhooks.deliver(&sub, &page).await {
+            webhooks.update(id, false, |s| (s.cursor, s.failures) = (page.next, 0));
+            continue;
+        }
+        let limits = webhooks.limits.clone();
+        let failures = webhooks
+            .update(id, true, |s| {
+                s.failures += 1;
+                if s.failures >= limits.failures_max {
+                    s.enabled = false;
+                    s.disabled_reason = Some(format!("{} failed attempts in a row", s.failures));
+                }
+                s.failures
+            })
+            .unwrap_or(limits.failures_max);
+        drop(webhooks);
+        if failures < limits.failures_max {
+            tokio::select! {
+                _ = tokio::time::sleep(limits.backoff(failures)) => {}
+                _ = wake => {}
+            }
+        }
+    }
+}
+
+impl Webhooks {
+    /// Posts one page of events to the subscription's endpoint, signed, and records the
+    /// attempt; true when the endpoint answered 2xx.
+    async fn deliver(&self, sub: &Subscription, page: &elevens_feed::Page) -> bool {
+        let events: Vec<serde_json::Value> = page.events.iter().map(|(p, e)| e.to_json(*p)).collect();
+        let (first, last) = (page.events[0].0, page.events[page.events.len() - 1].0);
+        let body =
+            serde_json::to_vec(&Delivery { subscription: sub.id, events: &events }).unwrap_or_default();
+        let sent_at = crate::engine::now_ms().0;
+        let started = std::time::Instant::now();
+        let answer = self
+            .http
+            .post(&sub.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, sign(&sub.secret, sent_at / 1_000, &body))
+            .header("elevens-subscription", sub.id.to_string())
+            .header("elevens-delivery", format!("{}-{first}-{last}", sub.id))
+            .body(body)
+            .send()
+            .await;
+        let (status, error) = match answer {
+            Ok(response) => (Some(response.status().as_u16()), None),
+            Err(e) => (None, Some(e.without_url().to_string())),
+        };
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
+        let attempt = Attempt {
+            at: sent_at,
+            first_position: first,
+            last_position: last,
+            events: events.len(),
+            status,
+            error,
+            duration_ms: started.elapsed().as_millis() as u64,
+            attempt: sub.failures + 1,
+            ok,
+        };
+        self.record(sub.id, attempt);
+        let result = if ok { "ok" } else { "failed" };
+        metrics::counter!("elevens_webhook_deliveries_total", "result" => result).increment(1);
+        ok
+    }
+
+    /// Changes a subscription without writing the file (the next [`Webhooks::update`] does).
+    fn update_in_memory(&self, id: u64, change: impl FnOnce(&mut Subscription)) {
+        if let Some(s) = self.stored.lock().subscriptions.get_mut(&id) {
+            change(s);
         }
     }
 }
 
 // ---- the API ----
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// `http://` or `https://`, at most 2,048 bytes.
@@ -474,6 +476,7 @@ pub async fn create_webhook(
     AppJson(request): AppJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
     let owner = owner_of(actor)?;
+    let request_hash = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&request).unwrap_or_default());
     let url = request.url.trim();
     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
     if !scheme_ok || url.len() > WEBHOOK_URL_BYTES_MAX || reqwest::Url::parse(url).is_err() {
@@ -510,6 +513,13 @@ pub async fn create_webhook(
     let hooks = &app.webhooks;
     let mut stored = hooks.stored.lock();
     if let Some(sub) = stored.subscriptions.values().find(|s| s.idempotency == scoped) {
+        if sub.request_hash != request_hash {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this idempotency key was used with another request",
+            ));
+        }
         return Ok((StatusCode::OK, Json(WebhookView::of(sub, true))));
     }
     if stored.subscriptions.len() >= WEBHOOKS_MAX {
@@ -536,6 +546,7 @@ pub async fn create_webhook(
         disabled_reason: None,
         failures: 0,
         idempotency: scoped,
+        request_hash,
     };
     let view = WebhookView::of(&sub, true);
     stored.subscriptions.insert(id, sub);
