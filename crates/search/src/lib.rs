@@ -5,6 +5,8 @@
 //! within a second ([`Search::commit_if_dirty`]). Stock and sales change with every order, so
 //! they are not indexed: the gateway reads them for the candidates from the state itself.
 
+pub mod tokenizer;
+
 use elevens_core::State;
 use parking_lot::Mutex;
 use std::ops::Bound;
@@ -22,10 +24,9 @@ use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 pub const CANDIDATES_MAX: usize = 1_000;
 /// The most distinct words of one search that count (the rest are left out).
 pub const WORDS_MAX: usize = 32;
-/// The text fields' tokenizer: jieba's segmentation, for Chinese written without spaces
-/// ("华为智能手机旗舰版" is 华为 / 智能 / 手机 / 旗舰版), which also splits Latin words and numbers
-/// on spaces and punctuation; then lower-cased, and words over 40 bytes dropped.
-const TOKENIZER: &str = "jieba";
+/// The text fields' tokenizer ([`tokenizer::MarketTokenizer`]), then lower-cased, and words
+/// over 40 bytes dropped.
+const TOKENIZER: &str = "market";
 
 /// The indexing buffer, in bytes.
 const WRITER_BYTES: usize = 50_000_000;
@@ -103,7 +104,7 @@ impl Search {
             description: schema.add_text_field("description", text()),
         };
         let index = Index::create_in_ram(schema.build());
-        let analyzer = TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new())
+        let analyzer = TextAnalyzer::builder(tokenizer::MarketTokenizer::default())
             .filter(RemoveLongFilter::limit(40))
             .filter(LowerCaser)
             .build();
@@ -229,10 +230,6 @@ impl Search {
         let mut words: Vec<String> = Vec::new();
         while stream.advance() {
             let word = &stream.token().text;
-            // The segmenter also yields the spaces and punctuation between words.
-            if !word.chars().any(char::is_alphanumeric) {
-                continue;
-            }
             if words.len() < WORDS_MAX && !words.contains(word) {
                 words.push(word.clone());
             }

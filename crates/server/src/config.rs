@@ -98,6 +98,12 @@ impl Config {
 /// body_read_timeout_ms = 30000
 /// idle_timeout_ms = 60000
 /// drain_timeout_ms = 10000
+/// [webhooks]
+/// timeout_ms = 10000
+/// backoff_base_ms = 1000
+/// backoff_max_ms = 600000
+/// failures_max = 15
+/// allow_private_urls = false
 /// ```
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +166,8 @@ mod tests {
             [http]
             connections_max = 500
             idle_timeout_ms = 5000
+            [webhooks]
+            failures_max = 3
         "#;
         let file: ConfigFile = toml::from_str(text).unwrap();
         assert_eq!(file.admission.sku_exceptions.len(), 2);
@@ -173,6 +181,8 @@ mod tests {
             crate::http::HttpLimits::default().header_read_timeout_ms
         );
         assert!(file.http.check().is_ok());
+        assert_eq!(file.webhooks.failures_max, 3);
+        assert_eq!(file.webhooks.backoff_base_ms, crate::webhooks::WebhookLimits::default().backoff_base_ms);
         assert!(toml::from_str::<ConfigFile>("[http]\nidle_timeout = 1").is_err(), "typos are refused");
         assert!(toml::from_str::<ConfigFile>("[admission]\nbuyer_qouta = 1").is_err(), "typos are refused");
     }
