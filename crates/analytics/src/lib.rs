@@ -190,13 +190,16 @@ pub struct Second {
     pub gmv: i64,
 }
 
+/// One currency's cumulative figures, since the first order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Totals {
-    gmv: i128,
-    paid_orders: u64,
-    refunded_orders: u64,
-    refunds: u128,
-    placed_orders: u64,
+pub struct Totals {
+    /// Paid, less refunded, in minor units.
+    pub gmv: i128,
+    pub paid_orders: u64,
+    pub refunded_orders: u64,
+    /// Refunded, in minor units.
+    pub refunds: u128,
+    pub placed_orders: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -465,6 +468,11 @@ impl Analytics {
                 self.funnels.entry(campaign).or_default().gmv += i128::from(line.amount) * i128::from(sign);
             }
         }
+    }
+
+    /// Each currency's cumulative figures (for `/metrics`).
+    pub fn totals(&self) -> impl Iterator<Item = (Currency, Totals)> + '_ {
+        self.by_currency.iter().map(|(currency, totals)| (*currency, *totals))
     }
 
     pub fn summary(&self, now: Millis) -> Summary {

@@ -671,7 +671,7 @@ async fn start_http(
     listener.set_nonblocking(true)?;
     let base = format!("http://{}", listener.local_addr()?);
     let mut config = config.clone();
-    config.batch_commands_max = config.batch_commands_max.max(10_000);
+    config.engine.batch_commands_max = config.engine.batch_commands_max.max(10_000);
     let engine = engine.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The server gets its own runtime and threads, as a separate process would: the load
@@ -786,8 +786,8 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                 }
             };
             let mut config = Config::new(data, "127.0.0.1:0".parse()?);
-            config.snapshot_every_commands = options.snapshot_every.unwrap_or(u64::MAX).max(1);
-            config.snapshot_direct_io = options.snapshot_direct_io;
+            config.engine.snapshot_every_commands = options.snapshot_every.unwrap_or(u64::MAX).max(1);
+            config.engine.snapshot_direct_io = options.snapshot_direct_io;
             if let Some(nats) = &options.journal {
                 config.journal = elevens_server::config::JournalTarget::Nats(nats.clone());
             }

@@ -42,10 +42,9 @@ impl ReplicationArgs {
     /// The flags over the config file's `[replication]`, over the defaults.
     fn apply(
         &self,
-        file: Option<&elevens_server::config::ReplicationFile>,
+        file: &elevens_server::config::ReplicationFile,
         config: &mut Config,
     ) -> anyhow::Result<()> {
-        let file = file.unwrap_or(&elevens_server::config::ReplicationFile::NONE);
         if let Some(url) = self.journal.as_ref().or(file.journal.as_ref()) {
             let mut options = nats_options(url)?;
             if let Some(stream) = self.stream.as_ref().or(file.stream.as_ref()) {
@@ -85,8 +84,34 @@ static ALLOCATOR: prefault::Prefaulting = prefault::Prefaulting;
 #[derive(Parser)]
 #[command(name = "elevens", version, about = "The transaction core of a marketplace that survives 11.11")]
 struct Cli {
+    /// Logs on stderr as text lines (colours only on a terminal) or one JSON object per line.
+    #[arg(long, global = true, env = "ELEVENS_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the log subscriber: `RUST_LOG` filters (default: `info`, and for a bench without the
+/// per-request access log, which would measure stderr). Lines are written by a thread of their
+/// own through a bounded buffer, so a slow stderr never stalls a request; past the buffer, lines
+/// are dropped, not waited for. The guard flushes what is buffered when dropped.
+fn init_logs(format: LogFormat, bench: bool) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
+    let default = if bench { "info,elevens::access=off" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
+    guard
 }
 
 #[derive(Subcommand)]
@@ -98,20 +123,24 @@ enum Cmd {
         data: PathBuf,
         #[arg(long, env = "ELEVENS_LISTEN", default_value = "127.0.0.1:8011")]
         listen: SocketAddr,
-        /// How long an unpaid order holds its stock, in milliseconds.
-        #[arg(long, env = "ELEVENS_RESERVATION_TTL_MS", default_value_t = 15 * 60_000)]
-        reservation_ttl_ms: u64,
-        /// Take a snapshot after this many journaled commands.
-        #[arg(long, env = "ELEVENS_SNAPSHOT_EVERY", default_value_t = 1_000_000)]
-        snapshot_every: u64,
+        /// How long an unpaid order holds its stock, in milliseconds [default: 900000, or the
+        /// config file's engine.reservation_ttl_ms].
+        #[arg(long, env = "ELEVENS_RESERVATION_TTL_MS")]
+        reservation_ttl_ms: Option<u64>,
+        /// Take a snapshot after this many journaled commands [default: 1000000, or the config
+        /// file's engine.snapshot_every_commands].
+        #[arg(long, env = "ELEVENS_SNAPSHOT_EVERY")]
+        snapshot_every: Option<u64>,
         /// Write snapshots around the page cache (O_DIRECT): the engine loses less to a snapshot
         /// under load; a restart reads it from the disk.
         #[arg(long, env = "ELEVENS_SNAPSHOT_DIRECT_IO")]
         snapshot_direct_io: bool,
-        /// The most commands one POST /v1/batch may carry.
-        #[arg(long, env = "ELEVENS_BATCH_MAX", default_value_t = 10_000)]
-        batch_max: usize,
-        /// A TOML config file with the admission rules (see README); defaults without one.
+        /// The most commands one POST /v1/batch may carry [default: 10000, or the config file's
+        /// engine.batch_commands_max].
+        #[arg(long, env = "ELEVENS_BATCH_MAX")]
+        batch_max: Option<usize>,
+        /// A TOML config file with every bound (see the README's "Configuration"); defaults
+        /// without one. ELEVENS_<TABLE>__<KEY> variables set its keys too, over it.
         #[arg(long, env = "ELEVENS_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -239,6 +268,15 @@ enum Cmd {
         #[arg(long)]
         revoke_others: bool,
     },
+    /// Ask a running server's GET /healthz (for a container's health check): exits 0 when it
+    /// answers 200 within --timeout-ms, 1 otherwise.
+    Health {
+        /// The server's listen address; an unspecified host (0.0.0.0) is asked on 127.0.0.1.
+        #[arg(long, env = "ELEVENS_LISTEN", default_value = "127.0.0.1:8011")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+    },
     /// Replay a data directory offline, check every invariant and print the state digest.
     /// Exits non-zero if an invariant fails or if replay from empty disagrees with the snapshot.
     Audit {
@@ -267,13 +305,8 @@ fn main() -> ExitCode {
     transparent_huge_pages();
     prefault::start();
     elevens_server::engine::on_table_threads(prefault::for_this_thread);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let _logs = init_logs(cli.log_format, matches!(cli.command, Cmd::Bench { .. }));
     let result = match cli.command {
         Cmd::Serve {
             data,
@@ -286,31 +319,29 @@ fn main() -> ExitCode {
             replication,
         } => {
             let mut config = Config::new(data, listen);
-            let mut replication_file = None;
-            if let Some(path) = file {
-                match ConfigFile::read(&path) {
-                    Ok(file) => {
-                        (config.admission, config.http, config.webhooks) =
-                            (file.admission, file.http, file.webhooks);
-                        replication_file = Some(file.replication);
-                    }
-                    Err(error) => {
-                        eprintln!("elevens: {error:#}");
-                        return ExitCode::FAILURE;
-                    }
+            let loaded = ConfigFile::load(file.as_deref(), std::env::vars()).and_then(|file| {
+                let replication_file = file.apply(&mut config);
+                replication.apply(&replication_file, &mut config)?;
+                if let Some(ms) = reservation_ttl_ms {
+                    config.engine.reservation_ttl_ms = ms;
                 }
-            }
-            if let Err(error) = replication.apply(replication_file.as_ref(), &mut config) {
+                if let Some(every) = snapshot_every {
+                    config.engine.snapshot_every_commands = every.max(1);
+                }
+                config.engine.snapshot_direct_io |= snapshot_direct_io;
+                if let Some(max) = batch_max {
+                    config.engine.batch_commands_max = max;
+                }
+                config.engine.check().map_err(|why| anyhow::anyhow!("{why}"))
+            });
+            if let Err(error) = loaded {
                 eprintln!("elevens: {error:#}");
                 return ExitCode::FAILURE;
             }
-            config.reservation_ttl_ms = reservation_ttl_ms;
-            config.snapshot_every_commands = snapshot_every.max(1);
-            config.snapshot_direct_io = snapshot_direct_io;
-            config.batch_commands_max = batch_max;
             serve(config)
         }
         Cmd::Audit { data } => audit(data),
+        Cmd::Health { listen, timeout_ms } => Ok(health(listen, timeout_ms)),
         Cmd::Cluster { command } => Ok(cluster::run(command)),
         Cmd::AdminKey { data, revoke_others } => admin_key(data, revoke_others),
         Cmd::Demo { data, listen, starts_in, seed } => demo(data, listen, starts_in, seed),
@@ -561,6 +592,28 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn health(mut listen: SocketAddr, timeout_ms: u64) -> ExitCode {
+    if listen.ip().is_unspecified() {
+        listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    let answer = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .and_then(|client| client.get(format!("http://{listen}/healthz")).send());
+    match answer {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("elevens: {listen} answered {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("elevens: {listen}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn admin_key(data: PathBuf, revoke_others: bool) -> anyhow::Result<ExitCode> {

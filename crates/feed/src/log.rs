@@ -23,7 +23,9 @@ const INDEX_EVERY: u64 = 256;
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
 /// How much of the feed is kept. The oldest segment goes once the others hold `bytes_max`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Settable in the config file's `[feed]` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Retention {
     /// The most bytes of events kept on disk (one segment more while it fills).
     pub bytes_max: u64,
@@ -34,6 +36,19 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Retention {
         Retention { bytes_max: 4 << 30, segment_bytes: 64 << 20 }
+    }
+}
+
+impl Retention {
+    /// A segment is 64 KiB to 4 GiB, and retention holds at least two of them.
+    pub fn check(&self) -> Result<(), String> {
+        if !(64 << 10..=4 << 30).contains(&self.segment_bytes) {
+            return Err("segment_bytes is between 65536 and 4294967296".into());
+        }
+        if self.bytes_max < self.segment_bytes.saturating_mul(2) {
+            return Err("bytes_max holds at least two segments (2 x segment_bytes)".into());
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::engine::{EngineHandle, Item, Reply, ReplyWith};
 use crate::error::{ApiError, ErrorBody};
 use crate::fingerprint::{idempotency, Defaulted};
+use crate::gate::SetRulesError;
 use crate::gate::{submit_admitted, Gate, SubmitError};
 use crate::views::*;
 use crate::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryError, BinaryResult};
@@ -504,7 +505,7 @@ impl PlaceOrderRequest {
                 .map(|l| LineRequest { sku: SkuId(l.sku_id), quantity: l.quantity })
                 .collect(),
             coupons: self.coupons.into_iter().map(CouponId).collect(),
-            reservation_ttl_ms: config.reservation_ttl_ms,
+            reservation_ttl_ms: config.engine.reservation_ttl_ms,
         }
     }
 }
@@ -662,7 +663,7 @@ pub async fn create_merchant(
     AppJson(request): AppJson<CreateMerchantRequest>,
 ) -> Answer {
     let defaulted = Defaulted { commission_bps: request.commission_bps.is_none(), ..Defaulted::NONE };
-    let commission_bps = request.commission_bps.unwrap_or(app.config.default_commission_bps);
+    let commission_bps = request.commission_bps.unwrap_or(app.config.engine.default_commission_bps);
     let command = Command::CreateMerchant { name: request.name, commission_bps };
     write_ticketed(&app, actor, &key, (command, defaulted), CREATED, None).await
 }
@@ -1160,11 +1161,11 @@ impl BatchOp {
 
 /// Checked before any command is looked at.
 fn check_batch_len(len: usize, config: &Config) -> Result<(), ApiError> {
-    if len > config.batch_commands_max {
+    if len > config.engine.batch_commands_max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            format!("a batch carries at most {} commands", config.batch_commands_max),
+            format!("a batch carries at most {} commands", config.engine.batch_commands_max),
         ));
     }
     Ok(())
@@ -1510,8 +1511,9 @@ pub async fn get_admission_rules(
 }
 
 /// Replace the admission rules at runtime (admin); absent fields take their defaults. Buckets,
-/// the adaptive limit's value and tickets carry over. Not journaled: rules are operations, not
-/// business state, and a restart reads them from the config file again.
+/// the adaptive limit's value and tickets carry over. Kept in the data directory before they take
+/// effect, so a restart starts with them (they are operations, not business state: not journaled,
+/// and each node of a cluster keeps its own).
 #[utoipa::path(put, path = "/v1/admission/rules", tag = "admission", request_body = Object,
     responses((status = 200, body = Object), (status = "4XX", body = ErrorBody)))]
 pub async fn put_admission_rules(
@@ -1525,8 +1527,20 @@ pub async fn put_admission_rules(
     // An object, never serde's sequence form of a struct (`[]` would have reset every rule).
     let rules: Rules = serde_json::from_value(serde_json::Value::Object(rules))
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()))?;
-    app.gate.set_rules(rules).map_err(|why| ApiError::bad_request("invalid_rules", why))?;
-    Ok(Json(app.gate.rules()))
+    let gate = app.gate.clone();
+    let set = tokio::task::spawn_blocking(move || gate.set_rules(rules))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rules_not_kept", "stopping; retry"))?;
+    match set {
+        Ok(()) => Ok(Json(app.gate.rules())),
+        Err(SetRulesError::Invalid(why)) => Err(ApiError::bad_request("invalid_rules", why)),
+        Err(error @ SetRulesError::NotKept(_)) => {
+            tracing::error!(%error, "admission rules not replaced");
+            let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rules_not_kept", error.to_string());
+            e.body.retry_after_ms = Some(1_000);
+            Err(e)
+        }
+    }
 }
 
 #[derive(OpenApi)]

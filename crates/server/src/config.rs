@@ -7,6 +7,31 @@ use std::path::PathBuf;
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The engine's and the gateway's bounds (`[engine]`).
+    pub engine: EngineLimits,
+    /// Admission control's rules at start; an admin may replace them at runtime (kept in the
+    /// data directory's `admission-rules.json`, which wins over these at the next start).
+    pub admission: elevens_admission::Rules,
+    /// Connections: how many, and how long each may take to send a request or sit idle.
+    pub http: crate::http::HttpLimits,
+    /// Where the journal lives: the data directory (embedded), or a NATS JetStream stream.
+    pub journal: JournalTarget,
+    /// The address other nodes and clients reach this node's API at (replicated mode; the
+    /// listen address by default).
+    pub advertise: Option<String>,
+    /// The secret of the first admin key, read from here (or created here) on a new journal.
+    pub admin_key_path: PathBuf,
+    /// How much of the event feed is kept on disk (`feed/` in the data directory).
+    pub feed: elevens_feed::Retention,
+    /// How webhooks are delivered: timeouts, backoff, when a failing one is disabled.
+    pub webhooks: crate::webhooks::WebhookLimits,
+}
+
+/// The engine's and the gateway's bounds, each with its unit in its name: the config file's
+/// `[engine]` table.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineLimits {
     /// The most commands one `POST /v1/batch` may carry.
     pub batch_commands_max: usize,
     /// The largest request body, in bytes.
@@ -24,27 +49,51 @@ pub struct Config {
     /// Snapshots written around the page cache (`O_DIRECT`): cheaper for the engine under load,
     /// slower for a restart (see `elevens_journal::SnapshotFile`).
     pub snapshot_direct_io: bool,
-    /// Journal segments roll over at this size.
+    /// Journal segments roll over at this size, in bytes.
     pub segment_bytes_max: u64,
     /// HTTP requests being handled at once; beyond it the gateway answers 429 before reading the
     /// body or checking the key, so a flood cannot fill the runtime's run queue. Payments may use
     /// eight times as many.
     pub http_in_progress_max: usize,
-    /// Admission control's rules at start; an admin may replace them at runtime.
-    pub admission: elevens_admission::Rules,
-    /// Connections: how many, and how long each may take to send a request or sit idle.
-    pub http: crate::http::HttpLimits,
-    /// Where the journal lives: the data directory (embedded), or a NATS JetStream stream.
-    pub journal: JournalTarget,
-    /// The address other nodes and clients reach this node's API at (replicated mode; the
-    /// listen address by default).
-    pub advertise: Option<String>,
-    /// The secret of the first admin key, read from here (or created here) on a new journal.
-    pub admin_key_path: PathBuf,
-    /// How much of the event feed is kept on disk (`feed/` in the data directory).
-    pub feed_retention: elevens_feed::Retention,
-    /// How webhooks are delivered: timeouts, backoff, when a failing one is disabled.
-    pub webhooks: crate::webhooks::WebhookLimits,
+}
+
+impl Default for EngineLimits {
+    fn default() -> EngineLimits {
+        EngineLimits {
+            batch_commands_max: 10_000,
+            request_bytes_max: 8 << 20,
+            sequencer_queue_max: 4_096,
+            group_commit_commands_max: 16_384,
+            reservation_ttl_ms: 15 * 60_000,
+            default_commission_bps: 200,
+            snapshot_every_commands: 1_000_000,
+            snapshot_direct_io: false,
+            segment_bytes_max: 256 << 20,
+            http_in_progress_max: 512,
+        }
+    }
+}
+
+impl EngineLimits {
+    pub fn check(&self) -> Result<(), String> {
+        let within = |name: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{name} is between {} and {}", range.start(), range.end()))
+            }
+        };
+        within("batch_commands_max", self.batch_commands_max as u64, 1..=1_000_000)?;
+        within("request_bytes_max", self.request_bytes_max as u64, 1 << 10..=1 << 30)?;
+        within("sequencer_queue_max", self.sequencer_queue_max as u64, 1..=1 << 20)?;
+        within("group_commit_commands_max", self.group_commit_commands_max as u64, 1..=1 << 20)?;
+        within("reservation_ttl_ms", self.reservation_ttl_ms, 1_000..=7 * 24 * 3_600_000)?;
+        within("default_commission_bps", u64::from(self.default_commission_bps), 0..=10_000)?;
+        within("snapshot_every_commands", self.snapshot_every_commands, 1..=u64::MAX)?;
+        within("segment_bytes_max", self.segment_bytes_max, 1 << 20..=16 << 30)?;
+        within("http_in_progress_max", self.http_in_progress_max as u64, 1..=1 << 20)?;
+        Ok(())
+    }
 }
 
 /// Where the journal is kept.
@@ -62,52 +111,35 @@ impl Config {
         Config {
             data_dir: data_dir.clone(),
             listen,
-            batch_commands_max: 10_000,
-            request_bytes_max: 8 << 20,
-            sequencer_queue_max: 4_096,
-            group_commit_commands_max: 16_384,
-            reservation_ttl_ms: 15 * 60_000,
-            default_commission_bps: 200,
-            snapshot_every_commands: 1_000_000,
-            snapshot_direct_io: false,
-            segment_bytes_max: 256 << 20,
-            http_in_progress_max: 512,
+            engine: EngineLimits::default(),
             admission: elevens_admission::Rules::default(),
             http: crate::http::HttpLimits::default(),
             journal: JournalTarget::Local,
             advertise: None,
             admin_key_path: data_dir.join("admin.key"),
-            feed_retention: elevens_feed::Retention::default(),
+            feed: elevens_feed::Retention::default(),
             webhooks: crate::webhooks::WebhookLimits::default(),
         }
     }
 }
 
-/// The config file (TOML). Only what an operator tunes while running lives here; the command
-/// line and the environment set the rest.
+/// The config file (TOML): every bound of [`Config`], each table optional and each key in it
+/// taking its default when absent (the README's "Configuration" lists them all). An environment
+/// variable `ELEVENS_<TABLE>__<KEY>` (two underscores) sets one key over the file, its value
+/// read as TOML (`ELEVENS_HTTP__CONNECTIONS_MAX=500`, `ELEVENS_ADMISSION__BUYER_QUOTA='{ per_s
+/// = 20, burst = 40 }'`); a nested table's key takes one more `__`
+/// (`ELEVENS_ADMISSION__ADAPTIVE__LATENCY_TARGET_MS=20`). Unknown tables and keys are refused,
+/// in the file and in the environment alike, so a typo never passes silently.
 ///
-/// ```toml
-/// [admission]
-/// buyer_quota = { per_s = 20, burst = 40 }
-/// sku_exceptions = [{ id = 1, quota = { per_s = 50000, burst = 5000 } }]
-/// [admission.adaptive]
-/// latency_target_ms = 20
-/// [http]
-/// connections_max = 10000
-/// header_read_timeout_ms = 10000
-/// body_read_timeout_ms = 30000
-/// idle_timeout_ms = 60000
-/// drain_timeout_ms = 10000
-/// [webhooks]
-/// timeout_ms = 10000
-/// backoff_base_ms = 1000
-/// backoff_max_ms = 600000
-/// failures_max = 15
-/// allow_private_urls = false
-/// ```
+/// The README's "Configuration" is the reference: every key at its default (a test keeps the
+/// two equal).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    #[serde(default)]
+    pub engine: EngineLimits,
+    #[serde(default)]
+    pub feed: elevens_feed::Retention,
     #[serde(default)]
     pub admission: elevens_admission::Rules,
     #[serde(default)]
@@ -130,23 +162,85 @@ pub struct ReplicationFile {
     pub lease_ttl_ms: Option<u64>,
 }
 
-impl ReplicationFile {
-    /// No `[replication]` section.
-    pub const NONE: ReplicationFile =
-        ReplicationFile { journal: None, stream: None, replicas: None, lease_ttl_ms: None };
-}
+/// The prefix of the environment variables that set the config file's keys.
+pub const ENV_PREFIX: &str = "ELEVENS_";
+/// What separates a table from its key in those variables' names.
+pub const ENV_SEPARATOR: &str = "__";
 
 impl ConfigFile {
-    pub fn read(path: &std::path::Path) -> anyhow::Result<ConfigFile> {
+    /// The file at `path` (none: every default), with the `ELEVENS_<TABLE>__<KEY>` variables of
+    /// `env` over it, checked.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<ConfigFile> {
         use anyhow::Context;
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut table = match path {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let source = path.map_or_else(|| "the configuration".to_owned(), |p| p.display().to_string());
+        overlay_env(&mut table, env)?;
         let file: ConfigFile =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        file.admission.check().map_err(|why| anyhow::anyhow!("{}: admission: {why}", path.display()))?;
-        file.http.check().map_err(|why| anyhow::anyhow!("{}: http: {why}", path.display()))?;
-        file.webhooks.check().map_err(|why| anyhow::anyhow!("{}: webhooks: {why}", path.display()))?;
+            table.try_into().with_context(|| format!("{source} (with the ELEVENS_*__* variables)"))?;
+        let checks = [
+            ("engine", file.engine.check()),
+            ("feed", file.feed.check()),
+            ("admission", file.admission.check()),
+            ("http", file.http.check()),
+            ("webhooks", file.webhooks.check()),
+        ];
+        for (table, check) in checks {
+            check.map_err(|why| anyhow::anyhow!("{source}: [{table}] {why}"))?;
+        }
         Ok(file)
     }
+
+    /// Sets `config`'s bounds from the file (the replication table is read by the command line,
+    /// whose flags win over it).
+    pub fn apply(self, config: &mut Config) -> ReplicationFile {
+        config.engine = self.engine;
+        config.feed = self.feed;
+        config.admission = self.admission;
+        config.http = self.http;
+        config.webhooks = self.webhooks;
+        self.replication
+    }
+}
+
+/// Sets `ELEVENS_<TABLE>__<KEY>[__<KEY>…]=<TOML value>` into `table`. A value that does not parse
+/// as TOML is taken as a string (`ELEVENS_REPLICATION__STREAM=ORDERS`).
+fn overlay_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if !rest.contains(ENV_SEPARATOR) {
+            continue; // a command-line flag's variable (ELEVENS_DATA, ELEVENS_LISTEN, …)
+        }
+        let path: Vec<String> = rest.split(ENV_SEPARATOR).map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            anyhow::bail!("{name}: an empty table or key name");
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value));
+        let (key, tables) = path.split_last().expect("split yields at least one part");
+        let mut at = &mut *table;
+        for name_part in tables {
+            let entry = at.entry(name_part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            at = entry.as_table_mut().ok_or_else(|| anyhow::anyhow!("{name}: {name_part} is not a table"))?;
+        }
+        at.insert(key.clone(), parsed);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -170,6 +264,7 @@ mod tests {
             failures_max = 3
         "#;
         let file: ConfigFile = toml::from_str(text).unwrap();
+        assert_eq!(file.engine, EngineLimits::default(), "an absent table takes its defaults");
         assert_eq!(file.admission.sku_exceptions.len(), 2);
         assert_eq!(file.admission.sku_exceptions[1].quota, None, "no quota: unlimited");
         assert_eq!(file.admission.adaptive.latency_target_ms, 20);
@@ -185,5 +280,58 @@ mod tests {
         assert_eq!(file.webhooks.backoff_base_ms, crate::webhooks::WebhookLimits::default().backoff_base_ms);
         assert!(toml::from_str::<ConfigFile>("[http]\nidle_timeout = 1").is_err(), "typos are refused");
         assert!(toml::from_str::<ConfigFile>("[admission]\nbuyer_qouta = 1").is_err(), "typos are refused");
+    }
+
+    #[test]
+    fn environment_variables_set_keys_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("elevens.toml");
+        std::fs::write(&path, "[http]\nconnections_max = 500\nidle_timeout_ms = 5000\n").unwrap();
+        let env = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        };
+        let file = ConfigFile::load(
+            Some(&path),
+            env(&[
+                ("ELEVENS_HTTP__CONNECTIONS_MAX", "800"),
+                ("ELEVENS_ENGINE__SEQUENCER_QUEUE_MAX", "8192"),
+                ("ELEVENS_FEED__BYTES_MAX", "1073741824"),
+                ("ELEVENS_ADMISSION__ADAPTIVE__LATENCY_TARGET_MS", "25"),
+                ("ELEVENS_ADMISSION__BUYER_QUOTA", "{ per_s = 7, burst = 9 }"),
+                ("ELEVENS_REPLICATION__STREAM", "ORDERS"),
+                ("ELEVENS_DATA", "/somewhere"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(file.http.connections_max, 800, "the environment wins over the file");
+        assert_eq!(file.http.idle_timeout_ms, 5000, "the file's other keys stay");
+        assert_eq!(file.engine.sequencer_queue_max, 8192);
+        assert_eq!(file.engine.batch_commands_max, EngineLimits::default().batch_commands_max);
+        assert_eq!(file.feed.bytes_max, 1 << 30);
+        assert_eq!(file.admission.adaptive.latency_target_ms, 25);
+        assert_eq!(file.admission.buyer_quota.map(|q| (q.per_s, q.burst)), Some((7, 9)));
+        assert_eq!(file.replication.stream.as_deref(), Some("ORDERS"));
+
+        let refused = |pairs: &[(&str, &str)]| ConfigFile::load(None, env(pairs)).unwrap_err().to_string();
+        assert!(ConfigFile::load(None, env(&[("ELEVENS_HTTP__CONECTIONS_MAX", "1")])).is_err(), "a typo");
+        assert!(ConfigFile::load(None, env(&[("ELEVENS_NOPE__X", "1")])).is_err(), "an unknown table");
+        assert!(refused(&[("ELEVENS_ENGINE__BATCH_COMMANDS_MAX", "0")]).contains("batch_commands_max"));
+        assert!(refused(&[("ELEVENS_FEED__BYTES_MAX", "1")]).contains("[feed]"));
+        assert!(ConfigFile::load(None, env(&[("ELEVENS_HTTP__", "1")])).is_err());
+    }
+
+    /// The README's reference is the defaults, key for key: it cannot drift from the code.
+    #[test]
+    fn the_readmes_reference_is_every_default() {
+        let readme = include_str!("../../../README.md");
+        let block = readme.split("<!-- config-reference -->\n```toml\n").nth(1).expect("the marker");
+        let block = &block[..block.find("```").expect("the block's end")];
+        let file: ConfigFile = toml::from_str(block).unwrap();
+        assert_eq!(file.engine, EngineLimits::default());
+        assert_eq!(file.feed, elevens_feed::Retention::default());
+        assert_eq!(file.http, crate::http::HttpLimits::default());
+        assert_eq!(file.webhooks, crate::webhooks::WebhookLimits::default());
+        assert_eq!(file.admission, elevens_admission::Rules::default());
     }
 }

@@ -575,9 +575,9 @@ impl EngineHandle {
 impl Engine {
     pub fn start(config: &Config) -> Result<(Engine, RecoveryReport), StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
-        let options = JournalOptions { segment_bytes_max: config.segment_bytes_max };
+        let options = JournalOptions { segment_bytes_max: config.engine.segment_bytes_max };
         let leading = Arc::new(AtomicBool::new(false));
-        let (mut feed_writer, feed) = FeedWriter::open(&config.data_dir.join("feed"), config.feed_retention)?;
+        let (mut feed_writer, feed) = FeedWriter::open(&config.data_dir.join("feed"), config.feed)?;
         let (state, origin, mut report) = match &config.journal {
             crate::config::JournalTarget::Local => {
                 let (state, journal, report) =
@@ -598,8 +598,8 @@ impl Engine {
             }
         };
         let started = std::time::Instant::now();
-        let snapshots =
-            SnapshotStore::open(&config.data_dir.join("snapshots"))?.direct_io(config.snapshot_direct_io);
+        let snapshots = SnapshotStore::open(&config.data_dir.join("snapshots"))?
+            .direct_io(config.engine.snapshot_direct_io);
         let keys = Arc::new(KeyCache::from_state(&state));
         // Two cores: the analytics fold over every order, in halves, beside the search index's
         // build (at ~12 M orders the read models took 0.93-0.99 s with the fold on one core, 0.67-0.71 s in halves).
@@ -625,7 +625,7 @@ impl Engine {
         });
         let (events_tx, events_rx) = crossbeam_channel::bounded(READ_MODEL_QUEUE_MAX);
         let folding_models = read_models.clone();
-        let (tx, rx) = crossbeam_channel::bounded(config.sequencer_queue_max);
+        let (tx, rx) = crossbeam_channel::bounded(config.engine.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
         // The journal thread hands each batch's emptied list of changes back, and the read-model
@@ -646,8 +646,8 @@ impl Engine {
             counts: BatchCounts::default(),
             state,
             keys: keys.clone(),
-            group_commit_commands_max: config.group_commit_commands_max,
-            snapshot_every_commands: config.snapshot_every_commands,
+            group_commit_commands_max: config.engine.group_commit_commands_max,
+            snapshot_every_commands: config.engine.snapshot_every_commands,
             snapshots: snapshots.clone(),
             snapshot_busy: snapshot_busy.clone(),
             recovered_from: report.snapshot_seq.unwrap_or(0),
@@ -1199,7 +1199,7 @@ mod tests {
     fn a_snapshot_of_another_layout_costs_a_replay_not_the_start() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
-        config.snapshot_every_commands = 2;
+        config.engine.snapshot_every_commands = 2;
         let (engine, _) = Engine::start(&config).unwrap();
         for m in 0..5 {
             let command = Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 100 };

@@ -15,9 +15,37 @@ use std::time::Instant;
 /// How long a request shed by the gateway's own bounds (not the controller's) is told to wait.
 pub const BOUND_RETRY: Nanos = 100_000_000;
 
+/// The file in the data directory that keeps the rules an admin set at runtime.
+pub const SAVED_RULES_FILE: &str = "admission-rules.json";
+
 pub struct Gate {
     admission: Mutex<Admission>,
     origin: Instant,
+    /// Where rules set at runtime are written before they take effect (none: not kept).
+    saved: Option<std::path::PathBuf>,
+    /// Serialises writing the file and setting the rules, so the file is the rules in force.
+    replacing: Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetRulesError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the rules could not be written to the data directory: {0}")]
+    NotKept(std::io::Error),
+}
+
+fn save_rules(path: &std::path::Path, rules: &Rules) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(&serde_json::to_vec_pretty(rules).map_err(std::io::Error::other)?)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The class of one item: what it does to an order decides how late it is shed.
@@ -85,9 +113,31 @@ impl Drop for InFlight {
 }
 
 impl Gate {
+    /// A gate with `rules` whose runtime changes are not kept.
     pub fn new(rules: Rules) -> Gate {
         let origin = Instant::now();
-        Gate { admission: Mutex::new(Admission::new(rules, 0, rand::random())), origin }
+        let admission = Mutex::new(Admission::new(rules, 0, rand::random()));
+        Gate { admission, origin, saved: None, replacing: Mutex::new(()) }
+    }
+
+    /// A gate that keeps its runtime changes in `data_dir`'s [`SAVED_RULES_FILE`]: starts with
+    /// the rules saved there if any (an admin's last word wins over the config file's), else
+    /// with `configured`.
+    pub fn kept_in(data_dir: &std::path::Path, configured: Rules) -> anyhow::Result<Gate> {
+        use anyhow::Context;
+        let path = data_dir.join(SAVED_RULES_FILE);
+        let rules = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let rules: Rules = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}: not admission rules; fix or delete it", path.display()))?;
+                rules.check().map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+                tracing::info!(path = %path.display(), "admission rules as last set at runtime (delete the file for the config file's)");
+                rules
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => configured,
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Gate { saved: Some(path), ..Gate::new(rules) })
     }
 
     pub fn now(&self) -> Nanos {
@@ -148,9 +198,15 @@ impl Gate {
         self.admission.lock().rules().clone()
     }
 
-    /// Replaces the rules at runtime, after checking them.
-    pub fn set_rules(&self, rules: Rules) -> Result<(), String> {
-        rules.check()?;
+    /// Replaces the rules at runtime, after checking them and, for a gate that keeps them,
+    /// writing them durably (a temporary file, fsync'd, renamed): they are in force only once
+    /// kept, so a restart never goes back on an answered change. Blocks on the disk.
+    pub fn set_rules(&self, rules: Rules) -> Result<(), SetRulesError> {
+        rules.check().map_err(SetRulesError::Invalid)?;
+        let _one_at_a_time = self.replacing.lock();
+        if let Some(path) = &self.saved {
+            save_rules(path, &rules).map_err(SetRulesError::NotKept)?;
+        }
         self.admission.lock().set_rules(rules);
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! the journal thread, which makes it durable with one fsync before any reply leaves. This crate
 //! must never decide a business rule: those live in `elevens-core`, so replay sees them too.
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -50,12 +51,13 @@ use std::sync::Arc;
 pub fn router(app: AppState) -> Router {
     let (router, openapi) = api::routes().split_for_parts();
     let openapi = Arc::new(openapi::document(&openapi));
-    let body_limit = app.config.request_bytes_max;
+    let body_limit = app.config.engine.request_bytes_max;
     let metrics = app.metrics.clone();
+    let analytics = app.engine.analytics.clone();
     let gate = app.gate.clone();
     let gate_for_bound = app.gate.clone();
     let in_progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let in_progress_max = app.config.http_in_progress_max;
+    let in_progress_max = app.config.engine.http_in_progress_max;
     let engine = app.engine.clone();
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
@@ -68,7 +70,7 @@ pub fn router(app: AppState) -> Router {
                 match &metrics {
                     Some(handle) => {
                         gate.publish_metrics();
-                        telemetry::collect();
+                        telemetry::collect(&analytics.lock());
                         handle.render().into_response()
                     }
                     None => ApiError::new(
@@ -100,6 +102,8 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             refuse_oversized(request, next, body_limit)
         }))
+        // Outermost: a request refused by the layers above is logged and counted too.
+        .layer(axum::middleware::from_fn(access::observe))
         .with_state(app)
 }
 
@@ -337,7 +341,7 @@ pub async fn serve_on(
     }
     let address = listener.local_addr()?;
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
-    let gate = Arc::new(Gate::new(config.admission.clone()));
+    let gate = Arc::new(Gate::kept_in(&config.data_dir, config.admission.clone())?);
     let limits = config.http.clone();
     let webhooks =
         webhooks::Webhooks::start(&config.data_dir, engine.handle.feed.clone(), config.webhooks.clone())?;

@@ -28,10 +28,24 @@ pub fn install() -> Option<PrometheusHandle> {
     Some(handle)
 }
 
-/// Reads what is read at each scrape rather than kept up to date: the `process_*` series.
-pub fn collect() {
+/// Reads what is read at each scrape rather than kept up to date: the `process_*` series and
+/// the business figures, from the engine's analytics.
+pub fn collect(analytics: &elevens_analytics::Analytics) {
     if let Some(process) = PROCESS.get() {
         process.collect();
+    }
+    for (currency, totals) in analytics.totals() {
+        let currency = currency.to_string();
+        // A gauge: refunds lower it. f64 holds minor units exactly up to 2^53.
+        metrics::gauge!("elevens_gmv_minor", "currency" => currency.clone()).set(totals.gmv as f64);
+        metrics::counter!("elevens_orders_placed_total", "currency" => currency.clone())
+            .absolute(totals.placed_orders);
+        metrics::counter!("elevens_orders_paid_total", "currency" => currency.clone())
+            .absolute(totals.paid_orders);
+        metrics::counter!("elevens_orders_refunded_total", "currency" => currency.clone())
+            .absolute(totals.refunded_orders);
+        metrics::counter!("elevens_refunds_minor_total", "currency" => currency)
+            .absolute(u64::try_from(totals.refunds).unwrap_or(u64::MAX));
     }
 }
 
@@ -85,6 +99,23 @@ fn describe() {
         "Writes refused because this node does not lead."
     );
     describe_counter!("elevens_feed_events_total", "Events appended to the event feed.");
+    describe_counter!(
+        "elevens_http_requests_total",
+        "HTTP requests answered, by route template, method and status."
+    );
+    describe_histogram!(
+        "elevens_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from a request's arrival to its answer's headers, by route template and method."
+    );
+    describe_gauge!(
+        "elevens_gmv_minor",
+        "Gross merchandise value paid, less refunds, in the currency's minor units, by currency."
+    );
+    describe_counter!("elevens_orders_placed_total", "Orders placed, by currency.");
+    describe_counter!("elevens_orders_paid_total", "Orders paid (payments), by currency.");
+    describe_counter!("elevens_orders_refunded_total", "Orders refunded in part or in full, by currency.");
+    describe_counter!("elevens_refunds_minor_total", "Refunded, in the currency's minor units, by currency.");
     describe_counter!(
         "elevens_webhook_deliveries_total",
         "Webhook delivery attempts, by result (ok: the endpoint answered 2xx)."

@@ -191,6 +191,40 @@ async fn a_buyer_over_its_rate_is_told_when_to_come_back_and_rules_change_at_run
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_rules")), "{body}");
     assert_eq!(put_rules(&server, &service, &rules).await.0, 403);
     assert_eq!(server.get("/v1/admission/rules", &server.admin).await.1, rules);
+
+    // The change outlives a kill -9: the data directory keeps it, over the file's rules.
+    let mut server = server;
+    server.kill();
+    let server = Server::start(dir.path(), &["--config", &config]);
+    assert_eq!(server.get("/v1/admission/rules", &server.admin).await.1, rules);
+    let (reply, _) = raw_post(&server, "/v1/orders", &service, "after-restart", order(1)).await;
+    assert_eq!(reply.0, 201, "buyer 1 is still unlimited: {}", reply.1);
+}
+
+#[tokio::test]
+async fn environment_variables_set_the_bounds_and_a_typo_in_one_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::harness::config_file(dir.path(), "[engine]\nbatch_commands_max = 100\n");
+    let env = [("RUST_LOG", "warn"), ("ELEVENS_ENGINE__BATCH_COMMANDS_MAX", "2")];
+    let server = Server::start_with(dir.path(), &["--config", &config], &env, std::process::Stdio::inherit());
+    let (_, service) = server.marketplace(0, 0).await;
+    let buyer =
+        |n: u32| json!({"op": "create_buyer", "idempotency_key": format!("b{n}"), "params": {"name": "b"}});
+    let (status, body) = server.batch(&service, vec![buyer(1), buyer(2), buyer(3)]).await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("batch_too_large")), "the variable wins: {body}");
+    assert_eq!(server.batch(&service, vec![buyer(1), buyer(2)]).await.0, 200);
+    drop(server);
+
+    let output = std::process::Command::new(crate::harness::BIN)
+        .args(["serve", "--data"])
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("ELEVENS_HTTP__CONECTIONS_MAX", "5")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("conections_max"), "{stderr}");
 }
 
 #[test]

@@ -20,14 +20,19 @@ pub type Reply = (u16, Value);
 
 impl Server {
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data, extra, &[("RUST_LOG", "warn")], Stdio::inherit())
+    }
+
+    /// [`Server::start`] with these environment variables and its stderr sent to `stderr`.
+    pub fn start_with(data: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--data"])
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn elevens");
         let stdout = child.stdout.take().expect("stdout");
@@ -50,6 +55,16 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
+    }
+
+    /// Stops the server as systemd and Docker do (SIGTERM) and waits for it: returns how long
+    /// it took and whether it exited successfully.
+    pub fn stop(&mut self) -> (Duration, bool) {
+        let started = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait for elevens");
+        (started.elapsed(), status.success())
     }
 
     pub async fn post(&self, path: &str, key: &str, idempotency: &str, body: Value) -> Reply {
