@@ -61,6 +61,21 @@ impl Cluster {
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A node's whole event feed.
+    async fn feed(&self, node: &str) -> Vec<Value> {
+        let (mut after, mut events) = (0, Vec::new());
+        loop {
+            let (status, page) = self.get(node, &format!("/v1/events?after={after}&limit=1000")).await;
+            assert_eq!(status, 200, "{node}: {page}");
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            let next = page["next"].as_u64().unwrap();
+            if next >= page["head"].as_u64().unwrap() {
+                return events;
+            }
+            after = next;
+        }
+    }
+
     async fn status(&self, node: &str) -> Option<Value> {
         let request = self.http.get(format!("{node}/v1/cluster")).timeout(Duration::from_secs(1));
         let response = request.send().await.ok()?;
@@ -239,6 +254,12 @@ async fn agree(cluster: &Cluster) -> u64 {
         digests.push(audit["digest"].clone());
     }
     assert!(digests.iter().all(|d| *d == digests[0]), "the nodes' states differ: {digests:?}");
+    // Each node derives the feed as it applies the stream: one feed, position for position.
+    let mut feeds = Vec::new();
+    for node in cluster.nodes() {
+        feeds.push(cluster.feed(&node).await);
+    }
+    assert!(feeds.iter().all(|f| *f == feeds[0]), "the nodes' feeds differ");
     applied
 }
 
@@ -256,15 +277,22 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_applies_none_twice() {
         .map(|w| {
             let (cluster, stop) = (cluster.clone(), stop.clone());
             tokio::spawn(async move {
-                let mut acknowledged = BTreeMap::new();
+                let (mut acknowledged, mut skus) = (BTreeMap::new(), 0);
                 for i in 0.. {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         break;
                     }
                     let key = format!("w{w}-{i}");
-                    acknowledged.insert(key.clone(), cluster.merchant(&cluster.nodes(), &key).await);
+                    let merchant = cluster.merchant(&cluster.nodes(), &key).await;
+                    acknowledged.insert(key.clone(), merchant);
+                    if i % 4 == 0 {
+                        // Something the feed has events for, written through the failovers.
+                        let sku = json!({"merchant_id": merchant, "title": key, "price": 100, "currency": "CNY", "stock": 5});
+                        cluster.write("/v1/skus", &format!("{key}-sku"), &sku).await;
+                        skus += 1;
+                    }
                 }
-                acknowledged
+                (acknowledged, skus)
             })
         })
         .collect();
@@ -278,14 +306,22 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_applies_none_twice() {
         failovers.push((leader, next, killed.elapsed()));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut acknowledged = BTreeMap::new();
+    let (mut acknowledged, mut skus) = (BTreeMap::new(), 0);
     for writer in writers {
-        acknowledged.extend(writer.await.unwrap());
+        let (merchants, created) = writer.await.unwrap();
+        acknowledged.extend(merchants);
+        skus += created;
     }
     eprintln!("failovers (killed leader, next leader, time to a writable leader): {failovers:?}");
     assert!(acknowledged.len() > WRITERS, "hardly any load: {}", acknowledged.len());
     cluster.all_there(&acknowledged).await;
     agree(&cluster).await;
+    // Every SKU acknowledged through the kills is in the feed exactly once.
+    let (leader, _) = cluster.leader(Duration::from_secs(10)).await;
+    let feed = cluster.feed(&leader).await;
+    assert_eq!(feed.iter().filter(|e| e["type"] == "sku.created").count(), skus);
+    let positions: Vec<u64> = feed.iter().map(|e| e["position"].as_u64().unwrap()).collect();
+    assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>(), "the feed has gaps");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
