@@ -39,16 +39,21 @@ pub enum Class {
     Order,
     /// Reads and searches. Shed first.
     Read,
+    /// The operator's own writes (an admin key's: setup, corrections, the clock's tick): shed as
+    /// late as payments, so the operator is never locked out under load, and counted apart, so
+    /// that setting up a sale does not read as payments admitted.
+    Operator,
 }
 
 impl Class {
-    pub const ALL: [Class; 3] = [Class::Pay, Class::Order, Class::Read];
+    pub const ALL: [Class; 4] = [Class::Pay, Class::Order, Class::Read, Class::Operator];
 
     pub fn name(self) -> &'static str {
         match self {
             Class::Pay => "pay",
             Class::Order => "order",
             Class::Read => "read",
+            Class::Operator => "operator",
         }
     }
 }
@@ -196,6 +201,7 @@ pub struct Stats {
     pub pay: ClassCounts,
     pub order: ClassCounts,
     pub read: ClassCounts,
+    pub operator: ClassCounts,
 }
 
 /// How long an overloaded client is told to wait: long enough for a queue at the target latency
@@ -211,7 +217,7 @@ pub struct Admission {
     in_flight: u64,
     room: WaitingRoom,
     recent: recent::RecentKeys,
-    counts: [ClassCounts; 3],
+    counts: [ClassCounts; 4],
 }
 
 impl Admission {
@@ -280,7 +286,7 @@ impl Admission {
     fn threshold(&self, class: Class) -> u64 {
         let limit = self.limit.limit();
         match class {
-            Class::Pay => self.rules.in_flight_hard_max,
+            Class::Pay | Class::Operator => self.rules.in_flight_hard_max,
             Class::Order => limit,
             Class::Read => (limit * u64::from(self.rules.read_share_pct) / 100).max(1),
         }
@@ -372,7 +378,7 @@ impl Admission {
     }
 
     pub fn stats(&self) -> Stats {
-        let [pay, order, read] = self.counts.clone();
+        let [pay, order, read, operator] = self.counts.clone();
         Stats {
             limit: self.limit.limit(),
             in_flight: self.in_flight,
@@ -380,6 +386,7 @@ impl Admission {
             pay,
             order,
             read,
+            operator,
         }
     }
 }

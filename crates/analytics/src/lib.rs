@@ -541,6 +541,10 @@ impl Analytics {
     }
 
     /// The campaign to count down to: the next to start, else the one running that ends first.
+    pub fn campaign(&self, id: u64) -> Option<CampaignTimes> {
+        self.campaigns.get(&id).copied()
+    }
+
     pub fn next_campaign(&self, now: Millis) -> Option<CampaignTimes> {
         let upcoming = self
             .campaigns

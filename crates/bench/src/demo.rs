@@ -355,9 +355,15 @@ pub async fn run(
     if status != 201 {
         bail!("creating the experiment: {status} {body}");
     }
+    // The screen's URL carries its key: a viewer's, which reads the figures and writes nothing.
+    let (status, body) = admin.post("/v1/api-keys", "demo-viewer-key", json!({"role": "viewer"})).await?;
+    let viewer_key = match (status, body["key"].as_str()) {
+        (201, Some(key)) => key.to_owned(),
+        _ => bail!("creating the screen's viewer key: {status} {body}"),
+    };
     say!("ready in {:.1?}", started.elapsed());
     say!("");
-    say!("  the big screen:  {base}/screen?key={service_key}");
+    say!("  the big screen:  {base}/screen?key={viewer_key}");
     say!("");
     say!(
         "flash sale: SKU 1, {HOT_UNITS} units, opens in {} s; the spike ({SPIKE_PER_S}/s arrivals, 10x) lasts {SPIKE_S} s. Ctrl-C stops.",

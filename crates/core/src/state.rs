@@ -675,7 +675,7 @@ impl State {
             Actor::Carrier(c) => {
                 self.carrier(c)?;
             }
-            Actor::Admin | Actor::Service => {}
+            Actor::Admin | Actor::Service | Actor::Viewer => {}
         }
         if self.api_keys.iter().any(|k| k.secret_sha256 == secret_sha256) {
             return Err(out_of_bounds("secret", "already registered"));

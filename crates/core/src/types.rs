@@ -177,6 +177,9 @@ pub enum Actor {
     Buyer(BuyerId),
     /// A carrier reporting the tracking of the parcels it carries, and nothing else.
     Carrier(CarrierId),
+    /// The big screen: reads the platform's live figures and public catalogue data, and changes
+    /// nothing (every command refuses it).
+    Viewer,
 }
 
 impl Actor {
@@ -184,7 +187,7 @@ impl Actor {
         match self {
             Actor::Admin | Actor::Service => true,
             Actor::Buyer(own) => own == buyer,
-            Actor::Merchant(_) | Actor::Carrier(_) => false,
+            Actor::Merchant(_) | Actor::Carrier(_) | Actor::Viewer => false,
         }
     }
 
@@ -200,7 +203,7 @@ impl Actor {
         match self {
             Actor::Admin => true,
             Actor::Merchant(own) => own == merchant,
-            Actor::Service | Actor::Buyer(_) | Actor::Carrier(_) => false,
+            Actor::Service | Actor::Buyer(_) | Actor::Carrier(_) | Actor::Viewer => false,
         }
     }
 }

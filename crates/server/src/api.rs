@@ -30,6 +30,7 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub gate: Arc<Gate>,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    pub screen: Arc<crate::live::Screen>,
 }
 
 /// `axum::Json`, with its rejections answered as [`ApiError`]s.
@@ -231,6 +232,8 @@ pub enum RoleName {
     Merchant,
     Buyer,
     Carrier,
+    /// Read-only: the big screen's live figures and the analytics, nothing that changes state.
+    Viewer,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -622,6 +625,7 @@ pub async fn create_api_key(
         (RoleName::Merchant, Some(m), None, None) => Actor::Merchant(MerchantId(m)),
         (RoleName::Buyer, None, Some(b), None) => Actor::Buyer(BuyerId(b)),
         (RoleName::Carrier, None, None, Some(c)) => Actor::Carrier(CarrierId(c)),
+        (RoleName::Viewer, None, None, None) => Actor::Viewer,
         _ => return Err(ApiError::bad_request(
             "invalid_role",
             "merchant keys need merchant_id, buyer keys buyer_id, carrier keys carrier_id, other roles none",
@@ -1214,7 +1218,8 @@ async fn run_batch<K: AsRef<str>>(
             status
         }));
     }
-    if declared == Some(Class::Pay) && items.iter().any(|item| crate::gate::classify(item) != Class::Pay) {
+    let pay_or_operator = |item: &Item| matches!(crate::gate::classify(item), Class::Pay | Class::Operator);
+    if declared == Some(Class::Pay) && !items.iter().all(pay_or_operator) {
         return Err(ApiError::bad_request(
             "batch_class_mismatch",
             "a batch declared Batch-Class: pay holds only pay_order, cancel_order and refund_order",

@@ -64,7 +64,7 @@ pub(crate) fn scope(actor: Actor, merchant: Option<u64>) -> Result<Option<u64>, 
             "forbidden",
             "a merchant key reads its own store's events only",
         )),
-        Actor::Buyer(_) | Actor::Carrier(_) => Err(ApiError::new(
+        Actor::Buyer(_) | Actor::Carrier(_) | Actor::Viewer => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the event feed needs an admin, service or merchant key",

@@ -52,8 +52,7 @@ fn save_rules(path: &std::path::Path, rules: &Rules) -> std::io::Result<()> {
 pub fn classify(item: &Item) -> Class {
     match item {
         Item::Read { .. } => Class::Read,
-        // The operator is never locked out of a service under load.
-        Item::Write { actor: Actor::Admin, .. } => Class::Pay,
+        Item::Write { actor: Actor::Admin, .. } => Class::Operator,
         Item::Write { command, .. } => match command {
             Command::PayOrder { .. }
             | Command::CancelOrder { .. }
@@ -154,7 +153,8 @@ impl Gate {
         ticket: Option<u64>,
     ) -> (Vec<Item>, Vec<Option<Refusal>>, InFlight) {
         let now = self.now();
-        // The sequencer's queue is the last bound: past three quarters, only payments enter.
+        // The sequencer's queue is the last bound: past three quarters, only payments and the
+        // operator's writes enter.
         let queue_nearly_full = engine.queue_len() * 4 >= engine.queue_capacity() * 3;
         let mut skus = Vec::new();
         let mut admitted = Vec::with_capacity(items.len());
@@ -170,7 +170,7 @@ impl Gate {
                 Item::Read { .. } => None,
             };
             let request = Request { class, buyer, skus: &skus, ticket, key };
-            let result = if queue_nearly_full && class != Class::Pay {
+            let result = if queue_nearly_full && !matches!(class, Class::Pay | Class::Operator) {
                 Err(Refusal::Overloaded { retry_after: BOUND_RETRY })
             } else {
                 admission.admit_in_batch(&request, arrived_idle, now)
@@ -227,9 +227,12 @@ impl Gate {
         metrics::gauge!("elevens_admission_limit").set(stats.limit as f64);
         metrics::gauge!("elevens_admission_in_flight").set(stats.in_flight as f64);
         metrics::gauge!("elevens_waiting_room_waiting").set(stats.waiting_room_tickets_waiting as f64);
-        for (class, counts) in
-            [(Class::Pay, &stats.pay), (Class::Order, &stats.order), (Class::Read, &stats.read)]
-        {
+        for (class, counts) in [
+            (Class::Pay, &stats.pay),
+            (Class::Order, &stats.order),
+            (Class::Read, &stats.read),
+            (Class::Operator, &stats.operator),
+        ] {
             metrics::counter!("elevens_admission_admitted_total", "class" => class.name())
                 .absolute(counts.admitted);
             for (&reason, &n) in &counts.shed {

@@ -65,6 +65,11 @@ pub fn router(app: AppState) -> Router {
         .route("/", get(live::screen))
         .route("/screen", get(live::screen))
         .route(
+            "/screen/uplot.js",
+            get(|| live::asset("text/javascript; charset=utf-8", elevens_web::UPLOT_JS)),
+        )
+        .route("/screen/uplot.css", get(|| live::asset("text/css; charset=utf-8", elevens_web::UPLOT_CSS)))
+        .route(
             "/metrics",
             get(move || async move {
                 match &metrics {
@@ -153,8 +158,8 @@ async fn bound_in_progress(
 ) -> Response {
     use std::sync::atomic::Ordering;
     let path = request.uri().path();
-    let operator = ["/healthz", "/metrics", "/v1/live", "/v1/cluster", "/", "/screen"].contains(&path);
-    if operator || path.starts_with("/v1/admission") {
+    let operator = ["/healthz", "/metrics", "/v1/live", "/v1/cluster", "/"].contains(&path);
+    if operator || path.starts_with("/screen") || path.starts_with("/v1/admission") {
         return next.run(request).await;
     }
     let class = door_class(path, request.headers());
@@ -345,7 +350,14 @@ pub async fn serve_on(
     let limits = config.http.clone();
     let webhooks =
         webhooks::Webhooks::start(&config.data_dir, engine.handle.feed.clone(), config.webhooks.clone())?;
-    let app = AppState { engine: engine.handle.clone(), config: Arc::new(config), metrics, gate, webhooks };
+    let app = AppState {
+        engine: engine.handle.clone(),
+        config: Arc::new(config),
+        metrics,
+        gate,
+        webhooks,
+        screen: Arc::new(live::Screen::new(engine::now_ms())),
+    };
     http::serve(listener, router(app), limits, shutdown).await?;
     if let Some(task) = first_key {
         task.abort(); // it holds the engine open
@@ -364,7 +376,14 @@ pub async fn serve_engine(
 ) -> anyhow::Result<()> {
     let limits = config.http.clone();
     let webhooks = webhooks::Webhooks::start(&config.data_dir, engine.feed.clone(), config.webhooks.clone())?;
-    let app = AppState { engine, config, metrics: None, gate, webhooks };
+    let app = AppState {
+        engine,
+        config,
+        metrics: None,
+        gate,
+        webhooks,
+        screen: Arc::new(live::Screen::new(engine::now_ms())),
+    };
     http::serve(listener, router(app), limits, shutdown).await?;
     Ok(())
 }

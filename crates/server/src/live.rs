@@ -7,6 +7,7 @@
 use crate::api::{AppJson, AppPath, AppQuery, AppState, Auth};
 use crate::engine::now_ms;
 use crate::error::{ApiError, ErrorBody};
+use crate::views::Query;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -15,8 +16,9 @@ use axum::Json;
 use elevens_admission::Stats;
 use elevens_analytics::experiments::ExperimentResults;
 use elevens_analytics::{CampaignTimes, Event, Funnel, Ranked, Second, Summary};
-use elevens_core::{Actor, BuyerId};
+use elevens_core::{Actor, BuyerId, MerchantId, Millis, SkuId};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
@@ -24,13 +26,14 @@ use utoipa::{IntoParams, ToSchema};
 /// The most views one request may report.
 pub const VIEWS_PER_REQUEST_MAX: usize = 10_000;
 
+/// The platform's figures are for the operator, the storefronts and the big screen.
 fn platform_only(actor: Actor) -> Result<(), ApiError> {
     match actor {
-        Actor::Admin | Actor::Service => Ok(()),
+        Actor::Admin | Actor::Service | Actor::Viewer => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "platform figures need an admin or service key",
+            "platform figures need an admin, service or viewer key",
         )),
     }
 }
@@ -315,35 +318,146 @@ pub async fn search(
     Ok(Json(SearchResponse { hits: found }))
 }
 
+/// The most SKU and merchant labels the screen keeps; past it the cache starts over (a screen
+/// shows a few dozen at a time).
+pub const SCREEN_LABELS_MAX: usize = 4_096;
+
+/// What the big screen's frames share: when this process began counting seconds (its
+/// per-second window starts empty, so seconds before are unknown, not zero), and the labels of
+/// the SKUs and merchants shown so far. A SKU's title and a merchant's name never change once
+/// created, so each is read through the sequencer once.
+pub struct Screen {
+    pub since: Millis,
+    labels: parking_lot::Mutex<Labels>,
+}
+
+#[derive(Default)]
+struct Labels {
+    skus: HashMap<u64, String>,
+    merchants: HashMap<u64, String>,
+}
+
+impl Screen {
+    pub fn new(since: Millis) -> Screen {
+        Screen { since, labels: Default::default() }
+    }
+
+    /// The labels of `skus` and `merchants`, reading the ones not yet known. A read refused (by
+    /// admission under load, say) leaves them unlabelled for this frame.
+    async fn labels(&self, app: &AppState, skus: &[u64], merchants: &[u64]) -> Labels {
+        let missing = {
+            let known = self.labels.lock();
+            let skus: Vec<_> =
+                skus.iter().filter(|id| !known.skus.contains_key(id)).map(|&id| SkuId(id)).collect();
+            let merchants: Vec<_> = merchants
+                .iter()
+                .filter(|id| !known.merchants.contains_key(id))
+                .map(|&id| MerchantId(id))
+                .collect();
+            (!skus.is_empty() || !merchants.is_empty()).then_some(Query::Names { skus, merchants })
+        };
+        if let Some(query) = missing {
+            if let Ok(crate::views::View::Names(names)) =
+                crate::api::read_view(app, Actor::Viewer, query).await
+            {
+                let mut known = self.labels.lock();
+                if known.skus.len() + known.merchants.len() + names.skus.len() + names.merchants.len()
+                    > SCREEN_LABELS_MAX
+                {
+                    *known = Labels::default();
+                }
+                known.skus.extend(names.skus);
+                known.merchants.extend(names.merchants);
+            }
+        }
+        let known = self.labels.lock();
+        let pick = |ids: &[u64], from: &HashMap<u64, String>| {
+            ids.iter().filter_map(|id| Some((*id, from.get(id)?.clone()))).collect()
+        };
+        Labels { skus: pick(skus, &known.skus), merchants: pick(merchants, &known.merchants) }
+    }
+}
+
+/// A figure with the label a person reads: a SKU's title, a merchant's name.
+#[derive(Debug, Serialize)]
+pub struct Labelled<T> {
+    #[serde(flatten)]
+    pub figures: T,
+    /// Null when the label could not be read.
+    pub name: Option<String>,
+}
+
 /// One frame of the big screen.
 #[derive(Debug, Serialize)]
 pub struct Frame {
     pub server_time: u64,
+    /// Since when the per-second figures are known (this process's start), in ms since the epoch.
+    pub since: u64,
     pub summary: Summary,
+    /// The last two minutes' seconds, oldest first, none before `since`.
     pub timeline: Vec<Second>,
-    pub top_skus: Vec<Ranked>,
-    pub top_merchants: Vec<Ranked>,
-    pub funnels: Vec<FunnelView>,
-    pub next_campaign: Option<CampaignTimes>,
+    /// Named by their titles.
+    pub top_skus: Vec<Labelled<Ranked>>,
+    /// Named by their names.
+    pub top_merchants: Vec<Labelled<Ranked>>,
+    /// Named by their SKU's title.
+    pub funnels: Vec<Labelled<FunnelView>>,
+    /// Named by its SKU's title.
+    pub next_campaign: Option<Labelled<CampaignTimes>>,
     pub admission: Stats,
     pub experiment: Option<ExperimentResults>,
 }
 
-pub fn frame(app: &AppState) -> Frame {
+pub async fn frame(app: &AppState) -> Frame {
     let now = now_ms();
+    let since = app.screen.since;
     let admission = app.gate.stats();
-    let analytics = app.engine.analytics.lock();
+    let (frame, funnel_skus) = {
+        let analytics = app.engine.analytics.lock();
+        let funnels: Vec<_> =
+            analytics.funnels().iter().rev().take(4).map(|(&id, &f)| funnel_view(id, f)).collect();
+        let funnel_skus: Vec<Option<u64>> =
+            funnels.iter().map(|f| analytics.campaign(f.campaign_id).map(|c| c.sku_id)).collect();
+        // Up to the last complete second (the current one is still filling), from `since` on.
+        let mut timeline = analytics.timeline(Millis(now.0.saturating_sub(1_000)), 120);
+        timeline.retain(|s| s.t >= since.0 / 1_000);
+        let frame = (
+            now,
+            analytics.summary(now),
+            timeline,
+            analytics.top_skus(8),
+            analytics.top_merchants(5),
+            funnels,
+            analytics.next_campaign(now),
+            analytics.latest_experiment(),
+        );
+        (frame, funnel_skus)
+    };
+    let (now, summary, timeline, top_skus, top_merchants, funnels, next_campaign, experiment) = frame;
+    let mut skus: Vec<u64> =
+        top_skus.iter().map(|r| r.id).chain(funnel_skus.iter().flatten().copied()).collect();
+    skus.extend(next_campaign.map(|c| c.sku_id));
+    let merchants: Vec<u64> = top_merchants.iter().map(|r| r.id).collect();
+    let labels = app.screen.labels(app, &skus, &merchants).await;
+    let sku = |id: u64| labels.skus.get(&id).cloned();
     Frame {
         server_time: now.0,
-        summary: analytics.summary(now),
-        // Up to the last complete second: the current one is still filling.
-        timeline: analytics.timeline(elevens_core::Millis(now.0.saturating_sub(1_000)), 120),
-        top_skus: analytics.top_skus(8),
-        top_merchants: analytics.top_merchants(5),
-        funnels: analytics.funnels().iter().rev().take(4).map(|(&id, &f)| funnel_view(id, f)).collect(),
-        next_campaign: analytics.next_campaign(now),
+        since: since.0,
+        summary,
+        timeline,
+        top_skus: top_skus.into_iter().map(|r| Labelled { name: sku(r.id), figures: r }).collect(),
+        top_merchants: top_merchants
+            .into_iter()
+            .map(|r| Labelled { name: labels.merchants.get(&r.id).cloned(), figures: r })
+            .collect(),
+        funnels: funnels
+            .into_iter()
+            .zip(funnel_skus)
+            .map(|(f, id)| Labelled { name: id.and_then(sku), figures: f })
+            .collect(),
+        next_campaign: next_campaign.map(|c| Labelled { name: sku(c.sku_id), figures: c }),
         admission,
-        experiment: analytics.latest_experiment(),
+        experiment,
     }
 }
 
@@ -363,9 +477,12 @@ pub async fn live(
 ) -> Result<Response, ApiError> {
     platform_only(crate::api::authenticate(&app, &headers, params.key.as_deref())?)?;
     let ticks = every(Duration::from_secs(1));
-    let stream = futures::StreamExt::map(ticks, move |()| {
-        let data = serde_json::to_string(&frame(&app)).unwrap_or_else(|_| "{}".into());
-        Ok::<_, Infallible>(SseEvent::default().event("frame").data(data))
+    let stream = futures::StreamExt::then(ticks, move |()| {
+        let app = app.clone();
+        async move {
+            let data = serde_json::to_string(&frame(&app).await).unwrap_or_else(|_| "{}".into());
+            Ok::<_, Infallible>(SseEvent::default().event("frame").data(data))
+        }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
@@ -381,4 +498,13 @@ fn every(period: Duration) -> impl futures::Stream<Item = ()> {
 /// The big screen: one page, embedded in the binary.
 pub async fn screen() -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-store")], Html(elevens_web::SCREEN_HTML))
+}
+
+/// How long a browser keeps the screen's embedded libraries: they change only with the binary.
+pub const ASSET_MAX_AGE_S: u32 = 3_600;
+
+/// One of the screen's embedded libraries.
+pub async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    let cache = format!("public, max-age={ASSET_MAX_AGE_S}");
+    ([(header::CONTENT_TYPE, content_type.to_owned()), (header::CACHE_CONTROL, cache)], body)
 }

@@ -24,7 +24,16 @@ pub const KEYLESS_WRITES: &[(&str, &str)] = &[
 ];
 
 /// Routes any client may call without a key.
-pub const OPEN_ROUTES: &[&str] = &["/healthz", "/v1/cluster", "/v1/openapi.json", "/metrics", "/", "/screen"];
+pub const OPEN_ROUTES: &[&str] = &[
+    "/healthz",
+    "/v1/cluster",
+    "/v1/openapi.json",
+    "/metrics",
+    "/",
+    "/screen",
+    "/screen/uplot.js",
+    "/screen/uplot.css",
+];
 
 /// The document served at `/v1/openapi.json`.
 pub fn document(generated: &utoipa::openapi::OpenApi) -> Value {
@@ -44,7 +53,9 @@ fn complete(doc: &mut Value) {
         ("/metrics", "metrics", "Prometheus text: the engine's and admission's counters (no key: keep it on an internal network).", text("text/plain")),
         ("/", "screen_root", "The big screen's page (its feed needs a key).", text("text/html")),
         ("/screen", "screen", "The big screen's page (its feed needs a key).", text("text/html")),
-        ("/v1/live", "live", "The big screen's feed: a frame of live figures every second, as server-sent events (admin or service; the key may come as `?key=`, for EventSource).", text("text/event-stream")),
+        ("/screen/uplot.js", "screen_uplot_js", "uPlot, the big screen's charting library (MIT), embedded in the binary.", text("text/javascript")),
+        ("/screen/uplot.css", "screen_uplot_css", "uPlot's style sheet.", text("text/css")),
+        ("/v1/live", "live", "The big screen's feed: a frame of live figures every second, as server-sent events (admin, service or viewer; the key may come as `?key=`, for EventSource).", text("text/event-stream")),
     ] {
         let mut ok = ok;
         ok["description"] = json!(summary);

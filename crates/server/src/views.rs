@@ -47,6 +47,12 @@ pub enum Query {
     Skus(Vec<SkuId>),
     /// Warehouses, shipments, returns, tickets and their lists ([`crate::logistics`]).
     Logistics(crate::logistics::LogisticsQuery),
+    /// The titles of SKUs and the names of merchants (the big screen's labels); unknown ids
+    /// are left out.
+    Names {
+        skus: Vec<SkuId>,
+        merchants: Vec<MerchantId>,
+    },
 }
 
 /// The most entries one list answer carries.
@@ -74,12 +80,20 @@ pub enum View {
     Claims(ClaimList),
     Experiment(ExperimentView),
     Skus(SkuList),
+    Names(NamesView),
     Logistics(crate::logistics::LogisticsView),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SkuList {
     pub skus: Vec<SkuView>,
+}
+
+/// Labels by id: `(id, title)` for SKUs, `(id, name)` for merchants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NamesView {
+    pub skus: Vec<(u64, String)>,
+    pub merchants: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -459,6 +473,7 @@ fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>, Option<u64>
         Actor::Merchant(m) => ("merchant", Some(m.0), None, None),
         Actor::Buyer(b) => ("buyer", None, Some(b.0), None),
         Actor::Carrier(c) => ("carrier", None, None, Some(c.0)),
+        Actor::Viewer => ("viewer", None, None, None),
     }
 }
 
@@ -617,7 +632,7 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
             Owner::Platform | Owner::External | Owner::Escrow(_) => actor == Actor::Admin,
         },
         Query::Experiment(_) => matches!(actor, Actor::Admin | Actor::Service),
-        Query::Skus(_) => true,
+        Query::Skus(_) | Query::Names { .. } => true,
         // Checked by `logistics::query`, which knows each entity's owners.
         Query::Logistics(_) => true,
     })
@@ -671,6 +686,18 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         Query::RedPacket(id) => Ok(View::RedPacket(red_packet_view(id, state.red_packet(id)?, now))),
         Query::Experiment(id) => Ok(experiment_view(id, state.experiment(id)?)),
         Query::Logistics(ref q) => crate::logistics::query(state, actor, q, now),
+        Query::Names { ref skus, ref merchants } => Ok(View::Names(NamesView {
+            skus: skus
+                .iter()
+                .take(LIST_ENTRIES_MAX)
+                .filter_map(|&id| Some((id.0, state.sku_title(state.sku(id).ok()?).to_string())))
+                .collect(),
+            merchants: merchants
+                .iter()
+                .take(LIST_ENTRIES_MAX)
+                .filter_map(|&id| Some((id.0, state.merchant(id).ok()?.name.clone())))
+                .collect(),
+        })),
         Query::Skus(ref ids) => Ok(View::Skus(SkuList {
             skus: ids
                 .iter()

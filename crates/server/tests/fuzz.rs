@@ -205,7 +205,14 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
                 )
             })
             .unwrap();
-        let app = AppState { engine: handle, config: Arc::new(config), metrics: None, gate, webhooks };
+        let app = AppState {
+            engine: handle,
+            config: Arc::new(config),
+            metrics: None,
+            gate,
+            webhooks,
+            screen: Arc::new(elevens_server::live::Screen::new(elevens_server::engine::now_ms())),
+        };
         let router = elevens_server::router(app);
         let setup = runtime.block_on(async {
             let mut out = Vec::new();

@@ -422,6 +422,17 @@ impl Sim {
         let due = self.state.next_due().is_some_and(|d| d <= at);
         let tick = due.then_some((Actor::Admin, Command::Tick, None));
         for (actor, command, idempotency) in tick.into_iter().chain(commands) {
+            // The read-only role, sent the same command now and then: refused, whatever it is.
+            // (Without the key: the gateway scopes keys to their actor, so a viewer never shares one.)
+            if self.rng.random_ratio(1, 8) {
+                let viewer =
+                    Envelope { actor: Actor::Viewer, idempotency: None, at, command: command.clone() };
+                if let Ok(applied) = self.state.apply(&viewer) {
+                    return Err(
+                        self.fail(format!("a viewer's {:?} was applied: {applied:?}", viewer.command))
+                    );
+                }
+            }
             let envelope = Envelope { actor, idempotency, at, command };
             let result = self.state.apply(&envelope);
             if envelope.idempotency.is_some() {

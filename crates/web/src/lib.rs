@@ -1,5 +1,9 @@
-//! elevens-web: the pages the binary serves itself. Plain HTML, CSS and JavaScript with
-//! hand-drawn SVG charts: no build step, no CDN, nothing fetched from elsewhere.
+//! elevens-web: the pages the binary serves itself. Plain HTML, CSS and JavaScript, with uPlot
+//! (vendored, MIT) for the charts: no build step, no CDN, nothing fetched from elsewhere.
 
 /// The 11.11 big screen, fed by `GET /v1/live` (server-sent events, one frame a second).
 pub const SCREEN_HTML: &str = include_str!("../assets/screen.html");
+
+/// uPlot 1.6.32's script and style sheet, as its npm package ships them (`assets/vendor/uplot`).
+pub const UPLOT_JS: &str = include_str!("../assets/vendor/uplot/uPlot.iife.min.js");
+pub const UPLOT_CSS: &str = include_str!("../assets/vendor/uplot/uPlot.min.css");

@@ -533,7 +533,7 @@ impl State {
                 Actor::Admin | Actor::Service => true,
                 Actor::Merchant(m) => m == merchant,
                 Actor::Carrier(c) => s.carrier() == Some(c),
-                Actor::Buyer(_) => false,
+                Actor::Buyer(_) | Actor::Viewer => false,
             };
             if !allowed {
                 return Err(bad(CoreError::Forbidden("report tracking of a shipment it does not carry")));

@@ -61,8 +61,11 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
     // Platform figures are not for a merchant's or a buyer's key.
     assert_eq!(server.get("/v1/analytics/summary", &merchant).await.0, 403);
 
-    // The live feed: a frame a second, with the key in the query (as EventSource sends it).
-    let url = format!("{}/v1/live?key={service}", server.base);
+    // The live feed: a frame a second, with the key in the query (as EventSource sends it): a
+    // viewer's, which reads the figures and may change nothing.
+    let viewer = server.key(json!({"role": "viewer"})).await;
+    assert_eq!(server.get("/v1/analytics/summary", &viewer).await.1, summary);
+    let url = format!("{}/v1/live?key={viewer}", server.base);
     let mut response = server.http.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -77,10 +80,49 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
     assert_eq!(frame["summary"]["gmv"], 5_000, "{frame}");
     assert_eq!(frame["next_campaign"]["campaign_id"], 1);
     assert!(frame["admission"]["order"]["admitted"].as_u64().unwrap() >= 3);
+    // Payments admitted are the two payments and the refund; the admin's setup counts apart.
+    assert_eq!(frame["admission"]["pay"]["admitted"], 3, "{frame}");
+    assert!(frame["admission"]["operator"]["admitted"].as_u64().unwrap() >= 3, "{frame}");
+    // What a person reads: the SKU's title and the merchant's name, not their ids.
+    assert_eq!(frame["top_skus"][0]["name"], "Hot item", "{frame}");
+    assert_eq!(frame["top_merchants"][0]["name"], "Flagship", "{frame}");
+    assert_eq!(frame["funnels"][0]["name"], "Hot item", "{frame}");
+    assert_eq!(frame["next_campaign"]["name"], "Hot item", "{frame}");
+    // No second from before this process started is drawn as a zero.
+    let since_s = frame["since"].as_u64().unwrap() / 1_000;
+    let seconds = frame["timeline"].as_array().unwrap();
+    assert!(seconds.len() < 120, "{frame}");
+    assert!(seconds.iter().all(|s| s["t"].as_u64().unwrap() >= since_s), "{frame}");
+    // The viewer's key changes nothing and reads nothing private.
+    let new_sku = json!({"merchant_id": 1, "title": "x", "price": 1, "currency": "CNY", "stock": 1});
+    for (status, body) in [
+        server.post("/v1/skus", &viewer, "v-sku", new_sku).await,
+        server.post("/v1/api-keys", &viewer, "v-key", json!({"role": "admin"})).await,
+        server.post(&format!("/v1/orders/{}/refund", paid[0]), &viewer, "v-refund", json!({})).await,
+        server
+            .post(
+                "/v1/webhooks",
+                &viewer,
+                "v-hook",
+                json!({"url": "https://example.com/h", "types": ["order.paid"]}),
+            )
+            .await,
+        server.get(&format!("/v1/orders/{}", paid[0]), &viewer).await,
+        server.get("/v1/buyers/1/wallet", &viewer).await,
+        server.get("/v1/events", &viewer).await,
+        server.get("/v1/admission/rules", &viewer).await,
+    ] {
+        assert_eq!(status, 403, "a viewer's key was not refused: {body}");
+    }
     assert_eq!(server.http.get(format!("{}/v1/live", server.base)).send().await.unwrap().status(), 401);
     let page = server.http.get(format!("{}/screen", server.base)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("EventSource"));
+    // Its charting library is served by the binary itself.
+    let script = server.http.get(format!("{}/screen/uplot.js", server.base)).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.text().await.unwrap().contains("uPlot"));
 
     // After a restart the cumulative figures are rebuilt from the recovered orders.
     server.kill();

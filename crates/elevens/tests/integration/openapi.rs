@@ -11,6 +11,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/"),
     ("get", "/screen"),
+    ("get", "/screen/uplot.js"),
+    ("get", "/screen/uplot.css"),
     ("get", "/v1/live"),
     ("post", "/v1/api-keys"),
     ("delete", "/v1/api-keys/{id}"),
