@@ -225,6 +225,13 @@ async fn a_webhook_delivers_signed_in_order_and_loses_nothing_across_a_kill_9() 
         let seen = seen.lock().unwrap();
         (seen.bad_signatures, seen.deliveries.clone())
     };
+    let received: usize = deliveries.iter().map(Vec::len).sum();
+    eprintln!(
+        "webhook across a kill -9: {} deliveries, {received} events received, {} distinct of {} wanted, {bad_signatures} bad signatures",
+        deliveries.len(),
+        { let mut d = delivered.clone(); d.sort_unstable(); d.dedup(); d.len() },
+        wanted.len()
+    );
     assert_eq!(bad_signatures, 0);
     let mut distinct = delivered.clone();
     distinct.sort_unstable();
