@@ -287,8 +287,12 @@ fn stop_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> 
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let set = flag.clone();
+    let signal = {
+        let _in_runtime = runtime.enter();
+        elevens_server::stop_signal()
+    };
     std::thread::spawn(move || {
-        runtime.block_on(elevens_server::stop_signal());
+        runtime.block_on(signal);
         set.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     Ok(flag)

@@ -538,7 +538,12 @@ fn bench_compared(options: elevens_bench::Options, json: Option<PathBuf>) -> any
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(elevens_server::serve(config, elevens_server::stop_signal()))?;
+    // The handlers first, so a SIGTERM during recovery is a graceful stop once serving starts.
+    let stop = {
+        let _in_runtime = runtime.enter();
+        elevens_server::stop_signal()
+    };
+    runtime.block_on(elevens_server::serve(config, stop))?;
     Ok(ExitCode::SUCCESS)
 }
 

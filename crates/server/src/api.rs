@@ -1253,6 +1253,15 @@ pub async fn batch(
 ) -> Result<Json<BatchResponse>, ApiError> {
     let declared = declared_batch_class(&headers)?;
     check_batch_len(request.commands.len(), &app.config)?;
+    // A command's params that are not an object break the batch's schema, as a body of the wrong
+    // type does: the whole batch is refused, as `AppJson` refuses such a body.
+    if let Some(i) = request.commands.iter().position(|c| !c.params.get().trim_start().starts_with('{')) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("commands[{i}].params: an object is expected"),
+        ));
+    }
     let commands = request
         .commands
         .into_iter()

@@ -266,23 +266,27 @@ pub(crate) fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
 }
 
 /// Resolves at the first SIGINT (Ctrl-C) or SIGTERM (Docker, systemd, Kubernetes): the signal
-/// to stop taking work, answer what is in flight and exit.
-pub async fn stop_signal() {
+/// to stop taking work, answer what is in flight and exit. The handlers are installed by this
+/// call, not when the future is first polled: a server polls it only between accepts, and a
+/// SIGTERM that came before would take the default disposition and kill the process. Call it
+/// inside the runtime (tokio's signal driver needs one).
+pub fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) =
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        // Without handlers the default disposition stops the process; wait for nothing.
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-    };
-    tracing::info!(
-        signal = name,
-        "stopping: answering what is in flight, then the last batch is made durable"
-    );
+    let handlers = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = handlers else {
+            // Without handlers the default disposition stops the process; wait for nothing.
+            return std::future::pending().await;
+        };
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(
+            signal = name,
+            "stopping: answering what is in flight, then the last batch is made durable"
+        );
+    }
 }
 
 /// Binds `config.listen`, failing before anything is created in the data directory when the

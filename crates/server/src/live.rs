@@ -408,11 +408,15 @@ pub struct Frame {
     pub experiment: Option<ExperimentResults>,
 }
 
+/// A frame: the figures copied out under the analytics lock, then named (which may read
+/// through the sequencer, so never under the lock).
 pub async fn frame(app: &AppState) -> Frame {
     let now = now_ms();
     let since = app.screen.since;
     let admission = app.gate.stats();
-    let (frame, funnel_skus) = {
+    let unnamed = |figures| Labelled { figures, name: None };
+    // The SKU each funnel's campaign sells, beside the funnels.
+    let (mut frame, funnel_skus) = {
         let analytics = app.engine.analytics.lock();
         let funnels: Vec<_> =
             analytics.funnels().iter().rev().take(4).map(|(&id, &f)| funnel_view(id, f)).collect();
@@ -421,44 +425,38 @@ pub async fn frame(app: &AppState) -> Frame {
         // Up to the last complete second (the current one is still filling), from `since` on.
         let mut timeline = analytics.timeline(Millis(now.0.saturating_sub(1_000)), 120);
         timeline.retain(|s| s.t >= since.0 / 1_000);
-        let frame = (
-            now,
-            analytics.summary(now),
+        let frame = Frame {
+            server_time: now.0,
+            since: since.0,
+            summary: analytics.summary(now),
             timeline,
-            analytics.top_skus(8),
-            analytics.top_merchants(5),
-            funnels,
-            analytics.next_campaign(now),
-            analytics.latest_experiment(),
-        );
+            top_skus: analytics.top_skus(8).into_iter().map(unnamed).collect(),
+            top_merchants: analytics.top_merchants(5).into_iter().map(unnamed).collect(),
+            funnels: funnels.into_iter().map(|f| Labelled { figures: f, name: None }).collect(),
+            next_campaign: analytics.next_campaign(now).map(|c| Labelled { figures: c, name: None }),
+            admission,
+            experiment: analytics.latest_experiment(),
+        };
         (frame, funnel_skus)
     };
-    let (now, summary, timeline, top_skus, top_merchants, funnels, next_campaign, experiment) = frame;
-    let mut skus: Vec<u64> =
-        top_skus.iter().map(|r| r.id).chain(funnel_skus.iter().flatten().copied()).collect();
-    skus.extend(next_campaign.map(|c| c.sku_id));
-    let merchants: Vec<u64> = top_merchants.iter().map(|r| r.id).collect();
+    let mut skus: Vec<u64> = frame.top_skus.iter().map(|r| r.figures.id).collect();
+    skus.extend(funnel_skus.iter().flatten().chain(frame.next_campaign.iter().map(|c| &c.figures.sku_id)));
+    let merchants: Vec<u64> = frame.top_merchants.iter().map(|r| r.figures.id).collect();
     let labels = app.screen.labels(app, &skus, &merchants).await;
     let sku = |id: u64| labels.skus.get(&id).cloned();
-    Frame {
-        server_time: now.0,
-        since: since.0,
-        summary,
-        timeline,
-        top_skus: top_skus.into_iter().map(|r| Labelled { name: sku(r.id), figures: r }).collect(),
-        top_merchants: top_merchants
-            .into_iter()
-            .map(|r| Labelled { name: labels.merchants.get(&r.id).cloned(), figures: r })
-            .collect(),
-        funnels: funnels
-            .into_iter()
-            .zip(funnel_skus)
-            .map(|(f, id)| Labelled { name: id.and_then(sku), figures: f })
-            .collect(),
-        next_campaign: next_campaign.map(|c| Labelled { name: sku(c.sku_id), figures: c }),
-        admission,
-        experiment,
+    for row in &mut frame.top_skus {
+        row.name = sku(row.figures.id);
     }
+    for row in &mut frame.top_merchants {
+        row.name = labels.merchants.get(&row.figures.id).cloned();
+    }
+    for (row, id) in frame.funnels.iter_mut().zip(funnel_skus) {
+        row.name = id.and_then(sku);
+    }
+    if let Some(campaign) = &mut frame.next_campaign {
+        campaign.name = sku(campaign.figures.sku_id);
+    }
+    frame
 }
 
 #[derive(Debug, Deserialize)]

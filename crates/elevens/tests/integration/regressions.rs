@@ -529,3 +529,35 @@ async fn regression_a_repeated_logistics_write_answers_as_it_first_did() {
     assert_eq!(first("/v1/orders/1/tickets", "ticket", json!({"subject": "late"})).await, ticket);
     assert_eq!(first("/v1/tickets/1/status", "pending", json!({"status": "pending"})).await, pending);
 }
+
+/// Found by the packaging test under load: the handlers were installed when the stop future was
+/// first polled, which a server does only between accepts; a SIGTERM soon after start took the
+/// default disposition and killed the process instead of stopping it.
+#[tokio::test]
+async fn regression_a_sigterm_soon_after_start_kills_instead_of_stopping() {
+    for _ in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start(dir.path(), &[]);
+        let (_, clean) = server.stop();
+        assert!(clean, "a SIGTERM right after the server answered /healthz did not stop it cleanly");
+    }
+}
+
+/// Found by schemathesis: a batch command whose `params` is `false` was answered 200 (with a
+/// per-command 400) although the document says `params` is an object.
+#[tokio::test]
+async fn regression_a_batch_command_whose_params_are_not_an_object_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin.clone();
+    for params in [json!(false), json!([]), json!("x"), json!(null)] {
+        let (status, body) = server
+            .batch(&admin, vec![json!({"op": "create_buyer", "idempotency_key": "k", "params": params})])
+            .await;
+        assert_eq!((status, body["code"].as_str()), (422, Some("invalid_body")), "{params}: {body}");
+    }
+    let (status, body) = server
+        .batch(&admin, vec![json!({"op": "create_buyer", "idempotency_key": "k", "params": {"name": "b"}})])
+        .await;
+    assert_eq!((status, body["results"][0]["status"].as_u64()), (200, Some(201)), "{body}");
+}
