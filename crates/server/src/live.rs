@@ -387,6 +387,12 @@ pub struct Labelled<T> {
     pub name: Option<String>,
 }
 
+impl<T> Labelled<T> {
+    fn unnamed(figures: T) -> Labelled<T> {
+        Labelled { figures, name: None }
+    }
+}
+
 /// One frame of the big screen.
 #[derive(Debug, Serialize)]
 pub struct Frame {
@@ -414,7 +420,6 @@ pub async fn frame(app: &AppState) -> Frame {
     let now = now_ms();
     let since = app.screen.since;
     let admission = app.gate.stats();
-    let unnamed = |figures| Labelled { figures, name: None };
     // The SKU each funnel's campaign sells, beside the funnels.
     let (mut frame, funnel_skus) = {
         let analytics = app.engine.analytics.lock();
@@ -430,10 +435,10 @@ pub async fn frame(app: &AppState) -> Frame {
             since: since.0,
             summary: analytics.summary(now),
             timeline,
-            top_skus: analytics.top_skus(8).into_iter().map(unnamed).collect(),
-            top_merchants: analytics.top_merchants(5).into_iter().map(unnamed).collect(),
-            funnels: funnels.into_iter().map(|f| Labelled { figures: f, name: None }).collect(),
-            next_campaign: analytics.next_campaign(now).map(|c| Labelled { figures: c, name: None }),
+            top_skus: analytics.top_skus(8).into_iter().map(Labelled::unnamed).collect(),
+            top_merchants: analytics.top_merchants(5).into_iter().map(Labelled::unnamed).collect(),
+            funnels: funnels.into_iter().map(Labelled::unnamed).collect(),
+            next_campaign: analytics.next_campaign(now).map(Labelled::unnamed),
             admission,
             experiment: analytics.latest_experiment(),
         };
