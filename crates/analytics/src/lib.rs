@@ -76,6 +76,15 @@ pub enum Event {
         description: String,
         price: u64,
     },
+    /// A SKU's texts or price as they are after an edit (the search index replaces its
+    /// document; labels read before are stale, [`Analytics::sku_edits`]).
+    SkuUpdated {
+        sku: u64,
+        merchant: u64,
+        title: String,
+        description: String,
+        price: u64,
+    },
     ExperimentCreated {
         id: u64,
         name: String,
@@ -132,14 +141,14 @@ pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> 
                 lines: lines(o),
             })
         }
-        Outcome::SkuCreated { sku, .. } => {
+        Outcome::SkuCreated { sku, .. } | Outcome::SkuUpdated { sku } => {
             let s = state.sku(sku).ok()?;
-            Some(Event::SkuCreated {
-                sku: sku.0,
-                merchant: s.merchant().0,
-                title: state.sku_title(s).to_string(),
-                description: state.sku_description(s).to_string(),
-                price: s.price.0,
+            let (sku, merchant, price) = (sku.0, s.merchant().0, s.price.0);
+            let title = state.sku_title(s).to_string();
+            let description = state.sku_description(s).to_string();
+            Some(match outcome {
+                Outcome::SkuUpdated { .. } => Event::SkuUpdated { sku, merchant, title, description, price },
+                _ => Event::SkuCreated { sku, merchant, title, description, price },
             })
         }
         Outcome::ExperimentCreated { experiment } => {
@@ -243,6 +252,7 @@ pub struct Analytics {
     funnels: BTreeMap<u64, Funnel>,
     campaigns: BTreeMap<u64, CampaignTimes>,
     experiments: BTreeMap<u64, Experiment>,
+    sku_edits: u64,
 }
 
 /// The headline figures (`GET /v1/analytics/summary`).
@@ -434,6 +444,7 @@ impl Analytics {
                 }
             }
             Event::SkuCreated { .. } => {}
+            Event::SkuUpdated { .. } => self.sku_edits += 1,
             Event::ExperimentCreated { id, name, variants, starts_at, ends_at } => {
                 let experiment = Experiment {
                     id: *id,
@@ -543,6 +554,11 @@ impl Analytics {
     /// The campaign to count down to: the next to start, else the one running that ends first.
     pub fn campaign(&self, id: u64) -> Option<CampaignTimes> {
         self.campaigns.get(&id).copied()
+    }
+
+    /// How many SKU edits were folded: a reader that cached SKU titles drops them when this moves.
+    pub fn sku_edits(&self) -> u64 {
+        self.sku_edits
     }
 
     pub fn next_campaign(&self, now: Millis) -> Option<CampaignTimes> {

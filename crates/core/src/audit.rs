@@ -103,6 +103,14 @@ impl State {
             if c.taken > c.quantity {
                 return Some(format!("campaign {id}: taken {} > quantity {}", c.taken, c.quantity));
             }
+            // A SKU edit may not make a sale that has not ended dearer than the shelf.
+            let shelf = c.sku.index().and_then(|i| self.skus.get(i)).map_or(0, |s| s.price.0);
+            if self.clock < c.ends_at && c.flash_price.0 > shelf {
+                return Some(format!(
+                    "campaign {id}: flash price {} above the SKU's {shelf}",
+                    c.flash_price.0
+                ));
+            }
             let by_orders: u64 =
                 taken.range((id, BuyerId(0))..=(id, BuyerId(u64::MAX))).map(|(_, q)| q).sum();
             if by_orders != c.taken {

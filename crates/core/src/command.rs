@@ -51,6 +51,16 @@ pub struct NewSku {
     pub warehouse: Option<WarehouseId>,
 }
 
+/// What a SKU edit changes: each field given replaces the SKU's; absent ones stay.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SkuEdit {
+    pub sku: SkuId,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The price of orders placed from now on; placed orders keep theirs.
+    pub price: Option<Amount>,
+}
+
 /// A merchant's warehouse, as created.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NewWarehouse {
@@ -276,6 +286,8 @@ pub enum Command {
         ticket: TicketId,
         status: TicketStatus,
     },
+    /// Boxed as `CreateSku` is (rare, and its texts are long).
+    UpdateSku(Box<SkuEdit>),
 }
 
 /// An A/B experiment: from `starts_at` to `ends_at`, each buyer sees one variant, chosen by a
@@ -333,6 +345,7 @@ impl Command {
             Command::RefundReturn { .. } => "refund_return",
             Command::OpenTicket { .. } => "open_ticket",
             Command::UpdateTicket { .. } => "update_ticket",
+            Command::UpdateSku(_) => "update_sku",
         }
     }
 }
@@ -469,5 +482,8 @@ pub enum Outcome {
         ticket: TicketId,
         status: TicketStatus,
         at: Millis,
+    },
+    SkuUpdated {
+        sku: SkuId,
     },
 }

@@ -82,10 +82,11 @@ enum OutcomeKind {
     ReturnRefunded,
     TicketOpened,
     TicketUpdated,
+    SkuUpdated,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 34] = {
+const KINDS: [OutcomeKind; 35] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -122,6 +123,7 @@ const KINDS: [OutcomeKind; 34] = {
         K::ReturnRefunded,
         K::TicketOpened,
         K::TicketUpdated,
+        K::SkuUpdated,
     ]
 };
 
@@ -179,6 +181,7 @@ impl Remembered {
             Outcome::TicketUpdated { ticket, status, at } => {
                 (K::TicketUpdated, ticket.0 << 3 | status as u64, Some(at.0))
             }
+            Outcome::SkuUpdated { sku } => (K::SkuUpdated, sku.0, None),
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -294,6 +297,7 @@ impl Remembered {
                 let status = *crate::logistics::TicketStatus::ALL.get((a & 7) as usize)?;
                 Outcome::TicketUpdated { ticket: TicketId(a >> 3), status, at: Millis(extra()?) }
             }
+            K::SkuUpdated => Outcome::SkuUpdated { sku: SkuId(a) },
         })
     }
 }

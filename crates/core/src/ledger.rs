@@ -284,7 +284,33 @@ impl Ledger {
         currency: Currency,
     ) -> impl Iterator<Item = (TransferId, TransferView)> + '_ {
         let account = self.index.get(&self.accounts, owner, currency);
-        let mut next = account.map_or(0, |a| self.accounts[a].last_entry);
+        self.chain(account, account.map_or(0, |a| self.accounts[a].last_entry))
+    }
+
+    /// The account's entries older than `before`, newest first: none if `before` is not one of
+    /// its entries (a page's cursor is the last entry it showed).
+    pub fn history_before(
+        &self,
+        owner: Owner,
+        currency: Currency,
+        before: TransferId,
+    ) -> impl Iterator<Item = (TransferId, TransferView)> + '_ {
+        let account = self.index.get(&self.accounts, owner, currency);
+        let start = match (account, before.index().and_then(|i| self.transfers.get(i))) {
+            (Some(a), Some(t)) if t.debit as usize == a => t.debit_prev.get(),
+            (Some(a), Some(t)) if t.credit as usize == a => t.credit_prev.get(),
+            _ => 0,
+        };
+        self.chain(account, start)
+    }
+
+    /// The account's chain from transfer `start` back (0: the end).
+    fn chain(
+        &self,
+        account: Option<usize>,
+        start: u64,
+    ) -> impl Iterator<Item = (TransferId, TransferView)> + '_ {
+        let mut next = start;
         std::iter::from_fn(move || {
             let id = TransferId(next);
             let t = self.transfers.get(id.index()?)?;

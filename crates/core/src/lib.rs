@@ -24,7 +24,8 @@ pub mod types;
 pub use audit::{AuditReport, Check};
 pub use command::{
     Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCarrier, NewCoupon,
-    NewExperiment, NewLane, NewRedPacket, NewSku, NewTrackingEvent, NewWarehouse, Outcome, Role, Variant,
+    NewExperiment, NewLane, NewRedPacket, NewSku, NewTrackingEvent, NewWarehouse, Outcome, Role, SkuEdit,
+    Variant,
 };
 pub use error::{CoreError, ErrorKind};
 pub use idempotency::IdempotencyStore;

@@ -522,6 +522,7 @@ impl State {
             Command::RefundReturn { ret, shipping } => self.refund_return(actor, now, *ret, *shipping),
             Command::OpenTicket { order, subject } => self.open_ticket(actor, now, *order, subject),
             Command::UpdateTicket { ticket, status } => self.update_ticket(actor, now, *ticket, *status),
+            Command::UpdateSku(edit) => self.update_sku(actor, now, edit),
         }
     }
 
@@ -793,6 +794,62 @@ impl State {
             warehouse_slot,
         });
         Ok(Outcome::SkuCreated { sku: SkuId::from_index(self.skus.len() - 1), initial_stock })
+    }
+
+    /// Edits a SKU's texts or price. New texts are appended to the arena (texts already there
+    /// never move) and the SKU points at them; the old bytes stay, counted against the arena's
+    /// bound like any text stored. A price may not drop below the flash price of a campaign of
+    /// this SKU that has not ended, which would make the "sale" dearer than the shelf.
+    fn update_sku(&mut self, actor: Actor, now: Millis, edit: &SkuEdit) -> Result<Outcome, CoreError> {
+        let SkuEdit { sku: sku_id, ref title, ref description, price } = *edit;
+        let sku = self.sku(sku_id)?;
+        if !actor.may_manage_merchant(sku.merchant()) {
+            return Err(CoreError::Forbidden("edit another merchant's SKU"));
+        }
+        if title.is_none() && description.is_none() && price.is_none() {
+            return Err(out_of_bounds("edit", "give a title, a description or a price"));
+        }
+        if let Some(title) = title {
+            Self::check_name("title", title, NAME_BYTES_MAX)?;
+        }
+        if description.as_ref().is_some_and(|d| d.len() > DESCRIPTION_BYTES_MAX) {
+            return Err(out_of_bounds("description", "too long"));
+        }
+        if let Some(price) = price {
+            Self::check_positive_amount(price)?;
+            let undercut = sku
+                .campaigns
+                .iter()
+                .filter_map(|c| self.campaign(*c).ok())
+                .any(|c| now < c.ends_at && c.flash_price > price);
+            if undercut {
+                return Err(out_of_bounds(
+                    "price",
+                    "must not be below the flash price of a campaign not ended",
+                ));
+            }
+        }
+        let texts = (title.is_some() || description.is_some()).then(|| {
+            let title = title.as_deref().unwrap_or_else(|| self.sku_title(sku)).to_owned();
+            let description = description.as_deref().unwrap_or_else(|| self.sku_description(sku)).to_owned();
+            (title, description)
+        });
+        if texts.is_some() && !self.sku_texts.has_room() {
+            return Err(CoreError::Overflow("bytes of SKU texts ever stored"));
+        }
+        let texts_at =
+            texts.as_ref().map(|(t, d)| (U40::new(self.sku_texts.push(&[t, d])), t.len(), d.len()));
+        let sku = &mut self.skus[sku_id.index().unwrap_or_default()];
+        if let Some((at, title_len, description_len)) = texts_at {
+            // Checked above against the bounds that fit these widths.
+            sku.texts_at = at;
+            sku.title_len = u8::try_from(title_len).unwrap_or(0);
+            sku.description_len = u16::try_from(description_len).unwrap_or(0);
+        }
+        if let Some(price) = price {
+            sku.price = price;
+        }
+        Ok(Outcome::SkuUpdated { sku: sku_id })
     }
 
     fn restock(&mut self, actor: Actor, sku_id: SkuId, quantity: u64) -> Result<Outcome, CoreError> {

@@ -1,6 +1,7 @@
 //! The SKUs' titles and descriptions, back to back in creation order, in chunks of 1 MiB.
 //!
-//! A catalogue holds millions of SKUs and their texts never change: a SKU keeps where its texts
+//! A catalogue holds millions of SKUs and their texts are rarely edited (an edit appends the new
+//! texts and the SKU points at them; what is stored never moves or changes): a SKU keeps where its texts
 //! start and their lengths (8 bytes) instead of two boxed `str`s (32 bytes, and an allocation
 //! each rounded up to the allocator's size class). Chunks of a fixed size, never grown past it,
 //! so no text moves and the arena never doubles and copies on the sequencer; a text never

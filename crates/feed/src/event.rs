@@ -120,6 +120,9 @@ pub enum Kind {
     TicketOpened { ticket: u64, order: u64, kind: String },
     #[serde(rename = "ticket.updated")]
     TicketUpdated { ticket: u64, order: u64, status: String },
+    /// The SKU's title and price as they are after the edit.
+    #[serde(rename = "sku.updated")]
+    SkuUpdated { sku: u64, title: String, currency: Code, price: u64 },
 }
 
 /// Every event type, as filters and subscriptions name them.
@@ -145,6 +148,7 @@ pub const TYPES: &[&str] = &[
     "return.received",
     "ticket.opened",
     "ticket.updated",
+    "sku.updated",
 ];
 
 impl Kind {
@@ -172,6 +176,7 @@ impl Kind {
             Kind::ReturnReceived { .. } => 18,
             Kind::TicketOpened { .. } => 19,
             Kind::TicketUpdated { .. } => 20,
+            Kind::SkuUpdated { .. } => 21,
         }
     }
 
@@ -294,6 +299,16 @@ pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
             };
             ev.push(Some(s.merchant().0), None, kind);
             ev.stock(sku, StockReason::Created);
+        }
+        Outcome::SkuUpdated { sku } => {
+            let Ok(s) = state.sku(sku) else { return };
+            let kind = Kind::SkuUpdated {
+                sku: sku.0,
+                title: state.sku_title(s).to_string(),
+                currency: Code(s.currency),
+                price: s.price.0,
+            };
+            ev.push(Some(s.merchant().0), None, kind);
         }
         Outcome::Restocked { sku, .. } => ev.stock(sku, StockReason::Restocked),
         Outcome::CampaignCreated { campaign } => {
@@ -496,6 +511,7 @@ mod tests {
             Kind::ReturnReceived { return_id: 1, order: 1 },
             Kind::TicketOpened { ticket: 1, order: 1, kind: s() },
             Kind::TicketUpdated { ticket: 1, order: 1, status: s() },
+            Kind::SkuUpdated { sku: 1, title: s(), currency: c, price: 1 },
         ];
         assert_eq!(kinds.len(), TYPES.len());
         for (i, kind) in kinds.into_iter().enumerate() {

@@ -284,6 +284,20 @@ pub struct CreateSkuRequest {
     pub warehouse_id: Option<u64>,
 }
 
+/// A SKU edit: the fields given replace the SKU's, the others stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSkuRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: Option<String>,
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    /// Minor units; for orders placed from now on. Not below the flash price of a campaign of
+    /// this SKU that has not ended.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    pub price: Option<u64>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
@@ -468,6 +482,8 @@ impl CreateRedPacketRequest {
 pub struct WalletParams {
     /// How many of the newest entries to show (at most 1000; default 20).
     pub entries: Option<usize>,
+    /// Entries older than this transfer: an account's `next_before`, for the next page.
+    pub before: Option<u64>,
 }
 
 impl CreateSkuRequest {
@@ -696,7 +712,11 @@ pub async fn get_merchant_wallet(
 }
 
 fn wallet(owner: Owner, params: WalletParams) -> Query {
-    Query::Wallet { owner, entries_max: params.entries.unwrap_or(20).min(WALLET_ENTRIES_MAX) }
+    Query::Wallet {
+        owner,
+        entries_max: params.entries.unwrap_or(20).min(WALLET_ENTRIES_MAX),
+        before: params.before.map(TransferId),
+    }
 }
 
 /// Create a buyer (admin, service).
@@ -779,6 +799,21 @@ pub async fn get_sku(
     AppPath(id): AppPath<u64>,
 ) -> Answer {
     read(&app, actor, Query::Sku(SkuId(id))).await
+}
+
+/// Edit a SKU's title, description or price (admin, or its merchant).
+#[utoipa::path(patch, path = "/v1/skus/{id}", tag = "catalogue", request_body = UpdateSkuRequest,
+    responses((status = 200, body = SkuView), (status = "4XX", body = ErrorBody)))]
+pub async fn update_sku(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<UpdateSkuRequest>,
+) -> Answer {
+    let UpdateSkuRequest { title, description, price } = request;
+    let edit = SkuEdit { sku: SkuId(id), title, description, price: price.map(Amount) };
+    write(&app, actor, &key, Command::UpdateSku(Box::new(edit)), OK).await
 }
 
 /// Add stock to a SKU.
@@ -1582,19 +1617,22 @@ impl utoipa::Modify for BearerAuth {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
+        .routes(routes!(crate::listing::get_me))
+        .routes(routes!(crate::listing::merchant_skus))
+        .routes(routes!(crate::listing::merchant_campaigns))
         .routes(routes!(cluster))
-        .routes(routes!(create_api_key))
+        .routes(routes!(create_api_key, crate::listing::list_api_keys))
         .routes(routes!(revoke_api_key))
-        .routes(routes!(create_merchant))
+        .routes(routes!(create_merchant, crate::listing::list_merchants))
         .routes(routes!(get_merchant))
         .routes(routes!(get_merchant_wallet))
-        .routes(routes!(create_buyer))
+        .routes(routes!(create_buyer, crate::listing::list_buyers))
         .routes(routes!(get_buyer))
         .routes(routes!(create_top_up))
         .routes(routes!(get_buyer_wallet))
         .routes(routes!(get_platform_wallet))
         .routes(routes!(create_sku))
-        .routes(routes!(get_sku))
+        .routes(routes!(get_sku, update_sku))
         .routes(routes!(restock))
         .routes(routes!(create_campaign))
         .routes(routes!(get_campaign))
@@ -1625,7 +1663,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::live::top))
         .routes(routes!(crate::live::funnel))
         .routes(routes!(crate::live::views))
-        .routes(routes!(create_experiment))
+        .routes(routes!(create_experiment, crate::listing::list_experiments))
         .routes(routes!(get_experiment))
         .routes(routes!(crate::live::variant))
         .routes(routes!(crate::live::experiment_results))

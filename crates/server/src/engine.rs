@@ -1013,7 +1013,9 @@ impl ReadModels {
         let mut analytics = self.analytics.lock();
         for event in events {
             analytics.fold(event);
-            if let Event::SkuCreated { sku, merchant, title, description, price } = event {
+            if let Event::SkuCreated { sku, merchant, title, description, price }
+            | Event::SkuUpdated { sku, merchant, title, description, price } = event
+            {
                 let doc = SkuDoc {
                     sku: *sku,
                     merchant: *merchant,
@@ -1021,7 +1023,11 @@ impl ReadModels {
                     description: description.clone(),
                     price: *price,
                 };
-                if let Err(error) = self.search.add(&doc) {
+                let indexed = match event {
+                    Event::SkuUpdated { .. } => self.search.replace(&doc),
+                    _ => self.search.add(&doc),
+                };
+                if let Err(error) = indexed {
                     tracing::warn!(%error, sku, "a SKU could not be indexed for search");
                 }
             }

@@ -111,6 +111,8 @@ impl From<CoreError> for ApiError {
                 Some(serde_json::json!({ "campaign_id": campaign.0, "remaining": remaining }))
             }
             CoreError::InsufficientStock { available } => Some(serde_json::json!({ "available": available })),
+            // The request's field at fault, so a form shows the message beside it.
+            CoreError::OutOfBounds { what, .. } => Some(serde_json::json!({ "field": what })),
             _ => None,
         };
         let mut e = ApiError::new(status, error.code(), error.to_string());

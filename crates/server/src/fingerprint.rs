@@ -95,7 +95,8 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::ReceiveReturn { .. }
         | Command::RefundReturn { .. }
         | Command::OpenTicket { .. }
-        | Command::UpdateTicket { .. } => with_encoded(command, hash),
+        | Command::UpdateTicket { .. }
+        | Command::UpdateSku(_) => with_encoded(command, hash),
     }
 }
 

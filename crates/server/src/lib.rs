@@ -16,6 +16,7 @@ pub mod events;
 pub mod fingerprint;
 pub mod gate;
 pub mod http;
+pub mod listing;
 pub mod live;
 pub mod logistics;
 pub mod offline;
@@ -69,6 +70,8 @@ pub fn router(app: AppState) -> Router {
             get(|| live::asset("text/javascript; charset=utf-8", elevens_web::UPLOT_JS)),
         )
         .route("/screen/uplot.css", get(|| live::asset("text/css; charset=utf-8", elevens_web::UPLOT_CSS)))
+        .route("/console", get(|| live::page(elevens_web::CONSOLE_HTML)))
+        .route("/console/app.js", get(|| live::script(elevens_web::CONSOLE_JS)))
         .route(
             "/metrics",
             get(move || async move {
@@ -159,7 +162,8 @@ async fn bound_in_progress(
     use std::sync::atomic::Ordering;
     let path = request.uri().path();
     let operator = ["/healthz", "/metrics", "/v1/live", "/v1/cluster", "/"].contains(&path);
-    if operator || path.starts_with("/screen") || path.starts_with("/v1/admission") {
+    let page = path.starts_with("/screen") || path.starts_with("/console");
+    if operator || page || path.starts_with("/v1/admission") {
         return next.run(request).await;
     }
     let class = door_class(path, request.headers());

@@ -127,9 +127,20 @@ pub async fn funnel(
     Auth(actor): Auth,
     AppPath(id): AppPath<u64>,
 ) -> Result<Json<FunnelView>, ApiError> {
-    platform_only(actor)?;
-    // A campaign that does not exist has no funnel: 404, as its other reads answer.
-    crate::api::read_view(&app, actor, crate::views::Query::Campaign(elevens_core::CampaignId(id))).await?;
+    // A campaign that does not exist has no funnel: 404, as its other reads answer. Its
+    // merchant sees its own campaigns' funnels; the platform's roles see every one.
+    let campaign =
+        crate::api::read_view(&app, actor, crate::views::Query::Campaign(elevens_core::CampaignId(id)))
+            .await?;
+    if let (Actor::Merchant(m), crate::views::View::Campaign(c)) = (actor, campaign) {
+        let sku = crate::api::read_view(&app, actor, crate::views::Query::Sku(elevens_core::SkuId(c.sku_id)))
+            .await?;
+        if !matches!(sku, crate::views::View::Sku(s) if s.merchant_id == m.0) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "another merchant's campaign"));
+        }
+    } else {
+        platform_only(actor)?;
+    }
     Ok(Json(funnel_view(id, figures(&app).await.funnel(id))))
 }
 
@@ -324,8 +335,8 @@ pub const SCREEN_LABELS_MAX: usize = 4_096;
 
 /// What the big screen's frames share: when this process began counting seconds (its
 /// per-second window starts empty, so seconds before are unknown, not zero), and the labels of
-/// the SKUs and merchants shown so far. A SKU's title and a merchant's name never change once
-/// created, so each is read through the sequencer once.
+/// the SKUs and merchants shown so far. A merchant's name never changes once created, so each is
+/// read through the sequencer once; SKU titles are read again after any SKU edit is folded.
 pub struct Screen {
     pub since: Millis,
     labels: parking_lot::Mutex<Labels>,
@@ -335,6 +346,8 @@ pub struct Screen {
 struct Labels {
     skus: HashMap<u64, String>,
     merchants: HashMap<u64, String>,
+    /// [`elevens_analytics::Analytics::sku_edits`] when `skus` was last emptied.
+    sku_edits: u64,
 }
 
 impl Screen {
@@ -345,8 +358,13 @@ impl Screen {
     /// The labels of `skus` and `merchants`, reading the ones not yet known. A read refused (by
     /// admission under load, say) leaves them unlabelled for this frame.
     async fn labels(&self, app: &AppState, skus: &[u64], merchants: &[u64]) -> Labels {
+        let sku_edits = app.engine.analytics.lock().sku_edits();
         let missing = {
-            let known = self.labels.lock();
+            let mut known = self.labels.lock();
+            if known.sku_edits != sku_edits {
+                known.skus.clear();
+                known.sku_edits = sku_edits;
+            }
             let skus: Vec<_> =
                 skus.iter().filter(|id| !known.skus.contains_key(id)).map(|&id| SkuId(id)).collect();
             let merchants: Vec<_> = merchants
@@ -364,9 +382,12 @@ impl Screen {
                 if known.skus.len() + known.merchants.len() + names.skus.len() + names.merchants.len()
                     > SCREEN_LABELS_MAX
                 {
-                    *known = Labels::default();
+                    *known = Labels { sku_edits, ..Labels::default() };
                 }
-                known.skus.extend(names.skus);
+                // Titles read across an edit's fold may be the old ones: not kept.
+                if app.engine.analytics.lock().sku_edits() == known.sku_edits {
+                    known.skus.extend(names.skus);
+                }
                 known.merchants.extend(names.merchants);
             }
         }
@@ -374,7 +395,7 @@ impl Screen {
         let pick = |ids: &[u64], from: &HashMap<u64, String>| {
             ids.iter().filter_map(|id| Some((*id, from.get(id)?.clone()))).collect()
         };
-        Labels { skus: pick(skus, &known.skus), merchants: pick(merchants, &known.merchants) }
+        Labels { skus: pick(skus, &known.skus), merchants: pick(merchants, &known.merchants), sku_edits }
     }
 }
 
@@ -500,7 +521,18 @@ fn every(period: Duration) -> impl futures::Stream<Item = ()> {
 
 /// The big screen: one page, embedded in the binary.
 pub async fn screen() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Html(elevens_web::SCREEN_HTML))
+    page(elevens_web::SCREEN_HTML).await
+}
+
+/// A page served by the binary (the screen, the console): never cached, so a new binary's page
+/// is the one shown.
+pub async fn page(html: &'static str) -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Html(html))
+}
+
+/// The console's own script: not cached either, as it changes with the binary and its page.
+pub async fn script(body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body)
 }
 
 /// How long a browser keeps the screen's embedded libraries: they change only with the binary.

@@ -601,7 +601,7 @@ fn check_list(state: &State, actor: Actor, owner: ListOwner) -> Result<(), CoreE
     }
 }
 
-fn warehouse_view(id: WarehouseId, w: &Warehouse, region: &str, backlog: u64) -> WarehouseView {
+pub(crate) fn warehouse_view(id: WarehouseId, w: &Warehouse, region: &str, backlog: u64) -> WarehouseView {
     let names = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     WarehouseView {
         warehouse_id: id.0,
@@ -725,7 +725,7 @@ fn ticket_view(id: TicketId, t: &Ticket) -> ServiceTicketView {
 /// Walks ids after the cursor (ids are dense, from 1), at most [`PAGE_SCAN_MAX`] of them,
 /// keeping up to `limit` entries that `keep` renders; the cursor goes on from the last id
 /// looked at.
-fn page<T, E>(
+pub(crate) fn page<T, E>(
     after: u64,
     limit: usize,
     get: impl Fn(u64) -> Option<E>,
@@ -1523,7 +1523,7 @@ pub fn routes(
 ) -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
     router
-        .routes(routes!(create_warehouse))
+        .routes(routes!(create_warehouse, crate::listing::merchant_warehouses))
         .routes(routes!(get_warehouse))
         .routes(routes!(get_warehouse_days))
         .routes(routes!(create_carrier))

@@ -30,6 +30,8 @@ pub enum Query {
     Wallet {
         owner: Owner,
         entries_max: usize,
+        /// Entries older than this one (a page's `next_before`).
+        before: Option<TransferId>,
     },
     Coupon(CouponId),
     /// The newest coupons, of one sponsor if given.
@@ -53,6 +55,10 @@ pub enum Query {
         skus: Vec<SkuId>,
         merchants: Vec<MerchantId>,
     },
+    /// The asking key's role and ids ([`crate::listing`]).
+    Me,
+    /// A page of merchants, buyers, keys, SKUs, campaigns, warehouses or experiments.
+    List(crate::listing::ListQuery),
 }
 
 /// The most entries one list answer carries.
@@ -82,6 +88,8 @@ pub enum View {
     Skus(SkuList),
     Names(NamesView),
     Logistics(crate::logistics::LogisticsView),
+    Me(crate::listing::MeView),
+    List(crate::listing::ListPage),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -415,8 +423,10 @@ pub struct AccountView {
     pub currency: Code,
     pub balance: i64,
     pub entries_total: u64,
-    /// The newest entries, newest first.
+    /// The newest entries (older than `before`, if asked), newest first.
     pub entries: Vec<EntryView>,
+    /// The cursor of the next, older page (`?before=`), absent at the oldest entry.
+    pub next_before: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -466,7 +476,7 @@ pub fn owner_name(owner: Owner) -> String {
     }
 }
 
-fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>, Option<u64>) {
+pub(crate) fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>, Option<u64>) {
     match actor {
         Actor::Admin => ("admin", None, None, None),
         Actor::Service => ("service", None, None, None),
@@ -477,7 +487,7 @@ fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>, Option<u64>
     }
 }
 
-fn merchant_view(state: &State, id: MerchantId) -> Result<View, CoreError> {
+pub(crate) fn merchant_view(state: &State, id: MerchantId) -> Result<View, CoreError> {
     let m = state.merchant(id)?;
     Ok(View::Merchant(MerchantView {
         merchant_id: id.0,
@@ -486,11 +496,11 @@ fn merchant_view(state: &State, id: MerchantId) -> Result<View, CoreError> {
     }))
 }
 
-fn buyer_view(state: &State, id: BuyerId) -> Result<View, CoreError> {
+pub(crate) fn buyer_view(state: &State, id: BuyerId) -> Result<View, CoreError> {
     Ok(View::Buyer(BuyerView { buyer_id: id.0, name: state.buyer(id)?.name.clone() }))
 }
 
-fn sku_view(state: &State, id: SkuId, s: &Sku) -> SkuView {
+pub(crate) fn sku_view(state: &State, id: SkuId, s: &Sku) -> SkuView {
     SkuView {
         sku_id: id.0,
         merchant_id: s.merchant().0,
@@ -510,7 +520,7 @@ fn campaign_view(state: &State, id: CampaignId, now: Millis) -> Result<View, Cor
     Ok(View::Campaign(campaign_fields(state, id, state.campaign(id)?, now)?))
 }
 
-fn campaign_fields(
+pub(crate) fn campaign_fields(
     state: &State,
     id: CampaignId,
     c: &Campaign,
@@ -591,10 +601,19 @@ pub(crate) fn order_view(
     }))
 }
 
-fn account_view(state: &State, account: &Account, entries_max: usize) -> AccountView {
-    let entries = state
-        .ledger()
-        .history(account.owner, account.currency)
+fn account_view(
+    state: &State,
+    account: &Account,
+    entries_max: usize,
+    before: Option<TransferId>,
+) -> AccountView {
+    let ledger = state.ledger();
+    let mut history: Box<dyn Iterator<Item = _>> = match before {
+        None => Box::new(ledger.history(account.owner, account.currency)),
+        Some(before) => Box::new(ledger.history_before(account.owner, account.currency, before)),
+    };
+    let entries: Vec<EntryView> = history
+        .by_ref()
         .take(entries_max)
         .map(|(id, t)| {
             let (sign, counterparty) = if t.credit == account.owner { (1, t.debit) } else { (-1, t.credit) };
@@ -608,10 +627,12 @@ fn account_view(state: &State, account: &Account, entries_max: usize) -> Account
             }
         })
         .collect();
+    let more = history.next().is_some();
     AccountView {
         currency: Code(account.currency),
         balance: account.balance,
         entries_total: account.entries,
+        next_before: entries.last().filter(|_| more).map(|e| e.transfer_id),
         entries,
     }
 }
@@ -633,8 +654,10 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
         },
         Query::Experiment(_) => matches!(actor, Actor::Admin | Actor::Service),
         Query::Skus(_) | Query::Names { .. } => true,
-        // Checked by `logistics::query`, which knows each entity's owners.
-        Query::Logistics(_) => true,
+        // Checked by `logistics::query`, which knows each entity's owners, and by
+        // `listing::query`, by list.
+        Query::Logistics(_) | Query::List(_) => true,
+        Query::Me => true,
     })
 }
 
@@ -648,14 +671,17 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         Query::Sku(id) => Ok(View::Sku(sku_view(state, id, state.sku(id)?))),
         Query::Campaign(id) => campaign_view(state, id, now),
         Query::Order(id) => order_view(state, id, None),
-        Query::Wallet { owner, entries_max } => {
+        Query::Wallet { owner, entries_max, before } => {
             match owner {
                 Owner::Buyer(b) => drop(state.buyer(b)?),
                 Owner::Merchant(m) => drop(state.merchant(m)?),
                 Owner::Platform | Owner::External | Owner::Escrow(_) => {}
             }
-            let accounts =
-                state.ledger().accounts_of(owner).map(|a| account_view(state, a, entries_max)).collect();
+            let accounts = state
+                .ledger()
+                .accounts_of(owner)
+                .map(|a| account_view(state, a, entries_max, before))
+                .collect();
             Ok(View::Wallet(WalletView { owner: owner_name(owner), accounts }))
         }
         Query::Coupon(id) => Ok(View::Coupon(coupon_view(id, state.coupon(id)?, None))),
@@ -686,6 +712,8 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         Query::RedPacket(id) => Ok(View::RedPacket(red_packet_view(id, state.red_packet(id)?, now))),
         Query::Experiment(id) => Ok(experiment_view(id, state.experiment(id)?)),
         Query::Logistics(ref q) => crate::logistics::query(state, actor, q, now),
+        Query::Me => Ok(crate::listing::me(state, actor)),
+        Query::List(ref q) => crate::listing::query(state, actor, q, now),
         Query::Names { ref skus, ref merchants } => Ok(View::Names(NamesView {
             skus: skus
                 .iter()
@@ -761,6 +789,8 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
             }))
         }
         Outcome::MerchantCreated { merchant } => merchant_view(state, merchant),
+        // The SKU as it is now: an edit's repeat shows the SKU, not a copy of it as then.
+        Outcome::SkuUpdated { sku } => Ok(View::Sku(sku_view(state, sku, state.sku(sku)?))),
         Outcome::BuyerCreated { buyer } => buyer_view(state, buyer),
         Outcome::SkuCreated { sku, initial_stock } => {
             let mut view = sku_view(state, sku, state.sku(sku)?);

@@ -274,7 +274,7 @@ impl Sim {
             .map(|o| o.merchant());
         let first_line = self.state.order(order).ok().and_then(|o| o.lines.first().map(|l| l.sku));
         let line = |q: u32| first_line.map(|sku| vec![LineRequest { sku, quantity: q }]).unwrap_or_default();
-        let (actor, command) = match rng.random_range(0..122) {
+        let (actor, command) = match rng.random_range(0..124) {
             0..=34 => {
                 let lines = (0..rng.random_range(1..=2))
                     .map(|_| LineRequest {
@@ -393,6 +393,21 @@ impl Sim {
                 let status = logistics::TicketStatus::ALL[rng.random_range(1..5)];
                 (Actor::Merchant(merchant), Command::UpdateTicket { ticket, status })
             }
+            122..=123 => {
+                // Its merchant mostly, another merchant now and then (refused); a price below a
+                // live campaign's flash price now and then (refused).
+                let sku = SkuId(rng.random_range(1..=SKUS));
+                let owner = self.state.sku(sku).map_or(MerchantId(1), |s| s.merchant());
+                let merchant =
+                    if rng.random_ratio(3, 4) { owner } else { MerchantId(rng.random_range(1..=MERCHANTS)) };
+                let edit = SkuEdit {
+                    sku,
+                    title: rng.random_bool(0.5).then(|| format!("edited {}", rng.random::<u16>())),
+                    description: None,
+                    price: rng.random_bool(0.7).then(|| Amount(rng.random_range(1..2_000))),
+                };
+                (Actor::Merchant(merchant), Command::UpdateSku(Box::new(edit)))
+            }
             _ => {
                 let starts_at = Millis(self.now + rng.random_range(0..20_000));
                 let campaign = NewCampaign {
@@ -435,6 +450,14 @@ impl Sim {
             }
             let envelope = Envelope { actor, idempotency, at, command };
             let result = self.state.apply(&envelope);
+            // Another merchant's key never edits a SKU.
+            if let (Command::UpdateSku(edit), Actor::Merchant(m), Ok(Applied::Changed(_))) =
+                (&envelope.command, actor, &result)
+            {
+                if self.state.sku(edit.sku).is_ok_and(|s| s.merchant() != m) {
+                    return Err(self.fail(format!("merchant {m:?} edited another's SKU: {edit:?}")));
+                }
+            }
             if envelope.idempotency.is_some() {
                 self.stats.commands += 1;
             }

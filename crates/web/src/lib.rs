@@ -7,3 +7,8 @@ pub const SCREEN_HTML: &str = include_str!("../assets/screen.html");
 /// uPlot 1.6.32's script and style sheet, as its npm package ships them (`assets/vendor/uplot`).
 pub const UPLOT_JS: &str = include_str!("../assets/vendor/uplot/uPlot.iife.min.js");
 pub const UPLOT_CSS: &str = include_str!("../assets/vendor/uplot/uPlot.min.css");
+
+/// The console for merchants and operators: one page, signed in with an API key kept in session
+/// storage, driving the public API (`assets/console.html`, `assets/console.js`).
+pub const CONSOLE_HTML: &str = include_str!("../assets/console.html");
+pub const CONSOLE_JS: &str = include_str!("../assets/console.js");

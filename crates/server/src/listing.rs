@@ -1,0 +1,252 @@
+//! Who the key is (`GET /v1/me`) and the lists a person works through: merchants, buyers and API
+//! keys (the operator's), a merchant's SKUs, campaigns and warehouses, experiments. Each pages by
+//! id with the logistics lists' cursor (`after`, `next_after`) and bounded work per page.
+
+use crate::api::{read, AppPath, AppQuery, AppState, Auth};
+use crate::error::{ApiError, ErrorBody};
+use crate::logistics::{page, warehouse_view, PAGE_ENTRIES_MAX};
+use crate::views::{self, Query, View};
+use elevens_core::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// What a list is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    Merchants,
+    Buyers,
+    ApiKeys,
+    Skus(MerchantId),
+    Campaigns(MerchantId),
+    Warehouses(MerchantId),
+    Experiments,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub listing: Listing,
+    pub after: u64,
+    pub limit: usize,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// The cursor: entries with ids after this one (the previous page's `next_after`).
+    pub after: Option<u64>,
+    /// At most 100; default 50.
+    pub limit: Option<usize>,
+}
+
+/// One page of a list, oldest first; `next_after` is the next page's cursor, absent at the end.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<View>,
+    pub next_after: Option<u64>,
+}
+
+/// The key that asks: its role, the merchant, buyer or carrier it acts for, and that one's name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    /// `admin`, `service`, `merchant`, `buyer`, `carrier` or `viewer`.
+    pub role: &'static str,
+    pub merchant_id: Option<u64>,
+    pub buyer_id: Option<u64>,
+    pub carrier_id: Option<u64>,
+    /// The merchant's or buyer's name.
+    pub name: Option<String>,
+}
+
+pub fn me(state: &State, actor: Actor) -> View {
+    let (role, merchant_id, buyer_id, carrier_id) = views::role_of(actor);
+    let name = match actor {
+        Actor::Merchant(m) => state.merchant(m).ok().map(|m| m.name.clone()),
+        Actor::Buyer(b) => state.buyer(b).ok().map(|b| b.name.clone()),
+        _ => None,
+    };
+    View::Me(MeView { role, merchant_id, buyer_id, carrier_id, name })
+}
+
+fn may_list(state: &State, actor: Actor, listing: Listing) -> Result<bool, CoreError> {
+    Ok(match listing {
+        Listing::Merchants | Listing::Buyers | Listing::Experiments => {
+            matches!(actor, Actor::Admin | Actor::Service)
+        }
+        Listing::ApiKeys => actor == Actor::Admin,
+        Listing::Skus(m) | Listing::Campaigns(m) | Listing::Warehouses(m) => {
+            state.merchant(m)?;
+            actor.may_manage_merchant(m)
+        }
+    })
+}
+
+pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<View, CoreError> {
+    if !may_list(state, actor, q.listing)? {
+        return Err(CoreError::Forbidden("read this list"));
+    }
+    let (after, limit) = (q.after, q.limit);
+    let (items, next_after) = match q.listing {
+        Listing::Merchants => page(
+            after,
+            limit,
+            |id| state.merchant(MerchantId(id)).ok(),
+            |id, _| views::merchant_view(state, MerchantId(id)).ok(),
+        ),
+        Listing::Buyers => page(
+            after,
+            limit,
+            |id| state.buyer(BuyerId(id)).ok(),
+            |id, _| views::buyer_view(state, BuyerId(id)).ok(),
+        ),
+        Listing::ApiKeys => page(
+            after,
+            limit,
+            |id| state.api_keys().get(usize::try_from(id).ok()?.checked_sub(1)?),
+            |id, key| {
+                let (role, merchant_id, buyer_id, carrier_id) = views::role_of(key.acts_as);
+                Some(View::ApiKey(views::ApiKeyView {
+                    api_key_id: id,
+                    role,
+                    merchant_id,
+                    buyer_id,
+                    carrier_id,
+                    revoked: key.revoked,
+                    key: None,
+                }))
+            },
+        ),
+        Listing::Skus(m) => page(
+            after,
+            limit,
+            |id| state.sku(SkuId(id)).ok(),
+            |id, s| (s.merchant() == m).then(|| View::Sku(views::sku_view(state, SkuId(id), s))),
+        ),
+        Listing::Campaigns(m) => page(
+            after,
+            limit,
+            |id| state.campaign(CampaignId(id)).ok(),
+            |id, c| {
+                let mine = state.sku(c.sku).is_ok_and(|s| s.merchant() == m);
+                mine.then(|| views::campaign_fields(state, CampaignId(id), c, now).ok().map(View::Campaign))?
+            },
+        ),
+        Listing::Warehouses(m) => {
+            // A merchant's own warehouses, by their place in its list (a handful).
+            let own = &state.merchant(m)?.warehouses;
+            page(
+                after,
+                limit,
+                |i| own.get(usize::try_from(i).ok()?.checked_sub(1)?),
+                |_, &w| {
+                    let wh = state.warehouse(w).ok()?;
+                    let region = state.logistics().region_name(wh.region);
+                    Some(View::Logistics(crate::logistics::LogisticsView::Warehouse(warehouse_view(
+                        w,
+                        wh,
+                        region,
+                        wh.awaiting,
+                    ))))
+                },
+            )
+        }
+        Listing::Experiments => page(
+            after,
+            limit,
+            |id| state.experiment(ExperimentId(id)).ok(),
+            |id, e| Some(views::experiment_view(ExperimentId(id), e)),
+        ),
+    };
+    Ok(View::List(ListPage { items, next_after }))
+}
+
+fn list_query(listing: Listing, p: ListParams) -> Result<Query, ApiError> {
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > PAGE_ENTRIES_MAX {
+        return Err(ApiError::bad_request("out_of_bounds", "limit: 1 to 100"));
+    }
+    Ok(Query::List(ListQuery { listing, after: p.after.unwrap_or(0), limit }))
+}
+
+/// The key that asks: its role and the ids it acts for (any key).
+#[utoipa::path(get, path = "/v1/me", tag = "admin",
+    responses((status = 200, body = MeView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_me(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+) -> crate::api::Answer {
+    read(&app, actor, Query::Me).await
+}
+
+macro_rules! list_handler {
+    ($name:ident, $path:literal, $tag:literal, $listing:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(get, path = $path, tag = $tag, params(ListParams),
+                            responses((status = 200, body = ListPage), (status = "4XX", body = ErrorBody)))]
+        pub async fn $name(
+            axum::extract::State(app): axum::extract::State<AppState>,
+            Auth(actor): Auth,
+            AppQuery(params): AppQuery<ListParams>,
+        ) -> crate::api::Answer {
+            read(&app, actor, list_query($listing, params)?).await
+        }
+    };
+    ($name:ident, $path:literal, $tag:literal, $listing:ident of merchant, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(get, path = $path, tag = $tag, params(ListParams),
+                            responses((status = 200, body = ListPage), (status = "4XX", body = ErrorBody)))]
+        pub async fn $name(
+            axum::extract::State(app): axum::extract::State<AppState>,
+            Auth(actor): Auth,
+            AppPath(id): AppPath<u64>,
+            AppQuery(params): AppQuery<ListParams>,
+        ) -> crate::api::Answer {
+            read(&app, actor, list_query(Listing::$listing(MerchantId(id)), params)?).await
+        }
+    };
+}
+
+list_handler!(
+    list_merchants,
+    "/v1/merchants",
+    "wallets",
+    Listing::Merchants,
+    "Merchants, oldest first (admin, service)."
+);
+list_handler!(
+    list_buyers,
+    "/v1/buyers",
+    "wallets",
+    Listing::Buyers,
+    "Buyers, oldest first (admin, service)."
+);
+list_handler!(
+    list_api_keys,
+    "/v1/api-keys",
+    "admin",
+    Listing::ApiKeys,
+    "API keys, oldest first, without their secrets (admin)."
+);
+list_handler!(
+    list_experiments,
+    "/v1/experiments",
+    "analytics",
+    Listing::Experiments,
+    "A/B experiments, oldest first (admin, service)."
+);
+list_handler!(merchant_skus, "/v1/merchants/{id}/skus", "catalogue", Skus of merchant, "A merchant's SKUs with their stock (the merchant, or admin).");
+list_handler!(
+    merchant_campaigns,
+    "/v1/merchants/{id}/campaigns",
+    "promotions",
+    Campaigns of merchant,
+    "A merchant's campaigns, with the server's time for countdowns (the merchant, or admin)."
+);
+list_handler!(
+    merchant_warehouses,
+    "/v1/merchants/{id}/warehouses",
+    "logistics",
+    Warehouses of merchant,
+    "A merchant's warehouses with their backlogs (the merchant, or admin)."
+);

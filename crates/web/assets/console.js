@@ -1,0 +1,868 @@
+// The elevens console: one page over the public API. The key lives in session storage (never in
+// the address bar); every state-changing request carries an Idempotency-Key that stays the same
+// until the API has answered it, so a double click or a retry never does a thing twice. Text from
+// the API is put in the page as text, never as markup.
+"use strict";
+
+const KEY = "elevens.console.key";
+const LIVE_MS = 2000;
+const app = document.getElementById("app");
+let me = null;
+let timers = [];
+
+// ---- DOM ----
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+const card = (title, ...body) => h("section", { class: "card" }, title ? h("h3", {}, title) : null, ...body);
+const tag = (s) => h("span", { class: "tag " + s }, s.replace(/_/g, " "));
+
+// ---- money and time: integers in minor units, formatted without floating point ----
+function money(minor, currency) {
+  if (minor === null || minor === undefined) return "";
+  const n = BigInt(minor);
+  const neg = n < 0n;
+  const a = neg ? -n : n;
+  const units = (a / 100n).toLocaleString("en-US");
+  const cents = String(a % 100n).padStart(2, "0");
+  return (neg ? "-" : "") + units + "." + cents + (currency ? " " + currency : "");
+}
+// "12.34" -> 1234; refuses what is not an amount with at most two decimals.
+function minorUnits(text) {
+  const m = /^\s*(\d{1,13})(?:\.(\d{1,2}))?\s*$/.exec(text);
+  if (!m) return null;
+  return Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
+}
+const when = (ms) => (ms ? new Date(Number(ms)).toLocaleString() : "");
+function span(ms) {
+  let s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400); s -= d * 86400;
+  const hh = String(Math.floor(s / 3600)).padStart(2, "0");
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
+  const ss = String(s % 60).padStart(2, "0");
+  return (d ? d + "d " : "") + hh + ":" + mm + ":" + ss;
+}
+
+// ---- the API ----
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body.message || "HTTP " + status);
+    this.status = status; this.code = body.code; this.body = body;
+  }
+}
+function newKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return "console-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+async function api(method, path, body, idempotencyKey) {
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem(KEY) };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, { code: "network", message: "The server could not be reached; try again." });
+  }
+  const text = await response.text();
+  let json = {};
+  try { json = text ? JSON.parse(text) : {}; } catch (e) { json = { message: text }; }
+  if (!response.ok) {
+    const retry = response.headers.get("Retry-After");
+    if (retry && !json.message) json.message = "Busy: try again in " + retry + " s.";
+    else if (retry) json.message += " (try again in " + retry + " s)";
+    throw new ApiError(response.status, json);
+  }
+  return json;
+}
+// A refusal the client must not repeat with the same key (a different request would be refused
+// as a key reused): anything but no answer, 429 and 503, which may be retried as they are.
+const settled = (e) => !(e instanceof ApiError) || ![0, 429, 503].includes(e.status);
+
+// Keys of list actions (dispatch, approve, revoke...), one per action and entity until it is
+// answered: the second click of a double click sends the same key.
+const actionKeys = new Map();
+async function act(name, method, path, body, button) {
+  const key = actionKeys.get(name) || newKey();
+  actionKeys.set(name, key);
+  if (button) button.disabled = true;
+  try {
+    const out = await api(method, path, body, key);
+    actionKeys.delete(name);
+    return out;
+  } catch (e) {
+    if (settled(e)) actionKeys.delete(name);
+    throw e;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// ---- forms: fields validated as the API does; the API's message shown beside its field ----
+// A field: {name, label, type, required, min, max, maxlength, pattern, options, value, wide, money, help}
+function form(spec) {
+  let key = newKey();
+  const inputs = {};
+  const errors = {};
+  const formErr = h("div", { class: "err formerr", role: "alert" });
+  const done = h("div", { "aria-live": "polite" });
+  const submit = h("button", { class: "primary", type: "submit" }, spec.submit || "Save");
+  const el = h("form", { class: "f", novalidate: true, "aria-label": spec.title || spec.submit });
+  for (const f of spec.fields) {
+    const id = "f-" + Math.random().toString(36).slice(2);
+    let input;
+    if (f.options) {
+      input = h("select", { id, name: f.name, required: f.required },
+        f.options.map(([v, t]) => h("option", { value: v, selected: String(f.value) === String(v) }, t)));
+    } else if (f.type === "textarea") {
+      input = h("textarea", { id, name: f.name, rows: 3, maxlength: f.maxlength });
+      if (f.value !== undefined) input.value = f.value;
+    } else {
+      input = h("input", {
+        id, name: f.name, type: f.money ? "text" : f.type || "text", required: f.required, min: f.min, max: f.max,
+        maxlength: f.maxlength, pattern: f.pattern, inputmode: f.money ? "decimal" : null,
+        autocomplete: f.autocomplete || "off", value: f.value === undefined ? null : f.value,
+        placeholder: f.placeholder,
+      });
+    }
+    const err = h("div", { class: "err", id: id + "-err" });
+    input.setAttribute("aria-describedby", id + "-err");
+    inputs[f.name] = input; errors[f.name] = err;
+    el.append(h("div", { class: "field" + (f.wide ? " wide" : "") }, h("label", { for: id }, f.label), input, err));
+  }
+  el.append(formErr, h("div", { class: "actions wide" }, submit), done);
+  const showError = (field, message) => {
+    const input = inputs[field];
+    if (input && errors[field]) {
+      errors[field].textContent = message;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    } else {
+      formErr.textContent = message;
+    }
+  };
+  el.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (submit.disabled) return;
+    formErr.textContent = ""; done.textContent = "";
+    for (const f of spec.fields) { errors[f.name].textContent = ""; inputs[f.name].removeAttribute("aria-invalid"); }
+    // The browser's checks first (required, bounds, pattern), each beside its field.
+    const values = {};
+    for (const f of spec.fields) {
+      const input = inputs[f.name];
+      if (!input.checkValidity()) return showError(f.name, input.validationMessage);
+      let v = input.value.trim();
+      if (v === "") { values[f.name] = undefined; continue; }
+      if (f.money) {
+        v = minorUnits(v);
+        if (v === null) return showError(f.name, "an amount such as 12.34");
+      } else if (f.type === "number") v = Number(v);
+      else if (f.type === "datetime-local") v = new Date(input.value).getTime();
+      values[f.name] = v;
+    }
+    let body;
+    try { body = spec.body(values); } catch (e) { return showError(e.field, e.message); }
+    submit.disabled = true;
+    try {
+      const out = await api(spec.method || "POST", typeof spec.path === "function" ? spec.path(values) : spec.path, body, key);
+      key = newKey();
+      if (spec.reset !== false) el.reset();
+      done.replaceChildren(spec.done ? spec.done(out) : h("div", { class: "notice" }, "Done."));
+      if (spec.after) spec.after(out);
+    } catch (e) {
+      if (settled(e)) key = newKey();
+      const field = e.body && e.body.details && e.body.details.field;
+      const mapped = spec.fieldOf ? spec.fieldOf(field, e) : field;
+      showError(inputs[mapped] ? mapped : null, e.message);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return el;
+}
+function invalid(field, message) { const e = new Error(message); e.field = field; return e; }
+
+// ---- lists: the API's cursors; a failure (403, 404) shown where the list would be ----
+// spec: {path, query, items(json), columns: [[label, fn, cls]], cursor: "after"|"before", next(json)}
+function list(spec) {
+  const box = h("div", { class: "table" });
+  const pager = h("div", { class: "pager" });
+  const wrap = h("div", {}, box, pager);
+  const stack = [];
+  let cursor = null;
+  async function load() {
+    const params = new URLSearchParams(spec.query ? spec.query() : {});
+    params.set("limit", String(spec.limit || 20));
+    if (cursor !== null) params.set(spec.cursor || "after", cursor);
+    let json;
+    try {
+      json = await api("GET", spec.path + "?" + params.toString());
+    } catch (e) {
+      if (e.status === 401) return signIn(e.message);
+      box.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message));
+      pager.replaceChildren();
+      return;
+    }
+    const rows = spec.items ? spec.items(json) : json.items;
+    const next = spec.next ? spec.next(json) : json.next_after;
+    const table = h("table", {},
+      h("thead", {}, h("tr", {}, spec.columns.map(([label, , cls]) => h("th", { class: cls, scope: "col" }, label)))),
+      h("tbody", {}, rows.length ? rows.map((row) => h("tr", {}, spec.columns.map(([, fn, cls]) => h("td", { class: cls }, fn(row, load)))))
+        : h("tr", {}, h("td", { colspan: spec.columns.length, class: "muted" }, spec.empty || "Nothing here yet."))));
+    box.replaceChildren(table);
+    const prev = h("button", { type: "button", disabled: !stack.length, onclick: () => { cursor = stack.pop(); load(); } }, "‹ Previous");
+    const more = h("button", { type: "button", disabled: next === null || next === undefined,
+      onclick: () => { stack.push(cursor); cursor = next; load(); } }, "Next ›");
+    pager.replaceChildren(prev, more, h("span", {}, rows.length + " shown"));
+  }
+  wrap.reload = () => { stack.length = 0; cursor = null; return load(); };
+  wrap.refresh = load;
+  load();
+  return wrap;
+}
+
+function button(label, onclick, cls) {
+  const b = h("button", { type: "button", class: cls });
+  b.textContent = label;
+  b.addEventListener("click", async () => {
+    try { await onclick(b); } catch (e) { alertIn(b, e.message); }
+  });
+  return b;
+}
+function alertIn(near, message) {
+  const cell = near.closest("td, section, form") || app;
+  let err = cell.querySelector(":scope > .err.action");
+  if (!err) { err = h("div", { class: "err action", role: "alert" }); cell.append(err); }
+  err.textContent = message;
+}
+function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
+
+// ---- pages ----
+const merchantPages = [
+  ["store", "Store & wallet", storePage],
+  ["catalogue", "Catalogue", cataloguePage],
+  ["warehouses", "Warehouses", warehousesPage],
+  ["campaigns", "Flash sales", campaignsPage],
+  ["coupons", "Coupons & red packets", couponsPage],
+  ["orders", "Orders to ship", ordersPage],
+  ["shipments", "Shipments", shipmentsPage],
+  ["returns", "Returns", returnsPage],
+  ["tickets", "Service tickets", ticketsPage],
+];
+const adminPages = [
+  ["merchants", "Merchants", merchantsPage],
+  ["buyers", "Buyers", buyersPage],
+  ["keys", "API keys", keysPage],
+  ["admission", "Admission", admissionPage],
+  ["platform", "Platform accounts", platformPage],
+  ["audit", "Audit", auditPage],
+  ["experiments", "Experiments", experimentsPage],
+  ["events", "Events & webhooks", eventsPage],
+];
+function pagesOf(role) {
+  if (role === "merchant") return merchantPages;
+  if (role === "admin") return adminPages;
+  return [];
+}
+const M = () => me.merchant_id;
+const merchantId = M;
+
+function walletCard(path) {
+  const figures = h("div", { class: "figures" });
+  const entries = list({
+    path, cursor: "before", limit: 20,
+    items: (w) => {
+      figures.replaceChildren(...(w.accounts.length ? w.accounts.map((a) => h("div", { class: "figure" },
+        h("div", { class: "k" }, "Balance " + a.currency + " · " + a.entries_total + " entries"),
+        h("div", { class: "v" }, money(a.balance, a.currency)))) : [h("div", { class: "muted" }, "No money has moved yet.")]));
+      const a = w.accounts[0];
+      entries.currency = a && a.currency;
+      return a ? a.entries : [];
+    },
+    next: (w) => (w.accounts[0] ? w.accounts[0].next_before : null),
+    columns: [
+      ["Transfer", (e) => "#" + e.transfer_id],
+      ["Kind", (e) => e.kind.replace(/_/g, " ")],
+      ["Amount", (e) => money(e.amount, entries.currency), "num"],
+      ["Counterparty", (e) => e.counterparty],
+      ["Order", (e) => (e.order_id ? "#" + e.order_id : "")],
+      ["At", (e) => when(e.at)],
+    ],
+    empty: "No ledger entries yet.",
+  });
+  entries.querySelector(".table").before(figures);
+  return entries;
+}
+
+function storePage(main) {
+  main.append(h("h2", {}, "Store: " + (me.name || "#" + M())),
+    card("Wallet and ledger", walletCard(`/v1/merchants/${M()}/wallet`)),
+    card("Shipping fee per order", form({
+      submit: "Set fee", method: "PUT", path: `/v1/merchants/${M()}/shipping-fee`,
+      fields: [{ name: "fee", label: "Fee (0 for free shipping)", money: true, required: true }, currencyField()],
+      body: (v) => ({ fee: v.fee, currency: v.currency }),
+    })));
+}
+function currencyField() {
+  return { name: "currency", label: "Currency", required: true, value: "CNY", pattern: "[A-Z]{3}", maxlength: 3 };
+}
+
+function cataloguePage(main) {
+  const m = merchantId();
+  main.append(h("h2", {}, "Catalogue"));
+  const skus = list({
+    path: `/v1/merchants/${m}/skus`,
+    columns: [
+      ["SKU", (s) => "#" + s.sku_id],
+      ["Title", (s) => s.title],
+      ["Price", (s) => money(s.price, s.currency), "num"],
+      ["Available", (s) => s.available, "num"],
+      ["Reserved", (s) => s.reserved, "num"],
+      ["Sold", (s) => s.sold, "num"],
+      ["", (s, reload) => skuActions(s, reload)],
+    ],
+    empty: "No SKUs yet: create the first below.",
+  });
+  main.append(card("SKUs and stock", skus),
+    card("New SKU", skuForm(m, () => skus.refresh())));
+}
+function skuForm(m, after) {
+  return form({
+    submit: "Create SKU", path: "/v1/skus",
+    fields: [
+      { name: "title", label: "Title", required: true, maxlength: 200, wide: true },
+      { name: "description", label: "Description", type: "textarea", maxlength: 2000, wide: true },
+      { name: "price", label: "Price", money: true, required: true, placeholder: "99.00" },
+      currencyField(),
+      { name: "stock", label: "Initial stock", type: "number", min: 0, max: 1000000000, required: true, value: 0 },
+      { name: "warehouse_id", label: "Warehouse id (default: the first)", type: "number", min: 1 },
+    ],
+    body: (v) => {
+      if (!v.price) throw invalid("price", "must be positive");
+      return { merchant_id: m, title: v.title, description: v.description || "", price: v.price, currency: v.currency,
+        stock: v.stock, warehouse_id: v.warehouse_id };
+    },
+    fieldOf: (f) => (f === "amount" ? "price" : f === "initial_stock" ? "stock" : f),
+    done: (s) => h("div", { class: "notice" }, "Created SKU #" + s.sku_id + ": " + s.title),
+    after,
+  });
+}
+function skuActions(s, reload) {
+  const slot = h("div", {});
+  const edit = button("Edit", () => {
+    slot.replaceChildren(form({
+      title: "Edit SKU " + s.sku_id, submit: "Save", method: "PATCH", path: `/v1/skus/${s.sku_id}`, reset: false,
+      fields: [
+        { name: "title", label: "Title", required: true, maxlength: 200, value: s.title },
+        { name: "price", label: "Price", money: true, required: true, value: money(s.price).replace(/,/g, "") },
+        { name: "description", label: "Description", type: "textarea", maxlength: 2000, value: s.description, wide: true },
+      ],
+      body: (v) => ({ title: v.title, price: v.price, description: v.description || "" }),
+      after: reload,
+    }));
+  });
+  const restock = button("Restock", () => {
+    slot.replaceChildren(form({
+      title: "Restock SKU " + s.sku_id, submit: "Add stock", path: `/v1/skus/${s.sku_id}/restock`,
+      fields: [{ name: "quantity", label: "Units", type: "number", min: 1, max: 1000000000, required: true }],
+      body: (v) => ({ quantity: v.quantity }),
+      after: reload,
+    }));
+  });
+  return h("div", {}, h("div", { class: "actions" }, edit, restock), slot);
+}
+
+function warehousesPage(main) {
+  const m = merchantId();
+  const wh = list({
+    path: `/v1/merchants/${m}/warehouses`,
+    columns: [
+      ["Warehouse", (w) => "#" + w.warehouse_id + " " + w.name],
+      ["Region", (w) => w.region],
+      ["Capacity/day", (w) => w.capacity_per_day, "num"],
+      ["Cut-off", (w) => w.cutoff],
+      ["Backlog", (w) => w.backlog_parcels + " parcels", "num"],
+    ],
+    empty: "No warehouse yet: orders ship once there is one.",
+  });
+  main.append(h("h2", {}, "Warehouses"), card("Warehouses", wh), card("New warehouse", form({
+    submit: "Create warehouse", path: `/v1/merchants/${m}/warehouses`,
+    fields: [
+      { name: "name", label: "Name", required: true, maxlength: 200 },
+      { name: "region", label: "Region", required: true, maxlength: 64, placeholder: "hangzhou" },
+      { name: "capacity_per_day", label: "Parcels per day", type: "number", min: 1, required: true, value: 1000 },
+      { name: "cutoff", label: "Cut-off (HH:MM)", pattern: "\\d{2}:\\d{2}", value: "16:00" },
+      { name: "utc_offset_minutes", label: "UTC offset (minutes)", type: "number", min: -840, max: 840, value: 480 },
+    ],
+    body: (v) => ({ name: v.name, region: v.region, capacity_per_day: v.capacity_per_day, cutoff: v.cutoff,
+      utc_offset_minutes: v.utc_offset_minutes }),
+    after: () => wh.refresh(),
+  })));
+}
+
+function campaignsPage(main) {
+  const m = merchantId();
+  const funnel = h("div", { class: "figures", "aria-live": "off" }, h("div", { class: "muted" }, "Pick a campaign to see its funnel."));
+  let watched = null;
+  const campaigns = list({
+    path: `/v1/merchants/${m}/campaigns`,
+    columns: [
+      ["Campaign", (c) => "#" + c.campaign_id],
+      ["SKU", (c) => "#" + c.sku_id],
+      ["Flash price", (c) => money(c.flash_price, c.currency), "num"],
+      ["Taken", (c) => c.taken + " / " + c.quantity, "num"],
+      ["Per buyer", (c) => c.per_buyer_limit, "num"],
+      ["Status", (c) => tag(c.status)],
+      ["Starts in", (c) => countdown(c)],
+      ["", (c) => button("Funnel", () => { watched = c.campaign_id; showFunnel(); })],
+    ],
+    empty: "No flash sale yet.",
+  });
+  async function showFunnel() {
+    if (watched === null) return;
+    try {
+      const f = await api("GET", `/v1/analytics/campaigns/${watched}/funnel`);
+      const pct = (ppm) => (ppm / 10000).toFixed(1) + "%";
+      const fig = (k, v) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v));
+      funnel.replaceChildren(fig("Campaign", "#" + watched), fig("Views", f.views), fig("Orders", f.orders),
+        fig("View → order", pct(f.view_to_order_ppm || 0)), fig("Paid", f.paid), fig("Order → paid", pct(f.order_to_paid_ppm || 0)));
+    } catch (e) {
+      funnel.replaceChildren(h("div", { class: "notice bad" }, e.message));
+    }
+  }
+  every(LIVE_MS, showFunnel);
+  const start = new Date(Date.now() + 5 * 60000);
+  start.setSeconds(0, 0);
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  main.append(h("h2", {}, "Flash sales"), card("Live funnel", funnel), card("Campaigns", campaigns), card("New flash sale", form({
+    submit: "Create flash sale", path: "/v1/campaigns",
+    fields: [
+      { name: "sku_id", label: "SKU id", type: "number", min: 1, required: true },
+      { name: "flash_price", label: "Flash price", money: true, required: true },
+      currencyField(),
+      { name: "quantity", label: "Units on sale", type: "number", min: 1, max: 1000000000, required: true },
+      { name: "per_buyer_limit", label: "Per buyer", type: "number", min: 1, max: 10000, required: true, value: 1 },
+      { name: "starts_at", label: "Starts", type: "datetime-local", required: true, value: local(start) },
+      { name: "minutes", label: "Lasts (minutes)", type: "number", min: 1, max: 44640, required: true, value: 60 },
+    ],
+    body: (v) => ({ sku_id: v.sku_id, flash_price: v.flash_price, currency: v.currency, quantity: v.quantity,
+      per_buyer_limit: v.per_buyer_limit, starts_at: v.starts_at, ends_at: v.starts_at + v.minutes * 60000 }),
+    fieldOf: (f) => (f === "amount" ? "flash_price" : f === "ends_at" ? "minutes" : f),
+    done: (c) => h("div", { class: "notice" }, "Flash sale #" + c.campaign_id + " created: starts in " + span(c.starts_in_ms)),
+    after: () => campaigns.refresh(),
+  })));
+}
+// A countdown from the server's clock (the answer's server_time), ticking in the page.
+function countdown(c) {
+  const el = h("span", { class: "countdown" });
+  const offset = c.server_time - Date.now();
+  const tick = () => {
+    const left = c.starts_at - (Date.now() + offset);
+    el.textContent = left > 0 ? span(left) : c.ends_at > Date.now() + offset ? "on now" : "ended";
+  };
+  tick();
+  timers.push(setInterval(tick, 1000));
+  return el;
+}
+
+function couponsPage(main) {
+  const m = merchantId();
+  const coupons = list({
+    path: "/v1/coupons", query: () => ({ merchant_id: m }), items: (j) => j.coupons, next: () => null,
+    columns: [
+      ["Coupon", (c) => "#" + c.coupon_id],
+      ["Off", (c) => (c.kind === "fixed" ? money(c.amount_off, c.currency) : c.percent_bps / 100 + "%")],
+      ["Min spend", (c) => money(c.min_spend, c.currency), "num"],
+      ["Budget used", (c) => money(c.used_amount, c.currency) + (c.budget_amount ? " of " + money(c.budget_amount) : ""), "num"],
+      ["Uses", (c) => c.used_count + (c.budget_uses ? " of " + c.budget_uses : ""), "num"],
+      ["Ends", (c) => when(c.ends_at)],
+      ["", (c, reload) => (c.disabled ? tag("disabled") : button("Disable", async (b) => { await act("disable-coupon:" + c.coupon_id, "POST", `/v1/coupons/${c.coupon_id}/disable`, undefined, b); reload(); }))],
+    ],
+  });
+  const packets = list({
+    path: "/v1/red-packets", items: (j) => j.red_packets.filter((p) => p.merchant_id === m), next: () => null,
+    columns: [
+      ["Red packet", (p) => "#" + p.red_packet_id],
+      ["Pool", (p) => money(p.amount, p.currency), "num"],
+      ["Claimed", (p) => p.claimed_count + " / " + p.count + " · " + money(p.claimed_amount), "num"],
+      ["Status", (p) => tag(p.status)],
+      ["Ends", (p) => when(p.ends_at)],
+      ["", (p, reload) => (p.status === "open" ? button("Close", async (b) => { await act("close-packet:" + p.red_packet_id, "POST", `/v1/red-packets/${p.red_packet_id}/close`, undefined, b); reload(); }) : "")],
+    ],
+  });
+  const days = (n) => Date.now() + n * 86400000;
+  main.append(h("h2", {}, "Coupons and red packets"), card("Coupons", coupons), card("New coupon", form({
+    submit: "Create coupon", path: "/v1/coupons",
+    fields: [
+      { name: "kind", label: "Kind", options: [["fixed", "Amount off"], ["percent", "Percent off"]], value: "fixed" },
+      { name: "amount_off", label: "Amount off", money: true },
+      { name: "percent_bps", label: "Percent off (basis points)", type: "number", min: 1, max: 10000 },
+      currencyField(),
+      { name: "min_spend", label: "Minimum spend", money: true, value: "0" },
+      { name: "per_buyer_limit", label: "Uses per buyer", type: "number", min: 1, value: 1, required: true },
+      { name: "budget_amount", label: "Budget (money)", money: true },
+      { name: "budget_uses", label: "Budget (uses)", type: "number", min: 1 },
+      { name: "days", label: "Runs for (days)", type: "number", min: 1, max: 365, value: 7, required: true },
+    ],
+    body: (v) => ({ merchant_id: m, kind: v.kind, amount_off: v.amount_off, percent_bps: v.percent_bps, currency: v.currency,
+      min_spend: v.min_spend || 0, per_buyer_limit: v.per_buyer_limit, budget_amount: v.budget_amount,
+      budget_uses: v.budget_uses, starts_at: Date.now(), ends_at: days(v.days) }),
+    fieldOf: (f) => (f === "amount" ? "amount_off" : f === "ends_at" ? "days" : f),
+    after: () => coupons.refresh(),
+  })), card("Red packets", packets), card("New red packet", form({
+    submit: "Fund red packet", path: "/v1/red-packets",
+    fields: [
+      { name: "amount", label: "Pool", money: true, required: true },
+      { name: "count", label: "Shares", type: "number", min: 1, required: true, value: 10 },
+      currencyField(),
+      { name: "hours", label: "Open for (hours)", type: "number", min: 1, max: 720, value: 24, required: true },
+    ],
+    body: (v) => ({ merchant_id: m, amount: v.amount, count: v.count, currency: v.currency, ends_at: Date.now() + v.hours * 3600000 }),
+    fieldOf: (f) => (f === "ends_at" ? "hours" : f),
+    after: () => packets.refresh(),
+  })));
+}
+
+function statusFilter(statuses, onchange, value) {
+  const id = "status-" + Math.random().toString(36).slice(2);
+  const select = h("select", { id, onchange: () => onchange(select.value) }, statuses.map(([v, t]) => h("option", { value: v, selected: v === value }, t)));
+  return h("div", { class: "field", style: "max-width:240px;margin-bottom:8px" }, h("label", { for: id }, "Status"), select);
+}
+
+function ordersPage(main) {
+  const m = merchantId();
+  let status = "paid";
+  const orders = list({
+    path: `/v1/merchants/${m}/orders`, query: () => (status ? { status } : {}),
+    columns: [
+      ["Order", (o) => "#" + o.order_id],
+      ["Buyer", (o) => "#" + o.buyer_id],
+      ["Lines", (o) => o.lines.map((l) => l.quantity + " × SKU #" + l.sku_id).join(", ")],
+      ["Total", (o) => money(o.total, o.currency), "num"],
+      ["Status", (o) => tag(o.status)],
+      ["Placed", (o) => when(o.placed_at)],
+      ["Parcels", (o) => shipmentsOf(o.order_id)],
+    ],
+    empty: "No orders with this status.",
+  });
+  main.append(h("h2", {}, "Orders to ship"), card(null,
+    statusFilter([["paid", "Paid: to ship"], ["shipped", "Shipped"], ["delivered", "Delivered"], ["pending_payment", "Awaiting payment"], ["", "All"]],
+      (v) => { status = v; orders.reload(); }, status), orders));
+}
+function shipmentsOf(order) {
+  const slot = h("div", {}, h("span", { class: "muted" }, "…"));
+  api("GET", `/v1/orders/${order}/shipments`).then((j) => {
+    slot.replaceChildren(...(j.items.length ? j.items.map((s) => shipmentLine(s)) : [h("span", { class: "muted" }, "no parcel yet")]));
+  }, (e) => slot.replaceChildren(h("span", { class: "err" }, e.message)));
+  return slot;
+}
+function shipmentLine(s) {
+  const line = h("div", { class: "actions" }, "#" + s.shipment_id + " ", tag(s.status), s.dispatch_date ? " leaves " + s.dispatch_date : "");
+  if (s.status === "awaiting_dispatch") {
+    line.append(button("Dispatch", async (b) => {
+      const out = await act("dispatch:" + s.shipment_id, "POST", `/v1/shipments/${s.shipment_id}/dispatch`, undefined, b);
+      line.replaceWith(shipmentLine(Object.assign({}, s, { status: out.status || "dispatched" })));
+      location.hash = "#/shipments/" + s.shipment_id;
+    }, "primary"));
+  }
+  line.append(h("a", { href: "#/shipments/" + s.shipment_id }, "tracking"));
+  return line;
+}
+
+function shipmentsPage(main, arg) {
+  const m = merchantId();
+  let status = "";
+  const detail = h("div", {});
+  const shipments = list({
+    path: `/v1/merchants/${m}/shipments`, query: () => (status ? { status } : {}),
+    columns: [
+      ["Shipment", (s) => h("a", { href: "#/shipments/" + s.shipment_id }, "#" + s.shipment_id)],
+      ["Order", (s) => "#" + s.order_id],
+      ["Status", (s) => tag(s.status)],
+      ["Tracking", (s) => (s.tracking_status || "").replace(/_/g, " ")],
+      ["Leaves", (s) => s.dispatch_date || ""],
+      ["Promised by", (s) => s.promised_by || ""],
+    ],
+    empty: "No shipments with this status.",
+  });
+  main.append(h("h2", {}, "Shipments"), detail, card(null,
+    statusFilter([["", "All"], ["awaiting_dispatch", "To dispatch"], ["dispatched", "Dispatched"], ["delivered", "Delivered"], ["cancelled", "Cancelled"]],
+      (v) => { status = v; shipments.reload(); }, status), shipments));
+  if (arg) showShipment(detail, Number(arg));
+}
+async function showShipment(slot, id) {
+  let s;
+  try { s = await api("GET", `/v1/shipments/${id}`); } catch (e) { slot.replaceChildren(card("Shipment #" + id, h("div", { class: "notice bad", role: "alert" }, e.message))); return; }
+  const history = (s.history || []).map((e) => h("tr", {}, h("td", {}, when(e.occurred_at || e.at)), h("td", {}, String(e.status || "").replace(/_/g, " "))));
+  const actions = h("div", { class: "actions" });
+  if (s.status !== "dispatched" && s.status !== "delivered" && s.status !== "cancelled") {
+    actions.append(button("Dispatch", async (b) => { await act("dispatch:" + id, "POST", `/v1/shipments/${id}/dispatch`, undefined, b); showShipment(slot, id); }, "primary"));
+  }
+  slot.replaceChildren(card("Shipment #" + id + " · order #" + s.order_id,
+    h("div", { class: "actions" }, tag(s.status), s.tracking_status ? tag(s.tracking_status) : "",
+      s.dispatch_date ? "leaves " + s.dispatch_date : "", s.promised_by ? " · promised by " + s.promised_by : ""),
+    actions,
+    h("h3", { style: "margin-top:12px" }, "Tracking"),
+    h("div", { class: "table" }, h("table", { class: "tracking" }, h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Event"))),
+      h("tbody", {}, history.length ? history : h("tr", {}, h("td", { colspan: 2, class: "muted" }, "No carrier event yet."))))),
+    form({
+      title: "Record a tracking event", submit: "Record event", path: "/v1/tracking-events",
+      fields: [{ name: "status", label: "Event", options: ["pre_transit", "in_transit", "out_for_delivery", "attempt_fail",
+        "available_for_pickup", "delivered", "return_to_sender", "exception"].map((x) => [x, x.replace(/_/g, " ")]), value: "in_transit" }],
+      body: (v) => ({ events: [{ shipment_id: id, event_id: newKey(), status: v.status, occurred_at: Date.now() }] }),
+      after: () => showShipment(slot, id),
+    })));
+}
+
+function returnsPage(main) {
+  const m = merchantId();
+  let status = "requested";
+  const returns = list({
+    path: `/v1/merchants/${m}/returns`, query: () => (status ? { status } : {}),
+    columns: [
+      ["Return", (r) => "#" + r.return_id],
+      ["Order", (r) => "#" + r.order_id],
+      ["Lines", (r) => (r.lines || []).map((l) => l.quantity + " × SKU #" + l.sku_id).join(", ")],
+      ["Reason", (r) => String(r.reason).replace(/_/g, " ")],
+      ["Status", (r) => tag(r.status)],
+      ["", (r, reload) => {
+        const go = (verb, body) => async (b) => { await act(verb + ":" + r.return_id, "POST", `/v1/returns/${r.return_id}/${verb}`, body, b); reload(); };
+        if (r.status === "requested") return h("div", { class: "actions" }, button("Accept", go("approve"), "primary"), button("Reject", go("reject")));
+        if (r.status === "approved") return button("Received", go("receive", { restock: true }));
+        if (r.status === "received") return button("Refund", go("refund", { shipping: 0 }), "primary");
+        return "";
+      }],
+    ],
+    empty: "No returns with this status.",
+  });
+  main.append(h("h2", {}, "Returns"), card(null, statusFilter([["requested", "To decide"], ["approved", "Approved"], ["received", "Received"],
+    ["refunded", "Refunded"], ["rejected", "Rejected"], ["", "All"]], (v) => { status = v; returns.reload(); }, status), returns));
+}
+
+function ticketsPage(main) {
+  const m = merchantId();
+  let status = "open";
+  const tickets = list({
+    path: `/v1/merchants/${m}/tickets`, query: () => (status ? { status } : {}),
+    columns: [
+      ["Ticket", (t) => "#" + t.ticket_id],
+      ["Order", (t) => "#" + t.order_id],
+      ["Kind", (t) => String(t.kind).replace(/_/g, " ")],
+      ["Subject", (t) => t.subject],
+      ["Status", (t) => tag(t.status)],
+      ["Answer due", (t) => (t.first_response_at ? "answered" : when(t.first_response_due))],
+      ["", (t, reload) => h("div", { class: "actions" }, ["pending", "resolved", "closed"].filter((s) => s !== t.status).map((s) =>
+        button(s[0].toUpperCase() + s.slice(1), async (b) => { await act("ticket:" + t.ticket_id + ":" + s, "POST", `/v1/tickets/${t.ticket_id}/status`, { status: s }, b); reload(); })))],
+    ],
+    empty: "No tickets with this status.",
+  });
+  main.append(h("h2", {}, "Service tickets"), card(null, statusFilter([["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
+    ["closed", "Closed"], ["", "All"]], (v) => { status = v; tickets.reload(); }, status), tickets));
+}
+
+// ---- operator pages ----
+function merchantsPage(main) {
+  const merchants = list({ path: "/v1/merchants", columns: [
+    ["Merchant", (x) => "#" + x.merchant_id], ["Name", (x) => x.name], ["Commission", (x) => x.commission_bps / 100 + "%", "num"]] });
+  main.append(h("h2", {}, "Merchants"), card("Merchants", merchants), card("New merchant", form({
+    submit: "Create merchant", path: "/v1/merchants",
+    fields: [{ name: "name", label: "Name", required: true, maxlength: 200 },
+      { name: "commission_bps", label: "Commission (basis points; default the server's)", type: "number", min: 0, max: 10000 }],
+    body: (v) => ({ name: v.name, commission_bps: v.commission_bps }),
+    after: () => merchants.refresh(),
+  })));
+}
+function buyersPage(main) {
+  const buyers = list({ path: "/v1/buyers", columns: [["Buyer", (x) => "#" + x.buyer_id], ["Name", (x) => x.name]] });
+  main.append(h("h2", {}, "Buyers"), card("Buyers", buyers), card("New buyer", form({
+    submit: "Create buyer", path: "/v1/buyers",
+    fields: [{ name: "name", label: "Name", required: true, maxlength: 200 }],
+    body: (v) => ({ name: v.name }), after: () => buyers.refresh(),
+  })), card("Top up a wallet", form({
+    submit: "Top up", path: (v) => `/v1/buyers/${v.buyer_id}/top-ups`,
+    fields: [{ name: "buyer_id", label: "Buyer id", type: "number", min: 1, required: true },
+      { name: "amount", label: "Amount", money: true, required: true }, currencyField()],
+    body: (v) => ({ amount: v.amount, currency: v.currency }),
+    done: (t) => h("div", { class: "notice" }, "Balance now " + money(t.balance, t.currency)),
+  })));
+}
+function keysPage(main) {
+  const keys = list({ path: "/v1/api-keys", columns: [
+    ["Key", (k) => "#" + k.api_key_id],
+    ["Role", (k) => k.role],
+    ["Acts for", (k) => (k.merchant_id ? "merchant #" + k.merchant_id : k.buyer_id ? "buyer #" + k.buyer_id : k.carrier_id ? "carrier #" + k.carrier_id : "")],
+    ["Status", (k) => tag(k.revoked ? "revoked" : "ok")],
+    ["", (k, reload) => (k.revoked ? "" : button("Revoke", async (b) => {
+      if (!confirm("Revoke key #" + k.api_key_id + "? Its next request will be refused.")) return;
+      await act("revoke:" + k.api_key_id, "DELETE", `/v1/api-keys/${k.api_key_id}`, undefined, b); reload();
+    }))],
+  ] });
+  main.append(h("h2", {}, "API keys"), card("New key", form({
+    submit: "Create key", path: "/v1/api-keys",
+    fields: [
+      { name: "role", label: "Role", options: ["merchant", "buyer", "carrier", "service", "viewer", "admin"].map((r) => [r, r]), value: "merchant" },
+      { name: "merchant_id", label: "Merchant id (merchant keys)", type: "number", min: 1 },
+      { name: "buyer_id", label: "Buyer id (buyer keys)", type: "number", min: 1 },
+      { name: "carrier_id", label: "Carrier id (carrier keys)", type: "number", min: 1 },
+    ],
+    body: (v) => ({ role: v.role, merchant_id: v.merchant_id, buyer_id: v.buyer_id, carrier_id: v.carrier_id }),
+    done: (k) => h("div", { class: "notice" }, "Key #" + k.api_key_id + " (" + k.role + "). Its secret, shown this once: ",
+      h("div", { class: "secret", "data-secret": "" }, k.key)),
+    after: () => keys.refresh(),
+  })), card("Keys", keys));
+}
+function admissionPage(main) {
+  const figures = h("div", { class: "figures" });
+  const fig = (k, v) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v));
+  every(LIVE_MS, async () => {
+    try {
+      const s = await api("GET", "/v1/admission");
+      const cls = (c) => (s[c] ? s[c].admitted + " in / " + s[c].shed + " shed" : "");
+      figures.replaceChildren(fig("Adaptive limit", s.limit), fig("In flight", s.in_flight), fig("Waiting room", s.waiting_room_tickets_waiting),
+        fig("Orders", cls("order")), fig("Payments", cls("pay")), fig("Reads", cls("read")), fig("Operator", cls("operator")));
+    } catch (e) { figures.replaceChildren(h("div", { class: "notice bad" }, e.message)); }
+  });
+  const rules = h("textarea", { rows: 14, id: "rules", "aria-label": "Admission rules (JSON)" });
+  const err = h("div", { class: "err", role: "alert" });
+  api("GET", "/v1/admission/rules").then((r) => { rules.value = JSON.stringify(r, null, 2); }, (e) => { err.textContent = e.message; });
+  const save = button("Replace rules", async (b) => {
+    err.textContent = "";
+    let body;
+    try { body = JSON.parse(rules.value); } catch (e) { err.textContent = "not JSON: " + e.message; return; }
+    b.disabled = true;
+    try { const r = await api("PUT", "/v1/admission/rules", body); rules.value = JSON.stringify(r, null, 2); err.textContent = "Saved."; }
+    catch (e) { err.textContent = e.message; } finally { b.disabled = false; }
+  }, "primary");
+  main.append(h("h2", {}, "Admission"), card("Live", figures), card("Rules", rules, err, h("div", { class: "actions", style: "margin-top:8px" }, save)));
+}
+function platformPage(main) {
+  main.append(h("h2", {}, "Platform accounts"), card("Commission account", walletCard("/v1/platform/wallet")));
+}
+function auditPage(main) {
+  const out = h("div", {});
+  const run = button("Run the audit", async (b) => {
+    b.disabled = true;
+    try {
+      const a = await api("GET", "/v1/audit");
+      out.replaceChildren(h("p", {}, "Digest ", h("code", {}, a.digest), " after " + a.applied + " commands"),
+        h("div", { class: "table" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Check"), h("th", {}, "Result"), h("th", {}, "Detail"))),
+          h("tbody", {}, a.checks.map((c) => h("tr", {}, h("td", {}, c.name), h("td", {}, tag(c.ok ? "ok" : "bad")), h("td", {}, c.detail)))))));
+    } finally { b.disabled = false; }
+  }, "primary");
+  main.append(h("h2", {}, "Audit"), card("Every invariant, recomputed", h("div", { class: "actions" }, run), out));
+}
+function experimentsPage(main) {
+  const results = h("div", {});
+  const experiments = list({ path: "/v1/experiments", columns: [
+    ["Experiment", (x) => "#" + x.experiment_id], ["Name", (x) => x.name],
+    ["Variants", (x) => x.variants.map((v) => v.name + " (" + v.weight + ")").join(", ")],
+    ["Runs", (x) => when(x.starts_at) + " – " + when(x.ends_at)],
+    ["", (x) => button("Results", async () => {
+      const r = await api("GET", `/v1/experiments/${x.experiment_id}/results`);
+      results.replaceChildren(card("Results of " + r.name, h("div", { class: "table" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["Variant", "Buyers", "Converted", "Conversion", "Verdict"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, r.variants.map((v) => h("tr", {}, h("td", {}, v.name), h("td", { class: "num" }, v.buyers), h("td", { class: "num" }, v.converted),
+          h("td", { class: "num" }, String(v.conversion)), h("td", {}, v.conversion_test ? JSON.stringify(v.conversion_test) : "control"))))))));
+    })],
+  ] });
+  main.append(h("h2", {}, "A/B experiments"), results, card("Experiments", experiments), card("New experiment", form({
+    submit: "Create experiment", path: "/v1/experiments",
+    fields: [{ name: "name", label: "Name", required: true, maxlength: 200 },
+      { name: "variants", label: "Variants (name:weight, the first is the control)", required: true, value: "control:50,treatment:50", wide: true },
+      { name: "days", label: "Runs for (days)", type: "number", min: 1, max: 90, value: 7, required: true }],
+    body: (v) => {
+      const variants = v.variants.split(",").map((p) => { const [name, w] = p.split(":"); return { name: (name || "").trim(), weight: Number(w) }; });
+      if (variants.some((x) => !x.name || !(x.weight > 0))) throw invalid("variants", "each variant is name:weight, weight above 0");
+      return { name: v.name, variants, starts_at: Date.now(), ends_at: Date.now() + v.days * 86400000 };
+    },
+    after: () => experiments.refresh(),
+  })));
+}
+function eventsPage(main) {
+  const events = list({
+    path: "/v1/events", items: (j) => j.events, next: (j) => (j.next < j.head ? j.next : null), limit: 20,
+    columns: [["Position", (e) => e.position, "num"], ["Type", (e) => e.type], ["At", (e) => when(e.at)],
+      ["Data", (e) => h("code", {}, JSON.stringify(e.data).slice(0, 160))]],
+    empty: "No events yet.",
+  });
+  const deliveries = h("div", {});
+  const hooks = list({ path: "/v1/webhooks", items: (j) => j.webhooks || j.items || [], next: () => null, columns: [
+    ["Webhook", (w) => "#" + w.webhook_id], ["URL", (w) => w.url], ["Types", (w) => (w.types || []).join(", ") || "all"],
+    ["Status", (w) => tag(w.enabled ? "enabled" : "disabled")], ["Cursor", (w) => w.cursor, "num"], ["Failures", (w) => w.failures, "num"],
+    ["", (w) => button("Deliveries", async () => {
+      const d = await api("GET", `/v1/webhooks/${w.webhook_id}/deliveries`);
+      const rows = (d.deliveries || d.items || d).slice().reverse();
+      deliveries.replaceChildren(card("Deliveries of webhook #" + w.webhook_id, h("div", { class: "table" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["At", "Attempt", "Events", "Status", "ms", "Error"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, rows.length ? rows.map((x) => h("tr", {}, h("td", {}, when(x.at)), h("td", { class: "num" }, x.attempt),
+          h("td", {}, x.first_position + "–" + x.last_position), h("td", {}, tag(x.ok ? "ok" : "bad"), " ", x.status || ""),
+          h("td", { class: "num" }, x.duration_ms), h("td", {}, x.error || "")))
+          : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No attempt yet.")))))));
+    })],
+  ] });
+  main.append(h("h2", {}, "Events and webhooks"), card("Webhooks", hooks), deliveries, card("Event feed (oldest first, pages by position)", events));
+}
+
+// ---- shell ----
+function signIn(message) {
+  timers.forEach(clearInterval); timers = [];
+  const input = h("input", { id: "key", type: "password", autocomplete: "off", required: true, "aria-describedby": "key-err" });
+  const err = h("div", { class: "err", id: "key-err", role: "alert" }, message || "");
+  const submit = h("button", { class: "primary", type: "submit" }, "Sign in");
+  const f = h("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!input.value.trim()) { err.textContent = "Paste an API key."; input.focus(); return; }
+    submit.disabled = true;
+    sessionStorage.setItem(KEY, input.value.trim());
+    try { me = await api("GET", "/v1/me"); start(); }
+    catch (e) { sessionStorage.removeItem(KEY); err.textContent = e.message; input.setAttribute("aria-invalid", "true"); input.focus(); }
+    finally { submit.disabled = false; }
+  } }, h("div", { class: "field" }, h("label", { for: "key" }, "API key"), input, err), h("div", { class: "actions", style: "margin-top:10px" }, submit));
+  app.replaceChildren(h("main", { id: "main" }, h("section", { class: "card", id: "signin" }, h("h2", {}, "elevens console"),
+    h("p", { class: "muted" }, "Sign in with a merchant or operator key. It is kept in this tab only and never put in the address."), f)));
+  input.focus();
+}
+function render() {
+  timers.forEach(clearInterval); timers = [];
+  const pages = pagesOf(me.role);
+  const [, route, arg] = (location.hash || "").split("/");
+  const page = pages.find(([id]) => id === route) || pages[0];
+  const main = h("main", { id: "main", tabindex: "-1" });
+  const header = h("header", {}, h("h1", {}, "elevens"),
+    h("span", { class: "who", "data-role": me.role }, me.role + (me.name ? " · " + me.name : "") + (me.merchant_id ? " #" + me.merchant_id : "")),
+    h("button", { type: "button", onclick: () => { sessionStorage.removeItem(KEY); me = null; location.hash = ""; signIn(); } }, "Sign out"));
+  if (!page) {
+    main.append(h("div", { class: "notice bad", role: "alert" }, "A " + me.role + " key has no console pages: use a merchant or admin key."));
+    app.replaceChildren(header, main);
+    return;
+  }
+  const nav = h("nav", { "aria-label": "Pages" }, pages.map(([id, title]) =>
+    h("a", { href: "#/" + id, "aria-current": id === page[0] ? "page" : null }, title)));
+  app.replaceChildren(header, h("div", { class: "shell" }, nav, main));
+  page[2](main, arg);
+}
+function start() {
+  window.onhashchange = render;
+  render();
+}
+// A key revoked or replaced while signed in: back to the sign-in form, saying why.
+window.addEventListener("unhandledrejection", (ev) => {
+  if (ev.reason instanceof ApiError && ev.reason.status === 401) signIn(ev.reason.message);
+});
+
+(async () => {
+  if (!sessionStorage.getItem(KEY)) return signIn();
+  try { me = await api("GET", "/v1/me"); start(); } catch (e) { sessionStorage.removeItem(KEY); signIn(e.message); }
+})();
