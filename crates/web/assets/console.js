@@ -605,7 +605,7 @@ function shipmentsPage(main, arg) {
 async function showShipment(slot, id) {
   let s;
   try { s = await api("GET", `/v1/shipments/${id}`); } catch (e) { slot.replaceChildren(card("Shipment #" + id, h("div", { class: "notice bad", role: "alert" }, e.message))); return; }
-  const history = (s.history || []).map((e) => h("tr", {}, h("td", {}, when(e.occurred_at || e.at)), h("td", {}, String(e.status || "").replace(/_/g, " "))));
+  const history = s.history.map((e) => h("tr", {}, h("td", {}, when(e.at)), h("td", {}, e.kind.replace(/_/g, " ") + (e.reason ? " (" + e.reason.replace(/_/g, " ") + ")" : ""))));
   const actions = h("div", { class: "actions" });
   if (s.status !== "dispatched" && s.status !== "delivered" && s.status !== "cancelled") {
     actions.append(button("Dispatch", async (b) => { await act("dispatch:" + id, "POST", `/v1/shipments/${id}/dispatch`, undefined, b); showShipment(slot, id); }, "primary"));
@@ -798,12 +798,12 @@ function eventsPage(main) {
     empty: "No events yet.",
   });
   const deliveries = h("div", {});
-  const hooks = list({ path: "/v1/webhooks", items: (j) => j.webhooks || j.items || [], next: () => null, columns: [
+  const hooks = list({ path: "/v1/webhooks", items: (j) => (Array.isArray(j) ? j : []), next: () => null, columns: [
     ["Webhook", (w) => "#" + w.webhook_id], ["URL", (w) => w.url], ["Types", (w) => (w.types || []).join(", ") || "all"],
     ["Status", (w) => tag(w.enabled ? "enabled" : "disabled")], ["Cursor", (w) => w.cursor, "num"], ["Failures", (w) => w.failures, "num"],
     ["", (w) => button("Deliveries", async () => {
       const d = await api("GET", `/v1/webhooks/${w.webhook_id}/deliveries`);
-      const rows = (d.deliveries || d.items || d).slice().reverse();
+      const rows = (Array.isArray(d) ? d : d.deliveries || []).slice().reverse();
       deliveries.replaceChildren(card("Deliveries of webhook #" + w.webhook_id, h("div", { class: "table" }, h("table", {},
         h("thead", {}, h("tr", {}, ["At", "Attempt", "Events", "Status", "ms", "Error"].map((t) => h("th", {}, t)))),
         h("tbody", {}, rows.length ? rows.map((x) => h("tr", {}, h("td", {}, when(x.at)), h("td", { class: "num" }, x.attempt),

@@ -6,8 +6,8 @@
 //! screenshot (`$CARGO_TARGET_TMPDIR/big-screen.png`). `.ci/run` installs the browser; where it
 //! is absent the browser part is skipped, saying so, unless `ELEVENS_BROWSER=1` requires it.
 
+use crate::browser::{screenshot, Browser};
 use crate::harness::BIN;
-use base64::Engine as _;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -65,96 +65,6 @@ impl Demo {
     }
 }
 
-/// A minimal WebDriver client: just what the test needs.
-struct Browser {
-    http: reqwest::Client,
-    session: String,
-    driver: Child,
-}
-
-impl Browser {
-    async fn start() -> Option<Browser> {
-        let driver_path = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let browser_path = ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let (Some(driver_path), Some(browser_path)) = (driver_path, browser_path) else {
-            assert!(
-                std::env::var("ELEVENS_BROWSER").is_err(),
-                "ELEVENS_BROWSER=1 but no chromium/chromedriver"
-            );
-            eprintln!("SKIPPED: the browser part (install chromium and chromium-driver to run it)");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new(driver_path)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chromedriver");
-        let http = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let capabilities = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": browser_path,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080", "--hide-scrollbars"]}}}});
-        let created: Value = http
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session =
-            created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}"));
-        Some(Browser { http, session: format!("{base}/session/{session}"), driver })
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, format!("{}{path}", self.session));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let reply: Value = request.send().await.unwrap().json().await.unwrap();
-        reply["value"].clone()
-    }
-
-    /// Runs `script` (a function body) in the page and returns what it returns.
-    async fn run(&self, script: &str) -> Value {
-        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
-    }
-
-    async fn text(&self, css: &str) -> String {
-        let found = self
-            .call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
-            .await;
-        let Some(element) = found.as_object().and_then(|o| o.values().next()).and_then(Value::as_str) else {
-            return String::new();
-        };
-        self.call(reqwest::Method::GET, &format!("/element/{element}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
 /// What a person at the wall would check, measured in the page: its size against the viewport,
 /// each panel's box, each figure against its card, the labels of the tables and the chart.
 const LAYOUT: &str = r##"
@@ -203,16 +113,6 @@ fn check_layout(layout: &Value) {
     assert!(!layout["address"].as_str().unwrap().contains("key="), "the key stayed in the address bar");
 }
 
-/// Saves the viewport as `$CARGO_TARGET_TMPDIR/<name>`.
-async fn screenshot(browser: &Browser, name: &str) {
-    let png = browser.call(reqwest::Method::GET, "/screenshot", None).await;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::write(&path, &bytes).unwrap();
-    eprintln!("screenshot of the big screen: {}", path.display());
-}
-
 fn amount(text: &str) -> f64 {
     text.replace(',', "").parse().unwrap_or(0.0)
 }
@@ -224,7 +124,7 @@ async fn the_demo_plays_and_the_big_screen_shows_it_live() {
     assert!(demo.screen_url.contains("/screen?key=ek_"), "{}", demo.screen_url);
 
     if let Some(browser) = Browser::start().await {
-        browser.call(reqwest::Method::POST, "/url", Some(json!({"url": demo.screen_url}))).await;
+        browser.goto(&demo.screen_url).await;
         // Wait for the first frame, then read twice, 3 s apart.
         let deadline = Instant::now() + Duration::from_secs(20);
         while !browser.text("#status").await.starts_with("live") {
@@ -247,13 +147,7 @@ async fn the_demo_plays_and_the_big_screen_shows_it_live() {
             "the countdown did not move: {clock1:?} then {clock2:?}"
         );
         // The viewport is the wall's: 1920×1080 (the window is sized to make it so).
-        let inner = browser.run("return [innerWidth, innerHeight, outerWidth, outerHeight]").await;
-        let (iw, ih) = (inner[0].as_i64().unwrap(), inner[1].as_i64().unwrap());
-        if (iw, ih) != (1920, 1080) {
-            let (ow, oh) = (inner[2].as_i64().unwrap(), inner[3].as_i64().unwrap());
-            let rect = json!({"width": ow + 1920 - iw, "height": oh + 1080 - ih});
-            browser.call(reqwest::Method::POST, "/window/rect", Some(rect)).await;
-        }
+        browser.viewport(1920, 1080).await;
         // Sales named on the screen: wait for the first ranked rows (the demo's calm traffic).
         let deadline = Instant::now() + Duration::from_secs(20);
         let layout = loop {

@@ -5,6 +5,8 @@ mod analytics;
 mod bad_input;
 mod bench_smoke;
 mod binary_batch;
+mod browser;
+mod console;
 mod crash;
 mod demo;
 mod events;

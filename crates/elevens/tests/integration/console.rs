@@ -1,0 +1,298 @@
+//! The console in a real browser (headless Chromium over WebDriver): a merchant signs in, opens a
+//! warehouse, creates a SKU and a flash sale (and is told beside the field what the API refuses),
+//! a buyer orders through the API, the merchant sees the order, dispatches it and sees its
+//! tracking; another merchant's key is refused that shipment and the page says so; an operator
+//! creates a key (its secret shown once), revokes it, and the key's next request fails. Every
+//! page is measured and saved at 1440×900 and 390×844 (`$CARGO_TARGET_TMPDIR/console-*.png`):
+//! no sideways scrolling, every field labelled, nothing that moves when the live figures update.
+
+use crate::browser::{screenshot, Browser};
+use crate::harness::Server;
+use serde_json::{json, Value};
+
+/// Measured in the page: sideways overflow, fields without a label, controls that are not
+/// reachable by keyboard, and where each card is (to compare across a live update).
+const MEASURE: &str = r##"
+const root = document.documentElement;
+const out = { vw: innerWidth, vh: innerHeight, scroll_w: root.scrollWidth, unlabelled: [], unreachable: [], cards: [] };
+for (const el of document.querySelectorAll("input, select, textarea")) {
+  const label = el.id && document.querySelector(`label[for="${el.id}"]`);
+  if (!label && !el.getAttribute("aria-label")) out.unlabelled.push(el.name || el.outerHTML.slice(0, 60));
+}
+for (const el of document.querySelectorAll("[onclick], div[role=button], span[role=button]"))
+  out.unreachable.push(el.outerHTML.slice(0, 60));
+for (const el of document.querySelectorAll("main *"))
+  if (el.getBoundingClientRect().right > innerWidth + 1 && !el.closest(".table")) { out.wide = el.outerHTML.slice(0, 80); break; }
+for (const c of document.querySelectorAll("main section.card")) { const r = c.getBoundingClientRect(); out.cards.push([r.top, r.height]); }
+out.title = (document.querySelector("main h2") || {}).textContent;
+out.address = location.href;
+return out;
+"##;
+
+fn check(layout: &Value, page: &str) {
+    assert!(layout["scroll_w"].as_i64() <= layout["vw"].as_i64(), "{page} scrolls sideways: {layout}");
+    assert!(layout.get("wide").is_none(), "{page}: something wider than the screen: {layout}");
+    assert_eq!(layout["unlabelled"], json!([]), "{page}: fields without a label: {layout}");
+    assert_eq!(
+        layout["unreachable"],
+        json!([]),
+        "{page}: clickable things a keyboard cannot reach: {layout}"
+    );
+    let address = layout["address"].as_str().unwrap_or("");
+    assert!(!address.contains("ek_") && !address.contains("key="), "the key is in the address: {address}");
+}
+
+/// Opens each page at both sizes, measures it, and saves it as `console-<role>-<page>-<w>.png`.
+async fn tour(browser: &Browser, base: &str, role: &str, pages: &[&str]) {
+    for (w, h) in [(1440, 900), (390, 844)] {
+        browser.viewport(w, h).await;
+        for page in pages {
+            browser.goto(&format!("{base}/console#/{page}")).await;
+            let route = page.split('/').next().unwrap_or(page);
+            browser.until(&format!("return document.querySelector('nav a[aria-current=page]')?.getAttribute('href') === '#/{route}' && document.querySelector('main h2')")).await;
+            // The lists answer after the heading is drawn: wait for them.
+            browser
+                .until("return [...document.querySelectorAll('main .table')].every(t => t.children.length)")
+                .await;
+            let layout = browser.run(MEASURE).await;
+            eprintln!("console {role} {page} at {w}x{h}: {layout}");
+            check(&layout, page);
+            screenshot(browser, &format!("console-{role}-{}-{w}.png", page.replace('/', "-"))).await;
+        }
+    }
+    browser.viewport(1440, 900).await;
+}
+
+async fn sign_in(browser: &Browser, base: &str, key: &str) {
+    signed_out(browser, base).await;
+    browser.fill("#key", key).await;
+    browser.click("#signin button[type=submit]").await;
+    browser.until("return document.querySelector('header .who')?.textContent").await;
+}
+
+/// The text beside the field `name` of the form whose submit button says `submit`.
+fn field_error(submit: &str, name: &str) -> String {
+    format!(
+        "const f = [...document.querySelectorAll('form')].find(f => f.querySelector('button[type=submit]').textContent === '{submit}');
+         const i = f && f.querySelector('[name={name}]');
+         return i && document.getElementById(i.getAttribute('aria-describedby')).textContent;"
+    )
+}
+
+fn submit_button(label: &str) -> String {
+    format!("return [...document.querySelectorAll('form button[type=submit]')].find(b => b.textContent === '{label}').click()")
+}
+
+#[tokio::test]
+async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let Some(browser) = Browser::start().await else { return };
+    let (merchant, service) = server.marketplace(1, 1_000_000).await;
+    let admin = server.admin.clone();
+    let base = server.base.clone();
+    let (s, _) = server.post("/v1/merchants", &admin, "rival", json!({"name": "Rival Store"})).await;
+    assert_eq!(s, 201);
+    let rival = server.key(json!({"role": "merchant", "merchant_id": 2})).await;
+    let address = json!({"region": "CN-BJ", "address": "1 Chang'an Avenue"});
+    let lanes = json!({"name": "SF Express", "lanes": [{"from": "CN-ZJ", "to": "CN-BJ", "p50_days": 2, "p90_days": 3}]});
+    assert_eq!(server.post("/v1/carriers", &admin, "carrier", lanes).await.0, 201);
+    let (s, body) = server.put("/v1/buyers/1/address", &service, "addr", address).await;
+    assert_eq!(s, 200, "{body}");
+
+    // A key that is not one: the sign-in form says why, beside the field.
+    browser.viewport(1440, 900).await;
+    sign_in_refused(&browser, &base, "ek_not_a_key").await;
+
+    // The merchant signs in and sees its store.
+    sign_in(&browser, &base, &merchant).await;
+    let who = browser.text("header .who").await;
+    assert!(who.contains("merchant") && who.contains("Flagship"), "{who}");
+
+    // A warehouse, then a SKU; the form first refuses what the API would.
+    browser.goto(&format!("{base}/console#/warehouses")).await;
+    browser.fill("form [name=name]", "Hangzhou DC").await;
+    browser.fill("form [name=region]", "CN-ZJ").await;
+    browser.run(&submit_button("Create warehouse")).await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent.includes('Hangzhou DC'))").await;
+
+    browser.goto(&format!("{base}/console#/catalogue")).await;
+    browser.fill("form [name=title]", "West Lake Longjing 250 g").await;
+    browser.fill("form [name=price]", "12.3.4").await;
+    browser.run(&submit_button("Create SKU")).await;
+    let refused = browser.until(&field_error("Create SKU", "price")).await;
+    assert_eq!(refused, "an amount such as 12.34", "the price's own message, beside it");
+    browser.fill("form [name=price]", "88.00").await;
+    browser.fill("form [name=stock]", "100").await;
+    browser.run(&submit_button("Create SKU")).await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'West Lake Longjing 250 g')").await;
+    let (_, sku) = server.get("/v1/skus/1", &merchant).await;
+    assert_eq!((sku["price"].as_u64(), sku["available"].as_u64()), (Some(8800), Some(100)), "{sku}");
+
+    // Edit it: the new title is the SKU's, in the API and on the page.
+    browser
+        .run("[...document.querySelectorAll('main button')].find(b => b.textContent === 'Edit').click()")
+        .await;
+    browser.fill("form[aria-label='Edit SKU 1'] [name=title]", "West Lake Longjing 250 g (2026)").await;
+    browser
+        .run("document.querySelector(\"form[aria-label='Edit SKU 1'] button[type=submit]\").click()")
+        .await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'West Lake Longjing 250 g (2026)')").await;
+    assert_eq!(server.get("/v1/skus/1", &merchant).await.1["title"], "West Lake Longjing 250 g (2026)");
+
+    // A flash sale: a flash price above the shelf is refused by the API, shown beside its field.
+    browser.goto(&format!("{base}/console#/campaigns")).await;
+    browser.fill("form [name=sku_id]", "1").await;
+    browser.fill("form [name=flash_price]", "99.00").await;
+    browser.fill("form [name=quantity]", "10").await;
+    browser.fill("form [name=per_buyer_limit]", "2").await;
+    // Starts this minute (a datetime-local field holds minutes).
+    browser
+        .run("const d = new Date(); d.setSeconds(0, 0); document.querySelector('form [name=starts_at]').value = new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);")
+        .await;
+    browser.run(&submit_button("Create flash sale")).await;
+    let refused = browser.until(&field_error("Create flash sale", "flash_price")).await;
+    assert!(refused.as_str().unwrap().contains("must not exceed the SKU's price"), "{refused}");
+    browser.fill("form [name=flash_price]", "66.00").await;
+    browser.run(&submit_button("Create flash sale")).await;
+    browser
+        .until(
+            "return document.querySelector('main .notice')?.textContent.startsWith('Flash sale #1 created')",
+        )
+        .await;
+    browser
+        .until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'open')")
+        .await;
+
+    // The funnel is live and the page does not move when it updates.
+    browser
+        .run("[...document.querySelectorAll('main button')].find(b => b.textContent === 'Funnel').click()")
+        .await;
+    browser.until("return document.querySelector('main .figures .figure')").await;
+    let before = browser.run(MEASURE).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    let after = browser.run(MEASURE).await;
+    assert_eq!(before["cards"], after["cards"], "the page moved on a live update");
+
+    // A buyer orders through the API, at the flash price, and pays.
+    let (s, order) = server
+        .post(
+            "/v1/orders",
+            &service,
+            "order-1",
+            json!({"buyer_id": 1, "lines": [{"sku_id": 1, "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{order}");
+    assert_eq!(order["total"].as_u64(), Some(13_200), "two at the flash price: {order}");
+    let (s, paid) = server.post("/v1/orders/1/pay", &service, "pay-1", json!({})).await;
+    assert_eq!(s, 200, "{paid}");
+
+    // The merchant sees it to ship, dispatches it (a double click does it once), sees the tracking.
+    browser.goto(&format!("{base}/console#/orders")).await;
+    browser
+        .until("return [...document.querySelectorAll('main td')].some(td => td.textContent === '#1')")
+        .await;
+    browser
+        .until("return [...document.querySelectorAll('main button')].find(b => b.textContent === 'Dispatch')")
+        .await;
+    browser
+        .run("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Dispatch'); b.click(); b.click();")
+        .await;
+    browser
+        .until("return location.hash === '#/shipments/1' && document.querySelector('main .tag.dispatched')")
+        .await;
+    let (_, shipment) = server.get("/v1/shipments/1", &merchant).await;
+    assert_eq!(shipment["status"], "dispatched", "{shipment}");
+    browser.run("document.querySelector('form [name=status]').value = 'in_transit'").await;
+    browser.run(&submit_button("Record event")).await;
+    browser.until("return [...document.querySelectorAll('table.tracking td')].some(td => td.textContent === 'in transit')").await;
+    let (_, shipment) = server.get("/v1/shipments/1", &merchant).await;
+    assert_eq!(shipment["tracking_status"], "in_transit", "{shipment}");
+    let (_, events) = server.get("/v1/events?types=shipment.dispatched", &admin).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "dispatched once: {events}");
+
+    tour(
+        &browser,
+        &base,
+        "merchant",
+        &[
+            "store",
+            "catalogue",
+            "warehouses",
+            "campaigns",
+            "coupons",
+            "orders",
+            "shipments/1",
+            "returns",
+            "tickets",
+        ],
+    )
+    .await;
+
+    // Another merchant: its own lists are empty, and the first merchant's shipment is refused,
+    // by the API and on the page.
+    sign_in(&browser, &base, &rival).await;
+    browser.goto(&format!("{base}/console#/orders")).await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No orders with this status.')").await;
+    assert_eq!(server.get("/v1/merchants/1/orders", &rival).await.0, 403);
+    assert_eq!(server.get("/v1/shipments/1", &rival).await.0, 403);
+    browser.goto(&format!("{base}/console#/shipments/1")).await;
+    let refusal = browser.until("return document.querySelector('main .notice.bad')?.textContent").await;
+    assert!(refusal.as_str().unwrap().contains("may not"), "{refusal}");
+    let page = browser.run("return document.querySelector('main').innerText").await;
+    assert!(!page.as_str().unwrap().contains("Longjing"), "another merchant's SKU on the page: {page}");
+
+    // The operator creates a key (its secret shown once), revokes it; its next request fails.
+    sign_in(&browser, &base, &admin).await;
+    browser.goto(&format!("{base}/console#/keys")).await;
+    browser.run("document.querySelector('form [name=role]').value = 'merchant'").await;
+    browser.fill("form [name=merchant_id]", "2").await;
+    browser.run(&submit_button("Create key")).await;
+    let secret = browser.until("return document.querySelector('[data-secret]')?.textContent").await;
+    let secret = secret.as_str().unwrap().to_owned();
+    assert_eq!(server.get("/v1/me", &secret).await.1["merchant_id"], 2);
+    let id = server.get("/v1/api-keys?limit=100", &admin).await.1["items"].as_array().unwrap().len();
+    browser.run("window.confirm = () => true").await;
+    browser
+        .until(&format!(
+            "return [...document.querySelectorAll('main td')].some(td => td.textContent === '#{id}')"
+        ))
+        .await;
+    browser
+        .run(&format!("const row = [...document.querySelectorAll('main tr')].find(r => r.firstChild.textContent === '#{id}'); row.querySelector('button').click();"))
+        .await;
+    browser.until(&format!("return [...document.querySelectorAll('main tr')].find(r => r.firstChild.textContent === '#{id}')?.querySelector('.tag.revoked')")).await;
+    let (status, body) = server.get("/v1/me", &secret).await;
+    assert_eq!(status, 401, "a revoked key still answers: {body}");
+
+    tour(
+        &browser,
+        &base,
+        "admin",
+        &["merchants", "buyers", "keys", "admission", "platform", "audit", "experiments", "events"],
+    )
+    .await;
+
+    // The revoked key cannot sign in.
+    sign_in_refused(&browser, &base, &secret).await;
+    server.audit().await;
+}
+
+async fn sign_in_refused(browser: &Browser, base: &str, key: &str) {
+    signed_out(browser, base).await;
+    browser.fill("#key", key).await;
+    browser.click("#signin button[type=submit]").await;
+    let message = browser.until("return document.getElementById('key-err').textContent").await;
+    assert!(message.as_str().unwrap().to_lowercase().contains("key"), "{message}");
+    assert_eq!(browser.run("return sessionStorage.length").await, 0, "a refused key was kept");
+}
+
+/// The console's sign-in form, with nothing in the tab's session storage.
+async fn signed_out(browser: &Browser, base: &str) {
+    browser.goto(&format!("{base}/console")).await;
+    browser.run("sessionStorage.clear()").await;
+    browser.goto("about:blank").await;
+    browser.goto(&format!("{base}/console")).await;
+    browser.until("return document.getElementById('key')").await;
+}
