@@ -195,7 +195,8 @@ function form(spec) {
 function invalid(field, message) { const e = new Error(message); e.field = field; return e; }
 
 // ---- lists: the API's cursors; a failure (403, 404) shown where the list would be ----
-// spec: {path, query, items(json), columns: [[label, fn, cls]], cursor: "after"|"before", next(json)}
+// spec: {path, query, items(json), columns: [[label, fn, cls]], cursor: "after"|"before", next(json),
+//        limitParam: the page size's parameter name ("limit" unless said; null for lists without one)}
 function list(spec) {
   const box = h("div", { class: "table" });
   const pager = h("div", { class: "pager" });
@@ -204,7 +205,8 @@ function list(spec) {
   let cursor = null;
   async function load() {
     const params = new URLSearchParams(spec.query ? spec.query() : {});
-    params.set("limit", String(spec.limit || 20));
+    const limitParam = spec.limitParam === undefined ? "limit" : spec.limitParam;
+    if (limitParam) params.set(limitParam, String(spec.limit || 20));
     if (cursor !== null) params.set(spec.cursor || "after", cursor);
     let json;
     try {
@@ -282,10 +284,10 @@ const merchantId = M;
 function walletCard(path) {
   const figures = h("div", { class: "figures" });
   const entries = list({
-    path, cursor: "before", limit: 20,
+    path, cursor: "before", limit: 20, limitParam: "entries",
     items: (w) => {
       figures.replaceChildren(...(w.accounts.length ? w.accounts.map((a) => h("div", { class: "figure" },
-        h("div", { class: "k" }, "Balance " + a.currency + " · " + a.entries_total + " entries"),
+        h("div", { class: "k" }, "Balance " + a.currency + " · " + a.entries_total + (a.entries_total === 1 ? " entry" : " entries")),
         h("div", { class: "v" }, money(a.balance, a.currency)))) : [h("div", { class: "muted" }, "No money has moved yet.")]));
       const a = w.accounts[0];
       entries.currency = a && a.currency;
@@ -435,7 +437,8 @@ function campaignsPage(main) {
     try {
       const f = await api("GET", `/v1/analytics/campaigns/${watched}/funnel`);
       const pct = (ppm) => (ppm / 10000).toFixed(1) + "%";
-      const fig = (k, v) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v));
+      const fig = (k, v, sub) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v),
+    h("div", { class: "k" }, sub || "\u00a0"));
       funnel.replaceChildren(fig("Campaign", "#" + watched), fig("Views", f.views), fig("Orders", f.orders),
         fig("View → order", pct(f.view_to_order_ppm || 0)), fig("Paid", f.paid), fig("Order → paid", pct(f.order_to_paid_ppm || 0)));
     } catch (e) {
@@ -480,7 +483,7 @@ function countdown(c) {
 function couponsPage(main) {
   const m = merchantId();
   const coupons = list({
-    path: "/v1/coupons", query: () => ({ merchant_id: m }), items: (j) => j.coupons, next: () => null,
+    path: "/v1/coupons", query: () => ({ merchant_id: m }), items: (j) => j.coupons, next: () => null, limitParam: null,
     columns: [
       ["Coupon", (c) => "#" + c.coupon_id],
       ["Off", (c) => (c.kind === "fixed" ? money(c.amount_off, c.currency) : c.percent_bps / 100 + "%")],
@@ -492,7 +495,7 @@ function couponsPage(main) {
     ],
   });
   const packets = list({
-    path: "/v1/red-packets", items: (j) => j.red_packets.filter((p) => p.merchant_id === m), next: () => null,
+    path: "/v1/red-packets", items: (j) => j.red_packets.filter((p) => p.merchant_id === m), next: () => null, limitParam: null,
     columns: [
       ["Red packet", (p) => "#" + p.red_packet_id],
       ["Pool", (p) => money(p.amount, p.currency), "num"],
@@ -725,13 +728,16 @@ function keysPage(main) {
 }
 function admissionPage(main) {
   const figures = h("div", { class: "figures" });
-  const fig = (k, v) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v));
+  const fig = (k, v, sub) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v),
+    h("div", { class: "k" }, sub || "\u00a0"));
   every(LIVE_MS, async () => {
     try {
       const s = await api("GET", "/v1/admission");
-      const cls = (c) => (s[c] ? s[c].admitted + " in / " + s[c].shed + " shed" : "");
-      figures.replaceChildren(fig("Adaptive limit", s.limit), fig("In flight", s.in_flight), fig("Waiting room", s.waiting_room_tickets_waiting),
-        fig("Orders", cls("order")), fig("Payments", cls("pay")), fig("Reads", cls("read")), fig("Operator", cls("operator")));
+      const shed = (c) => Object.values(s[c].shed).reduce((a, b) => a + b, 0);
+      const cls = (title, c) => fig(title + " admitted", s[c].admitted, shed(c) + " shed");
+      figures.replaceChildren(fig("Adaptive limit", s.limit, "in flight at most"), fig("In flight", s.in_flight),
+        fig("Waiting room", s.waiting_room_tickets_waiting, "tickets waiting"),
+        cls("Orders", "order"), cls("Payments", "pay"), cls("Reads", "read"), cls("Operator", "operator"));
     } catch (e) { figures.replaceChildren(h("div", { class: "notice bad" }, e.message)); }
   });
   const rules = h("textarea", { rows: 14, id: "rules", "aria-label": "Admission rules (JSON)" });
@@ -798,7 +804,7 @@ function eventsPage(main) {
     empty: "No events yet.",
   });
   const deliveries = h("div", {});
-  const hooks = list({ path: "/v1/webhooks", items: (j) => (Array.isArray(j) ? j : []), next: () => null, columns: [
+  const hooks = list({ path: "/v1/webhooks", items: (j) => (Array.isArray(j) ? j : []), next: () => null, limitParam: null, columns: [
     ["Webhook", (w) => "#" + w.webhook_id], ["URL", (w) => w.url], ["Types", (w) => (w.types || []).join(", ") || "all"],
     ["Status", (w) => tag(w.enabled ? "enabled" : "disabled")], ["Cursor", (w) => w.cursor, "num"], ["Failures", (w) => w.failures, "num"],
     ["", (w) => button("Deliveries", async () => {
@@ -851,6 +857,8 @@ function render() {
   const nav = h("nav", { "aria-label": "Pages" }, pages.map(([id, title]) =>
     h("a", { href: "#/" + id, "aria-current": id === page[0] ? "page" : null }, title)));
   app.replaceChildren(header, h("div", { class: "shell" }, nav, main));
+  // On a phone the nav is one scrolling row: keep the current page's link in sight.
+  nav.querySelector('[aria-current="page"]').scrollIntoView({ block: "nearest", inline: "nearest" });
   page[2](main, arg);
 }
 function start() {

@@ -24,6 +24,7 @@ for (const el of document.querySelectorAll("[onclick], div[role=button], span[ro
 for (const el of document.querySelectorAll("main *"))
   if (el.getBoundingClientRect().right > innerWidth + 1 && !el.closest(".table")) { out.wide = el.outerHTML.slice(0, 80); break; }
 for (const c of document.querySelectorAll("main section.card")) { const r = c.getBoundingClientRect(); out.cards.push([r.top, r.height]); }
+out.errors = [...document.querySelectorAll("main .notice.bad, main .err")].map((e) => e.textContent).filter((t) => t);
 out.title = (document.querySelector("main h2") || {}).textContent;
 out.address = location.href;
 return out;
@@ -38,6 +39,7 @@ fn check(layout: &Value, page: &str) {
         json!([]),
         "{page}: clickable things a keyboard cannot reach: {layout}"
     );
+    assert_eq!(layout["errors"], json!([]), "{page} shows an error on its own key's page: {layout}");
     let address = layout["address"].as_str().unwrap_or("");
     assert!(!address.contains("ek_") && !address.contains("key="), "the key is in the address: {address}");
 }
