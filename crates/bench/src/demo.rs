@@ -361,9 +361,20 @@ pub async fn run(
         (201, Some(key)) => key.to_owned(),
         _ => bail!("creating the screen's viewer key: {status} {body}"),
     };
+    // The console, for a person: the hot item's merchant, signed in with its own key.
+    let (status, body) = admin
+        .post("/v1/api-keys", "demo-merchant-key", json!({"role": "merchant", "merchant_id": 1}))
+        .await?;
+    let merchant_key = match (status, body["key"].as_str()) {
+        (201, Some(key)) => key.to_owned(),
+        _ => bail!("creating merchant 1's key: {status} {body}"),
+    };
     say!("ready in {:.1?}", started.elapsed());
     say!("");
     say!("  the big screen:  {base}/screen?key={viewer_key}");
+    say!("  the console:     {base}/console");
+    say!("                   sign in as merchant 1 with {merchant_key}");
+    say!("                   or as the operator with the admin key (admin.key in the data directory)");
     say!("");
     say!(
         "flash sale: SKU 1, {HOT_UNITS} units, opens in {} s; the spike ({SPIKE_PER_S}/s arrivals, 10x) lasts {SPIKE_S} s. Ctrl-C stops.",

@@ -1419,7 +1419,7 @@ pub async fn create_experiment(
     AppJson(request): AppJson<CreateExperimentRequest>,
 ) -> Answer {
     if request.variants.len() > elevens_core::limits::EXPERIMENT_VARIANTS_MAX {
-        return Err(ApiError::bad_request("out_of_bounds", "an experiment has 2 to 8 variants"));
+        return Err(ApiError::out_of_bounds("variants", "an experiment has 2 to 8 variants"));
     }
     let command = Command::CreateExperiment(NewExperiment {
         name: request.name,

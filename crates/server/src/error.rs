@@ -47,6 +47,14 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 400 `out_of_bounds` naming the request's `field` (in `details.field`, as the core's own
+    /// refusals do), so a form shows the message beside it.
+    pub fn out_of_bounds(field: &str, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::bad_request("out_of_bounds", message);
+        e.body.details = Some(serde_json::json!({ "field": field }));
+        e
+    }
+
     /// A fault of the server's own (500), never of the request.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

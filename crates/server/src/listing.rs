@@ -4,7 +4,7 @@
 
 use crate::api::{read, AppPath, AppQuery, AppState, Auth};
 use crate::error::{ApiError, ErrorBody};
-use crate::logistics::{page, warehouse_view, PAGE_ENTRIES_MAX};
+use crate::logistics::{page, page_limit, warehouse_view};
 use crate::views::{self, Query, View};
 use elevens_core::*;
 use serde::{Deserialize, Serialize};
@@ -162,10 +162,7 @@ pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<
 }
 
 fn list_query(listing: Listing, p: ListParams) -> Result<Query, ApiError> {
-    let limit = p.limit.unwrap_or(50);
-    if limit == 0 || limit > PAGE_ENTRIES_MAX {
-        return Err(ApiError::bad_request("out_of_bounds", "limit: 1 to 100"));
-    }
+    let limit = page_limit(p.limit)?;
     Ok(Query::List(ListQuery { listing, after: p.after.unwrap_or(0), limit }))
 }
 

@@ -278,8 +278,8 @@ impl TrackingRequest {
                     ApiError::bad_request("invalid_status", format!("event {i}: unknown tracking status"))
                 })?;
                 if e.event_id.is_empty() || e.event_id.len() > 64 {
-                    return Err(ApiError::bad_request(
-                        "out_of_bounds",
+                    return Err(ApiError::out_of_bounds(
+                        "event_id",
                         format!("event {i}: event_id is 1 to 64 bytes"),
                     ));
                 }
@@ -1082,11 +1082,17 @@ async fn lq(app: &AppState, actor: Actor, q: LogisticsQuery) -> Answer {
     read(app, actor, Query::Logistics(q)).await
 }
 
-fn page_query(owner: ListOwner, p: PageParams) -> Result<PageQuery, ApiError> {
-    let limit = p.limit.unwrap_or(50);
+/// A page's size: 50 unless asked, 1 to [`PAGE_ENTRIES_MAX`].
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
     if limit == 0 || limit > PAGE_ENTRIES_MAX {
-        return Err(ApiError::bad_request("out_of_bounds", "limit: 1 to 100"));
+        return Err(ApiError::out_of_bounds("limit", format!("limit: 1 to {PAGE_ENTRIES_MAX}")));
     }
+    Ok(limit)
+}
+
+fn page_query(owner: ListOwner, p: PageParams) -> Result<PageQuery, ApiError> {
+    let limit = page_limit(p.limit)?;
     Ok(PageQuery {
         owner,
         status: p.status,
@@ -1145,7 +1151,7 @@ pub async fn get_warehouse_days(
         .transpose()?;
     let days = params.days.unwrap_or(14);
     if days == 0 || days > DAYS_PER_PAGE_MAX {
-        return Err(ApiError::bad_request("out_of_bounds", "days: 1 to 62"));
+        return Err(ApiError::out_of_bounds("days", "days: 1 to 62"));
     }
     lq(&app, actor, LogisticsQuery::Days { warehouse: WarehouseId(id), from, days }).await
 }

@@ -7,7 +7,7 @@
 //! no sideways scrolling, every field labelled, nothing that moves when the live figures update.
 
 use crate::browser::{screenshot, Browser};
-use crate::harness::Server;
+use crate::harness::{now_ms, sku, Server};
 use serde_json::{json, Value};
 
 /// Measured in the page: sideways overflow, fields without a label, controls that are not
@@ -297,4 +297,143 @@ async fn signed_out(browser: &Browser, base: &str) {
     browser.goto("about:blank").await;
     browser.goto(&format!("{base}/console")).await;
     browser.until("return document.getElementById('key')").await;
+}
+
+/// What the console reads and edits, from the API's side: each list and the SKU edit refuse
+/// every key that may not, a list pages with its cursor, a bad page size names its field, an
+/// edit under a running campaign's flash price is refused, and a repeated edit is one edit.
+#[tokio::test]
+async fn the_consoles_lists_and_sku_edit_refuse_every_key_that_may_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (merchant, service) = server.marketplace(1, 1_000_000).await;
+    let admin = server.admin.clone();
+    assert_eq!(server.post("/v1/merchants", &admin, "rival", json!({"name": "Rival"})).await.0, 201);
+    let rival = server.key(json!({"role": "merchant", "merchant_id": 2})).await;
+    let viewer = server.key(json!({"role": "viewer"})).await;
+    let buyer = server.key(json!({"role": "buyer", "buyer_id": 1})).await;
+    let skus: Vec<u64> = [100, 200, 300].into_iter().map(|price| price * 100).collect();
+    for &price in &skus {
+        sku(&server, &merchant, 10, price).await;
+    }
+
+    // Who each key is.
+    let (_, me) = server.get("/v1/me", &merchant).await;
+    assert_eq!(
+        (me["role"].as_str(), me["merchant_id"].as_u64(), me["name"].as_str()),
+        (Some("merchant"), Some(1), Some("Flagship")),
+        "{me}"
+    );
+    assert_eq!(server.get("/v1/me", &buyer).await.1["buyer_id"], 1);
+    assert_eq!(server.get("/v1/me", "ek_nobody").await.0, 401);
+
+    // The operator's lists: the keys only for the admin, and never a secret.
+    for key in [&merchant, &service, &viewer, &buyer] {
+        assert_eq!(server.get("/v1/api-keys", key).await.0, 403, "a non-admin listed the keys");
+    }
+    let (status, keys) = server.get("/v1/api-keys?limit=100", &admin).await;
+    assert_eq!(status, 200, "{keys}");
+    assert!(
+        keys["items"].as_array().unwrap().iter().all(|k| k.get("key").is_none_or(Value::is_null)),
+        "a secret in the list: {keys}"
+    );
+    for path in ["/v1/merchants", "/v1/buyers", "/v1/experiments"] {
+        for key in [&merchant, &viewer, &buyer] {
+            assert_eq!(server.get(path, key).await.0, 403, "{path} for a merchant, viewer or buyer");
+        }
+        assert_eq!(server.get(path, &service).await.0, 200, "{path} for the service");
+    }
+
+    // A merchant's lists: its own and the admin's, nobody else's; an unknown merchant is 404.
+    for list in ["skus", "campaigns", "warehouses"] {
+        let path = format!("/v1/merchants/1/{list}");
+        assert_eq!(server.get(&path, &merchant).await.0, 200, "{path}");
+        assert_eq!(server.get(&path, &admin).await.0, 200, "{path}");
+        for key in [&rival, &viewer, &buyer, &service] {
+            assert_eq!(server.get(&path, key).await.0, 403, "{path} for another key");
+        }
+        assert_eq!(server.get(&format!("/v1/merchants/99/{list}"), &admin).await.0, 404);
+    }
+    assert_eq!(
+        server.get("/v1/merchants/2/skus", &rival).await.1["items"],
+        json!([]),
+        "the rival sees none of merchant 1's SKUs"
+    );
+
+    // Pages: two, then the last one, with no cursor after it; a page size out of bounds names it.
+    let (_, first) = server.get("/v1/merchants/1/skus?limit=2", &merchant).await;
+    let prices = |page: &Value| {
+        page["items"].as_array().unwrap().iter().map(|s| s["price"].as_u64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(prices(&first), skus[..2], "{first}");
+    let after = first["next_after"].as_u64().expect("a cursor");
+    let (_, last) = server.get(&format!("/v1/merchants/1/skus?limit=2&after={after}"), &merchant).await;
+    assert_eq!((prices(&last), last["next_after"].clone()), (skus[2..].to_vec(), Value::Null), "{last}");
+    for limit in [0, 101] {
+        let (status, body) = server.get(&format!("/v1/merchants/1/skus?limit={limit}"), &merchant).await;
+        assert_eq!(
+            (status, body["code"].as_str(), body["details"]["field"].as_str()),
+            (400, Some("out_of_bounds"), Some("limit")),
+            "{body}"
+        );
+    }
+
+    // The SKU edit: the owner and the admin, nobody else.
+    let edit = json!({"price": 15_000});
+    for (i, key) in [&rival, &viewer, &buyer, &service].into_iter().enumerate() {
+        let (status, body) = server.patch("/v1/skus/1", key, &format!("edit-{i}"), edit.clone()).await;
+        assert_eq!(status, 403, "another key edited the SKU: {body}");
+    }
+    let (status, body) = server.patch("/v1/skus/1", &merchant, "edit-empty", json!({})).await;
+    assert_eq!((status, body["details"]["field"].as_str()), (400, Some("edit")), "{body}");
+    let (status, body) = server.patch("/v1/skus/1", &merchant, "edit-price", edit.clone()).await;
+    assert_eq!((status, body["price"].as_u64()), (200, Some(15_000)), "{body}");
+    let (status, again) = server.patch("/v1/skus/1", &merchant, "edit-price", edit).await;
+    assert_eq!(
+        (status, again["price"].as_u64()),
+        (200, Some(15_000)),
+        "the same key answers the same: {again}"
+    );
+    let (_, edits) = server.get("/v1/events?types=sku.updated", &admin).await;
+    assert_eq!(edits["events"].as_array().map(Vec::len), Some(1), "one edit: {edits}");
+
+    // Under a running flash sale, the price may not drop below the flash price.
+    let now = now_ms();
+    let campaign = json!({"sku_id": 1, "flash_price": 9_000, "currency": "CNY", "quantity": 5, "per_buyer_limit": 1,
+        "starts_at": now, "ends_at": now + 3_600_000});
+    assert_eq!(server.post("/v1/campaigns", &merchant, "flash", campaign).await.0, 201);
+    let (status, body) = server.patch("/v1/skus/1", &merchant, "edit-under", json!({"price": 8_999})).await;
+    assert_eq!((status, body["details"]["field"].as_str()), (400, Some("price")), "{body}");
+    let (_, campaigns) = server.get("/v1/merchants/1/campaigns", &merchant).await;
+    assert_eq!(campaigns["items"][0]["campaign_id"], 1, "{campaigns}");
+
+    // The wallet pages back through its entries with `before`.
+    for i in 1..=3 {
+        let order = json!({"buyer_id": 1, "lines": [{"sku_id": 2, "quantity": 1}]});
+        let (status, placed) = server.post("/v1/orders", &service, &format!("o-{i}"), order).await;
+        assert_eq!(status, 201, "{placed}");
+        let id = placed["order_id"].as_u64().unwrap();
+        assert_eq!(
+            server.post(&format!("/v1/orders/{id}/pay"), &service, &format!("p-{i}"), json!({})).await.0,
+            200
+        );
+    }
+    let (_, wallet) = server.get("/v1/merchants/1/wallet?entries=2", &merchant).await;
+    let account = &wallet["accounts"][0];
+    assert_eq!(
+        (account["entries_total"].as_u64(), account["entries"].as_array().map(Vec::len)),
+        (Some(3), Some(2)),
+        "{wallet}"
+    );
+    let before = account["next_before"].as_u64().expect("an older page");
+    let (_, older) =
+        server.get(&format!("/v1/merchants/1/wallet?entries=2&before={before}"), &merchant).await;
+    let account = &older["accounts"][0];
+    assert_eq!(
+        (account["entries"].as_array().map(Vec::len), account["next_before"].clone()),
+        (Some(1), Value::Null),
+        "{older}"
+    );
+    assert_eq!(server.get("/v1/merchants/1/wallet", &rival).await.0, 403);
+    server.audit().await;
 }

@@ -111,9 +111,24 @@ impl Server {
     }
 
     pub async fn put(&self, path: &str, key: &str, idempotency: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, key, idempotency, body).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, idempotency: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::PATCH, path, key, idempotency, body).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        idempotency: &str,
+        body: Value,
+    ) -> Reply {
         let response = self
             .http
-            .put(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(key)
             .header("Idempotency-Key", idempotency)
             .json(&body)
