@@ -486,9 +486,9 @@ function couponsPage(main) {
     path: "/v1/coupons", query: () => ({ merchant_id: m }), items: (j) => j.coupons, next: () => null, limitParam: null,
     columns: [
       ["Coupon", (c) => "#" + c.coupon_id],
-      ["Off", (c) => (c.kind === "fixed" ? money(c.amount_off, c.currency) : c.percent_bps / 100 + "%")],
+      ["Off", (c) => (c.kind === "fixed" ? money(c.amount_off, c.currency) : c.percent_bps / 100 + "%"), "num"],
       ["Min spend", (c) => money(c.min_spend, c.currency), "num"],
-      ["Budget used", (c) => money(c.used_amount, c.currency) + (c.budget_amount ? " of " + money(c.budget_amount) : ""), "num"],
+      ["Budget used", (c) => (c.budget_amount ? money(c.used_amount) + " of " + money(c.budget_amount, c.currency) : money(c.used_amount, c.currency)), "num"],
       ["Uses", (c) => c.used_count + (c.budget_uses ? " of " + c.budget_uses : ""), "num"],
       ["Ends", (c) => when(c.ends_at)],
       ["", (c, reload) => (c.disabled ? tag("disabled") : button("Disable", async (b) => { await act("disable-coupon:" + c.coupon_id, "POST", `/v1/coupons/${c.coupon_id}/disable`, undefined, b); reload(); }))],
@@ -499,7 +499,7 @@ function couponsPage(main) {
     columns: [
       ["Red packet", (p) => "#" + p.red_packet_id],
       ["Pool", (p) => money(p.amount, p.currency), "num"],
-      ["Claimed", (p) => p.claimed_count + " / " + p.count + " · " + money(p.claimed_amount), "num"],
+      ["Claimed", (p) => p.claimed_count + " / " + p.count + " · " + money(p.claimed_amount, p.currency), "num"],
       ["Status", (p) => tag(p.status)],
       ["Ends", (p) => when(p.ends_at)],
       ["", (p, reload) => (p.status === "open" ? button("Close", async (b) => { await act("close-packet:" + p.red_packet_id, "POST", `/v1/red-packets/${p.red_packet_id}/close`, undefined, b); reload(); }) : "")],

@@ -214,6 +214,38 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let (_, events) = server.get("/v1/events?types=shipment.dispatched", &admin).await;
     assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "dispatched once: {events}");
 
+    // A coupon with a budget, and a red packet funded from the store's wallet (129.36 CNY after
+    // the sale): a pool the wallet cannot fund is refused in the API's words.
+    browser.goto(&format!("{base}/console#/coupons")).await;
+    browser.until("return document.querySelector('form [name=amount_off]')").await;
+    browser.fill("form [name=amount_off]", "5.00").await;
+    browser.fill("form [name=min_spend]", "50.00").await;
+    browser.fill("form [name=budget_amount]", "100.00").await;
+    browser.run(&submit_button("Create coupon")).await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === '0.00 of 100.00 CNY')").await;
+    let (_, coupons) = server.get("/v1/coupons?merchant_id=1", &merchant).await;
+    let coupon = &coupons["coupons"][0];
+    assert_eq!(
+        (coupon["amount_off"].as_u64(), coupon["min_spend"].as_u64(), coupon["budget_amount"].as_u64()),
+        (Some(500), Some(5_000), Some(10_000)),
+        "{coupons}"
+    );
+    browser.fill("form [name=amount]", "1000.00").await;
+    browser.run(&submit_button("Fund red packet")).await;
+    let refused = browser
+        .until("const f = document.querySelector(\"form[aria-label='Fund red packet'] .formerr\"); return f && f.textContent")
+        .await;
+    assert_eq!(refused, "not enough money in the wallet", "the API's words");
+    browser.fill("form [name=amount]", "10.00").await;
+    browser.run(&submit_button("Fund red packet")).await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === '0 / 10 · 0.00 CNY')").await;
+    let (_, wallet) = server.get("/v1/merchants/1/wallet", &merchant).await;
+    assert_eq!(
+        wallet["accounts"][0]["balance"].as_i64(),
+        Some(12_936 - 1_000),
+        "the pool left the wallet: {wallet}"
+    );
+
     tour(
         &browser,
         &base,
