@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 struct Demo {
     child: Child,
     screen_url: String,
+    /// The merchant key it prints for the console.
+    merchant_key: String,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
@@ -37,15 +39,22 @@ impl Demo {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let screen_url = loop {
-            let line = lines
+        let next_line = |what: &str| {
+            lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("no screen URL");
-            if let Some(url) = line.trim().strip_prefix("the big screen:") {
+                .unwrap_or_else(|_| panic!("no {what}"))
+        };
+        let screen_url = loop {
+            if let Some(url) = next_line("screen URL").trim().strip_prefix("the big screen:") {
                 break url.trim().to_owned();
             }
         };
-        Demo { child, screen_url, lines }
+        let merchant_key = loop {
+            if let Some(key) = next_line("merchant key").trim().strip_prefix("sign in as merchant 1 with") {
+                break key.trim().to_owned();
+            }
+        };
+        Demo { child, screen_url, merchant_key, lines }
     }
 
     /// Ctrl-C, as a person would; the demo must stop cleanly.
@@ -122,6 +131,19 @@ async fn the_demo_plays_and_the_big_screen_shows_it_live() {
     let dir = tempfile::tempdir().unwrap();
     let demo = Demo::start(&dir.path().join("data"));
     assert!(demo.screen_url.contains("/screen?key=ek_"), "{}", demo.screen_url);
+    // The console's key is merchant 1's.
+    let base = demo.screen_url.split("/screen").next().unwrap();
+    let me: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&demo.merchant_key)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("the printed merchant key answers")
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((me["role"].as_str(), me["merchant_id"].as_u64()), (Some("merchant"), Some(1)), "{me}");
 
     if let Some(browser) = Browser::start().await {
         browser.goto(&demo.screen_url).await;
