@@ -95,11 +95,20 @@ impl Browser {
     }
 
     /// Sizes the window so that the page's viewport is `width`×`height` CSS pixels.
+    /// Sizes the window so that the page's viewport is `width`×`height`. The window's frame is
+    /// measured, not assumed, and measured again after the resize: a window narrower than the
+    /// browser's minimum keeps its outer width, so the frame read there is not the frame at the
+    /// next size.
     pub async fn viewport(&self, width: i64, height: i64) {
-        let inner = self.run("return [innerWidth, innerHeight, outerWidth, outerHeight];").await;
-        let n = |i: usize| inner[i].as_i64().unwrap_or(0);
-        let rect = json!({"width": width + n(2) - n(0), "height": height + n(3) - n(1)});
-        self.call(reqwest::Method::POST, "/window/rect", Some(rect)).await;
+        for _ in 0..3 {
+            let inner = self.run("return [innerWidth, innerHeight, outerWidth, outerHeight];").await;
+            let n = |i: usize| inner[i].as_i64().unwrap_or(0);
+            if (n(0), n(1)) == (width, height) {
+                return;
+            }
+            let rect = json!({"width": width + n(2) - n(0), "height": height + n(3) - n(1)});
+            self.call(reqwest::Method::POST, "/window/rect", Some(rect)).await;
+        }
     }
 
     fn element_id(found: &Value) -> Option<String> {

@@ -308,6 +308,18 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     )
     .await;
 
+    // The audit, run from its page: every check listed, every one ok.
+    browser.goto(&format!("{base}/console#/audit")).await;
+    browser
+        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Run the audit'); return b && (b.click(), true)")
+        .await;
+    let checks = browser
+        .until("const rows = document.querySelectorAll('main tbody tr'); return rows.length ? [...rows].map(r => r.children[1].textContent) : null")
+        .await;
+    let checks = checks.as_array().unwrap_or_else(|| panic!("the audit's table: {checks}"));
+    assert!(checks.len() >= 5 && checks.iter().all(|c| c == "ok"), "the audit's checks: {checks:?}");
+    screenshot(&browser, "console-admin-audit-run-1440.png").await;
+
     // The revoked key cannot sign in.
     sign_in_refused(&browser, &base, &secret).await;
     server.audit().await;
