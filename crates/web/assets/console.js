@@ -6,6 +6,8 @@
 
 const KEY = "elevens.console.key";
 const LIVE_MS = 2000;
+// Requests one list page may make to fill itself when the API's pages come back short.
+const SHORT_PAGES_FOLLOWED = 10;
 const app = document.getElementById("app");
 let me = null;
 let timers = [];
@@ -203,22 +205,33 @@ function list(spec) {
   const wrap = h("div", {}, box, pager);
   const stack = [];
   let cursor = null;
-  async function load() {
+  const limit = spec.limit || 20;
+  const limitParam = spec.limitParam === undefined ? "limit" : spec.limitParam;
+  async function fetchPage(from, want) {
     const params = new URLSearchParams(spec.query ? spec.query() : {});
-    const limitParam = spec.limitParam === undefined ? "limit" : spec.limitParam;
-    if (limitParam) params.set(limitParam, String(spec.limit || 20));
-    if (cursor !== null) params.set(spec.cursor || "after", cursor);
-    let json;
+    if (limitParam) params.set(limitParam, String(want));
+    if (from !== null) params.set(spec.cursor || "after", from);
+    const json = await api("GET", spec.path + "?" + params.toString());
+    return [spec.items ? spec.items(json) : json.items, spec.next ? spec.next(json) : json.next_after];
+  }
+  async function load() {
+    // A page that looked at its bound of records comes back short with a cursor: follow it
+    // (at most SHORT_PAGES_FOLLOWED requests) so that a page shows `limit` rows or the end.
+    let rows = [];
+    let next = cursor;
     try {
-      json = await api("GET", spec.path + "?" + params.toString());
+      for (let i = 0; i < SHORT_PAGES_FOLLOWED; i++) {
+        const [got, after] = await fetchPage(next, limit - rows.length);
+        rows = rows.concat(got);
+        next = after;
+        if (rows.length >= limit || next === null || next === undefined || !limitParam) break;
+      }
     } catch (e) {
       if (e.status === 401) return signIn(e.message);
       box.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message));
       pager.replaceChildren();
       return;
     }
-    const rows = spec.items ? spec.items(json) : json.items;
-    const next = spec.next ? spec.next(json) : json.next_after;
     const table = h("table", {},
       h("thead", {}, h("tr", {}, spec.columns.map(([label, , cls]) => h("th", { class: cls, scope: "col" }, label)))),
       h("tbody", {}, rows.length ? rows.map((row) => h("tr", {}, spec.columns.map(([, fn, cls]) => h("td", { class: cls }, fn(row, load)))))
