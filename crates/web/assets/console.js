@@ -573,7 +573,20 @@ function ordersPage(main) {
     ],
     empty: "No orders with this status.",
   });
-  main.append(h("h2", {}, "Orders to ship"), card(null,
+  // Parcels waiting to leave, oldest first, each told against today (the browser's date; a
+  // parcel's dispatch date is its warehouse's local date).
+  const today = new Date().toLocaleDateString("sv-SE");
+  const due = list({
+    path: `/v1/merchants/${m}/shipments`, query: () => ({ status: "awaiting_dispatch" }),
+    columns: [
+      ["Parcel", (s) => shipmentLine(s)],
+      ["Order", (s) => "#" + s.order_id],
+      ["Due", (s) => (!s.dispatch_date ? "" : s.dispatch_date < today ? tag("late") : s.dispatch_date === today ? tag("today") : "")],
+      ["Promised by", (s) => s.promised_by || ""],
+    ],
+    empty: "Nothing is waiting to leave.",
+  });
+  main.append(h("h2", {}, "Orders to ship"), card("Parcels to dispatch", due), card("Orders",
     statusFilter([["paid", "Paid: to ship"], ["shipped", "Shipped"], ["delivered", "Delivered"], ["pending_payment", "Awaiting payment"], ["", "All"]],
       (v) => { status = v; orders.reload(); }, status), orders));
 }

@@ -195,6 +195,12 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     browser
         .until("return [...document.querySelectorAll('main td')].some(td => td.textContent === '#1')")
         .await;
+    // Its parcel is due to leave: today (paid before the cutoff) or tomorrow, never late.
+    let due = browser
+        .until("const c = [...document.querySelectorAll('main section.card')].find(c => c.querySelector('h3')?.textContent === 'Parcels to dispatch'); return c && c.querySelector('tbody tr td') && c.innerText")
+        .await;
+    let due = due.as_str().unwrap();
+    assert!(due.contains("#1") && due.contains("awaiting dispatch") && !due.contains("late"), "{due}");
     browser
         .until("return [...document.querySelectorAll('main button')].find(b => b.textContent === 'Dispatch')")
         .await;
