@@ -682,7 +682,7 @@ function returnsPage(main) {
 
 function ticketsPage(main) {
   const m = merchantId();
-  let status = "open";
+  let status = "new";
   const tickets = list({
     path: `/v1/merchants/${m}/tickets`, query: () => (status ? { status } : {}),
     columns: [
@@ -692,12 +692,12 @@ function ticketsPage(main) {
       ["Subject", (t) => t.subject],
       ["Status", (t) => tag(t.status)],
       ["Answer due", (t) => (t.first_response_at ? "answered" : when(t.first_response_due))],
-      ["", (t, reload) => h("div", { class: "actions" }, ["pending", "resolved", "closed"].filter((s) => s !== t.status).map((s) =>
+      ["", (t, reload) => h("div", { class: "actions" }, ["open", "pending", "resolved", "closed"].filter((s) => s !== t.status).map((s) =>
         button(s[0].toUpperCase() + s.slice(1), async (b) => { await act("ticket:" + t.ticket_id + ":" + s, "POST", `/v1/tickets/${t.ticket_id}/status`, { status: s }, b); reload(); })))],
     ],
     empty: "No tickets with this status.",
   });
-  main.append(h("h2", {}, "Service tickets"), card(null, statusFilter([["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
+  main.append(h("h2", {}, "Service tickets"), card(null, statusFilter([["new", "New: to answer"], ["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
     ["closed", "Closed"], ["", "All"]], (v) => { status = v; tickets.reload(); }, status), tickets));
 }
 

@@ -220,6 +220,39 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let (_, events) = server.get("/v1/events?types=shipment.dispatched", &admin).await;
     assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "dispatched once: {events}");
 
+    // After-sales: the parcel is delivered, the buyer asks to return a unit and opens a ticket
+    // (through the API); the merchant accepts the return and answers the ticket in the console.
+    let buyer = server.key(json!({"role": "buyer", "buyer_id": 1})).await;
+    let delivered = json!({"events": [{"shipment_id": 1, "event_id": "d-1", "status": "delivered", "occurred_at": crate::harness::now_ms()}]});
+    assert_eq!(server.post("/v1/tracking-events", &merchant, "delivered", delivered).await.0, 200);
+    let ret = json!({"lines": [{"sku_id": 1, "quantity": 1}], "reason": "damaged"});
+    let (s, ret) = server.post("/v1/orders/1/returns", &buyer, "return-1", ret).await;
+    assert_eq!(s, 201, "{ret}");
+    let (s, ticket) = server
+        .post("/v1/orders/1/tickets", &buyer, "ticket-1", json!({"subject": "the tin is dented"}))
+        .await;
+    assert_eq!(s, 201, "{ticket}");
+    browser.goto(&format!("{base}/console#/returns")).await;
+    browser
+        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Accept'); return b && (b.click(), true)")
+        .await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No returns with this status.')").await;
+    assert_eq!(server.get("/v1/returns/1", &merchant).await.1["status"], "approved");
+    browser.goto(&format!("{base}/console#/tickets")).await;
+    // Its row: new, and the first answer's deadline (24 h on) as a date, not yet "answered".
+    let row = browser
+        .until("const r = [...document.querySelectorAll('main tbody tr')].find(r => r.innerText.includes('the tin is dented')); return r && [...r.children].map(td => td.textContent)")
+        .await;
+    let due = ticket["first_response_due"].as_u64().unwrap();
+    let due_in_page = browser.run(&format!("return new Date({due}).toLocaleString()")).await;
+    assert_eq!((&row[4], &row[5]), (&json!("new"), &due_in_page), "{row}");
+    browser
+        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Open'); return b && (b.click(), true)")
+        .await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No tickets with this status.')").await;
+    let (_, ticket) = server.get("/v1/tickets/1", &merchant).await;
+    assert_eq!(ticket["status"], "open", "{ticket}");
+
     // A coupon with a budget, and a red packet funded from the store's wallet (129.36 CNY after
     // the sale): a pool the wallet cannot fund is refused in the API's words.
     browser.goto(&format!("{base}/console#/coupons")).await;
