@@ -147,6 +147,12 @@ fn pct(x: f64) -> String {
 
 /// The verdict in words, at the 5% level.
 fn verdict(control: &VariantResult, variant: &VariantResult) -> String {
+    if control.buyers == 0 || variant.buyers == 0 {
+        return format!(
+            "{} vs {}: no verdict until buyers have been shown both.",
+            variant.name, control.name
+        );
+    }
     let lift = |a: f64, b: f64| if a > 0.0 { b / a - 1.0 } else { 0.0 };
     let significant = |t: &Option<Test>| t.as_ref().is_some_and(|t| t.p_value < 0.05);
     let p = |t: &Option<Test>| t.as_ref().map_or("n/a".to_owned(), |t| format!("{:.3}", t.p_value));
@@ -163,7 +169,11 @@ fn verdict(control: &VariantResult, variant: &VariantResult) -> String {
         p(&variant.aov_test)
     );
     let per_buyer = lift(control.gmv_per_buyer, variant.gmv_per_buyer);
-    let net = if per_buyer >= 0.0 { "earns more per buyer shown" } else { "earns less per buyer shown" };
+    let net = match variant.gmv_per_buyer.partial_cmp(&control.gmv_per_buyer) {
+        Some(std::cmp::Ordering::Greater) => "earns more per buyer shown",
+        Some(std::cmp::Ordering::Less) => "earns less per buyer shown",
+        _ => "earns the same per buyer shown",
+    };
     format!(
         "{} vs {}: {conversion}; {aov}; GMV per buyer {} — {} {net}.",
         variant.name,
@@ -306,5 +316,35 @@ mod seeds_example {
         assert!(verdict.contains("AOV -5.0% (significant"), "{verdict}");
         assert!(verdict.contains("GMV per buyer +4.5%") && verdict.contains("earns more"), "{verdict}");
         assert!(r.variants[0].verdict.is_none() && r.variants[0].conversion_test.is_none());
+    }
+
+    /// Found in the console: an experiment no buyer had seen yet said its treatment "earns more
+    /// per buyer shown", at +0.0%; a tie said the same.
+    #[test]
+    fn regression_an_experiment_nobody_has_seen_says_the_treatment_earns_more() {
+        let shown = |buyers: u64, converted: u64| {
+            let mut v = VariantStats::default();
+            v.exposed.extend(1..=buyers);
+            v.converted.extend(1..=converted);
+            v.orders = converted;
+            v.sum = u128::from(converted) * 10_000;
+            v.sum_sq = converted as f64 * 1e8;
+            v
+        };
+        let experiment = |variants| Experiment {
+            id: 1,
+            name: "bigger photos".into(),
+            names: vec!["control".into(), "treatment".into()],
+            weights: vec![1, 1],
+            starts_at: 0,
+            ends_at: 1,
+            variants,
+        };
+        let unseen = results(1, &experiment(vec![shown(0, 0), shown(0, 0)]));
+        let verdict = unseen.variants[1].verdict.as_deref().unwrap();
+        assert_eq!(verdict, "treatment vs control: no verdict until buyers have been shown both.");
+        let tie = results(1, &experiment(vec![shown(100, 10), shown(100, 10)]));
+        let verdict = tie.variants[1].verdict.as_deref().unwrap();
+        assert!(verdict.ends_with("treatment earns the same per buyer shown."), "{verdict}");
     }
 }

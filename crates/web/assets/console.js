@@ -732,7 +732,7 @@ function keysPage(main) {
     ["Key", (k) => "#" + k.api_key_id],
     ["Role", (k) => k.role],
     ["Acts for", (k) => (k.merchant_id ? "merchant #" + k.merchant_id : k.buyer_id ? "buyer #" + k.buyer_id : k.carrier_id ? "carrier #" + k.carrier_id : "")],
-    ["Status", (k) => tag(k.revoked ? "revoked" : "ok")],
+    ["Status", (k) => tag(k.revoked ? "revoked" : "active")],
     ["", (k, reload) => (k.revoked ? "" : button("Revoke", async (b) => {
       if (!confirm("Revoke key #" + k.api_key_id + "? Its next request will be refused.")) return;
       await act("revoke:" + k.api_key_id, "DELETE", `/v1/api-keys/${k.api_key_id}`, undefined, b); reload();
@@ -804,9 +804,11 @@ function experimentsPage(main) {
     ["", (x) => button("Results", async () => {
       const r = await api("GET", `/v1/experiments/${x.experiment_id}/results`);
       results.replaceChildren(card("Results of " + r.name, h("div", { class: "table" }, h("table", {},
-        h("thead", {}, h("tr", {}, ["Variant", "Buyers", "Converted", "Conversion", "Verdict"].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, [["Variant"], ["Buyers", "num"], ["Converted", "num"], ["Conversion", "num"], ["AOV", "num"], ["Verdict"]]
+          .map(([t, cls]) => h("th", { class: cls, scope: "col" }, t)))),
         h("tbody", {}, r.variants.map((v) => h("tr", {}, h("td", {}, v.name), h("td", { class: "num" }, v.buyers), h("td", { class: "num" }, v.converted),
-          h("td", { class: "num" }, String(v.conversion)), h("td", {}, v.conversion_test ? JSON.stringify(v.conversion_test) : "control"))))))));
+          h("td", { class: "num" }, (v.conversion * 100).toFixed(2) + "%"), h("td", { class: "num" }, money(Math.round(v.aov))),
+          h("td", {}, v.verdict || "the control"))))))));
     })],
   ] });
   main.append(h("h2", {}, "A/B experiments"), results, card("Experiments", experiments), card("New experiment", form({

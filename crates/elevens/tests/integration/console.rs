@@ -347,6 +347,24 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     )
     .await;
 
+    // An experiment made in the console, and its results with a verdict in words.
+    browser.goto(&format!("{base}/console#/experiments")).await;
+    browser.fill("form [name=name]", "bigger photos").await;
+    browser.run(&submit_button("Create experiment")).await;
+    browser
+        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Results'); return b && (b.click(), true)")
+        .await;
+    let rows = browser
+        .until("const rows = [...document.querySelectorAll('main section.card')].find(c => c.querySelector('h3')?.textContent === 'Results of bigger photos')?.querySelectorAll('tbody tr'); return rows && rows.length ? [...rows].map(r => r.innerText) : null")
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].as_str().unwrap().contains("the control"), "{rows:?}");
+    let (_, results) = server.get("/v1/experiments/1/results", &admin).await;
+    let verdict = results["variants"][1]["verdict"].as_str().unwrap();
+    assert!(rows[1].as_str().unwrap().contains(verdict), "the API's verdict on the page: {rows:?} {verdict}");
+    screenshot(&browser, "console-admin-experiment-results-1440.png").await;
+
     // The audit, run from its page: every check listed, every one ok.
     browser.goto(&format!("{base}/console#/audit")).await;
     browser
