@@ -286,13 +286,22 @@ const adminPages = [
   ["experiments", "Experiments", experimentsPage],
   ["events", "Events & webhooks", eventsPage],
 ];
+// The store an operator works for (from the Merchants page), {id, name}, kept in the tab like the
+// key; the admin key may do everything a merchant may, so the merchant's pages serve as they are.
+const AS = "elevens.console.as";
+function actingFor() {
+  if (!me || me.role !== "admin") return null;
+  try { return JSON.parse(sessionStorage.getItem(AS)); } catch (e) { return null; }
+}
 function pagesOf(role) {
-  if (role === "merchant") return merchantPages;
+  if (role === "merchant" || actingFor()) return merchantPages;
   if (role === "admin") return adminPages;
   return [];
 }
-const M = () => me.merchant_id;
+const M = () => (actingFor() || me).merchant_id;
 const merchantId = M;
+// Goes to a page, drawing it again when the address is already there (no hashchange then).
+function go(hash) { if (location.hash === hash) render(); else location.hash = hash; }
 
 function walletCard(path) {
   const figures = h("div", { class: "figures" });
@@ -322,7 +331,7 @@ function walletCard(path) {
 }
 
 function storePage(main) {
-  main.append(h("h2", {}, "Store: " + (me.name || "#" + M())),
+  main.append(h("h2", {}, "Store: " + ((actingFor() || me).name || "#" + M())),
     card("Wallet and ledger", walletCard(`/v1/merchants/${M()}/wallet`)),
     card("Shipping fee per order", form({
       submit: "Set fee", method: "PUT", path: `/v1/merchants/${M()}/shipping-fee`,
@@ -704,7 +713,11 @@ function ticketsPage(main) {
 // ---- operator pages ----
 function merchantsPage(main) {
   const merchants = list({ path: "/v1/merchants", columns: [
-    ["Merchant", (x) => "#" + x.merchant_id], ["Name", (x) => x.name], ["Commission", (x) => x.commission_bps / 100 + "%", "num"]] });
+    ["Merchant", (x) => "#" + x.merchant_id], ["Name", (x) => x.name], ["Commission", (x) => x.commission_bps / 100 + "%", "num"],
+    ["", (x) => button("Work as this store", () => {
+      sessionStorage.setItem(AS, JSON.stringify({ merchant_id: x.merchant_id, name: x.name }));
+      go("#/store");
+    })]] });
   main.append(h("h2", {}, "Merchants"), card("Merchants", merchants), card("New merchant", form({
     submit: "Create merchant", path: "/v1/merchants",
     fields: [{ name: "name", label: "Name", required: true, maxlength: 200 },
@@ -860,6 +873,7 @@ function signIn(message) {
     if (!input.value.trim()) { err.textContent = "Paste an API key."; input.focus(); return; }
     submit.disabled = true;
     sessionStorage.setItem(KEY, input.value.trim());
+    sessionStorage.removeItem(AS);
     try { me = await api("GET", "/v1/me"); start(); }
     catch (e) { sessionStorage.removeItem(KEY); err.textContent = e.message; input.setAttribute("aria-invalid", "true"); input.focus(); }
     finally { submit.disabled = false; }
@@ -874,9 +888,12 @@ function render() {
   const [, route, arg] = (location.hash || "").split("/");
   const page = pages.find(([id]) => id === route) || pages[0];
   const main = h("main", { id: "main", tabindex: "-1" });
+  const acting = actingFor();
   const header = h("header", {}, h("h1", {}, "elevens"),
-    h("span", { class: "who", "data-role": me.role }, me.role + (me.name ? " · " + me.name : "") + (me.merchant_id ? " #" + me.merchant_id : "")),
-    h("button", { type: "button", onclick: () => { sessionStorage.removeItem(KEY); me = null; location.hash = ""; signIn(); } }, "Sign out"));
+    h("span", { class: "who", "data-role": me.role }, me.role + (me.name ? " · " + me.name : "") + (me.merchant_id ? " #" + me.merchant_id : "")
+      + (acting ? " · working as " + acting.name + " #" + acting.merchant_id : "")),
+    acting ? h("button", { type: "button", onclick: () => { sessionStorage.removeItem(AS); go("#/merchants"); } }, "Back to operator") : "",
+    h("button", { type: "button", onclick: () => { sessionStorage.removeItem(KEY); sessionStorage.removeItem(AS); me = null; location.hash = ""; signIn(); } }, "Sign out"));
   if (!page) {
     main.append(h("div", { class: "notice bad", role: "alert" }, "A " + me.role + " key has no console pages: use a merchant or admin key."));
     app.replaceChildren(header, main);

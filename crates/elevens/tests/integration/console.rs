@@ -377,6 +377,29 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     assert!(checks.len() >= 5 && checks.iter().all(|c| c == "ok"), "the audit's checks: {checks:?}");
     screenshot(&browser, "console-admin-audit-run-1440.png").await;
 
+    // The operator works as the first store: its pages, its shipment, then back.
+    browser.goto(&format!("{base}/console#/merchants")).await;
+    browser
+        .until("const r = [...document.querySelectorAll('main tr')].find(r => r.innerText.includes('Flagship')); const b = r && r.querySelector('button'); return b && (b.click(), true)")
+        .await;
+    let heading = browser
+        .until("return location.hash === '#/store' && document.querySelector('main h2')?.textContent")
+        .await;
+    assert_eq!(heading, "Store: Flagship");
+    assert!(browser.text("header .who").await.contains("working as Flagship #1"));
+    for (w, h) in [(390, 844), (1440, 900)] {
+        browser.viewport(w, h).await;
+        browser.goto(&format!("{base}/console#/shipments/1")).await;
+        browser.until("return document.querySelector('main .tag.delivered')").await;
+        let layout = browser.run(MEASURE).await;
+        check(&layout, "shipments/1 as the operator");
+        screenshot(&browser, &format!("console-admin-as-merchant-shipment-{w}.png")).await;
+    }
+    browser
+        .run("[...document.querySelectorAll('header button')].find(b => b.textContent === 'Back to operator').click()")
+        .await;
+    browser.until("return location.hash === '#/merchants' && document.querySelector('main h2')?.textContent === 'Merchants'").await;
+
     // The revoked key cannot sign in.
     sign_in_refused(&browser, &base, &secret).await;
     server.audit().await;
