@@ -904,6 +904,8 @@ function render() {
   app.replaceChildren(header, h("div", { class: "shell" }, nav, main));
   // On a phone the nav is one scrolling row: keep the current page's link in sight.
   nav.querySelector('[aria-current="page"]').scrollIntoView({ block: "nearest", inline: "nearest" });
+  // A new page takes the focus, so a keyboard or a screen reader starts at its content.
+  main.focus({ preventScroll: true });
   page[2](main, arg);
 }
 function start() {

@@ -72,6 +72,15 @@ async fn sign_in(browser: &Browser, base: &str, key: &str) {
     browser.until("return document.querySelector('header .who')?.textContent").await;
 }
 
+/// Clicks the button of the page (not the header) that says `label`, once it is there.
+async fn press(browser: &Browser, label: &str) {
+    browser
+        .until(&format!(
+            "const b = [...document.querySelectorAll('main button')].find(b => b.textContent === '{label}'); return b && (b.click(), true)"
+        ))
+        .await;
+}
+
 /// The text beside the field `name` of the form whose submit button says `submit`.
 fn field_error(submit: &str, name: &str) -> String {
     format!(
@@ -132,9 +141,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     assert_eq!((sku["price"].as_u64(), sku["available"].as_u64()), (Some(8800), Some(100)), "{sku}");
 
     // Edit it: the new title is the SKU's, in the API and on the page.
-    browser
-        .run("[...document.querySelectorAll('main button')].find(b => b.textContent === 'Edit').click()")
-        .await;
+    press(&browser, "Edit").await;
     browser.fill("form[aria-label='Edit SKU 1'] [name=title]", "West Lake Longjing 250 g (2026)").await;
     browser
         .run("document.querySelector(\"form[aria-label='Edit SKU 1'] button[type=submit]\").click()")
@@ -167,9 +174,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         .await;
 
     // The funnel is live and the page does not move when it updates.
-    browser
-        .run("[...document.querySelectorAll('main button')].find(b => b.textContent === 'Funnel').click()")
-        .await;
+    press(&browser, "Funnel").await;
     browser.until("return document.querySelector('main .figures .figure')").await;
     let before = browser.run(MEASURE).await;
     tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
@@ -233,9 +238,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         .await;
     assert_eq!(s, 201, "{ticket}");
     browser.goto(&format!("{base}/console#/returns")).await;
-    browser
-        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Accept'); return b && (b.click(), true)")
-        .await;
+    press(&browser, "Accept").await;
     browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No returns with this status.')").await;
     assert_eq!(server.get("/v1/returns/1", &merchant).await.1["status"], "approved");
     browser.goto(&format!("{base}/console#/tickets")).await;
@@ -246,9 +249,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let due = ticket["first_response_due"].as_u64().unwrap();
     let due_in_page = browser.run(&format!("return new Date({due}).toLocaleString()")).await;
     assert_eq!((&row[4], &row[5]), (&json!("new"), &due_in_page), "{row}");
-    browser
-        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Open'); return b && (b.click(), true)")
-        .await;
+    press(&browser, "Open").await;
     browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No tickets with this status.')").await;
     let (_, ticket) = server.get("/v1/tickets/1", &merchant).await;
     assert_eq!(ticket["status"], "open", "{ticket}");
@@ -351,9 +352,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     browser.goto(&format!("{base}/console#/experiments")).await;
     browser.fill("form [name=name]", "bigger photos").await;
     browser.run(&submit_button("Create experiment")).await;
-    browser
-        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Results'); return b && (b.click(), true)")
-        .await;
+    press(&browser, "Results").await;
     let rows = browser
         .until("const rows = [...document.querySelectorAll('main section.card')].find(c => c.querySelector('h3')?.textContent === 'Results of bigger photos')?.querySelectorAll('tbody tr'); return rows && rows.length ? [...rows].map(r => r.innerText) : null")
         .await;
@@ -367,9 +366,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
 
     // The audit, run from its page: every check listed, every one ok.
     browser.goto(&format!("{base}/console#/audit")).await;
-    browser
-        .until("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Run the audit'); return b && (b.click(), true)")
-        .await;
+    press(&browser, "Run the audit").await;
     let checks = browser
         .until("const rows = document.querySelectorAll('main tbody tr'); return rows.length ? [...rows].map(r => r.children[1].textContent) : null")
         .await;
