@@ -262,6 +262,11 @@ function alertIn(near, message) {
   if (!err) { err = h("div", { class: "err action", role: "alert" }); cell.append(err); }
   err.textContent = message;
 }
+// A live figure: its name, its value, and a line under it (kept, blank, so figures with and
+// without one are the same height and an update never moves the page).
+function fig(k, v, sub) {
+  return h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v), h("div", { class: "k" }, sub || "\u00a0"));
+}
 function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
 
 // ---- pages ----
@@ -286,7 +291,7 @@ const adminPages = [
   ["experiments", "Experiments", experimentsPage],
   ["events", "Events & webhooks", eventsPage],
 ];
-// The store an operator works for (from the Merchants page), {id, name}, kept in the tab like the
+// The store an operator works for (from the Merchants page), {merchant_id, name}, kept in the tab like the
 // key; the admin key may do everything a merchant may, so the merchant's pages serve as they are.
 const AS = "elevens.console.as";
 function actingFor() {
@@ -459,8 +464,6 @@ function campaignsPage(main) {
     try {
       const f = await api("GET", `/v1/analytics/campaigns/${watched}/funnel`);
       const pct = (ppm) => (ppm / 10000).toFixed(1) + "%";
-      const fig = (k, v, sub) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v),
-    h("div", { class: "k" }, sub || "\u00a0"));
       funnel.replaceChildren(fig("Campaign", "#" + watched), fig("Views", f.views), fig("Orders", f.orders),
         fig("View → order", pct(f.view_to_order_ppm || 0)), fig("Paid", f.paid), fig("Order → paid", pct(f.order_to_paid_ppm || 0)));
     } catch (e) {
@@ -767,8 +770,6 @@ function keysPage(main) {
 }
 function admissionPage(main) {
   const figures = h("div", { class: "figures" });
-  const fig = (k, v, sub) => h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v),
-    h("div", { class: "k" }, sub || "\u00a0"));
   every(LIVE_MS, async () => {
     try {
       const s = await api("GET", "/v1/admission");

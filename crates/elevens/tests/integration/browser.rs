@@ -94,11 +94,10 @@ impl Browser {
         self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
     }
 
-    /// Sizes the window so that the page's viewport is `width`×`height` CSS pixels.
-    /// Sizes the window so that the page's viewport is `width`×`height`. The window's frame is
-    /// measured, not assumed, and measured again after the resize: a window narrower than the
-    /// browser's minimum keeps its outer width, so the frame read there is not the frame at the
-    /// next size.
+    /// Sizes the window so that the page's viewport is `width`×`height` CSS pixels. The window's
+    /// frame is measured, not assumed, and measured again after the resize: a window narrower
+    /// than the browser's minimum keeps its outer width, so the frame read there is not the
+    /// frame at the next size.
     pub async fn viewport(&self, width: i64, height: i64) {
         for _ in 0..3 {
             let inner = self.run("return [innerWidth, innerHeight, outerWidth, outerHeight];").await;

@@ -47,8 +47,7 @@ async fn requests_carry_ids_into_a_json_access_log_and_onto_metrics() {
     assert_eq!(missing.status(), 404);
     assert!(missing.headers().contains_key("x-request-id"));
 
-    let metrics = scrape(&server).await;
-    for series in [
+    let wanted = [
         r#"elevens_http_requests_total{route="/v1/orders",method="POST",status="201"} 1"#,
         r#"elevens_http_requests_total{route="/v1/orders/{id}/pay",method="POST",status="200"} 1"#,
         r#"elevens_http_requests_total{route="/healthz",method="GET",status="200"} 3"#,
@@ -61,7 +60,18 @@ async fn requests_carry_ids_into_a_json_access_log_and_onto_metrics() {
         "# TYPE elevens_http_requests_total counter",
         "# TYPE elevens_orders_paid_total counter",
         "# TYPE elevens_gmv_minor gauge",
-    ] {
+    ];
+    // The business figures come from the read model, which folds durable events a moment after
+    // the reply: scrape until they are there (10 s at most).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = scrape(&server).await;
+        if wanted.iter().all(|series| metrics.contains(series)) || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for series in wanted {
         assert!(metrics.contains(series), "no {series} in:\n{metrics}");
     }
     assert!(!metrics.contains("/no/such/path"), "a raw path never becomes a label");
