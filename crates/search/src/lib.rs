@@ -8,9 +8,10 @@
 pub mod tokenizer;
 
 use elevens_core::State;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
@@ -19,9 +20,13 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer, TokenStream};
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+use tantivy::{DocAddress, Searcher};
 
-/// The most candidates one search considers.
+/// The most candidates one search returns.
 pub const CANDIDATES_MAX: usize = 1_000;
+/// The most superseded documents one search reads past, beyond the hits it returns (see
+/// [`Search::replace`]).
+pub const SUPERSEDED_READ_MAX: usize = 1_000;
 /// The most distinct words of one search that count (the rest are left out).
 pub const WORDS_MAX: usize = 32;
 /// The text fields' tokenizer ([`tokenizer::MarketTokenizer`]), then lower-cased, and words
@@ -67,6 +72,7 @@ pub struct Hit {
 
 struct Fields {
     sku: Field,
+    generation: Field,
     merchant: Field,
     price: Field,
     title: Field,
@@ -80,6 +86,13 @@ pub struct Search {
     reader: IndexReader,
     fields: Fields,
     dirty: AtomicBool,
+    /// Edits: the generation last given to each edited SKU's document (the writer's side), the
+    /// generations committed ones were given (what searches compare with; a SKU never edited is
+    /// absent, generation 0), those not yet committed, and how many documents edits superseded.
+    assigned: Mutex<HashMap<u64, u64>>,
+    visible: RwLock<HashMap<u64, u64>>,
+    pending: Mutex<Vec<(u64, u64)>>,
+    superseded: AtomicU64,
 }
 
 /// A text field as `TEXT` is, on [`TOKENIZER`].
@@ -92,13 +105,15 @@ fn text() -> TextOptions {
 impl Search {
     pub fn new() -> Result<Search, SearchError> {
         let mut schema = Schema::builder();
-        // Only what queries need, as memory is per SKU: the id is read from its column (and
-        // indexed, so an edit's document replaces the SKU's by its term), and the
-        // price's range filter runs on its column too (indexed and stored as well, a million
-        // SKUs titled "red kettle N" took 32.3 MB, now 17.2 MB); the merchant's few terms stay
-        // indexed.
+        // Only what queries need, as memory is per SKU: the id and the document's generation
+        // are read from their columns (a term per id, for `delete_term`, took ~10 bytes per
+        // SKU; the generation column is constant, so nearly free, until SKUs are edited), and
+        // the price's range filter runs on its column too (indexed and stored as well, a
+        // million SKUs titled "red kettle N" took 32.3 MB, now 17.2 MB); the merchant's few
+        // terms stay indexed.
         let fields = Fields {
-            sku: schema.add_u64_field("sku", FAST | INDEXED),
+            sku: schema.add_u64_field("sku", FAST),
+            generation: schema.add_u64_field("generation", FAST),
             merchant: schema.add_u64_field("merchant", INDEXED),
             price: schema.add_u64_field("price", FAST),
             title: schema.add_text_field("title", text()),
@@ -112,7 +127,17 @@ impl Search {
         index.tokenizers().register(TOKENIZER, analyzer);
         let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Search { index, writer: Mutex::new(Some(writer)), reader, fields, dirty: AtomicBool::new(false) })
+        Ok(Search {
+            index,
+            writer: Mutex::new(Some(writer)),
+            reader,
+            fields,
+            dirty: AtomicBool::new(false),
+            assigned: Mutex::default(),
+            visible: RwLock::default(),
+            pending: Mutex::default(),
+            superseded: AtomicU64::new(0),
+        })
     }
 
     /// Every SKU of the recovered state, searchable at once.
@@ -133,10 +158,15 @@ impl Search {
 
     /// Adds a SKU; it becomes searchable at the next commit.
     pub fn add(&self, sku: &SkuDoc) -> Result<(), SearchError> {
+        self.add_generation(sku, 0)
+    }
+
+    fn add_generation(&self, sku: &SkuDoc, generation: u64) -> Result<(), SearchError> {
         let f = &self.fields;
         let mut writer = self.writer.lock();
         writer.as_mut().ok_or(SearchError::Settling)?.add_document(doc!(
             f.sku => sku.sku,
+            f.generation => generation,
             f.merchant => sku.merchant,
             f.price => sku.price,
             f.title => sku.title.as_str(),
@@ -146,21 +176,32 @@ impl Search {
         Ok(())
     }
 
-    /// Replaces an edited SKU's document; the change becomes searchable at the next commit.
+    /// Replaces an edited SKU's document at the next commit: the new one is added under the
+    /// SKU's next generation, and from that commit on every search drops the documents of older
+    /// generations (they stay in the index until it is rebuilt, at the next start; each search
+    /// reads past at most [`SUPERSEDED_READ_MAX`] of them).
     pub fn replace(&self, sku: &SkuDoc) -> Result<(), SearchError> {
-        {
-            let mut writer = self.writer.lock();
-            let writer = writer.as_mut().ok_or(SearchError::Settling)?;
-            writer.delete_term(Term::from_field_u64(self.fields.sku, sku.sku));
-        }
-        self.add(sku)
+        let generation = {
+            let mut assigned = self.assigned.lock();
+            let generation = assigned.entry(sku.sku).or_insert(0);
+            *generation += 1;
+            *generation
+        };
+        self.add_generation(sku, generation)?;
+        self.pending.lock().push((sku.sku, generation));
+        self.superseded.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Makes what was added searchable (the committer calls it every few hundred ms).
     pub fn commit_if_dirty(&self) -> Result<(), SearchError> {
         if self.dirty.swap(false, Ordering::AcqRel) {
+            // The edits added before this commit are in it: searches compare with them once
+            // the reader shows it (until then they saw the old documents, as they should).
+            let edits = std::mem::take(&mut *self.pending.lock());
             self.writer.lock().as_mut().ok_or(SearchError::Settling)?.commit()?;
             self.reader.reload()?;
+            self.visible.write().extend(edits);
         }
         Ok(())
     }
@@ -213,18 +254,24 @@ impl Search {
         }
         let searcher = self.reader.searcher();
         let limit = query.limit.clamp(1, CANDIDATES_MAX);
+        // Superseded documents of edited SKUs may be among the best: read past them.
+        let superseded = usize::try_from(self.superseded.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        let wanted = limit + superseded.min(SUPERSEDED_READ_MAX);
         let top =
-            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit).order_by_score())?;
-        // The id column of each segment a hit is in, opened once.
-        let mut columns = vec![None; searcher.segment_readers().len()];
-        let mut hits = Vec::with_capacity(top.len());
+            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(wanted).order_by_score())?;
+        let visible = self.visible.read();
+        let mut ids = IdColumns::new(&searcher);
+        let mut seen = HashSet::with_capacity(top.len());
+        let mut hits = Vec::with_capacity(limit);
         for (score, address) in top {
-            let Some(slot) = columns.get_mut(address.segment_ord as usize) else { continue };
-            if slot.is_none() {
-                *slot = Some(searcher.segment_reader(address.segment_ord).fast_fields().u64("sku")?);
-            }
-            if let Some(sku) = slot.as_ref().and_then(|column| column.first(address.doc_id)) {
+            let Some((sku, generation)) = ids.read(address)? else { continue };
+            // Only a SKU's current document, once (a commit shows the new one a moment before
+            // its generation is the current one).
+            if visible.get(&sku).copied().unwrap_or(0) == generation && seen.insert(sku) {
                 hits.push(Hit { sku, score });
+                if hits.len() == limit {
+                    break;
+                }
             }
         }
         Ok(hits)
@@ -264,8 +311,35 @@ impl Search {
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
+    /// The SKUs searchable (documents less those edits superseded).
     pub fn documents(&self) -> u64 {
-        self.reader.searcher().num_docs()
+        let superseded = self.visible.read().values().sum::<u64>();
+        self.reader.searcher().num_docs().saturating_sub(superseded)
+    }
+}
+
+/// The id and generation columns of each segment a hit is in, opened once per search.
+struct IdColumns<'a> {
+    searcher: &'a Searcher,
+    segments: Vec<Option<(Column, Column)>>,
+}
+
+type Column = tantivy::columnar::Column<u64>;
+
+impl<'a> IdColumns<'a> {
+    fn new(searcher: &'a Searcher) -> IdColumns<'a> {
+        IdColumns { searcher, segments: vec![None; searcher.segment_readers().len()] }
+    }
+
+    fn read(&mut self, address: DocAddress) -> Result<Option<(u64, u64)>, SearchError> {
+        let Some(slot) = self.segments.get_mut(address.segment_ord as usize) else { return Ok(None) };
+        if slot.is_none() {
+            let fields = self.searcher.segment_reader(address.segment_ord).fast_fields();
+            *slot = Some((fields.u64("sku")?, fields.u64("generation")?));
+        }
+        Ok(slot.as_ref().and_then(|(sku, generation)| {
+            Some((sku.first(address.doc_id)?, generation.first(address.doc_id)?))
+        }))
     }
 }
 
@@ -311,6 +385,36 @@ mod tests {
             [3]
         );
         assert_eq!(search.documents(), 3);
+    }
+
+    /// An edited SKU is found by its new words and price from the commit after the edit, by its
+    /// old ones until then, and once however often it was edited; other SKUs are unaffected.
+    #[test]
+    fn an_edited_sku_is_found_as_it_is_now_and_only_once() {
+        let search = Search::new().unwrap();
+        search.add(&sku(1, 1, "red kettle", "steel", 5_000)).unwrap();
+        search.add(&sku(2, 1, "red teapot", "clay", 9_000)).unwrap();
+        search.commit_if_dirty().unwrap();
+        let q = |text: &str| SearchQuery { text: text.into(), limit: 10, ..Default::default() };
+        let ids =
+            |query: SearchQuery| search.search(&query).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>();
+        search.replace(&sku(1, 1, "blue kettle", "steel", 20_000)).unwrap();
+        assert_eq!(ids(q("red kettle")), [1], "before the commit, the SKU as it was");
+        search.commit_if_dirty().unwrap();
+        assert_eq!(ids(q("red kettle")), Vec::<u64>::new(), "its old words no longer find it");
+        assert_eq!(ids(q("blue kettle")), [1]);
+        let mut red = ids(q("red"));
+        red.sort_unstable();
+        assert_eq!(red, [2]);
+        assert_eq!(ids(SearchQuery { max_price: Some(10_000), ..q("") }), [2], "its old price is gone too");
+        for price in [21_000, 22_000, 23_000] {
+            search.replace(&sku(1, 1, "blue kettle", "steel", price)).unwrap();
+            search.commit_if_dirty().unwrap();
+        }
+        assert_eq!(ids(q("kettle")), [1], "one hit, however many documents it had");
+        assert_eq!(ids(SearchQuery { min_price: Some(23_000), ..q("") }), [1]);
+        assert_eq!(ids(SearchQuery { limit: 1, ..q("") }).len(), 1);
+        assert_eq!(search.documents(), 2);
     }
 
     /// A small bilingual catalogue, searched as shoppers would: the obvious query finds the

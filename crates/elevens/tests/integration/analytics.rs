@@ -255,8 +255,25 @@ async fn search_finds_new_skus_within_a_second_with_filters_and_sorts() {
     assert_eq!(ids(&by_sales)[..2], [1, 4], "{by_sales}");
     assert_eq!(server.get("/v1/search?q=phone&sort=price", &service).await.0, 400);
 
-    // After a restart the index is rebuilt from the state.
+    // An edit: within a second the SKU is found by its new title, no longer by its old one,
+    // and once.
+    let edit = json!({"title": "Induction rice cooker", "description": "cooks rice and porridge"});
+    assert_eq!(server.patch("/v1/skus/3", &merchant, "edit-3", edit).await.0, 200);
+    let edited = std::time::Instant::now();
+    loop {
+        let body = server.get("/v1/search?q=porridge", &service).await.1;
+        if ids(&body) == [3] {
+            break;
+        }
+        assert!(edited.elapsed() < Duration::from_secs(1), "the edit not searchable within a second: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids(&server.get("/v1/search?q=rice", &service).await.1), [3], "once");
+    assert_eq!(ids(&server.get("/v1/search?q=induction+cooker", &service).await.1), [3]);
+
+    // After a restart the index is rebuilt from the state, edits included.
     server.kill();
     let server = Server::start(dir.path(), &[]);
     assert_eq!(ids(&server.get("/v1/search?q=rice", &server.admin).await.1), [3]);
+    assert_eq!(ids(&server.get("/v1/search?q=porridge", &server.admin).await.1), [3]);
 }
