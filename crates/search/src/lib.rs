@@ -188,9 +188,9 @@ impl Search {
             *generation += 1;
             *generation
         };
+        self.superseded.fetch_add(1, Ordering::Release);
         self.add_generation(sku, generation)?;
         self.pending.lock().push((sku.sku, generation));
-        self.superseded.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -256,19 +256,24 @@ impl Search {
         let searcher = self.reader.searcher();
         let limit = query.limit.clamp(1, CANDIDATES_MAX);
         // Superseded documents of edited SKUs may be among the best: read past them.
-        let superseded = usize::try_from(self.superseded.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        // (Counted before an edit's document is added, so a search that reads 0 sees none.)
+        let superseded = usize::try_from(self.superseded.load(Ordering::Acquire)).unwrap_or(usize::MAX);
         let wanted = limit + superseded.min(SUPERSEDED_READ_MAX);
         let top =
             searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(wanted).order_by_score())?;
+        // With no edit ever, each SKU has one document: no generation to read, nothing twice.
+        let edited = superseded > 0;
         let visible = self.visible.read();
-        let mut ids = IdColumns::new(&searcher);
-        let mut seen = HashSet::with_capacity(top.len());
+        let mut ids = IdColumns::new(&searcher, edited);
+        let mut seen = HashSet::with_capacity(if edited { top.len() } else { 0 });
         let mut hits = Vec::with_capacity(limit);
         for (score, address) in top {
             let Some((sku, generation)) = ids.read(address)? else { continue };
             // Only a SKU's current document, once (a commit shows the new one a moment before
             // its generation is the current one).
-            if visible.get(&sku).copied().unwrap_or(0) == generation && seen.insert(sku) {
+            let current =
+                !edited || (visible.get(&sku).copied().unwrap_or(0) == generation && seen.insert(sku));
+            if current {
                 hits.push(Hit { sku, score });
                 if hits.len() == limit {
                     break;
@@ -319,27 +324,35 @@ impl Search {
     }
 }
 
-/// The id and generation columns of each segment a hit is in, opened once per search.
+/// The id column (and the generation's, if asked) of each segment a hit is in, opened once per
+/// search.
 struct IdColumns<'a> {
     searcher: &'a Searcher,
-    segments: Vec<Option<(Column, Column)>>,
+    with_generation: bool,
+    segments: Vec<Option<(Column, Option<Column>)>>,
 }
 
 type Column = tantivy::columnar::Column<u64>;
 
 impl<'a> IdColumns<'a> {
-    fn new(searcher: &'a Searcher) -> IdColumns<'a> {
-        IdColumns { searcher, segments: vec![None; searcher.segment_readers().len()] }
+    fn new(searcher: &'a Searcher, with_generation: bool) -> IdColumns<'a> {
+        IdColumns { searcher, with_generation, segments: vec![None; searcher.segment_readers().len()] }
     }
 
+    /// The document's SKU and generation (0 unless asked for).
     fn read(&mut self, address: DocAddress) -> Result<Option<(u64, u64)>, SearchError> {
         let Some(slot) = self.segments.get_mut(address.segment_ord as usize) else { return Ok(None) };
         if slot.is_none() {
             let fields = self.searcher.segment_reader(address.segment_ord).fast_fields();
-            *slot = Some((fields.u64("sku")?, fields.u64("generation")?));
+            let generation = if self.with_generation { Some(fields.u64("generation")?) } else { None };
+            *slot = Some((fields.u64("sku")?, generation));
         }
         Ok(slot.as_ref().and_then(|(sku, generation)| {
-            Some((sku.first(address.doc_id)?, generation.first(address.doc_id)?))
+            let generation = match generation {
+                Some(column) => column.first(address.doc_id)?,
+                None => 0,
+            };
+            Some((sku.first(address.doc_id)?, generation))
         }))
     }
 }
