@@ -270,7 +270,9 @@ pub struct CreateSkuRequest {
     pub merchant_id: u64,
     #[schema(min_length = 1, max_length = 200)]
     pub title: String,
+    /// At most 4,000 bytes of UTF-8.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: String,
     /// Minor units (fen, cents).
     #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
@@ -290,7 +292,8 @@ pub struct CreateSkuRequest {
 pub struct UpdateSkuRequest {
     #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
-    #[schema(max_length = 2000)]
+    /// At most 4,000 bytes of UTF-8.
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
     /// Minor units; for orders placed from now on. Not below the flash price of a campaign of
     /// this SKU that has not ended.

@@ -372,7 +372,7 @@ function skuForm(m, after) {
     submit: "Create SKU", path: "/v1/skus",
     fields: [
       { name: "title", label: "Title", required: true, maxlength: 200, wide: true },
-      { name: "description", label: "Description", type: "textarea", maxlength: 2000, wide: true },
+      { name: "description", label: "Description", type: "textarea", maxlength: 4000, wide: true },
       { name: "price", label: "Price", money: true, required: true, placeholder: "99.00" },
       currencyField(),
       { name: "stock", label: "Initial stock", type: "number", min: 0, max: 1000000000, required: true, value: 0 },
@@ -396,7 +396,7 @@ function skuActions(s, reload) {
       fields: [
         { name: "title", label: "Title", required: true, maxlength: 200, value: s.title },
         { name: "price", label: "Price", money: true, required: true, value: money(s.price).replace(/,/g, "") },
-        { name: "description", label: "Description", type: "textarea", maxlength: 2000, value: s.description, wide: true },
+        { name: "description", label: "Description", type: "textarea", maxlength: 4000, value: s.description, wide: true },
       ],
       body: (v) => ({ title: v.title, price: v.price, description: v.description || "" }),
       after: reload,
