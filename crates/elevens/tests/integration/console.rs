@@ -374,6 +374,35 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     assert!(checks.len() >= 5 && checks.iter().all(|c| c == "ok"), "the audit's checks: {checks:?}");
     screenshot(&browser, "console-admin-audit-run-1440.png").await;
 
+    // A page the API cuts short (as it does when it has looked at its bound of records) is
+    // followed to fill the page: the answers are cut in the page, the list still shows both
+    // merchants, in one page, with no cursor left.
+    browser.goto(&format!("{base}/console#/buyers")).await;
+    browser.until("return document.querySelector('main h2')?.textContent === 'Buyers'").await;
+    browser
+        .run(
+            "const real = window.fetch; window.cut = 0;
+             window.fetch = async (url, options) => {
+               const response = await real(url, options);
+               if (!String(url).startsWith('/v1/merchants?')) return response;
+               const page = await response.json();
+               if (page.items.length > 1) { window.cut++; page.next_after = page.items[0].merchant_id; page.items = page.items.slice(0, 1); }
+               return new Response(JSON.stringify(page), { status: response.status, headers: response.headers });
+             };
+             location.hash = '#/merchants';",
+        )
+        .await;
+    let shown = browser
+        .until("const p = document.querySelector('main .pager span'); return p && p.textContent === '2 shown' && [...document.querySelectorAll('main tbody tr')].map(r => r.children[1].textContent)")
+        .await;
+    assert_eq!(shown, json!(["Flagship", "Rival Store"]));
+    assert_eq!(browser.run("return window.cut").await, 1, "the first answer was cut");
+    assert_eq!(
+        browser.run("return [...document.querySelectorAll('main .pager button')].map(b => b.disabled)").await,
+        json!([true, true]),
+        "one page, nothing after it"
+    );
+
     // The operator works as the first store: its pages, its shipment, then back.
     browser.goto(&format!("{base}/console#/merchants")).await;
     browser
