@@ -2,8 +2,7 @@
 //! filters by merchant and price range as indexed fields. The index lives in memory: it is a
 //! read model, rebuilt from the recovered state on start ([`Search::from_state`]) and fed new
 //! SKUs and edits from the engine's durable events ([`Search::add`], [`Search::replace`]); a
-//! committer makes them searchable
-//! within a second ([`Search::commit_if_dirty`]). Stock and sales change with every order, so
+//! committer makes them searchable within a second ([`Search::commit_if_dirty`]). Stock and sales change with every order, so
 //! they are not indexed: the gateway reads them for the candidates from the state itself.
 
 pub mod tokenizer;
@@ -87,12 +86,11 @@ pub struct Search {
     reader: IndexReader,
     fields: Fields,
     dirty: AtomicBool,
-    /// Edits: the generation last given to each edited SKU's document (the writer's side), the
-    /// generations committed ones were given (what searches compare with; a SKU never edited is
-    /// absent, generation 0), those not yet committed, and how many documents edits superseded.
-    assigned: Mutex<HashMap<u64, u64>>,
+    /// Edits: each edited SKU's current generation as of the last commit (what searches compare
+    /// with; a SKU never edited is absent, generation 0), the generations given since (made
+    /// visible by the next commit), and how many documents edits have superseded.
     visible: RwLock<HashMap<u64, u64>>,
-    pending: Mutex<Vec<(u64, u64)>>,
+    pending: Mutex<HashMap<u64, u64>>,
     superseded: AtomicU64,
 }
 
@@ -109,9 +107,8 @@ impl Search {
         // Only what queries need, as memory is per SKU: the id and the document's generation
         // are columns only (a term per id, which `delete_term` would need, costs 5.5 bytes per
         // SKU; the generation column is constant, so nearly free, until SKUs are edited), and
-        // the price's range filter runs on its column too (indexed and stored as well, a
-        // million SKUs titled "red kettle N" took 32.3 MB, now 17.2 MB); the merchant's few
-        // terms stay indexed.
+        // the price's range filter runs on its column too (an indexed and stored price nearly
+        // doubles the index); the merchant's few terms stay indexed.
         let fields = Fields {
             sku: schema.add_u64_field("sku", FAST),
             generation: schema.add_u64_field("generation", FAST),
@@ -134,7 +131,6 @@ impl Search {
             reader,
             fields,
             dirty: AtomicBool::new(false),
-            assigned: Mutex::default(),
             visible: RwLock::default(),
             pending: Mutex::default(),
             superseded: AtomicU64::new(0),
@@ -182,27 +178,26 @@ impl Search {
     /// generations (they stay in the index until it is rebuilt, at the next start; each search
     /// reads past at most [`SUPERSEDED_READ_MAX`] of them).
     pub fn replace(&self, sku: &SkuDoc) -> Result<(), SearchError> {
-        let generation = {
-            let mut assigned = self.assigned.lock();
-            let generation = assigned.entry(sku.sku).or_insert(0);
-            *generation += 1;
-            *generation
-        };
+        // Held until the document is added, and by a commit throughout: a commit makes a
+        // generation visible only with its document, and no generation is given twice.
+        let mut pending = self.pending.lock();
+        let current = pending.get(&sku.sku).or(self.visible.read().get(&sku.sku)).copied().unwrap_or(0);
         self.superseded.fetch_add(1, Ordering::Release);
-        self.add_generation(sku, generation)?;
-        self.pending.lock().push((sku.sku, generation));
+        self.add_generation(sku, current + 1)?;
+        pending.insert(sku.sku, current + 1);
         Ok(())
     }
 
     /// Makes what was added searchable (the committer calls it every few hundred ms).
     pub fn commit_if_dirty(&self) -> Result<(), SearchError> {
         if self.dirty.swap(false, Ordering::AcqRel) {
-            // The edits added before this commit are in it: searches compare with them once
-            // the reader shows it (until then they saw the old documents, as they should).
-            let edits = std::mem::take(&mut *self.pending.lock());
+            // Every pending edit's document is in this commit (an edit holds this lock while it
+            // adds it): searches compare with their generations once the reader shows it, and
+            // until then saw the old documents, as they should.
+            let mut pending = self.pending.lock();
             self.writer.lock().as_mut().ok_or(SearchError::Settling)?.commit()?;
             self.reader.reload()?;
-            self.visible.write().extend(edits);
+            self.visible.write().extend(pending.drain());
         }
         Ok(())
     }
@@ -426,6 +421,12 @@ mod tests {
             search.commit_if_dirty().unwrap();
         }
         assert_eq!(ids(q("kettle")), [1], "one hit, however many documents it had");
+        // Two edits between commits: the later one is the SKU.
+        search.replace(&sku(1, 1, "green kettle", "steel", 23_000)).unwrap();
+        search.replace(&sku(1, 1, "black kettle", "steel", 23_000)).unwrap();
+        search.commit_if_dirty().unwrap();
+        assert_eq!(ids(q("green")), Vec::<u64>::new());
+        assert_eq!(ids(q("black kettle")), [1]);
         assert_eq!(ids(SearchQuery { min_price: Some(23_000), ..q("") }), [1]);
         assert_eq!(ids(SearchQuery { limit: 1, ..q("") }).len(), 1);
         assert_eq!(search.documents(), 2);
