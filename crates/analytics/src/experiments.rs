@@ -283,21 +283,23 @@ mod seeds_example {
 
     /// The seeds' question: variant B lifts click-through (conversion) by 10% but lowers the
     /// basket (AOV) by 5% — did it pay? GMV per buyer shown: 1.10 × 0.95 = +4.5%.
+    /// `buyers` shown a variant, the first `converted` of them paying one order each, of values
+    /// spread ±20% around `order_value` (so the t-test has a variance).
+    fn variant(buyers: u64, converted: u64, order_value: u64) -> VariantStats {
+        let mut v = VariantStats::default();
+        v.exposed.extend(1..=buyers);
+        v.converted.extend(1..=converted);
+        for i in 0..converted {
+            let value = order_value * 8 / 10 + (i % 5) * order_value / 10;
+            v.orders += 1;
+            v.sum += u128::from(value);
+            v.sum_sq += (value as f64).powi(2);
+        }
+        v
+    }
+
     #[test]
     fn ctr_up_ten_aov_down_five_is_answered() {
-        let variant = |buyers: u64, converted: u64, order_value: u64| {
-            let mut v = VariantStats::default();
-            v.exposed.extend(1..=buyers);
-            v.converted.extend(1..=converted);
-            for i in 0..converted {
-                // Order values spread ±20% around the mean, so the t-test has a variance.
-                let value = order_value * 8 / 10 + (i % 5) * order_value / 10;
-                v.orders += 1;
-                v.sum += u128::from(value);
-                v.sum_sq += (value as f64).powi(2);
-            }
-            v
-        };
         let e = Experiment {
             id: 1,
             name: "bigger product photos".into(),
@@ -322,15 +324,6 @@ mod seeds_example {
     /// per buyer shown", at +0.0%; a tie said the same.
     #[test]
     fn regression_an_experiment_nobody_has_seen_says_the_treatment_earns_more() {
-        let shown = |buyers: u64, converted: u64| {
-            let mut v = VariantStats::default();
-            v.exposed.extend(1..=buyers);
-            v.converted.extend(1..=converted);
-            v.orders = converted;
-            v.sum = u128::from(converted) * 10_000;
-            v.sum_sq = converted as f64 * 1e8;
-            v
-        };
         let experiment = |variants| Experiment {
             id: 1,
             name: "bigger photos".into(),
@@ -340,10 +333,10 @@ mod seeds_example {
             ends_at: 1,
             variants,
         };
-        let unseen = results(1, &experiment(vec![shown(0, 0), shown(0, 0)]));
+        let unseen = results(1, &experiment(vec![variant(0, 0, 10_000), variant(0, 0, 10_000)]));
         let verdict = unseen.variants[1].verdict.as_deref().unwrap();
         assert_eq!(verdict, "treatment vs control: no verdict until buyers have been shown both.");
-        let tie = results(1, &experiment(vec![shown(100, 10), shown(100, 10)]));
+        let tie = results(1, &experiment(vec![variant(100, 10, 10_000), variant(100, 10, 10_000)]));
         let verdict = tie.variants[1].verdict.as_deref().unwrap();
         assert!(verdict.ends_with("treatment earns the same per buyer shown."), "{verdict}");
     }
