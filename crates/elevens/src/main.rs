@@ -301,11 +301,28 @@ fn transparent_huge_pages() {
     }
 }
 
+/// Refuses an `ELEVENS_*` variable that sets nothing (see `config::check_variables`), with the
+/// command line's own variables read from its definition.
+fn check_variables() -> anyhow::Result<()> {
+    fn flag_variables(command: &clap::Command, out: &mut Vec<String>) {
+        out.extend(command.get_arguments().filter_map(|a| a.get_env()?.to_str().map(str::to_owned)));
+        command.get_subcommands().for_each(|sub| flag_variables(sub, out));
+    }
+    let mut names = Vec::new();
+    flag_variables(&<Cli as clap::CommandFactory>::command(), &mut names);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    elevens_server::config::check_variables(std::env::vars(), &names)
+}
+
 fn main() -> ExitCode {
     transparent_huge_pages();
     prefault::start();
     elevens_server::engine::on_table_threads(prefault::for_this_thread);
     let cli = Cli::parse();
+    if let Err(error) = check_variables() {
+        eprintln!("elevens: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let _logs = init_logs(cli.log_format, matches!(cli.command, Cmd::Bench { .. }));
     let result = match cli.command {
         Cmd::Serve {

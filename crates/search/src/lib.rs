@@ -2,16 +2,19 @@
 //! filters by merchant and price range as indexed fields. The index lives in memory: it is a
 //! read model, rebuilt from the recovered state on start ([`Search::from_state`]) and fed new
 //! SKUs and edits from the engine's durable events ([`Search::add`], [`Search::replace`]); a
-//! committer makes them searchable within a second ([`Search::commit_if_dirty`]). Stock and sales change with every order, so
+//! committer makes them searchable within a second ([`Search::commit_if_dirty`]). An edit
+//! deletes the SKU's document by its id term and adds the new one, so each SKU has exactly one
+//! live document whatever its number of edits; the merge policy expunges deleted documents
+//! soon, so that they weigh in BM25's statistics (tantivy counts them until merged) only
+//! briefly. Stock and sales change with every order, so
 //! they are not indexed: the gateway reads them for the candidates from the state itself.
 
 pub mod tokenizer;
 
 use elevens_core::State;
-use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, HashSet};
+use parking_lot::Mutex;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
@@ -24,9 +27,10 @@ use tantivy::{DocAddress, Searcher};
 
 /// The most candidates one search returns.
 pub const CANDIDATES_MAX: usize = 1_000;
-/// The most superseded documents one search reads past, beyond the hits it returns (see
-/// [`Search::replace`]).
-pub const SUPERSEDED_READ_MAX: usize = 1_000;
+/// The share of a segment's documents that may be deleted (superseded by edits) before the
+/// merge policy rewrites it without them: deleted documents still count in BM25's document
+/// frequencies and totals until then.
+const DELETED_SHARE_BEFORE_MERGE: f32 = 0.01;
 /// The most distinct words of one search that count (the rest are left out).
 pub const WORDS_MAX: usize = 32;
 /// The text fields' tokenizer ([`tokenizer::MarketTokenizer`]), then lower-cased, and words
@@ -72,7 +76,6 @@ pub struct Hit {
 
 struct Fields {
     sku: Field,
-    generation: Field,
     merchant: Field,
     price: Field,
     title: Field,
@@ -86,12 +89,6 @@ pub struct Search {
     reader: IndexReader,
     fields: Fields,
     dirty: AtomicBool,
-    /// Edits: each edited SKU's current generation as of the last commit (what searches compare
-    /// with; a SKU never edited is absent, generation 0), the generations given since (made
-    /// visible by the next commit), and how many documents edits have superseded.
-    visible: RwLock<HashMap<u64, u64>>,
-    pending: Mutex<HashMap<u64, u64>>,
-    superseded: AtomicU64,
 }
 
 /// A text field as `TEXT` is, on [`TOKENIZER`].
@@ -104,14 +101,12 @@ fn text() -> TextOptions {
 impl Search {
     pub fn new() -> Result<Search, SearchError> {
         let mut schema = Schema::builder();
-        // Only what queries need, as memory is per SKU: the id and the document's generation
-        // are columns only (a term per id, which `delete_term` would need, costs 5.5 bytes per
-        // SKU; the generation column is constant, so nearly free, until SKUs are edited), and
-        // the price's range filter runs on its column too (an indexed and stored price nearly
-        // doubles the index); the merchant's few terms stay indexed.
+        // Only what queries need, as memory is per SKU: the id is a column (read for each hit)
+        // and a term (what an edit deletes the old document by), the price's range filter runs
+        // on its column (an indexed and stored price nearly doubles the index), and the
+        // merchant's few terms are indexed.
         let fields = Fields {
-            sku: schema.add_u64_field("sku", FAST),
-            generation: schema.add_u64_field("generation", FAST),
+            sku: schema.add_u64_field("sku", INDEXED | FAST),
             merchant: schema.add_u64_field("merchant", INDEXED),
             price: schema.add_u64_field("price", FAST),
             title: schema.add_text_field("title", text()),
@@ -123,18 +118,18 @@ impl Search {
             .filter(LowerCaser)
             .build();
         index.tokenizers().register(TOKENIZER, analyzer);
-        let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
+        let writer = Search::writer(&index)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Search {
-            index,
-            writer: Mutex::new(Some(writer)),
-            reader,
-            fields,
-            dirty: AtomicBool::new(false),
-            visible: RwLock::default(),
-            pending: Mutex::default(),
-            superseded: AtomicU64::new(0),
-        })
+        Ok(Search { index, writer: Mutex::new(Some(writer)), reader, fields, dirty: AtomicBool::new(false) })
+    }
+
+    /// The index's one writer, one thread, merging segments with deleted documents early.
+    fn writer(index: &Index) -> Result<IndexWriter, SearchError> {
+        let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
+        let mut policy = tantivy::indexer::LogMergePolicy::default();
+        policy.set_del_docs_ratio_before_merge(DELETED_SHARE_BEFORE_MERGE);
+        writer.set_merge_policy(Box::new(policy));
+        Ok(writer)
     }
 
     /// Every SKU of the recovered state, searchable at once.
@@ -155,15 +150,14 @@ impl Search {
 
     /// Adds a SKU; it becomes searchable at the next commit.
     pub fn add(&self, sku: &SkuDoc) -> Result<(), SearchError> {
-        self.add_generation(sku, 0)
+        let mut writer = self.writer.lock();
+        self.add_with(writer.as_mut().ok_or(SearchError::Settling)?, sku)
     }
 
-    fn add_generation(&self, sku: &SkuDoc, generation: u64) -> Result<(), SearchError> {
+    fn add_with(&self, writer: &mut IndexWriter, sku: &SkuDoc) -> Result<(), SearchError> {
         let f = &self.fields;
-        let mut writer = self.writer.lock();
-        writer.as_mut().ok_or(SearchError::Settling)?.add_document(doc!(
+        writer.add_document(doc!(
             f.sku => sku.sku,
-            f.generation => generation,
             f.merchant => sku.merchant,
             f.price => sku.price,
             f.title => sku.title.as_str(),
@@ -173,31 +167,21 @@ impl Search {
         Ok(())
     }
 
-    /// Replaces an edited SKU's document at the next commit: the new one is added under the
-    /// SKU's next generation, and from that commit on every search drops the documents of older
-    /// generations (they stay in the index until it is rebuilt, at the next start; each search
-    /// reads past at most [`SUPERSEDED_READ_MAX`] of them).
+    /// Replaces an edited SKU's document at the next commit: every document of the SKU added
+    /// before is deleted (tantivy orders a delete after the adds before it and before those
+    /// after it), then the new one is added, under one hold of the writer.
     pub fn replace(&self, sku: &SkuDoc) -> Result<(), SearchError> {
-        // Held until the document is added, and by a commit throughout: a commit makes a
-        // generation visible only with its document, and no generation is given twice.
-        let mut pending = self.pending.lock();
-        let current = pending.get(&sku.sku).or(self.visible.read().get(&sku.sku)).copied().unwrap_or(0);
-        self.superseded.fetch_add(1, Ordering::Release);
-        self.add_generation(sku, current + 1)?;
-        pending.insert(sku.sku, current + 1);
-        Ok(())
+        let mut writer = self.writer.lock();
+        let writer = writer.as_mut().ok_or(SearchError::Settling)?;
+        writer.delete_term(Term::from_field_u64(self.fields.sku, sku.sku));
+        self.add_with(writer, sku)
     }
 
     /// Makes what was added searchable (the committer calls it every few hundred ms).
     pub fn commit_if_dirty(&self) -> Result<(), SearchError> {
         if self.dirty.swap(false, Ordering::AcqRel) {
-            // Every pending edit's document is in this commit (an edit holds this lock while it
-            // adds it): searches compare with their generations once the reader shows it, and
-            // until then saw the old documents, as they should.
-            let mut pending = self.pending.lock();
             self.writer.lock().as_mut().ok_or(SearchError::Settling)?.commit()?;
             self.reader.reload()?;
-            self.visible.write().extend(pending.drain());
         }
         Ok(())
     }
@@ -216,7 +200,7 @@ impl Search {
         let Some(mut writer) = slot.take() else { return Err(SearchError::Settling) };
         writer.commit()?;
         writer.wait_merging_threads()?;
-        let writer = self.index.writer_with_num_threads(1, WRITER_BYTES)?;
+        let writer = Search::writer(&self.index)?;
         self.reader.reload()?;
         // The merged segments' files, now that no searcher holds them.
         writer.garbage_collect_files().wait()?;
@@ -250,29 +234,13 @@ impl Search {
         }
         let searcher = self.reader.searcher();
         let limit = query.limit.clamp(1, CANDIDATES_MAX);
-        // Superseded documents of edited SKUs may be among the best: read past them.
-        // (Counted before an edit's document is added, so a search that reads 0 sees none.)
-        let superseded = usize::try_from(self.superseded.load(Ordering::Acquire)).unwrap_or(usize::MAX);
-        let wanted = limit + superseded.min(SUPERSEDED_READ_MAX);
         let top =
-            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(wanted).order_by_score())?;
-        // With no edit ever, each SKU has one document: no generation to read, nothing twice.
-        let edited = superseded > 0;
-        let visible = self.visible.read();
-        let mut ids = IdColumns::new(&searcher, edited);
-        let mut seen = HashSet::with_capacity(if edited { top.len() } else { 0 });
-        let mut hits = Vec::with_capacity(limit);
+            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit).order_by_score())?;
+        let mut ids = IdColumns::new(&searcher);
+        let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
-            let Some((sku, generation)) = ids.read(address)? else { continue };
-            // Only a SKU's current document, once (a commit shows the new one a moment before
-            // its generation is the current one).
-            let current =
-                !edited || (visible.get(&sku).copied().unwrap_or(0) == generation && seen.insert(sku));
-            if current {
+            if let Some(sku) = ids.read(address)? {
                 hits.push(Hit { sku, score });
-                if hits.len() == limit {
-                    break;
-                }
             }
         }
         Ok(hits)
@@ -312,43 +280,36 @@ impl Search {
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
-    /// The SKUs searchable (documents less those edits superseded).
+    /// The SKUs searchable (live documents: one per SKU).
     pub fn documents(&self) -> u64 {
-        let superseded = self.visible.read().values().sum::<u64>();
-        self.reader.searcher().num_docs().saturating_sub(superseded)
+        self.reader.searcher().num_docs()
+    }
+
+    /// Documents deleted by edits and not yet merged away.
+    pub fn deleted_documents(&self) -> u64 {
+        let searcher = self.reader.searcher();
+        searcher.segment_readers().iter().map(|s| u64::from(s.num_deleted_docs())).sum()
     }
 }
 
-/// The id column (and the generation's, if asked) of each segment a hit is in, opened once per
-/// search.
+/// The id column of each segment a hit is in, opened once per search.
 struct IdColumns<'a> {
     searcher: &'a Searcher,
-    with_generation: bool,
-    segments: Vec<Option<(Column, Option<Column>)>>,
+    segments: Vec<Option<tantivy::columnar::Column<u64>>>,
 }
 
-type Column = tantivy::columnar::Column<u64>;
-
 impl<'a> IdColumns<'a> {
-    fn new(searcher: &'a Searcher, with_generation: bool) -> IdColumns<'a> {
-        IdColumns { searcher, with_generation, segments: vec![None; searcher.segment_readers().len()] }
+    fn new(searcher: &'a Searcher) -> IdColumns<'a> {
+        IdColumns { searcher, segments: vec![None; searcher.segment_readers().len()] }
     }
 
-    /// The document's SKU and generation (0 unless asked for).
-    fn read(&mut self, address: DocAddress) -> Result<Option<(u64, u64)>, SearchError> {
+    /// The document's SKU.
+    fn read(&mut self, address: DocAddress) -> Result<Option<u64>, SearchError> {
         let Some(slot) = self.segments.get_mut(address.segment_ord as usize) else { return Ok(None) };
         if slot.is_none() {
-            let fields = self.searcher.segment_reader(address.segment_ord).fast_fields();
-            let generation = if self.with_generation { Some(fields.u64("generation")?) } else { None };
-            *slot = Some((fields.u64("sku")?, generation));
+            *slot = Some(self.searcher.segment_reader(address.segment_ord).fast_fields().u64("sku")?);
         }
-        Ok(slot.as_ref().and_then(|(sku, generation)| {
-            let generation = match generation {
-                Some(column) => column.first(address.doc_id)?,
-                None => 0,
-            };
-            Some((sku.first(address.doc_id)?, generation))
-        }))
+        Ok(slot.as_ref().and_then(|sku| sku.first(address.doc_id)))
     }
 }
 
@@ -430,6 +391,59 @@ mod tests {
         assert_eq!(ids(SearchQuery { min_price: Some(23_000), ..q("") }), [1]);
         assert_eq!(ids(SearchQuery { limit: 1, ..q("") }).len(), 1);
         assert_eq!(search.documents(), 2);
+    }
+
+    /// A repricing bot's hour on 11.11: one SKU edited 1,000 times. Every SKU that matches is
+    /// still found, once, and ranked as a fresh index of the same SKUs ranks it.
+    #[test]
+    fn search_loses_skus_after_many_edits() {
+        let catalogue: Vec<SkuDoc> = (1..=20)
+            .map(|i| {
+                let words = ["steel", "glass", "red", "quiet", "fast"][..(i as usize % 5) + 1].join(" ");
+                sku(
+                    i,
+                    1 + i % 3,
+                    &format!("electric kettle {words}"),
+                    &"boils water ".repeat(i as usize % 4),
+                    1_000 + i,
+                )
+            })
+            .collect();
+        let search = Search::new().unwrap();
+        catalogue.iter().for_each(|doc| search.add(doc).unwrap());
+        search.commit_if_dirty().unwrap();
+        let mut edited = catalogue[0].clone();
+        for price in 0..1_000u64 {
+            edited.price = 5_000 + price;
+            search.replace(&edited).unwrap();
+            if price % 10 == 9 {
+                search.commit_if_dirty().unwrap(); // the committer, every few hundred ms
+            }
+        }
+        search.commit_if_dirty().unwrap();
+        let q = SearchQuery { text: "kettle".into(), limit: 100, ..Default::default() };
+        let hits = search.search(&q).unwrap();
+        let mut ids: Vec<u64> = hits.iter().map(|h| h.sku).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=20).collect::<Vec<_>>(), "every kettle, once");
+        assert_eq!(search.documents(), 20);
+        let priced = SearchQuery { min_price: Some(5_999), ..q.clone() };
+        assert_eq!(search.search(&priced).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [1]);
+        // Ranking does not depend on the edit history: as a fresh index of the same SKUs.
+        let fresh = Search::new().unwrap();
+        catalogue.iter().skip(1).chain([&edited]).for_each(|doc| fresh.add(doc).unwrap());
+        fresh.commit_if_dirty().unwrap();
+        search.settle().unwrap();
+        assert_eq!(search.deleted_documents(), 0, "merges expunged the superseded documents");
+        let (now, expected) = (search.search(&q).unwrap(), fresh.search(&q).unwrap());
+        for (a, b) in now.iter().zip(&expected) {
+            assert!((a.score - b.score).abs() <= 1e-4 * b.score, "{now:?} against {expected:?}");
+        }
+        let order = |hits: &[Hit]| hits.iter().map(|h| (h.sku, (h.score * 1e4) as i64)).collect::<Vec<_>>();
+        let (mut a, mut b) = (order(&now), order(&expected));
+        a.sort_by_key(|(sku, score)| (-score, *sku));
+        b.sort_by_key(|(sku, score)| (-score, *sku));
+        assert_eq!(a, b);
     }
 
     /// A small bilingual catalogue, searched as shoppers would: the obvious query finds the

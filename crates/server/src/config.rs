@@ -212,6 +212,48 @@ impl ConfigFile {
     }
 }
 
+/// `ELEVENS_*` variables that are neither a flag's nor a config key's, and what reads them.
+pub const ENV_OTHERS: &[&str] = &[
+    // The process's own: transparent huge pages kept on (`ELEVENS_THP=1`).
+    "ELEVENS_THP",
+    // The test suite's switches (`.ci/run` sets them; the servers the tests start inherit them).
+    "ELEVENS_NATS",
+    "ELEVENS_NATS_KILLS",
+    "ELEVENS_BROWSER",
+    "ELEVENS_PEERS",
+    "ELEVENS_PEERS_DIR",
+    "ELEVENS_SCHEMATHESIS",
+    "ELEVENS_SCHEMATHESIS_SEED",
+    "ELEVENS_PARTITIONS",
+];
+
+/// Refuses, by name, every `ELEVENS_*` variable in `env` that sets nothing: not one of
+/// `flag_variables` (the command line's), not in [`ENV_OTHERS`], and not an
+/// `ELEVENS_<TABLE>__<KEY>` naming a key that exists (a typo such as
+/// `ELEVENS_HTTP_CONNECTIONS_MAX`, one underscore short, would otherwise leave the default in
+/// place without a word). Run before anything touches the data directory.
+pub fn check_variables(
+    env: impl IntoIterator<Item = (String, String)>,
+    flag_variables: &[&str],
+) -> anyhow::Result<()> {
+    let mut keys = Vec::new();
+    for (name, value) in env {
+        if !name.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        if name.contains(ENV_SEPARATOR) {
+            keys.push((name, value));
+        } else if !flag_variables.contains(&name.as_str()) && !ENV_OTHERS.contains(&name.as_str()) {
+            anyhow::bail!(
+                "{name} is not a variable elevens reads: a flag's variable ({}), or ELEVENS_<TABLE>__<KEY> \
+                 (two underscores) for a config key, such as ELEVENS_HTTP__CONNECTIONS_MAX",
+                flag_variables.join(", ")
+            );
+        }
+    }
+    ConfigFile::load(None, keys).map(|_| ())
+}
+
 /// Sets `ELEVENS_<TABLE>__<KEY>[__<KEY>…]=<TOML value>` into `table`. A value that does not parse
 /// as TOML is taken as a string (`ELEVENS_REPLICATION__STREAM=ORDERS`).
 fn overlay_env(
@@ -319,6 +361,26 @@ mod tests {
         assert!(refused(&[("ELEVENS_ENGINE__BATCH_COMMANDS_MAX", "0")]).contains("batch_commands_max"));
         assert!(refused(&[("ELEVENS_FEED__BYTES_MAX", "1")]).contains("[feed]"));
         assert!(ConfigFile::load(None, env(&[("ELEVENS_HTTP__", "1")])).is_err());
+    }
+
+    #[test]
+    fn a_mistyped_variable_is_ignored_in_silence_no_more() {
+        let flags = ["ELEVENS_DATA", "ELEVENS_LISTEN"];
+        let env = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        };
+        let check = |vars: &[(&str, &str)]| check_variables(env(vars), &flags);
+        let refused = check(&[("ELEVENS_HTTP_CONNECTIONS_MAX", "5")]).unwrap_err().to_string();
+        assert!(refused.contains("ELEVENS_HTTP_CONNECTIONS_MAX"), "{refused}");
+        assert!(check(&[("ELEVENS_HTTP__CONECTIONS_MAX", "5")]).is_err(), "a key that does not exist");
+        assert!(check(&[("ELEVENS_DATAA", "/x")]).is_err());
+        assert!(check(&[
+            ("ELEVENS_HTTP__CONNECTIONS_MAX", "5"),
+            ("ELEVENS_DATA", "/x"),
+            ("ELEVENS_THP", "1")
+        ])
+        .is_ok());
+        assert!(check(&[("PATH", "/bin"), ("ELEVENSX", "1")]).is_ok(), "not ours");
     }
 
     /// The README's reference is the defaults, key for key: it cannot drift from the code.

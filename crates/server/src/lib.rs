@@ -10,11 +10,13 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod gate;
+pub mod headers;
 pub mod http;
 pub mod listing;
 pub mod live;
@@ -70,8 +72,11 @@ pub fn router(app: AppState) -> Router {
             get(|| live::asset("text/javascript; charset=utf-8", elevens_web::UPLOT_JS)),
         )
         .route("/screen/uplot.css", get(|| live::asset("text/css; charset=utf-8", elevens_web::UPLOT_CSS)))
+        .route("/screen/screen.js", get(|| live::script(elevens_web::SCREEN_JS)))
+        .route("/screen/screen.css", get(|| live::style(elevens_web::SCREEN_CSS)))
         .route("/console", get(|| live::page(elevens_web::CONSOLE_HTML)))
         .route("/console/app.js", get(|| live::script(elevens_web::CONSOLE_JS)))
+        .route("/console/console.css", get(|| live::style(elevens_web::CONSOLE_CSS)))
         .route(
             "/metrics",
             get(move || async move {
@@ -110,6 +115,8 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             refuse_oversized(request, next, body_limit)
         }))
+        // Every answer, refusals by the layers above included, carries the security headers.
+        .layer(axum::middleware::map_response(headers::security_headers))
         // Outermost: a request refused by the layers above is logged and counted too.
         .layer(axum::middleware::from_fn(access::observe))
         .with_state(app)

@@ -535,6 +535,11 @@ pub async fn script(body: &'static str) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body)
 }
 
+/// A page's own style sheet: not cached, like its page and script.
+pub async fn style(body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body)
+}
+
 /// How long a browser keeps the screen's embedded libraries: they change only with the binary.
 pub const ASSET_MAX_AGE_S: u32 = 3_600;
 

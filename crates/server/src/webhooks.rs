@@ -19,6 +19,7 @@
 //! delivery and lost to a crash sends that delivery again: at least once.
 
 use crate::api::{AppJson, AppPath, AppState, Auth, IdempotencyKey};
+use crate::egress::{AddressPolicy, GuardedResolver, Refusal};
 use crate::error::{ApiError, ErrorBody};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -43,6 +44,10 @@ pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
 pub const WEBHOOK_BATCH_EVENTS_MAX: usize = 100;
 /// Delivery attempts kept per subscription, newest last.
 pub const WEBHOOK_ATTEMPTS_KEPT: usize = 100;
+/// Ranges in `[webhooks] allow_ranges`.
+pub const WEBHOOK_ALLOW_RANGES_MAX: usize = 64;
+/// How long a subscription's creation waits for its host name to resolve, in ms.
+const WEBHOOK_CREATE_RESOLVE_TIMEOUT_MS: u64 = 2_000;
 /// The signature's header.
 pub const SIGNATURE_HEADER: &str = "elevens-signature";
 
@@ -57,9 +62,11 @@ pub struct WebhookLimits {
     pub backoff_max_ms: u64,
     /// Failed attempts in a row after which a subscription is disabled.
     pub failures_max: u32,
-    /// Whether an endpoint may be on this machine or a private network (loopback, RFC 1918,
-    /// link-local): off, so that no key can make the server post to its own network.
-    pub allow_private_urls: bool,
+    /// Address ranges an endpoint may be in although they are not public (a receiver on the
+    /// private network, say: `["10.20.0.0/16"]`). Empty: public addresses only, so that no key
+    /// can make the server post to its own machine, network or a cloud's metadata service
+    /// (see `egress.rs` for what is refused).
+    pub allow_ranges: Vec<ipnet::IpNet>,
 }
 
 impl Default for WebhookLimits {
@@ -70,7 +77,7 @@ impl Default for WebhookLimits {
             backoff_base_ms: 1_000,
             backoff_max_ms: 600_000,
             failures_max: 15,
-            allow_private_urls: false,
+            allow_ranges: Vec::new(),
         }
     }
 }
@@ -82,6 +89,9 @@ impl WebhookLimits {
         }
         if self.backoff_max_ms < self.backoff_base_ms {
             return Err("backoff_max_ms must be at least backoff_base_ms".into());
+        }
+        if self.allow_ranges.len() > WEBHOOK_ALLOW_RANGES_MAX {
+            return Err(format!("allow_ranges names at most {WEBHOOK_ALLOW_RANGES_MAX} ranges"));
         }
         Ok(())
     }
@@ -157,6 +167,8 @@ pub struct Webhooks {
     workers: Mutex<BTreeMap<u64, Worker>>,
     feed: Feed,
     limits: WebhookLimits,
+    /// Resolves endpoint names to checked addresses only; the client below connects through it.
+    resolver: GuardedResolver,
     http: reqwest::Client,
 }
 
@@ -168,15 +180,32 @@ impl Webhooks {
         feed: Feed,
         limits: WebhookLimits,
     ) -> anyhow::Result<Arc<Webhooks>> {
+        Webhooks::start_with_lookup(data_dir, feed, limits, crate::egress::system_lookup())
+    }
+
+    /// [`Webhooks::start`] with names resolved by `lookup` (tests give a fixed answer).
+    pub fn start_with_lookup(
+        data_dir: &std::path::Path,
+        feed: Feed,
+        limits: WebhookLimits,
+        lookup: crate::egress::Lookup,
+    ) -> anyhow::Result<Arc<Webhooks>> {
         let path = data_dir.join("webhooks.json");
         let stored: Stored = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
             Err(e) => return Err(e.into()),
         };
+        let resolver =
+            GuardedResolver { policy: AddressPolicy { allow: limits.allow_ranges.clone() }, lookup };
+        // No redirects (a 3xx is a failed delivery, never a second hop unchecked), no proxy
+        // from the environment (it would connect to the proxy's address, not the checked one),
+        // and every name through the guarded resolver.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(limits.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(resolver.clone()))
             .user_agent(concat!("elevens-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let ids: Vec<u64> = stored.subscriptions.keys().copied().collect();
@@ -186,6 +215,7 @@ impl Webhooks {
             workers: Mutex::new(BTreeMap::new()),
             feed,
             limits,
+            resolver,
             http,
         });
         for id in ids {
@@ -243,6 +273,18 @@ impl Webhooks {
 struct Delivery<'a> {
     subscription: u64,
     events: &'a [serde_json::Value],
+}
+
+/// An error and its causes, one line: reqwest's own says only "error sending request".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// The signature header's value for `body` at `t` (unix seconds).
@@ -329,19 +371,9 @@ impl Webhooks {
             serde_json::to_vec(&Delivery { subscription: sub.id, events: &events }).unwrap_or_default();
         let sent_at = crate::engine::now_ms().0;
         let started = std::time::Instant::now();
-        let answer = self
-            .http
-            .post(&sub.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, sign(&sub.secret, sent_at / 1_000, &body))
-            .header("elevens-subscription", sub.id.to_string())
-            .header("elevens-delivery", format!("{}-{first}-{last}", sub.id))
-            .body(body)
-            .send()
-            .await;
-        let (status, error) = match answer {
-            Ok(response) => (Some(response.status().as_u16()), None),
-            Err(e) => (None, Some(e.without_url().to_string())),
+        let (status, error) = match self.send(sub, body, sent_at, first, last).await {
+            Ok(status) => (Some(status), None),
+            Err(error) => (None, Some(error)),
         };
         let ok = status.is_some_and(|s| (200..300).contains(&s));
         let attempt = Attempt {
@@ -359,6 +391,45 @@ impl Webhooks {
         let result = if ok { "ok" } else { "failed" };
         metrics::counter!("elevens_webhook_deliveries_total", "result" => result).increment(1);
         ok
+    }
+
+    /// Sends one signed delivery: the endpoint's status, or why it was not reached. A literal
+    /// address is judged here, a name by the client's guarded resolver, each time: what was
+    /// allowed at creation may not be now.
+    async fn send(
+        &self,
+        sub: &Subscription,
+        body: Vec<u8>,
+        sent_at: u64,
+        first: u64,
+        last: u64,
+    ) -> Result<u16, String> {
+        let url = reqwest::Url::parse(&sub.url).map_err(|e| e.to_string())?;
+        self.resolver.policy.check_url(&url).map_err(|refusal| refusal.to_string())?;
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, sign(&sub.secret, sent_at / 1_000, &body))
+            .header("elevens-subscription", sub.id.to_string())
+            .header("elevens-delivery", format!("{}-{first}-{last}", sub.id))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e.without_url()))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Whether `url` may be subscribed: its literal address, or every address its name has
+    /// now (a name that does not resolve yet is accepted: each delivery resolves it again).
+    async fn check_endpoint(&self, url: &reqwest::Url) -> Result<(), Refusal> {
+        self.resolver.policy.check_url(url)?;
+        let Some(url::Host::Domain(name)) = url.host() else { return Ok(()) };
+        let wait = Duration::from_millis(WEBHOOK_CREATE_RESOLVE_TIMEOUT_MS);
+        match tokio::time::timeout(wait, self.resolver.resolve_checked(name)).await {
+            Ok(Err(refusal @ Refusal::NotPublic(_))) => Err(refusal),
+            _ => Ok(()),
+        }
     }
 
     /// Changes a subscription without writing the file (the next [`Webhooks::update`] does).
@@ -419,29 +490,6 @@ impl WebhookView {
     }
 }
 
-/// Whether a URL names this machine or a private network by its host: `localhost`, or a
-/// literal address that is loopback, private, link-local, unspecified or unique-local.
-fn is_private(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            let mapped = ip.to_ipv4_mapped();
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || mapped.is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
-        }
-        None => true,
-    }
-}
-
 /// Admins manage every subscription, a merchant its own; other keys none.
 fn owner_of(actor: Actor) -> Result<Option<u64>, ApiError> {
     match actor {
@@ -487,11 +535,8 @@ pub async fn create_webhook(
     }
     let parsed =
         reqwest::Url::parse(url).map_err(|_| ApiError::bad_request("invalid_url", "url does not parse"))?;
-    if !app.webhooks.limits.allow_private_urls && is_private(&parsed) {
-        return Err(ApiError::bad_request(
-            "private_url",
-            "url is on this machine or a private network; the operator allows that with [webhooks] allow_private_urls",
-        ));
+    if let Err(refusal) = app.webhooks.check_endpoint(&parsed).await {
+        return Err(ApiError::bad_request("private_url", refusal.to_string()));
     }
     let types = request.types.unwrap_or_else(|| elevens_feed::TYPES.iter().map(|t| t.to_string()).collect());
     if types.is_empty() {
@@ -653,25 +698,111 @@ mod tests {
         assert_ne!(sign("other", 1_700_000_000, b"{}"), header, "the secret is used");
     }
 
-    #[test]
-    fn private_hosts_are_named_as_such() {
-        let private = |u: &str| is_private(&reqwest::Url::parse(u).unwrap());
-        for u in [
-            "http://localhost/x",
-            "http://127.0.0.1:9/",
-            "http://10.1.2.3/",
-            "http://192.168.0.1/",
-            "http://169.254.169.254/latest",
-            "http://[::1]/",
-            "http://[fd00::1]/",
-            "http://0.0.0.0/",
-            "http://[::ffff:127.0.0.1]/",
-        ] {
-            assert!(private(u), "{u}");
+    /// A receiver on 127.0.0.1 that counts the deliveries it gets; its port.
+    async fn counting_receiver() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { StatusCode::OK }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (port, count)
+    }
+
+    /// Webhooks over a feed of one event, with `rebind.test` resolving to 127.0.0.1 (a name
+    /// no real resolver knows: a delivery that arrives went to the address given here).
+    fn hooks_with_a_rebound_name(dir: &std::path::Path, allow: &[&str]) -> Arc<Webhooks> {
+        let (mut writer, feed) =
+            elevens_feed::FeedWriter::open(&dir.join("feed"), Default::default()).unwrap();
+        let currency = elevens_feed::event::Code(elevens_core::Currency::parse("CNY").unwrap());
+        let kind = elevens_feed::Kind::SkuCreated { sku: 1, title: "x".into(), currency, price: 1, stock: 1 };
+        writer
+            .append(&[elevens_feed::FeedEvent { record: 1, at: 1, merchant: Some(1), buyer: None, kind }])
+            .unwrap();
+        let lookup: crate::egress::Lookup =
+            Arc::new(|_| Box::pin(async { Ok(vec![std::net::IpAddr::from([127, 0, 0, 1])]) }));
+        let limits = WebhookLimits {
+            backoff_base_ms: 20,
+            backoff_max_ms: 50,
+            allow_ranges: allow.iter().map(|r| r.parse().unwrap()).collect(),
+            ..WebhookLimits::default()
+        };
+        let hooks = Webhooks::start_with_lookup(dir, feed, limits, lookup).unwrap();
+        std::mem::forget(writer);
+        hooks
+    }
+
+    fn subscribe(hooks: &Arc<Webhooks>, url: String) -> u64 {
+        let mut stored = hooks.stored.lock();
+        stored.next_id += 1;
+        let id = stored.next_id;
+        let sub = Subscription {
+            id,
+            url,
+            types: elevens_feed::TYPES.iter().map(|t| t.to_string()).collect(),
+            merchant: None,
+            owner: None,
+            secret: "s".into(),
+            created_at: 0,
+            cursor: 0,
+            enabled: true,
+            disabled_reason: None,
+            failures: 0,
+            idempotency: String::new(),
+            request_hash: 0,
+        };
+        stored.subscriptions.insert(id, sub);
+        drop(stored);
+        hooks.spawn(id);
+        id
+    }
+
+    #[tokio::test]
+    async fn webhooks_reach_the_inside_of_the_network_ssrf_a_rebound_name_is_refused_at_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, delivered) = counting_receiver().await;
+        let hooks = hooks_with_a_rebound_name(dir.path(), &[]);
+        // Accepted at creation when the name does not resolve to a refused address then
+        // (here: subscribed directly), and judged again at each delivery.
+        let id = subscribe(&hooks, format!("http://rebind.test:{port}/hook"));
+        let literal = subscribe(&hooks, format!("http://[::ffff:127.0.0.1]:{port}/hook"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(delivered.load(std::sync::atomic::Ordering::SeqCst), 0, "a private address was posted to");
+        for id in [id, literal] {
+            let attempts: Vec<Attempt> = hooks.workers.lock()[&id].attempts.iter().cloned().collect();
+            assert!(
+                !attempts.is_empty() && attempts.iter().all(|a| !a.ok && a.status.is_none()),
+                "{attempts:?}"
+            );
+            let error = attempts[0].error.clone().unwrap_or_default();
+            assert!(error.contains("not a public address"), "{error}");
         }
-        for u in ["https://hooks.example.com/elevens", "http://93.184.216.34/"] {
-            assert!(!private(u), "{u}");
+        let refused = hooks.check_endpoint(&reqwest::Url::parse("http://rebind.test/").unwrap()).await;
+        assert!(matches!(refused, Err(Refusal::NotPublic(_))), "creation resolves the name: {refused:?}");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_range_is_delivered_to_at_the_address_the_guard_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, delivered) = counting_receiver().await;
+        let hooks = hooks_with_a_rebound_name(dir.path(), &["127.0.0.0/8"]);
+        subscribe(&hooks, format!("http://rebind.test:{port}/hook"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while delivered.load(std::sync::atomic::Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert_eq!(
+            delivered.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the pinned address got the delivery"
+        );
     }
 
     #[test]

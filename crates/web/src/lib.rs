@@ -3,6 +3,10 @@
 
 /// The 11.11 big screen, fed by `GET /v1/live` (server-sent events, one frame a second).
 pub const SCREEN_HTML: &str = include_str!("../assets/screen.html");
+/// The screen's script and style sheet: files of their own, as the pages' Content-Security-Policy
+/// runs no inline script and applies no inline style.
+pub const SCREEN_JS: &str = include_str!("../assets/screen.js");
+pub const SCREEN_CSS: &str = include_str!("../assets/screen.css");
 
 /// uPlot 1.6.32's script and style sheet, as its npm package ships them (`assets/vendor/uplot`).
 pub const UPLOT_JS: &str = include_str!("../assets/vendor/uplot/uPlot.iife.min.js");
@@ -12,3 +16,4 @@ pub const UPLOT_CSS: &str = include_str!("../assets/vendor/uplot/uPlot.min.css")
 /// storage, driving the public API (`assets/console.html`, `assets/console.js`).
 pub const CONSOLE_HTML: &str = include_str!("../assets/console.html");
 pub const CONSOLE_JS: &str = include_str!("../assets/console.js");
+pub const CONSOLE_CSS: &str = include_str!("../assets/console.css");

@@ -44,7 +44,8 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let capabilities = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
             "binary": browser_path,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080", "--hide-scrollbars"]}}}});
         let created: Value = http
@@ -154,6 +155,32 @@ impl Browser {
             assert!(Instant::now() < deadline, "never true: {condition}\nthe page: {page}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+impl Browser {
+    /// The Content-Security-Policy violations the browser logged since the last call (its
+    /// console's "Refused to ..." errors).
+    pub async fn policy_violations(&self) -> Vec<String> {
+        let log = self.call(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"}))).await;
+        let entries = log.as_array().unwrap_or_else(|| panic!("no browser log: {log}"));
+        entries
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| m.contains("Content Security Policy") || m.contains("Refused to"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The address of the document in the page's first frame (`iframe`), read from inside it:
+    /// a frame the framed page refused holds the browser's error page instead.
+    pub async fn framed_location(&self) -> String {
+        let frame = self.find("iframe").await;
+        let reference = json!({"id": {"element-6066-11e4-a52e-4f735466cecf": frame}});
+        self.call(reqwest::Method::POST, "/frame", Some(reference)).await;
+        let location = self.run("return location.href + ' ' + document.title").await;
+        self.call(reqwest::Method::POST, "/frame/parent", Some(json!({}))).await;
+        location.as_str().unwrap_or_default().to_owned()
     }
 }
 

@@ -428,6 +428,9 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
 
     // The revoked key cannot sign in.
     sign_in_refused(&browser, &base, &secret).await;
+    // Every page above rendered within the Content-Security-Policy (no inline style or script).
+    let violations = browser.policy_violations().await;
+    assert!(violations.is_empty(), "{violations:#?}");
     server.audit().await;
 }
 

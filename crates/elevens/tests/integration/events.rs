@@ -169,7 +169,7 @@ async fn a_webhook_delivers_signed_in_order_and_loses_nothing_across_a_kill_9() 
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(
         dir.path(),
-        "[webhooks]\nbackoff_base_ms = 50\nbackoff_max_ms = 200\nfailures_max = 1000\nallow_private_urls = true\n",
+        "[webhooks]\nbackoff_base_ms = 50\nbackoff_max_ms = 200\nfailures_max = 1000\nallow_ranges = [\"127.0.0.0/8\"]\n",
     );
     let args = ["--config", config.as_str()];
     let mut server = Server::start(dir.path(), &args);

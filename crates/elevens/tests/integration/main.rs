@@ -10,6 +10,7 @@ mod console;
 mod crash;
 mod demo;
 mod events;
+mod hardening;
 mod harness;
 mod logistics;
 mod observability;
