@@ -61,6 +61,8 @@ pub struct Nats {
     pub jetstream: jetstream::Context,
     stream: stream::Stream,
     lease: kv::Store,
+    /// This node's own server's name, once learnt (see [`Nats::local_server`]).
+    local_server: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 /// What a publish did.
@@ -121,7 +123,7 @@ impl Nats {
         let lease =
             retry("creating the lease's bucket", || jetstream.create_or_update_key_value(bucket.clone()))
                 .await?;
-        Ok(Nats { options, client, jetstream, stream, lease })
+        Ok(Nats { options, client, jetstream, stream, lease, local_server: Default::default() })
     }
 
     /// Publishes a frame, with the stream's last sequence expected before it and an id that
@@ -243,6 +245,68 @@ impl Nats {
             .delete_expect_revision(LEASE_KEY, Some(revision))
             .await
             .map_err(call("releasing the lease"))
+    }
+}
+
+/// What [`Nats::lead_elsewhere`] found and did, for the logs and the tests.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// This node's own server (its machine's; empty if it could not be reached).
+    pub server: String,
+    /// Each Raft group's leader (its stream's name, the leader's server name), as found.
+    pub leaders: Vec<(String, Option<String>)>,
+    /// The groups asked to elect a leader elsewhere.
+    pub moved: Vec<String>,
+}
+
+impl Nats {
+    /// The name of this node's own NATS server: the first of its URLs (a node lists its own
+    /// machine's first), learnt once by a connection of its own, as the node's connection may
+    /// be on another server; `None` while that server cannot be reached.
+    pub async fn local_server(&self) -> Option<String> {
+        if let Some(name) = self.local_server.get() {
+            return Some(name.clone());
+        }
+        let url = self.options.url.split(',').next()?.trim().to_owned();
+        let probe =
+            async_nats::ConnectOptions::new().connection_timeout(Duration::from_millis(500)).connect(url);
+        let client = tokio::time::timeout(Duration::from_secs(1), probe).await.ok()?.ok()?;
+        let name = client.server_info().server_name;
+        drop(client);
+        Some(self.local_server.get_or_init(|| name).clone())
+    }
+
+    /// Asks the journal's stream and the lease's bucket to elect their Raft leaders on another
+    /// server when this node's server leads them, so that losing this node's machine (the
+    /// elevens leader and its NATS server together) never also loses a Raft leader: NATS
+    /// replaces a lost leader only after its followers' election timeout, 4 to 9 s and not
+    /// configurable (`minElectionTimeout`, `maxElectionTimeout` in nats-server's raft.go),
+    /// while a group that keeps its leader and a quorum goes on at once. A step-down
+    /// (`$JS.API.STREAM.LEADER.STEPDOWN.<stream>`) hands the leadership to a current follower in
+    /// a few hundred ms. JetStream's meta group cannot be moved this way (its step-down is the
+    /// system account's), and is not on the path of a write or of a lease taken over.
+    pub async fn lead_elsewhere(&self) -> Result<Placement, NatsError> {
+        let Some(server) = self.local_server().await else { return Ok(Placement::default()) };
+        let mut placement = Placement { server: server.clone(), ..Placement::default() };
+        for name in [self.options.stream.clone(), format!("KV_{}_lease", self.options.stream)] {
+            let mut stream =
+                self.jetstream.get_stream(&name).await.map_err(call("reading a stream's leader"))?;
+            let info = stream.info().await.map_err(call("reading a stream's leader"))?;
+            let Some(cluster) = info.cluster.as_ref() else { continue };
+            let leader = cluster.leader.clone();
+            // To a replica that is current, named: left to itself, a step-down may pick one
+            // still catching up (a server just back), which cannot lead, and the group then
+            // waits out an election timeout after all.
+            let current = cluster.replicas.iter().find(|r| r.current && !r.offline && r.name != server);
+            if let (true, Some(to)) = (leader.as_deref() == Some(server.as_str()), current) {
+                let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}");
+                let body = serde_json::json!({"placement": {"preferred": to.name}}).to_string();
+                self.client.request(subject, body.into()).await.map_err(call("stepping a leader down"))?;
+                placement.moved.push(name.clone());
+            }
+            placement.leaders.push((name, leader));
+        }
+        Ok(placement)
     }
 }
 

@@ -43,6 +43,9 @@ const RENEWALS_PER_TTL: u32 = 5;
 /// How long a follower waits for the next message of a stream known to go further before it
 /// reads the missing ones directly.
 const FOLLOW_STALL: Duration = Duration::from_millis(300);
+/// How often a leader makes sure its own NATS server leads none of the Raft groups on its path
+/// (see `Nats::lead_elsewhere`).
+const PLACEMENT_EVERY: Duration = Duration::from_secs(2);
 /// How often a standby looks whether the lease is free, at most: a lapsed lease is taken at
 /// most this long after it lapses (plus the time to store the fence).
 const LEASE_POLL: Duration = Duration::from_millis(100);
@@ -579,8 +582,13 @@ impl Lease {
         let renew_every = ttl / RENEWALS_PER_TTL;
         let holder = Bytes::from(self.status.node.clone());
         let mut renewed = Instant::now();
+        let mut placed: Option<Instant> = None;
         loop {
             let held = self.held.load(Ordering::Acquire) > 0;
+            if held && placed.is_none_or(|at| at.elapsed() >= PLACEMENT_EVERY) {
+                placed = Some(Instant::now());
+                self.place().await;
+            }
             tokio::time::sleep(if held { renew_every } else { renew_every.min(LEASE_POLL) }).await;
             if let Ok(last) = self.nats.last_seq().await {
                 self.status.stream_last.store(last, Ordering::Release);
@@ -614,6 +622,20 @@ impl Lease {
             if self.held.load(Ordering::Acquire) > 0 {
                 renewed = Instant::now();
             }
+        }
+    }
+
+    /// Moves the Raft leaders of the journal and the lease off this node's NATS server, so the
+    /// loss of this machine costs a lease's time to live, not a NATS election too.
+    async fn place(&self) {
+        match self.nats.lead_elsewhere().await {
+            Ok(placement) if !placement.moved.is_empty() => {
+                tracing::info!(server = placement.server, moved = ?placement.moved, "Raft leaders moved off this node's server");
+                metrics::counter!("elevens_replication_leaders_moved_total")
+                    .increment(placement.moved.len() as u64);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "the Raft leaders' placement could not be checked"),
         }
     }
 
