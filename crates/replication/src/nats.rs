@@ -11,6 +11,11 @@ pub const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A stream's duplicate window: a frame published again within it (a retry after a lost
 /// acknowledgement) is stored once.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long a leader waits, at most, for the Raft groups it moved off its server to elect
+/// their new leaders.
+const STEPDOWN_WAIT_MAX: Duration = Duration::from_secs(2);
+/// How long one read of the lease may take before it is asked again.
+const LEASE_READ_TIMEOUT: Duration = Duration::from_millis(300);
 /// The lease's key in its bucket.
 const LEASE_KEY: &str = "leader";
 
@@ -185,7 +190,13 @@ impl Nats {
 
     /// The lease as it is: its holder's value and revision, `None` if nobody holds it.
     pub async fn lease(&self) -> Result<Option<(bytes::Bytes, u64)>, NatsError> {
-        let entry = self.lease.entry(LEASE_KEY).await.map_err(call("reading the lease"))?;
+        // Bounded well under the client's timeout: a direct get may be routed to a replica cut
+        // off by a partition (its route looks alive until NATS's pings give up on it), and a
+        // standby that waits 2 s for it instead of asking again takes the lease that much later.
+        let entry = tokio::time::timeout(LEASE_READ_TIMEOUT, self.lease.entry(LEASE_KEY))
+            .await
+            .map_err(|_| NatsError::Call { what: "reading the lease", why: "timed out".into() })?
+            .map_err(call("reading the lease"))?;
         Ok(entry.filter(|e| e.operation == kv::Operation::Put).map(|e| (e.value, e.revision)))
     }
 
@@ -305,6 +316,21 @@ impl Nats {
                 placement.moved.push(name.clone());
             }
             placement.leaders.push((name, leader));
+        }
+        // Until each moved group has its new leader: a publish sent in between waits for its
+        // acknowledgement's timeout, which the first writes of a new leader must not.
+        let deadline = tokio::time::Instant::now() + STEPDOWN_WAIT_MAX;
+        for name in &placement.moved {
+            while tokio::time::Instant::now() < deadline {
+                let leader = match self.jetstream.get_stream(name).await {
+                    Ok(mut stream) => stream.info().await.ok().and_then(|i| i.cluster.clone()?.leader),
+                    Err(_) => None,
+                };
+                if leader.is_some_and(|l| l != server) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         Ok(placement)
     }

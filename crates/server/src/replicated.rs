@@ -583,11 +583,14 @@ impl Lease {
         let holder = Bytes::from(self.status.node.clone());
         let mut renewed = Instant::now();
         let mut placed: Option<Instant> = None;
+        let mut placement: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let held = self.held.load(Ordering::Acquire) > 0;
-            if held && placed.is_none_or(|at| at.elapsed() >= PLACEMENT_EVERY) {
+            // On a task of its own: a step-down's wait must never hold up the lease's renewals.
+            let placing = placement.as_ref().is_some_and(|task| !task.is_finished());
+            if held && !placing && placed.is_none_or(|at| at.elapsed() >= PLACEMENT_EVERY) {
                 placed = Some(Instant::now());
-                self.place().await;
+                placement = Some(tokio::spawn(place(self.nats.clone())));
             }
             tokio::time::sleep(if held { renew_every } else { renew_every.min(LEASE_POLL) }).await;
             if let Ok(last) = self.nats.last_seq().await {
@@ -625,20 +628,6 @@ impl Lease {
         }
     }
 
-    /// Moves the Raft leaders of the journal and the lease off this node's NATS server, so the
-    /// loss of this machine costs a lease's time to live, not a NATS election too.
-    async fn place(&self) {
-        match self.nats.lead_elsewhere().await {
-            Ok(placement) if !placement.moved.is_empty() => {
-                tracing::info!(server = placement.server, moved = ?placement.moved, "Raft leaders moved off this node's server");
-                metrics::counter!("elevens_replication_leaders_moved_total")
-                    .increment(placement.moved.len() as u64);
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "the Raft leaders' placement could not be checked"),
-        }
-    }
-
     /// Takes the free lease if this node has applied the whole stream, then asks the writer
     /// to fence it.
     async fn try_to_lead(&mut self, holder: Bytes) {
@@ -649,6 +638,9 @@ impl Lease {
         if self.status.stream_applied.load(Ordering::Acquire) < last {
             return;
         }
+        // Before the lease, the fence and the first writes: a Raft leader moved once they are
+        // under way would stall them, and the lease's renewals with them.
+        place(self.nats.clone()).await;
         let term = match self.nats.take_lease(holder).await {
             Ok(Some(term)) => term,
             Ok(None) => return,
@@ -667,6 +659,20 @@ impl Lease {
         }
         tracing::info!(term, "lease taken; fencing the stream");
         tokio::task::block_in_place(|| self.engine.control(Control::Promote { term }));
+    }
+}
+
+/// Moves the Raft leaders of the journal and the lease off this node's NATS server, so the loss
+/// of this machine costs a lease's time to live, not a NATS election too.
+async fn place(nats: Nats) {
+    match nats.lead_elsewhere().await {
+        Ok(placement) if !placement.moved.is_empty() => {
+            tracing::info!(server = placement.server, moved = ?placement.moved, "Raft leaders moved off this node's server");
+            metrics::counter!("elevens_replication_leaders_moved_total")
+                .increment(placement.moved.len() as u64);
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "the Raft leaders' placement could not be checked"),
     }
 }
 

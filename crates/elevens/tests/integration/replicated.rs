@@ -526,3 +526,25 @@ async fn a_paused_leader_acknowledges_nothing_after_it_is_deposed() {
     cluster.all_there(&acknowledged).await;
     agree(&cluster).await;
 }
+
+/// The short version of `bench/partition.py` (run it with `--runs 10` for the long one): three
+/// hosts in network namespaces, the leader's cut away from the majority for 10 s, then healed.
+/// Needs root and `ip netns`: `.ci/run` sets `ELEVENS_PARTITIONS=1` where they work.
+#[test]
+fn a_partitioned_leader_acknowledges_nothing_after_its_lease_and_the_majority_goes_on() {
+    if !enabled() || std::env::var_os("ELEVENS_PARTITIONS").is_none() {
+        eprintln!(
+            "skipped: the partition test needs ELEVENS_NATS=1, ELEVENS_PARTITIONS=1, root and ip netns"
+        );
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/partition.py");
+    let output = Command::new("python3")
+        .args([script, "--runs", "1", "--cut-s", "10", "--binary", crate::harness::BIN])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "a partition broke an invariant: {stdout}");
+    assert!(stdout.contains("1 runs, 0 with problems"), "{stdout}");
+}
