@@ -33,8 +33,11 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/screen",
     "/screen/uplot.js",
     "/screen/uplot.css",
+    "/screen/screen.js",
+    "/screen/screen.css",
     "/console",
     "/console/app.js",
+    "/console/console.css",
 ];
 
 /// The document served at `/v1/openapi.json`.
@@ -57,8 +60,11 @@ fn complete(doc: &mut Value) {
         ("/screen", "screen", "The big screen's page (its feed needs a key).", text("text/html")),
         ("/screen/uplot.js", "screen_uplot_js", "uPlot, the big screen's charting library (MIT), embedded in the binary.", text("text/javascript")),
         ("/screen/uplot.css", "screen_uplot_css", "uPlot's style sheet.", text("text/css")),
+        ("/screen/screen.js", "screen_js", "The big screen's script, embedded in the binary.", text("text/javascript")),
+        ("/screen/screen.css", "screen_css", "The big screen's style sheet.", text("text/css")),
         ("/console", "console", "The console for merchants and operators (it signs in with an API key).", text("text/html")),
         ("/console/app.js", "console_js", "The console's script, embedded in the binary.", text("text/javascript")),
+        ("/console/console.css", "console_css", "The console's style sheet.", text("text/css")),
         ("/v1/live", "live", "The big screen's feed: a frame of live figures every second, as server-sent events (admin, service or viewer; the key may come as `?key=`, for EventSource).", text("text/event-stream")),
     ] {
         let mut ok = ok;

@@ -127,7 +127,10 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
     assert_eq!(server.http.get(format!("{}/v1/live", server.base)).send().await.unwrap().status(), 401);
     let page = server.http.get(format!("{}/screen", server.base)).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("EventSource"));
+    assert!(page.text().await.unwrap().contains("/screen/screen.js"));
+    let script = server.http.get(format!("{}/screen/screen.js", server.base)).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().contains("EventSource"));
     // Its charting library is served by the binary itself.
     let script = server.http.get(format!("{}/screen/uplot.js", server.base)).send().await.unwrap();
     assert_eq!(script.status(), 200);
