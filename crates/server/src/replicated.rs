@@ -638,9 +638,6 @@ impl Lease {
         if self.status.stream_applied.load(Ordering::Acquire) < last {
             return;
         }
-        // Before the lease, the fence and the first writes: a Raft leader moved once they are
-        // under way would stall them, and the lease's renewals with them.
-        place(self.nats.clone()).await;
         let term = match self.nats.take_lease(holder).await {
             Ok(Some(term)) => term,
             Ok(None) => return,
