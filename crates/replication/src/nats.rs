@@ -11,9 +11,6 @@ pub const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A stream's duplicate window: a frame published again within it (a retry after a lost
 /// acknowledgement) is stored once.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// How long a leader waits, at most, for the Raft groups it moved off its server to elect
-/// their new leaders.
-const STEPDOWN_WAIT_MAX: Duration = Duration::from_secs(2);
 /// How long one read of the lease may take before it is asked again.
 const LEASE_READ_TIMEOUT: Duration = Duration::from_millis(300);
 /// The lease's key in its bucket.
@@ -259,13 +256,11 @@ impl Nats {
     }
 }
 
-/// What [`Nats::lead_elsewhere`] found and did, for the logs and the tests.
+/// What [`Nats::lead_elsewhere`] did, for the logs.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Placement {
     /// This node's own server (its machine's; empty if it could not be reached).
     pub server: String,
-    /// Each Raft group's leader (its stream's name, the leader's server name), as found.
-    pub leaders: Vec<(String, Option<String>)>,
     /// The groups asked to elect a leader elsewhere.
     pub moved: Vec<String>,
 }
@@ -304,32 +299,15 @@ impl Nats {
                 self.jetstream.get_stream(&name).await.map_err(call("reading a stream's leader"))?;
             let info = stream.info().await.map_err(call("reading a stream's leader"))?;
             let Some(cluster) = info.cluster.as_ref() else { continue };
-            let leader = cluster.leader.clone();
             // To a replica that is current, named: left to itself, a step-down may pick one
             // still catching up (a server just back), which cannot lead, and the group then
             // waits out an election timeout after all.
             let current = cluster.replicas.iter().find(|r| r.current && !r.offline && r.name != server);
-            if let (true, Some(to)) = (leader.as_deref() == Some(server.as_str()), current) {
+            if let (true, Some(to)) = (cluster.leader.as_deref() == Some(server.as_str()), current) {
                 let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}");
                 let body = serde_json::json!({"placement": {"preferred": to.name}}).to_string();
                 self.client.request(subject, body.into()).await.map_err(call("stepping a leader down"))?;
-                placement.moved.push(name.clone());
-            }
-            placement.leaders.push((name, leader));
-        }
-        // Until each moved group has its new leader: a publish sent in between waits for its
-        // acknowledgement's timeout, which the first writes of a new leader must not.
-        let deadline = tokio::time::Instant::now() + STEPDOWN_WAIT_MAX;
-        for name in &placement.moved {
-            while tokio::time::Instant::now() < deadline {
-                let leader = match self.jetstream.get_stream(name).await {
-                    Ok(mut stream) => stream.info().await.ok().and_then(|i| i.cluster.clone()?.leader),
-                    Err(_) => None,
-                };
-                if leader.is_some_and(|l| l != server) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                placement.moved.push(name);
             }
         }
         Ok(placement)

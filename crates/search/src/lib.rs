@@ -91,10 +91,10 @@ pub struct Search {
     dirty: AtomicBool,
 }
 
-/// A text field as `TEXT` is, on [`TOKENIZER`].
+/// A text field on [`TOKENIZER`], with each word's frequency (BM25's) but not its positions:
+/// no query here is a phrase, so positions would be memory per SKU spent for nothing.
 fn text() -> TextOptions {
-    let indexing =
-        TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(Record::WithFreqsAndPositions);
+    let indexing = TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(Record::WithFreqs);
     TextOptions::default().set_indexing_options(indexing)
 }
 
@@ -286,7 +286,8 @@ impl Search {
     }
 
     /// Documents deleted by edits and not yet merged away.
-    pub fn deleted_documents(&self) -> u64 {
+    #[cfg(test)]
+    fn deleted_documents(&self) -> u64 {
         let searcher = self.reader.searcher();
         searcher.segment_readers().iter().map(|s| u64::from(s.num_deleted_docs())).sum()
     }

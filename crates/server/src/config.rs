@@ -174,19 +174,8 @@ impl ConfigFile {
         path: Option<&std::path::Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<ConfigFile> {
-        use anyhow::Context;
-        let mut table = match path {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?
-            }
-            None => toml::Table::new(),
-        };
+        let file = ConfigFile::parse(path, env)?;
         let source = path.map_or_else(|| "the configuration".to_owned(), |p| p.display().to_string());
-        overlay_env(&mut table, env)?;
-        let file: ConfigFile =
-            table.try_into().with_context(|| format!("{source} (with the ELEVENS_*__* variables)"))?;
         let checks = [
             ("engine", file.engine.check()),
             ("feed", file.feed.check()),
@@ -198,6 +187,26 @@ impl ConfigFile {
             check.map_err(|why| anyhow::anyhow!("{source}: [{table}] {why}"))?;
         }
         Ok(file)
+    }
+
+    /// The file with the variables over it, each key known and of its type; the bounds, which
+    /// may relate keys of the file to keys of the variables, are [`ConfigFile::load`]'s.
+    fn parse(
+        path: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<ConfigFile> {
+        use anyhow::Context;
+        let mut table = match path {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let source = path.map_or_else(|| "the configuration".to_owned(), |p| p.display().to_string());
+        overlay_env(&mut table, env)?;
+        table.try_into().with_context(|| format!("{source} (with the ELEVENS_*__* variables)"))
     }
 
     /// Sets `config`'s bounds from the file (the replication table is read by the command line,
@@ -229,9 +238,10 @@ pub const ENV_OTHERS: &[&str] = &[
 
 /// Refuses, by name, every `ELEVENS_*` variable in `env` that sets nothing: not one of
 /// `flag_variables` (the command line's), not in [`ENV_OTHERS`], and not an
-/// `ELEVENS_<TABLE>__<KEY>` naming a key that exists (a typo such as
+/// `ELEVENS_<TABLE>__<KEY>` naming a key that exists, with a value of its type (a typo such as
 /// `ELEVENS_HTTP_CONNECTIONS_MAX`, one underscore short, would otherwise leave the default in
-/// place without a word). Run before anything touches the data directory.
+/// place without a word). Bounds are checked where the file is read too, by `serve`. Run
+/// before anything touches the data directory.
 pub fn check_variables(
     env: impl IntoIterator<Item = (String, String)>,
     flag_variables: &[&str],
@@ -251,7 +261,7 @@ pub fn check_variables(
             );
         }
     }
-    ConfigFile::load(None, keys).map(|_| ())
+    ConfigFile::parse(None, keys).map(|_| ())
 }
 
 /// Sets `ELEVENS_<TABLE>__<KEY>[__<KEY>…]=<TOML value>` into `table`. A value that does not parse
@@ -381,6 +391,9 @@ mod tests {
         ])
         .is_ok());
         assert!(check(&[("PATH", "/bin"), ("ELEVENSX", "1")]).is_ok(), "not ours");
+        // A bound relating a variable to the file's key is the file's load to judge, not this.
+        assert!(check(&[("ELEVENS_WEBHOOKS__BACKOFF_BASE_MS", "700000")]).is_ok());
+        assert!(check(&[("ELEVENS_WEBHOOKS__BACKOFF_BASE_MS", "soon")]).is_err(), "not a number");
     }
 
     /// The README's reference is the defaults, key for key: it cannot drift from the code.

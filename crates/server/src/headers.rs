@@ -14,10 +14,9 @@ use axum::http::HeaderValue;
 use axum::response::Response;
 
 /// The pages' Content-Security-Policy: this origin's scripts, styles, images and connections
-/// only (`data:` images for the charts' exports), no plugins, no `<base>`, no form posted
-/// elsewhere, no framing.
+/// only, no plugins, no `<base>`, no form posted elsewhere, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; \
+img-src 'self'; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; \
 frame-ancestors 'none'";
 
 /// Each header and its value, as every answer carries them.

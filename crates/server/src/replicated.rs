@@ -586,7 +586,8 @@ impl Lease {
         let mut placement: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let held = self.held.load(Ordering::Acquire) > 0;
-            // On a task of its own: a step-down's wait must never hold up the lease's renewals.
+            // On a task of its own: its calls (a stream's info, a step-down) must never hold up
+            // the lease's renewals.
             let placing = placement.as_ref().is_some_and(|task| !task.is_finished());
             if held && !placing && placed.is_none_or(|at| at.elapsed() >= PLACEMENT_EVERY) {
                 placed = Some(Instant::now());

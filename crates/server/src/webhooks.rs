@@ -184,7 +184,7 @@ impl Webhooks {
     }
 
     /// [`Webhooks::start`] with names resolved by `lookup` (tests give a fixed answer).
-    pub fn start_with_lookup(
+    fn start_with_lookup(
         data_dir: &std::path::Path,
         feed: Feed,
         limits: WebhookLimits,
@@ -527,15 +527,20 @@ pub async fn create_webhook(
     let request_hash = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&request).unwrap_or_default());
     let url = request.url.trim();
     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-    if !scheme_ok || url.len() > WEBHOOK_URL_BYTES_MAX || reqwest::Url::parse(url).is_err() {
+    let parsed = reqwest::Url::parse(url).ok().filter(|_| scheme_ok && url.len() <= WEBHOOK_URL_BYTES_MAX);
+    let Some(parsed) = parsed else {
         return Err(ApiError::bad_request(
             "invalid_url",
             "url is an http:// or https:// URL of at most 2,048 bytes",
         ));
+    };
+    let scoped = format!("{actor:?}/{key}");
+    let hooks = &app.webhooks;
+    // A retry gets the first answer, whatever its name resolves to now.
+    if let Some(first) = replay(&hooks.stored.lock(), &scoped, request_hash) {
+        return first;
     }
-    let parsed =
-        reqwest::Url::parse(url).map_err(|_| ApiError::bad_request("invalid_url", "url does not parse"))?;
-    if let Err(refusal) = app.webhooks.check_endpoint(&parsed).await {
+    if let Err(refusal) = hooks.check_endpoint(&parsed).await {
         return Err(ApiError::bad_request("private_url", refusal.to_string()));
     }
     let types = request.types.unwrap_or_else(|| elevens_feed::TYPES.iter().map(|t| t.to_string()).collect());
@@ -554,18 +559,10 @@ pub async fn create_webhook(
         Some(own) => Some(own),
         None => request.merchant_id,
     };
-    let scoped = format!("{actor:?}/{key}");
-    let hooks = &app.webhooks;
     let mut stored = hooks.stored.lock();
-    if let Some(sub) = stored.subscriptions.values().find(|s| s.idempotency == scoped) {
-        if sub.request_hash != request_hash {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_reused",
-                "this idempotency key was used with another request",
-            ));
-        }
-        return Ok((StatusCode::OK, Json(WebhookView::of(sub, true))));
+    // Again under the lock: the same key may have been created while the name resolved.
+    if let Some(first) = replay(&stored, &scoped, request_hash) {
+        return first;
     }
     if stored.subscriptions.len() >= WEBHOOKS_MAX {
         return Err(ApiError::new(
@@ -599,6 +596,24 @@ pub async fn create_webhook(
     drop(stored);
     hooks.spawn(id);
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The answer to the request that first used `scoped` (an actor's idempotency key), if one
+/// did: the subscription, or a refusal when that request was another.
+fn replay(
+    stored: &Stored,
+    scoped: &str,
+    request_hash: u64,
+) -> Option<Result<(StatusCode, Json<WebhookView>), ApiError>> {
+    let sub = stored.subscriptions.values().find(|s| s.idempotency == scoped)?;
+    if sub.request_hash != request_hash {
+        return Some(Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "this idempotency key was used with another request",
+        )));
+    }
+    Some(Ok((StatusCode::OK, Json(WebhookView::of(sub, true)))))
 }
 
 /// The subscriptions this key may see (all for an admin, its own for a merchant).

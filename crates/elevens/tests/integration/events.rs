@@ -158,10 +158,7 @@ async fn receiver(secret: Arc<Mutex<String>>, seen: Arc<Mutex<Received>>) -> Str
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}/hook")
+    format!("{}/hook", crate::harness::serve_on_loopback(app).await)
 }
 
 #[tokio::test]

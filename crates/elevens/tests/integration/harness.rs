@@ -8,6 +8,15 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_elevens");
 
+/// Serves `app` on a port of 127.0.0.1 for the rest of the test (a webhook receiver, a page
+/// of another origin): its `http://address`.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
