@@ -568,8 +568,8 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // The port first: a demo that cannot listen leaves nothing behind and says why.
     let config = Config::new(PathBuf::new(), listen);
-    let listener = runtime.block_on(elevens_server::bind(&config))?;
-    let listen = listener.local_addr()?;
+    let socket = elevens_server::bind(&config)?;
+    let listen = socket.local_addr()?;
     let scratch;
     let data = match data {
         Some(dir) if dir.join("journal").exists() => {
@@ -585,7 +585,7 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
     runtime.block_on(async move {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut server_stopped = stopped.clone();
-        let server = tokio::spawn(elevens_server::serve_on(listener, config, async move {
+        let server = tokio::spawn(elevens_server::serve_on(socket, config, async move {
             let _ = server_stopped.wait_for(|stop| *stop).await;
         }));
         let base = format!("http://{listen}");

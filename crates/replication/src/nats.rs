@@ -67,6 +67,12 @@ pub struct Nats {
     local_server: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
+/// Whether an existing lease bucket already has the settings `wanted` gives it.
+fn same_lease_settings(store: &kv::Store, wanted: &kv::Config) -> bool {
+    let config = &store.stream.cached_info().config;
+    config.max_age == wanted.max_age && config.num_replicas == wanted.num_replicas
+}
+
 /// What a publish did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Appended {
@@ -122,9 +128,17 @@ impl Nats {
             num_replicas: options.replicas,
             ..Default::default()
         };
-        let lease =
-            retry("creating the lease's bucket", || jetstream.create_or_update_key_value(bucket.clone()))
-                .await?;
+        // A bucket that exists with these settings is opened as it is: its info is answered by
+        // its own Raft leader, while a create or update goes through JetStream's meta leader,
+        // which may be on the machine just lost (a node restarting then would wait out NATS's
+        // election, 4 to 9 s, before it serves).
+        let lease = retry("opening the lease's bucket", || async {
+            match jetstream.get_key_value(&bucket.bucket).await {
+                Ok(store) if same_lease_settings(&store, &bucket) => Ok(store),
+                _ => jetstream.create_or_update_key_value(bucket.clone()).await.map_err(|e| e.to_string()),
+            }
+        })
+        .await?;
         Ok(Nats { options, client, jetstream, stream, lease, local_server: Default::default() })
     }
 
@@ -299,11 +313,13 @@ impl Nats {
                 self.jetstream.get_stream(&name).await.map_err(call("reading a stream's leader"))?;
             let info = stream.info().await.map_err(call("reading a stream's leader"))?;
             let Some(cluster) = info.cluster.as_ref() else { continue };
-            // To a replica that is current, named: left to itself, a step-down may pick one
-            // still catching up (a server just back), which cannot lead, and the group then
-            // waits out an election timeout after all.
-            let current = cluster.replicas.iter().find(|r| r.current && !r.offline && r.name != server);
-            if let (true, Some(to)) = (cluster.leader.as_deref() == Some(server.as_str()), current) {
+            // Only with every replica current, and to one of them by name: a step-down with a
+            // replica down or catching up (a server just lost, or just back) may leave the group
+            // to an election that waits out NATS's timeout, stalling the writes it meant to save.
+            let healthy = cluster.replicas.len() + 1 >= self.options.replicas
+                && cluster.replicas.iter().all(|r| r.current && !r.offline);
+            let to = cluster.replicas.first().filter(|_| healthy);
+            if let (true, Some(to)) = (cluster.leader.as_deref() == Some(server.as_str()), to) {
                 let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}");
                 let body = serde_json::json!({"placement": {"preferred": to.name}}).to_string();
                 self.client.request(subject, body.into()).await.map_err(call("stepping a leader down"))?;

@@ -300,12 +300,25 @@ pub fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
-/// Binds `config.listen`, failing before anything is created in the data directory when the
-/// address is taken.
-pub async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))
+/// Connections waiting to be accepted, at most (the socket's `listen` backlog).
+const LISTEN_BACKLOG: u32 = 1_024;
+
+/// Binds `config.listen`, failing before anything is created in the data directory when another
+/// process serves on it. The socket listens only once the engine has recovered ([`serve_on`]):
+/// until then a connection is refused at once, so a client or a balancer tries another node,
+/// instead of being accepted and kept waiting for as long as recovery takes (a replicated node
+/// may wait seconds for NATS).
+pub fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpSocket> {
+    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot listen on {}: {e}", config.listen);
+    let socket = match config.listen {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(cannot)?;
+    // As the standard library's listeners do: a restart binds while old connections linger.
+    socket.set_reuseaddr(true).map_err(cannot)?;
+    socket.bind(config.listen).map_err(cannot)?;
+    Ok(socket)
 }
 
 /// Binds, recovers the engine from `config.data_dir`, serves the API until `shutdown` resolves,
@@ -314,13 +327,13 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = bind(&config).await?;
-    serve_on(listener, config, shutdown).await
+    let socket = bind(&config)?;
+    serve_on(socket, config, shutdown).await
 }
 
-/// [`serve`] on a listener the caller bound.
+/// [`serve`] on a socket the caller bound: it listens once the engine has recovered.
 pub async fn serve_on(
-    listener: tokio::net::TcpListener,
+    socket: tokio::net::TcpSocket,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -359,6 +372,7 @@ pub async fn serve_on(
             }
         }));
     }
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let address = listener.local_addr()?;
     println!("elevens listening on http://{address} (data in {})", config.data_dir.display());
     let gate = Arc::new(Gate::kept_in(&config.data_dir, config.admission.clone())?);

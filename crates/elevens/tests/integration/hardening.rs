@@ -154,3 +154,34 @@ fn a_mistyped_variable_is_ignored_in_silence() {
         assert!(!data.exists(), "{name}: the data directory was created before the refusal");
     }
 }
+
+/// A node still recovering (here a replicated one whose NATS servers do not answer yet) had its
+/// port open and held every request until it served: clients and the failover bench waited out
+/// their timeouts (3 s) on it instead of trying another node. It now refuses connections until it
+/// serves.
+#[test]
+fn a_recovering_node_holds_connections_instead_of_refusing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, nats) = (free(), free());
+    let listen = format!("127.0.0.1:{port}");
+    let mut recovering = std::process::Command::new(BIN)
+        .args(["serve", "--listen", &listen, "--data"])
+        .arg(dir.path().join("data"))
+        .args(["--journal", &format!("nats://127.0.0.1:{nats}"), "--replicas", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    assert!(recovering.try_wait().unwrap().is_none(), "the node should still be waiting for NATS");
+    let connected =
+        std::net::TcpStream::connect_timeout(&listen.parse().unwrap(), std::time::Duration::from_secs(1));
+    assert_eq!(
+        connected.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "a connection was accepted by a node that cannot answer it"
+    );
+    recovering.kill().unwrap();
+    recovering.wait().unwrap();
+}
