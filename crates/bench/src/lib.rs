@@ -8,6 +8,7 @@
 //! in this process on loopback, on the same engine, so the load generator shares the machine,
 //! as the brief asks. Performance is shown here, never in tests.
 
+pub mod budget;
 pub mod demo;
 mod driver;
 pub mod fulfil;

@@ -53,6 +53,11 @@ impl<T> Chunked<T> {
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator + Clone {
         ChunkedIter { inner: self.chunks.iter().flatten(), left: self.len }
     }
+
+    /// The entries' bytes (see [`crate::footprint`]).
+    pub fn bytes(&self) -> u64 {
+        (self.len * std::mem::size_of::<T>()) as u64
+    }
 }
 
 /// `Flatten` does not know its length; this carries it.
@@ -162,6 +167,11 @@ impl<T> ChunkedDeque<T> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The entries' bytes (see [`crate::footprint`]).
+    pub fn bytes(&self) -> u64 {
+        (self.len * std::mem::size_of::<T>()) as u64
     }
 
     pub fn push_back(&mut self, value: T) {

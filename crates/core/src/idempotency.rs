@@ -350,6 +350,14 @@ pub struct IdempotencyStore {
 }
 
 impl IdempotencyStore {
+    /// Its tables' bytes (see [`crate::footprint`]).
+    pub fn footprint(&self, footprint: &mut crate::Footprint) {
+        use crate::footprint::deque;
+        footprint
+            .add("remembered outcomes", self.entries.bytes() + deque(&self.seconds) + deque(&self.extras));
+        footprint.add("idempotency index", self.index.bytes());
+    }
+
     pub(crate) fn rebuild_index(&mut self) {
         self.index =
             self.entries.iter().enumerate().map(|(i, e)| (e.key(), self.first_position + i as u64)).collect();

@@ -187,6 +187,11 @@ impl KeyIndex {
         self.len
     }
 
+    /// The slots' bytes, empty ones included: an open-addressing index costs its capacity.
+    pub fn bytes(&self) -> u64 {
+        self.shards.iter().map(|shard| (shard.slots.len() * std::mem::size_of::<Slot>()) as u64).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -206,6 +206,19 @@ impl AccountIndex {
 }
 
 impl Ledger {
+    /// Its tables' bytes (see [`crate::footprint`]).
+    pub fn footprint(&self, footprint: &mut crate::Footprint) {
+        use crate::footprint::{map_of_lists, vec};
+        let index = &self.index;
+        let others = (index.others.len() * std::mem::size_of::<((Owner, Currency), u32)>()) as u64;
+        footprint.add("accounts", vec(&self.accounts));
+        footprint.add(
+            "account index",
+            vec(&index.by_buyer) + vec(&index.by_merchant) + others + map_of_lists(&index.others_by_owner),
+        );
+        footprint.add("transfers", self.transfers.bytes());
+    }
+
     /// Every transfer names accounts that exist: what a decoded ledger must hold before any
     /// of it is read by index (a snapshot is checked by its CRC first; this keeps a decoder of
     /// bytes from disk from ever indexing past the end, whatever the bytes).

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod chunked;
 pub mod command;
 pub mod error;
+pub mod footprint;
 mod hint;
 pub mod idempotency;
 pub mod key_index;
@@ -28,6 +29,7 @@ pub use command::{
     Variant,
 };
 pub use error::{CoreError, ErrorKind};
+pub use footprint::Footprint;
 pub use idempotency::IdempotencyStore;
 pub use ledger::{Owner, TransferKind};
 pub use promotions::{Coupon, RedPacket};

@@ -37,6 +37,10 @@ pub(crate) struct Reservations {
 }
 
 impl Reservations {
+    pub(crate) fn bytes(&self) -> u64 {
+        crate::footprint::deque(&self.run) + crate::footprint::set(&self.others)
+    }
+
     /// After decoding: every pending order is one of the `orders` that exist, and the run is
     /// laid out (at most `orders / 64` words).
     pub(crate) fn finish_decode(&mut self, orders: usize) -> Result<(), &'static str> {

@@ -416,6 +416,28 @@ impl State {
         State::default()
     }
 
+    /// The bytes the state's tables hold, table by table (see [`crate::footprint`]).
+    pub fn footprint(&self) -> crate::Footprint {
+        use crate::footprint::{map_of_lists, vec};
+        let mut footprint = crate::Footprint::default();
+        footprint.add("orders", self.orders.bytes() + map_of_lists(&self.order_discounts));
+        footprint.add("reservations", self.reservations.bytes());
+        self.ledger.footprint(&mut footprint);
+        self.idempotency.footprint(&mut footprint);
+        footprint.add("skus", self.skus.bytes() + self.sku_texts.bytes());
+        footprint.add("buyers and merchants", vec(&self.buyers) + vec(&self.merchants) + vec(&self.api_keys));
+        footprint.add(
+            "promotions",
+            vec(&self.campaigns)
+                + vec(&self.coupons)
+                + vec(&self.red_packets)
+                + crate::footprint::set(&self.red_packet_ends)
+                + vec(&self.experiments),
+        );
+        self.logistics.footprint(&mut footprint);
+        footprint
+    }
+
     /// The time of the last command that changed state.
     pub fn clock(&self) -> Millis {
         self.clock

@@ -27,6 +27,11 @@ pub(crate) struct TextArena {
 }
 
 impl TextArena {
+    /// The texts' bytes, as written (a chunk's unused tail is not counted).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.chunks.iter().map(|chunk| chunk.len() as u64).sum()
+    }
+
     /// Appends `parts` back to back and returns where the first begins. Together they are at
     /// most [`TEXT_CHUNK_BYTES`] (the caller checked the texts' bounds).
     pub(crate) fn push(&mut self, parts: &[&str]) -> u64 {

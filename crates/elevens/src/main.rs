@@ -204,6 +204,9 @@ enum Cmd {
         /// Failover: SIGKILLs of the leader.
         #[arg(long, default_value_t = 20)]
         kills: usize,
+        /// Budget: the flash orders placed and paid.
+        #[arg(long, default_value_t = 200_000)]
+        orders: u64,
         /// Failover: the cluster's ports start here (see `elevens cluster up`).
         #[arg(long, default_value_t = 14_600)]
         port_base: u16,
@@ -223,7 +226,7 @@ enum Cmd {
         #[arg(long)]
         data: Option<PathBuf>,
         /// Snapshot every this many journaled commands, as `serve` does (default: none, so the
-        /// figures are the engine's alone).
+        /// figures are the engine's alone; for failover, the nodes' interval, default 20000).
         #[arg(long)]
         snapshot_every: Option<u64>,
         /// Write the snapshots with O_DIRECT, as `serve --snapshot-direct-io`.
@@ -362,6 +365,16 @@ fn main() -> ExitCode {
         Cmd::Cluster { command } => Ok(cluster::run(command)),
         Cmd::AdminKey { data, revoke_others } => admin_key(data, revoke_others),
         Cmd::Demo { data, listen, starts_in, seed } => demo(data, listen, starts_in, seed),
+        Cmd::Bench { workload: WorkloadArg::Budget, orders, buyers, skus, hot_share, seed, json, .. } => {
+            let options = elevens_bench::budget::Options {
+                orders,
+                buyers: buyers.unwrap_or(100_000),
+                skus,
+                hot_share: hot_share.clamp(0.0, 1.0),
+                seed,
+            };
+            bench_budget(&options, json)
+        }
         Cmd::Bench {
             workload: WorkloadArg::Failover,
             clients,
@@ -372,11 +385,21 @@ fn main() -> ExitCode {
             machine,
             keep,
             json,
+            snapshot_every,
             ..
         } => {
             let writers = clients.unwrap_or(8);
-            let options =
-                failover::Options { kills, writers, port_base, nats_server, lease_ttl_ms, machine, keep };
+            let snapshot_every = snapshot_every.unwrap_or(failover::SNAPSHOT_EVERY_COMMANDS);
+            let options = failover::Options {
+                kills,
+                writers,
+                port_base,
+                nats_server,
+                lease_ttl_ms,
+                snapshot_every,
+                machine,
+                keep,
+            };
             bench_failover(&options, json)
         }
         Cmd::Bench {
@@ -410,7 +433,7 @@ fn main() -> ExitCode {
                 WorkloadArg::Spike => elevens_bench::Workload::Spike,
                 WorkloadArg::Mixed => elevens_bench::Workload::Mixed,
                 WorkloadArg::Fulfil => elevens_bench::Workload::Fulfil,
-                WorkloadArg::Failover => unreachable!("run above"),
+                WorkloadArg::Failover | WorkloadArg::Budget => unreachable!("run above"),
             };
             let default_buyers = match workload {
                 elevens_bench::Workload::Flash
@@ -487,6 +510,10 @@ enum WorkloadArg {
     /// A replicated cluster on loopback, writers at its leader, the leader SIGKILLed --kills
     /// times: the time to the next leader's first write, the writes' latency around the kills.
     Failover,
+    /// The flash path counted, not timed: --orders orders placed and paid in a bare state on
+    /// one thread; the tables' bytes per order, SKU and shipment (instructions per order under
+    /// callgrind: python3 bench/budget.py).
+    Budget,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -530,6 +557,13 @@ fn write_report(json: Option<PathBuf>, report: &impl serde::Serialize) -> anyhow
 /// The run's checks passed (a peer without state has none).
 fn sound(i: &elevens_bench::Invariants) -> bool {
     !i.applicable || (i.ledger_balanced && i.audit_ok && i.share_sum_exact != Some(false))
+}
+
+fn bench_budget(options: &elevens_bench::budget::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let report = elevens_bench::budget::run(options)?;
+    print!("{}", elevens_bench::budget::table_of(&report));
+    write_report(json, &report)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_failover(options: &failover::Options, json: Option<PathBuf>) -> anyhow::Result<ExitCode> {

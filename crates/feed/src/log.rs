@@ -21,6 +21,11 @@ pub const EVENT_BYTES_MAX: usize = 16 * 1024;
 const INDEX_EVERY: u64 = 256;
 /// Bytes read from a segment at a time.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// The file that holds the last command whose events (if it had any) are all durable in the
+/// log, written after each sync: commands without events (most of a catalogue's or a
+/// merchant's set-up) leave nothing in the segments to say they were covered, and a restart
+/// must not derive, or replay a snapshot's worth of journal for, what the feed already had.
+const COVERED_FILE: &str = "covered";
 
 /// How much of the feed is kept. The oldest segment goes once the others hold `bytes_max`.
 /// Settable in the config file's `[feed]` table.
@@ -142,6 +147,10 @@ pub struct FeedWriter {
     buf: Vec<u8>,
     next: u64,
     last_record: u64,
+    /// The last command handed over with its events ([`FeedWriter::cover`]), and the last one
+    /// written to [`COVERED_FILE`].
+    covered: u64,
+    covered_durable: u64,
     dirty: bool,
 }
 
@@ -242,10 +251,12 @@ impl FeedWriter {
                 index: RwLock::new(None),
             }));
         }
+        let covered = read_covered(dir);
         let (last, last_record) = match firsts.last() {
-            Some(&first) => reopen_last(dir, first)?,
+            Some(&first) => reopen_last(dir, first, covered)?,
             None => (new_segment(dir, 1)?, 0),
         };
+        let last_record = last_record.max(covered);
         let next = last.last.load(Ordering::Acquire) + 1;
         segments.push(Arc::new(last));
         let current = segments.last().map(|s| s.file.try_clone()).transpose()?;
@@ -266,6 +277,8 @@ impl FeedWriter {
             buf: Vec::new(),
             next,
             last_record,
+            covered: last_record,
+            covered_durable: covered,
             dirty: false,
         };
         Ok((writer, Feed { shared }))
@@ -321,10 +334,30 @@ impl FeedWriter {
         Ok(())
     }
 
-    /// Makes what was appended durable.
+    /// Says that every command up to `record` has had its events (if any) appended: the
+    /// next [`FeedWriter::sync`] makes that durable, so a restart takes them as covered.
+    pub fn cover(&mut self, record: u64) {
+        self.covered = self.covered.max(record);
+        if record > self.last_record {
+            self.last_record = record;
+            self.shared.last_record.store(record, Ordering::Release);
+        }
+    }
+
+    /// Makes what was appended durable, then how far it covers.
     pub fn sync(&mut self) -> Result<(), FeedError> {
         if std::mem::take(&mut self.dirty) {
             self.file.sync_data()?;
+        }
+        if self.covered > self.covered_durable {
+            let dir = &self.shared.dir;
+            let temporary = dir.join(format!("{COVERED_FILE}.tmp"));
+            let file = File::create(&temporary)?;
+            file.write_all_at(&self.covered.to_le_bytes(), 0)?;
+            file.sync_data()?;
+            std::fs::rename(&temporary, dir.join(COVERED_FILE))?;
+            File::open(dir)?.sync_all()?;
+            self.covered_durable = self.covered;
         }
         Ok(())
     }
@@ -354,9 +387,18 @@ impl FeedWriter {
     }
 }
 
-/// The last segment, read through: a damaged tail and its last command's events cut. Returns it
-/// and the last command whose events it holds whole (0: none).
-fn reopen_last(dir: &Path, first: u64) -> Result<(Segment, u64), FeedError> {
+/// The covered command written by [`FeedWriter::sync`] (0: none, or not readable).
+fn read_covered(dir: &Path) -> u64 {
+    std::fs::read(dir.join(COVERED_FILE))
+        .ok()
+        .and_then(|bytes| Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)))
+        .unwrap_or(0)
+}
+
+/// The last segment, read through: a damaged tail and its last command's events cut (unless
+/// that command is `covered`: its events were made durable whole). Returns it and the last
+/// command whose events it holds whole (0: none).
+fn reopen_last(dir: &Path, first: u64, covered: u64) -> Result<(Segment, u64), FeedError> {
     let path = segment_path(dir, first);
     let file = OpenOptions::new().read(true).write(true).open(&path)?;
     let end = file.metadata()?.len();
@@ -364,7 +406,7 @@ fn reopen_last(dir: &Path, first: u64) -> Result<(Segment, u64), FeedError> {
     // (offset, record) of the events of the last command seen.
     let mut tail: Vec<(u64, u64)> = Vec::new();
     let mut expected = first;
-    scan(&file, 0, end, |pos, offset, payload| {
+    let (scanned, _) = scan(&file, 0, end, |pos, offset, payload| {
         if pos != expected {
             return false;
         }
@@ -379,11 +421,15 @@ fn reopen_last(dir: &Path, first: u64) -> Result<(Segment, u64), FeedError> {
         expected += 1;
         true
     })?;
+    let whole = tail.first().is_some_and(|&(_, record)| record <= covered);
     let (len, last_record) = match tail.first() {
+        Some(&(_, record)) if whole => (scanned, record),
         Some(&(offset, record)) => (offset, record.saturating_sub(1)),
         None => (0, 0),
     };
-    expected -= tail.len() as u64;
+    if !whole {
+        expected -= tail.len() as u64;
+    }
     index.retain(|&(pos, _)| pos < expected);
     if len != end {
         file.set_len(len)?;
@@ -555,6 +601,34 @@ mod tests {
     fn all(feed: &Feed, after: u64) -> Vec<u64> {
         let page = feed.read(after, usize::MAX, u64::MAX, &Filter::all()).unwrap();
         page.events.iter().map(|(p, _)| *p).collect()
+    }
+
+    /// Commands without events are covered across a restart once synced; a command whose
+    /// events were written but not covered is still cut and derived again, and one covered
+    /// keeps its events whole.
+    #[test]
+    fn a_quiet_feed_made_every_restart_replay_from_the_start_covered_commands_stay_covered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        writer.append(&[event(3, 1), event(3, 2)]).unwrap();
+        writer.cover(10);
+        writer.sync().unwrap();
+        drop(writer);
+        let (writer, feed) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        assert_eq!(writer.last_record(), 10, "commands 4..=10 had no events and are covered");
+        assert_eq!(all(&feed, 0), vec![1, 2], "the covered command's events are whole");
+        drop(writer);
+
+        // Written, never covered (a crash before the sync): cut, to be derived again.
+        let (mut writer, _) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        writer.append(&[event(12, 1)]).unwrap();
+        writer.sync().unwrap();
+        drop(writer);
+        let (mut writer, feed) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        assert_eq!(writer.last_record(), 11);
+        assert_eq!(all(&feed, 0), vec![1, 2]);
+        writer.append(&[event(12, 1)]).unwrap();
+        assert_eq!(all(&feed, 0), vec![1, 2, 3], "derived again, once");
     }
 
     #[test]

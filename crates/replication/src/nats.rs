@@ -13,6 +13,13 @@ pub const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long one read of the lease may take before it is asked again.
 const LEASE_READ_TIMEOUT: Duration = Duration::from_millis(300);
+/// A Raft follower at most this many entries behind its leader may take the leadership over:
+/// a few ms of writes under load.
+const PLACEMENT_LAG_MAX: u64 = 1_000;
+/// ... and heard from this recently: under load a follower is heard from every few ms, and a
+/// server that died a moment ago has been silent since (NATS's Raft heartbeats come every
+/// second, so an idle group may wait a round or two for its move).
+const PLACEMENT_SILENCE_MAX: Duration = Duration::from_millis(500);
 /// The lease's key in its bucket.
 const LEASE_KEY: &str = "leader";
 
@@ -313,12 +320,20 @@ impl Nats {
                 self.jetstream.get_stream(&name).await.map_err(call("reading a stream's leader"))?;
             let info = stream.info().await.map_err(call("reading a stream's leader"))?;
             let Some(cluster) = info.cluster.as_ref() else { continue };
-            // Only with every replica current, and to one of them by name: a step-down with a
-            // replica down or catching up (a server just lost, or just back) may leave the group
-            // to an election that waits out NATS's timeout, stalling the writes it meant to save.
+            // Only with every replica up to date, and to the closest by name: a step-down with
+            // a replica down or catching up (a server just lost, or just back) may leave the
+            // group to an election that waits out NATS's timeout, stalling the writes it meant
+            // to save; to one that died a moment ago, it waits out NATS's election. Raft's own
+            // `current` (a follower's last index at or past the leader's applied one) is false
+            // under load for a follower a few entries behind, and true for one just dead, so
+            // the lag and the time since the replica was last heard from judge it instead, and
+            // the one heard from last is chosen.
+            let up_to_date = |r: &&stream::PeerInfo| {
+                !r.offline && r.active <= PLACEMENT_SILENCE_MAX && r.lag.unwrap_or(0) <= PLACEMENT_LAG_MAX
+            };
             let healthy = cluster.replicas.len() + 1 >= self.options.replicas
-                && cluster.replicas.iter().all(|r| r.current && !r.offline);
-            let to = cluster.replicas.first().filter(|_| healthy);
+                && cluster.replicas.iter().all(|r| up_to_date(&r));
+            let to = cluster.replicas.iter().filter(up_to_date).min_by_key(|r| r.active).filter(|_| healthy);
             if let (true, Some(to)) = (cluster.leader.as_deref() == Some(server.as_str()), to) {
                 let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}");
                 let body = serde_json::json!({"placement": {"preferred": to.name}}).to_string();

@@ -358,6 +358,7 @@ fn replay_on_two_cores(
         }
         if let Some(feed) = feed {
             feed.append(&events)?;
+            feed.cover(state.applied());
             feed.sync()?;
         }
         Ok(opened?)
@@ -481,14 +482,24 @@ impl EngineHandle {
     /// Queues a request of the replication shell, waiting while the queue is full (a
     /// follower's backpressure). `false` once the engine is gone.
     pub(crate) fn control(&self, control: Control) -> bool {
+        self.tx.send(Self::controlling(control)).is_ok()
+    }
+
+    /// Queues a request of the replication shell if the queue has room: `Ok(false)` once the
+    /// engine is gone, `Err` with the request when the queue is full.
+    pub(crate) fn try_control(&self, control: Control) -> Result<bool, Control> {
+        match self.tx.try_send(Self::controlling(control)) {
+            Ok(()) => Ok(true),
+            Err(crossbeam_channel::TrySendError::Full(submission)) => {
+                Err(submission.control.expect("a control submission"))
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Ok(false),
+        }
+    }
+
+    fn controlling(control: Control) -> Submission {
         let (reply, _) = tokio::sync::oneshot::channel();
-        let submission = Submission {
-            items: Vec::new(),
-            reply,
-            enqueued: std::time::Instant::now(),
-            control: Some(control),
-        };
-        self.tx.send(submission).is_ok()
+        Submission { items: Vec::new(), reply, enqueued: std::time::Instant::now(), control: Some(control) }
     }
 
     /// Whether writes are taken here now (see [`EngineHandle::replica`] for why not).
@@ -964,8 +975,7 @@ impl Sequencer {
     fn changed(&mut self, envelope: &Envelope, outcome: &Outcome, batch: &mut Durable) {
         self.counts.changed += 1;
         self.keys.observe(&self.state, outcome);
-        batch.events.extend(events_of(&self.state, outcome, self.state.clock()));
-        elevens_feed::derive(&self.state, envelope, outcome, &mut batch.feed);
+        derive_events(&self.state, envelope, outcome, &mut batch.events, &mut batch.feed);
     }
 
     fn write(&mut self, envelope: Envelope, batch: &mut Durable) -> Result<Outcome, CoreError> {
@@ -982,6 +992,20 @@ impl Sequencer {
             Applied::Changed(o) | Applied::Repeated(o) => o,
         })
     }
+}
+
+/// What the sequencer derives from a command that changed the state, after applying it: its
+/// analytics event (the read models') and its feed events. Public for the budget
+/// (`elevens bench --workload budget`), which counts the sequencer's work per order.
+pub fn derive_events(
+    state: &State,
+    envelope: &Envelope,
+    outcome: &Outcome,
+    events: &mut Vec<Event>,
+    feed: &mut Vec<FeedEvent>,
+) {
+    events.extend(events_of(state, outcome, state.clock()));
+    elevens_feed::derive(state, envelope, outcome, feed);
 }
 
 /// The read side, fed from durable events on a thread of its own.
@@ -1056,18 +1080,19 @@ impl EventsOut {
 /// [`FEED_SYNC_INTERVAL`] (a crash loses nothing of them: a restart derives them again).
 fn run_feed(
     mut writer: FeedWriter,
-    rx: crossbeam_channel::Receiver<Vec<FeedEvent>>,
+    rx: crossbeam_channel::Receiver<(u64, Vec<FeedEvent>)>,
     spare: crossbeam_channel::Sender<Vec<FeedEvent>>,
 ) {
     let mut synced = std::time::Instant::now();
     loop {
         match rx.recv_timeout(FEED_SYNC_INTERVAL) {
-            Ok(mut events) => {
+            Ok((through, mut events)) => {
                 if let Err(error) = writer.append(&events) {
                     // The feed's disk is failing: stop before a consumer misses an event.
                     tracing::error!(%error, "the event feed could not be written; stopping");
                     std::process::abort();
                 }
+                writer.cover(through);
                 metrics::counter!("elevens_feed_events_total").increment(events.len() as u64);
                 events.clear();
                 let _ = spare.try_send(events);
@@ -1104,8 +1129,9 @@ pub(crate) struct JournalOut {
     pub(crate) durable_seq: Arc<AtomicU64>,
     durable_advanced: Arc<tokio::sync::Notify>,
     events: EventsOut,
-    /// Durable batches' feed events, to the feed thread.
-    feed: crossbeam_channel::Sender<Vec<FeedEvent>>,
+    /// Durable batches' feed events, to the feed thread, with the last durable command: every
+    /// command up to it has had its events handed over.
+    feed: crossbeam_channel::Sender<(u64, Vec<FeedEvent>)>,
     /// The last command whose events were handed to the feed thread.
     feed_published: Arc<AtomicU64>,
     /// Emptied lists of changes, back to the sequencer.
@@ -1118,7 +1144,14 @@ impl JournalOut {
     /// Hands on batches that are durable now: their events to the read models, their replies,
     /// their snapshot (with `meta`, the replicated stream's place after it). `slowest` is the
     /// slowest reply's time since it was queued, over the batches of one write.
-    pub(crate) fn deliver(&self, batch: Durable, meta: Option<&Position>, slowest: &mut Duration) {
+    /// `through` is the batch's last command.
+    pub(crate) fn deliver(
+        &self,
+        batch: Durable,
+        through: u64,
+        meta: Option<&Position>,
+        slowest: &mut Duration,
+    ) {
         let now = std::time::Instant::now();
         let Durable { mut changes, events, feed, replies, snapshot, .. } = batch;
         changes.clear();
@@ -1130,9 +1163,10 @@ impl JournalOut {
         if let Some(last) = feed.last() {
             // Counted before the replies leave, so a reader who saw one waits for its events.
             self.feed_published.fetch_max(last.record, Ordering::Release);
-            // Waits when the feed thread is behind: the feed is never missing an event.
-            let _ = self.feed.send(feed);
         }
+        // Waits when the feed thread is behind: the feed is never missing an event. Sent
+        // without events too: the feed learns how far it covers.
+        let _ = self.feed.send((through, feed));
         self.durable_advanced.notify_waiters();
         for (reply, results, enqueued) in replies {
             *slowest = (*slowest).max(now - enqueued);
@@ -1170,18 +1204,24 @@ fn run_journal(mut journal: Journal, rx: crossbeam_channel::Receiver<Durable>, o
                 "slow journal write + fsync"
             );
         }
-        match appended {
-            Ok(last) => out.durable_seq.store(last, Ordering::Release),
+        let last = match appended {
+            Ok(last) => {
+                out.durable_seq.store(last, Ordering::Release);
+                last
+            }
             Err(error) => {
                 // What reached the disk is unknown and the state is ahead of it: stop now,
                 // unacknowledged, and let recovery decide on restart.
                 tracing::error!(%error, "journal write failed; stopping");
                 std::process::abort();
             }
-        }
+        };
         let mut slowest = Duration::ZERO;
+        // Each batch's last record: the fsync's last, less the records of the batches after it.
+        let mut through = last - batches.iter().map(|b| b.changes.len() as u64).sum::<u64>();
         for batch in batches {
-            out.deliver(batch, None, &mut slowest);
+            through += batch.changes.len() as u64;
+            out.deliver(batch, through, None, &mut slowest);
         }
     }
     // Every batch is durable and answered: a start may hold damage below here for corruption.
@@ -1197,6 +1237,27 @@ mod tests {
 
     fn admin(command: Command) -> Item {
         Item::Write { actor: Actor::Admin, idempotency: None, command, reply: ReplyWith::Outcome }
+    }
+
+    /// Commands without feed events (merchants, a catalogue's set-up) left nothing in the feed
+    /// to say they were covered, so a start never took a snapshot newer than the feed's last
+    /// event and replayed (in replicated mode: followed from the stream) everything after it.
+    #[test]
+    fn a_quiet_feed_made_every_restart_replay_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
+        config.engine.snapshot_every_commands = 2;
+        let (engine, _) = Engine::start(&config).unwrap();
+        for m in 0..5 {
+            let command = Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 100 };
+            let rx = engine.handle.submit(vec![admin(command)]).map_err(|_| "overloaded").unwrap();
+            assert!(rx.blocking_recv().unwrap()[0].is_ok());
+        }
+        engine.shutdown();
+        let (engine, report) = Engine::start(&config).unwrap();
+        assert!(report.snapshot_seq.is_some_and(|seq| seq >= 2), "no snapshot used: {report:?}");
+        assert_eq!(engine.handle.durable_seq(), 5);
+        engine.shutdown();
     }
 
     /// A snapshot of another layout (an older or newer build's) is passed over: the state comes

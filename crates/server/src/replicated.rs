@@ -26,7 +26,7 @@ use elevens_core::{Envelope, State};
 use elevens_journal::SnapshotStore;
 use elevens_replication::nats::{acknowledged, Appended};
 use elevens_replication::{frame, Chain, Encoder, Frame, Nats, Options, Position, Refused};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,9 +51,23 @@ const PLACEMENT_EVERY: Duration = Duration::from_secs(2);
 const LEASE_POLL: Duration = Duration::from_millis(100);
 /// How long a publish whose acknowledgement failed waits before it is asked again, at most.
 const REPUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long a new leader keeps publishing its fence while the stream has no Raft leader (a
+/// NATS election waits out 4 to 9 s), before it gives the lease up by stopping: a fence never
+/// stored is sent again under the same id and expected sequence, so the retries cannot append
+/// twice, and a stream another node moved refuses it at once.
+const FENCE_RETRY_FOR: Duration = Duration::from_secs(10);
+/// How long the lease's loop waits for the stream's last sequence: with the stream's Raft
+/// leader lost the question goes unanswered, and a standby must still read the lease in time.
+const LAST_SEQ_WAIT: Duration = Duration::from_millis(300);
 /// How many times a follower reads a damaged message again before it refuses it: the copy it
 /// got may be a minority replica's.
 const DAMAGED_REREADS: u32 = 3;
+/// A follower hands the engine the commands of the messages already received, up to this many
+/// at a time: one hand-over per message made a catching-up node wait on a thread switch each.
+const FOLLOW_BATCH_COMMANDS_MAX: usize = 4_096;
+/// Messages a follower reads one by one when its consumer stalls, before it follows the stream
+/// again from there with a new consumer: a direct read is a round trip each.
+const DIRECT_READS_MAX: u64 = 64;
 
 /// A replicated node's role and place, for `/v1/cluster`, `/metrics` and the gateway.
 pub struct ReplicaStatus {
@@ -359,10 +373,22 @@ impl Writer {
         let sealed = Encoder::new(term, &self.position).frames(std::iter::empty(), true).remove(0);
         let id = msg_id(&sealed.hash);
         let expected_last = self.position.stream_seq;
-        let fenced = self.runtime.block_on(async {
-            let ack = self.nats.publish(Bytes::from(sealed.bytes), &id, expected_last).await?;
-            acknowledged(ack).await
-        });
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        let fenced = loop {
+            let attempt = self.runtime.block_on(async {
+                let ack = self.nats.publish(Bytes::from(sealed.bytes.clone()), &id, expected_last).await?;
+                acknowledged(ack).await
+            });
+            match attempt {
+                Err(error) if started.elapsed() < FENCE_RETRY_FOR => {
+                    tracing::warn!(%error, "the fence is not stored yet; publishing it again");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(REPUBLISH_BACKOFF_MAX);
+                }
+                done => break done,
+            }
+        };
         match fenced {
             Ok(Appended::At(seq)) => {
                 self.position = Position { stream_seq: seq, head: sealed.hash, ..self.position };
@@ -403,7 +429,7 @@ impl Acker {
                 }
                 out.durable_seq.store(position.applied, Ordering::Release);
                 self.status.stream_applied.store(position.stream_seq, Ordering::Release);
-                out.deliver(batch, Some(&position), &mut slowest);
+                out.deliver(batch, position.applied, Some(&position), &mut slowest);
                 next = rx.try_recv().ok();
             }
         }
@@ -461,13 +487,16 @@ impl Follower {
                 Ok(messages) => messages,
                 Err(error) => {
                     tracing::warn!(%error, "cannot follow the stream; trying again");
-                    if !self.catch_up_directly().await {
+                    // No consumer to be had (JetStream's meta leader may be electing): read
+                    // what is there meanwhile.
+                    if !self.catch_up_directly(u64::MAX).await {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 }
             };
+            tracing::debug!(after = self.chain.position.stream_seq, "following the stream");
             let mut messages = std::pin::pin!(messages);
             loop {
                 let message = match tokio::time::timeout(FOLLOW_STALL, messages.next()).await {
@@ -480,7 +509,7 @@ impl Follower {
                         if self.status.stream_last.load(Ordering::Acquire)
                             > self.chain.position.stream_seq =>
                     {
-                        if !self.catch_up_directly().await {
+                        if !self.catch_up_directly(DIRECT_READS_MAX).await {
                             return;
                         }
                         break;
@@ -494,8 +523,38 @@ impl Follower {
                         break;
                     }
                 };
-                if seq > self.chain.position.stream_seq && !self.apply(seq, bytes).await {
+                // With the messages already received: one hand-over for all of them.
+                let mut envelopes = Vec::new();
+                let mut next = Some((seq, bytes));
+                let mut failed = false;
+                while let Some((seq, bytes)) = next.take() {
+                    if seq > self.chain.position.stream_seq {
+                        match self.take(seq, bytes).await {
+                            Some(commands) => envelopes.extend(commands),
+                            None => {
+                                self.hand_over(envelopes);
+                                return;
+                            }
+                        }
+                    }
+                    if envelopes.len() >= FOLLOW_BATCH_COMMANDS_MAX {
+                        break;
+                    }
+                    match messages.next().now_or_never() {
+                        Some(Some(Ok(message))) => next = Some(message),
+                        Some(Some(Err(error))) => {
+                            tracing::warn!(%error, "following the stream failed; following it again");
+                            failed = true;
+                        }
+                        Some(None) => failed = true,
+                        None => {}
+                    }
+                }
+                if !self.hand_over(envelopes) {
                     return;
+                }
+                if failed {
+                    break;
                 }
             }
         }
@@ -505,21 +564,41 @@ impl Follower {
     /// following (the chain cannot go on, or the engine stopped).
     async fn apply(&mut self, seq: u64, bytes: Bytes) -> bool {
         match self.take(seq, bytes).await {
-            Some(envelopes) => {
-                let control = Control::Replicated { envelopes, position: self.chain.position };
-                tokio::task::block_in_place(|| self.engine.control(control))
-            }
+            Some(envelopes) => self.hand_over(envelopes),
             None => false,
         }
     }
 
+    /// Hands commands the chain accepted to the engine, with the chain's place after them
+    /// (which moves even without commands: a fence, a refused message); `false` once the
+    /// engine is gone.
+    fn hand_over(&self, envelopes: Vec<Envelope>) -> bool {
+        let control = Control::Replicated { envelopes, position: self.chain.position };
+        match self.engine.try_control(control) {
+            Ok(sent) => sent,
+            // The engine's queue is full: wait for it, off the runtime's worker.
+            Err(control) => tokio::task::block_in_place(|| self.engine.control(control)),
+        }
+    }
+
     /// Reads and applies, one by one, the messages between the chain's place and the stream's
-    /// last as last seen; stops at the first that cannot be read (`true`: go on following).
-    async fn catch_up_directly(&mut self) -> bool {
-        let last = self.status.stream_last.load(Ordering::Acquire);
+    /// last as last seen, at most `max` of them; stops at the first that cannot be read (`true`:
+    /// go on following).
+    async fn catch_up_directly(&mut self, max: u64) -> bool {
+        let last = self
+            .status
+            .stream_last
+            .load(Ordering::Acquire)
+            .min(self.chain.position.stream_seq.saturating_add(max));
         while self.chain.position.stream_seq < last {
             let seq = self.chain.position.stream_seq + 1;
-            let Ok(bytes) = self.nats.get(seq).await else { return true };
+            let bytes = match self.nats.get(seq).await {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::debug!(seq, %error, "a message could not be read directly");
+                    return true;
+                }
+            };
             if !self.apply(seq, bytes).await {
                 return false;
             }
@@ -594,8 +673,10 @@ impl Lease {
                 placement = Some(tokio::spawn(place(self.nats.clone())));
             }
             tokio::time::sleep(if held { renew_every } else { renew_every.min(LEASE_POLL) }).await;
-            if let Ok(last) = self.nats.last_seq().await {
-                self.status.stream_last.store(last, Ordering::Release);
+            match tokio::time::timeout(LAST_SEQ_WAIT, self.nats.last_seq()).await {
+                Ok(Ok(last)) => self.status.stream_last.store(last, Ordering::Release),
+                Ok(Err(error)) => tracing::debug!(%error, "the stream's last sequence is not known"),
+                Err(_) => tracing::debug!("the stream's last sequence is not known in time"),
             }
             self.status.publish_metrics();
             let revision = self.held.load(Ordering::Acquire);
@@ -617,7 +698,14 @@ impl Lease {
                 continue;
             }
             match self.nats.lease().await {
-                Ok(Some((value, _))) => {
+                Ok(Some((value, revision))) => {
+                    tracing::debug!(
+                        revision,
+                        holder = %String::from_utf8_lossy(&value),
+                        applied = self.status.stream_applied.load(Ordering::Acquire),
+                        last = self.status.stream_last.load(Ordering::Acquire),
+                        "the lease is held"
+                    );
                     *self.status.leader.lock() = Some(String::from_utf8_lossy(&value).into_owned());
                 }
                 Ok(None) => self.try_to_lead(holder.clone()).await,
@@ -636,12 +724,17 @@ impl Lease {
             return;
         }
         let last = self.status.stream_last.load(Ordering::Acquire);
-        if self.status.stream_applied.load(Ordering::Acquire) < last {
+        let applied = self.status.stream_applied.load(Ordering::Acquire);
+        if applied < last {
+            tracing::debug!(applied, last, "the lease is free; this node has not applied the whole stream");
             return;
         }
         let term = match self.nats.take_lease(holder).await {
             Ok(Some(term)) => term,
-            Ok(None) => return,
+            Ok(None) => {
+                tracing::debug!("the free lease was taken by another node first");
+                return;
+            }
             Err(error) => {
                 tracing::warn!(%error, "the lease could not be taken");
                 return;

@@ -368,6 +368,32 @@ pub struct Logistics {
 }
 
 impl Logistics {
+    /// Its tables' bytes (see [`crate::footprint`]).
+    pub fn footprint(&self, footprint: &mut crate::Footprint) {
+        use crate::footprint::{map, map_of_lists, set, vec};
+        let addresses: u64 = self.addresses.values().map(|a| a.len() as u64).sum();
+        footprint.add("shipments", self.shipments.bytes() + self.order_shipments.bytes());
+        footprint.add("shipment history", self.history.bytes());
+        footprint.add("shipments due", map_of_lists(&self.dispatch_due) + map_of_lists(&self.delivery_due));
+        footprint.add(
+            "after-sales",
+            map(&self.order_shipping)
+                + map(&self.refunds)
+                + vec(&self.returns)
+                + vec(&self.tickets)
+                + set(&self.breaches)
+                + map(&self.buyer_tickets),
+        );
+        footprint.add(
+            "logistics set-up",
+            vec(&self.regions)
+                + vec(&self.warehouses)
+                + vec(&self.carriers)
+                + map(&self.addresses)
+                + addresses,
+        );
+    }
+
     pub fn region_name(&self, region: RegionId) -> &str {
         self.regions.get(usize::from(region.0)).map_or("", String::as_str)
     }

@@ -1,0 +1,227 @@
+//! `elevens bench --workload budget`: the flash path counted, not timed.
+//!
+//! The flash marketplace (as `--workload flash` builds it, from the same seed) is set up in a
+//! bare [`State`], then `--orders` flash orders are placed and paid, one command at a time, on
+//! this thread: no engine, no clock, no other thread, so every run does exactly the same work.
+//! Two figures come out of it:
+//!
+//! - **bytes** per order, per SKU and per shipment, table by table ([`State::footprint`]),
+//!   printed and written to the JSON report;
+//! - **instructions** per order, when the run is under `valgrind --tool=callgrind`: each
+//!   measured command goes through [`apply_order`] (the state machine) and [`derive_order`]
+//!   (what the sequencer derives from it), two functions that nothing else calls, so
+//!   callgrind's inclusive count of each, over the orders, is the cost of one order there.
+//!   `bench/budget.py` runs it and checks both figures against `bench/budget.toml`.
+
+use crate::{cny, tail_prices, FLASH_PRICE, HOT_PRICE, HOT_UNITS, MERCHANTS};
+use anyhow::{bail, Context};
+use elevens_analytics::Event;
+use elevens_core::{
+    Actor, Amount, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, MerchantId, Millis,
+    NewCampaign, NewSku, OrderId, Outcome, SkuId, State,
+};
+use elevens_server::engine::derive_events;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use serde::Serialize;
+
+/// The time of the first command: 11.11 2026, midnight in Beijing. Each command is 1 ms later.
+const START_MS: u64 = 1_794_326_400_000;
+
+pub struct Options {
+    pub orders: u64,
+    pub buyers: u64,
+    pub skus: u64,
+    pub hot_share: f64,
+    pub seed: u64,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub orders: u64,
+    pub skus: u64,
+    pub shipments: u64,
+    pub seed: u64,
+    /// The tables' bytes per order placed and paid, by table, and their sum.
+    pub bytes_per_order: f64,
+    pub bytes_per_order_by_table: Vec<(&'static str, f64)>,
+    /// The second half of the catalogue's bytes per SKU (the first half takes the tables'
+    /// first allocations).
+    pub bytes_per_sku: f64,
+    /// The shipment tables' bytes per shipment the orders' payments created.
+    pub bytes_per_shipment: f64,
+}
+
+/// The state machine's work for one measured command. Never inlined: callgrind names it.
+#[inline(never)]
+pub fn apply_order(state: &mut State, envelope: &Envelope) -> Result<Outcome, elevens_core::CoreError> {
+    state.apply(envelope).map(|applied| applied.outcome().clone())
+}
+
+/// What the sequencer derives from one measured command. Never inlined: callgrind names it.
+#[inline(never)]
+pub fn derive_order(
+    state: &State,
+    envelope: &Envelope,
+    outcome: &Outcome,
+    events: &mut Vec<Event>,
+    feed: &mut Vec<elevens_feed::FeedEvent>,
+) {
+    derive_events(state, envelope, outcome, events, feed);
+    // The sequencer hands these on each batch; here they go at once, so they never grow.
+    events.clear();
+    feed.clear();
+}
+
+struct Clock(u64);
+
+impl Clock {
+    fn envelope(&mut self, actor: Actor, key: Option<u128>, command: Command) -> Envelope {
+        self.0 += 1;
+        let idempotency = key.map(|key| Idempotency { key, fingerprint: 0 });
+        Envelope { actor, idempotency, at: Millis(self.0), command }
+    }
+}
+
+fn set_up(state: &mut State, clock: &mut Clock, command: Command) -> anyhow::Result<Outcome> {
+    let envelope = clock.envelope(Actor::Admin, None, command);
+    Ok(state
+        .apply(&envelope)
+        .with_context(|| format!("setting up: {:?}", envelope.command))?
+        .outcome()
+        .clone())
+}
+
+fn sku(merchant: u64, title: String, price: u64, stock: u64) -> Command {
+    Command::CreateSku(Box::new(NewSku {
+        merchant: MerchantId(merchant % MERCHANTS + 1),
+        title,
+        description: String::new(),
+        price: Amount(price),
+        currency: cny(),
+        initial_stock: stock,
+        warehouse: None,
+    }))
+}
+
+fn table(footprint: &Footprint, name: &str) -> u64 {
+    footprint.tables.iter().find(|(n, _)| *n == name).map_or(0, |(_, bytes)| *bytes)
+}
+
+pub fn run(options: &Options) -> anyhow::Result<Report> {
+    if options.orders == 0 || options.buyers == 0 || options.skus < 2 {
+        bail!("orders and buyers must be positive, and there must be two SKUs or more");
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let mut state = State::new();
+    let mut clock = Clock(START_MS);
+    for m in 0..MERCHANTS {
+        set_up(
+            &mut state,
+            &mut clock,
+            Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 200 },
+        )?;
+    }
+    set_up(&mut state, &mut clock, sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS))?;
+    let prices = tail_prices(&mut rng, options.skus);
+    let half = prices.len() / 2;
+    let catalogue =
+        |state: &mut State, clock: &mut Clock, skus: std::ops::Range<usize>| -> anyhow::Result<()> {
+            for s in skus {
+                let title = crate::driver::sku_title(s as u64);
+                set_up(state, clock, sku(s as u64, title, prices[s], 1_000_000_000))?;
+            }
+            Ok(())
+        };
+    catalogue(&mut state, &mut clock, 0..half)?;
+    let before_skus = state.footprint().total();
+    catalogue(&mut state, &mut clock, half..prices.len())?;
+    let bytes_per_sku = (state.footprint().total() - before_skus) as f64 / (prices.len() - half) as f64;
+    for b in 1..=options.buyers {
+        set_up(&mut state, &mut clock, Command::CreateBuyer { name: format!("buyer {b}") })?;
+        set_up(
+            &mut state,
+            &mut clock,
+            Command::TopUp { buyer: BuyerId(b), amount: Amount(crate::BUYER_BALANCE), currency: cny() },
+        )?;
+    }
+    set_up(
+        &mut state,
+        &mut clock,
+        Command::CreateCampaign(NewCampaign {
+            sku: SkuId(1),
+            flash_price: Amount(FLASH_PRICE),
+            currency: cny(),
+            quantity: HOT_UNITS,
+            starts_at: Millis(START_MS),
+            ends_at: Millis(START_MS + 24 * 3_600_000),
+            per_buyer_limit: 1,
+        }),
+    )?;
+
+    let zipf = Zipf::new(options.skus as f64, 1.1).context("zipf")?;
+    let before = state.footprint();
+    let (mut events, mut feed) = (Vec::new(), Vec::new());
+    let mut key: u128 = 1 << 100;
+    let mut orders = 0;
+    while orders < options.orders {
+        let sku = if rng.random_bool(options.hot_share) { 1 } else { 1 + zipf.sample(&mut rng) as u64 };
+        let buyer = BuyerId(rng.random_range(1..=options.buyers));
+        let place = Command::PlaceOrder {
+            buyer,
+            lines: vec![LineRequest { sku: SkuId(sku), quantity: 1 }],
+            coupons: Vec::new(),
+            reservation_ttl_ms: crate::driver::RESERVATION_TTL_MS,
+        };
+        key += 1;
+        let envelope = clock.envelope(Actor::Service, Some(key), place);
+        // Refused: the hot item sold out, or this buyer's one unit of it taken.
+        let Ok(placed) = apply_order(&mut state, &envelope) else { continue };
+        derive_order(&state, &envelope, &placed, &mut events, &mut feed);
+        let Outcome::OrderPlaced { order, .. } = placed else { bail!("placing gave {placed:?}") };
+        key += 1;
+        let envelope =
+            clock.envelope(Actor::Service, Some(key), Command::PayOrder { order: OrderId(order.0) });
+        let paid = apply_order(&mut state, &envelope).with_context(|| format!("paying order {}", order.0))?;
+        derive_order(&state, &envelope, &paid, &mut events, &mut feed);
+        orders += 1;
+    }
+    let grown = state.footprint().since(&before);
+    let per_order = |bytes: u64| bytes as f64 / orders as f64;
+    let shipment_tables = ["shipments", "shipment history", "shipments due"];
+    let shipments = state.logistics().shipment_count();
+    let shipment_bytes: u64 = shipment_tables.iter().map(|name| table(&grown, name)).sum();
+    Ok(Report {
+        orders,
+        skus: options.skus,
+        shipments,
+        seed: options.seed,
+        bytes_per_order: per_order(grown.total()),
+        bytes_per_order_by_table: grown
+            .tables
+            .iter()
+            .map(|(name, bytes)| (*name, per_order(*bytes)))
+            // What the set-up's few accounts and the like add, spread over the orders.
+            .filter(|(_, bytes)| *bytes >= 0.05)
+            .collect(),
+        bytes_per_sku,
+        bytes_per_shipment: shipment_bytes as f64 / shipments.max(1) as f64,
+    })
+}
+
+pub fn table_of(report: &Report) -> String {
+    let mut out = format!(
+        "budget: {} flash orders placed and paid, {} SKUs, seed {}\n  bytes per order  {:>7.1}\n",
+        report.orders, report.skus, report.seed, report.bytes_per_order
+    );
+    for (name, bytes) in &report.bytes_per_order_by_table {
+        out += &format!("    {name:<22} {bytes:>7.1}\n");
+    }
+    out += &format!("  bytes per SKU    {:>7.1}\n", report.bytes_per_sku);
+    out += &format!(
+        "  bytes per shipment {:>5.1} ({} shipments)\n",
+        report.bytes_per_shipment, report.shipments
+    );
+    out += "  instructions per order: under callgrind (python3 bench/budget.py)\n";
+    out
+}
