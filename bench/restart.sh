@@ -24,4 +24,7 @@ end=$(date +%s.%N)
 echo "ready in $(awk "BEGIN { printf \"%.2f\", $end - $start }") s, $(grep VmRSS "/proc/$pid/status")"
 grep -m1 "recovered" "$log" | sed 's/\x1b\[[0-9;]*m//g'
 kill -9 "$pid"
+# Wait for it to be gone: a second start on the same port (and data directory) would find both
+# still held ("Address already in use").
+wait "$pid" 2>/dev/null || true
 rm -f "$log"

@@ -17,8 +17,8 @@ use crate::{cny, tail_prices, FLASH_PRICE, HOT_PRICE, HOT_UNITS, MERCHANTS};
 use anyhow::{bail, Context};
 use elevens_analytics::Event;
 use elevens_core::{
-    Actor, Amount, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, MerchantId, Millis,
-    NewCampaign, NewSku, OrderId, Outcome, SkuId, State,
+    Actor, Amount, Applied, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, MerchantId,
+    Millis, NewCampaign, NewSku, OrderId, Outcome, SkuId, State,
 };
 use elevens_server::engine::derive_events;
 use rand::{Rng, SeedableRng};
@@ -55,7 +55,9 @@ pub struct Report {
 /// The state machine's work for one measured command. Never inlined: callgrind names it.
 #[inline(never)]
 pub fn apply_order(state: &mut State, envelope: &Envelope) -> Result<Outcome, elevens_core::CoreError> {
-    state.apply(envelope).map(|applied| applied.outcome().clone())
+    state.apply(envelope).map(|applied| match applied {
+        Applied::Changed(outcome) | Applied::Repeated(outcome) => outcome,
+    })
 }
 
 /// What the sequencer derives from one measured command. Never inlined: callgrind names it.

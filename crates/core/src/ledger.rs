@@ -383,7 +383,7 @@ impl Ledger {
                 let slot = deltas
                     .iter()
                     .position(|(o, _)| *o == Some(owner) || o.is_none())
-                    .ok_or(CoreError::Overflow("too many legs"))?;
+                    .ok_or_else(|| CoreError::Overflow("too many legs"))?;
                 deltas[slot].0 = Some(owner);
                 deltas[slot].1 += sign * i128::from(leg.amount.0);
             }

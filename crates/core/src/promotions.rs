@@ -104,7 +104,7 @@ pub fn red_packet_share(seed: u64, index: u32, remaining: u64, left: u32) -> u64
 
 impl State {
     pub fn coupon(&self, id: CouponId) -> Result<&Coupon, CoreError> {
-        id.index().and_then(|i| self.coupons.get(i)).ok_or(CoreError::NotFound("coupon"))
+        id.index().and_then(|i| self.coupons.get(i)).ok_or_else(|| CoreError::NotFound("coupon"))
     }
 
     pub fn coupons(&self) -> impl DoubleEndedIterator<Item = (CouponId, &Coupon)> + ExactSizeIterator {
@@ -112,7 +112,7 @@ impl State {
     }
 
     pub fn red_packet(&self, id: RedPacketId) -> Result<&RedPacket, CoreError> {
-        id.index().and_then(|i| self.red_packets.get(i)).ok_or(CoreError::NotFound("red packet"))
+        id.index().and_then(|i| self.red_packets.get(i)).ok_or_else(|| CoreError::NotFound("red packet"))
     }
 
     pub fn red_packets(

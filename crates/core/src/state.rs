@@ -482,7 +482,8 @@ impl State {
                     return Err(CoreError::IdempotencyKeyReused);
                 }
                 // Only a damaged state could not say it (the audit checks every one).
-                let outcome = seen.outcome(self).ok_or(CoreError::NotFound("the remembered outcome"))?;
+                let outcome =
+                    seen.outcome(self).ok_or_else(|| CoreError::NotFound("the remembered outcome"))?;
                 return Ok(Applied::Repeated(outcome));
             }
         }
@@ -592,23 +593,23 @@ impl State {
     }
 
     pub fn merchant(&self, id: MerchantId) -> Result<&Merchant, CoreError> {
-        id.index().and_then(|i| self.merchants.get(i)).ok_or(CoreError::NotFound("merchant"))
+        id.index().and_then(|i| self.merchants.get(i)).ok_or_else(|| CoreError::NotFound("merchant"))
     }
 
     pub fn buyer(&self, id: BuyerId) -> Result<&Buyer, CoreError> {
-        id.index().and_then(|i| self.buyers.get(i)).ok_or(CoreError::NotFound("buyer"))
+        id.index().and_then(|i| self.buyers.get(i)).ok_or_else(|| CoreError::NotFound("buyer"))
     }
 
     pub fn sku(&self, id: SkuId) -> Result<&Sku, CoreError> {
-        id.index().and_then(|i| self.skus.get(i)).ok_or(CoreError::NotFound("sku"))
+        id.index().and_then(|i| self.skus.get(i)).ok_or_else(|| CoreError::NotFound("sku"))
     }
 
     pub fn campaign(&self, id: CampaignId) -> Result<&Campaign, CoreError> {
-        id.index().and_then(|i| self.campaigns.get(i)).ok_or(CoreError::NotFound("campaign"))
+        id.index().and_then(|i| self.campaigns.get(i)).ok_or_else(|| CoreError::NotFound("campaign"))
     }
 
     pub fn order(&self, id: OrderId) -> Result<&Order, CoreError> {
-        id.index().and_then(|i| self.orders.get(i)).ok_or(CoreError::NotFound("order"))
+        id.index().and_then(|i| self.orders.get(i)).ok_or_else(|| CoreError::NotFound("order"))
     }
 
     /// The coupons applied to an order (none for most).
@@ -709,7 +710,8 @@ impl State {
 
     fn revoke_api_key(&mut self, actor: Actor, key: ApiKeyId) -> Result<Outcome, CoreError> {
         Self::require_admin(actor, "revoke API keys")?;
-        let entry = key.index().and_then(|i| self.api_keys.get(i)).ok_or(CoreError::NotFound("api key"))?;
+        let entry =
+            key.index().and_then(|i| self.api_keys.get(i)).ok_or_else(|| CoreError::NotFound("api key"))?;
         // Without an admin key nobody could create another one: the data directory would be
         // locked out for good. Rotate by creating the new key first.
         let admins = self.api_keys.iter().filter(|k| !k.revoked && k.acts_as == Actor::Admin).count();
@@ -758,7 +760,7 @@ impl State {
     }
 
     pub fn experiment(&self, id: ExperimentId) -> Result<&NewExperiment, CoreError> {
-        id.index().and_then(|i| self.experiments.get(i)).ok_or(CoreError::NotFound("experiment"))
+        id.index().and_then(|i| self.experiments.get(i)).ok_or_else(|| CoreError::NotFound("experiment"))
     }
 
     pub fn experiments(&self) -> impl ExactSizeIterator<Item = (ExperimentId, &NewExperiment)> + '_ {
@@ -882,7 +884,7 @@ impl State {
         if quantity == 0 || quantity > STOCK_QUANTITY_MAX {
             return Err(out_of_bounds("quantity", "must be between 1 and 1000000000"));
         }
-        let received = sku.received.checked_add(quantity).ok_or(CoreError::Overflow("stock"))?;
+        let received = sku.received.checked_add(quantity).ok_or_else(|| CoreError::Overflow("stock"))?;
         let sku = &mut self.skus[sku_id.index().unwrap_or_default()];
         sku.available += quantity; // available <= received, which did not overflow.
         sku.received = received;
@@ -1040,8 +1042,9 @@ impl State {
                     (c.flash_price, Some(id))
                 }
             };
-            let line_total = unit_price.checked_mul(quantity).ok_or(CoreError::Overflow("order total"))?;
-            total = total.checked_add(line_total).ok_or(CoreError::Overflow("order total"))?;
+            let line_total =
+                unit_price.checked_mul(quantity).ok_or_else(|| CoreError::Overflow("order total"))?;
+            total = total.checked_add(line_total).ok_or_else(|| CoreError::Overflow("order total"))?;
             lines.push(OrderLine::new(line.sku, line_quantity, unit_price, campaign));
         }
         if total.0 > AMOUNT_MAX {
@@ -1060,7 +1063,7 @@ impl State {
         }
         // Charged once per order, however many parcels it ships in.
         let shipping = self.shipping_fee(merchant, currency);
-        total = total.checked_add(shipping).ok_or(CoreError::Overflow("order total"))?;
+        total = total.checked_add(shipping).ok_or_else(|| CoreError::Overflow("order total"))?;
         if total.0 > AMOUNT_MAX {
             return Err(CoreError::AmountTooLarge);
         }

@@ -242,7 +242,7 @@ impl State {
     }
 
     pub fn return_request(&self, id: ReturnId) -> Result<&ReturnRequest, CoreError> {
-        id.index().and_then(|i| self.logistics.returns.get(i)).ok_or(CoreError::NotFound("return"))
+        id.index().and_then(|i| self.logistics.returns.get(i)).ok_or_else(|| CoreError::NotFound("return"))
     }
 
     pub fn returns(
@@ -252,7 +252,7 @@ impl State {
     }
 
     pub fn ticket(&self, id: TicketId) -> Result<&Ticket, CoreError> {
-        id.index().and_then(|i| self.logistics.tickets.get(i)).ok_or(CoreError::NotFound("ticket"))
+        id.index().and_then(|i| self.logistics.tickets.get(i)).ok_or_else(|| CoreError::NotFound("ticket"))
     }
 
     pub fn tickets(&self) -> impl DoubleEndedIterator<Item = (TicketId, &Ticket)> + ExactSizeIterator + '_ {
@@ -314,8 +314,11 @@ impl State {
             if requested[..i].iter().any(|x| x.sku == r.sku) {
                 return Err(CoreError::DuplicateSku);
             }
-            let position =
-                o.lines.iter().position(|l| l.sku == r.sku).ok_or(CoreError::NotFound("order line"))?;
+            let position = o
+                .lines
+                .iter()
+                .position(|l| l.sku == r.sku)
+                .ok_or_else(|| CoreError::NotFound("order line"))?;
             let left = limit.get(position).copied().unwrap_or(0);
             if r.quantity == 0 || r.quantity > left {
                 return Err(CoreError::MoreThanBought { sku: r.sku, left });
@@ -346,7 +349,7 @@ impl State {
         let mut per_line: SmallVec<[(usize, u32, Amount); 1]> = SmallVec::new();
         for &(position, units) in lines {
             let p = usize::from(position);
-            let line = o.lines.get(p).ok_or(CoreError::NotFound("order line"))?;
+            let line = o.lines.get(p).ok_or_else(|| CoreError::NotFound("order line"))?;
             let (done, quantity) = (units_of(p), line.quantity());
             if units == 0 || done + units > quantity {
                 return Err(CoreError::MoreThanBought { sku: line.sku, left: quantity - done });
@@ -354,17 +357,17 @@ impl State {
             // Cumulative: the last unit refunds what is left of the line's share, to the fen.
             let after = pro_rata(nets[p], Amount(u64::from(done + units)), Amount(u64::from(quantity)));
             let this = Amount(after.0 - amount_of(p).0);
-            amount = amount.checked_add(this).ok_or(CoreError::Overflow("refund"))?;
+            amount = amount.checked_add(this).ok_or_else(|| CoreError::Overflow("refund"))?;
             per_line.push((p, units, this));
         }
         if shipping.0 > fee.0 - account.shipping.0 {
             return Err(CoreError::RefundAboveLeft { left: Amount(fee.0 - account.shipping.0) });
         }
-        amount = amount.checked_add(shipping).ok_or(CoreError::Overflow("refund"))?;
+        amount = amount.checked_add(shipping).ok_or_else(|| CoreError::Overflow("refund"))?;
         if amount == Amount::ZERO {
             return Err(out_of_bounds("refund", "nothing to refund: name lines or shipping"));
         }
-        let refunded = account.total.checked_add(amount).ok_or(CoreError::Overflow("refund"))?;
+        let refunded = account.total.checked_add(amount).ok_or_else(|| CoreError::Overflow("refund"))?;
         if refunded > o.total {
             return Err(CoreError::RefundAboveLeft { left: Amount(o.total.0 - account.total.0) });
         }

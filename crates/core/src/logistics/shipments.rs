@@ -77,7 +77,9 @@ impl State {
     }
 
     pub fn warehouse(&self, id: WarehouseId) -> Result<&Warehouse, CoreError> {
-        id.index().and_then(|i| self.logistics.warehouses.get(i)).ok_or(CoreError::NotFound("warehouse"))
+        id.index()
+            .and_then(|i| self.logistics.warehouses.get(i))
+            .ok_or_else(|| CoreError::NotFound("warehouse"))
     }
 
     pub fn warehouses(&self) -> impl ExactSizeIterator<Item = (WarehouseId, &Warehouse)> + '_ {
@@ -85,11 +87,13 @@ impl State {
     }
 
     pub fn carrier(&self, id: CarrierId) -> Result<&Carrier, CoreError> {
-        id.index().and_then(|i| self.logistics.carriers.get(i)).ok_or(CoreError::NotFound("carrier"))
+        id.index().and_then(|i| self.logistics.carriers.get(i)).ok_or_else(|| CoreError::NotFound("carrier"))
     }
 
     pub fn shipment(&self, id: ShipmentId) -> Result<&Shipment, CoreError> {
-        id.index().and_then(|i| self.logistics.shipments.get(i)).ok_or(CoreError::NotFound("shipment"))
+        id.index()
+            .and_then(|i| self.logistics.shipments.get(i))
+            .ok_or_else(|| CoreError::NotFound("shipment"))
     }
 
     pub fn shipments(
@@ -237,7 +241,7 @@ impl State {
         check_region(region)?;
         // Only merchants' warehouses and the operator's carriers add regions: a buyer's key
         // names one of theirs, and cannot fill the region table.
-        let region = self.logistics.region(region).ok_or(CoreError::NotFound("region"))?;
+        let region = self.logistics.region(region).ok_or_else(|| CoreError::NotFound("region"))?;
         Self::check_name("address", text, ADDRESS_BYTES_MAX)?;
         self.logistics.addresses.insert(buyer, text.to_owned());
         self.buyers[buyer.index().unwrap_or_default()].region = Some(region);
