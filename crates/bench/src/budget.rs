@@ -13,12 +13,12 @@
 //!   callgrind's inclusive count of each, over the orders, is the cost of one order there.
 //!   `bench/budget.py` runs it and checks both figures against `bench/budget.toml`.
 
-use crate::{cny, tail_prices, FLASH_PRICE, HOT_PRICE, HOT_UNITS, MERCHANTS};
+use crate::{cny, flash_sku, tail_prices, FLASH_PRICE, HOT_PRICE, HOT_UNITS, MERCHANTS};
 use anyhow::{bail, Context};
 use elevens_analytics::Event;
 use elevens_core::{
-    Actor, Amount, Applied, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, MerchantId,
-    Millis, NewCampaign, NewSku, OrderId, Outcome, SkuId, State,
+    Actor, Amount, Applied, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, Millis,
+    NewCampaign, OrderId, Outcome, SkuId, State,
 };
 use elevens_server::engine::derive_events;
 use rand::{Rng, SeedableRng};
@@ -94,18 +94,6 @@ fn set_up(state: &mut State, clock: &mut Clock, command: Command) -> anyhow::Res
         .clone())
 }
 
-fn sku(merchant: u64, title: String, price: u64, stock: u64) -> Command {
-    Command::CreateSku(Box::new(NewSku {
-        merchant: MerchantId(merchant % MERCHANTS + 1),
-        title,
-        description: String::new(),
-        price: Amount(price),
-        currency: cny(),
-        initial_stock: stock,
-        warehouse: None,
-    }))
-}
-
 fn table(footprint: &Footprint, name: &str) -> u64 {
     footprint.tables.iter().find(|(n, _)| *n == name).map_or(0, |(_, bytes)| *bytes)
 }
@@ -124,14 +112,14 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 200 },
         )?;
     }
-    set_up(&mut state, &mut clock, sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS))?;
+    set_up(&mut state, &mut clock, flash_sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS))?;
     let prices = tail_prices(&mut rng, options.skus);
     let half = prices.len() / 2;
     let catalogue =
         |state: &mut State, clock: &mut Clock, skus: std::ops::Range<usize>| -> anyhow::Result<()> {
             for s in skus {
                 let title = crate::driver::sku_title(s as u64);
-                set_up(state, clock, sku(s as u64, title, prices[s], 1_000_000_000))?;
+                set_up(state, clock, flash_sku(s as u64, title, prices[s], 1_000_000_000))?;
             }
             Ok(())
         };

@@ -300,6 +300,19 @@ const HOT_PRICE: u64 = 599_900;
 const FLASH_PRICE: u64 = 99_900;
 const BUYER_BALANCE: u64 = 10_000_000_000;
 
+/// A SKU of the flash marketplace's merchant `merchant` (modulo their number).
+fn flash_sku(merchant: u64, title: String, price: u64, stock: u64) -> Command {
+    Command::CreateSku(Box::new(NewSku {
+        merchant: MerchantId(merchant % MERCHANTS + 1),
+        title,
+        description: String::new(),
+        price: Amount(price),
+        currency: cny(),
+        initial_stock: stock,
+        warehouse: None,
+    }))
+}
+
 /// The flash marketplace: 100 merchants, the hot SKU (id 1), the Zipf tail, and buyers with
 /// money. The campaign comes with [`flash_campaign`]. Returns the memory the second half of the
 /// tail took per SKU (RSS, engine and search index, once the index holds them): the first half
@@ -314,18 +327,7 @@ fn setup_flash(
     for m in 0..MERCHANTS {
         commands.push(admin(Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 200 }));
     }
-    let sku = |merchant: u64, title: String, price: u64, stock: u64| {
-        Command::CreateSku(Box::new(NewSku {
-            merchant: MerchantId(merchant % MERCHANTS + 1),
-            title,
-            description: String::new(),
-            price: Amount(price),
-            currency: cny(),
-            initial_stock: stock,
-            warehouse: None,
-        }))
-    };
-    commands.push(admin(sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS)));
+    commands.push(admin(flash_sku(0, "the hot item".into(), HOT_PRICE, HOT_UNITS)));
     run_setup(engine, std::mem::take(&mut commands))?;
     // The tail's commands are made a batch at a time, so that no list of them is alive (and
     // then freed) across the measurement.
@@ -333,7 +335,7 @@ fn setup_flash(
     let create_tail = |skus: std::ops::Range<usize>| {
         for start in skus.clone().step_by(SETUP_BATCH_COMMANDS) {
             let batch = start..(start + SETUP_BATCH_COMMANDS).min(skus.end);
-            let s = |s: usize| admin(sku(s as u64, sku_title(s as u64), prices[s], 1_000_000_000));
+            let s = |s: usize| admin(flash_sku(s as u64, sku_title(s as u64), prices[s], 1_000_000_000));
             run_setup(engine, batch.map(s).collect())?;
         }
         anyhow::Ok(())

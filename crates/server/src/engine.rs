@@ -1239,11 +1239,9 @@ mod tests {
         Item::Write { actor: Actor::Admin, idempotency: None, command, reply: ReplyWith::Outcome }
     }
 
-    /// Commands without feed events (merchants, a catalogue's set-up) left nothing in the feed
-    /// to say they were covered, so a start never took a snapshot newer than the feed's last
-    /// event and replayed (in replicated mode: followed from the stream) everything after it.
-    #[test]
-    fn a_quiet_feed_made_every_restart_replay_from_the_start() {
+    /// A data directory where five merchants were created (commands without feed events) with a
+    /// snapshot every two commands, the engine stopped; and its configuration.
+    fn five_merchants_snapshot_every_two() -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
         config.engine.snapshot_every_commands = 2;
@@ -1254,6 +1252,15 @@ mod tests {
             assert!(rx.blocking_recv().unwrap()[0].is_ok());
         }
         engine.shutdown();
+        (dir, config)
+    }
+
+    /// Commands without feed events (merchants, a catalogue's set-up) left nothing in the feed
+    /// to say they were covered, so a start never took a snapshot newer than the feed's last
+    /// event and replayed (in replicated mode: followed from the stream) everything after it.
+    #[test]
+    fn a_quiet_feed_made_every_restart_replay_from_the_start() {
+        let (_dir, config) = five_merchants_snapshot_every_two();
         let (engine, report) = Engine::start(&config).unwrap();
         assert!(report.snapshot_seq.is_some_and(|seq| seq >= 2), "no snapshot used: {report:?}");
         assert_eq!(engine.handle.durable_seq(), 5);
@@ -1264,16 +1271,7 @@ mod tests {
     /// from the whole journal instead, the same as with the snapshot this build would write.
     #[test]
     fn a_snapshot_of_another_layout_costs_a_replay_not_the_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::new(dir.path().to_path_buf(), "127.0.0.1:0".parse().unwrap());
-        config.engine.snapshot_every_commands = 2;
-        let (engine, _) = Engine::start(&config).unwrap();
-        for m in 0..5 {
-            let command = Command::CreateMerchant { name: format!("merchant {m}"), commission_bps: 100 };
-            let rx = engine.handle.submit(vec![admin(command)]).map_err(|_| "overloaded").unwrap();
-            assert!(rx.blocking_recv().unwrap()[0].is_ok());
-        }
-        engine.shutdown();
+        let (dir, _) = five_merchants_snapshot_every_two();
         let options = JournalOptions::default();
         let (from_snapshot, _, report) = recover(dir.path(), options.clone(), true).unwrap();
         let seq = report.snapshot_seq.expect("a snapshot was written");
