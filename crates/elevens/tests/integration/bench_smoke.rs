@@ -308,3 +308,28 @@ fn the_failover_bench_kills_a_leader_and_loses_nothing() {
     assert!(report["acknowledged"].as_u64().unwrap() > 0, "{report}");
     assert_eq!((report["lost"].as_u64(), report["applied_twice"].as_u64()), (Some(0), Some(0)), "{report}");
 }
+
+/// The budget's workload counts what each table holds per order: an order is its 64-byte record,
+/// its payment two 40-byte transfers, its shipment a 56-byte record and a 5-byte link; the sum is
+/// the tables' and the shipments are one per paid order (what `bench/budget.py` checks in CI).
+#[test]
+fn the_budget_counts_each_table_per_order() {
+    let report = bench(&["--workload", "budget", "--orders", "5000", "--buyers", "2000", "--skus", "1000"]);
+    assert_eq!(report["orders"], 5000, "{report}");
+    assert_eq!(report["shipments"], 5000, "{report}");
+    let tables = report["bytes_per_order_by_table"].as_array().expect("tables");
+    let table = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t[0] == name)
+            .and_then(|t| t[1].as_f64())
+            .unwrap_or_else(|| panic!("{name}: {report}"))
+    };
+    assert_eq!(table("orders"), 64.0);
+    assert_eq!(table("transfers"), 80.0);
+    assert_eq!(table("shipments"), 61.0);
+    let sum: f64 = tables.iter().filter_map(|t| t[1].as_f64()).sum();
+    let total = report["bytes_per_order"].as_f64().unwrap();
+    assert!((sum - total).abs() < 0.5, "tables {sum} against {total}");
+    assert!(report["bytes_per_sku"].as_f64() > Some(32.0), "{report}");
+}
