@@ -63,7 +63,7 @@ const LAST_SEQ_WAIT: Duration = Duration::from_millis(300);
 /// got may be a minority replica's.
 const DAMAGED_REREADS: u32 = 3;
 /// A follower hands the engine the commands of the messages already received, up to this many
-/// at a time: one hand-over per message made a catching-up node wait on a thread switch each.
+/// at a time: each hand-over wakes the sequencer's thread, so a catching-up node batches them.
 const FOLLOW_BATCH_COMMANDS_MAX: usize = 4_096;
 /// Messages a follower reads one by one when its consumer stalls, before it follows the stream
 /// again from there with a new consumer: a direct read is a round trip each.
