@@ -326,14 +326,21 @@ impl Nats {
             // to save; to one that died a moment ago, it waits out NATS's election. Raft's own
             // `current` (a follower's last index at or past the leader's applied one) is false
             // under load for a follower a few entries behind, and true for one just dead, so
-            // the lag and the time since the replica was last heard from judge it instead, and
-            // the one heard from last is chosen.
+            // the lag and the time since the replica was last heard from judge the group; the
+            // new leader must also be current now (a server just back, still catching up its
+            // store, has a small lag and stalls the writes it takes over), the one heard from
+            // last among those.
             let up_to_date = |r: &&stream::PeerInfo| {
                 !r.offline && r.active <= PLACEMENT_SILENCE_MAX && r.lag.unwrap_or(0) <= PLACEMENT_LAG_MAX
             };
             let healthy = cluster.replicas.len() + 1 >= self.options.replicas
                 && cluster.replicas.iter().all(|r| up_to_date(&r));
-            let to = cluster.replicas.iter().filter(up_to_date).min_by_key(|r| r.active).filter(|_| healthy);
+            let to = cluster
+                .replicas
+                .iter()
+                .filter(|r| r.current && up_to_date(r))
+                .min_by_key(|r| r.active)
+                .filter(|_| healthy);
             if let (true, Some(to)) = (cluster.leader.as_deref() == Some(server.as_str()), to) {
                 let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}");
                 let body = serde_json::json!({"placement": {"preferred": to.name}}).to_string();

@@ -44,7 +44,9 @@ const RENEWALS_PER_TTL: u32 = 5;
 /// reads the missing ones directly.
 const FOLLOW_STALL: Duration = Duration::from_millis(300);
 /// How often a leader makes sure its own NATS server leads none of the Raft groups on its path
-/// (see `Nats::lead_elsewhere`).
+/// (see `Nats::lead_elsewhere`), the first time one round after it took the lease: a Raft leader
+/// elected a moment ago (the machine just lost led the group) counts a replica that died with
+/// that machine as heard from at its election, and a step-down to it waits out NATS's election.
 const PLACEMENT_EVERY: Duration = Duration::from_secs(2);
 /// How often a standby looks whether the lease is free, at most: a lapsed lease is taken at
 /// most this long after it lapses (plus the time to store the fence).
@@ -668,7 +670,10 @@ impl Lease {
             // On a task of its own: its calls (a stream's info, a step-down) must never hold up
             // the lease's renewals.
             let placing = placement.as_ref().is_some_and(|task| !task.is_finished());
-            if held && !placing && placed.is_none_or(|at| at.elapsed() >= PLACEMENT_EVERY) {
+            if held && placed.is_none() {
+                placed = Some(Instant::now());
+            }
+            if held && !placing && placed.is_some_and(|at| at.elapsed() >= PLACEMENT_EVERY) {
                 placed = Some(Instant::now());
                 placement = Some(tokio::spawn(place(self.nats.clone())));
             }
