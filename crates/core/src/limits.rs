@@ -15,9 +15,11 @@ pub const EXTERNAL_ISSUED_MAX: u64 = 1 << 62;
 pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000;
 /// The largest quantity of one order line.
 pub const LINE_QUANTITY_MAX: u32 = 10_000;
-/// The most orders ever placed, and the most ledger transfers ever posted: 2^40 - 1 (a
-/// trillion), so that a transfer stores ids in five bytes. At 40 bytes a transfer that is 44 TB.
-pub const ORDERS_MAX: u64 = (1 << 40) - 1;
+/// The most orders ever placed: 2^39 - 1 (half a trillion), so that a transfer stores an
+/// order's id in five bytes and a shipment's slot tells an order's id from a record's position
+/// by its top bit. The most ledger transfers ever posted: 2^40 - 1. At 40 bytes a transfer that
+/// is 44 TB.
+pub const ORDERS_MAX: u64 = (1 << 39) - 1;
 pub const TRANSFERS_MAX: u64 = (1 << 40) - 1;
 /// The most merchants, so that an order names its merchant in four bytes.
 pub const MERCHANTS_MAX: u64 = u32::MAX as u64;

@@ -462,3 +462,73 @@ fn regression_a_roll_over_with_the_horizon_booked_solid_loses_its_promise() {
     assert_eq!((from, by), (before.promised_from + shift, before.promised_by + shift));
     world.audit();
 }
+
+/// A merchant without warehouses ships each paid order as one parcel of every line, kept
+/// implicitly until something happens to it: it reads like any shipment, is written out by a
+/// dispatch, a scan or a cancel, and a snapshot keeps it exactly.
+#[test]
+fn a_parcel_without_a_warehouse_is_kept_implicit_until_it_moves() {
+    let mut world = World::new(10);
+    world.must(Actor::Admin, Command::CreateMerchant { name: "no warehouse".into(), commission_bps: 0 });
+    let m2 = Actor::Merchant(MerchantId(2));
+    for title in ["cable", "case"] {
+        world.must(
+            m2,
+            Command::CreateSku(Box::new(NewSku {
+                merchant: MerchantId(2),
+                title: title.into(),
+                description: String::new(),
+                price: Amount(1_000),
+                currency: cny(),
+                initial_stock: 100,
+                warehouse: None,
+            })),
+        );
+    }
+    let mut orders = vec![];
+    for _ in 0..3 {
+        let lines =
+            vec![LineRequest { sku: SkuId(2), quantity: 1 }, LineRequest { sku: SkuId(3), quantity: 2 }];
+        let placed = world.must(
+            Actor::Service,
+            Command::PlaceOrder { buyer: BuyerId(1), lines, coupons: vec![], reservation_ttl_ms: 60_000 },
+        );
+        let Outcome::OrderPlaced { order, .. } = placed else { panic!("{placed:?}") };
+        world.must(B, Command::PayOrder { order });
+        orders.push(order);
+    }
+    let paid_s = (world.now / 1_000) as u32;
+    let ids: Vec<_> = orders.iter().map(|&o| world.shipment_of(o).0).collect();
+    assert_eq!(ids, [ShipmentId(1), ShipmentId(2), ShipmentId(3)], "consecutive ids, one per order");
+    let s = world.shipment_of(orders[0]).1;
+    assert_eq!(
+        (s.lifecycle, s.lines_mask, s.warehouse(), s.carrier(), s.created_at_s),
+        (Lifecycle::AwaitingDispatch, 0b11, WarehouseId(0), None, paid_s)
+    );
+    let round_trip = |state: &State| {
+        let decoded = State::decode(&state.encode()).expect("decodes");
+        assert_eq!(decoded.digest(), state.digest());
+        let all: Vec<_> = state.shipments().collect();
+        assert_eq!(decoded.shipments().collect::<Vec<_>>(), all);
+    };
+    round_trip(&world.state);
+
+    world.must(m2, Command::DispatchShipment { shipment: ids[0] });
+    assert_eq!(world.state.order(orders[0]).unwrap().status, OrderStatus::Shipped);
+    let t = world.now;
+    world.track(m2, ids[1], 1, TrackingStatus::InTransit, t);
+    world.track(m2, ids[1], 2, TrackingStatus::Delivered, t + 1_000);
+    assert_eq!(world.state.order(orders[1]).unwrap().status, OrderStatus::Delivered);
+    world.must(m2, Command::RefundOrder { order: orders[2], restock: true });
+    let states: Vec<_> = ids.iter().map(|&id| world.state.shipment(id).unwrap().lifecycle).collect();
+    assert_eq!(states, [Lifecycle::Dispatched, Lifecycle::Delivered, Lifecycle::Cancelled]);
+    let s = world.state.shipment(ids[1]).unwrap();
+    assert_eq!((s.lines_mask, s.created_at_s, s.events), (0b11, paid_s, 2), "written out as it read");
+    assert_eq!(
+        world.refused(m2, Command::DispatchShipment { shipment: ids[0] }).code(),
+        "invalid_shipment_state",
+        "dispatched once"
+    );
+    round_trip(&world.state);
+    world.audit();
+}

@@ -450,7 +450,7 @@ impl Events<'_> {
         let Ok(s) = self.state.shipment(id) else { return };
         let order = s.order();
         let parties = self.state.order(order).ok().map(|o| (o.merchant().0, o.buyer().0));
-        let kind = kind(s, order.0);
+        let kind = kind(&s, order.0);
         self.push(parties.map(|p| p.0), parties.map(|p| p.1), kind);
     }
 

@@ -821,14 +821,14 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             if !(owns(actor, o.merchant(), o.buyer()) || carrier) {
                 return Err(forbidden());
             }
-            LogisticsView::Shipment(shipment_view(state, *id, s))
+            LogisticsView::Shipment(shipment_view(state, *id, &s))
         }
         LogisticsQuery::OrderShipments(id) => {
             let o = state.order(*id)?;
             if !owns(actor, o.merchant(), o.buyer()) {
                 return Err(forbidden());
             }
-            let items = state.order_shipments(*id).map(|(sid, s)| shipment_view(state, sid, s)).collect();
+            let items = state.order_shipments(*id).map(|(sid, s)| shipment_view(state, sid, &s)).collect();
             LogisticsView::Shipments(Page { items, next_after: None })
         }
         LogisticsQuery::Return(id) => {
@@ -862,7 +862,7 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
                     };
                     let wanted = status.is_none_or(|st| s.lifecycle == st)
                         && p.warehouse.is_none_or(|w| s.warehouse() == w);
-                    (mine && wanted).then(|| shipment_view(state, id, s))
+                    (mine && wanted).then(|| shipment_view(state, id, &s))
                 },
             );
             LogisticsView::Shipments(Page { items, next_after })

@@ -148,7 +148,7 @@ impl State {
     /// A tracking status never moves backwards: replaying each history gives the status held.
     pub(crate) fn check_tracking(&self) -> Check {
         let violation = self.shipments().find_map(|(id, s)| {
-            let replayed = replayed_status(&self.logistics.history(s));
+            let replayed = replayed_status(&self.logistics.history(&s));
             let held = s.tracking.map(|t| (t, s.tracking_at_s));
             (replayed != held)
                 .then(|| format!("shipment {id}: status {held:?}, its history says {replayed:?}"))

@@ -18,6 +18,7 @@ mod after_sales;
 mod audit;
 pub mod calendar;
 mod shipments;
+mod table;
 
 pub use after_sales::{
     line_nets, RefundAccount, ReturnReason, ReturnRequest, ReturnStatus, Ticket, TicketKind, TicketStatus,
@@ -346,11 +347,8 @@ pub struct Logistics {
     pub(crate) addresses: BTreeMap<BuyerId, String>,
     /// A merchant's shipping fee per order, by currency: charged once however many parcels.
     pub(crate) shipping_fees: BTreeMap<(MerchantId, Currency), Amount>,
-    pub(crate) shipments: Chunked<Shipment>,
+    pub(crate) shipments: table::ShipmentTable,
     pub(crate) history: Chunked<HistoryRecord>,
-    /// For each order (by position), its first shipment's id value (0: none); an order's
-    /// shipments have consecutive ids.
-    pub(crate) order_shipments: Chunked<U40>,
     /// Shipments to check when the warehouse day they are booked on ends, by (end, warehouse
     /// id value, day); an entry goes when its list is drained.
     pub(crate) dispatch_due: BTreeMap<(Millis, u32, u32), Vec<U40>>,
@@ -372,7 +370,7 @@ impl Logistics {
     pub fn footprint(&self, footprint: &mut crate::Footprint) {
         use crate::footprint::{map, map_of_lists, set, vec};
         let addresses: u64 = self.addresses.values().map(|a| a.len() as u64).sum();
-        footprint.add("shipments", self.shipments.bytes() + self.order_shipments.bytes());
+        footprint.add("shipments", self.shipments.bytes());
         footprint.add("shipment history", self.history.bytes());
         footprint.add("shipments due", map_of_lists(&self.dispatch_due) + map_of_lists(&self.delivery_due));
         footprint.add(
@@ -432,10 +430,10 @@ impl Logistics {
         self.history.len() as u64 - self.counters.repromised
     }
 
-    /// Appends a record to a shipment's history chain.
+    /// Appends a record to a shipment's history chain (the shipment has its record).
     fn append_history(&mut self, shipment: usize, kind: u8, key: [u8; 6], at_s: u32) {
         let position = self.history.len() as u64;
-        let s = &mut self.shipments[shipment];
+        let Some(s) = self.shipments.written_mut(shipment) else { return };
         self.history.push(HistoryRecord { prev: s.last_event, kind, key, at_s });
         s.last_event = U40::new(position + 1);
         s.events = s.events.saturating_add(1);
@@ -453,12 +451,10 @@ impl Logistics {
         entries
     }
 
-    /// Heap and table bytes held per shipment by the shipment tables (records, histories and
-    /// the order index), for the bench's report beside the process's RSS.
+    /// Heap and table bytes held by the shipment tables (records, histories and the order
+    /// index), for the bench's report beside the process's RSS.
     pub fn bytes(&self) -> usize {
-        self.shipments.len() * std::mem::size_of::<Shipment>()
-            + self.history.len() * std::mem::size_of::<HistoryRecord>()
-            + self.order_shipments.len() * std::mem::size_of::<U40>()
+        (self.shipments.bytes() + self.history.bytes()) as usize
     }
 }
 
@@ -474,7 +470,8 @@ impl crate::State {
             return Err("a region code appears twice, or too many");
         }
         let region_ok = |r: RegionId| usize::from(r.0) < regions || r == RegionId::NONE;
-        for s in l.shipments.iter() {
+        l.shipments.check(orders)?;
+        for s in l.shipments.written() {
             let order_ok = (1..=orders).contains(&s.order.get());
             let warehouse_ok = u64::from(s.warehouse) <= warehouses;
             let carrier_ok = u64::from(s.carrier) <= carriers;
@@ -487,9 +484,6 @@ impl crate::State {
             return Err("a history record names a later one");
         }
         let shipments = l.shipments.len() as u64;
-        if l.order_shipments.len() as u64 > orders || l.order_shipments.iter().any(|f| f.get() > shipments) {
-            return Err("an order names a shipment that does not exist");
-        }
         let pending_ok = |v: &[U40]| v.iter().all(|s| (1..=shipments).contains(&s.get()));
         if l.warehouses
             .iter()

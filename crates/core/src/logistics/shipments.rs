@@ -28,6 +28,7 @@ pub(crate) struct Planned {
 
 /// What paying an order creates: its parcels, and where they go.
 pub(crate) struct Plan {
+    /// Empty: one implicit parcel of every line (a merchant without warehouses).
     parcels: SmallVec<[Planned; 1]>,
     /// The buyer's region at payment ([`RegionId::NONE`]: no address).
     destination: RegionId,
@@ -90,16 +91,34 @@ impl State {
         id.index().and_then(|i| self.logistics.carriers.get(i)).ok_or_else(|| CoreError::NotFound("carrier"))
     }
 
-    pub fn shipment(&self, id: ShipmentId) -> Result<&Shipment, CoreError> {
+    pub fn shipment(&self, id: ShipmentId) -> Result<Shipment, CoreError> {
         id.index()
-            .and_then(|i| self.logistics.shipments.get(i))
+            .and_then(|i| self.logistics.shipments.get(i, |o| self.order_lines(o)))
             .ok_or_else(|| CoreError::NotFound("shipment"))
     }
 
+    /// Every shipment, in id order.
     pub fn shipments(
         &self,
-    ) -> impl DoubleEndedIterator<Item = (ShipmentId, &Shipment)> + ExactSizeIterator + '_ {
-        self.logistics.shipments.iter().enumerate().map(|(i, s)| (ShipmentId::from_index(i), s))
+    ) -> impl DoubleEndedIterator<Item = (ShipmentId, Shipment)> + ExactSizeIterator + '_ {
+        (0..self.logistics.shipments.len()).map(|i| {
+            let s =
+                self.logistics.shipments.get(i, |o| self.order_lines(o)).unwrap_or_else(|| unreachable!());
+            (ShipmentId::from_index(i), s)
+        })
+    }
+
+    /// How many lines an order has (0 if there is no such order).
+    fn order_lines(&self, order: OrderId) -> usize {
+        self.order(order).map_or(0, |o| o.lines.len())
+    }
+
+    /// The record of the shipment at `index` for a change, written out first if it is
+    /// implicit ([`table`](super::table)).
+    fn shipment_mut(&mut self, index: usize) -> Option<&mut Shipment> {
+        let orders = &self.orders;
+        let lines = |o: OrderId| o.index().and_then(|i| orders.get(i)).map_or(0, |o| o.lines.len());
+        self.logistics.shipments.record_mut(index, lines)
     }
 
     /// A buyer's delivery address and its region.
@@ -117,13 +136,14 @@ impl State {
     }
 
     /// An order's shipments, in id order (consecutive ids, created at payment).
-    pub fn order_shipments(&self, order: OrderId) -> impl Iterator<Item = (ShipmentId, &Shipment)> + '_ {
-        let first = order.index().and_then(|i| self.logistics.order_shipments.get(i)).map_or(0, |f| f.get());
+    pub fn order_shipments(&self, order: OrderId) -> impl Iterator<Item = (ShipmentId, Shipment)> + '_ {
         let shipments = &self.logistics.shipments;
-        (first.max(1)..).map_while(move |id| {
-            let s =
-                shipments.get(usize::try_from(id - 1).ok()?).filter(|s| first != 0 && s.order() == order)?;
-            Some((ShipmentId(id), s))
+        let first = shipments.first_of(order);
+        let positions = first.checked_sub(1).map_or(0..0, |f| f as usize..shipments.len());
+        let lines = self.order_lines(order);
+        positions.map_while(move |index| {
+            let s = shipments.get(index, |_| lines)?;
+            (s.order() == order).then_some((ShipmentId::from_index(index), s))
         })
     }
 
@@ -344,10 +364,8 @@ impl State {
         let mut parcels = SmallVec::new();
         // A merchant without warehouses books nothing: one parcel of every line, unscheduled,
         // without a destination (nothing is promised), so the flash sale's hot path looks up
-        // no SKU and no buyer for it.
+        // no SKU and no buyer for it, and stores it implicitly ([`table`](super::table)).
         if self.merchant(o.merchant())?.warehouses.is_empty() {
-            let all = if o.lines.len() >= 32 { u32::MAX } else { (1u32 << o.lines.len()) - 1 };
-            parcels.push(Planned { warehouse: 0, lines_mask: all, estimate: None });
             return Ok(Plan { parcels, destination: RegionId::NONE });
         }
         let address = self.buyer(o.buyer())?.region;
@@ -365,16 +383,16 @@ impl State {
         Ok(Plan { parcels, destination })
     }
 
-    /// Creates the planned shipments and books their days (after the payment moved the money).
+    /// Creates the planned shipments and books their days (after the payment moved the money):
+    /// without a plan (a merchant without warehouses), one implicit parcel of every line.
     pub(crate) fn create_shipments(&mut self, order: OrderId, plan: &Plan, now: Millis) {
         let destination = plan.destination;
         let l = &mut self.logistics;
-        let first = l.shipments.len() as u64 + 1;
-        let index = order.index().unwrap_or_default();
-        while l.order_shipments.len() <= index {
-            l.order_shipments.push(U40::default());
+        l.shipments.start_order(order);
+        if plan.parcels.is_empty() {
+            l.shipments.push_implicit(order, seconds(now));
+            return;
         }
-        l.order_shipments[index] = U40::new(first);
         for planned in &plan.parcels {
             let id = l.shipments.len() as u64 + 1;
             let (carrier, dispatch_day, promised_from, promised_by) = match planned.estimate {
@@ -384,7 +402,7 @@ impl State {
                     (carrier, e.dispatch_day, from, by)
                 }
             };
-            l.shipments.push(Shipment {
+            l.shipments.push_record(Shipment {
                 order: U40::new(order.0),
                 last_event: U40::default(),
                 warehouse: planned.warehouse,
@@ -417,7 +435,7 @@ impl State {
         actor: Actor,
         id: ShipmentId,
         what: &'static str,
-    ) -> Result<&Shipment, CoreError> {
+    ) -> Result<Shipment, CoreError> {
         let s = self.shipment(id)?;
         let merchant = self.order(s.order())?.merchant();
         if !actor.may_manage_merchant(merchant) {
@@ -443,12 +461,11 @@ impl State {
     /// Moves an awaiting shipment to dispatched at `at_s`, counts it on time or late, and moves
     /// its order to shipped once every parcel has left.
     fn mark_dispatched(&mut self, id: ShipmentId, at_s: u32) {
-        let index = id.index().unwrap_or_default();
-        let l = &mut self.logistics;
-        let s = &mut l.shipments[index];
+        let Some(s) = id.index().and_then(|i| self.shipment_mut(i)) else { return };
         s.lifecycle = Lifecycle::Dispatched;
         s.dispatched_at_s = at_s;
-        let (warehouse, booked_day) = (s.warehouse, s.dispatch_day);
+        let (warehouse, booked_day, order) = (s.warehouse, s.dispatch_day, s.order());
+        let l = &mut self.logistics;
         if let Some(w) = (warehouse as usize).checked_sub(1).and_then(|i| l.warehouses.get_mut(i)) {
             let (day, _) = calendar::local_day_and_minute(u64::from(at_s) * 1_000, w.utc_offset_minutes);
             w.days.entry(day).or_default().dispatched += 1;
@@ -459,7 +476,6 @@ impl State {
                 l.counters.dispatched_late += 1;
             }
         }
-        let order = l.shipments[index].order();
         self.follow_shipments(order);
     }
 
@@ -502,13 +518,15 @@ impl State {
 
     /// Cancels an awaiting shipment and frees its booked slot.
     pub(crate) fn drop_shipment(&mut self, id: ShipmentId) {
-        let l = &mut self.logistics;
-        let Some(s) = id.index().and_then(|i| l.shipments.get_mut(i)) else { return };
-        if s.lifecycle != Lifecycle::AwaitingDispatch {
+        let Some(index) = id.index().filter(|&i| {
+            self.logistics.shipments.get(i, |_| 0).is_some_and(|s| s.lifecycle == Lifecycle::AwaitingDispatch)
+        }) else {
             return;
-        }
+        };
+        let Some(s) = self.shipment_mut(index) else { return };
         s.lifecycle = Lifecycle::Cancelled;
         let (warehouse, day, order) = (s.warehouse, s.dispatch_day, s.order());
+        let l = &mut self.logistics;
         if let Some(w) = (warehouse as usize).checked_sub(1).and_then(|i| l.warehouses.get_mut(i)) {
             w.awaiting = w.awaiting.saturating_sub(1);
             if let Some(book) = w.days.get_mut(&day) {
@@ -567,11 +585,11 @@ impl State {
 
     /// Records one checked event; `false` if the shipment already has an event with its key.
     fn record_one(&mut self, e: &NewTrackingEvent, now: Millis) -> bool {
-        let index = e.shipment.index().unwrap_or_default();
         let key = key48(e.key);
-        let l = &mut self.logistics;
-        let s = &l.shipments[index];
+        let Some(s) = e.shipment.index().and_then(|i| self.shipment_mut(i)) else { return false };
         let mut at = s.last_event.get();
+        let index = e.shipment.index().unwrap_or_default();
+        let l = &mut self.logistics;
         while let Some(record) = at.checked_sub(1).and_then(|i| l.history.get(i as usize)) {
             if record.kind < REPROMISED && record.key == key {
                 return false;
@@ -580,7 +598,7 @@ impl State {
         }
         let occurred_s = seconds(e.occurred_at);
         l.append_history(index, e.status as u8, key, occurred_s);
-        let s = &mut l.shipments[index];
+        let Some(s) = l.shipments.written_mut(index) else { return false };
         let moves = s.tracking.is_none_or(|current| {
             current.rank() < TrackingStatus::FINAL_RANK
                 && e.status.rank() >= current.rank()
@@ -610,16 +628,15 @@ impl State {
     }
 
     fn mark_delivered(&mut self, id: ShipmentId, at_s: u32) {
-        let index = id.index().unwrap_or_default();
-        let l = &mut self.logistics;
-        let s = &mut l.shipments[index];
+        let Some(s) = id.index().and_then(|i| self.shipment_mut(i)) else { return };
         if s.lifecycle == Lifecycle::Delivered {
             return;
         }
         s.lifecycle = Lifecycle::Delivered;
         s.delivered_at_s = at_s;
-        l.counters.delivered += 1;
         let (warehouse, promised_by, order, carrier) = (s.warehouse, s.promised_by, s.order(), s.carrier);
+        let l = &mut self.logistics;
+        l.counters.delivered += 1;
         if carrier != 0 {
             let offset = (warehouse as usize)
                 .checked_sub(1)
@@ -685,8 +702,8 @@ impl State {
     /// Books an undispatched parcel again on the first day with room from its warehouse's next
     /// dispatch day, moves its promise by as many days, and records why.
     fn roll_over(&mut self, id: ShipmentId, now: Millis) {
-        let index = id.index().unwrap_or_default();
-        let s = &self.logistics.shipments[index];
+        let Some(index) = id.index() else { return };
+        let Some(s) = self.logistics.shipments.written_mut(index) else { return };
         let (warehouse, old_day) = (s.warehouse, s.dispatch_day);
         let w = &self.logistics.warehouses[(warehouse as usize).saturating_sub(1)];
         let (today, _) = calendar::local_day_and_minute(now.0, w.utc_offset_minutes);
@@ -699,7 +716,7 @@ impl State {
             book.booked = book.booked.saturating_sub(1);
             book.rolled_over += 1;
         }
-        let s = &mut l.shipments[index];
+        let Some(s) = l.shipments.written_mut(index) else { return };
         let shift = new_day - old_day;
         s.dispatch_day = new_day;
         if s.carrier != 0 {
