@@ -50,6 +50,10 @@ impl<T> Chunked<T> {
         self.chunks.get_mut(index / CHUNK_ENTRIES)?.get_mut(index % CHUNK_ENTRIES)
     }
 
+    pub fn last(&self) -> Option<&T> {
+        self.chunks.last()?.last()
+    }
+
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator + Clone {
         ChunkedIter { inner: self.chunks.iter().flatten(), left: self.len }
     }

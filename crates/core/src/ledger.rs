@@ -4,6 +4,7 @@
 use crate::chunked::Chunked;
 use crate::error::CoreError;
 use crate::limits::{EXTERNAL_ISSUED_MAX, ORDERS_MAX, TRANSFERS_MAX};
+use crate::runs::Runs;
 use crate::types::*;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -84,9 +85,9 @@ impl Account {
     }
 }
 
-/// A transfer as stored: 40 bytes (accounts by index; the order and the two history links as
-/// 40-bit ids, 0 for none), because there are two or three of them for every order: with `u64`
-/// ids it took 56. [`TransferView`] is how it is read.
+/// A transfer as stored: 32 bytes (accounts by index; the order and the two history links as
+/// 40-bit ids, 0 for none; the time apart, once per millisecond in [`Ledger`]'s runs), because
+/// there are two or three of them for every order. [`TransferView`] is how it is read.
 ///
 /// Each transfer links to the previous transfer of its debit and of its credit account, so an
 /// account's history is a chain through the transfers, newest first. A list per account would
@@ -99,14 +100,13 @@ pub struct Transfer {
     kind: TransferKind,
     amount: Amount,
     order: U40,
-    at: Millis,
     /// The debit (credit) account's previous transfer, as a `TransferId` value (0 for none).
     debit_prev: U40,
     credit_prev: U40,
 }
 
 // Every id a transfer holds fits, and a transfer is the size its documentation says.
-const _: () = assert!(std::mem::size_of::<Transfer>() == 40);
+const _: () = assert!(std::mem::size_of::<Transfer>() == 32);
 const _: () = assert!(TRANSFERS_MAX <= U40::MAX && ORDERS_MAX <= U40::MAX);
 
 /// A transfer with its accounts resolved.
@@ -134,6 +134,8 @@ pub struct Leg {
 pub struct Ledger {
     accounts: Vec<Account>,
     transfers: Chunked<Transfer>,
+    /// When each transfer was posted, in milliseconds: a run per millisecond with transfers.
+    times: Runs,
     #[serde(skip)]
     index: AccountIndex,
 }
@@ -224,7 +226,7 @@ impl Ledger {
             "account index",
             vec(&index.by_buyer) + vec(&index.by_merchant) + others + map_of_lists(&index.others_by_owner),
         );
-        footprint.add("transfers", self.transfers.bytes());
+        footprint.add("transfers", self.transfers.bytes() + self.times.bytes());
     }
 
     /// Every transfer names accounts that exist: what a decoded ledger must hold before any
@@ -235,7 +237,7 @@ impl Ledger {
         if self.transfers.iter().any(|t| t.debit as usize >= accounts || t.credit as usize >= accounts) {
             return Err("a transfer names an account that does not exist");
         }
-        Ok(())
+        self.times.check(self.transfers.len() as u64)
     }
 
     pub(crate) fn rebuild_index(&mut self) {
@@ -276,7 +278,8 @@ impl Ledger {
         self.account(owner, currency).map_or(0, |a| a.balance)
     }
 
-    fn view(&self, t: &Transfer) -> TransferView {
+    /// Transfer `index` (`t`), its accounts resolved.
+    fn view(&self, index: usize, t: &Transfer) -> TransferView {
         let (debit, credit) = (&self.accounts[t.debit as usize], &self.accounts[t.credit as usize]);
         TransferView {
             debit: debit.owner,
@@ -285,17 +288,18 @@ impl Ledger {
             amount: t.amount,
             kind: t.kind,
             order: (t.order.get() != 0).then_some(OrderId(t.order.get())),
-            at: t.at,
+            at: Millis(self.times.get(index as u64)),
         }
     }
 
     /// Every transfer, oldest first.
     pub fn transfers(&self) -> impl ExactSizeIterator<Item = TransferView> + '_ {
-        self.transfers.iter().map(|t| self.view(t))
+        self.transfers.iter().enumerate().map(|(i, t)| self.view(i, t))
     }
 
     pub fn transfer(&self, id: TransferId) -> Option<TransferView> {
-        Some(self.view(self.transfers.get(id.index()?)?))
+        let index = id.index()?;
+        Some(self.view(index, self.transfers.get(index)?))
     }
 
     /// The transfers that touched an account, newest first.
@@ -334,10 +338,11 @@ impl Ledger {
         let mut next = start;
         std::iter::from_fn(move || {
             let id = TransferId(next);
-            let t = self.transfers.get(id.index()?)?;
+            let index = id.index()?;
+            let t = self.transfers.get(index)?;
             // Transfers are never to the same account (the audit checks it), so one side is it.
             next = if account == Some(t.debit as usize) { t.debit_prev } else { t.credit_prev }.get();
-            Some((id, self.view(t)))
+            Some((id, self.view(index, t)))
         })
     }
 
@@ -445,13 +450,13 @@ impl Ledger {
             let debit_prev = self.accounts[debit].touch(id, -amount);
             let credit = self.account_mut(leg.credit, currency);
             let credit_prev = self.accounts[credit].touch(id, amount);
+            self.times.note(self.transfers.len() as u64, at.0);
             self.transfers.push(Transfer {
                 debit: debit as u32,
                 credit: credit as u32,
                 amount: leg.amount,
                 kind: leg.kind,
                 order: U40::new(order.map_or(0, |o| o.0)),
-                at,
                 debit_prev: U40::new(debit_prev),
                 credit_prev: U40::new(credit_prev),
             });

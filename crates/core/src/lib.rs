@@ -23,6 +23,7 @@ pub mod limits;
 pub mod logistics;
 pub mod promotions;
 mod reservations;
+mod runs;
 pub mod state;
 mod texts;
 pub mod types;

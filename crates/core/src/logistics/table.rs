@@ -11,6 +11,7 @@
 use super::{Lifecycle, RegionId, Shipment};
 use crate::chunked::Chunked;
 use crate::limits::ORDERS_MAX;
+use crate::runs::Runs;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +26,8 @@ pub(crate) struct ShipmentTable {
     /// position of its record.
     slots: Chunked<U40>,
     records: Chunked<Shipment>,
-    /// The second each run of shipments was created in, as (first shipment's position,
-    /// second), in position order: one entry per second with payments, not one per shipment.
-    created: Vec<(U40, u32)>,
+    /// The second each shipment was created in: one entry per second with payments.
+    created: Runs,
     /// For each order (by position), its first shipment's id value (0: none); an order's
     /// shipments have consecutive ids.
     by_order: Chunked<U40>,
@@ -40,8 +40,7 @@ impl ShipmentTable {
 
     /// The table's bytes.
     pub(crate) fn bytes(&self) -> u64 {
-        let runs = (self.created.len() * std::mem::size_of::<(U40, u32)>()) as u64;
-        self.slots.bytes() + self.records.bytes() + self.by_order.bytes() + runs
+        self.slots.bytes() + self.records.bytes() + self.by_order.bytes() + self.created.bytes()
     }
 
     /// Shipments with records of their own.
@@ -116,18 +115,11 @@ impl ShipmentTable {
     }
 
     fn note_created(&mut self, at_s: u32) {
-        if self.created.last().is_none_or(|&(_, s)| s != at_s) {
-            self.created.push((U40::new(self.slots.len() as u64), at_s));
-        }
+        self.created.note(self.slots.len() as u64, u64::from(at_s));
     }
 
     fn created_at_s(&self, index: usize) -> u32 {
-        // The newest shipments (the ones a payment's events name) are in the last run.
-        if let Some(&(_, at_s)) = self.created.last().filter(|(first, _)| first.get() <= index as u64) {
-            return at_s;
-        }
-        let after = self.created.partition_point(|&(first, _)| first.get() <= index as u64);
-        after.checked_sub(1).map_or(0, |run| self.created[run].1)
+        self.created.get(index as u64) as u32
     }
 
     /// What a decoded table must hold before anything reads it by position: every slot names
@@ -151,12 +143,7 @@ impl ShipmentTable {
         if seen.iter().any(|s| !s) {
             return Err("a shipment record belongs to no shipment");
         }
-        if self.created.windows(2).any(|w| w[0].0.get() >= w[1].0.get())
-            || self.created.first().is_some_and(|c| c.0.get() != 0)
-            || (self.created.is_empty() && !self.slots.is_empty())
-        {
-            return Err("the shipments' creation times are out of order");
-        }
+        self.created.check(self.slots.len() as u64)?;
         let shipments = self.slots.len() as u64;
         if self.by_order.len() as u64 > orders || self.by_order.iter().any(|f| f.get() > shipments) {
             return Err("an order names a shipment that does not exist");

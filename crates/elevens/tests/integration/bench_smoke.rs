@@ -310,7 +310,7 @@ fn the_failover_bench_kills_a_leader_and_loses_nothing() {
 }
 
 /// The budget's workload counts what each table holds per order: an order is its 64-byte record,
-/// its payment two 40-byte transfers, its shipment (implicit: the merchant has no warehouse) a
+/// its payment two 32-byte transfers (and a share of their time's runs), its shipment (implicit: the merchant has no warehouse) a
 /// 5-byte slot and a 5-byte link; the sum is the tables' and the shipments are one per paid order
 /// (what `bench/budget.py` checks in CI).
 #[test]
@@ -327,7 +327,7 @@ fn the_budget_counts_each_table_per_order() {
             .unwrap_or_else(|| panic!("{name}: {report}"))
     };
     assert_eq!(table("orders"), 64.0);
-    assert_eq!(table("transfers"), 80.0);
+    assert!((table("transfers") - 64.0).abs() < 0.5, "{report}");
     assert!((table("shipments") - 10.0).abs() < 0.1, "{report}");
     let sum: f64 = tables.iter().filter_map(|t| t[1].as_f64()).sum();
     let total = report["bytes_per_order"].as_f64().unwrap();
