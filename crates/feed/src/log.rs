@@ -151,6 +151,8 @@ pub struct FeedWriter {
     /// written to [`COVERED_FILE`].
     covered: u64,
     covered_durable: u64,
+    /// The command of the last event appended by this writer (0: none yet).
+    appended_through: u64,
     dirty: bool,
 }
 
@@ -279,6 +281,7 @@ impl FeedWriter {
             last_record,
             covered: last_record,
             covered_durable: covered,
+            appended_through: 0,
             dirty: false,
         };
         Ok((writer, Feed { shared }))
@@ -324,6 +327,7 @@ impl FeedWriter {
         segment.len.store(offset, Ordering::Release);
         segment.last.store(self.next - 1, Ordering::Release);
         self.last_record = newest;
+        self.appended_through = newest;
         self.dirty = true;
         self.shared.last_record.store(newest, Ordering::Release);
         self.shared.head.store(self.next - 1, Ordering::Release);
@@ -344,12 +348,16 @@ impl FeedWriter {
         }
     }
 
-    /// Makes what was appended durable, then how far it covers.
+    /// Makes what was appended durable, then how far it covers. [`COVERED_FILE`] is written
+    /// only when commands without events trail the last event: when the last covered command
+    /// has events, the segment says how far the feed goes (its last command's events are cut
+    /// on a restart unless covered, and derived again: one command's work), and under a
+    /// stream of orders that spares a file's create, rename and two fsyncs per sync.
     pub fn sync(&mut self) -> Result<(), FeedError> {
         if std::mem::take(&mut self.dirty) {
             self.file.sync_data()?;
         }
-        if self.covered > self.covered_durable {
+        if self.covered > self.covered_durable && self.covered > self.appended_through {
             let dir = &self.shared.dir;
             let temporary = dir.join(format!("{COVERED_FILE}.tmp"));
             let file = File::create(&temporary)?;
@@ -629,6 +637,15 @@ mod tests {
         assert_eq!(all(&feed, 0), vec![1, 2]);
         writer.append(&[event(12, 1)]).unwrap();
         assert_eq!(all(&feed, 0), vec![1, 2, 3], "derived again, once");
+
+        // Covered with events of its own: the file is left as it is (a stream of orders writes
+        // it no more), and a restart derives that last command's events again.
+        writer.cover(12);
+        writer.sync().unwrap();
+        assert_eq!(read_covered(dir.path()), 10, "commands with events do not rewrite the file");
+        drop(writer);
+        let (writer, feed) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        assert_eq!((writer.last_record(), all(&feed, 0)), (11, vec![1, 2]));
     }
 
     #[test]
