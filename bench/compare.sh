@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-cargo build --release --quiet
+cargo build --release --quiet --features bench
 bin=target/release/elevens
 out=$(mktemp -d)
 trap 'bench/peers/peers.sh stop all >/dev/null 2>&1 || true; rm -rf "$out"' EXIT

@@ -9,7 +9,6 @@
 //! as the brief asks. Performance is shown here, never in tests.
 
 pub mod budget;
-pub mod demo;
 mod driver;
 pub mod fulfil;
 mod open_loop;

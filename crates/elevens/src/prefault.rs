@@ -20,6 +20,7 @@
 use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
+#[cfg(feature = "bench")]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Condvar, Mutex};
 
@@ -32,13 +33,16 @@ const MADV_POPULATE_WRITE: libc::c_int = 23;
 
 /// `mi_option_purge_delay` of `mimalloc.h` (v2 and v3; the -sys crate does not name it): how
 /// long, in ms, freed pages are kept before they go back to the system.
+#[cfg(any(feature = "bench", test))]
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// The purge delay before [`release_freed_memory`] changed it (`i64::MIN`: not changed).
+#[cfg(feature = "bench")]
 static PURGE_DELAY_DEFAULT: AtomicI64 = AtomicI64::new(i64::MIN);
 
 /// Has mimalloc hand freed pages back to the system at once (`true`), or after its default
 /// delay again (`false`). For memory measurements (`elevens bench`'s bytes per SKU): by default
 /// the pages of a search index's merged segments stay in the process for a second or more.
+#[cfg(feature = "bench")]
 pub fn release_freed_memory(at_once: bool) {
     // SAFETY: an option is one aligned `long` in a static table; mimalloc's threads read the
     // old or the new value (an aligned 8-byte store on x86-64 and aarch64), and any delay is

@@ -3,6 +3,7 @@
 mod admission;
 mod analytics;
 mod bad_input;
+#[cfg(feature = "bench")]
 mod bench_smoke;
 mod binary_batch;
 mod browser;
