@@ -941,8 +941,8 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                         f.capacity_never_overbooked = passed("capacity_never_overbooked");
                         f.refunds_within_paid = passed("refunds_within_paid");
                         f.tracking_forward_only = passed("tracking_forward_only");
-                        let query = Query::Logistics(elevens_server::logistics::LogisticsQuery::Stats);
-                        let View::Logistics(elevens_server::logistics::LogisticsView::Stats(stats)) =
+                        let query = Query::Logistics(elevens_server::views::logistics::LogisticsQuery::Stats);
+                        let View::Logistics(elevens_server::views::logistics::LogisticsView::Stats(stats)) =
                             read(handle, query)?
                         else {
                             bail!("not the logistics figures")

@@ -11,12 +11,12 @@
 //!
 //! axum's own `serve` has none of these bounds, hence this loop over hyper's connection builder.
 
+pub use crate::config::HttpLimits;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use serde::Deserialize;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,53 +40,6 @@ const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 const ABORT_WAIT: Duration = Duration::from_secs(1);
 /// How long the accept loop pauses after an accept error (out of descriptors, say).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-
-/// The listener's bounds. Each is settable in the config file's `[http]` table.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpLimits {
-    /// Connections served at once.
-    pub connections_max: usize,
-    /// From a connection's start, or a request's first byte, to the end of its headers.
-    pub header_read_timeout_ms: u64,
-    /// From a request's start to the last byte of its body.
-    pub body_read_timeout_ms: u64,
-    /// A connection with no traffic either way for this long is closed.
-    pub idle_timeout_ms: u64,
-    /// How long a stop waits for requests in flight to be answered.
-    pub drain_timeout_ms: u64,
-}
-
-impl Default for HttpLimits {
-    fn default() -> HttpLimits {
-        HttpLimits {
-            connections_max: 10_000,
-            header_read_timeout_ms: 10_000,
-            body_read_timeout_ms: 30_000,
-            idle_timeout_ms: 60_000,
-            drain_timeout_ms: 10_000,
-        }
-    }
-}
-
-impl HttpLimits {
-    pub fn check(&self) -> Result<(), String> {
-        if self.connections_max == 0 || self.connections_max > 1_000_000 {
-            return Err("connections_max is between 1 and 1000000".into());
-        }
-        for (name, ms) in [
-            ("header_read_timeout_ms", self.header_read_timeout_ms),
-            ("body_read_timeout_ms", self.body_read_timeout_ms),
-            ("idle_timeout_ms", self.idle_timeout_ms),
-            ("drain_timeout_ms", self.drain_timeout_ms),
-        ] {
-            if !(100..=3_600_000).contains(&ms) {
-                return Err(format!("{name} is between 100 and 3600000"));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Raises the soft limit on open descriptors to the hard limit, and returns the number of
 /// connections that fit under it (`wanted` at most), leaving [`RESERVED_DESCRIPTORS`] for the rest.

@@ -7,11 +7,7 @@
 
 pub mod access;
 pub mod api;
-pub mod audit;
-pub mod auth;
-pub mod config;
 pub mod egress;
-pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
@@ -21,14 +17,16 @@ pub mod http;
 pub mod listing;
 pub mod live;
 pub mod logistics;
-pub mod offline;
 pub mod openapi;
-pub mod replicated;
-mod snapshotter;
 mod telemetry;
-pub mod views;
 pub mod webhooks;
 pub mod wire;
+
+use elevens_engine::write_private;
+/// The floors below, by the names this crate's modules use for them: what the sequencer
+/// renders (`views`), and the engine with its configuration, keys, audit and replication.
+pub use elevens_engine::{audit, auth, config, engine, offline, replicated};
+pub use elevens_views as views;
 
 use crate::api::AppState;
 use crate::auth::{hash_secret, new_secret};
@@ -46,8 +44,6 @@ use axum::{Json, Router};
 use elevens_admission::{Class, Refusal};
 use elevens_core::{Actor, Command};
 use std::future::Future;
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The axum router with every route, the OpenAPI document and the JSON fallbacks.
@@ -265,15 +261,6 @@ async fn bootstrap_admin_key(
         anyhow::bail!("registering the admin key failed: {error}");
     }
     Ok(Some(secret))
-}
-
-pub(crate) fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    writeln!(file, "{secret}")?;
-    file.sync_all()?;
-    Ok(())
 }
 
 /// Resolves at the first SIGINT (Ctrl-C) or SIGTERM (Docker, systemd, Kubernetes): the signal

@@ -44,58 +44,21 @@ pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
 pub const WEBHOOK_BATCH_EVENTS_MAX: usize = 100;
 /// Delivery attempts kept per subscription, newest last.
 pub const WEBHOOK_ATTEMPTS_KEPT: usize = 100;
-/// Ranges in `[webhooks] allow_ranges`.
-pub const WEBHOOK_ALLOW_RANGES_MAX: usize = 64;
+pub use crate::config::WEBHOOK_ALLOW_RANGES_MAX;
 /// How long a subscription's creation waits for its host name to resolve, in ms.
 const WEBHOOK_CREATE_RESOLVE_TIMEOUT_MS: u64 = 2_000;
 /// The signature's header.
 pub const SIGNATURE_HEADER: &str = "elevens-signature";
 
-/// How deliveries are timed; in the config file's `[webhooks]`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhookLimits {
-    /// The longest an endpoint may take to answer, in ms.
-    pub timeout_ms: u64,
-    /// The first retry's delay, in ms; each failure doubles it, up to `backoff_max_ms`.
-    pub backoff_base_ms: u64,
-    pub backoff_max_ms: u64,
-    /// Failed attempts in a row after which a subscription is disabled.
-    pub failures_max: u32,
-    /// Address ranges an endpoint may be in although they are not public (a receiver on the
-    /// private network, say: `["10.20.0.0/16"]`). Empty: public addresses only, so that no key
-    /// can make the server post to its own machine, network or a cloud's metadata service
-    /// (see `egress.rs` for what is refused).
-    pub allow_ranges: Vec<ipnet::IpNet>,
+/// Deliveries' timing (`WebhookLimits`, in the config).
+pub use crate::config::WebhookLimits;
+
+/// The retry delay for a subscription that failed `failures` times in a row.
+trait Backoff {
+    fn backoff(&self, failures: u32) -> Duration;
 }
 
-impl Default for WebhookLimits {
-    fn default() -> WebhookLimits {
-        // 1 s doubling to 10 min: 15 failures in a row span about an hour.
-        WebhookLimits {
-            timeout_ms: 10_000,
-            backoff_base_ms: 1_000,
-            backoff_max_ms: 600_000,
-            failures_max: 15,
-            allow_ranges: Vec::new(),
-        }
-    }
-}
-
-impl WebhookLimits {
-    pub fn check(&self) -> Result<(), String> {
-        if self.timeout_ms == 0 || self.backoff_base_ms == 0 || self.failures_max == 0 {
-            return Err("timeout_ms, backoff_base_ms and failures_max must be positive".into());
-        }
-        if self.backoff_max_ms < self.backoff_base_ms {
-            return Err("backoff_max_ms must be at least backoff_base_ms".into());
-        }
-        if self.allow_ranges.len() > WEBHOOK_ALLOW_RANGES_MAX {
-            return Err(format!("allow_ranges names at most {WEBHOOK_ALLOW_RANGES_MAX} ranges"));
-        }
-        Ok(())
-    }
-
+impl Backoff for WebhookLimits {
     /// The delay before retry `failures` (1 for the first): `base * 2^(failures-1)` capped,
     /// then a random point in its upper half, so that endpoints that failed together do not
     /// come back together.

@@ -9,6 +9,9 @@ use elevens_core::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub mod listing;
+pub mod logistics;
+
 /// A read, checked against the actor's rights on the sequencer thread.
 /// A currency as its ISO 4217 code in JSON ("CNY"), without a `String` per view.
 #[derive(Clone, Copy, Debug)]

@@ -13,7 +13,7 @@ pub struct Config {
     /// data directory's `admission-rules.json`, which wins over these at the next start).
     pub admission: elevens_admission::Rules,
     /// Connections: how many, and how long each may take to send a request or sit idle.
-    pub http: crate::http::HttpLimits,
+    pub http: HttpLimits,
     /// Where the journal lives: the data directory (embedded), or a NATS JetStream stream.
     pub journal: JournalTarget,
     /// The address other nodes and clients reach this node's API at (replicated mode; the
@@ -24,7 +24,7 @@ pub struct Config {
     /// How much of the event feed is kept on disk (`feed/` in the data directory).
     pub feed: elevens_feed::Retention,
     /// How webhooks are delivered: timeouts, backoff, when a failing one is disabled.
-    pub webhooks: crate::webhooks::WebhookLimits,
+    pub webhooks: WebhookLimits,
 }
 
 /// The engine's and the gateway's bounds, each with its unit in its name: the config file's
@@ -113,12 +113,12 @@ impl Config {
             listen,
             engine: EngineLimits::default(),
             admission: elevens_admission::Rules::default(),
-            http: crate::http::HttpLimits::default(),
+            http: HttpLimits::default(),
             journal: JournalTarget::Local,
             advertise: None,
             admin_key_path: data_dir.join("admin.key"),
             feed: elevens_feed::Retention::default(),
-            webhooks: crate::webhooks::WebhookLimits::default(),
+            webhooks: WebhookLimits::default(),
         }
     }
 }
@@ -143,11 +143,11 @@ pub struct ConfigFile {
     #[serde(default)]
     pub admission: elevens_admission::Rules,
     #[serde(default)]
-    pub http: crate::http::HttpLimits,
+    pub http: HttpLimits,
     #[serde(default)]
     pub replication: ReplicationFile,
     #[serde(default)]
-    pub webhooks: crate::webhooks::WebhookLimits,
+    pub webhooks: WebhookLimits,
 }
 
 /// `[replication]`: the journal on NATS JetStream. A flag given on the command line (or in
@@ -295,6 +295,101 @@ fn overlay_env(
     Ok(())
 }
 
+/// The listener's bounds. Each is settable in the config file's `[http]` table.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Connections served at once.
+    pub connections_max: usize,
+    /// From a connection's start, or a request's first byte, to the end of its headers.
+    pub header_read_timeout_ms: u64,
+    /// From a request's start to the last byte of its body.
+    pub body_read_timeout_ms: u64,
+    /// A connection with no traffic either way for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// How long a stop waits for requests in flight to be answered.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            connections_max: 10_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            drain_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl HttpLimits {
+    pub fn check(&self) -> Result<(), String> {
+        if self.connections_max == 0 || self.connections_max > 1_000_000 {
+            return Err("connections_max is between 1 and 1000000".into());
+        }
+        for (name, ms) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("drain_timeout_ms", self.drain_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&ms) {
+                return Err(format!("{name} is between 100 and 3600000"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ranges in `[webhooks] allow_ranges`.
+pub const WEBHOOK_ALLOW_RANGES_MAX: usize = 64;
+/// How deliveries are timed; in the config file's `[webhooks]`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookLimits {
+    /// The longest an endpoint may take to answer, in ms.
+    pub timeout_ms: u64,
+    /// The first retry's delay, in ms; each failure doubles it, up to `backoff_max_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Failed attempts in a row after which a subscription is disabled.
+    pub failures_max: u32,
+    /// Address ranges an endpoint may be in although they are not public (a receiver on the
+    /// private network, say: `["10.20.0.0/16"]`). Empty: public addresses only, so that no key
+    /// can make the server post to its own machine, network or a cloud's metadata service
+    /// (see `egress.rs` for what is refused).
+    pub allow_ranges: Vec<ipnet::IpNet>,
+}
+
+impl Default for WebhookLimits {
+    fn default() -> WebhookLimits {
+        // 1 s doubling to 10 min: 15 failures in a row span about an hour.
+        WebhookLimits {
+            timeout_ms: 10_000,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 600_000,
+            failures_max: 15,
+            allow_ranges: Vec::new(),
+        }
+    }
+}
+
+impl WebhookLimits {
+    pub fn check(&self) -> Result<(), String> {
+        if self.timeout_ms == 0 || self.backoff_base_ms == 0 || self.failures_max == 0 {
+            return Err("timeout_ms, backoff_base_ms and failures_max must be positive".into());
+        }
+        if self.backoff_max_ms < self.backoff_base_ms {
+            return Err("backoff_max_ms must be at least backoff_base_ms".into());
+        }
+        if self.allow_ranges.len() > WEBHOOK_ALLOW_RANGES_MAX {
+            return Err(format!("allow_ranges names at most {WEBHOOK_ALLOW_RANGES_MAX} ranges"));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,13 +418,10 @@ mod tests {
         assert_eq!(file.admission.waiting_room.admit_per_s, 500);
         assert!(file.admission.check().is_ok());
         assert_eq!(file.http.connections_max, 500);
-        assert_eq!(
-            file.http.header_read_timeout_ms,
-            crate::http::HttpLimits::default().header_read_timeout_ms
-        );
+        assert_eq!(file.http.header_read_timeout_ms, HttpLimits::default().header_read_timeout_ms);
         assert!(file.http.check().is_ok());
         assert_eq!(file.webhooks.failures_max, 3);
-        assert_eq!(file.webhooks.backoff_base_ms, crate::webhooks::WebhookLimits::default().backoff_base_ms);
+        assert_eq!(file.webhooks.backoff_base_ms, WebhookLimits::default().backoff_base_ms);
         assert!(toml::from_str::<ConfigFile>("[http]\nidle_timeout = 1").is_err(), "typos are refused");
         assert!(toml::from_str::<ConfigFile>("[admission]\nbuyer_qouta = 1").is_err(), "typos are refused");
     }
@@ -405,8 +497,8 @@ mod tests {
         let file: ConfigFile = toml::from_str(block).unwrap();
         assert_eq!(file.engine, EngineLimits::default());
         assert_eq!(file.feed, elevens_feed::Retention::default());
-        assert_eq!(file.http, crate::http::HttpLimits::default());
-        assert_eq!(file.webhooks, crate::webhooks::WebhookLimits::default());
+        assert_eq!(file.http, HttpLimits::default());
+        assert_eq!(file.webhooks, WebhookLimits::default());
         assert_eq!(file.admission, elevens_admission::Rules::default());
     }
 }

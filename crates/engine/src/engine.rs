@@ -22,7 +22,6 @@
 use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::snapshotter::{self, WritingChild};
-use crate::views::{self, Query, View};
 use elevens_analytics::{events_of, Analytics, Event};
 use elevens_core::{
     Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, Outcome, State,
@@ -31,6 +30,7 @@ use elevens_feed::{Feed, FeedEvent, FeedWriter};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use elevens_replication::Position;
 use elevens_search::{Search, SkuDoc};
+use elevens_views::{self as views, Query, View};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
