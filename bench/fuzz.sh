@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES="${CASES:-100000}"
-PROPTEST_CASES="$CASES" exec cargo test --release -p elevens-server --test fuzz -- --nocapture
+PROPTEST_CASES="$CASES" exec cargo test --release -p elevens-http --test fuzz -- --nocapture

@@ -32,5 +32,5 @@ kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 echo "killed at ~$orders orders; snapshots: $(ls "$data/snapshots" | tr '\n' ' ')"
 for _ in $(seq "$runs"); do
-    RUST_LOG=${RUST_LOG:-elevens_server=info} bash "$(dirname "$0")/restart.sh" "$bin" "$data"
+    RUST_LOG=${RUST_LOG:-elevens_http=info,elevens_engine=info} bash "$(dirname "$0")/restart.sh" "$bin" "$data"
 done

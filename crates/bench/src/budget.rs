@@ -20,7 +20,7 @@ use elevens_core::{
     Actor, Amount, Applied, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, Millis,
     NewCampaign, OrderId, Outcome, SkuId, State,
 };
-use elevens_server::engine::derive_events;
+use elevens_http::engine::derive_events;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use serde::Serialize;

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use elevens_core::logistics::calendar::{date_string, local_day_and_minute, parse_date, DAY_MS};
 use elevens_core::logistics::TrackingStatus;
 use elevens_core::*;
-use elevens_server::engine::{EngineHandle, Item, ReplyWith};
+use elevens_http::engine::{EngineHandle, Item, ReplyWith};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -124,7 +124,7 @@ pub(crate) fn run(engine: &EngineHandle, shipments: u64, key_base: u64) -> anyho
         bail!("{refused} dispatches refused");
     }
     let carrier = Actor::Carrier(CarrierId(1));
-    let now = elevens_server::engine::now_ms();
+    let now = elevens_http::engine::now_ms();
     let per_feed = BATCH / EVENTS.len();
     let (tracking_s, refused) = drive(engine, shipments, per_feed, |first, n| {
         // The feed of the `n` shipments from `first` (every SUBMITTERS-th id): four events each.

@@ -21,11 +21,11 @@ pub use driver::{Answer, Driver, Op};
 use anyhow::{bail, Context};
 use elevens_core::{Actor, Command, NewCampaign, NewRedPacket, NewSku, Sponsor};
 use elevens_core::{Amount, BuyerId, Currency, MerchantId, Millis, RedPacketId, SkuId};
-use elevens_server::auth::{hash_secret, new_secret};
-use elevens_server::config::Config;
-use elevens_server::engine::{now_ms, Engine, EngineHandle, Item, ItemResult, Reply, ReplyWith};
-use elevens_server::gate::Gate;
-use elevens_server::views::{Query, View};
+use elevens_http::auth::{hash_secret, new_secret};
+use elevens_http::config::Config;
+use elevens_http::engine::{now_ms, Engine, EngineHandle, Item, ItemResult, Reply, ReplyWith};
+use elevens_http::gate::Gate;
+use elevens_http::views::{Query, View};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -692,7 +692,7 @@ async fn start_http(
                     let stopped = async {
                         let _ = stopped.await;
                     };
-                    elevens_server::serve_engine(engine, config, gate, listener, stopped).await
+                    elevens_http::serve_engine(engine, config, gate, listener, stopped).await
                 })
             });
         if let Err(error) = served {
@@ -791,7 +791,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             config.engine.snapshot_every_commands = options.snapshot_every.unwrap_or(u64::MAX).max(1);
             config.engine.snapshot_direct_io = options.snapshot_direct_io;
             if let Some(nats) = &options.journal {
-                config.journal = elevens_server::config::JournalTarget::Nats(nats.clone());
+                config.journal = elevens_http::config::JournalTarget::Nats(nats.clone());
             }
             gate = Arc::new(Gate::new(config.admission.clone()));
             let (started, _) = Engine::start(&config)?;
@@ -928,7 +928,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     match (&engine, options.target) {
         (Some((_, handle)), _) => {
             let audit = handle.auditor.audit_blocking().map_err(|e| anyhow::anyhow!("the audit: {e}"))?;
-            let audit = elevens_server::views::AuditView::from(audit);
+            let audit = elevens_http::views::AuditView::from(audit);
             invariants.ledger_balanced = audit.checks.iter().any(|c| c.name == "money_conserved" && c.ok);
             invariants.audit_ok = audit.ok;
             match options.workload {
@@ -941,8 +941,8 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                         f.capacity_never_overbooked = passed("capacity_never_overbooked");
                         f.refunds_within_paid = passed("refunds_within_paid");
                         f.tracking_forward_only = passed("tracking_forward_only");
-                        let query = Query::Logistics(elevens_server::views::logistics::LogisticsQuery::Stats);
-                        let View::Logistics(elevens_server::views::logistics::LogisticsView::Stats(stats)) =
+                        let query = Query::Logistics(elevens_http::views::logistics::LogisticsQuery::Stats);
+                        let View::Logistics(elevens_http::views::logistics::LogisticsView::Stats(stats)) =
                             read(handle, query)?
                         else {
                             bail!("not the logistics figures")

@@ -122,7 +122,7 @@ fn regression_revoking_the_bootstrap_admin_key_bricks_the_data_directory() {
     world.must(Actor::Admin, Command::RevokeApiKey { key: ApiKeyId(1) });
 }
 
-/// Found by the fuzzer (`crates/server/tests/fuzz.rs`): a snapshot whose bytes decode but name a
+/// Found by the fuzzer (`crates/http/tests/fuzz.rs`): a snapshot whose bytes decode but name a
 /// ledger account past the end panicked when read, and one whose pending-order ids leap made the
 /// decoder allocate gigabytes. Every single-byte change of a small snapshot decodes to a
 /// state that reads back, or is refused.

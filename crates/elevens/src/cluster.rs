@@ -289,7 +289,7 @@ fn stop_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> 
     let set = flag.clone();
     let signal = {
         let _in_runtime = runtime.enter();
-        elevens_server::stop_signal()
+        elevens_http::stop_signal()
     };
     std::thread::spawn(move || {
         runtime.block_on(signal);

@@ -1,9 +1,9 @@
 //! The `elevens` command line: only the CLI and the glue; the work is in the library crates.
 
 use clap::{Parser, Subcommand};
+use elevens_http::config::{Config, ConfigFile};
+use elevens_http::engine::{lock_data_dir, recover};
 use elevens_journal::JournalOptions;
-use elevens_server::config::{Config, ConfigFile};
-use elevens_server::engine::{lock_data_dir, recover};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,11 +44,7 @@ struct ReplicationArgs {
 
 impl ReplicationArgs {
     /// The flags over the config file's `[replication]`, over the defaults.
-    fn apply(
-        &self,
-        file: &elevens_server::config::ReplicationFile,
-        config: &mut Config,
-    ) -> anyhow::Result<()> {
+    fn apply(&self, file: &elevens_http::config::ReplicationFile, config: &mut Config) -> anyhow::Result<()> {
         if let Some(url) = self.journal.as_ref().or(file.journal.as_ref()) {
             let mut options = nats_options(url)?;
             if let Some(stream) = self.stream.as_ref().or(file.stream.as_ref()) {
@@ -61,7 +57,7 @@ impl ReplicationArgs {
                 anyhow::bail!("the lease lasts 200 to 60,000 ms, and a stream has at least one replica");
             }
             options.lease_ttl = std::time::Duration::from_millis(ttl_ms);
-            config.journal = elevens_server::config::JournalTarget::Nats(options);
+            config.journal = elevens_http::config::JournalTarget::Nats(options);
         }
         config.advertise = self.advertise.clone();
         if let Some(path) = &self.admin_key_file {
@@ -237,13 +233,13 @@ fn check_variables() -> anyhow::Result<()> {
     let mut names = Vec::new();
     flag_variables(&<Cli as clap::CommandFactory>::command(), &mut names);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    elevens_server::config::check_variables(std::env::vars(), &names)
+    elevens_http::config::check_variables(std::env::vars(), &names)
 }
 
 fn main() -> ExitCode {
     transparent_huge_pages();
     prefault::start();
-    elevens_server::engine::on_table_threads(prefault::for_this_thread);
+    elevens_http::engine::on_table_threads(prefault::for_this_thread);
     let cli = Cli::parse();
     if let Err(error) = check_variables() {
         eprintln!("elevens: {error:#}");
@@ -305,9 +301,9 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // The handlers first, so a SIGTERM during recovery is a graceful stop once serving starts.
     let stop = {
         let _in_runtime = runtime.enter();
-        elevens_server::stop_signal()
+        elevens_http::stop_signal()
     };
-    runtime.block_on(elevens_server::serve(config, stop))?;
+    runtime.block_on(elevens_http::serve(config, stop))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -315,7 +311,7 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // The port first: a demo that cannot listen leaves nothing behind and says why.
     let config = Config::new(PathBuf::new(), listen);
-    let socket = elevens_server::bind(&config)?;
+    let socket = elevens_http::bind(&config)?;
     let listen = socket.local_addr()?;
     let scratch;
     let data = match data {
@@ -332,7 +328,7 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
     runtime.block_on(async move {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut server_stopped = stopped.clone();
-        let server = tokio::spawn(elevens_server::serve_on(socket, config, async move {
+        let server = tokio::spawn(elevens_http::serve_on(socket, config, async move {
             let _ = server_stopped.wait_for(|stop| *stop).await;
         }));
         let base = format!("http://{listen}");
@@ -353,7 +349,7 @@ fn demo(data: Option<PathBuf>, listen: SocketAddr, starts_in: u64, seed: u64) ->
             stopped,
         ));
         tokio::select! {
-            () = elevens_server::stop_signal() => println!("stopping: the last batch is made durable"),
+            () = elevens_http::stop_signal() => println!("stopping: the last batch is made durable"),
             played = play => played??,
         }
         let _ = stop.send(true);
@@ -386,7 +382,7 @@ fn health(mut listen: SocketAddr, timeout_ms: u64) -> ExitCode {
 }
 
 fn admin_key(data: PathBuf, revoke_others: bool) -> anyhow::Result<ExitCode> {
-    let minted = elevens_server::offline::admin_key(&data, revoke_others)?;
+    let minted = elevens_http::offline::admin_key(&data, revoke_others)?;
     println!(
         "admin key {} (shown once, also in {}): {}",
         minted.key,

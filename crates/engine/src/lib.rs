@@ -3,7 +3,7 @@
 //! the audit, the read models' and the feed's threads, and the configuration of every bound.
 //!
 //! Below it: the pure state machine (`elevens-core`) and what the sequencer renders
-//! (`elevens-views`). Above it: the HTTP floor (`elevens-server`), which talks to it through
+//! (`elevens-views`). Above it: the HTTP floor (`elevens-http`), which talks to it through
 //! [`engine::EngineHandle`]. It never decides a business rule (those are in the core, so replay
 //! sees them too) and never speaks HTTP.
 

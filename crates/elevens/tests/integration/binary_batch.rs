@@ -5,8 +5,8 @@
 
 use crate::harness::{sku, Server};
 use elevens_core::{Amount, OrderId, Outcome};
-use elevens_server::api::{LineRequestBody, OrderParams, PlaceOrderRequest};
-use elevens_server::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryCommand};
+use elevens_http::api::{LineRequestBody, OrderParams, PlaceOrderRequest};
+use elevens_http::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryCommand};
 use serde_json::json;
 
 fn place(key: &str, buyer: u64, sku: u64) -> BinaryCommand<'_> {
@@ -80,7 +80,7 @@ async fn the_binary_batch_answers_with_outcomes_exactly_once() {
     for (first, second) in answer.results.iter().zip(&again.results) {
         assert_eq!(first.status, second.status);
         assert_eq!(first.outcome.as_ref().ok(), second.outcome.as_ref().ok());
-        let code = |r: &elevens_server::wire::BinaryResult| r.outcome.as_ref().err().map(|e| e.code.clone());
+        let code = |r: &elevens_http::wire::BinaryResult| r.outcome.as_ref().err().map(|e| e.code.clone());
         assert_eq!(code(first), code(second));
     }
     // The JSON batch shares the keys: a key used in binary answers its first order as a view.

@@ -8,7 +8,7 @@ use std::process::Stdio;
 /// The dashboard in the repository, read as its users import it.
 const DASHBOARD: &str = include_str!("../../../../deploy/grafana/elevens.json");
 /// Where every series is described.
-const TELEMETRY: &str = include_str!("../../../server/src/telemetry.rs");
+const TELEMETRY: &str = include_str!("../../../http/src/telemetry.rs");
 
 /// A server with the access log on, its stderr in `log`.
 fn logged(dir: &std::path::Path, log: &std::path::Path, format: &str) -> Server {

@@ -6,16 +6,16 @@
 //! or accept, never invent; no HTTP answer is a 5xx, and every refusal is JSON with a code.
 //!
 //! CI runs a bounded number of cases per target; `PROPTEST_CASES=100000 cargo test --release -p
-//! elevens-server --test fuzz` runs long.
+//! elevens-http --test fuzz` runs long.
 
 use axum::body::Body;
 use axum::http::Request;
 use elevens_core::*;
+use elevens_http::api::AppState;
+use elevens_http::config::Config;
+use elevens_http::engine::Engine;
+use elevens_http::gate::Gate;
 use elevens_journal::{Journal, JournalOptions};
-use elevens_server::api::AppState;
-use elevens_server::config::Config;
-use elevens_server::engine::Engine;
-use elevens_server::gate::Gate;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -183,14 +183,14 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let secret = "ek_fuzz_admin".to_owned();
         let handle = engine.handle.clone();
-        let item = elevens_server::engine::Item::Write {
+        let item = elevens_http::engine::Item::Write {
             actor: Actor::Admin,
             idempotency: None,
             command: Command::CreateApiKey {
                 acts_as: Actor::Admin,
-                secret_sha256: elevens_server::auth::hash_secret(&secret),
+                secret_sha256: elevens_http::auth::hash_secret(&secret),
             },
-            reply: elevens_server::engine::ReplyWith::Outcome,
+            reply: elevens_http::engine::ReplyWith::Outcome,
         };
         let rx = handle.submit(vec![item]).map_err(|_| "overloaded").unwrap();
         runtime.block_on(rx).unwrap();
@@ -198,7 +198,7 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
         let gate = Arc::new(Gate::new(config.admission.clone()));
         let webhooks = runtime
             .block_on(async {
-                elevens_server::webhooks::Webhooks::start(
+                elevens_http::webhooks::Webhooks::start(
                     &config.data_dir,
                     handle.feed.clone(),
                     Default::default(),
@@ -211,9 +211,9 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
             metrics: None,
             gate,
             webhooks,
-            screen: Arc::new(elevens_server::live::Screen::new(elevens_server::engine::now_ms())),
+            screen: Arc::new(elevens_http::live::Screen::new(elevens_http::engine::now_ms())),
         };
-        let router = elevens_server::router(app);
+        let router = elevens_http::router(app);
         let setup = runtime.block_on(async {
             let mut out = Vec::new();
             for (path, body) in [
@@ -344,7 +344,7 @@ proptest! {
     /// them without a 5xx.
     #[test]
     fn fuzz_binary_batch(bytes in mutated(binary_batch())) {
-        let _ = postcard::from_bytes::<elevens_server::wire::BinaryBatch>(&bytes);
+        let _ = postcard::from_bytes::<elevens_http::wire::BinaryBatch>(&bytes);
         let (runtime, router, key) = app();
         let request = Request::builder()
             .method("POST")
@@ -361,8 +361,8 @@ proptest! {
 fn binary_batch() -> &'static [u8] {
     static BATCH: OnceLock<Vec<u8>> = OnceLock::new();
     BATCH.get_or_init(|| {
-        use elevens_server::api::{LineRequestBody, OrderParams, PlaceOrderRequest};
-        use elevens_server::wire::{BatchOp, BinaryBatch, BinaryCommand};
+        use elevens_http::api::{LineRequestBody, OrderParams, PlaceOrderRequest};
+        use elevens_http::wire::{BatchOp, BinaryBatch, BinaryCommand};
         let batch = BinaryBatch {
             commands: vec![
                 BinaryCommand {

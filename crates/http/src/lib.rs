@@ -1,9 +1,12 @@
-//! elevens-server: the imperative shell around the state machine.
+//! elevens-http: the HTTP floor of the imperative shell.
 //!
-//! The gateway (axum: auth, limits, JSON) turns requests into commands; the sequencer
-//! ([`engine`]) stamps them with time, applies them in order on one thread, and hands each batch to
-//! the journal thread, which makes it durable with one fsync before any reply leaves. This crate
-//! must never decide a business rule: those live in `elevens-core`, so replay sees them too.
+//! The gateway (axum: auth, limits, JSON) turns requests into commands and hands them to the
+//! engine (`elevens-engine`, re-exported as [`engine`]), which stamps them with time, applies
+//! them in order on one thread and makes each batch durable with one fsync before any reply
+//! leaves. Requests and their handlers live here, one file per resource; what an answer shows is
+//! rendered on the sequencer by `elevens-views` ([`views`]). This crate never decides a business
+//! rule (those live in `elevens-core`, so replay sees them too) and the floors below never
+//! import it: Cargo refuses.
 
 pub mod access;
 pub mod api;

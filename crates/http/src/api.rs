@@ -1323,7 +1323,7 @@ pub async fn batch(
 /// (see [`crate::wire`] for the format): for backends that send thousands of commands a second.
 #[utoipa::path(post, path = "/v1/batch/binary", tag = "orders",
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "a postcard-encoded BinaryBatch (crate `elevens_server::wire`)"),
+        description = "a postcard-encoded BinaryBatch (crate `elevens_http::wire`)"),
     params(("Batch-Class" = Option<String>, Header, description = BATCH_CLASS_DOC)),
     responses((status = 200, content_type = "application/octet-stream",
         description = "a postcard-encoded BinaryAnswer, one result per command"),
