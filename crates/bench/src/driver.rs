@@ -8,6 +8,7 @@ use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
 use elevens_http::api::BATCH_CLASS_HEADER;
 use elevens_http::engine::{EngineHandle, Item, ItemResult, Reply, ReplyWith};
 use elevens_http::gate::{submit_admitted, Gate, SubmitError};
+use elevens_http::seam::Commands;
 use elevens_http::views::{Query, View};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

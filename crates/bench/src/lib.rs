@@ -25,6 +25,7 @@ use elevens_http::auth::{hash_secret, new_secret};
 use elevens_http::config::Config;
 use elevens_http::engine::{now_ms, Engine, EngineHandle, Item, ItemResult, Reply, ReplyWith};
 use elevens_http::gate::Gate;
+use elevens_http::seam::Commands;
 use elevens_http::views::{Query, View};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
@@ -263,7 +264,7 @@ fn cny() -> Currency {
 }
 
 /// Submits and waits (from a plain thread), retrying while the sequencer's queue is full.
-fn call(engine: &EngineHandle, mut items: Vec<Item>) -> anyhow::Result<Vec<ItemResult>> {
+fn call(engine: &dyn Commands, mut items: Vec<Item>) -> anyhow::Result<Vec<ItemResult>> {
     loop {
         match engine.submit_or_return(items) {
             Ok(rx) => return rx.blocking_recv().context("the engine stopped"),

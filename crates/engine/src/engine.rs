@@ -467,23 +467,6 @@ pub struct SequencerWork {
 pub struct Overloaded;
 
 impl EngineHandle {
-    /// Like [`EngineHandle::submit`], but gives the items back when the queue is full, so an
-    /// in-process caller can wait and retry without rebuilding them.
-    pub fn submit_or_return(
-        &self,
-        items: Vec<Item>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Vec<Item>> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let submission = Submission { items, reply, enqueued: std::time::Instant::now(), control: None };
-        match self.tx.try_send(submission) {
-            Ok(()) => Ok(rx),
-            Err(e) => {
-                metrics::counter!("elevens_overloaded_total").increment(1);
-                Err(e.into_inner().items)
-            }
-        }
-    }
-
     /// Queues a request of the replication shell, waiting while the queue is full (a
     /// follower's backpressure). `false` once the engine is gone.
     pub(crate) fn control(&self, control: Control) -> bool {
@@ -505,6 +488,22 @@ impl EngineHandle {
     fn controlling(control: Control) -> Submission {
         let (reply, _) = tokio::sync::oneshot::channel();
         Submission { items: Vec::new(), reply, enqueued: std::time::Instant::now(), control: Some(control) }
+    }
+
+    /// Queues items for the sequencer ([`crate::seam::Commands::submit_or_return`]).
+    pub(crate) fn enqueue(
+        &self,
+        items: Vec<Item>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Vec<Item>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let submission = Submission { items, reply, enqueued: std::time::Instant::now(), control: None };
+        match self.tx.try_send(submission) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                metrics::counter!("elevens_overloaded_total").increment(1);
+                Err(e.into_inner().items)
+            }
+        }
     }
 
     /// Whether writes are taken here now (see [`EngineHandle::replica`] for why not).
@@ -577,14 +576,6 @@ impl EngineHandle {
 
     pub fn queue_capacity(&self) -> usize {
         self.tx.capacity().unwrap_or(usize::MAX)
-    }
-
-    /// Queues items for the sequencer without waiting; the receiver yields once they are durable.
-    pub fn submit(
-        &self,
-        items: Vec<Item>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Vec<ItemResult>>, Overloaded> {
-        self.submit_or_return(items).map_err(|_| Overloaded)
     }
 }
 
@@ -1249,6 +1240,7 @@ fn run_journal(mut journal: Journal, rx: crossbeam_channel::Receiver<Durable>, o
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seam::Commands;
     use elevens_core::Command;
 
     fn admin(command: Command) -> Item {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod offline;
 pub mod replicated;
+pub mod seam;
 mod snapshotter;
 
 use std::io::Write;

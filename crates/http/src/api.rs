@@ -8,6 +8,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::fingerprint::{idempotency, Defaulted};
 use crate::gate::SetRulesError;
 use crate::gate::{submit_admitted, Gate, SubmitError};
+use crate::seam::Commands;
 use crate::views::*;
 use crate::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryError, BinaryResult};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -24,6 +25,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Where every command and read goes: the one seam below this floor.
+    pub commands: Arc<dyn Commands>,
+    /// The engine's parts that are not commands: the keys' cache (auth), the read models
+    /// (analytics, search), the audit, the replica's status.
     pub engine: EngineHandle,
     pub config: Arc<Config>,
     /// Renders `/metrics`; absent where no recorder was installed (the bench, tests in-process).
@@ -159,8 +164,8 @@ async fn submit(
     items: Vec<Item>,
     ticket: Option<u64>,
 ) -> Result<Vec<Result<Reply, ApiError>>, ApiError> {
-    let (admitted, refusals, in_flight) = app.gate.admit(&app.engine, items, ticket);
-    let outcomes = submit_admitted(&app.engine, admitted, in_flight).await.map_err(|e| match e {
+    let (admitted, refusals, in_flight) = app.gate.admit(&*app.commands, items, ticket);
+    let outcomes = submit_admitted(&*app.commands, admitted, in_flight).await.map_err(|e| match e {
         SubmitError::Overloaded => ApiError::overloaded(),
         SubmitError::ShuttingDown => ApiError::shutting_down(),
         SubmitError::NotLeader => ApiError::not_leader(&app.engine),

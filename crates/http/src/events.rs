@@ -127,8 +127,8 @@ pub async fn list_events(
     if wait_ms > EVENTS_WAIT_MS_MAX {
         return Err(ApiError::bad_request("invalid_wait", "wait_ms is 0 to 30,000"));
     }
-    let feed = &app.engine.feed;
-    app.engine.feed_caught_up().await;
+    let feed = app.commands.feed();
+    app.commands.feed_caught_up().await;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut after = params.after.unwrap_or(0);
     let _waiting = if wait_ms > 0 { WAITERS.try_acquire().ok() } else { None };

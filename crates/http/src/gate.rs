@@ -4,7 +4,8 @@
 //!
 //! Nothing here touches the sequencer: a refusal costs a lock and a few hash lookups.
 
-use crate::engine::{EngineHandle, Item, ItemResult};
+use crate::engine::{Item, ItemResult};
+use crate::seam::Commands;
 use elevens_admission::{Admission, Class, Nanos, Refusal, Request, Rules, Stats};
 use elevens_core::{Actor, Command};
 use parking_lot::Mutex;
@@ -148,7 +149,7 @@ impl Gate {
     /// `ticket` is a waiting-room ticket carried by a single order.
     pub fn admit(
         self: &Arc<Gate>,
-        engine: &EngineHandle,
+        engine: &dyn Commands,
         items: Vec<Item>,
         ticket: Option<u64>,
     ) -> (Vec<Item>, Vec<Option<Refusal>>, InFlight) {
@@ -245,7 +246,7 @@ impl Gate {
 
 /// Submits admitted items and waits for their replies; the guard completes them either way.
 pub async fn submit_admitted(
-    engine: &EngineHandle,
+    engine: &dyn Commands,
     items: Vec<Item>,
     mut guard: InFlight,
 ) -> Result<Vec<ItemResult>, SubmitError> {

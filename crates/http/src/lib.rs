@@ -28,7 +28,7 @@ pub mod wire;
 use elevens_engine::write_private;
 /// The floors below, by the names this crate's modules use for them: what the sequencer
 /// renders (`views`), and the engine with its configuration, keys, audit and replication.
-pub use elevens_engine::{audit, auth, config, engine, offline, replicated};
+pub use elevens_engine::{audit, auth, config, engine, offline, replicated, seam};
 pub use elevens_views as views;
 
 use crate::api::AppState;
@@ -60,7 +60,7 @@ pub fn router(app: AppState) -> Router {
     let gate_for_bound = app.gate.clone();
     let in_progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let in_progress_max = app.config.engine.http_in_progress_max;
-    let engine = app.engine.clone();
+    let commands = app.commands.clone();
     router
         .route("/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/v1/live", get(live::live))
@@ -105,7 +105,7 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         // Inside the bound on requests in progress: a read waiting for its position holds a slot.
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-            at_position(request, next, engine.clone())
+            at_position(request, next, commands.clone())
         }))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
             let (gate, in_progress) = (gate_for_bound.clone(), in_progress.clone());
@@ -130,7 +130,7 @@ pub const MIN_POSITION_HEADER: &str = "x-elevens-min-position";
 /// How long a read waits for the position it asks for before it is answered 503.
 const POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-async fn at_position(request: Request, next: Next, engine: engine::EngineHandle) -> Response {
+async fn at_position(request: Request, next: Next, engine: Arc<dyn seam::Commands>) -> Response {
     let wanted = request
         .headers()
         .get(MIN_POSITION_HEADER)
@@ -251,14 +251,11 @@ async fn bootstrap_admin_key(
         }
     };
     let command = Command::CreateApiKey { acts_as: Actor::Admin, secret_sha256: hash_secret(&secret) };
-    let rx = engine
-        .submit(vec![Item::Write {
-            actor: Actor::Admin,
-            idempotency: None,
-            command,
-            reply: ReplyWith::Outcome,
-        }])
-        .map_err(|_| anyhow::anyhow!("engine overloaded at start-up"))?;
+    let rx = seam::Commands::submit(
+        engine,
+        vec![Item::Write { actor: Actor::Admin, idempotency: None, command, reply: ReplyWith::Outcome }],
+    )
+    .map_err(|_| anyhow::anyhow!("engine overloaded at start-up"))?;
     let results = rx.await?;
     if let Some(Err(error)) = results.into_iter().next() {
         anyhow::bail!("registering the admin key failed: {error}");
@@ -370,6 +367,7 @@ pub async fn serve_on(
     let webhooks =
         webhooks::Webhooks::start(&config.data_dir, engine.handle.feed.clone(), config.webhooks.clone())?;
     let app = AppState {
+        commands: Arc::new(engine.handle.clone()),
         engine: engine.handle.clone(),
         config: Arc::new(config),
         metrics,
@@ -396,6 +394,7 @@ pub async fn serve_engine(
     let limits = config.http.clone();
     let webhooks = webhooks::Webhooks::start(&config.data_dir, engine.feed.clone(), config.webhooks.clone())?;
     let app = AppState {
+        commands: Arc::new(engine.clone()),
         engine,
         config,
         metrics: None,

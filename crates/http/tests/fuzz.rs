@@ -15,6 +15,7 @@ use elevens_http::api::AppState;
 use elevens_http::config::Config;
 use elevens_http::engine::Engine;
 use elevens_http::gate::Gate;
+use elevens_http::seam::Commands;
 use elevens_journal::{Journal, JournalOptions};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
@@ -206,6 +207,7 @@ fn app() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
             })
             .unwrap();
         let app = AppState {
+            commands: Arc::new(handle.clone()),
             engine: handle,
             config: Arc::new(config),
             metrics: None,
