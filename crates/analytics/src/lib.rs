@@ -109,7 +109,7 @@ pub struct CampaignTimes {
 pub type Lines = smallvec::SmallVec<[Line; 1]>;
 
 fn lines(order: &elevens_core::Order) -> Lines {
-    let line = |l: &elevens_core::state::OrderLine| Line {
+    let line = |l: &elevens_core::OrderLine| Line {
         sku: l.sku.0,
         quantity: l.quantity(),
         amount: l.unit_price.0.saturating_mul(u64::from(l.quantity())),

@@ -3,7 +3,8 @@
 
 use crate::ledger::Owner;
 use crate::limits::EXTERNAL_ISSUED_MAX;
-use crate::state::{OrderStatus, State};
+use crate::orders::OrderStatus;
+use crate::state::State;
 use crate::types::*;
 use std::collections::BTreeMap;
 

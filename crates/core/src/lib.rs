@@ -11,6 +11,7 @@
 #![allow(clippy::unnecessary_lazy_evaluations)]
 
 pub mod audit;
+pub mod catalogue;
 pub mod chunked;
 pub mod command;
 pub mod error;
@@ -18,9 +19,11 @@ pub mod footprint;
 mod hint;
 pub mod idempotency;
 pub mod key_index;
+pub mod keys;
 pub mod ledger;
 pub mod limits;
 pub mod logistics;
+pub mod orders;
 pub mod promotions;
 mod reservations;
 mod runs;
@@ -29,6 +32,7 @@ mod texts;
 pub mod types;
 
 pub use audit::{AuditReport, Check};
+pub use catalogue::Sku;
 pub use command::{
     Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCarrier, NewCoupon,
     NewExperiment, NewLane, NewRedPacket, NewSku, NewTrackingEvent, NewWarehouse, Outcome, Role, SkuEdit,
@@ -38,8 +42,8 @@ pub use error::{CoreError, ErrorKind};
 pub use footprint::Footprint;
 pub use idempotency::IdempotencyStore;
 pub use ledger::{Owner, TransferKind};
+pub use orders::{Order, OrderDiscount, OrderLine, OrderStatus};
+pub use promotions::Campaign;
 pub use promotions::{Coupon, RedPacket};
-pub use state::{
-    Applied, Campaign, EncodedState, Order, OrderDiscount, OrderLine, OrderStatus, Sku, State, TickNotice,
-};
+pub use state::{Applied, EncodedState, State, TickNotice};
 pub use types::*;

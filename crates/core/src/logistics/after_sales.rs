@@ -13,7 +13,8 @@ use crate::command::{LineRequest, Outcome};
 use crate::error::{out_of_bounds, CoreError};
 use crate::ledger::{Leg, Owner, TransferKind};
 use crate::limits::*;
-use crate::state::{OrderStatus, State};
+use crate::orders::OrderStatus;
+use crate::state::State;
 use smallvec::SmallVec;
 
 /// What has been refunded of one order (kept only for orders with a refund).
@@ -205,7 +206,7 @@ pub struct Ticket {
 
 /// Each line's share of what the buyer paid for the lines (the order's coupons split by gross
 /// amount, the rounding's remainder to the first lines with room).
-pub fn line_nets(lines: &[crate::state::OrderLine], discount: Amount) -> SmallVec<[Amount; 1]> {
+pub fn line_nets(lines: &[crate::orders::OrderLine], discount: Amount) -> SmallVec<[Amount; 1]> {
     let gross: SmallVec<[u128; 1]> =
         lines.iter().map(|l| u128::from(l.unit_price.0) * u128::from(l.quantity())).collect();
     let subtotal: u128 = gross.iter().sum();
@@ -259,7 +260,7 @@ impl State {
         self.logistics.tickets.iter().enumerate().map(|(i, t)| (TicketId::from_index(i), t))
     }
 
-    fn order_after_payment(&self, id: OrderId) -> Result<&crate::state::Order, CoreError> {
+    fn order_after_payment(&self, id: OrderId) -> Result<&crate::orders::Order, CoreError> {
         let o = self.order(id)?;
         if !o.status.is_paid() {
             return Err(CoreError::OrderState { status: o.status.name() });
@@ -371,7 +372,7 @@ impl State {
         if refunded > o.total {
             return Err(CoreError::RefundAboveLeft { left: Amount(o.total.0 - account.total.0) });
         }
-        let subsidy = crate::state::platform_subsidy(self.order_discounts(id));
+        let subsidy = crate::orders::platform_subsidy(self.order_discounts(id));
         let commission_back = pro_rata(o.commission, refunded, o.total).0 - account.commission.0;
         let subsidy_back = pro_rata(subsidy, refunded, o.total).0 - account.subsidy.0;
         let (b, m) = (Owner::Buyer(o.buyer()), Owner::Merchant(o.merchant()));
@@ -694,7 +695,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::OrderLine;
+    use crate::orders::OrderLine;
     use proptest::prelude::*;
     use std::num::NonZeroU32;
 

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::audit::Check;
-use crate::state::{OrderStatus, State};
+use crate::orders::OrderStatus;
+use crate::state::State;
 
 fn check(name: &'static str, violation: Option<String>, summary: String) -> Check {
     match violation {

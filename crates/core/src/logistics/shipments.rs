@@ -6,7 +6,8 @@ use super::*;
 use crate::command::{NewCarrier, NewTrackingEvent, NewWarehouse, Outcome};
 use crate::error::{out_of_bounds, CoreError};
 use crate::limits::*;
-use crate::state::{OrderStatus, State};
+use crate::orders::OrderStatus;
+use crate::state::State;
 use smallvec::SmallVec;
 
 /// What a buyer is promised for one SKU before ordering (and what payment books).
@@ -129,7 +130,7 @@ impl State {
 
     /// The warehouse a SKU ships from: the one set for it, else its merchant's first; `None`
     /// while the merchant has none.
-    pub fn sku_warehouse(&self, sku: &crate::state::Sku) -> Option<WarehouseId> {
+    pub fn sku_warehouse(&self, sku: &crate::catalogue::Sku) -> Option<WarehouseId> {
         let slot = usize::from(sku.warehouse_slot).saturating_sub(1);
         let merchant = self.merchant(sku.merchant()).ok()?;
         merchant.warehouses.get(slot).copied()

@@ -1,6 +1,6 @@
-//! Promotions that move money: coupons (money off an order, within a budget) and red packets (a
-//! pool split into random shares). Both live in the state machine and the ledger, with the same
-//! guarantees as orders.
+//! Promotions: flash-sale campaigns ([`campaigns`]), and the two that move money, coupons (money
+//! off an order, within a budget) and red packets (a pool split into random shares). Coupons and
+//! red packets live in the state machine and the ledger, with the same guarantees as orders.
 //!
 //! Coupon money: a merchant-funded discount is money the merchant does not receive; a
 //! platform-funded one is paid to the merchant by the platform at payment time (a
@@ -11,6 +11,10 @@
 //! Red-packet money: the whole pool moves from the sponsor into the pool's escrow account when it
 //! is created, from escrow to the buyer on each claim, and what is left back to the sponsor when
 //! the pool closes, so every escrow is empty once its pool is closed.
+
+pub mod campaigns;
+
+pub use campaigns::Campaign;
 
 use crate::command::{DiscountRule, NewCoupon, NewRedPacket, Outcome};
 use crate::error::{out_of_bounds, CoreError};
