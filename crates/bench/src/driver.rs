@@ -5,7 +5,7 @@ use crate::BatchEncoding;
 use anyhow::{bail, Context};
 use elevens_core::{Actor, Command, Idempotency, LineRequest, Outcome};
 use elevens_core::{BuyerId, OrderId, RedPacketId, SkuId};
-use elevens_http::api::BATCH_CLASS_HEADER;
+use elevens_http::batch::BATCH_CLASS_HEADER;
 use elevens_http::engine::{EngineHandle, Item, ItemResult, Reply, ReplyWith};
 use elevens_http::gate::{submit_admitted, Gate, SubmitError};
 use elevens_http::seam::Commands;
@@ -453,7 +453,8 @@ async fn send_batch(
 /// `POST /v1/batch/binary`: the commands in postcard, their outcomes back in postcard.
 async fn http_batch_binary(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
     let HttpApi { client, base, key } = api;
-    use elevens_http::api::{ClaimParams, LineRequestBody, OrderParams, PlaceOrderRequest};
+    use elevens_http::batch::{ClaimParams, OrderParams};
+    use elevens_http::orders::{LineRequestBody, PlaceOrderRequest};
     use elevens_http::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryCommand};
     let keys: Vec<String> = (0..ops.len()).map(|i| (key_base + i as u64).to_string()).collect();
     let mut commands = Vec::with_capacity(ops.len());

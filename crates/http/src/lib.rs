@@ -9,18 +9,27 @@
 //! import it: Cargo refuses.
 
 pub mod access;
+pub mod admission;
 pub mod api;
+pub mod batch;
+pub mod catalogue;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod experiments;
 pub mod fingerprint;
 pub mod gate;
 pub mod headers;
 pub mod http;
+pub mod keys;
+pub mod ledger;
 pub mod listing;
 pub mod live;
 pub mod logistics;
 pub mod openapi;
+pub mod ops;
+pub mod orders;
+pub mod promotions;
 mod telemetry;
 pub mod webhooks;
 pub mod wire;
@@ -198,7 +207,7 @@ async fn bound_in_progress(
 /// How the door classes a request it has not read: a payment by its path, a batch by the class
 /// it declares (the batch handler then checks every command against it).
 fn door_class(path: &str, headers: &axum::http::HeaderMap) -> Class {
-    let declared_pay = || api::declared_batch_class(headers).is_ok_and(|c| c == Some(Class::Pay));
+    let declared_pay = || batch::declared_batch_class(headers).is_ok_and(|c| c == Some(Class::Pay));
     if path.ends_with("/pay") || (is_batch(path) && declared_pay()) {
         Class::Pay
     } else {
@@ -415,7 +424,7 @@ mod tests {
     fn the_door_gives_payments_and_declared_payment_batches_their_room() {
         let declared = |value: &str| {
             let mut headers = HeaderMap::new();
-            headers.insert(api::BATCH_CLASS_HEADER, value.parse().unwrap());
+            headers.insert(batch::BATCH_CLASS_HEADER, value.parse().unwrap());
             headers
         };
         let none = HeaderMap::new();

@@ -43,10 +43,11 @@
 //! paid (order, total, commission), 10 order cancelled (order), 11 order refunded (order,
 //! amount, restocked), 17 red packet claimed (packet, amount, transfer).
 
-use crate::api::{
-    ClaimParams, CreateBuyerRequest, CreateCampaignRequest, CreateSkuRequest, OrderParams, PlaceOrderRequest,
-    RefundParams, RestockParams, TopUpParams,
-};
+use crate::batch::{ClaimParams, OrderParams, RefundParams, RestockParams, TopUpParams};
+use crate::catalogue::CreateSkuRequest;
+use crate::ledger::CreateBuyerRequest;
+use crate::orders::PlaceOrderRequest;
+use crate::promotions::CreateCampaignRequest;
 use elevens_core::Outcome;
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +106,7 @@ pub struct BinaryError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::LineRequestBody;
+    use crate::orders::LineRequestBody;
     use elevens_core::{Amount, Millis, OrderId};
 
     /// The bytes a client written against this format sends and reads. If this test fails, the

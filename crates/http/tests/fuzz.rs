@@ -363,7 +363,8 @@ proptest! {
 fn binary_batch() -> &'static [u8] {
     static BATCH: OnceLock<Vec<u8>> = OnceLock::new();
     BATCH.get_or_init(|| {
-        use elevens_http::api::{LineRequestBody, OrderParams, PlaceOrderRequest};
+        use elevens_http::batch::OrderParams;
+        use elevens_http::orders::{LineRequestBody, PlaceOrderRequest};
         use elevens_http::wire::{BatchOp, BinaryBatch, BinaryCommand};
         let batch = BinaryBatch {
             commands: vec![

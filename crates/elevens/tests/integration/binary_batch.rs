@@ -5,7 +5,8 @@
 
 use crate::harness::{sku, Server};
 use elevens_core::{Amount, OrderId, Outcome};
-use elevens_http::api::{LineRequestBody, OrderParams, PlaceOrderRequest};
+use elevens_http::batch::OrderParams;
+use elevens_http::orders::{LineRequestBody, PlaceOrderRequest};
 use elevens_http::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryCommand};
 use serde_json::json;
 

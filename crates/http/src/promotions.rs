@@ -1,0 +1,309 @@
+//! Promotions: flash-sale campaigns, coupons and red packets.
+
+use crate::api::*;
+use crate::error::{ApiError, ErrorBody};
+use crate::fingerprint::Defaulted;
+use crate::views::*;
+use elevens_core::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaignRequest {
+    pub sku_id: u64,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    pub flash_price: u64,
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000_u64)]
+    pub quantity: u64,
+    /// Milliseconds since the Unix epoch.
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub per_buyer_limit: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponKind {
+    Fixed,
+    Percent,
+}
+
+pub(crate) fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCouponRequest {
+    /// The merchant that funds the discount (its SKUs only); absent: platform-funded (admin).
+    pub merchant_id: Option<u64>,
+    pub kind: CouponKind,
+    /// For `fixed`: minor units off.
+    pub amount_off: Option<u64>,
+    /// For `percent`: basis points off (1000 = 10%), rounded down to the minor unit.
+    pub percent_bps: Option<u16>,
+    /// For `percent`: the most it takes off.
+    pub cap: Option<u64>,
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    /// The order's subtotal must reach this.
+    #[serde(default)]
+    pub min_spend: u64,
+    pub starts_at: u64,
+    pub ends_at: u64,
+    #[serde(default = "one")]
+    pub per_buyer_limit: u32,
+    /// The most money all uses together may take off.
+    pub budget_amount: Option<u64>,
+    /// The most orders that may use it.
+    pub budget_uses: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRedPacketRequest {
+    /// The merchant that funds the pool from its wallet; absent: the platform (admin).
+    pub merchant_id: Option<u64>,
+    /// The whole pool, in minor units.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    pub amount: u64,
+    /// How many shares (each at least one minor unit).
+    #[schema(minimum = 1, maximum = 10_000_000)]
+    pub count: u32,
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    /// Default: now.
+    pub starts_at: Option<u64>,
+    pub ends_at: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub buyer_id: u64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CouponListParams {
+    /// Only this merchant's coupons.
+    pub merchant_id: Option<u64>,
+}
+
+pub(crate) fn sponsor(merchant_id: Option<u64>) -> Sponsor {
+    merchant_id.map_or(Sponsor::Platform, |m| Sponsor::Merchant(MerchantId(m)))
+}
+
+impl CreateCouponRequest {
+    pub(crate) fn command(self) -> Result<Command, ApiError> {
+        let rule = match (self.kind, self.amount_off, self.percent_bps, self.cap) {
+            (CouponKind::Fixed, Some(amount), None, None) => DiscountRule::Fixed { amount: Amount(amount) },
+            (CouponKind::Percent, None, Some(bps), cap) => {
+                DiscountRule::Percent { bps, cap: cap.map(Amount) }
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_coupon",
+                    "a fixed coupon takes amount_off; a percent coupon takes percent_bps and maybe cap",
+                ))
+            }
+        };
+        Ok(Command::CreateCoupon(Box::new(NewCoupon {
+            sponsor: sponsor(self.merchant_id),
+            rule,
+            currency: currency(&self.currency)?,
+            min_spend: Amount(self.min_spend),
+            starts_at: Millis(self.starts_at),
+            ends_at: Millis(self.ends_at),
+            per_buyer_limit: self.per_buyer_limit,
+            budget_amount: self.budget_amount.map(Amount),
+            budget_uses: self.budget_uses,
+        })))
+    }
+}
+
+impl CreateRedPacketRequest {
+    pub(crate) fn command(self) -> Result<(Command, Defaulted), ApiError> {
+        let defaulted = Defaulted { starts_at: self.starts_at.is_none(), ..Defaulted::NONE };
+        let command = Command::CreateRedPacket(NewRedPacket {
+            sponsor: sponsor(self.merchant_id),
+            amount: Amount(self.amount),
+            count: self.count,
+            currency: currency(&self.currency)?,
+            starts_at: self.starts_at.map_or_else(crate::engine::now_ms, Millis),
+            ends_at: Millis(self.ends_at),
+            // Drawn here, in the shell; journaled with the command, so replay pays the same shares.
+            seed: rand::random(),
+        });
+        Ok((command, defaulted))
+    }
+}
+
+impl CreateCampaignRequest {
+    pub(crate) fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::CreateCampaign(NewCampaign {
+            sku: SkuId(self.sku_id),
+            flash_price: Amount(self.flash_price),
+            currency: currency(&self.currency)?,
+            quantity: self.quantity,
+            starts_at: Millis(self.starts_at),
+            ends_at: Millis(self.ends_at),
+            per_buyer_limit: self.per_buyer_limit,
+        }))
+    }
+}
+
+/// Create a flash-sale campaign on a SKU.
+#[utoipa::path(post, path = "/v1/campaigns", tag = "promotions", request_body = CreateCampaignRequest,
+    responses((status = 201, body = CampaignView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_campaign(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateCampaignRequest>,
+) -> Answer {
+    write(&app, actor, &key, request.command()?, CREATED).await
+}
+
+/// A campaign, with the server's time for the countdown.
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "promotions",
+    responses((status = 200, body = CampaignView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_campaign(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Campaign(CampaignId(id))).await
+}
+
+/// Create a coupon: merchant-funded (by the merchant, for its SKUs) or platform-funded (admin).
+#[utoipa::path(post, path = "/v1/coupons", tag = "promotions", request_body = CreateCouponRequest,
+    responses((status = 201, body = CouponView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_coupon(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateCouponRequest>,
+) -> Answer {
+    write(&app, actor, &key, request.command()?, CREATED).await
+}
+
+/// The newest coupons, of one merchant if asked.
+#[utoipa::path(get, path = "/v1/coupons", tag = "promotions", params(CouponListParams),
+    responses((status = 200, body = CouponList), (status = "4XX", body = ErrorBody)))]
+pub async fn list_coupons(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<CouponListParams>,
+) -> Answer {
+    let sponsor = params.merchant_id.map(|m| Sponsor::Merchant(MerchantId(m)));
+    read(&app, actor, Query::Coupons { sponsor }).await
+}
+
+/// A coupon, with its budget used so far.
+#[utoipa::path(get, path = "/v1/coupons/{id}", tag = "promotions",
+    responses((status = 200, body = CouponView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_coupon(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::Coupon(CouponId(id))).await
+}
+
+/// Stop a coupon from being used by new orders.
+#[utoipa::path(post, path = "/v1/coupons/{id}/disable", tag = "promotions",
+    responses((status = 200, body = CouponView), (status = "4XX", body = ErrorBody)))]
+pub async fn disable_coupon(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::DisableCoupon { coupon: CouponId(id) }, OK).await
+}
+
+/// Coupons a buyer can use now, with the uses left to the buyer.
+#[utoipa::path(get, path = "/v1/buyers/{id}/coupons", tag = "promotions",
+    responses((status = 200, body = CouponList), (status = "4XX", body = ErrorBody)))]
+pub async fn get_buyer_coupons(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::BuyerCoupons(BuyerId(id))).await
+}
+
+/// Fund a red packet: the pool moves from the sponsor into escrow at once.
+#[utoipa::path(post, path = "/v1/red-packets", tag = "promotions", request_body = CreateRedPacketRequest,
+    responses((status = 201, body = RedPacketView), (status = "4XX", body = ErrorBody)))]
+pub async fn create_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<CreateRedPacketRequest>,
+) -> Answer {
+    write_ticketed(&app, actor, &key, request.command()?, CREATED, None).await
+}
+
+/// The newest red packets.
+#[utoipa::path(get, path = "/v1/red-packets", tag = "promotions",
+    responses((status = 200, body = RedPacketList), (status = "4XX", body = ErrorBody)))]
+pub async fn list_red_packets(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+) -> Answer {
+    read(&app, actor, Query::RedPackets).await
+}
+
+/// A red packet: shares claimed, money left, status.
+#[utoipa::path(get, path = "/v1/red-packets/{id}", tag = "promotions",
+    responses((status = 200, body = RedPacketView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::RedPacket(RedPacketId(id))).await
+}
+
+/// Close a red packet now: what is unclaimed returns to the sponsor.
+#[utoipa::path(post, path = "/v1/red-packets/{id}/close", tag = "promotions",
+    responses((status = 200, body = RedPacketView), (status = "4XX", body = ErrorBody)))]
+pub async fn close_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::CloseRedPacket { packet: RedPacketId(id) }, OK).await
+}
+
+/// Claim a share: at most one per buyer, credited to the buyer's wallet.
+#[utoipa::path(post, path = "/v1/red-packets/{id}/claims", tag = "promotions", request_body = ClaimRequest,
+    responses((status = 201, body = ClaimView), (status = "4XX", body = ErrorBody)))]
+pub async fn claim_red_packet(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<ClaimRequest>,
+) -> Answer {
+    let command = Command::ClaimRedPacket { packet: RedPacketId(id), buyer: BuyerId(request.buyer_id) };
+    write(&app, actor, &key, command, CREATED).await
+}
+
+/// A buyer's red-packet shares.
+#[utoipa::path(get, path = "/v1/buyers/{id}/red-packets", tag = "promotions",
+    responses((status = 200, body = ClaimList), (status = "4XX", body = ErrorBody)))]
+pub async fn get_buyer_claims(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    read(&app, actor, Query::BuyerClaims(BuyerId(id))).await
+}
