@@ -52,10 +52,6 @@ impl From<TicketView> for TicketResponse {
     }
 }
 
-pub(crate) fn forbidden() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may not do that")
-}
-
 /// Take a ticket in a campaign's waiting room (or get back the one this buyer holds). Tickets are
 /// admitted first-in first-out at the room's rate; poll `GET /v1/waiting-room/{ticket}`.
 #[utoipa::path(post, path = "/v1/waiting-room", tag = "admission", request_body = TakeTicketRequest,
@@ -66,7 +62,7 @@ pub async fn take_ticket(
     AppJson(request): AppJson<TakeTicketRequest>,
 ) -> Result<(StatusCode, Json<TicketResponse>), ApiError> {
     if !actor.may_act_for_buyer(BuyerId(request.buyer_id)) {
-        return Err(forbidden());
+        return Err(ApiError::forbidden_key());
     }
     if request.campaign_id == 0 || request.buyer_id == 0 {
         return Err(ApiError::bad_request("invalid_body", "campaign_id and buyer_id start at 1"));
@@ -110,7 +106,7 @@ pub async fn get_admission(
     Auth(actor): Auth,
 ) -> Result<Json<Stats>, ApiError> {
     if !matches!(actor, Actor::Admin | Actor::Service) {
-        return Err(forbidden());
+        return Err(ApiError::forbidden_key());
     }
     Ok(Json(app.gate.stats()))
 }
@@ -123,7 +119,7 @@ pub async fn get_admission_rules(
     Auth(actor): Auth,
 ) -> Result<Json<Rules>, ApiError> {
     if actor != Actor::Admin {
-        return Err(forbidden());
+        return Err(ApiError::forbidden_key());
     }
     Ok(Json(app.gate.rules()))
 }
@@ -140,7 +136,7 @@ pub async fn put_admission_rules(
     AppJson(rules): AppJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<Rules>, ApiError> {
     if actor != Actor::Admin {
-        return Err(forbidden());
+        return Err(ApiError::forbidden_key());
     }
     // An object, never serde's sequence form of a struct (`[]` would have reset every rule).
     let rules: Rules = serde_json::from_value(serde_json::Value::Object(rules))

@@ -1,24 +1,21 @@
-//! The HTTP floor's toolkit and its router: the shared state, the extractors (key, idempotency
-//! key, waiting-room ticket), the write and read helpers every handler uses, and `routes()`,
-//! which registers each resource's handlers (one file per resource: `catalogue.rs`,
-//! `orders.rs`, `ledger.rs`, `promotions.rs`, `keys.rs`, `logistics.rs`, `batch.rs`, ...) with
-//! their `#[utoipa::path]`, so the document and the router cannot drift.
+//! The HTTP floor's toolkit: the shared state, the extractors (key, idempotency key,
+//! waiting-room ticket), the write and read helpers every handler uses. Each resource's
+//! handlers are in a file of its own (`catalogue.rs`, `orders.rs`, `ledger.rs`, `promotions.rs`,
+//! `keys.rs`, `logistics.rs`, `batch.rs`, ...); `routes.rs` registers them.
 
-use crate::batch::*;
 use crate::config::Config;
 use crate::engine::{EngineHandle, Item, Reply, ReplyWith};
 use crate::error::ApiError;
 use crate::fingerprint::{idempotency, Defaulted};
 use crate::gate::{submit_admitted, Gate, SubmitError};
 use crate::seam::Commands;
+use crate::views::logistics::PAGE_ENTRIES_MAX;
 use crate::views::*;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::Json;
 use elevens_core::*;
 use std::sync::Arc;
-use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -228,86 +225,19 @@ pub(crate) fn currency(code: &str) -> Result<Currency, ApiError> {
 pub(crate) const CREATED: StatusCode = StatusCode::CREATED;
 pub(crate) const OK: StatusCode = StatusCode::OK;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "elevens", description = "The transaction core of a marketplace: catalogue, inventory, orders, flash sales and an Alipay-style ledger."),
-    modifiers(&BearerAuth),
-    security(("api_key" = []))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+/// A write asked with [`ReplyWith::View`], or a read, comes back as a view.
+pub(crate) fn view_of(reply: Reply) -> Result<View, ApiError> {
+    match reply {
+        Reply::View(view) => Ok(*view),
+        Reply::Outcome(_) => Err(ApiError::internal("an outcome where a view was asked")),
     }
 }
 
-/// Every route and its OpenAPI document, built together.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(crate::ops::healthz))
-        .routes(routes!(crate::listing::get_me))
-        .routes(routes!(crate::listing::merchant_skus))
-        .routes(routes!(crate::listing::merchant_campaigns))
-        .routes(routes!(crate::ops::cluster))
-        .routes(routes!(crate::keys::create_api_key, crate::listing::list_api_keys))
-        .routes(routes!(crate::keys::revoke_api_key))
-        .routes(routes!(crate::catalogue::create_merchant, crate::listing::list_merchants))
-        .routes(routes!(crate::catalogue::get_merchant))
-        .routes(routes!(crate::ledger::get_merchant_wallet))
-        .routes(routes!(crate::ledger::create_buyer, crate::listing::list_buyers))
-        .routes(routes!(crate::ledger::get_buyer))
-        .routes(routes!(crate::ledger::create_top_up))
-        .routes(routes!(crate::ledger::get_buyer_wallet))
-        .routes(routes!(crate::ledger::get_platform_wallet))
-        .routes(routes!(crate::catalogue::create_sku))
-        .routes(routes!(crate::catalogue::get_sku, crate::catalogue::update_sku))
-        .routes(routes!(crate::catalogue::restock))
-        .routes(routes!(crate::promotions::create_campaign))
-        .routes(routes!(crate::promotions::get_campaign))
-        .routes(routes!(crate::orders::place_order))
-        .routes(routes!(crate::orders::get_order))
-        .routes(routes!(crate::orders::pay_order))
-        .routes(routes!(crate::orders::cancel_order))
-        .routes(routes!(crate::orders::refund_order))
-        .routes(routes!(crate::orders::expire_reservations))
-        .routes(routes!(crate::ops::audit))
-        .routes(routes!(crate::promotions::create_coupon, crate::promotions::list_coupons))
-        .routes(routes!(crate::promotions::get_coupon))
-        .routes(routes!(crate::promotions::disable_coupon))
-        .routes(routes!(crate::promotions::get_buyer_coupons))
-        .routes(routes!(crate::promotions::create_red_packet, crate::promotions::list_red_packets))
-        .routes(routes!(crate::promotions::get_red_packet))
-        .routes(routes!(crate::promotions::close_red_packet))
-        .routes(routes!(crate::promotions::claim_red_packet))
-        .routes(routes!(crate::promotions::get_buyer_claims))
-        .routes(routes!(crate::batch::batch))
-        .routes(routes!(crate::batch::batch_binary))
-        .routes(routes!(crate::admission::take_ticket))
-        .routes(routes!(crate::admission::get_ticket))
-        .routes(routes!(crate::admission::get_admission))
-        .routes(routes!(crate::admission::get_admission_rules, crate::admission::put_admission_rules))
-        .routes(routes!(crate::live::summary))
-        .routes(routes!(crate::live::timeline))
-        .routes(routes!(crate::live::top))
-        .routes(routes!(crate::live::funnel))
-        .routes(routes!(crate::live::views))
-        .routes(routes!(crate::experiments::create_experiment, crate::listing::list_experiments))
-        .routes(routes!(crate::experiments::get_experiment))
-        .routes(routes!(crate::live::variant))
-        .routes(routes!(crate::live::experiment_results))
-        .routes(routes!(crate::live::search))
-        .routes(routes!(crate::events::list_events))
-        .routes(routes!(crate::webhooks::create_webhook, crate::webhooks::list_webhooks))
-        .routes(routes!(crate::webhooks::get_webhook, crate::webhooks::delete_webhook))
-        .routes(routes!(crate::webhooks::enable_webhook))
-        .routes(routes!(crate::webhooks::list_deliveries))
-        .merge(crate::logistics::routes(OpenApiRouter::new()))
+/// A page's size: 50 unless asked, 1 to [`PAGE_ENTRIES_MAX`].
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > PAGE_ENTRIES_MAX {
+        return Err(ApiError::out_of_bounds("limit", format!("limit: 1 to {PAGE_ENTRIES_MAX}")));
+    }
+    Ok(limit)
 }

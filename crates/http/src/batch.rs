@@ -315,14 +315,6 @@ pub async fn batch_binary(
 
 pub(crate) const OCTET_STREAM: &str = "application/octet-stream";
 
-/// A write asked with [`ReplyWith::View`], or a read, comes back as a view.
-pub(crate) fn view_of(reply: Reply) -> Result<View, ApiError> {
-    match reply {
-        Reply::View(view) => Ok(*view),
-        Reply::Outcome(_) => Err(ApiError::internal("an outcome where a view was asked")),
-    }
-}
-
 /// A write asked with [`ReplyWith::Outcome`] comes back as its outcome.
 pub(crate) fn outcome_of(reply: Reply) -> Result<Outcome, ApiError> {
     match reply {

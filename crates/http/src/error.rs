@@ -70,6 +70,11 @@ impl ApiError {
         e
     }
 
+    /// 403 for a key whose role may not use the endpoint at all.
+    pub fn forbidden_key() -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may not do that")
+    }
+
     /// A write to a replicated node that cannot take it: `not_leader` (where the leader is, if
     /// known) on a follower; `no_quorum` on a leader that cannot reach a quorum of the stream's
     /// servers (or renew its lease), whose writes resume when it does.

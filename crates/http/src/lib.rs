@@ -30,6 +30,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod promotions;
+pub mod routes;
 mod telemetry;
 pub mod webhooks;
 pub mod wire;
@@ -60,7 +61,7 @@ use std::sync::Arc;
 
 /// The axum router with every route, the OpenAPI document and the JSON fallbacks.
 pub fn router(app: AppState) -> Router {
-    let (router, openapi) = api::routes().split_for_parts();
+    let (router, openapi) = routes::routes().split_for_parts();
     let openapi = Arc::new(openapi::document(&openapi));
     let body_limit = app.config.engine.request_bytes_max;
     let metrics = app.metrics.clone();

@@ -2,7 +2,7 @@
 //! estimates, shipments and tracking, refunds per line, returns, service tickets, and the lists
 //! a merchant works from (cursor pagination, bounded work per page).
 
-use crate::api::{read, write, AppJson, AppPath, AppQuery, AppState, Auth, IdempotencyKey};
+use crate::api::{page_limit, read, write, AppJson, AppPath, AppQuery, AppState, Auth, IdempotencyKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::views::logistics::*;
 use crate::views::Query;
@@ -296,15 +296,6 @@ const OK: StatusCode = StatusCode::OK;
 
 async fn lq(app: &AppState, actor: Actor, q: LogisticsQuery) -> Answer {
     read(app, actor, Query::Logistics(q)).await
-}
-
-/// A page's size: 50 unless asked, 1 to [`PAGE_ENTRIES_MAX`].
-pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if limit == 0 || limit > PAGE_ENTRIES_MAX {
-        return Err(ApiError::out_of_bounds("limit", format!("limit: 1 to {PAGE_ENTRIES_MAX}")));
-    }
-    Ok(limit)
 }
 
 fn page_query(owner: ListOwner, p: PageParams) -> Result<PageQuery, ApiError> {

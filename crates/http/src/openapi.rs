@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn the_documented_bounds_are_the_cores() {
         use elevens_core::limits::*;
-        let doc = document(&crate::api::routes().split_for_parts().1);
+        let doc = document(&crate::routes::routes().split_for_parts().1);
         let field = |schema: &str, field: &str, bound: &str| {
             doc["components"]["schemas"][schema]["properties"][field][bound].as_u64()
         };

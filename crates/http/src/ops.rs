@@ -1,6 +1,5 @@
 //! Operations: health, the cluster's view of itself, the audit.
 
-use crate::admission::*;
 use crate::api::*;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::*;
@@ -99,7 +98,7 @@ pub async fn cluster(axum::extract::State(app): axum::extract::State<AppState>) 
     responses((status = 200, body = AuditView), (status = "4XX", body = ErrorBody)))]
 pub async fn audit(axum::extract::State(app): axum::extract::State<AppState>, Auth(actor): Auth) -> Answer {
     if actor != Actor::Admin {
-        return Err(forbidden());
+        return Err(ApiError::forbidden_key());
     }
     let report = app.engine.auditor.audit().await.map_err(|e| match e {
         crate::audit::AuditError::Busy => ApiError::from(Refusal::Overloaded { retry_after: AUDIT_RETRY }),
