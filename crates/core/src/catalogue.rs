@@ -12,10 +12,9 @@ use thin_vec::ThinVec;
 /// One SKU and its inventory. `available + reserved + sold == received`, always.
 ///
 /// 64 bytes: a catalogue holds millions. The title and description are in the state's text
-/// arena ([`State::sku_title`], [`crate::texts`]; they were boxed `str`s, 32 bytes and an
-/// allocation), where they start in five bytes (eight took the SKU to 72); the campaigns a
-/// `ThinVec` (8, no allocation for a SKU that never had one), the merchant in four bytes; as
-/// `String`s, a `Vec` and a `u64` it took 128.
+/// arena ([`State::sku_title`], [`crate::texts`]), found from a five-byte position and two
+/// lengths; the campaigns a `ThinVec` (8 bytes, no allocation for a SKU that never had one);
+/// the merchant in four bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sku {
     /// The merchant's id value (there are at most [`MERCHANTS_MAX`]): [`Sku::merchant`].

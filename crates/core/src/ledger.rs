@@ -144,9 +144,8 @@ pub struct Ledger {
 /// engine, so the account of an owner's first currency is found by position: one read of a
 /// small array, then the account; so are the platform's and the external account's first ones
 /// (every payment's commission and every top-up meet them). Every other account (a second
-/// currency, escrow) is in a hash map. With all of them in the map, its bucket was a
-/// cache miss of its own before the account's on every payment: 14% of the sequencer's time
-/// (`perf record -t <sequencer>`, `elevens bench --workload flash --mode in-process`).
+/// currency, escrow) is in a hash map. A payment's accounts are thus found without a hash
+/// bucket's cache miss before each account's own.
 #[derive(Clone, Debug, Default)]
 struct AccountIndex {
     /// By buyer index: the buyer's first account's index + 1, or 0 for none yet.
@@ -348,8 +347,8 @@ impl Ledger {
 
     /// Every account's history chain lists exactly the transfers that touched it, newest first,
     /// and its count agrees, and its balance is what its transfers sum to: the first violation,
-    /// if any. One pass in transfer order (the audit runs on the sequencer: following each
-    /// chain back was a cache miss per transfer, 30% of a 26 s audit at 10.6 M orders).
+    /// if any. One pass in transfer order, reading the transfers sequentially: following each
+    /// account's chain back would be a cache miss per transfer.
     pub(crate) fn histories_violation(&self) -> Option<String> {
         // Per account: the newest transfer seen so far (as a `TransferId` value), the count,
         // and the sum of its entries.

@@ -5,8 +5,8 @@
 //! ids. Those form the *run*: one bit per order, set while it is pending, read in id order,
 //! which is their expiry order. Placing or paying one sets or clears a bit. An order whose
 //! expiry is below the latest in the run (a shorter reservation after a longer one) goes to a
-//! sorted set instead. Every order used to take an insert and a remove in a `BTreeSet` on the
-//! sequencer (5% of its time in the flash workload, each a walk down the tree).
+//! sorted set instead. So the common order costs a bit set and cleared, not a walk down a tree
+//! to insert and another to remove.
 //!
 //! What it answers depends only on which orders are pending (the audit checks it against the
 //! orders); where each one sits depends on the order of placement, and is encoded as it is, so

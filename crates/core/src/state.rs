@@ -56,8 +56,8 @@ pub struct State {
     pub(crate) campaigns: Vec<Campaign>,
     pub(crate) orders: Chunked<Order>,
     /// The coupons applied to an order, for the orders that have any (a minority): `total` is
-    /// the lines' sum less these. Beside the orders rather than in each, where even an empty
-    /// list took 8 bytes of every order.
+    /// the lines' sum less these. Beside the orders rather than in each, so an order without
+    /// coupons pays nothing for them.
     pub(crate) order_discounts: BTreeMap<OrderId, Vec<OrderDiscount>>,
     pub(crate) ledger: Ledger,
     /// Pending orders by expiry.
@@ -597,9 +597,8 @@ impl<'a> EncodedState<'a> {
 const ENCODE_BUFFER_BYTES: usize = 16 << 10;
 
 /// A postcard flavor that buffers the encoding and writes it out in blocks, counting them.
-/// Through `postcard::to_io` every varint was its own `write_all` through the writer's layers
-/// (27% of the samples of `/v1/audit` at 10.6 M orders, most of it the digest); buffered here,
-/// a forked snapshot writer of that state took 9.2-10.9 s instead of 10.6-12.0 s.
+/// Without it every varint would be its own `write_all` through the writer's layers (the digest
+/// and the snapshot writer encode gigabytes this way).
 struct Buffered<W> {
     out: W,
     buf: [u8; ENCODE_BUFFER_BYTES],

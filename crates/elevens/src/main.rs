@@ -207,11 +207,10 @@ impl Cmd {
     }
 }
 
-/// Transparent huge pages off, unless `ELEVENS_THP=1`. With them on, the sequencer ran a third
-/// faster in the first seconds, but every time a large table doubled the kernel zeroed (and
-/// compacted for) 2 MiB pages on the hot path: stalls of 50, 90, 180, 370, 700 ms as the state
-/// grew (`elevens bench --workload spike`, ARCHITECTURE.md). A transaction engine keeps its
-/// latency predictable first.
+/// Transparent huge pages off, unless `ELEVENS_THP=1`: with them, each time a large table grows
+/// the kernel zeroes (and compacts for) 2 MiB pages on the hot path, stalls that grow with the
+/// state (ARCHITECTURE.md). A transaction engine keeps its latency predictable first; the
+/// throughput THP would add is measured in bench/RESULTS.md.
 fn transparent_huge_pages() {
     if std::env::var("ELEVENS_THP").is_ok_and(|v| v == "1") {
         return;

@@ -2,11 +2,10 @@
 //! tables faulted in by a thread of their own.
 //!
 //! The big tables grow by fresh chunks (orders 8 MiB, transfers 3.5 MiB, remembered outcomes
-//! 4 MiB at a time), and the sequencer used to take a page fault on every 4 KiB of them as it
-//! filled them: 9% of its time (`perf record -t <sequencer>` on the in-process flash bench: 84% of
-//! its faults in `Chunked::push` and `ChunkedDeque::push_back`). Every allocation of at least
+//! 4 MiB at a time); left alone, the sequencer would take a page fault on every 4 KiB of them as
+//! it filled them. Every allocation of at least
 //! [`PREFAULT_BYTES_MIN`] by such a thread (the sequencer, a restart's decoders: the server
-//! names them, [`elevens_http::engine::on_table_threads`]) is now handed to a prefault thread,
+//! names them, [`elevens_http::engine::on_table_threads`]) is handed to a prefault thread,
 //! which asks the kernel to map its pages writable (`MADV_POPULATE_WRITE`) while the sequencer
 //! is still filling the first of them; the second core is mostly idle. Other threads' blocks
 //! are left alone: a buffer that doubles (a search index's segment files) would have its unused
