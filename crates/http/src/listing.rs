@@ -1,7 +1,6 @@
 //! The HTTP side of `GET /v1/me` and the lists ([`crate::views::listing`]).
 
-use crate::api::page_limit;
-use crate::api::{read, AppPath, AppQuery, AppState, Auth};
+use crate::api::{page_limit, read, AppPath, AppQuery, AppState, Auth};
 use crate::error::{ApiError, ErrorBody};
 use crate::views::listing::*;
 use crate::views::Query;
