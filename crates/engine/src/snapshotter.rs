@@ -1,8 +1,9 @@
 //! Snapshots written by a forked child, so the sequencer never stops to encode the state.
 //!
 //! Encoding the state takes seconds at millions of orders and grows with it, so the sequencer
-//! never does it: it forks between two batches, and the child gets a copy-on-write image of the state as it stands and writes it to
-//! the snapshot file while the parent goes on (Redis's `BGSAVE`). The sequencer pays only for
+//! never does it: it forks between two batches, and the child gets a copy-on-write image of the
+//! state as it stands and writes it to the snapshot file while the parent goes on (Redis's
+//! `BGSAVE`). The sequencer pays only for
 //! the fork (copying the page tables: tens of ms for gigabytes) and for the pages it writes
 //! while the child runs (each copied once).
 //!

@@ -11,7 +11,7 @@
 //!
 //! axum's own `serve` has none of these bounds, hence this loop over hyper's connection builder.
 
-pub use crate::config::HttpLimits;
+use crate::config::HttpLimits;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::Router;

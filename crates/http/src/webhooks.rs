@@ -19,6 +19,7 @@
 //! delivery and lost to a crash sends that delivery again: at least once.
 
 use crate::api::{AppJson, AppPath, AppState, Auth, IdempotencyKey};
+use crate::config::WebhookLimits;
 use crate::egress::{AddressPolicy, GuardedResolver, Refusal};
 use crate::error::{ApiError, ErrorBody};
 use axum::extract::State;
@@ -44,29 +45,18 @@ pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
 pub const WEBHOOK_BATCH_EVENTS_MAX: usize = 100;
 /// Delivery attempts kept per subscription, newest last.
 pub const WEBHOOK_ATTEMPTS_KEPT: usize = 100;
-pub use crate::config::WEBHOOK_ALLOW_RANGES_MAX;
 /// How long a subscription's creation waits for its host name to resolve, in ms.
 const WEBHOOK_CREATE_RESOLVE_TIMEOUT_MS: u64 = 2_000;
 /// The signature's header.
 pub const SIGNATURE_HEADER: &str = "elevens-signature";
 
-/// Deliveries' timing (`WebhookLimits`, in the config).
-pub use crate::config::WebhookLimits;
-
-/// The retry delay for a subscription that failed `failures` times in a row.
-trait Backoff {
-    fn backoff(&self, failures: u32) -> Duration;
-}
-
-impl Backoff for WebhookLimits {
-    /// The delay before retry `failures` (1 for the first): `base * 2^(failures-1)` capped,
-    /// then a random point in its upper half, so that endpoints that failed together do not
-    /// come back together.
-    fn backoff(&self, failures: u32) -> Duration {
-        let doubled = self.backoff_base_ms.saturating_mul(1u64 << (failures.saturating_sub(1)).min(32));
-        let ceiling = doubled.min(self.backoff_max_ms);
-        Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
-    }
+/// The delay before retry `failures` (1 for the first): `base * 2^(failures-1)` capped, then a
+/// random point in its upper half, so that endpoints that failed together do not come back
+/// together.
+fn backoff(limits: &WebhookLimits, failures: u32) -> Duration {
+    let doubled = limits.backoff_base_ms.saturating_mul(1u64 << (failures.saturating_sub(1)).min(32));
+    let ceiling = doubled.min(limits.backoff_max_ms);
+    Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
 }
 
 /// One subscription, as stored.
@@ -317,7 +307,7 @@ async fn run_worker(hooks: std::sync::Weak<Webhooks>, id: u64, changed: Arc<toki
         drop(webhooks);
         if failures < limits.failures_max {
             tokio::select! {
-                _ = tokio::time::sleep(limits.backoff(failures)) => {}
+                _ = tokio::time::sleep(backoff(&limits, failures)) => {}
                 _ = wake => {}
             }
         }
@@ -788,9 +778,9 @@ mod tests {
         let limits =
             WebhookLimits { backoff_base_ms: 100, backoff_max_ms: 1_000, ..WebhookLimits::default() };
         for _ in 0..100 {
-            assert!((50..=100).contains(&(limits.backoff(1).as_millis() as u64)));
-            assert!((200..=400).contains(&(limits.backoff(3).as_millis() as u64)));
-            assert!((500..=1_000).contains(&(limits.backoff(40).as_millis() as u64)));
+            assert!((50..=100).contains(&(backoff(&limits, 1).as_millis() as u64)));
+            assert!((200..=400).contains(&(backoff(&limits, 3).as_millis() as u64)));
+            assert!((500..=1_000).contains(&(backoff(&limits, 40).as_millis() as u64)));
         }
     }
 }

@@ -25,7 +25,7 @@ fn the_systemd_unit_verifies_and_waits_longer_than_the_graceful_stop() {
     assert!(unit_value("LimitNOFILE").parse::<u64>().unwrap() >= 65_536);
     assert_eq!(unit_value("Restart"), "on-failure");
     assert_eq!(unit_value("KillSignal"), "SIGTERM");
-    let drain_ms = elevens_http::http::HttpLimits::default().drain_timeout_ms;
+    let drain_ms = elevens_http::config::HttpLimits::default().drain_timeout_ms;
     assert!(seconds(unit_value("TimeoutStopSec")) * 1_000 >= 2 * drain_ms, "a stop outlasts the drain");
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         eprintln!("SKIPPED: systemd-analyze is not installed");
