@@ -1,10 +1,10 @@
 //! elevens-analytics: the live business figures of the big screen, folded from the engine's
 //! events — never from the state machine's hot path.
 //!
-//! The sequencer turns each outcome that changed state into an [`Event`] ([`events_of`], a pure
-//! read of the state just after the command); the journal thread folds the events of a batch
-//! into [`Analytics`] once the batch is durable, so no figure ever counts a command that could
-//! still be lost. Sums are exact integers in minor units: GMV is what buyers paid for orders,
+//! The figures fold the event feed's events ([`elevens_feed::FeedEvent`]): one derivation of
+//! each outcome serves the feed, the webhooks and these figures alike. The engine hands a
+//! batch's events to [`Analytics::fold`] once the feed has them, after the batch is durable,
+//! so no figure ever counts a command that could still be lost. Sums are exact integers in minor units: GMV is what buyers paid for orders,
 //! less what was refunded. On start, [`Analytics::from_state`] rebuilds the cumulative figures
 //! from the recovered orders; the per-second window restarts empty (it is live by nature).
 //! Views come from storefronts through the API and are not journaled: a funnel's view count
@@ -12,7 +12,8 @@
 
 pub mod experiments;
 
-use elevens_core::{Currency, Millis, Outcome, State};
+use elevens_core::{Currency, Millis, OrderId, OrderStatus, State};
+use elevens_feed::{Code, FeedEvent, Kind, LineItem};
 use experiments::{Experiment, ExperimentResults, VariantStats};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -20,79 +21,6 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Seconds kept for the per-second figures: 15 minutes.
 pub const WINDOW_S: usize = 900;
-
-/// One line of an order, as analytics sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Line {
-    pub sku: u64,
-    pub quantity: u32,
-    /// The line's amount before order-level coupons (unit price × quantity).
-    pub amount: u64,
-    pub campaign: Option<u64>,
-}
-
-/// What analytics needs of a command that changed state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    Placed {
-        at: Millis,
-        currency: Currency,
-        lines: Lines,
-    },
-    Paid {
-        at: Millis,
-        buyer: u64,
-        merchant: u64,
-        currency: Currency,
-        total: u64,
-        lines: Lines,
-    },
-    Refunded {
-        at: Millis,
-        merchant: u64,
-        currency: Currency,
-        amount: u64,
-        lines: Lines,
-    },
-    /// A storefront showed a SKU (and its campaign, if any) to a buyer.
-    Viewed {
-        at: Millis,
-        sku: u64,
-        campaign: Option<u64>,
-        buyer: u64,
-    },
-    CampaignCreated {
-        id: u64,
-        sku: u64,
-        starts_at: Millis,
-        ends_at: Millis,
-        quantity: u64,
-    },
-    /// A new SKU (for the search index; the figures ignore it).
-    SkuCreated {
-        sku: u64,
-        merchant: u64,
-        title: String,
-        description: String,
-        price: u64,
-    },
-    /// A SKU's texts or price as they are after an edit (the search index replaces its
-    /// document; labels read before are stale, [`Analytics::sku_edits`]).
-    SkuUpdated {
-        sku: u64,
-        merchant: u64,
-        title: String,
-        description: String,
-        price: u64,
-    },
-    ExperimentCreated {
-        id: u64,
-        name: String,
-        variants: Vec<(String, u32)>,
-        starts_at: Millis,
-        ends_at: Millis,
-    },
-}
 
 /// A campaign, for the big screen's countdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -104,89 +32,9 @@ pub struct CampaignTimes {
     pub quantity: u64,
 }
 
-/// A placed or paid order's lines: inline when there is one, so deriving the event allocates
-/// nothing on the sequencer.
-pub type Lines = smallvec::SmallVec<[Line; 1]>;
-
-fn lines(order: &elevens_core::Order) -> Lines {
-    let line = |l: &elevens_core::OrderLine| Line {
-        sku: l.sku.0,
-        quantity: l.quantity(),
-        amount: l.unit_price.0.saturating_mul(u64::from(l.quantity())),
-        campaign: l.campaign().map(|c| c.0),
-    };
-    // Most orders have one line: built in place, not pushed through `collect`'s growth checks
-    // (whose stores the event's copy then read back: 5% of the sequencer, mostly that stall).
-    match order.lines.as_slice() {
-        [one] => Lines::from_buf([line(one)]),
-        many => many.iter().map(line).collect(),
-    }
-}
-
-/// The event of a command that changed state, read from the state just after it (pure).
-pub fn events_of(state: &State, outcome: &Outcome, at: Millis) -> Option<Event> {
-    match *outcome {
-        Outcome::OrderPlaced { order, .. } => {
-            let o = state.order(order).ok()?;
-            Some(Event::Placed { at, currency: o.currency, lines: lines(o) })
-        }
-        Outcome::OrderPaid { order, total, .. } => {
-            let o = state.order(order).ok()?;
-            Some(Event::Paid {
-                at,
-                buyer: o.buyer().0,
-                merchant: o.merchant().0,
-                currency: o.currency,
-                total: total.0,
-                lines: lines(o),
-            })
-        }
-        Outcome::SkuCreated { sku, .. } | Outcome::SkuUpdated { sku } => {
-            let s = state.sku(sku).ok()?;
-            let (sku, merchant, price) = (sku.0, s.merchant().0, s.price.0);
-            let title = state.sku_title(s).to_string();
-            let description = state.sku_description(s).to_string();
-            Some(match outcome {
-                Outcome::SkuUpdated { .. } => Event::SkuUpdated { sku, merchant, title, description, price },
-                _ => Event::SkuCreated { sku, merchant, title, description, price },
-            })
-        }
-        Outcome::ExperimentCreated { experiment } => {
-            Some(experiment_event(experiment, state.experiment(experiment).ok()?))
-        }
-        Outcome::CampaignCreated { campaign } => {
-            let c = state.campaign(campaign).ok()?;
-            let (sku, quantity) = (c.sku.0, c.quantity);
-            Some(Event::CampaignCreated {
-                id: campaign.0,
-                sku,
-                starts_at: c.starts_at,
-                ends_at: c.ends_at,
-                quantity,
-            })
-        }
-        Outcome::OrderRefunded { order, amount, .. } => {
-            let o = state.order(order).ok()?;
-            Some(Event::Refunded {
-                at,
-                merchant: o.merchant().0,
-                currency: o.currency,
-                amount: amount.0,
-                lines: lines(o),
-            })
-        }
-        _ => None,
-    }
-}
-
-fn experiment_event(id: elevens_core::ExperimentId, e: &elevens_core::NewExperiment) -> Event {
-    Event::ExperimentCreated {
-        id: id.0,
-        name: e.name.clone(),
-        variants: e.variants.iter().map(|v| (v.name.clone(), v.weight)).collect(),
-        starts_at: e.starts_at,
-        ends_at: e.ends_at,
-    }
+/// A line's amount before order-level coupons: what the figures by SKU and campaign count.
+fn amount(line: &LineItem) -> u64 {
+    line.unit_price.saturating_mul(u64::from(line.quantity))
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -297,17 +145,17 @@ impl Analytics {
     pub fn catalogue_of(state: &State) -> Analytics {
         let mut analytics = Analytics::default();
         for (id, c) in state.campaigns() {
-            let (sku, quantity) = (c.sku.0, c.quantity);
-            analytics.fold(&Event::CampaignCreated {
-                id: id.0,
-                sku,
-                starts_at: c.starts_at,
-                ends_at: c.ends_at,
-                quantity,
-            });
+            let times = CampaignTimes {
+                campaign_id: id.0,
+                sku_id: c.sku.0,
+                starts_at: c.starts_at.0,
+                ends_at: c.ends_at.0,
+                quantity: c.quantity,
+            };
+            analytics.campaigns.insert(id.0, times);
         }
         for (id, e) in state.experiments() {
-            analytics.fold(&experiment_event(id, e));
+            analytics.fold_kind(Millis(0), None, None, &elevens_feed::experiment_created(id.0, e));
         }
         analytics
     }
@@ -319,26 +167,28 @@ impl Analytics {
     pub fn of_orders(state: &State, positions: std::ops::Range<usize>) -> Analytics {
         let mut analytics = Analytics::default();
         // Looked up by position: `orders().skip(n)` would walk the first n orders one by one.
-        let orders = positions.filter_map(|i| state.order(elevens_core::OrderId(i as u64 + 1)).ok());
-        for order in orders {
-            let at = order.placed_at;
-            analytics.fold(&Event::Placed { at, currency: order.currency, lines: lines(order) });
-            use elevens_core::OrderStatus::*;
-            if matches!(order.status, Paid | Refunded) {
-                let merchant = order.merchant().0;
-                let paid = Event::Paid {
-                    at,
-                    buyer: order.buyer().0,
-                    merchant,
-                    currency: order.currency,
-                    total: order.total.0,
-                    lines: lines(order),
-                };
-                analytics.fold(&paid);
-                if order.status == Refunded {
-                    let (currency, amount) = (order.currency, order.total.0);
-                    analytics.fold(&Event::Refunded { at, merchant, currency, amount, lines: lines(order) });
-                }
+        let ids = positions.map(|i| OrderId(i as u64 + 1));
+        for (id, order) in ids.filter_map(|id| Some((id, state.order(id).ok()?))) {
+            let (at, currency) = (order.placed_at, order.currency);
+            let lines = elevens_feed::order_lines(order, None, |_| 0);
+            analytics.placed(at, currency, &lines);
+            if !matches!(order.status, OrderStatus::Paid | OrderStatus::Refunded) {
+                continue;
+            }
+            let merchant = order.merchant().0;
+            analytics.paid(at, order.buyer().0, merchant, currency, order.total.0, &lines);
+            // The refunds so far, as one: what the figures subtract adds up alike.
+            if let Some(account) = state.refund_account(id) {
+                let units: Vec<(u8, u32)> = account
+                    .units
+                    .iter()
+                    .enumerate()
+                    .map(|(p, &n)| (p as u8, n))
+                    .filter(|l| l.1 > 0)
+                    .collect();
+                let refunded = elevens_feed::order_lines(order, Some(&units), |_| 0);
+                let complete = order.status == OrderStatus::Refunded;
+                analytics.refunded(at, merchant, currency, account.total.0, &refunded, complete);
             }
         }
         analytics.seconds.clear();
@@ -392,91 +242,129 @@ impl Analytics {
         &mut self.seconds[index]
     }
 
-    pub fn fold(&mut self, event: &Event) {
-        match event {
-            Event::Placed { at, currency, lines, .. } => {
-                self.by_currency.entry(*currency).or_default().placed_orders += 1;
-                self.second(*at).orders += 1;
-                for campaign in campaigns(lines) {
-                    self.funnels.entry(campaign).or_default().orders += 1;
-                }
+    /// Folds one event of the feed (the events without a figure are ignored).
+    pub fn fold(&mut self, event: &FeedEvent) {
+        self.fold_kind(Millis(event.at), event.merchant, event.buyer, &event.kind);
+    }
+
+    fn fold_kind(&mut self, at: Millis, merchant: Option<u64>, buyer: Option<u64>, kind: &Kind) {
+        let (merchant, buyer) = (merchant.unwrap_or(0), buyer.unwrap_or(0));
+        match kind {
+            Kind::OrderPlaced { currency: Code(currency), lines, .. } => self.placed(at, *currency, lines),
+            Kind::OrderPaid { currency: Code(currency), total, lines, .. } => {
+                self.paid(at, buyer, merchant, *currency, *total, lines)
             }
-            Event::Paid { at, buyer, merchant, currency, total, lines } => {
-                for e in self.experiments.values_mut().filter(|e| e.running(at.0)) {
-                    let variant = experiments::assign_in(e, *buyer);
-                    let stats = &mut e.variants[variant];
-                    if stats.exposed.contains(buyer) {
-                        stats.converted.insert(*buyer);
-                        stats.orders += 1;
-                        stats.sum += u128::from(*total);
-                        stats.sum_sq += (*total as f64).powi(2);
-                    }
-                }
-                let totals = self.by_currency.entry(*currency).or_default();
-                totals.gmv += i128::from(*total);
-                totals.paid_orders += 1;
-                let second = self.second(*at);
-                second.payments += 1;
-                second.gmv = second.gmv.saturating_add(*total as i64);
-                *self.merchant_gmv.entry(*merchant).or_default() += i128::from(*total);
-                self.lines(lines, 1);
-                for campaign in campaigns(lines) {
-                    self.funnels.entry(campaign).or_default().paid += 1;
-                }
+            Kind::OrderRefunded { currency: Code(currency), amount, lines, complete, .. } => {
+                self.refunded(at, merchant, *currency, *amount, lines, *complete)
             }
-            Event::Refunded { at, merchant, currency, amount, lines } => {
-                let totals = self.by_currency.entry(*currency).or_default();
-                totals.gmv -= i128::from(*amount);
-                totals.refunded_orders += 1;
-                totals.refunds += u128::from(*amount);
-                let second = self.second(*at);
-                second.gmv = second.gmv.saturating_sub(*amount as i64);
-                *self.merchant_gmv.entry(*merchant).or_default() -= i128::from(*amount);
-                self.lines(lines, -1);
-            }
-            Event::Viewed { at, buyer, campaign, .. } => {
-                for e in self.experiments.values_mut().filter(|e| e.running(at.0)) {
-                    let variant = experiments::assign_in(e, *buyer);
-                    e.variants[variant].exposed.insert(*buyer);
-                }
-                if let Some(campaign) = campaign {
-                    self.funnels.entry(*campaign).or_default().views += 1;
-                }
-            }
-            Event::SkuCreated { .. } => {}
-            Event::SkuUpdated { .. } => self.sku_edits += 1,
-            Event::ExperimentCreated { id, name, variants, starts_at, ends_at } => {
+            Kind::SkuUpdated { .. } => self.sku_edits += 1,
+            Kind::ExperimentCreated { experiment, name, variants, starts_at, ends_at } => {
                 let experiment = Experiment {
-                    id: *id,
+                    id: *experiment,
                     name: name.clone(),
-                    names: variants.iter().map(|v| v.0.clone()).collect(),
-                    weights: variants.iter().map(|v| v.1).collect(),
-                    starts_at: starts_at.0,
-                    ends_at: ends_at.0,
+                    names: variants.iter().map(|v| v.name.clone()).collect(),
+                    weights: variants.iter().map(|v| v.weight).collect(),
+                    starts_at: *starts_at,
+                    ends_at: *ends_at,
                     variants: variants.iter().map(|_| VariantStats::default()).collect(),
                 };
-                self.experiments.insert(*id, experiment);
+                self.experiments.insert(experiment.id, experiment);
             }
-            Event::CampaignCreated { id, sku, starts_at, ends_at, quantity } => {
+            Kind::CampaignCreated { campaign, sku, quantity, starts_at, ends_at, .. } => {
                 let times = CampaignTimes {
-                    campaign_id: *id,
+                    campaign_id: *campaign,
                     sku_id: *sku,
-                    starts_at: starts_at.0,
-                    ends_at: ends_at.0,
+                    starts_at: *starts_at,
+                    ends_at: *ends_at,
                     quantity: *quantity,
                 };
-                self.campaigns.insert(*id, times);
+                self.campaigns.insert(*campaign, times);
             }
+            _ => {}
         }
     }
 
-    fn lines(&mut self, lines: &[Line], sign: i64) {
+    /// A storefront showed a SKU (and its campaign, if any) to a buyer: not journaled, so not
+    /// an event of the feed.
+    pub fn view(&mut self, at: Millis, campaign: Option<u64>, buyer: u64) {
+        for e in self.experiments.values_mut().filter(|e| e.running(at.0)) {
+            let variant = experiments::assign_in(e, buyer);
+            e.variants[variant].exposed.insert(buyer);
+        }
+        if let Some(campaign) = campaign {
+            self.funnels.entry(campaign).or_default().views += 1;
+        }
+    }
+
+    fn placed(&mut self, at: Millis, currency: Currency, lines: &[LineItem]) {
+        self.by_currency.entry(currency).or_default().placed_orders += 1;
+        self.second(at).orders += 1;
+        for campaign in campaigns(lines) {
+            self.funnels.entry(campaign).or_default().orders += 1;
+        }
+    }
+
+    fn paid(
+        &mut self,
+        at: Millis,
+        buyer: u64,
+        merchant: u64,
+        currency: Currency,
+        total: u64,
+        lines: &[LineItem],
+    ) {
+        for e in self.experiments.values_mut().filter(|e| e.running(at.0)) {
+            let variant = experiments::assign_in(e, buyer);
+            let stats = &mut e.variants[variant];
+            if stats.exposed.contains(&buyer) {
+                stats.converted.insert(buyer);
+                stats.orders += 1;
+                stats.sum += u128::from(total);
+                stats.sum_sq += (total as f64).powi(2);
+            }
+        }
+        let totals = self.by_currency.entry(currency).or_default();
+        totals.gmv += i128::from(total);
+        totals.paid_orders += 1;
+        let second = self.second(at);
+        second.payments += 1;
+        second.gmv = second.gmv.saturating_add(total as i64);
+        *self.merchant_gmv.entry(merchant).or_default() += i128::from(total);
+        self.lines(lines, 1);
+        for campaign in campaigns(lines) {
+            self.funnels.entry(campaign).or_default().paid += 1;
+        }
+    }
+
+    /// A refund of `amount` (shipping included) and the units of `lines`; `complete`: the
+    /// order has nothing left to refund, and counts as a refunded order.
+    fn refunded(
+        &mut self,
+        at: Millis,
+        merchant: u64,
+        currency: Currency,
+        amount: u64,
+        lines: &[LineItem],
+        complete: bool,
+    ) {
+        let totals = self.by_currency.entry(currency).or_default();
+        totals.gmv -= i128::from(amount);
+        totals.refunded_orders += u64::from(complete);
+        totals.refunds += u128::from(amount);
+        let second = self.second(at);
+        second.gmv = second.gmv.saturating_sub(amount as i64);
+        *self.merchant_gmv.entry(merchant).or_default() -= i128::from(amount);
+        self.lines(lines, -1);
+    }
+
+    fn lines(&mut self, lines: &[LineItem], sign: i64) {
         for line in lines {
+            let amount = i128::from(amount(line)) * i128::from(sign);
             let entry = self.sku_gmv.entry(line.sku).or_default();
-            entry.0 += i128::from(line.amount) * i128::from(sign);
+            entry.0 += amount;
             entry.1 += i64::from(line.quantity) * sign;
             if let Some(campaign) = line.campaign {
-                self.funnels.entry(campaign).or_default().gmv += i128::from(line.amount) * i128::from(sign);
+                self.funnels.entry(campaign).or_default().gmv += amount;
             }
         }
     }
@@ -577,7 +465,7 @@ impl Analytics {
     }
 }
 
-fn campaigns(lines: &[Line]) -> impl Iterator<Item = u64> + '_ {
+fn campaigns(lines: &[LineItem]) -> impl Iterator<Item = u64> + '_ {
     let mut seen: Vec<u64> = Vec::new();
     lines.iter().filter_map(|l| l.campaign).filter(move |c| {
         let new = !seen.contains(c);
@@ -597,38 +485,48 @@ fn top(items: impl Iterator<Item = Ranked>, n: usize) -> Vec<Ranked> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use elevens_feed::Lines;
 
-    fn cny() -> Currency {
-        Currency::parse("CNY").unwrap()
+    fn cny() -> Code {
+        Code(Currency::parse("CNY").unwrap())
     }
 
-    fn line(sku: u64, amount: u64, campaign: Option<u64>) -> Line {
-        Line { sku, quantity: 1, amount, campaign }
+    fn line(sku: u64, amount: u64, campaign: Option<u64>) -> LineItem {
+        LineItem { sku, quantity: 1, unit_price: amount, campaign, stock_available: 0 }
+    }
+
+    fn event(at: u64, merchant: u64, buyer: u64, kind: Kind) -> FeedEvent {
+        FeedEvent { record: 1, at, merchant: Some(merchant), buyer: Some(buyer), kind }
+    }
+
+    fn placed(at: u64, lines: Lines) -> FeedEvent {
+        event(at, 1, 1, Kind::OrderPlaced { order: 1, currency: cny(), total: 0, expires_at: 0, lines })
+    }
+
+    fn paid(at: u64, merchant: u64, total: u64, lines: Lines) -> FeedEvent {
+        event(at, merchant, 1, Kind::OrderPaid { order: 1, currency: cny(), total, commission: 0, lines })
+    }
+
+    fn refunded(at: u64, merchant: u64, amount: u64, lines: Lines, complete: bool) -> FeedEvent {
+        let kind = Kind::OrderRefunded {
+            order: 1,
+            currency: cny(),
+            amount,
+            restocked: false,
+            return_id: None,
+            lines,
+            complete,
+        };
+        event(at, merchant, 1, kind)
     }
 
     #[test]
     fn seconds_are_counted_with_gaps_as_zeros_and_the_window_is_bounded() {
         let mut a = Analytics::default();
-        let (t, c) = (1_000_000, cny());
-        a.fold(&Event::Placed {
-            at: Millis(t * 1_000),
-            currency: c,
-            lines: smallvec::smallvec![line(1, 100, None)],
-        });
-        a.fold(&Event::Placed {
-            at: Millis(t * 1_000 + 999),
-            currency: c,
-            lines: smallvec::smallvec![line(1, 100, None)],
-        });
-        let paid = Event::Paid {
-            at: Millis((t + 3) * 1_000),
-            buyer: 1,
-            merchant: 1,
-            currency: c,
-            total: 250,
-            lines: smallvec::smallvec![line(1, 100, None)],
-        };
-        a.fold(&paid);
+        let t = 1_000_000;
+        a.fold(&placed(t * 1_000, smallvec::smallvec![line(1, 100, None)]));
+        a.fold(&placed(t * 1_000 + 999, smallvec::smallvec![line(1, 100, None)]));
+        a.fold(&paid((t + 3) * 1_000, 1, 250, smallvec::smallvec![line(1, 100, None)]));
         let timeline = a.timeline(Millis((t + 4) * 1_000), 5);
         let counts: Vec<(u64, u64)> = timeline.iter().map(|s| (s.orders, s.payments)).collect();
         assert_eq!(counts, [(2, 0), (0, 0), (0, 0), (0, 1), (0, 0)]);
@@ -637,7 +535,7 @@ mod tests {
         assert_eq!((summary.payments_per_s, summary.orders_per_s, summary.peak_orders_per_s), (1, 0, 2));
         assert_eq!((summary.gmv, summary.aov, summary.currency.as_deref()), (250, 250, Some("CNY")));
         // An hour later the window holds 900 seconds, not 3,600.
-        a.fold(&Event::Placed { at: Millis((t + 3_600) * 1_000), currency: c, lines: smallvec::smallvec![] });
+        a.fold(&placed((t + 3_600) * 1_000, Lines::new()));
         assert_eq!(a.seconds.len(), WINDOW_S);
         assert_eq!(a.summary(Millis((t + 3_601) * 1_000)).peak_orders_per_s, 1);
     }
@@ -645,22 +543,18 @@ mod tests {
     #[test]
     fn refunds_net_out_and_funnels_count_views_orders_and_payments() {
         let mut a = Analytics::default();
-        let c = cny();
         let lines: Lines = smallvec::smallvec![line(7, 300, Some(9)), line(8, 200, None)];
-        a.fold(&Event::Viewed { at: Millis(1), sku: 7, campaign: Some(9), buyer: 1 });
-        a.fold(&Event::Viewed { at: Millis(2), sku: 7, campaign: Some(9), buyer: 2 });
-        a.fold(&Event::Placed { at: Millis(3), currency: c, lines: lines.clone() });
-        a.fold(&Event::Paid {
-            at: Millis(4),
-            buyer: 1,
-            merchant: 5,
-            currency: c,
-            total: 450,
-            lines: lines.clone(),
-        });
+        a.view(Millis(1), Some(9), 1);
+        a.view(Millis(2), Some(9), 2);
+        a.fold(&placed(3, lines.clone()));
+        a.fold(&paid(4, 5, 450, lines.clone()));
         assert_eq!(a.funnel(9), Funnel { views: 2, orders: 1, paid: 1, gmv: 300 });
         assert_eq!(a.top_skus(1)[0].id, 7);
-        a.fold(&Event::Refunded { at: Millis(5), merchant: 5, currency: c, amount: 450, lines });
+        // A partial refund of one line first: the order is not refunded yet.
+        a.fold(&refunded(5, 5, 180, smallvec::smallvec![line(8, 200, None)], false));
+        let s = a.summary(Millis(6));
+        assert_eq!((s.gmv, s.refunded_orders, s.refunds), (270, 0, 180));
+        a.fold(&refunded(5, 5, 270, smallvec::smallvec![line(7, 300, Some(9))], true));
         let s = a.summary(Millis(6));
         assert_eq!((s.gmv, s.paid_orders, s.refunded_orders, s.refunds), (0, 1, 1, 450));
         assert_eq!(a.funnel(9).gmv, 0);

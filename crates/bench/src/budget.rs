@@ -15,7 +15,6 @@
 
 use crate::{cny, flash_sku, tail_prices, FLASH_PRICE, HOT_PRICE, HOT_UNITS, MERCHANTS};
 use anyhow::{bail, Context};
-use elevens_analytics::Event;
 use elevens_core::{
     Actor, Amount, Applied, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, Millis,
     NewCampaign, OrderId, Outcome, SkuId, State,
@@ -70,12 +69,10 @@ pub fn derive_order(
     state: &State,
     envelope: &Envelope,
     outcome: &Outcome,
-    events: &mut Vec<Event>,
     feed: &mut Vec<elevens_feed::FeedEvent>,
 ) {
-    derive_events(state, envelope, outcome, events, feed);
+    derive_events(state, envelope, outcome, feed);
     // The sequencer hands these on each batch; here they go at once, so they never grow.
-    events.clear();
     feed.clear();
 }
 
@@ -159,7 +156,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
 
     let zipf = Zipf::new(options.skus as f64, 1.1).context("zipf")?;
     let before = state.footprint();
-    let (mut events, mut feed) = (Vec::new(), Vec::new());
+    let mut feed = Vec::new();
     let mut key: u128 = 1 << 100;
     let mut orders = 0;
     while orders < options.orders {
@@ -175,13 +172,13 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         let envelope = clock.envelope(Actor::Service, Some(key), place);
         // Refused: the hot item sold out, or this buyer's one unit of it taken.
         let Ok(placed) = apply_order(&mut state, &envelope) else { continue };
-        derive_order(&state, &envelope, &placed, &mut events, &mut feed);
+        derive_order(&state, &envelope, &placed, &mut feed);
         let Outcome::OrderPlaced { order, .. } = placed else { bail!("placing gave {placed:?}") };
         key += 1;
         let envelope =
             clock.envelope(Actor::Service, Some(key), Command::PayOrder { order: OrderId(order.0) });
         let paid = apply_order(&mut state, &envelope).with_context(|| format!("paying order {}", order.0))?;
-        derive_order(&state, &envelope, &paid, &mut events, &mut feed);
+        derive_order(&state, &envelope, &paid, &mut feed);
         orders += 1;
     }
     let grown = state.footprint().since(&before);

@@ -3,18 +3,37 @@
 use crate::chunked::ChunkedDeque;
 use crate::command::{Idempotency, Outcome};
 use crate::key_index::{wrapped, KeyIndex};
-use crate::ledger::Owner;
 use crate::limits::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_RETENTION_MS};
-use crate::state::State;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+
+/// What a remembered outcome reads back rather than keeps: facts the state writes once and
+/// never changes after. An order's total and expiry are fixed when it is placed, its commission
+/// when it is paid (the outcomes that read it come after), its restock flag by the refund that
+/// sets it; a red packet's claim is a transfer, never changed. Implemented by `State`; the store
+/// sees nothing else of it.
+pub trait Written {
+    /// The order's total, expiry, commission and restock flag.
+    fn order_facts(&self, order: OrderId) -> Option<OrderFacts>;
+    /// The packet and amount of a red packet's claim, by its transfer.
+    fn claim(&self, transfer: TransferId) -> Option<(RedPacketId, Amount)>;
+}
+
+/// An order's facts a remembered outcome reads back ([`Written::order_facts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderFacts {
+    pub total: Amount,
+    pub expires_at: Millis,
+    pub commission: Amount,
+    pub restocked: bool,
+}
 
 /// A command's outcome as remembered for its idempotency key: 28 bytes, and there are two per
 /// order (place, pay), so every byte counts. The key is kept to 96 bits ([`kept_key`]). The
 /// outcome is kept as its kind and one number (an id, mostly); what the state keeps unchanged
 /// forever once written (an order's total, expiry, commission and restock flag; a transfer's
-/// amount and accounts) is read back from the state ([`Remembered::outcome`]), so a repeat
+/// amount and accounts) is read back from the state ([`Written`]), so a repeat
 /// still returns exactly the first outcome. The kind shares a word with the command's
 /// fingerprint; the few outcomes with a second number (a top-up's balance, a restock's count)
 /// keep it in the store beside, as does the time, per second ([`IdempotencyStore`]). Kept
@@ -228,10 +247,10 @@ impl Remembered {
     /// The outcome as it was first returned, with its second number from `extra` and what it
     /// did not keep read back from `state`; `None` only if the store or the state lost what an
     /// outcome names (the audit checks every one).
-    fn outcome(&self, extra: impl Fn() -> Option<u64>, state: &State) -> Option<Outcome> {
+    fn outcome(&self, extra: impl Fn() -> Option<u64>, state: &impl Written) -> Option<Outcome> {
         use OutcomeKind as K;
         let a = self.a;
-        let order = || state.order(OrderId(a)).ok();
+        let order = || state.order_facts(OrderId(a));
         Some(match self.kind()? {
             K::ApiKeyCreated => Outcome::ApiKeyCreated { key: ApiKeyId(a) },
             K::ApiKeyRevoked => Outcome::ApiKeyRevoked { key: ApiKeyId(a) },
@@ -243,7 +262,7 @@ impl Remembered {
             K::CampaignCreated => Outcome::CampaignCreated { campaign: CampaignId(a) },
             K::OrderPlaced => {
                 let o = order()?;
-                Outcome::OrderPlaced { order: OrderId(a), total: o.total, expires_at: o.expires_at() }
+                Outcome::OrderPlaced { order: OrderId(a), total: o.total, expires_at: o.expires_at }
             }
             K::OrderPaid => {
                 let o = order()?;
@@ -251,11 +270,7 @@ impl Remembered {
             }
             K::OrderRefunded => {
                 let o = order()?;
-                Outcome::OrderRefunded {
-                    order: OrderId(a),
-                    amount: Amount(extra()?),
-                    restocked: o.restocked(),
-                }
+                Outcome::OrderRefunded { order: OrderId(a), amount: Amount(extra()?), restocked: o.restocked }
             }
             K::OrderCancelled => Outcome::OrderCancelled { order: OrderId(a) },
             K::Ticked => {
@@ -270,9 +285,8 @@ impl Remembered {
                 Outcome::RedPacketClosed { packet: RedPacketId(a), returned: Amount(extra()?) }
             }
             K::RedPacketClaimed => {
-                let t = state.ledger.transfer(TransferId(a))?;
-                let Owner::Escrow(packet) = t.debit else { return None };
-                Outcome::RedPacketClaimed { packet, amount: t.amount, transfer: TransferId(a) }
+                let (packet, amount) = state.claim(TransferId(a))?;
+                Outcome::RedPacketClaimed { packet, amount, transfer: TransferId(a) }
             }
             K::ExperimentCreated => Outcome::ExperimentCreated { experiment: ExperimentId(a) },
             K::WarehouseCreated => Outcome::WarehouseCreated { warehouse: WarehouseId(a) },
@@ -316,7 +330,7 @@ impl Recalled<'_> {
     }
 
     /// The outcome as it was first returned ([`Remembered::outcome`]).
-    pub fn outcome(&self, state: &State) -> Option<Outcome> {
+    pub fn outcome(&self, state: &impl Written) -> Option<Outcome> {
         self.entry.outcome(|| self.store.extra(self.position), state)
     }
 }
@@ -442,7 +456,7 @@ impl IdempotencyStore {
 
     /// Every indexed key points at an entry with that key, every entry is indexed, every
     /// entry's outcome can be read back from `state`, and the seconds cover the entries in order.
-    pub(crate) fn is_consistent(&self, state: &State) -> bool {
+    pub(crate) fn is_consistent(&self, state: &impl Written) -> bool {
         // Each lookup is a cache miss; start each a few entries early, as the sequencer does.
         const AHEAD: usize = 8;
         let end = self.first_position + self.entries.len() as u64;
@@ -479,6 +493,7 @@ impl IdempotencyStore {
 mod tests {
     use super::*;
     use crate::command::Outcome;
+    use crate::state::State;
     use crate::types::OrderId;
 
     /// Positions past 2^32, which the index holds wrapped: keys on both sides of the wrap are

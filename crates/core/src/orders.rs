@@ -2,6 +2,7 @@
 //! (buyer to merchant, commission to the platform, the platform's coupon subsidy), and an
 //! unpaid one is cancelled or expires and gives its stock and coupons back.
 
+use crate::catalogue::Sku;
 use crate::command::*;
 use crate::error::{out_of_bounds, CoreError};
 use crate::ledger::{Leg, Owner, TransferKind};
@@ -169,6 +170,13 @@ impl OrderLine {
         OrderLine { sku, quantity, unit_price, campaign }
     }
 
+    /// The line's amount: its unit price times its quantity.
+    pub fn total(&self) -> Result<Amount, CoreError> {
+        self.unit_price
+            .checked_mul(u64::from(self.quantity()))
+            .ok_or_else(|| CoreError::Overflow("order total"))
+    }
+
     pub fn quantity(&self) -> u32 {
         self.quantity.get()
     }
@@ -202,6 +210,24 @@ pub struct Order {
     pub commission: Amount,
     /// Inline when there is one (most orders): no allocation for it.
     pub lines: OrderLines,
+}
+
+/// A line's quantity, if it is one: 1 to [`LINE_QUANTITY_MAX`].
+pub(crate) fn line_quantity(quantity: u32) -> Result<NonZeroU32, CoreError> {
+    NonZeroU32::new(quantity)
+        .filter(|q| q.get() <= LINE_QUANTITY_MAX)
+        .ok_or_else(|| out_of_bounds("quantity", "between 1 and 10000 per line"))
+}
+
+/// An order checked and priced, not yet placed ([`State::price_order`]).
+pub(crate) struct PricedOrder {
+    pub(crate) merchant: MerchantId,
+    pub(crate) currency: Currency,
+    pub(crate) lines: smallvec::SmallVec<[OrderLine; 1]>,
+    pub(crate) discounts: Vec<OrderDiscount>,
+    pub(crate) shipping: Amount,
+    /// The lines' sum, less the discounts, plus shipping.
+    pub(crate) total: Amount,
 }
 
 /// The top bit of [`Order::reservation_and_restocked`].
@@ -255,22 +281,34 @@ impl State {
         reservation_ttl_ms: u64,
     ) -> Result<Outcome, CoreError> {
         self.require_buyer(actor, buyer, "place orders for another buyer")?;
-        if requested.is_empty() || requested.len() > ORDER_LINES_MAX {
-            return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
-        }
         if !(RESERVATION_TTL_MS_MIN..=RESERVATION_TTL_MS_MAX).contains(&reservation_ttl_ms) {
             return Err(out_of_bounds("reservation_ttl_ms", "between 1 s and 7 days"));
         }
-        // Validate every line and price it; nothing is changed until all lines pass.
+        let priced = self.price_order(buyer, requested, coupons, now)?;
+        if self.orders.len() as u64 >= ORDERS_MAX {
+            return Err(CoreError::Overflow("orders ever placed"));
+        }
+        Ok(self.reserve_order(buyer, priced, now, reservation_ttl_ms))
+    }
+
+    /// Checks and prices an order's lines, coupons and shipping as they would be at `now`,
+    /// changing nothing.
+    pub(crate) fn price_order(
+        &self,
+        buyer: BuyerId,
+        requested: &[LineRequest],
+        coupons: &[CouponId],
+        now: Millis,
+    ) -> Result<PricedOrder, CoreError> {
+        if requested.is_empty() || requested.len() > ORDER_LINES_MAX {
+            return Err(out_of_bounds("lines", "an order has 1 to 32 lines"));
+        }
         // On the stack for the one line most orders have: nothing allocated on the sequencer.
         let mut lines = smallvec::SmallVec::<[OrderLine; 1]>::new();
         let mut total = Amount::ZERO;
         let mut merchant_currency: Option<(MerchantId, Currency)> = None;
         for (i, line) in requested.iter().enumerate() {
-            let Some(line_quantity) = NonZeroU32::new(line.quantity).filter(|q| q.get() <= LINE_QUANTITY_MAX)
-            else {
-                return Err(out_of_bounds("quantity", "between 1 and 10000 per line"));
-            };
+            let quantity = line_quantity(line.quantity)?;
             if requested[..i].iter().any(|l| l.sku == line.sku) {
                 return Err(CoreError::DuplicateSku);
             }
@@ -283,40 +321,9 @@ impl State {
                 }
                 Some(_) => {}
             }
-            let quantity = u64::from(line.quantity);
-            if sku.available < quantity {
-                return Err(CoreError::InsufficientStock { available: sku.available });
-            }
-            let (unit_price, campaign) = match self.governing_campaign(sku, now) {
-                None => (sku.price, None),
-                Some((id, c)) => {
-                    if !c.is_open(now) {
-                        return Err(CoreError::CampaignNotStarted {
-                            campaign: id,
-                            starts_in_ms: c.starts_at.0 - now.0,
-                        });
-                    }
-                    if c.quantity - c.taken < quantity {
-                        return Err(CoreError::CampaignSoldOut {
-                            campaign: id,
-                            remaining: c.quantity - c.taken,
-                        });
-                    }
-                    let used = c.taken_by_buyer.get(&buyer).copied().unwrap_or(0);
-                    if used + line.quantity > c.per_buyer_limit {
-                        return Err(CoreError::CampaignLimitExceeded {
-                            campaign: id,
-                            limit: c.per_buyer_limit,
-                            used,
-                        });
-                    }
-                    (c.flash_price, Some(id))
-                }
-            };
-            let line_total =
-                unit_price.checked_mul(quantity).ok_or_else(|| CoreError::Overflow("order total"))?;
-            total = total.checked_add(line_total).ok_or_else(|| CoreError::Overflow("order total"))?;
-            lines.push(OrderLine::new(line.sku, line_quantity, unit_price, campaign));
+            let priced = self.price_line(buyer, line.sku, sku, quantity, now)?;
+            total = total.checked_add(priced.total()?).ok_or_else(|| CoreError::Overflow("order total"))?;
+            lines.push(priced);
         }
         if total.0 > AMOUNT_MAX {
             return Err(CoreError::AmountTooLarge);
@@ -338,12 +345,59 @@ impl State {
         if total.0 > AMOUNT_MAX {
             return Err(CoreError::AmountTooLarge);
         }
+        Ok(PricedOrder { merchant, currency, lines, discounts, shipping, total })
+    }
 
-        if self.orders.len() as u64 >= ORDERS_MAX {
-            return Err(CoreError::Overflow("orders ever placed"));
+    /// One line checked against the SKU's stock and its campaign's window, units left and
+    /// per-buyer limit, at the campaign's price if one governs the SKU now.
+    pub(crate) fn price_line(
+        &self,
+        buyer: BuyerId,
+        id: SkuId,
+        sku: &Sku,
+        units: NonZeroU32,
+        now: Millis,
+    ) -> Result<OrderLine, CoreError> {
+        let quantity = u64::from(units.get());
+        if sku.available < quantity {
+            return Err(CoreError::InsufficientStock { available: sku.available });
         }
+        let (unit_price, campaign) = match self.governing_campaign(sku, now) {
+            None => (sku.price, None),
+            Some((id, c)) => {
+                if !c.is_open(now) {
+                    return Err(CoreError::CampaignNotStarted {
+                        campaign: id,
+                        starts_in_ms: c.starts_at.0 - now.0,
+                    });
+                }
+                if c.quantity - c.taken < quantity {
+                    return Err(CoreError::CampaignSoldOut { campaign: id, remaining: c.quantity - c.taken });
+                }
+                let used = c.taken_by_buyer.get(&buyer).copied().unwrap_or(0);
+                if used + units.get() > c.per_buyer_limit {
+                    return Err(CoreError::CampaignLimitExceeded {
+                        campaign: id,
+                        limit: c.per_buyer_limit,
+                        used,
+                    });
+                }
+                (c.flash_price, Some(id))
+            }
+        };
+        Ok(OrderLine::new(id, units, unit_price, campaign))
+    }
 
-        // All checks passed: reserve.
+    /// Places a priced order: holds its stock and coupons, and its reservation until
+    /// `now + reservation_ttl_ms`. Every check was made: nothing here fails.
+    fn reserve_order(
+        &mut self,
+        buyer: BuyerId,
+        priced: PricedOrder,
+        now: Millis,
+        reservation_ttl_ms: u64,
+    ) -> Outcome {
+        let PricedOrder { merchant, currency, lines, discounts, shipping, total } = priced;
         let order = OrderId::from_index(self.orders.len());
         for line in &lines {
             self.hold(buyer, line);
@@ -352,7 +406,7 @@ impl State {
             self.hold_coupon(d.coupon, buyer, d.amount, true);
         }
         // All fit: buyers and merchants are bounded by BUYERS_MAX and MERCHANTS_MAX, and the
-        // TTL was checked above.
+        // TTL was checked by the caller.
         let (buyer_value, merchant, reservation_ttl_ms) = (
             u32::try_from(buyer.0).unwrap_or(0),
             u32::try_from(merchant.0).unwrap_or(0),
@@ -377,7 +431,7 @@ impl State {
             self.logistics.order_shipping.insert(order, shipping);
         }
         self.reservations.insert(order, expires_at);
-        Ok(Outcome::OrderPlaced { order, total, expires_at })
+        Outcome::OrderPlaced { order, total, expires_at }
     }
 
     /// Moves a line's units from available to reserved, and counts them against its campaign.

@@ -7,7 +7,7 @@ use crate::catalogue::Sku;
 use crate::chunked::Chunked;
 use crate::command::*;
 use crate::error::{out_of_bounds, CoreError};
-use crate::idempotency::IdempotencyStore;
+use crate::idempotency::{IdempotencyStore, OrderFacts, Written};
 use crate::keys::ApiKey;
 use crate::ledger::{Ledger, Leg, Owner, TransferKind};
 use crate::limits::*;
@@ -77,6 +77,10 @@ pub struct State {
     /// overwritten by the next tick).
     #[serde(skip)]
     pub(crate) last_tick: TickNotice,
+    /// The lines (positions and units) the last refund gave back, for the event feed: a
+    /// refund's outcome has only its amount. Not state, like `last_tick`.
+    #[serde(skip)]
+    pub(crate) last_refund: Vec<(u8, u32)>,
 }
 
 /// The ids a `Tick` touched: its outcome has only their counts (outcomes are remembered per
@@ -106,6 +110,24 @@ impl Applied {
 
     pub fn changed(&self) -> bool {
         matches!(self, Applied::Changed(_))
+    }
+}
+
+impl Written for State {
+    fn order_facts(&self, order: OrderId) -> Option<OrderFacts> {
+        let o = self.order(order).ok()?;
+        Some(OrderFacts {
+            total: o.total,
+            expires_at: o.expires_at(),
+            commission: o.commission,
+            restocked: o.restocked(),
+        })
+    }
+
+    fn claim(&self, transfer: TransferId) -> Option<(RedPacketId, Amount)> {
+        let t = self.ledger.transfer(transfer)?;
+        let Owner::Escrow(packet) = t.debit else { return None };
+        Some((packet, t.amount))
     }
 }
 
@@ -310,12 +332,17 @@ impl State {
         id.index().and_then(|i| self.orders.get(i)).ok_or_else(|| CoreError::NotFound("order"))
     }
 
-    /// The coupons applied to an order (none for most).
     /// The ids the last `Tick` expired, closed and booked again.
     pub fn last_tick(&self) -> &TickNotice {
         &self.last_tick
     }
 
+    /// The lines of an order (positions and units) the last refund gave back.
+    pub fn last_refund(&self) -> &[(u8, u32)] {
+        &self.last_refund
+    }
+
+    /// The coupons applied to an order (none for most).
     pub fn order_discounts(&self, id: OrderId) -> &[OrderDiscount] {
         self.order_discounts.get(&id).map_or(&[], Vec::as_slice)
     }

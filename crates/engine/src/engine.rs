@@ -22,11 +22,11 @@
 use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::snapshotter::{self, WritingChild};
-use elevens_analytics::{events_of, Analytics, Event};
+use elevens_analytics::Analytics;
 use elevens_core::{
     Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, Outcome, State,
 };
-use elevens_feed::{Feed, FeedEvent, FeedWriter};
+use elevens_feed::{Feed, FeedEvent, FeedWriter, Kind};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use elevens_replication::Position;
 use elevens_search::{Search, SkuDoc};
@@ -143,9 +143,7 @@ impl Records {
 pub(crate) struct Durable {
     /// The commands that changed the state, in order: the journal's records once encoded.
     pub(crate) changes: Vec<Envelope>,
-    /// What analytics folds in once the batch is durable.
-    events: Vec<Event>,
-    /// What the event feed takes once the batch is durable.
+    /// What the event feed, then the read models, take once the batch is durable.
     feed: Vec<FeedEvent>,
     replies: Vec<(tokio::sync::oneshot::Sender<Vec<ItemResult>>, Vec<ItemResult>, std::time::Instant)>,
     /// A snapshot being written by a forked child, to publish once this batch is durable.
@@ -630,16 +628,15 @@ impl Engine {
             folded: AtomicU64::new(0),
             folded_notify: tokio::sync::Notify::new(),
         });
-        let (events_tx, events_rx) = crossbeam_channel::bounded(READ_MODEL_QUEUE_MAX);
+        let (models_tx, models_rx) = crossbeam_channel::bounded(READ_MODEL_QUEUE_MAX);
         let folding_models = read_models.clone();
         let (tx, rx) = crossbeam_channel::bounded(config.engine.sequencer_queue_max);
         // Two batches in flight at most: one being applied, one being fsync'd.
         let (durable_tx, durable_rx) = crossbeam_channel::bounded(2);
         // The journal thread hands each batch's emptied list of changes back, and the read-model
-        // thread its list of events, so the sequencer never grows one again (a doubling `Vec` of
-        // envelopes was a tenth of its time; of events, 3%, most of it faulting in fresh pages).
+        // thread its list of events, so the sequencer never grows one again (a doubling `Vec`
+        // costs the sequencer its copies and fresh pages faulted in).
         let (spare_tx, spare_rx) = crossbeam_channel::bounded(4);
-        let (spare_events_tx, spare_events_rx) = crossbeam_channel::bounded(4);
         let (feed_tx, feed_rx) = crossbeam_channel::bounded(FEED_QUEUE_MAX);
         let feed_published = Arc::new(AtomicU64::new(0));
         let (spare_feed_tx, spare_feed_rx) = crossbeam_channel::bounded(4);
@@ -675,7 +672,7 @@ impl Engine {
             latency: latency.clone(),
             durable_seq: durable_seq.clone(),
             durable_advanced: durable_advanced.clone(),
-            events: EventsOut { tx: events_tx, models: read_models.clone() },
+            models: read_models.clone(),
             feed: feed_tx,
             feed_published: feed_published.clone(),
             spare: spare_tx,
@@ -685,12 +682,15 @@ impl Engine {
         let mut threads = vec![
             spawn_named("sequencer", move || {
                 let _filling = filling_tables();
-                let spares = Spares { changes: spare_rx, events: spare_events_rx, feed: spare_feed_rx };
+                let spares = Spares { changes: spare_rx, feed: spare_feed_rx };
                 sequencer.run(rx, durable_tx, spares)
             }),
-            spawn_named("feed", move || run_feed(feed_writer, feed_rx, spare_feed_tx)),
+            spawn_named("feed", {
+                let spare = spare_feed_tx.clone();
+                move || run_feed(feed_writer, feed_rx, models_tx, spare)
+            }),
             spawn_named("snapshots", move || snapshotter::run(snapshots, children_rx, snapshot_busy)),
-            spawn_named("read-models", move || folding_models.run(events_rx, spare_events_tx)),
+            spawn_named("read-models", move || folding_models.run(models_rx, spare_feed_tx)),
             spawn_named("search-commit", move || commit_search(committer_search)),
         ];
         let (replication, replica) = match origin {
@@ -769,7 +769,6 @@ impl BatchCounts {
 /// Emptied lists handed back to the sequencer to fill again.
 struct Spares {
     changes: crossbeam_channel::Receiver<Vec<Envelope>>,
-    events: crossbeam_channel::Receiver<Vec<Event>>,
     feed: crossbeam_channel::Receiver<Vec<FeedEvent>>,
 }
 
@@ -812,17 +811,9 @@ impl Sequencer {
             let mut fork_took = Duration::ZERO;
             let at = now_ms().max(self.state.clock());
             let changes = spare.changes.try_recv().unwrap_or_default();
-            let events = spare.events.try_recv().unwrap_or_default();
             let feed = spare.feed.try_recv().unwrap_or_default();
-            let mut batch = Durable {
-                changes,
-                events,
-                feed,
-                replies: Vec::new(),
-                snapshot: None,
-                followed: None,
-                promote: None,
-            };
+            let mut batch =
+                Durable { changes, feed, replies: Vec::new(), snapshot: None, followed: None, promote: None };
             let leading = self.leading.load(Ordering::Acquire);
             if leading && self.state.next_due().is_some_and(|due| due <= at) {
                 let tick = Envelope { actor: Actor::Admin, idempotency: None, at, command: Command::Tick };
@@ -977,12 +968,12 @@ impl Sequencer {
         }
     }
 
-    /// What follows a change of the state: the keys' cache, the read models' events and the
-    /// feed's.
+    /// What follows a change of the state: the keys' cache, and its events (for the feed and
+    /// the read models).
     fn changed(&mut self, envelope: &Envelope, outcome: &Outcome, batch: &mut Durable) {
         self.counts.changed += 1;
         self.keys.observe(&self.state, outcome);
-        derive_events(&self.state, envelope, outcome, &mut batch.events, &mut batch.feed);
+        derive_events(&self.state, envelope, outcome, &mut batch.feed);
     }
 
     fn write(&mut self, envelope: Envelope, batch: &mut Durable) -> Result<Outcome, CoreError> {
@@ -1002,16 +993,9 @@ impl Sequencer {
 }
 
 /// What the sequencer derives from a command that changed the state, after applying it: its
-/// analytics event (the read models') and its feed events. Public for the budget
+/// events, which the feed keeps and the read models fold. Public for the budget
 /// (`elevens bench --workload budget`), which counts the sequencer's work per order.
-pub fn derive_events(
-    state: &State,
-    envelope: &Envelope,
-    outcome: &Outcome,
-    events: &mut Vec<Event>,
-    feed: &mut Vec<FeedEvent>,
-) {
-    events.extend(events_of(state, outcome, state.clock()));
+pub fn derive_events(state: &State, envelope: &Envelope, outcome: &Outcome, feed: &mut Vec<FeedEvent>) {
     elevens_feed::derive(state, envelope, outcome, feed);
 }
 
@@ -1028,8 +1012,8 @@ struct ReadModels {
 impl ReadModels {
     fn run(
         &self,
-        rx: crossbeam_channel::Receiver<(u64, Vec<Event>)>,
-        spare: crossbeam_channel::Sender<Vec<Event>>,
+        rx: crossbeam_channel::Receiver<(u64, Vec<FeedEvent>)>,
+        spare: crossbeam_channel::Sender<Vec<FeedEvent>>,
     ) {
         while let Ok((seq, mut events)) = rx.recv() {
             self.fold(&events);
@@ -1040,60 +1024,59 @@ impl ReadModels {
         }
     }
 
-    fn fold(&self, events: &[Event]) {
+    fn fold(&self, events: &[FeedEvent]) {
         let mut analytics = self.analytics.lock();
         for event in events {
             analytics.fold(event);
-            if let Event::SkuCreated { sku, merchant, title, description, price }
-            | Event::SkuUpdated { sku, merchant, title, description, price } = event
-            {
-                let doc = SkuDoc {
-                    sku: *sku,
-                    merchant: *merchant,
-                    title: title.clone(),
-                    description: description.clone(),
-                    price: *price,
-                };
-                let indexed = match event {
-                    Event::SkuUpdated { .. } => self.search.replace(&doc),
-                    _ => self.search.add(&doc),
-                };
-                if let Err(error) = indexed {
-                    tracing::warn!(%error, sku, "a SKU could not be indexed for search");
-                }
+            let (Kind::SkuCreated { sku, title, description, price, .. }
+            | Kind::SkuUpdated { sku, title, description, price, .. }) = &event.kind
+            else {
+                continue;
+            };
+            let replace = matches!(event.kind, Kind::SkuUpdated { .. });
+            let doc = SkuDoc {
+                sku: *sku,
+                merchant: event.merchant.unwrap_or_default(),
+                title: title.clone(),
+                description: description.clone(),
+                price: *price,
+            };
+            let indexed = if replace { self.search.replace(&doc) } else { self.search.add(&doc) };
+            if let Err(error) = indexed {
+                tracing::warn!(%error, sku = doc.sku, "a SKU could not be indexed for search");
             }
         }
     }
-}
 
-/// The journal thread's end of the read-model queue.
-struct EventsOut {
-    tx: crossbeam_channel::Sender<(u64, Vec<Event>)>,
-    models: Arc<ReadModels>,
-}
-
-impl EventsOut {
-    /// Hands a durable batch's events over; counted as published before its replies leave, so
-    /// a reader who saw the reply waits for the fold.
-    fn publish(&self, events: Vec<Event>) {
-        let seq = self.models.published.load(Ordering::Relaxed) + 1;
-        if self.tx.send((seq, events)).is_ok() {
-            self.models.published.store(seq, Ordering::Release);
-        }
+    /// Counts a durable batch's events as handed over, before its replies leave, so a reader
+    /// who saw a reply waits for the fold; the feed thread hands them on once written.
+    fn publish(&self) -> u64 {
+        let seq = self.published.load(Ordering::Relaxed) + 1;
+        self.published.store(seq, Ordering::Release);
+        seq
     }
+}
+
+/// A durable batch for the feed thread: its events, the last command it covers, and its place
+/// in the read models' order (0: nothing for them).
+struct FeedBatch {
+    events: Vec<FeedEvent>,
+    through: u64,
+    fold: u64,
 }
 
 /// Appends durable batches' events to the feed, and makes them durable at least every
 /// [`FEED_SYNC_INTERVAL`] (a crash loses nothing of them: a restart derives them again).
 fn run_feed(
     mut writer: FeedWriter,
-    rx: crossbeam_channel::Receiver<(u64, Vec<FeedEvent>)>,
+    rx: crossbeam_channel::Receiver<FeedBatch>,
+    models: crossbeam_channel::Sender<(u64, Vec<FeedEvent>)>,
     spare: crossbeam_channel::Sender<Vec<FeedEvent>>,
 ) {
     let mut synced = std::time::Instant::now();
     loop {
         match rx.recv_timeout(FEED_SYNC_INTERVAL) {
-            Ok((through, mut events)) => {
+            Ok(FeedBatch { mut events, through, fold }) => {
                 if let Err(error) = writer.append(&events) {
                     // The feed's disk is failing: stop before a consumer misses an event.
                     tracing::error!(%error, "the event feed could not be written; stopping");
@@ -1101,8 +1084,13 @@ fn run_feed(
                 }
                 writer.cover(through);
                 metrics::counter!("elevens_feed_events_total").increment(events.len() as u64);
-                events.clear();
-                let _ = spare.try_send(events);
+                if fold > 0 {
+                    // Waits when the read models are behind, and so the journal thread does.
+                    let _ = models.send((fold, events));
+                } else {
+                    events.clear();
+                    let _ = spare.try_send(events);
+                }
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -1135,10 +1123,10 @@ pub(crate) struct JournalOut {
     /// The last durable record, stored before the replies leave.
     pub(crate) durable_seq: Arc<AtomicU64>,
     durable_advanced: Arc<tokio::sync::Notify>,
-    events: EventsOut,
+    models: Arc<ReadModels>,
     /// Durable batches' feed events, to the feed thread, with the last durable command: every
     /// command up to it has had its events handed over.
-    feed: crossbeam_channel::Sender<(u64, Vec<FeedEvent>)>,
+    feed: crossbeam_channel::Sender<FeedBatch>,
     /// The last command whose events were handed to the feed thread.
     feed_published: Arc<AtomicU64>,
     /// Emptied lists of changes, back to the sequencer.
@@ -1160,20 +1148,19 @@ impl JournalOut {
         slowest: &mut Duration,
     ) {
         let now = std::time::Instant::now();
-        let Durable { mut changes, events, feed, replies, snapshot, .. } = batch;
+        let Durable { mut changes, feed, replies, snapshot, .. } = batch;
         changes.clear();
         let _ = self.spare.try_send(changes);
-        // Durable now: the read models may count it, the feed may show it.
-        if !events.is_empty() {
-            self.events.publish(events);
-        }
+        // Durable now: the feed may show it, the read models may count it. Counted before the
+        // replies leave, so a reader who saw one waits for its events.
+        let mut fold = 0;
         if let Some(last) = feed.last() {
-            // Counted before the replies leave, so a reader who saw one waits for its events.
             self.feed_published.fetch_max(last.record, Ordering::Release);
+            fold = self.models.publish();
         }
         // Waits when the feed thread is behind: the feed is never missing an event. Sent
         // without events too: the feed learns how far it covers.
-        let _ = self.feed.send((through, feed));
+        let _ = self.feed.send(FeedBatch { events: feed, through, fold });
         self.durable_advanced.notify_waiters();
         for (reply, results, enqueued) in replies {
             *slowest = (*slowest).max(now - enqueued);

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 /// version; a change of meaning or a removal takes a new one.
 pub const VERSION: u32 = 1;
 
+/// The encoding of events in the log on disk ([`crate::log`]): postcard is not self-describing,
+/// so an added field changes it. Kept in the feed's directory; a log of another format is
+/// refused at start rather than misread.
+pub const LOG_FORMAT: u32 = 2;
+
 /// A durable change, as the feed keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedEvent {
@@ -78,18 +83,27 @@ pub enum Kind {
     #[serde(rename = "order.placed")]
     OrderPlaced { order: u64, currency: Code, total: u64, expires_at: u64, lines: Lines },
     #[serde(rename = "order.paid")]
-    OrderPaid { order: u64, currency: Code, total: u64, commission: u64 },
+    OrderPaid { order: u64, currency: Code, total: u64, commission: u64, lines: Lines },
     #[serde(rename = "order.cancelled")]
     OrderCancelled { order: u64 },
     #[serde(rename = "order.expired")]
     OrderExpired { order: u64 },
-    /// `amount` is this refund's, not the order's refunded total.
+    /// `amount` is this refund's, not the order's refunded total, shipping included; `lines`
+    /// are the units it refunded; `complete`: nothing is left to refund of the order.
     #[serde(rename = "order.refunded")]
-    OrderRefunded { order: u64, currency: Code, amount: u64, restocked: bool, return_id: Option<u64> },
+    OrderRefunded {
+        order: u64,
+        currency: Code,
+        amount: u64,
+        restocked: bool,
+        return_id: Option<u64>,
+        lines: Lines,
+        complete: bool,
+    },
     #[serde(rename = "stock.changed")]
     StockChanged { sku: u64, available: u64, received: u64, reason: StockReason },
     #[serde(rename = "sku.created")]
-    SkuCreated { sku: u64, title: String, currency: Code, price: u64, stock: u64 },
+    SkuCreated { sku: u64, title: String, description: String, currency: Code, price: u64, stock: u64 },
     #[serde(rename = "campaign.created")]
     CampaignCreated { campaign: u64, sku: u64, flash_price: u64, quantity: u64, starts_at: u64, ends_at: u64 },
     #[serde(rename = "coupon.used")]
@@ -120,9 +134,24 @@ pub enum Kind {
     TicketOpened { ticket: u64, order: u64, kind: String },
     #[serde(rename = "ticket.updated")]
     TicketUpdated { ticket: u64, order: u64, status: String },
-    /// The SKU's title and price as they are after the edit.
+    /// The SKU's texts and price as they are after the edit.
     #[serde(rename = "sku.updated")]
-    SkuUpdated { sku: u64, title: String, currency: Code, price: u64 },
+    SkuUpdated { sku: u64, title: String, description: String, currency: Code, price: u64 },
+    #[serde(rename = "experiment.created")]
+    ExperimentCreated {
+        experiment: u64,
+        name: String,
+        variants: Vec<ExperimentVariant>,
+        starts_at: u64,
+        ends_at: u64,
+    },
+}
+
+/// A variant of an A/B experiment and its share of the buyers (weights are relative).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExperimentVariant {
+    pub name: String,
+    pub weight: u32,
 }
 
 /// Every event type, as filters and subscriptions name them.
@@ -149,6 +178,7 @@ pub const TYPES: &[&str] = &[
     "ticket.opened",
     "ticket.updated",
     "sku.updated",
+    "experiment.created",
 ];
 
 impl Kind {
@@ -177,6 +207,7 @@ impl Kind {
             Kind::TicketOpened { .. } => 19,
             Kind::TicketUpdated { .. } => 20,
             Kind::SkuUpdated { .. } => 21,
+            Kind::ExperimentCreated { .. } => 22,
         }
     }
 
@@ -239,11 +270,11 @@ pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
         Outcome::OrderPaid { order, total, commission } => {
             let Ok(o) = state.order(order) else { return };
             let (merchant, buyer) = (Some(o.merchant().0), Some(o.buyer().0));
-            let currency = Code(o.currency);
+            let (currency, lines) = (Code(o.currency), ev.lines(o));
             ev.push(
                 merchant,
                 buyer,
-                Kind::OrderPaid { order: order.0, currency, total: total.0, commission: commission.0 },
+                Kind::OrderPaid { order: order.0, currency, total: total.0, commission: commission.0, lines },
             );
             for (id, s) in state.order_shipments(order) {
                 let (warehouse, dispatch_day, promised_by) =
@@ -289,10 +320,10 @@ pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
         }
         Outcome::SkuCreated { sku, initial_stock } => {
             let Ok(s) = state.sku(sku) else { return };
-            let title = state.sku_title(s).to_string();
             let kind = Kind::SkuCreated {
                 sku: sku.0,
-                title,
+                title: state.sku_title(s).to_string(),
+                description: state.sku_description(s).to_string(),
                 currency: Code(s.currency),
                 price: s.price.0,
                 stock: initial_stock,
@@ -305,6 +336,7 @@ pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
             let kind = Kind::SkuUpdated {
                 sku: sku.0,
                 title: state.sku_title(s).to_string(),
+                description: state.sku_description(s).to_string(),
                 currency: Code(s.currency),
                 price: s.price.0,
             };
@@ -365,6 +397,10 @@ pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
             ev.return_event(ret, |r, id| Kind::ReturnReceived { return_id: id, order: r.order.0 })
         }
         Outcome::TicketOpened { ticket } => ev.ticket_opened(ticket),
+        Outcome::ExperimentCreated { experiment } => {
+            let Ok(e) = state.experiment(experiment) else { return };
+            ev.push(None, None, experiment_created(experiment.0, e));
+        }
         Outcome::TicketUpdated { ticket, status, .. } => {
             let Ok(t) = state.ticket(ticket) else { return };
             let kind =
@@ -372,6 +408,48 @@ pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
             ev.push(Some(t.merchant.0), Some(t.buyer.0), kind);
         }
         _ => {}
+    }
+}
+
+/// The `experiment.created` event of an experiment (also what a restart folds from the state).
+pub fn experiment_created(id: u64, e: &elevens_core::NewExperiment) -> Kind {
+    Kind::ExperimentCreated {
+        experiment: id,
+        name: e.name.clone(),
+        variants: e
+            .variants
+            .iter()
+            .map(|v| ExperimentVariant { name: v.name.clone(), weight: v.weight })
+            .collect(),
+        starts_at: e.starts_at.0,
+        ends_at: e.ends_at.0,
+    }
+}
+
+/// An order's lines as events carry them, `units` of each (by position: `None` for all of
+/// them), with `available(sku)` for each line's stock after the command.
+pub fn order_lines(
+    order: &elevens_core::Order,
+    units: Option<&[(u8, u32)]>,
+    available: impl Fn(SkuId) -> u64,
+) -> Lines {
+    let item = |l: &elevens_core::OrderLine, quantity: u32| LineItem {
+        sku: l.sku.0,
+        quantity,
+        unit_price: l.unit_price.0,
+        campaign: l.campaign().map(|c| c.0),
+        stock_available: available(l.sku),
+    };
+    match units {
+        // Most orders have one line: built in place, not pushed through `collect`'s growth
+        // checks.
+        None => match order.lines.as_slice() {
+            [one] => Lines::from_buf([item(one, one.quantity())]),
+            many => many.iter().map(|l| item(l, l.quantity())).collect(),
+        },
+        Some(units) => {
+            units.iter().filter_map(|&(p, n)| order.lines.get(usize::from(p)).map(|l| item(l, n))).collect()
+        }
     }
 }
 
@@ -395,17 +473,7 @@ impl Events<'_> {
     }
 
     fn lines(&self, order: &elevens_core::Order) -> Lines {
-        order
-            .lines
-            .iter()
-            .map(|l| LineItem {
-                sku: l.sku.0,
-                quantity: l.quantity(),
-                unit_price: l.unit_price.0,
-                campaign: l.campaign().map(|c| c.0),
-                stock_available: self.state.sku(l.sku).map_or(0, |s| s.available),
-            })
-            .collect()
+        order_lines(order, None, |sku| self.state.sku(sku).map_or(0, |s| s.available))
     }
 
     fn stock(&mut self, sku: SkuId, reason: StockReason) {
@@ -426,12 +494,24 @@ impl Events<'_> {
 
     fn refunded(&mut self, order: OrderId, amount: u64, restocked: bool, return_id: Option<u64>) {
         let Ok(o) = self.state.order(order) else { return };
-        let kind =
-            Kind::OrderRefunded { order: order.0, currency: Code(o.currency), amount, restocked, return_id };
+        let state = self.state;
+        let lines =
+            order_lines(o, Some(state.last_refund()), |sku| state.sku(sku).map_or(0, |s| s.available));
+        let kind = Kind::OrderRefunded {
+            order: order.0,
+            currency: Code(o.currency),
+            amount,
+            restocked,
+            return_id,
+            lines,
+            complete: o.status == OrderStatus::Refunded,
+        };
         self.push(Some(o.merchant().0), Some(o.buyer().0), kind);
         if restocked {
-            for line in o.lines.iter() {
-                self.stock(line.sku, StockReason::Returned);
+            for &(p, _) in state.last_refund() {
+                if let Some(line) = o.lines.get(usize::from(p)) {
+                    self.stock(line.sku, StockReason::Returned);
+                }
             }
         }
     }
@@ -484,12 +564,20 @@ mod tests {
         let s = String::new;
         let kinds = [
             Kind::OrderPlaced { order: 1, currency: c, total: 1, expires_at: 1, lines: Lines::new() },
-            Kind::OrderPaid { order: 1, currency: c, total: 1, commission: 0 },
+            Kind::OrderPaid { order: 1, currency: c, total: 1, commission: 0, lines: Lines::new() },
             Kind::OrderCancelled { order: 1 },
             Kind::OrderExpired { order: 1 },
-            Kind::OrderRefunded { order: 1, currency: c, amount: 1, restocked: false, return_id: None },
+            Kind::OrderRefunded {
+                order: 1,
+                currency: c,
+                amount: 1,
+                restocked: false,
+                return_id: None,
+                lines: Lines::new(),
+                complete: true,
+            },
             Kind::StockChanged { sku: 1, available: 1, received: 1, reason: StockReason::Created },
-            Kind::SkuCreated { sku: 1, title: s(), currency: c, price: 1, stock: 1 },
+            Kind::SkuCreated { sku: 1, title: s(), description: s(), currency: c, price: 1, stock: 1 },
             Kind::CampaignCreated {
                 campaign: 1,
                 sku: 1,
@@ -511,7 +599,8 @@ mod tests {
             Kind::ReturnReceived { return_id: 1, order: 1 },
             Kind::TicketOpened { ticket: 1, order: 1, kind: s() },
             Kind::TicketUpdated { ticket: 1, order: 1, status: s() },
-            Kind::SkuUpdated { sku: 1, title: s(), currency: c, price: 1 },
+            Kind::SkuUpdated { sku: 1, title: s(), description: s(), currency: c, price: 1 },
+            Kind::ExperimentCreated { experiment: 1, name: s(), variants: vec![], starts_at: 0, ends_at: 1 },
         ];
         assert_eq!(kinds.len(), TYPES.len());
         for (i, kind) in kinds.into_iter().enumerate() {

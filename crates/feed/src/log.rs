@@ -5,7 +5,7 @@
 //! through their own reads of the files (`pread`), never blocking the writer but for the
 //! moment it takes to clone the list of segments.
 
-use crate::event::{FeedEvent, TYPES};
+use crate::event::{FeedEvent, LOG_FORMAT, TYPES};
 use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -26,6 +26,8 @@ const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// merchant's set-up) leave nothing in the segments to say they were covered, and a restart
 /// must not derive, or replay a snapshot's worth of journal for, what the feed already had.
 const COVERED_FILE: &str = "covered";
+/// The file that names the events' encoding in the segments ([`LOG_FORMAT`]).
+const FORMAT_FILE: &str = "format";
 
 /// How much of the feed is kept. The oldest segment goes once the others hold `bytes_max`.
 /// Settable in the config file's `[feed]` table.
@@ -63,6 +65,12 @@ pub enum FeedError {
     Io(#[from] std::io::Error),
     #[error("the feed's segment {path} is damaged at byte {offset}")]
     Corrupt { path: String, offset: u64 },
+    #[error(
+        "the feed's log in {dir} is encoded as format {found}; this build reads format {LOG_FORMAT}: \
+         run the build that wrote it, or move the directory aside (the feed is then derived again \
+         from the journal)"
+    )]
+    Format { dir: String, found: String },
     /// The position asked for is older than what is kept.
     #[error("events up to position {oldest_kept} are no longer kept (retention); resume after {after}")]
     Expired { oldest_kept: u64, after: u64 },
@@ -156,6 +164,33 @@ pub struct FeedWriter {
     dirty: bool,
 }
 
+/// Refuses a log written in another encoding; names this one in a new log. A log from before
+/// the format file existed is format 1.
+fn check_format(dir: &Path, has_segments: bool) -> Result<(), FeedError> {
+    let path = dir.join(FORMAT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim() == LOG_FORMAT.to_string() => Ok(()),
+        Ok(found) => {
+            Err(FeedError::Format { dir: dir.display().to_string(), found: found.trim().to_string() })
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        Err(_) if has_segments => {
+            Err(FeedError::Format { dir: dir.display().to_string(), found: "1".into() })
+        }
+        Err(_) => Ok(replace_durably(dir, FORMAT_FILE, format!("{LOG_FORMAT}\n").as_bytes())?),
+    }
+}
+
+/// Writes `name` in `dir` whole or not at all, durably: a temporary file, synced, renamed.
+fn replace_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = dir.join(format!("{name}.tmp"));
+    let file = File::create(&temporary)?;
+    file.write_all_at(bytes, 0)?;
+    file.sync_data()?;
+    std::fs::rename(&temporary, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.events"))
 }
@@ -227,6 +262,7 @@ impl FeedWriter {
             .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".events")?.parse().ok())
             .collect();
         firsts.sort_unstable();
+        check_format(dir, !firsts.is_empty())?;
         // An empty segment after others (a stop right after a roll) holds nothing: the one
         // before it is reopened instead.
         while let [.., _, last] = firsts[..] {
@@ -358,13 +394,7 @@ impl FeedWriter {
             self.file.sync_data()?;
         }
         if self.covered > self.covered_durable && self.covered > self.appended_through {
-            let dir = &self.shared.dir;
-            let temporary = dir.join(format!("{COVERED_FILE}.tmp"));
-            let file = File::create(&temporary)?;
-            file.write_all_at(&self.covered.to_le_bytes(), 0)?;
-            file.sync_data()?;
-            std::fs::rename(&temporary, dir.join(COVERED_FILE))?;
-            File::open(dir)?.sync_all()?;
+            replace_durably(&self.shared.dir, COVERED_FILE, &self.covered.to_le_bytes())?;
             self.covered_durable = self.covered;
         }
         Ok(())
@@ -602,7 +632,13 @@ mod tests {
             at: record * 10,
             merchant: Some(merchant),
             buyer: Some(7),
-            kind: Kind::OrderPaid { order: record, currency, total: 100, commission: 5 },
+            kind: Kind::OrderPaid {
+                order: record,
+                currency,
+                total: 100,
+                commission: 5,
+                lines: Default::default(),
+            },
         }
     }
 
@@ -646,6 +682,26 @@ mod tests {
         drop(writer);
         let (writer, feed) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
         assert_eq!((writer.last_record(), all(&feed, 0)), (11, vec![1, 2]));
+    }
+
+    /// Postcard is not self-describing: a log of an older encoding would be misread (or read
+    /// as damaged), so it is refused by name, and a new log says its format.
+    #[test]
+    fn a_log_of_another_format_is_refused_at_open_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
+        writer.append(&[event(1, 1)]).unwrap();
+        drop(writer);
+        assert_eq!(std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap().trim(), "2");
+        assert!(FeedWriter::open(dir.path(), Retention::default()).is_ok(), "its own format");
+
+        std::fs::remove_file(dir.path().join(FORMAT_FILE)).unwrap();
+        let Err(refused) = FeedWriter::open(dir.path(), Retention::default()) else {
+            panic!("segments without a format file are format 1")
+        };
+        assert!(matches!(&refused, FeedError::Format { found, .. } if found == "1"), "{refused}");
+        std::fs::write(dir.path().join(FORMAT_FILE), "3\n").unwrap();
+        assert!(matches!(FeedWriter::open(dir.path(), Retention::default()), Err(FeedError::Format { .. })));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use elevens_admission::Stats;
 use elevens_analytics::experiments::ExperimentResults;
-use elevens_analytics::{CampaignTimes, Event, Funnel, Ranked, Second, Summary};
+use elevens_analytics::{CampaignTimes, Funnel, Ranked, Second, Summary};
 use elevens_core::{Actor, BuyerId, MerchantId, Millis, SkuId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -186,7 +186,7 @@ pub async fn views(
     let at = now_ms();
     let mut analytics = app.engine.analytics.lock();
     for v in &request.views {
-        analytics.fold(&Event::Viewed { at, sku: v.sku_id, campaign: v.campaign_id, buyer: v.buyer_id });
+        analytics.view(at, v.campaign_id, v.buyer_id);
     }
     Ok((StatusCode::ACCEPTED, Json(ViewsAccepted { accepted: request.views.len() })))
 }

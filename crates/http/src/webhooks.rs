@@ -689,7 +689,14 @@ mod tests {
         let (mut writer, feed) =
             elevens_feed::FeedWriter::open(&dir.join("feed"), Default::default()).unwrap();
         let currency = elevens_feed::event::Code(elevens_core::Currency::parse("CNY").unwrap());
-        let kind = elevens_feed::Kind::SkuCreated { sku: 1, title: "x".into(), currency, price: 1, stock: 1 };
+        let kind = elevens_feed::Kind::SkuCreated {
+            sku: 1,
+            title: "x".into(),
+            description: String::new(),
+            currency,
+            price: 1,
+            stock: 1,
+        };
         writer
             .append(&[elevens_feed::FeedEvent { record: 1, at: 1, merchant: Some(1), buyer: None, kind }])
             .unwrap();

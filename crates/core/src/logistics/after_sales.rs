@@ -411,6 +411,8 @@ impl State {
         account.total = refunded;
         account.commission.0 += commission_back;
         account.subsidy.0 += subsidy_back;
+        self.last_refund.clear();
+        self.last_refund.extend(per_line.iter().map(|&(p, n, _)| (p as u8, n)));
         let units: SmallVec<[u32; 1]> = account.units.iter().copied().collect();
         if restock {
             self.restock_lines(id, per_line.iter().map(|&(p, n, _)| (p, n)));
