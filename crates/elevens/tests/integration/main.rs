@@ -22,5 +22,6 @@ mod position;
 mod promotions;
 mod regressions;
 mod replicated;
+mod roles;
 mod schemathesis;
 mod walkthrough;
