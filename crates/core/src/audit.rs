@@ -52,6 +52,11 @@ impl State {
             self.check_tracking(),
             self.check_tickets(),
             check(
+                "cart_bounds",
+                self.carts.check().err().map(String::from),
+                format!("{} carts within bounds", self.carts.len()),
+            ),
+            check(
                 "idempotency_index",
                 (!self.idempotency.is_consistent(self))
                     .then(|| "index and entries disagree, or an outcome names what is not there".into()),

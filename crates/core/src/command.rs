@@ -197,6 +197,20 @@ pub enum Command {
     PayOrder {
         order: OrderId,
     },
+    /// Sets a line of the buyer's cart (0 units take it out).
+    SetCartLine {
+        buyer: BuyerId,
+        sku: SkuId,
+        quantity: u32,
+    },
+    /// One order per merchant of the lines (the cart's if none), paid at once from the
+    /// buyer's wallet: all or none.
+    Checkout {
+        buyer: BuyerId,
+        lines: Vec<LineRequest>,
+        /// The stores' coupons, at most one per store.
+        coupons: Vec<CouponId>,
+    },
     CancelOrder {
         order: OrderId,
     },
@@ -346,6 +360,8 @@ impl Command {
             Command::OpenTicket { .. } => "open_ticket",
             Command::UpdateTicket { .. } => "update_ticket",
             Command::UpdateSku(_) => "update_sku",
+            Command::SetCartLine { .. } => "set_cart_line",
+            Command::Checkout { .. } => "checkout",
         }
     }
 }
@@ -485,5 +501,16 @@ pub enum Outcome {
     },
     SkuUpdated {
         sku: SkuId,
+    },
+    /// The cart has `lines` lines now.
+    CartChanged {
+        buyer: BuyerId,
+        lines: u32,
+    },
+    /// Orders `first` to `first + orders - 1`, placed and paid; `total` is their sum.
+    CheckedOut {
+        first: OrderId,
+        orders: u32,
+        total: Amount,
     },
 }

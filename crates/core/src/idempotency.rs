@@ -102,10 +102,12 @@ enum OutcomeKind {
     TicketOpened,
     TicketUpdated,
     SkuUpdated,
+    CartChanged,
+    CheckedOut,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 35] = {
+const KINDS: [OutcomeKind; 37] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -143,6 +145,8 @@ const KINDS: [OutcomeKind; 35] = {
         K::TicketOpened,
         K::TicketUpdated,
         K::SkuUpdated,
+        K::CartChanged,
+        K::CheckedOut,
     ]
 };
 
@@ -201,6 +205,13 @@ impl Remembered {
                 (K::TicketUpdated, ticket.0 << 3 | status as u64, Some(at.0))
             }
             Outcome::SkuUpdated { sku } => (K::SkuUpdated, sku.0, None),
+            // Buyer ids are below 2^32 and a cart has at most 100 lines.
+            Outcome::CartChanged { buyer, lines } => (K::CartChanged, buyer.0 << 8 | u64::from(lines), None),
+            // Order ids are below 2^39 and a checkout places at most 20; the total is the
+            // orders' (fixed once placed).
+            Outcome::CheckedOut { first, orders, .. } => {
+                (K::CheckedOut, first.0 << 8 | u64::from(orders), None)
+            }
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -312,6 +323,14 @@ impl Remembered {
                 Outcome::TicketUpdated { ticket: TicketId(a >> 3), status, at: Millis(extra()?) }
             }
             K::SkuUpdated => Outcome::SkuUpdated { sku: SkuId(a) },
+            K::CartChanged => Outcome::CartChanged { buyer: BuyerId(a >> 8), lines: (a & 0xff) as u32 },
+            K::CheckedOut => {
+                let (first, orders) = (a >> 8, (a & 0xff) as u32);
+                let total = (first..first + u64::from(orders)).try_fold(Amount::ZERO, |sum, id| {
+                    sum.checked_add(state.order_facts(OrderId(id))?.total)
+                })?;
+                Outcome::CheckedOut { first: OrderId(first), orders, total }
+            }
         })
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod checkout;
 pub mod chunked;
 pub mod command;
 pub mod error;

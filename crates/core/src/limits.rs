@@ -29,6 +29,12 @@ pub const BUYERS_MAX: u64 = u32::MAX as u64;
 pub const CAMPAIGNS_MAX: u64 = u32::MAX as u64;
 /// The most lines one order may have.
 pub const ORDER_LINES_MAX: usize = 32;
+/// The most lines of a cart, and of a checkout.
+pub const CART_LINES_MAX: usize = 100;
+/// How long a cart is kept after its last change.
+pub const CART_TTL_MS: u64 = 30 * 24 * 3_600_000;
+/// The most stores (so orders) one checkout spans.
+pub const CHECKOUT_MERCHANTS_MAX: usize = 20;
 /// Names and titles, in bytes.
 pub const NAME_BYTES_MAX: usize = 200;
 /// SKU descriptions, in bytes.

@@ -7,6 +7,7 @@ use crate::command::*;
 use crate::error::{out_of_bounds, CoreError};
 use crate::ledger::{Leg, Owner, TransferKind};
 use crate::limits::*;
+use crate::logistics::Plan;
 use crate::state::State;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
@@ -390,7 +391,7 @@ impl State {
 
     /// Places a priced order: holds its stock and coupons, and its reservation until
     /// `now + reservation_ttl_ms`. Every check was made: nothing here fails.
-    fn reserve_order(
+    pub(crate) fn reserve_order(
         &mut self,
         buyer: BuyerId,
         priced: PricedOrder,
@@ -481,12 +482,20 @@ impl State {
         if now >= order.expires_at() {
             return Err(CoreError::ReservationExpired { expired_at: order.expires_at() });
         }
+        let plan = self.plan_shipments(id, now)?;
+        self.settle(id, &plan, now)
+    }
+
+    /// Pays a pending order whose shipments are planned: moves the money (refused whole if the
+    /// buyer's wallet is short), marks the order paid, turns its reserved units into sold ones,
+    /// and creates its shipments.
+    pub(crate) fn settle(&mut self, id: OrderId, plan: &Plan, now: Millis) -> Result<Outcome, CoreError> {
+        let order = self.order(id)?;
         let commission_bps = self.merchant(order.merchant())?.commission_bps;
         let commission = order.total.basis_points(commission_bps);
         let (legs, n) = payment_legs(order, self.order_discounts(id), commission);
         let legs = &legs[..n];
         let (currency, total, expires_at) = (order.currency, order.total, order.expires_at());
-        let plan = self.plan_shipments(id, now)?;
         self.ledger.move_money(currency, legs, Some(id), now)?;
         let index = id.index().unwrap_or_default();
         let order = &mut self.orders[index];
@@ -498,7 +507,7 @@ impl State {
             sku.sold += u64::from(line.quantity());
         }
         self.reservations.remove(id, expires_at);
-        self.create_shipments(id, &plan, now);
+        self.create_shipments(id, plan, now);
         Ok(Outcome::OrderPaid { order: id, total, commission })
     }
 

@@ -73,6 +73,8 @@ pub struct State {
     pub(crate) experiments: Vec<NewExperiment>,
     /// Warehouses, carriers, shipments, returns and tickets.
     pub(crate) logistics: Logistics,
+    /// Buyers' carts.
+    pub(crate) carts: crate::checkout::Carts,
     /// What the last `Tick` did, by id, for the event feed (not state: not encoded, and
     /// overwritten by the next tick).
     #[serde(skip)]
@@ -142,6 +144,7 @@ impl State {
         let mut footprint = crate::Footprint::default();
         footprint.add("orders", self.orders.bytes() + map_of_lists(&self.order_discounts));
         footprint.add("reservations", self.reservations.bytes());
+        footprint.add("carts", self.carts.bytes());
         self.ledger.footprint(&mut footprint);
         self.idempotency.footprint(&mut footprint);
         footprint.add("skus", self.skus.bytes() + self.sku_texts.bytes());
@@ -266,6 +269,10 @@ impl State {
             Command::OpenTicket { order, subject } => self.open_ticket(actor, now, *order, subject),
             Command::UpdateTicket { ticket, status } => self.update_ticket(actor, now, *ticket, *status),
             Command::UpdateSku(edit) => self.update_sku(actor, now, edit),
+            Command::SetCartLine { buyer, sku, quantity } => {
+                self.set_cart_line(actor, now, *buyer, *sku, *quantity)
+            }
+            Command::Checkout { buyer, lines, coupons } => self.checkout(actor, now, *buyer, lines, coupons),
         }
     }
 
@@ -384,7 +391,7 @@ impl State {
     pub fn next_due(&self) -> Option<Millis> {
         let reservation = self.reservations.first(|id| self.order_expiry(id));
         let packet = self.red_packet_ends.first().map(|(at, _)| *at);
-        [reservation, packet, self.next_logistics_due()].into_iter().flatten().min()
+        [reservation, packet, self.next_logistics_due(), self.carts.next_due()].into_iter().flatten().min()
     }
 
     /// The campaign that governs sales of a SKU at `now`: the open one, or else the next one not
@@ -494,6 +501,7 @@ impl State {
             self.close_unpaid(id, OrderStatus::Expired);
         }
         let budget = EXPIRE_BATCH_MAX.saturating_sub(due.len());
+        let budget = budget.saturating_sub(self.carts.expire(now, budget));
         self.last_tick.repromised.clear();
         let (repromised, tickets) = self.logistics_tick(now, budget);
         let outcome =
@@ -511,8 +519,8 @@ impl State {
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
     /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
     /// 7: remembered outcomes keep 96 bits of their key; 8: outcomes as of when written;
-    /// 9: logistics and after-sales.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTATE9";
+    /// 9: logistics and after-sales; 10: carts.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTAT10";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.

@@ -242,6 +242,16 @@ impl FeedEvent {
 /// The events of one command that changed the state, read from the state just after it:
 /// appended to `out`. `record` is the command's place in the journal (`state.applied()`).
 pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut Vec<FeedEvent>) {
+    // Each store's order of a checkout, as if placed and paid one after the other.
+    if let Outcome::CheckedOut { first, orders, .. } = *outcome {
+        for id in (first.0..first.0 + u64::from(orders)).map(OrderId) {
+            let Ok(o) = state.order(id) else { continue };
+            let (total, expires_at, commission) = (o.total, o.expires_at(), o.commission);
+            derive(state, envelope, &Outcome::OrderPlaced { order: id, total, expires_at }, out);
+            derive(state, envelope, &Outcome::OrderPaid { order: id, total, commission }, out);
+        }
+        return;
+    }
     let mut ev = Events { state, record: state.applied(), at: envelope.at.0, out };
     match *outcome {
         Outcome::OrderPlaced { order, total, expires_at } => {

@@ -96,7 +96,9 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::RefundReturn { .. }
         | Command::OpenTicket { .. }
         | Command::UpdateTicket { .. }
-        | Command::UpdateSku(_) => with_encoded(command, hash),
+        | Command::UpdateSku(_)
+        | Command::SetCartLine { .. }
+        | Command::Checkout { .. } => with_encoded(command, hash),
     }
 }
 

@@ -71,7 +71,7 @@ fn keys(item: &Item, skus: &mut Vec<u64>) -> Option<u64> {
     skus.clear();
     let Item::Write { command, actor, .. } = item else { return None };
     let named = match command {
-        Command::PlaceOrder { buyer, lines, .. } => {
+        Command::PlaceOrder { buyer, lines, .. } | Command::Checkout { buyer, lines, .. } => {
             skus.extend(lines.iter().map(|l| l.sku.0));
             skus.sort_unstable();
             skus.dedup();

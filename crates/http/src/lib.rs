@@ -13,6 +13,7 @@ pub mod admission;
 pub mod api;
 pub mod batch;
 pub mod catalogue;
+pub mod checkout;
 pub mod egress;
 pub mod error;
 pub mod events;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub mod catalogue;
+pub mod checkout;
 pub mod experiments;
 pub mod keys;
 pub mod ledger;
@@ -18,6 +19,7 @@ pub mod orders;
 pub mod promotions;
 
 pub use catalogue::*;
+pub use checkout::*;
 pub use experiments::*;
 pub use keys::*;
 pub use ledger::*;
@@ -59,6 +61,8 @@ pub enum Query {
     BuyerCoupons(BuyerId),
     /// A buyer's red-packet shares.
     BuyerClaims(BuyerId),
+    /// A buyer's cart, priced as of now.
+    Cart(BuyerId),
     Experiment(ExperimentId),
     /// Several SKUs at once (search results), in the order given; unknown ids are left out.
     Skus(Vec<SkuId>),
@@ -105,6 +109,8 @@ pub enum View {
     Logistics(crate::logistics::LogisticsView),
     Me(crate::listing::MeView),
     List(crate::listing::ListPage),
+    Cart(CartView),
+    Checkout(CheckoutView),
 }
 
 /// Labels by id: `(id, title)` for SKUs, `(id, name)` for merchants.
@@ -150,7 +156,9 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
     Ok(match *query {
         Query::Sku(_) | Query::Campaign(_) | Query::Merchant(_) => true,
         Query::Coupon(_) | Query::Coupons { .. } | Query::RedPacket(_) | Query::RedPackets => true,
-        Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) => actor.may_act_for_buyer(b),
+        Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) | Query::Cart(b) => {
+            actor.may_act_for_buyer(b)
+        }
         Query::Order(id) => {
             let order = state.order(id)?;
             actor.may_act_for_buyer(order.buyer()) || actor == Actor::Merchant(order.merchant())
@@ -179,6 +187,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         Query::Sku(id) => Ok(View::Sku(sku_view(state, id, state.sku(id)?))),
         Query::Campaign(id) => campaign_view(state, id, now),
         Query::Order(id) => order_view(state, id, None),
+        Query::Cart(buyer) => cart_view(state, buyer, now),
         Query::Wallet { owner, entries_max, before } => {
             match owner {
                 Owner::Buyer(b) => drop(state.buyer(b)?),
@@ -385,6 +394,9 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
             currency: Code(state.red_packet(packet)?.terms.currency),
             transfer_id: Some(transfer.0),
         })),
+        // The cart as it is now, like an edited SKU: a repeat shows the cart, not a copy.
+        Outcome::CartChanged { buyer, .. } => cart_view(state, buyer, state.clock()),
+        Outcome::CheckedOut { first, orders, total } => checkout_view(state, first, orders, total),
         // Answered by `logistics::outcome` above.
         _ => Err(CoreError::NotFound("the answer to this command")),
     }

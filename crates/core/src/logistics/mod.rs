@@ -24,6 +24,7 @@ pub use after_sales::{
     line_nets, RefundAccount, ReturnReason, ReturnRequest, ReturnStatus, Ticket, TicketKind, TicketStatus,
 };
 pub use shipments::Estimate;
+pub(crate) use shipments::Plan;
 
 use crate::chunked::Chunked;
 use crate::types::*;

@@ -6,7 +6,7 @@ use super::*;
 use crate::command::{NewCarrier, NewTrackingEvent, NewWarehouse, Outcome};
 use crate::error::{out_of_bounds, CoreError};
 use crate::limits::*;
-use crate::orders::OrderStatus;
+use crate::orders::{OrderLine, OrderStatus};
 use crate::state::State;
 use smallvec::SmallVec;
 
@@ -362,16 +362,27 @@ impl State {
     /// booking; refused (and so is the payment) if a warehouse has no room within the horizon.
     pub(crate) fn plan_shipments(&self, order: OrderId, now: Millis) -> Result<Plan, CoreError> {
         let o = self.order(order)?;
+        self.plan_parcels(o.merchant(), o.buyer(), &o.lines, now)
+    }
+
+    /// The parcels of a merchant's lines to a buyer, as they would be booked at `now`.
+    pub(crate) fn plan_parcels(
+        &self,
+        merchant: MerchantId,
+        buyer: BuyerId,
+        lines: &[OrderLine],
+        now: Millis,
+    ) -> Result<Plan, CoreError> {
         let mut parcels = SmallVec::new();
         // A merchant without warehouses books nothing: one parcel of every line, unscheduled,
         // without a destination (nothing is promised), so the flash sale's hot path looks up
         // no SKU and no buyer for it, and stores it implicitly ([`table`](super::table)).
-        if self.merchant(o.merchant())?.warehouses.is_empty() {
+        if self.merchant(merchant)?.warehouses.is_empty() {
             return Ok(Plan { parcels, destination: RegionId::NONE });
         }
-        let address = self.buyer(o.buyer())?.region;
+        let address = self.buyer(buyer)?.region;
         let destination = address.unwrap_or(RegionId::NONE);
-        for (position, line) in o.lines.iter().enumerate() {
+        for (position, line) in lines.iter().enumerate() {
             let warehouse = self.sku(line.sku).ok().and_then(|s| self.sku_warehouse(s));
             let value = warehouse.map_or(0, |w| w.0 as u32);
             if let Some(p) = parcels.iter_mut().find(|p: &&mut Planned| p.warehouse == value) {

@@ -7,6 +7,7 @@ mod bad_input;
 mod bench_smoke;
 mod binary_batch;
 mod browser;
+mod checkout;
 mod console;
 mod crash;
 mod demo;

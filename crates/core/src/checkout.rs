@@ -1,0 +1,280 @@
+//! Carts and checkout: a buyer's cart of lines from any merchants, kept in the journaled state
+//! (it survives restarts and replicates) and dropped once untouched for [`CART_TTL_MS`]; and
+//! the checkout, which places one order per merchant and pays them all from the buyer's wallet
+//! in one command: every order is placed and paid, or the command is refused and nothing
+//! changed.
+//!
+//! The checkout checks everything before it changes anything. Each merchant's order is priced
+//! against the state as it is (its lines, campaigns, coupons and shipping: [`State::price_order`])
+//! and its parcels planned ([`State::plan_parcels`]); the merchants' SKUs, campaigns, coupons
+//! and warehouses are disjoint, so no order of the checkout changes what another one was priced
+//! on. Then the wallet must hold the sum, and the ledger room for every transfer. Only then are
+//! the orders reserved and settled, in merchant order of first appearance: by then no step can
+//! be refused (the ledger's other bounds keep every balance far inside `i64`).
+
+use crate::command::{LineRequest, Outcome};
+use crate::error::{out_of_bounds, CoreError};
+use crate::ledger::Owner;
+use crate::limits::*;
+use crate::orders::{line_quantity, PricedOrder};
+use crate::state::State;
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A buyer's cart: lines in the order they were first added.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    pub lines: Vec<CartLine>,
+    /// The last change: the cart is dropped [`CART_TTL_MS`] after it.
+    pub touched: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLine {
+    pub sku: SkuId,
+    pub quantity: u32,
+}
+
+/// Every buyer's cart, and when each expires.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Carts {
+    carts: BTreeMap<BuyerId, Cart>,
+    /// (expiry, buyer) of every cart: the tick drops the due ones, a bounded number at a time.
+    ends: BTreeSet<(Millis, BuyerId)>,
+}
+
+impl Carts {
+    pub fn get(&self, buyer: BuyerId) -> Option<&Cart> {
+        self.carts.get(&buyer)
+    }
+
+    pub fn len(&self) -> usize {
+        self.carts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.carts.is_empty()
+    }
+
+    /// The earliest a cart expires.
+    pub(crate) fn next_due(&self) -> Option<Millis> {
+        self.ends.first().map(|(at, _)| *at)
+    }
+
+    fn remove(&mut self, buyer: BuyerId) {
+        if let Some(cart) = self.carts.remove(&buyer) {
+            self.ends.remove(&(expiry(cart.touched), buyer));
+        }
+    }
+
+    /// Drops the carts due by `now`, at most `max`; returns how many.
+    pub(crate) fn expire(&mut self, now: Millis, max: usize) -> usize {
+        let due: Vec<BuyerId> =
+            self.ends.iter().take_while(|(at, _)| *at <= now).take(max).map(|(_, b)| *b).collect();
+        for &buyer in &due {
+            self.remove(buyer);
+        }
+        due.len()
+    }
+
+    /// Every cart's bounds and its expiry's entry: for the audit.
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        if self.ends.len() != self.carts.len() {
+            return Err("a cart without its expiry, or an expiry without its cart");
+        }
+        for (buyer, cart) in &self.carts {
+            if cart.lines.is_empty() || cart.lines.len() > CART_LINES_MAX {
+                return Err("a cart is empty or over its bound of lines");
+            }
+            if !self.ends.contains(&(expiry(cart.touched), *buyer)) {
+                return Err("a cart's expiry is not where its last change says");
+            }
+            if cart.lines.iter().any(|l| l.quantity == 0 || l.quantity > LINE_QUANTITY_MAX) {
+                return Err("a cart line's quantity is out of bounds");
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        let lines: usize = self.carts.values().map(|c| c.lines.capacity() * size_of::<CartLine>()).sum();
+        (self.carts.len() * (size_of::<(BuyerId, Cart)>() + size_of::<(Millis, BuyerId)>()) + lines) as u64
+    }
+}
+
+/// One merchant's part of a checkout.
+struct Group {
+    merchant: MerchantId,
+    lines: SmallVec<[LineRequest; 4]>,
+    coupons: SmallVec<[CouponId; 1]>,
+}
+
+type Groups = SmallVec<[Group; 4]>;
+
+fn expiry(touched: Millis) -> Millis {
+    touched.saturating_add(CART_TTL_MS)
+}
+
+impl State {
+    /// Sets a line of the buyer's cart to `quantity` units of `sku` (0 takes it out). The SKU
+    /// must exist; its stock is not held (the checkout checks it).
+    pub(crate) fn set_cart_line(
+        &mut self,
+        actor: crate::types::Actor,
+        now: Millis,
+        buyer: BuyerId,
+        sku: SkuId,
+        quantity: u32,
+    ) -> Result<Outcome, CoreError> {
+        self.require_buyer(actor, buyer, "change another buyer's cart")?;
+        self.sku(sku)?;
+        if quantity > 0 {
+            line_quantity(quantity)?;
+        }
+        let mut cart = self.carts.get(buyer).cloned().unwrap_or_default();
+        match cart.lines.iter().position(|l| l.sku == sku) {
+            Some(i) if quantity == 0 => {
+                cart.lines.remove(i);
+            }
+            Some(i) => cart.lines[i].quantity = quantity,
+            None if quantity == 0 => return Err(CoreError::NotFound("cart line")),
+            None if cart.lines.len() >= CART_LINES_MAX => {
+                return Err(out_of_bounds("cart", "a cart holds at most 100 lines"))
+            }
+            None => cart.lines.push(CartLine { sku, quantity }),
+        }
+        let lines = cart.lines.len() as u32;
+        self.carts.remove(buyer);
+        if !cart.lines.is_empty() {
+            cart.touched = now;
+            self.carts.ends.insert((expiry(now), buyer));
+            self.carts.carts.insert(buyer, cart);
+        }
+        Ok(Outcome::CartChanged { buyer, lines })
+    }
+
+    pub fn carts(&self) -> &Carts {
+        &self.carts
+    }
+
+    /// The buyer's cart as it stands at `now` (an expired one, not yet dropped, is empty).
+    pub fn cart(&self, buyer: BuyerId, now: Millis) -> &[CartLine] {
+        match self.carts.get(buyer) {
+            Some(cart) if expiry(cart.touched) > now => &cart.lines,
+            _ => &[],
+        }
+    }
+
+    /// What a line would cost the buyer if ordered at `now` (the campaign's price if one
+    /// governs the SKU), or why it could not be ordered; changes nothing.
+    pub fn quote_line(
+        &self,
+        buyer: BuyerId,
+        sku: SkuId,
+        quantity: u32,
+        now: Millis,
+    ) -> Result<crate::OrderLine, CoreError> {
+        let units = line_quantity(quantity)?;
+        self.price_line(buyer, sku, self.sku(sku)?, units, now)
+    }
+
+    /// Places one order per merchant of `requested` (the cart's lines if empty) with the
+    /// merchants' `coupons`, and pays them all from the buyer's wallet: all or none.
+    pub(crate) fn checkout(
+        &mut self,
+        actor: crate::types::Actor,
+        now: Millis,
+        buyer: BuyerId,
+        requested: &[LineRequest],
+        coupons: &[CouponId],
+    ) -> Result<Outcome, CoreError> {
+        self.require_buyer(actor, buyer, "check out for another buyer")?;
+        let from_cart = requested.is_empty();
+        let lines: Vec<LineRequest> = if from_cart {
+            self.cart(buyer, now).iter().map(|l| LineRequest { sku: l.sku, quantity: l.quantity }).collect()
+        } else {
+            requested.to_vec()
+        };
+        if lines.is_empty() || lines.len() > CART_LINES_MAX {
+            return Err(out_of_bounds("lines", "a checkout has 1 to 100 lines, or a cart that has them"));
+        }
+        if coupons.len() > CHECKOUT_MERCHANTS_MAX {
+            return Err(out_of_bounds("coupons", "at most one coupon per store"));
+        }
+        let groups = self.group_by_merchant(&lines, coupons)?;
+        let mut priced: SmallVec<[(PricedOrder, crate::logistics::Plan); 4]> = SmallVec::new();
+        for group in &groups {
+            let order = self.price_order(buyer, &group.lines, &group.coupons, now)?;
+            let plan = self.plan_parcels(group.merchant, buyer, &order.lines, now)?;
+            priced.push((order, plan));
+        }
+        let currency = priced[0].0.currency;
+        if priced.iter().any(|(o, _)| o.currency != currency) {
+            return Err(CoreError::CurrencyMismatch("a checkout pays in one currency"));
+        }
+        let total = priced
+            .iter()
+            .try_fold(Amount::ZERO, |sum, (o, _)| sum.checked_add(o.total))
+            .filter(|t| t.0 <= AMOUNT_MAX)
+            .ok_or(CoreError::AmountTooLarge)?;
+        if self.ledger.balance(Owner::Buyer(buyer), currency) < total.0 as i64 {
+            return Err(CoreError::InsufficientFunds);
+        }
+        // A payment posts at most 4 transfers (to the merchant, the commission, a coupon's
+        // subsidy both ways).
+        let transfers = self.ledger.transfers().len() as u64 + 4 * priced.len() as u64;
+        if transfers > TRANSFERS_MAX || self.orders.len() as u64 + priced.len() as u64 > ORDERS_MAX {
+            return Err(CoreError::Overflow("orders or transfers ever made"));
+        }
+
+        // Everything checked: nothing below is refused.
+        let first = OrderId::from_index(self.orders.len());
+        let orders = priced.len() as u32;
+        for (order, plan) in priced {
+            let id = OrderId::from_index(self.orders.len());
+            // Paid at once: the shortest hold, never reached.
+            self.reserve_order(buyer, order, now, RESERVATION_TTL_MS_MIN);
+            self.settle(id, &plan, now)?;
+        }
+        if from_cart {
+            self.carts.remove(buyer);
+        }
+        Ok(Outcome::CheckedOut { first, orders, total })
+    }
+
+    /// The lines grouped by their SKU's merchant, in order of first appearance, each with the
+    /// coupons of its merchant. A coupon of no merchant in the checkout, or the platform's, is
+    /// refused: a checkout's discounts are the stores' own.
+    fn group_by_merchant(&self, lines: &[LineRequest], coupons: &[CouponId]) -> Result<Groups, CoreError> {
+        let mut groups = Groups::new();
+        for line in lines {
+            let merchant = self.sku(line.sku)?.merchant();
+            match groups.iter().position(|g| g.merchant == merchant) {
+                Some(i) => groups[i].lines.push(line.clone()),
+                None if groups.len() >= CHECKOUT_MERCHANTS_MAX => {
+                    return Err(out_of_bounds("lines", "a checkout spans at most 20 stores"))
+                }
+                None => groups.push(Group {
+                    merchant,
+                    lines: smallvec::smallvec![line.clone()],
+                    coupons: SmallVec::new(),
+                }),
+            }
+        }
+        for &id in coupons {
+            let Sponsor::Merchant(merchant) = self.coupon(id)?.terms.sponsor else {
+                return Err(out_of_bounds(
+                    "coupons",
+                    "a checkout takes the stores' coupons, not the platform's",
+                ));
+            };
+            let group = groups.iter_mut().find(|g| g.merchant == merchant).ok_or_else(|| {
+                out_of_bounds("coupons", "a coupon of a store with no line in the checkout")
+            })?;
+            group.coupons.push(id);
+        }
+        Ok(groups)
+    }
+}
