@@ -52,6 +52,11 @@ impl State {
             self.check_tracking(),
             self.check_tickets(),
             check(
+                "products_and_categories",
+                self.products.check(self).err(),
+                format!("{} products, {} categories", self.products().count(), self.categories().count()),
+            ),
+            check(
                 "cart_bounds",
                 self.carts.check().err().map(String::from),
                 format!("{} carts within bounds", self.carts.len()),

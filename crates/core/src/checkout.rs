@@ -12,7 +12,7 @@
 //! the orders reserved and settled, in merchant order of first appearance: by then no step can
 //! be refused (the ledger's other bounds keep every balance far inside `i64`).
 
-use crate::command::{LineRequest, Outcome};
+use crate::command::{DiscountRule, LineRequest, Outcome};
 use crate::error::{out_of_bounds, CoreError};
 use crate::ledger::Owner;
 use crate::limits::*;
@@ -203,7 +203,7 @@ impl State {
         if coupons.len() > CHECKOUT_MERCHANTS_MAX {
             return Err(out_of_bounds("coupons", "at most one coupon per store"));
         }
-        let groups = self.group_by_merchant(&lines, coupons)?;
+        let (groups, cross_store) = self.group_by_merchant(&lines, coupons)?;
         let mut priced: SmallVec<[(PricedOrder, crate::logistics::Plan); 4]> = SmallVec::new();
         for group in &groups {
             let order = self.price_order(buyer, &group.lines, &group.coupons, now)?;
@@ -213,6 +213,9 @@ impl State {
         let currency = priced[0].0.currency;
         if priced.iter().any(|(o, _)| o.currency != currency) {
             return Err(CoreError::CurrencyMismatch("a checkout pays in one currency"));
+        }
+        if let Some(id) = cross_store {
+            self.apportion_cross_store(id, buyer, currency, &mut priced, now)?;
         }
         let total = priced
             .iter()
@@ -245,9 +248,13 @@ impl State {
     }
 
     /// The lines grouped by their SKU's merchant, in order of first appearance, each with the
-    /// coupons of its merchant. A coupon of no merchant in the checkout, or the platform's, is
-    /// refused: a checkout's discounts are the stores' own.
-    fn group_by_merchant(&self, lines: &[LineRequest], coupons: &[CouponId]) -> Result<Groups, CoreError> {
+    /// coupons of its merchant, and the platform's cross-store discount if one is named. A
+    /// coupon of no merchant in the checkout, or another of the platform's, is refused.
+    fn group_by_merchant(
+        &self,
+        lines: &[LineRequest],
+        coupons: &[CouponId],
+    ) -> Result<(Groups, Option<CouponId>), CoreError> {
         let mut groups = Groups::new();
         for line in lines {
             let merchant = self.sku(line.sku)?.merchant();
@@ -263,18 +270,91 @@ impl State {
                 }),
             }
         }
+        let mut cross_store = None;
         for &id in coupons {
-            let Sponsor::Merchant(merchant) = self.coupon(id)?.terms.sponsor else {
-                return Err(out_of_bounds(
-                    "coupons",
-                    "a checkout takes the stores' coupons, not the platform's",
-                ));
+            let coupon = self.coupon(id)?;
+            let Sponsor::Merchant(merchant) = coupon.terms.sponsor else {
+                if !matches!(coupon.terms.rule, DiscountRule::CrossStore { .. }) {
+                    return Err(CoreError::CouponNotApplicable(id, "a checkout takes the stores' coupons"));
+                }
+                if cross_store.replace(id).is_some() {
+                    return Err(CoreError::CouponNotApplicable(id, "one cross-store discount at most"));
+                }
+                continue;
             };
             let group = groups.iter_mut().find(|g| g.merchant == merchant).ok_or_else(|| {
                 out_of_bounds("coupons", "a coupon of a store with no line in the checkout")
             })?;
             group.coupons.push(id);
         }
-        Ok(groups)
+        Ok((groups, cross_store))
+    }
+
+    /// Applies the platform's cross-store discount `id` to the priced orders: `off` per `every`
+    /// of their spend together (their lines after the stores' coupons), within its cap and what
+    /// is left of its budget, shared by the orders in proportion to their spend, rounded down,
+    /// the remainder a fen at a time to the first orders with room. Changes only `priced`.
+    fn apportion_cross_store(
+        &self,
+        id: CouponId,
+        buyer: BuyerId,
+        currency: Currency,
+        priced: &mut [(PricedOrder, crate::logistics::Plan)],
+        now: Millis,
+    ) -> Result<(), CoreError> {
+        let coupon = self.coupon(id)?;
+        let DiscountRule::CrossStore { merchants_fund, .. } = coupon.terms.rule else {
+            return Err(CoreError::CouponNotApplicable(id, "not a cross-store discount"));
+        };
+        if !coupon.is_active(now) {
+            return Err(CoreError::CouponNotActive(id));
+        }
+        if coupon.terms.currency != currency {
+            return Err(CoreError::CouponNotApplicable(id, "another currency"));
+        }
+        let spends: SmallVec<[u64; 4]> = priced.iter().map(|(o, _)| o.total.0 - o.shipping.0).collect();
+        let spend: u64 = spends.iter().sum(); // each under AMOUNT_MAX, at most 20 of them
+        if spend < coupon.terms.min_spend.0 {
+            return Err(CoreError::CouponMinSpend { coupon: id, min_spend: coupon.terms.min_spend.0 });
+        }
+        let orders = priced.len() as u32;
+        let used = coupon.used_by_buyer.get(&buyer).copied().unwrap_or(0);
+        if used + orders > coupon.terms.per_buyer_limit {
+            return Err(CoreError::CouponLimitExceeded { coupon: id, limit: coupon.terms.per_buyer_limit });
+        }
+        let exhausted = coupon.terms.budget_amount.is_some_and(|b| coupon.used_amount >= b)
+            || coupon.terms.budget_uses.is_some_and(|max| coupon.used_count + u64::from(orders) > max);
+        if exhausted {
+            return Err(CoreError::CouponBudgetExhausted(id));
+        }
+        let mut off = crate::promotions::discount(coupon.terms.rule, Amount(spend)).0;
+        if let Some(budget) = coupon.terms.budget_amount {
+            off = off.min(budget.0 - coupon.used_amount.0);
+        }
+        if off == 0 {
+            return Err(CoreError::CouponNotApplicable(id, "the spend is under the discount's step"));
+        }
+        let mut shares: SmallVec<[u64; 4]> =
+            spends.iter().map(|&s| (u128::from(off) * u128::from(s) / u128::from(spend)) as u64).collect();
+        let mut left = off - shares.iter().sum::<u64>();
+        for (share, &s) in shares.iter_mut().zip(&spends) {
+            let more = left.min(s - *share);
+            *share += more;
+            left -= more;
+        }
+        for ((order, _), share) in priced.iter_mut().zip(shares) {
+            if share == 0 {
+                continue;
+            }
+            let funded_by =
+                if merchants_fund { Sponsor::Merchant(order.merchant) } else { Sponsor::Platform };
+            order.discounts.push(crate::orders::OrderDiscount {
+                coupon: id,
+                amount: Amount(share),
+                funded_by,
+            });
+            order.total.0 -= share;
+        }
+        Ok(())
     }
 }

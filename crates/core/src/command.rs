@@ -125,6 +125,16 @@ pub enum DiscountRule {
         bps: u16,
         cap: Option<Amount>,
     },
+    /// The platform's discount across stores, applied at checkout: `off` for every `every`
+    /// spent over the checkout's orders (after the stores' coupons, before shipping), at most
+    /// `cap` a checkout, apportioned to each store's order by its share of the spend. Paid by
+    /// the platform, or by each store on its own order's share if `merchants_fund`.
+    CrossStore {
+        every: Amount,
+        off: Amount,
+        cap: Option<Amount>,
+        merchants_fund: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -202,6 +212,27 @@ pub enum Command {
         buyer: BuyerId,
         sku: SkuId,
         quantity: u32,
+    },
+    /// A node of the category tree (admin), under `parent` or at the root.
+    CreateCategory {
+        name: String,
+        parent: Option<CategoryId>,
+    },
+    /// Moves a category and its subtree (admin).
+    MoveCategory {
+        category: CategoryId,
+        parent: Option<CategoryId>,
+    },
+    CreateProduct(Box<crate::products::NewProduct>),
+    /// Makes a SKU of the product's merchant a variant, with its option values.
+    AddVariant {
+        product: ProductId,
+        sku: SkuId,
+        options: Vec<String>,
+    },
+    MoveProduct {
+        product: ProductId,
+        category: CategoryId,
     },
     /// One order per merchant of the lines (the cart's if none), paid at once from the
     /// buyer's wallet: all or none.
@@ -362,6 +393,11 @@ impl Command {
             Command::UpdateSku(_) => "update_sku",
             Command::SetCartLine { .. } => "set_cart_line",
             Command::Checkout { .. } => "checkout",
+            Command::CreateCategory { .. } => "create_category",
+            Command::MoveCategory { .. } => "move_category",
+            Command::CreateProduct(_) => "create_product",
+            Command::AddVariant { .. } => "add_variant",
+            Command::MoveProduct { .. } => "move_product",
         }
     }
 }
@@ -506,6 +542,22 @@ pub enum Outcome {
     CartChanged {
         buyer: BuyerId,
         lines: u32,
+    },
+    CategoryCreated {
+        category: CategoryId,
+    },
+    CategoryMoved {
+        category: CategoryId,
+    },
+    ProductCreated {
+        product: ProductId,
+    },
+    VariantAdded {
+        product: ProductId,
+        sku: SkuId,
+    },
+    ProductMoved {
+        product: ProductId,
     },
     /// Orders `first` to `first + orders - 1`, placed and paid; `total` is their sum.
     CheckedOut {

@@ -104,10 +104,15 @@ enum OutcomeKind {
     SkuUpdated,
     CartChanged,
     CheckedOut,
+    CategoryCreated,
+    CategoryMoved,
+    ProductCreated,
+    VariantAdded,
+    ProductMoved,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 37] = {
+const KINDS: [OutcomeKind; 42] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -147,6 +152,11 @@ const KINDS: [OutcomeKind; 37] = {
         K::SkuUpdated,
         K::CartChanged,
         K::CheckedOut,
+        K::CategoryCreated,
+        K::CategoryMoved,
+        K::ProductCreated,
+        K::VariantAdded,
+        K::ProductMoved,
     ]
 };
 
@@ -212,6 +222,11 @@ impl Remembered {
             Outcome::CheckedOut { first, orders, .. } => {
                 (K::CheckedOut, first.0 << 8 | u64::from(orders), None)
             }
+            Outcome::CategoryCreated { category } => (K::CategoryCreated, category.0, None),
+            Outcome::CategoryMoved { category } => (K::CategoryMoved, category.0, None),
+            Outcome::ProductCreated { product } => (K::ProductCreated, product.0, None),
+            Outcome::VariantAdded { product, sku } => (K::VariantAdded, sku.0, Some(product.0)),
+            Outcome::ProductMoved { product } => (K::ProductMoved, product.0, None),
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -251,6 +266,7 @@ impl Remembered {
                     | K::LinesRefunded
                     | K::ReturnRefunded
                     | K::TicketUpdated
+                    | K::VariantAdded
             )
         )
     }
@@ -323,6 +339,11 @@ impl Remembered {
                 Outcome::TicketUpdated { ticket: TicketId(a >> 3), status, at: Millis(extra()?) }
             }
             K::SkuUpdated => Outcome::SkuUpdated { sku: SkuId(a) },
+            K::CategoryCreated => Outcome::CategoryCreated { category: CategoryId(a) },
+            K::CategoryMoved => Outcome::CategoryMoved { category: CategoryId(a) },
+            K::ProductCreated => Outcome::ProductCreated { product: ProductId(a) },
+            K::VariantAdded => Outcome::VariantAdded { product: ProductId(extra()?), sku: SkuId(a) },
+            K::ProductMoved => Outcome::ProductMoved { product: ProductId(a) },
             K::CartChanged => Outcome::CartChanged { buyer: BuyerId(a >> 8), lines: (a & 0xff) as u32 },
             K::CheckedOut => {
                 let (first, orders) = (a >> 8, (a & 0xff) as u32);

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod limits;
 pub mod logistics;
 pub mod orders;
+pub mod products;
 pub mod promotions;
 mod reservations;
 mod runs;

@@ -35,6 +35,16 @@ pub const CART_LINES_MAX: usize = 100;
 pub const CART_TTL_MS: u64 = 30 * 24 * 3_600_000;
 /// The most stores (so orders) one checkout spans.
 pub const CHECKOUT_MERCHANTS_MAX: usize = 20;
+/// The category tree: at most this many nodes, this many levels deep.
+pub const CATEGORIES_MAX: usize = 10_000;
+pub const CATEGORY_DEPTH_MAX: usize = 6;
+/// The most products; a product's attributes, options and variants, at most.
+pub const PRODUCTS_MAX: usize = 100_000_000;
+pub const PRODUCT_ATTRIBUTES_MAX: usize = 16;
+pub const PRODUCT_OPTIONS_MAX: usize = 3;
+pub const PRODUCT_VARIANTS_MAX: usize = 100;
+/// An attribute's or an option's name or value, in bytes.
+pub const ATTRIBUTE_BYTES_MAX: usize = 64;
 /// Names and titles, in bytes.
 pub const NAME_BYTES_MAX: usize = 200;
 /// SKU descriptions, in bytes.

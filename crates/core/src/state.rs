@@ -75,6 +75,8 @@ pub struct State {
     pub(crate) logistics: Logistics,
     /// Buyers' carts.
     pub(crate) carts: crate::checkout::Carts,
+    /// Products (SKUs grouped as variants) and the category tree.
+    pub(crate) products: crate::products::Products,
     /// What the last `Tick` did, by id, for the event feed (not state: not encoded, and
     /// overwritten by the next tick).
     #[serde(skip)]
@@ -145,6 +147,7 @@ impl State {
         footprint.add("orders", self.orders.bytes() + map_of_lists(&self.order_discounts));
         footprint.add("reservations", self.reservations.bytes());
         footprint.add("carts", self.carts.bytes());
+        footprint.add("products and categories", self.products.bytes());
         self.ledger.footprint(&mut footprint);
         self.idempotency.footprint(&mut footprint);
         footprint.add("skus", self.skus.bytes() + self.sku_texts.bytes());
@@ -273,6 +276,11 @@ impl State {
                 self.set_cart_line(actor, now, *buyer, *sku, *quantity)
             }
             Command::Checkout { buyer, lines, coupons } => self.checkout(actor, now, *buyer, lines, coupons),
+            Command::CreateCategory { name, parent } => self.create_category(actor, name, *parent),
+            Command::MoveCategory { category, parent } => self.move_category(actor, *category, *parent),
+            Command::CreateProduct(new) => self.create_product(actor, new),
+            Command::AddVariant { product, sku, options } => self.add_variant(actor, *product, *sku, options),
+            Command::MoveProduct { product, category } => self.move_product(actor, *product, *category),
         }
     }
 
@@ -519,7 +527,7 @@ impl State {
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
     /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
     /// 7: remembered outcomes keep 96 bits of their key; 8: outcomes as of when written;
-    /// 9: logistics and after-sales; 10: carts.)
+    /// 9: logistics and after-sales; 10: carts, products and categories.)
     pub const LAYOUT: [u8; 8] = *b"ELSTAT10";
 
     pub fn encode(&self) -> Vec<u8> {

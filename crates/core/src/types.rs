@@ -90,6 +90,14 @@ id_type!(
     /// A service ticket on an order.
     TicketId
 );
+id_type!(
+    /// A node of the operator's category tree.
+    CategoryId
+);
+id_type!(
+    /// A merchant's product: its SKUs are the variants.
+    ProductId
+);
 
 /// Milliseconds since the Unix epoch. Time enters the state machine only inside commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,8 +1,11 @@
 //! Checkout against a model: random carts and checkouts over three stores (stock that runs out,
-//! a flash sale with a per-buyer limit, a store coupon, wallets that run short). A checkout is
-//! all or none: accepted, it placed one paid order per store in it, each priced as the model
-//! prices it, and moved exactly their sum out of the wallet; refused, the state's digest is
-//! what it was. Money is conserved and the audit holds after every step.
+//! a flash sale with a per-buyer limit, a store coupon, the platform's cross-store discount
+//! with a cap and a budget, wallets that run short), and refunds of single units and of whole
+//! orders after. A checkout is all or none: accepted, it placed one paid order per store in
+//! it, priced as the model prices it, the cross-store discount apportioned to the fen, and
+//! moved exactly their sum out of the wallet; refused, the state's digest is what it was.
+//! Money is conserved and the audit (refunds within what was paid, budgets) holds after
+//! every step.
 
 use elevens_core::*;
 use proptest::prelude::*;
@@ -72,8 +75,29 @@ fn world() -> State {
         budget_uses: Some(3),
     };
     run(Actor::Admin, Command::CreateCoupon(Box::new(coupon)));
+    // The platform's cross-store discount: 300 off every 5,000 across stores, at most 900 a
+    // checkout, 5,000 in all.
+    let cross = NewCoupon {
+        sponsor: Sponsor::Platform,
+        rule: DiscountRule::CrossStore {
+            every: Amount(5_000),
+            off: Amount(300),
+            cap: Some(Amount(900)),
+            merchants_fund: false,
+        },
+        currency: cny(),
+        min_spend: Amount(0),
+        starts_at: Millis(T0),
+        ends_at: Millis(T0 + 3_600_000),
+        per_buyer_limit: 1_000,
+        budget_amount: Some(Amount(5_000)),
+        budget_uses: None,
+    };
+    run(Actor::Admin, Command::CreateCoupon(Box::new(cross)));
     state
 }
+
+const CROSS_STORE: CouponId = CouponId(2);
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -87,6 +111,12 @@ enum Step {
         buyer: u64,
         lines: Vec<(u64, u32)>,
         coupon: bool,
+        cross: bool,
+    },
+    /// The operator refunds one unit of an order's first line, or the rest of the order.
+    Refund {
+        pick: usize,
+        unit: bool,
     },
 }
 
@@ -94,8 +124,9 @@ fn step() -> impl Strategy<Value = Step> {
     let line = (1..=SKUS, 1u32..=3);
     prop_oneof![
         3 => (1u64..=3, 1..=SKUS, 0u32..=3).prop_map(|(buyer, sku, quantity)| Step::Cart { buyer, sku, quantity }),
-        2 => (1u64..=3, proptest::collection::vec(line, 0..4), any::<bool>())
-            .prop_map(|(buyer, lines, coupon)| Step::Checkout { buyer, lines, coupon }),
+        2 => (1u64..=3, proptest::collection::vec(line, 0..4), any::<bool>(), any::<bool>())
+            .prop_map(|(buyer, lines, coupon, cross)| Step::Checkout { buyer, lines, coupon, cross }),
+        1 => (0usize..64, any::<bool>()).prop_map(|(pick, unit)| Step::Refund { pick, unit }),
     ]
 }
 
@@ -127,15 +158,44 @@ proptest! {
                     let command = Command::SetCartLine { buyer: BuyerId(*buyer), sku: SkuId(*sku), quantity: *quantity };
                     (*buyer, command, None)
                 }
-                Step::Checkout { buyer, lines, coupon } => {
+                Step::Refund { pick, unit } => {
+                    let orders = state.orders().len() as u64;
+                    if orders == 0 {
+                        continue;
+                    }
+                    let order = OrderId(1 + *pick as u64 % orders);
+                    let o = state.order(order).unwrap();
+                    let command = if *unit {
+                        let lines = vec![LineRequest { sku: o.lines[0].sku, quantity: 1 }];
+                        Command::RefundLines { order, lines, shipping: Amount::ZERO, restock: true }
+                    } else {
+                        Command::RefundOrder { order, restock: false }
+                    };
+                    let envelope = Envelope { actor: Actor::Admin, idempotency: None, at, command };
+                    let before = state.digest();
+                    if state.apply(&envelope).is_err() {
+                        prop_assert_eq!(state.digest(), before, "a refused refund changed the state");
+                    }
+                    let report = state.audit();
+                    prop_assert!(report.checks.iter().all(|c| c.ok), "{:?}", report.checks.iter().find(|c| !c.ok));
+                    continue;
+                }
+                Step::Checkout { buyer, lines, coupon, cross } => {
                     let lines: Vec<(u64, u32)> = if lines.is_empty() {
                         state.cart(BuyerId(*buyer), at).iter().map(|l| (l.sku.0, l.quantity)).collect()
                     } else {
                         lines.clone()
                     };
                     let has_store_2 = lines.iter().any(|&(s, _)| store_of(s) == 2);
-                    let coupons = if *coupon && has_store_2 { vec![CouponId(1)] } else { vec![] };
-                    let expected = model_total(&lines, !coupons.is_empty());
+                    let mut coupons = if *coupon && has_store_2 { vec![CouponId(1)] } else { vec![] };
+                    let spend = model_total(&lines, !coupons.is_empty());
+                    // The cross-store discount: 300 per 5,000, at most 900, within what is left.
+                    let left = 5_000 - state.coupon(CROSS_STORE).unwrap().used_amount.0;
+                    let off = if *cross { (spend / 5_000 * 300).min(900).min(left) } else { 0 };
+                    if *cross {
+                        coupons.push(CROSS_STORE);
+                    }
+                    let expected = (spend - off, off);
                     let requested = match &step {
                         Step::Checkout { lines, .. } => lines.iter().map(|&(s, q)| LineRequest { sku: SkuId(s), quantity: q }).collect(),
                         _ => vec![],
@@ -155,18 +215,30 @@ proptest! {
                         let stores: std::collections::BTreeSet<u64> = lines.iter().map(|&(s, _)| store_of(s)).collect();
                         prop_assert_eq!(*orders as usize, stores.len(), "one order per store");
                         prop_assert_eq!(first.0, orders_before + 1);
-                        prop_assert_eq!(total.0, *expected, "priced as the model prices it");
+                        let (expected_total, expected_off) = *expected;
+                        prop_assert_eq!(total.0, expected_total, "priced as the model prices it");
                         let paid = state.ledger().balance(Owner::Buyer(BuyerId(buyer)), cny());
-                        prop_assert_eq!(wallet - paid, *expected as i64, "the wallet paid exactly the sum");
+                        prop_assert_eq!(wallet - paid, expected_total as i64, "the wallet paid exactly the sum");
+                        let mut shares = 0;
                         for id in first.0..first.0 + u64::from(*orders) {
                             prop_assert_eq!(state.order(OrderId(id)).unwrap().status, OrderStatus::Paid);
+                            let discounts = state.order_discounts(OrderId(id));
+                            shares += discounts.iter().filter(|d| d.coupon == CROSS_STORE).map(|d| d.amount.0).sum::<u64>();
                         }
+                        prop_assert_eq!(shares, expected_off, "the shares add up to the discount, to the fen");
                     }
                 }
             }
             let report = state.audit();
             prop_assert!(report.checks.iter().all(|c| c.ok), "{:?}", report.checks.iter().find(|c| !c.ok));
-            prop_assert_eq!(state.ledger().balance(Owner::External, cny()), external_before, "money came from nowhere");
+            // Money comes in from outside only by the top-ups of the set-up and the platform's share
+            // of discounts (less what refunds gave back of it).
+            let subsidies: i64 = state.ledger().transfers().map(|t| match t.kind {
+                TransferKind::CouponSubsidy => t.amount.0 as i64,
+                TransferKind::CouponSubsidyRefund => -(t.amount.0 as i64),
+                _ => 0,
+            }).sum();
+            prop_assert_eq!(external_before - state.ledger().balance(Owner::External, cny()), subsidies, "money came from nowhere");
         }
     }
 }

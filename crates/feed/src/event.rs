@@ -145,6 +145,13 @@ pub enum Kind {
         starts_at: u64,
         ends_at: u64,
     },
+    #[serde(rename = "product.created")]
+    ProductCreated { product: u64, title: String, category: u64 },
+    /// A SKU became one of the product's variants, with its option values.
+    #[serde(rename = "product.variant_added")]
+    VariantAdded { product: u64, sku: u64, options: Vec<String> },
+    #[serde(rename = "product.moved")]
+    ProductMoved { product: u64, category: u64 },
 }
 
 /// A variant of an A/B experiment and its share of the buyers (weights are relative).
@@ -179,6 +186,9 @@ pub const TYPES: &[&str] = &[
     "ticket.updated",
     "sku.updated",
     "experiment.created",
+    "product.created",
+    "product.variant_added",
+    "product.moved",
 ];
 
 impl Kind {
@@ -208,6 +218,9 @@ impl Kind {
             Kind::TicketUpdated { .. } => 20,
             Kind::SkuUpdated { .. } => 21,
             Kind::ExperimentCreated { .. } => 22,
+            Kind::ProductCreated { .. } => 23,
+            Kind::VariantAdded { .. } => 24,
+            Kind::ProductMoved { .. } => 25,
         }
     }
 
@@ -407,6 +420,25 @@ pub fn derive(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
             ev.return_event(ret, |r, id| Kind::ReturnReceived { return_id: id, order: r.order.0 })
         }
         Outcome::TicketOpened { ticket } => ev.ticket_opened(ticket),
+        Outcome::ProductCreated { product } | Outcome::ProductMoved { product } => {
+            let Ok(p) = state.product(product) else { return };
+            let (merchant, category) = (Some(p.terms.merchant.0), p.terms.category.0);
+            let kind = match outcome {
+                Outcome::ProductMoved { .. } => Kind::ProductMoved { product: product.0, category },
+                _ => Kind::ProductCreated { product: product.0, title: p.terms.title.clone(), category },
+            };
+            ev.push(merchant, None, kind);
+        }
+        Outcome::VariantAdded { product, sku } => {
+            let Ok(p) = state.product(product) else { return };
+            let options =
+                p.variants.iter().find(|(s, _)| *s == sku).map(|(_, o)| o.clone()).unwrap_or_default();
+            ev.push(
+                Some(p.terms.merchant.0),
+                None,
+                Kind::VariantAdded { product: product.0, sku: sku.0, options },
+            );
+        }
         Outcome::ExperimentCreated { experiment } => {
             let Ok(e) = state.experiment(experiment) else { return };
             ev.push(None, None, experiment_created(experiment.0, e));
@@ -611,6 +643,9 @@ mod tests {
             Kind::TicketUpdated { ticket: 1, order: 1, status: s() },
             Kind::SkuUpdated { sku: 1, title: s(), description: s(), currency: c, price: 1 },
             Kind::ExperimentCreated { experiment: 1, name: s(), variants: vec![], starts_at: 0, ends_at: 1 },
+            Kind::ProductCreated { product: 1, title: s(), category: 1 },
+            Kind::VariantAdded { product: 1, sku: 1, options: vec![s()] },
+            Kind::ProductMoved { product: 1, category: 2 },
         ];
         assert_eq!(kinds.len(), TYPES.len());
         for (i, kind) in kinds.into_iter().enumerate() {

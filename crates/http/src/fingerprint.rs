@@ -98,7 +98,12 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::UpdateTicket { .. }
         | Command::UpdateSku(_)
         | Command::SetCartLine { .. }
-        | Command::Checkout { .. } => with_encoded(command, hash),
+        | Command::Checkout { .. }
+        | Command::CreateCategory { .. }
+        | Command::MoveCategory { .. }
+        | Command::CreateProduct(_)
+        | Command::AddVariant { .. }
+        | Command::MoveProduct { .. } => with_encoded(command, hash),
     }
 }
 

@@ -30,6 +30,7 @@ pub mod logistics;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod products;
 pub mod promotions;
 pub mod routes;
 mod telemetry;

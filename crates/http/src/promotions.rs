@@ -29,6 +29,8 @@ pub struct CreateCampaignRequest {
 pub enum CouponKind {
     Fixed,
     Percent,
+    /// The platform's discount across stores at checkout: `amount_off` for every `every`.
+    CrossStore,
 }
 
 pub(crate) fn one() -> u32 {
@@ -45,8 +47,14 @@ pub struct CreateCouponRequest {
     pub amount_off: Option<u64>,
     /// For `percent`: basis points off (1000 = 10%), rounded down to the minor unit.
     pub percent_bps: Option<u16>,
-    /// For `percent`: the most it takes off.
+    /// For `percent` and `cross_store`: the most it takes off (a checkout, for `cross_store`).
     pub cap: Option<u64>,
+    /// For `cross_store`: the step of the spend across stores that earns `amount_off`.
+    pub every: Option<u64>,
+    /// For `cross_store`: each store pays its own order's share of the discount (default: the
+    /// platform pays it all).
+    #[serde(default)]
+    pub merchants_fund: bool,
     #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// The order's subtotal must reach this.
@@ -100,15 +108,24 @@ pub(crate) fn sponsor(merchant_id: Option<u64>) -> Sponsor {
 
 impl CreateCouponRequest {
     pub(crate) fn command(self) -> Result<Command, ApiError> {
-        let rule = match (self.kind, self.amount_off, self.percent_bps, self.cap) {
-            (CouponKind::Fixed, Some(amount), None, None) => DiscountRule::Fixed { amount: Amount(amount) },
-            (CouponKind::Percent, None, Some(bps), cap) => {
+        let rule = match (self.kind, self.amount_off, self.percent_bps, self.cap, self.every) {
+            (CouponKind::Fixed, Some(amount), None, None, None) if !self.merchants_fund => {
+                DiscountRule::Fixed { amount: Amount(amount) }
+            }
+            (CouponKind::Percent, None, Some(bps), cap, None) if !self.merchants_fund => {
                 DiscountRule::Percent { bps, cap: cap.map(Amount) }
             }
+            (CouponKind::CrossStore, Some(off), None, cap, Some(every)) => DiscountRule::CrossStore {
+                every: Amount(every),
+                off: Amount(off),
+                cap: cap.map(Amount),
+                merchants_fund: self.merchants_fund,
+            },
             _ => {
                 return Err(ApiError::bad_request(
                     "invalid_coupon",
-                    "a fixed coupon takes amount_off; a percent coupon takes percent_bps and maybe cap",
+                    "a fixed coupon takes amount_off; a percent coupon takes percent_bps and maybe cap; \
+                     a cross_store discount takes every, amount_off, maybe cap and merchants_fund",
                 ))
             }
         };

@@ -274,7 +274,7 @@ impl Sim {
             .map(|o| o.merchant());
         let first_line = self.state.order(order).ok().and_then(|o| o.lines.first().map(|l| l.sku));
         let line = |q: u32| first_line.map(|sku| vec![LineRequest { sku, quantity: q }]).unwrap_or_default();
-        let (actor, command) = match rng.random_range(0..124) {
+        let (actor, command) = match rng.random_range(0..132) {
             0..=34 => {
                 let lines = (0..rng.random_range(1..=2))
                     .map(|_| LineRequest {
@@ -408,6 +408,46 @@ impl Sim {
                 };
                 (Actor::Merchant(merchant), Command::UpdateSku(Box::new(edit)))
             }
+            124..=127 => {
+                let (sku, quantity) = (SkuId(rng.random_range(1..=SKUS)), rng.random_range(0..=3));
+                (Actor::Buyer(buyer), Command::SetCartLine { buyer, sku, quantity })
+            }
+            128..=130 => {
+                // The cart mostly, lines of several stores now and then; a coupon (a store's,
+                // the platform's, or the cross-store discount) now and then.
+                let lines = if rng.random_ratio(2, 3) {
+                    vec![]
+                } else {
+                    (1..=SKUS)
+                        .filter_map(|s| {
+                            let quantity = rng.random_range(0..=2);
+                            (quantity > 0).then_some(LineRequest { sku: SkuId(s), quantity })
+                        })
+                        .collect()
+                };
+                let coupons =
+                    if rng.random_ratio(1, 3) { vec![CouponId(rng.random_range(1..=4))] } else { vec![] };
+                (Actor::Buyer(buyer), Command::Checkout { buyer, lines, coupons })
+            }
+            131 => (
+                Actor::Admin,
+                Command::CreateCoupon(Box::new(NewCoupon {
+                    sponsor: Sponsor::Platform,
+                    rule: DiscountRule::CrossStore {
+                        every: Amount(rng.random_range(100..2_000)),
+                        off: Amount(rng.random_range(1..300)),
+                        cap: rng.random_bool(0.5).then(|| Amount(rng.random_range(1..900))),
+                        merchants_fund: rng.random_bool(0.5),
+                    },
+                    currency: cny(),
+                    min_spend: Amount(rng.random_range(0..2_000)),
+                    starts_at: Millis(self.now.saturating_sub(1_000)),
+                    ends_at: Millis(self.now + rng.random_range(1_000..600_000)),
+                    per_buyer_limit: rng.random_range(1..10),
+                    budget_amount: Some(Amount(rng.random_range(1..5_000))),
+                    budget_uses: None,
+                })),
+            ),
             _ => {
                 let starts_at = Millis(self.now + rng.random_range(0..20_000));
                 let campaign = NewCampaign {

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod listing;
 pub mod logistics;
 pub mod orders;
+pub mod products;
 pub mod promotions;
 
 pub use catalogue::*;
@@ -24,6 +25,7 @@ pub use experiments::*;
 pub use keys::*;
 pub use ledger::*;
 pub use orders::*;
+pub use products::*;
 pub use promotions::*;
 
 /// A read, checked against the actor's rights on the sequencer thread.
@@ -63,6 +65,10 @@ pub enum Query {
     BuyerClaims(BuyerId),
     /// A buyer's cart, priced as of now.
     Cart(BuyerId),
+    Product(ProductId),
+    Category(CategoryId),
+    /// The children of a category (the roots if `None`).
+    Categories(Option<CategoryId>),
     Experiment(ExperimentId),
     /// Several SKUs at once (search results), in the order given; unknown ids are left out.
     Skus(Vec<SkuId>),
@@ -111,6 +117,9 @@ pub enum View {
     List(crate::listing::ListPage),
     Cart(CartView),
     Checkout(CheckoutView),
+    Product(ProductView),
+    Category(CategoryView),
+    Categories(CategoryList),
 }
 
 /// Labels by id: `(id, title)` for SKUs, `(id, name)` for merchants.
@@ -155,6 +164,7 @@ impl From<elevens_core::AuditReport> for AuditView {
 fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreError> {
     Ok(match *query {
         Query::Sku(_) | Query::Campaign(_) | Query::Merchant(_) => true,
+        Query::Product(_) | Query::Category(_) | Query::Categories(_) => true,
         Query::Coupon(_) | Query::Coupons { .. } | Query::RedPacket(_) | Query::RedPackets => true,
         Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) | Query::Cart(b) => {
             actor.may_act_for_buyer(b)
@@ -188,6 +198,9 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         Query::Campaign(id) => campaign_view(state, id, now),
         Query::Order(id) => order_view(state, id, None),
         Query::Cart(buyer) => cart_view(state, buyer, now),
+        Query::Product(id) => product_view(state, id),
+        Query::Category(id) => Ok(View::Category(category_view(state, id)?)),
+        Query::Categories(parent) => categories_view(state, parent),
         Query::Wallet { owner, entries_max, before } => {
             match owner {
                 Owner::Buyer(b) => drop(state.buyer(b)?),
@@ -397,6 +410,13 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
         // The cart as it is now, like an edited SKU: a repeat shows the cart, not a copy.
         Outcome::CartChanged { buyer, .. } => cart_view(state, buyer, state.clock()),
         Outcome::CheckedOut { first, orders, total } => checkout_view(state, first, orders, total),
+        // As they are now, like an edited SKU.
+        Outcome::CategoryCreated { category } | Outcome::CategoryMoved { category } => {
+            Ok(View::Category(category_view(state, category)?))
+        }
+        Outcome::ProductCreated { product }
+        | Outcome::VariantAdded { product, .. }
+        | Outcome::ProductMoved { product } => product_view(state, product),
         // Answered by `logistics::outcome` above.
         _ => Err(CoreError::NotFound("the answer to this command")),
     }

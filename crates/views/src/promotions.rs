@@ -7,14 +7,17 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CouponView {
     pub coupon_id: u64,
-    /// `platform`, or `merchant:<id>`: who pays for the discount.
+    /// `platform`, `merchant:<id>`, or `merchants` (a cross-store discount each store pays its
+    /// share of): who pays for the discount.
     pub funded_by: String,
     pub merchant_id: Option<u64>,
-    /// `fixed` or `percent`.
+    /// `fixed`, `percent` or `cross_store` (the platform's, at checkout).
     pub kind: &'static str,
     pub amount_off: Option<u64>,
     pub percent_bps: Option<u16>,
     pub cap: Option<u64>,
+    /// A cross-store discount's step: `amount_off` for every `every` spent across stores.
+    pub every: Option<u64>,
     #[schema(value_type = String)]
     pub currency: Code,
     pub min_spend: u64,
@@ -86,10 +89,16 @@ pub(crate) fn sponsor_name(sponsor: Sponsor) -> (String, Option<u64>) {
 }
 
 pub(crate) fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> CouponView {
-    let (funded_by, merchant_id) = sponsor_name(c.terms.sponsor);
-    let (kind, amount_off, percent_bps, cap) = match c.terms.rule {
-        DiscountRule::Fixed { amount } => ("fixed", Some(amount.0), None, None),
-        DiscountRule::Percent { bps, cap } => ("percent", None, Some(bps), cap.map(|c| c.0)),
+    let (mut funded_by, merchant_id) = sponsor_name(c.terms.sponsor);
+    let (kind, amount_off, percent_bps, cap, every) = match c.terms.rule {
+        DiscountRule::Fixed { amount } => ("fixed", Some(amount.0), None, None, None),
+        DiscountRule::Percent { bps, cap } => ("percent", None, Some(bps), cap.map(|c| c.0), None),
+        DiscountRule::CrossStore { every, off, cap, merchants_fund } => {
+            if merchants_fund {
+                funded_by = "merchants".into();
+            }
+            ("cross_store", Some(off.0), None, cap.map(|c| c.0), Some(every.0))
+        }
     };
     CouponView {
         coupon_id: id.0,
@@ -99,6 +108,7 @@ pub(crate) fn coupon_view(id: CouponId, c: &Coupon, uses_left: Option<u32>) -> C
         amount_off,
         percent_bps,
         cap,
+        every,
         currency: Code(c.terms.currency),
         min_spend: c.terms.min_spend.0,
         starts_at: c.terms.starts_at.0,

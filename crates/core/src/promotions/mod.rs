@@ -80,6 +80,10 @@ pub fn discount(rule: DiscountRule, base: Amount) -> Amount {
             let off = base.basis_points(bps);
             cap.map_or(off, |cap| off.min(cap))
         }
+        DiscountRule::CrossStore { every, off, cap, .. } => {
+            let off = off.checked_mul(base.0 / every.0.max(1)).unwrap_or(Amount(AMOUNT_MAX));
+            cap.map_or(off, |cap| off.min(cap))
+        }
     };
     off.min(base)
 }
@@ -158,6 +162,16 @@ impl State {
                     Self::check_positive_amount(cap)?;
                 }
             }
+            DiscountRule::CrossStore { every, off, cap, .. } => {
+                if new.sponsor != Sponsor::Platform {
+                    return Err(out_of_bounds("kind", "a cross-store discount is the platform's"));
+                }
+                Self::check_positive_amount(every)?;
+                Self::check_positive_amount(off)?;
+                if let Some(cap) = cap {
+                    Self::check_positive_amount(cap)?;
+                }
+            }
         }
         if new.min_spend.0 > AMOUNT_MAX {
             return Err(CoreError::AmountTooLarge);
@@ -227,6 +241,9 @@ impl State {
             }
             if matches!(coupon.terms.sponsor, Sponsor::Merchant(m) if m != merchant) {
                 return Err(CoreError::CouponNotApplicable(id, "another merchant's coupon"));
+            }
+            if matches!(coupon.terms.rule, DiscountRule::CrossStore { .. }) {
+                return Err(CoreError::CouponNotApplicable(id, "a cross-store discount applies at checkout"));
             }
             if subtotal < coupon.terms.min_spend {
                 return Err(CoreError::CouponMinSpend { coupon: id, min_spend: coupon.terms.min_spend.0 });

@@ -152,3 +152,47 @@ async fn checkouts_cut_by_kill_9_are_never_half_paid() {
     eprintln!("checkouts acknowledged {}, cut by the kills {cut}", acked.len());
     assert!(order > 1 && !acked.is_empty() && cut > 0, "the kills landed among the checkouts");
 }
+
+/// The platform's "every 200 yuan across stores, 30 off" paid by the stores: apportioned to
+/// each store's order by its share of the spend, to the fen, and a refund of a store's order
+/// gives back what was paid for it, its share of the discount kept off.
+#[tokio::test]
+async fn a_cross_store_discount_is_shared_by_the_stores_to_the_fen_and_refunds_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    three_stores(&server, 1).await;
+    let admin = server.admin.clone();
+    let now = crate::harness::now_ms();
+    let discount = json!({"kind": "cross_store", "every": 20_000, "amount_off": 3_000, "cap": 10_000,
+        "merchants_fund": true, "currency": "CNY", "starts_at": now - 1_000, "ends_at": now + 3_600_000,
+        "per_buyer_limit": 10});
+    let (status, coupon) = server.post("/v1/coupons", &admin, "cross", discount).await;
+    assert_eq!(
+        (status, coupon["kind"].as_str(), coupon["funded_by"].as_str()),
+        (201, Some("cross_store"), Some("merchants")),
+        "{coupon}"
+    );
+    let id = coupon["coupon_id"].as_u64().unwrap();
+    // Not on a single store's order.
+    let single = json!({"buyer_id": 1, "lines": [{"sku_id": 3, "quantity": 1}], "coupons": [id]});
+    let (status, refused) = server.post("/v1/orders", &admin, "single", single).await;
+    assert_eq!((status, refused["code"].as_str()), (400, Some("coupon_not_applicable")), "{refused}");
+
+    let lines =
+        json!([{"sku_id": 1, "quantity": 2}, {"sku_id": 2, "quantity": 1}, {"sku_id": 3, "quantity": 1}]);
+    let body = json!({"buyer_id": 1, "lines": lines, "coupons": [id]});
+    let (status, done) = server.post("/v1/checkout", &admin, "checkout", body).await;
+    assert_eq!(status, 201, "{done}");
+    // 70,000 spent: three steps of 20,000, 9,000 off, shared 20:20:30 and the odd fen first.
+    assert_eq!(done["total"], 61_000, "{done}");
+    let totals: Vec<u64> =
+        done["orders"].as_array().unwrap().iter().map(|o| o["total"].as_u64().unwrap()).collect();
+    assert_eq!(totals, [20_000 - 2_572, 20_000 - 2_571, 30_000 - 3_857]);
+    assert_eq!(wallet(&server, 1).await, 200_000 - 61_000);
+
+    // The third store refunds its order: the buyer gets back what it paid for it.
+    let (status, refunded) = server.post("/v1/orders/3/refund", &admin, "refund-3", json!({})).await;
+    assert_eq!(status, 200, "{refunded}");
+    assert_eq!(wallet(&server, 1).await, 200_000 - 61_000 + 26_143);
+    server.audit().await;
+}
