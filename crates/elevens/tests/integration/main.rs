@@ -20,6 +20,7 @@ mod openapi;
 mod oversell;
 mod packaging;
 mod position;
+mod products;
 mod promotions;
 mod regressions;
 mod replicated;

@@ -41,6 +41,10 @@ fn post(path: &'static str, body: Value, may: &'static [Who]) -> Row {
     Row { method: "POST", path, body, may }
 }
 
+fn put(path: &'static str, body: Value, may: &'static [Who]) -> Row {
+    Row { method: "PUT", path, body, may }
+}
+
 #[tokio::test]
 async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,6 +101,18 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         get("/v1/merchants/1/orders", &[Admin, Merchant]),
         post("/v1/orders", order, &[Admin, Service, Buyer]),
         post("/v1/orders/1/refund", json!({"restock": false}), &[Admin, Merchant]),
+        // A cart and its checkout: the buyer's, and the storefront's for it.
+        get("/v1/buyers/1/cart", &[Admin, Service, Buyer]),
+        put("/v1/buyers/1/cart/lines/1", json!({"quantity": 1}), &[Admin, Service, Buyer]),
+        post(
+            "/v1/checkout",
+            json!({"buyer_id": 1, "lines": [{"sku_id": 1, "quantity": 1}]}),
+            &[Admin, Service, Buyer],
+        ),
+        // The category tree is the operator's; a product, its merchant's.
+        get("/v1/categories", &EVERYONE),
+        post("/v1/categories", json!({"name": "x"}), &[Admin]),
+        post("/v1/products", json!({"merchant_id": 1, "title": "x", "category_id": 1}), &[Admin, Merchant]),
         // The figures: the screen's, never a merchant's or a buyer's.
         get("/v1/analytics/summary", &[Admin, Service, Viewer]),
         // The feed and webhooks: never a buyer's, a carrier's or the screen's.
@@ -114,11 +130,11 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
             if may && row.method != "GET" {
                 continue; // allowed writes would change the state the refusals are tested on
             }
+            let idempotency = format!("roles-{who:?}-{}", row.path);
             let (status, body) = match row.method {
                 "GET" => server.get(row.path, key).await,
-                _ => {
-                    server.post(row.path, key, &format!("roles-{who:?}-{}", row.path), row.body.clone()).await
-                }
+                "PUT" => server.put(row.path, key, &idempotency, row.body.clone()).await,
+                _ => server.post(row.path, key, &idempotency, row.body.clone()).await,
             };
             let refused = status == 403 && body["code"] == "forbidden";
             if refused == may {
