@@ -38,6 +38,16 @@ pub enum Op {
         adjective: Option<u8>,
         noun: u8,
     },
+    /// One unit each of SKUs `sku`, `sku + 1` and `sku + 2` (three stores), checked out.
+    Checkout {
+        buyer: u64,
+        sku: u64,
+    },
+}
+
+/// The lines of a checkout op.
+fn checkout_lines(sku: u64) -> impl Iterator<Item = (u64, u32)> {
+    (sku..sku + 3).map(|s| (s, 1))
 }
 
 impl Op {
@@ -206,6 +216,11 @@ fn item(engine: &EngineHandle, op: Op, key: u64) -> anyhow::Result<Item> {
         Op::Claim { packet, buyer } => {
             write(Command::ClaimRedPacket { packet: RedPacketId(packet), buyer: BuyerId(buyer) })
         }
+        Op::Checkout { buyer, sku } => write(Command::Checkout {
+            buyer: BuyerId(buyer),
+            lines: checkout_lines(sku).map(|(s, quantity)| LineRequest { sku: SkuId(s), quantity }).collect(),
+            coupons: Vec::new(),
+        }),
     })
 }
 
@@ -231,6 +246,7 @@ fn in_process_answer(result: ItemResult) -> Answer {
 fn outcome_answer(outcome: &Outcome) -> Answer {
     Answer::Ok(match outcome {
         Outcome::OrderPlaced { order, .. } | Outcome::OrderPaid { order, .. } => order.0,
+        Outcome::CheckedOut { first, .. } => first.0,
         Outcome::RedPacketClaimed { amount, .. } => amount.0,
         _ => 0,
     })
@@ -286,6 +302,7 @@ fn answer(op: Op, status: u16, body: &Value) -> Answer {
         Op::Claim { .. } => "amount",
         Op::Browse { .. } => "available",
         Op::Search { .. } => return Answer::Ok(body["hits"].as_array().map_or(0, |h| h.len() as u64)),
+        Op::Checkout { .. } => return Answer::Ok(body["orders"][0]["order_id"].as_u64().unwrap_or(0)),
     };
     Answer::Ok(body[field].as_u64().unwrap_or(0))
 }
@@ -312,6 +329,11 @@ async fn http_single(api: &HttpApi, op: Op, idem: u64) -> anyhow::Result<Answer>
         Op::Pay { order } => (format!("/v1/orders/{order}/pay"), Value::Null),
         Op::Claim { packet, buyer } => {
             (format!("/v1/red-packets/{packet}/claims"), json!({"buyer_id": buyer}))
+        }
+        Op::Checkout { buyer, sku } => {
+            let lines: Vec<Value> =
+                checkout_lines(sku).map(|(s, q)| json!({"sku_id": s, "quantity": q})).collect();
+            ("/v1/checkout".to_owned(), json!({"buyer_id": buyer, "lines": lines}))
         }
     };
     let mut request =
@@ -381,6 +403,7 @@ enum Params {
     Place { buyer_id: u64, lines: [Line; 1] },
     Pay { order_id: u64 },
     Claim { red_packet_id: u64, buyer_id: u64 },
+    Checkout { buyer_id: u64, lines: Vec<Line> },
 }
 
 #[derive(Serialize)]
@@ -454,6 +477,7 @@ async fn send_batch(
 async fn http_batch_binary(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::Result<Vec<Answer>> {
     let HttpApi { client, base, key } = api;
     use elevens_http::batch::{ClaimParams, OrderParams};
+    use elevens_http::checkout::CheckoutRequest;
     use elevens_http::orders::{LineRequestBody, PlaceOrderRequest};
     use elevens_http::wire::{BatchOp, BinaryAnswer, BinaryBatch, BinaryCommand};
     let keys: Vec<String> = (0..ops.len()).map(|i| (key_base + i as u64).to_string()).collect();
@@ -469,6 +493,13 @@ async fn http_batch_binary(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::
             Op::Claim { packet, buyer } => {
                 BatchOp::ClaimRedPacket(ClaimParams { red_packet_id: packet, buyer_id: buyer })
             }
+            Op::Checkout { buyer, sku } => BatchOp::Checkout(CheckoutRequest {
+                buyer_id: buyer,
+                lines: checkout_lines(sku)
+                    .map(|(sku_id, quantity)| LineRequestBody { sku_id, quantity })
+                    .collect(),
+                coupons: Vec::new(),
+            }),
             Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a batch command"),
         };
         commands.push(BinaryCommand { idempotency_key, op });
@@ -506,6 +537,10 @@ async fn http_batch_json(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::Re
             Op::Pay { order } => ("pay_order", Params::Pay { order_id: order }),
             Op::Claim { packet, buyer } => {
                 ("claim_red_packet", Params::Claim { red_packet_id: packet, buyer_id: buyer })
+            }
+            Op::Checkout { buyer, sku } => {
+                let lines = checkout_lines(sku).map(|(sku_id, quantity)| Line { sku_id, quantity }).collect();
+                ("checkout", Params::Checkout { buyer_id: buyer, lines })
             }
             // `http_batch_mixed` sends reads apart.
             Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a batch command"),

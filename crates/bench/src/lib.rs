@@ -86,6 +86,9 @@ pub enum Workload {
     /// Flash with warehouses, a carrier and addresses behind it; then every paid order is
     /// dispatched, tracked through four events and delivered (in-process).
     Fulfil,
+    /// The flash marketplace's tail bought by carts of three stores, each checked out in one
+    /// command: three orders placed and paid.
+    Checkout,
 }
 
 #[derive(Clone, Debug)]
@@ -473,6 +476,9 @@ fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
 /// The highest `--rate`, arrivals per second: ten times the in-process figure of the brief.
 const RATE_MAX: f64 = 10_000_000.0;
 
+/// The stores of one checkout in the checkout workload.
+const CHECKOUT_STORES: u64 = 3;
+
 /// Mixed: unpaid orders a client remembers for paying later.
 const UNPAID_MAX: usize = 100_000;
 
@@ -548,6 +554,31 @@ impl Client {
             tally.hot_paid +=
                 paid.iter().zip(&hot).filter(|(a, h)| **h && matches!(a, Answer::Ok(_))).count() as u64;
             self.progress.fetch_add(pays.len() as u64, Ordering::Relaxed);
+        }
+        Ok(tally)
+    }
+
+    /// Carts of three stores: three neighbouring SKUs of the tail (the tail's SKUs go round
+    /// the merchants), one unit each, checked out in one command that places and pays an
+    /// order per store.
+    async fn checkout(self) -> anyhow::Result<Tally> {
+        let (mut rng, zipf, mut key) = self.seeded()?;
+        let mut tally = Tally::new()?;
+        let batch = self.options.batch();
+        let last = self.options.skus.saturating_sub(2).max(1);
+        while Instant::now() < self.deadline {
+            let carts: Vec<Op> = (0..batch)
+                .map(|_| {
+                    let sku = 2 + (zipf.sample(&mut rng) as u64).min(last) - 1;
+                    Op::Checkout { buyer: rng.random_range(1..=self.options.buyers), sku }
+                })
+                .collect();
+            let answers = timed(&self.driver, &carts, key, &mut tally).await?;
+            key += carts.len() as u64;
+            let paid = answers.iter().filter(|a| matches!(a, Answer::Ok(_))).count() as u64;
+            tally.orders += paid * CHECKOUT_STORES;
+            tally.payments += paid * CHECKOUT_STORES;
+            self.progress.fetch_add(paid * CHECKOUT_STORES, Ordering::Relaxed);
         }
         Ok(tally)
     }
@@ -799,7 +830,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
             let handle = started.handle.clone();
             wait_writable(&handle)?;
             match options.workload {
-                Workload::Flash | Workload::Mixed | Workload::Fulfil => {
+                Workload::Flash | Workload::Mixed | Workload::Fulfil | Workload::Checkout => {
                     rss_bytes_per_sku = Some(setup_flash(&runtime, &handle, &options, &mut rng)?);
                     if options.workload == Workload::Fulfil {
                         fulfil::setup(&handle, options.buyers)?;
@@ -889,11 +920,12 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                     Workload::Flash | Workload::Spike | Workload::Fulfil => runtime.spawn(client.flash()),
                     Workload::Redpacket => runtime.spawn(client.redpacket()),
                     Workload::Mixed => runtime.spawn(client.mixed()),
+                    Workload::Checkout => runtime.spawn(client.checkout()),
                 }
             })
             .collect();
         let unit = match options.workload {
-            Workload::Flash | Workload::Spike | Workload::Fulfil => "orders/s",
+            Workload::Flash | Workload::Spike | Workload::Fulfil | Workload::Checkout => "orders/s",
             Workload::Redpacket => "claims/s",
             Workload::Mixed => "ops/s",
         };
@@ -954,7 +986,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                 }
                 // Open-loop payments are not matched to SKUs: the audit's no-oversell check
                 // (sold + reserved never above stock, for every SKU) stands in.
-                Workload::Spike => {
+                Workload::Spike | Workload::Checkout => {
                     invariants.sold_exactly_stock =
                         audit.checks.iter().any(|c| c.name == "no_oversell" && c.ok);
                 }
@@ -1121,7 +1153,14 @@ pub fn table(report: &Report) -> String {
     );
     out += &format!("  duration        {:>12.2} s\n", report.duration_s);
     match report.workload {
-        Workload::Flash | Workload::Fulfil => {
+        Workload::Flash | Workload::Fulfil | Workload::Checkout => {
+            if report.workload == Workload::Checkout {
+                let checkouts = report.orders / CHECKOUT_STORES;
+                let per_s = report.orders_per_s / CHECKOUT_STORES as f64;
+                out += &format!(
+                    "  checkouts       {checkouts:>12} ({per_s:.0}/s, {CHECKOUT_STORES} stores each)\n"
+                );
+            }
             out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
             out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
             out += &format!("  rss per order   {:>12.0} bytes\n", report.rss_bytes_per_order);

@@ -207,41 +207,6 @@ pub enum Command {
     PayOrder {
         order: OrderId,
     },
-    /// Sets a line of the buyer's cart (0 units take it out).
-    SetCartLine {
-        buyer: BuyerId,
-        sku: SkuId,
-        quantity: u32,
-    },
-    /// A node of the category tree (admin), under `parent` or at the root.
-    CreateCategory {
-        name: String,
-        parent: Option<CategoryId>,
-    },
-    /// Moves a category and its subtree (admin).
-    MoveCategory {
-        category: CategoryId,
-        parent: Option<CategoryId>,
-    },
-    CreateProduct(Box<crate::products::NewProduct>),
-    /// Makes a SKU of the product's merchant a variant, with its option values.
-    AddVariant {
-        product: ProductId,
-        sku: SkuId,
-        options: Vec<String>,
-    },
-    MoveProduct {
-        product: ProductId,
-        category: CategoryId,
-    },
-    /// One order per merchant of the lines (the cart's if none), paid at once from the
-    /// buyer's wallet: all or none.
-    Checkout {
-        buyer: BuyerId,
-        lines: Vec<LineRequest>,
-        /// The stores' coupons, at most one per store.
-        coupons: Vec<CouponId>,
-    },
     CancelOrder {
         order: OrderId,
     },
@@ -333,6 +298,42 @@ pub enum Command {
     },
     /// Boxed as `CreateSku` is (rare, and its texts are long).
     UpdateSku(Box<SkuEdit>),
+    // New commands go last: the journal encodes a command by its place in this list.
+    /// Sets a line of the buyer's cart (0 units take it out).
+    SetCartLine {
+        buyer: BuyerId,
+        sku: SkuId,
+        quantity: u32,
+    },
+    /// A node of the category tree (admin), under `parent` or at the root.
+    CreateCategory {
+        name: String,
+        parent: Option<CategoryId>,
+    },
+    /// Moves a category and its subtree (admin).
+    MoveCategory {
+        category: CategoryId,
+        parent: Option<CategoryId>,
+    },
+    CreateProduct(Box<crate::products::NewProduct>),
+    /// Makes a SKU of the product's merchant a variant, with its option values.
+    AddVariant {
+        product: ProductId,
+        sku: SkuId,
+        options: Vec<String>,
+    },
+    MoveProduct {
+        product: ProductId,
+        category: CategoryId,
+    },
+    /// One order per merchant of the lines (the cart's if none), paid at once from the
+    /// buyer's wallet: all or none.
+    Checkout {
+        buyer: BuyerId,
+        lines: Vec<LineRequest>,
+        /// The stores' coupons, at most one per store.
+        coupons: Vec<CouponId>,
+    },
 }
 
 /// An A/B experiment: from `starts_at` to `ends_at`, each buyer sees one variant, chosen by a

@@ -189,3 +189,24 @@ fn regression_a_buyer_key_fills_the_region_table() {
     );
     world.must(buyer, address("XX-1"));
 }
+
+/// The journal encodes a command by its place in `Command`: new commands were once inserted
+/// in the middle, which would have read an older journal's `CancelOrder` as another command.
+/// Every command's place is pinned here; a new one goes last.
+#[test]
+fn regression_commands_keep_their_places_in_the_journals_encoding() {
+    let places = [
+        (Command::CancelOrder { order: OrderId(1) }, 10),
+        (Command::Tick, 12),
+        (Command::RefundLines { order: OrderId(1), lines: vec![], shipping: Amount(0), restock: false }, 27),
+        (Command::UpdateTicket { ticket: TicketId(1), status: logistics::TicketStatus::ALL[0] }, 33),
+        (Command::SetCartLine { buyer: BuyerId(1), sku: SkuId(1), quantity: 1 }, 35),
+        (Command::CreateCategory { name: String::new(), parent: None }, 36),
+        (Command::MoveProduct { product: ProductId(1), category: CategoryId(1) }, 40),
+        (Command::Checkout { buyer: BuyerId(1), lines: vec![], coupons: vec![] }, 41),
+    ];
+    for (command, place) in places {
+        let bytes = postcard::to_allocvec(&command).unwrap();
+        assert_eq!(bytes[0], place, "{} moved in the journal's encoding", command.name());
+    }
+}

@@ -172,13 +172,15 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 WorkloadArg::Spike => elevens_bench::Workload::Spike,
                 WorkloadArg::Mixed => elevens_bench::Workload::Mixed,
                 WorkloadArg::Fulfil => elevens_bench::Workload::Fulfil,
+                WorkloadArg::Checkout => elevens_bench::Workload::Checkout,
                 WorkloadArg::Failover | WorkloadArg::Budget => unreachable!("run above"),
             };
             let default_buyers = match workload {
                 elevens_bench::Workload::Flash
                 | elevens_bench::Workload::Spike
                 | elevens_bench::Workload::Mixed
-                | elevens_bench::Workload::Fulfil => 100_000,
+                | elevens_bench::Workload::Fulfil
+                | elevens_bench::Workload::Checkout => 100_000,
                 elevens_bench::Workload::Redpacket => 1_000_000,
             };
             let options = elevens_bench::Options {
@@ -239,6 +241,9 @@ enum WorkloadArg {
     /// Flash with warehouses, then every paid order dispatched, tracked through four events
     /// and delivered; and the 11.11 backlog scenario (--backlog-orders at midnight).
     Fulfil,
+    /// Carts of three stores from the flash marketplace's tail, each checked out in one command
+    /// (three orders placed and paid).
+    Checkout,
     /// A replicated cluster on loopback, writers at its leader, the leader SIGKILLed --kills
     /// times: the time to the next leader's first write, the writes' latency around the kills.
     Failover,

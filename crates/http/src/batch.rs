@@ -114,6 +114,7 @@ pub(crate) fn json_batch_op(item: &BatchItem) -> Result<BatchOp, ApiError> {
         "cancel_order" => BatchOp::CancelOrder(params(p)?),
         "refund_order" => BatchOp::RefundOrder(params(p)?),
         "claim_red_packet" => BatchOp::ClaimRedPacket(params(p)?),
+        "checkout" => BatchOp::Checkout(params(p)?),
         other => return Err(ApiError::bad_request("unknown_op", format!("no batch operation {other:?}"))),
     })
 }
@@ -139,6 +140,7 @@ impl BatchOp {
                 Command::ClaimRedPacket { packet: RedPacketId(c.red_packet_id), buyer: BuyerId(c.buyer_id) },
                 CREATED,
             ),
+            BatchOp::Checkout(c) => (c.command(), CREATED),
         })
     }
 }

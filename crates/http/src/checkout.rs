@@ -29,6 +29,20 @@ pub struct CheckoutRequest {
     pub coupons: Vec<u64>,
 }
 
+impl CheckoutRequest {
+    pub(crate) fn command(self) -> Command {
+        Command::Checkout {
+            buyer: BuyerId(self.buyer_id),
+            lines: self
+                .lines
+                .into_iter()
+                .map(|l| LineRequest { sku: SkuId(l.sku_id), quantity: l.quantity })
+                .collect(),
+            coupons: self.coupons.into_iter().map(CouponId).collect(),
+        }
+    }
+}
+
 /// A buyer's cart, each line priced as it would be ordered now (campaign prices included),
 /// with why a line cannot be ordered now if it cannot.
 #[utoipa::path(get, path = "/v1/buyers/{id}/cart", tag = "checkout",
@@ -67,14 +81,5 @@ pub async fn checkout(
     key: IdempotencyKey,
     AppJson(request): AppJson<CheckoutRequest>,
 ) -> Answer {
-    let command = Command::Checkout {
-        buyer: BuyerId(request.buyer_id),
-        lines: request
-            .lines
-            .into_iter()
-            .map(|l| LineRequest { sku: SkuId(l.sku_id), quantity: l.quantity })
-            .collect(),
-        coupons: request.coupons.into_iter().map(CouponId).collect(),
-    };
-    write(&app, actor, &key, command, CREATED).await
+    write(&app, actor, &key, request.command(), CREATED).await
 }

@@ -36,15 +36,18 @@
 //! | 7 | cancel_order | order_id |
 //! | 8 | refund_order | order_id, restock |
 //! | 9 | claim_red_packet | red_packet_id, buyer_id |
+//! | 10 | checkout | buyer_id, lines: [sku_id, quantity], coupons: [coupon_id] |
 //!
 //! The outcomes these commands answer with, by [`Outcome`] index: 3 buyer created (buyer), 4 SKU
 //! created (sku, initial_stock), 5 restocked (sku, received), 6 topped up (transfer, balance,
 //! signed), 7 campaign created (campaign), 8 order placed (order, total, expires_at), 9 order
 //! paid (order, total, commission), 10 order cancelled (order), 11 order refunded (order,
-//! amount, restocked), 17 red packet claimed (packet, amount, transfer).
+//! amount, restocked), 17 red packet claimed (packet, amount, transfer), 41 checked out (first
+//! order, orders, total).
 
 use crate::batch::{ClaimParams, OrderParams, RefundParams, RestockParams, TopUpParams};
 use crate::catalogue::CreateSkuRequest;
+use crate::checkout::CheckoutRequest;
 use crate::ledger::CreateBuyerRequest;
 use crate::orders::PlaceOrderRequest;
 use crate::promotions::CreateCampaignRequest;
@@ -79,6 +82,7 @@ pub enum BatchOp {
     CancelOrder(OrderParams),
     RefundOrder(RefundParams),
     ClaimRedPacket(ClaimParams),
+    Checkout(CheckoutRequest),
 }
 
 /// The answer: one result per command, in the request's order.

@@ -313,6 +313,23 @@ fn the_failover_bench_kills_a_leader_and_loses_nothing() {
 /// its payment two 32-byte transfers (and a share of their time's runs), its shipment (implicit: the merchant has no warehouse) a
 /// 5-byte slot and a 5-byte link; the sum is the tables' and the shipments are one per paid order
 /// (what `bench/budget.py` checks in CI).
+/// Carts of three stores checked out in one command, in every mode: three paid orders each,
+/// and the audit holds.
+#[test]
+fn the_checkout_workload_pays_three_stores_per_checkout_in_every_mode() {
+    for (mode, encoding) in
+        [("in-process", "binary"), ("http", "binary"), ("http-batch", "binary"), ("http-batch", "json")]
+    {
+        let args = ["--workload", "checkout", "--buyers", "300", "--skus", "300", "--duration", "0.5"];
+        let report = bench(&[&args[..], &["--mode", mode, "--batch-encoding", encoding]].concat());
+        let orders = report["orders"].as_u64().unwrap();
+        assert!(orders > 0 && orders % 3 == 0, "{mode}: {report}");
+        assert_eq!(report["payments"], report["orders"], "{mode}: {report}");
+        assert_eq!(report["invariants"]["audit_ok"], true, "{mode}: {report}");
+        assert_eq!(report["invariants"]["ledger_balanced"], true, "{mode}: {report}");
+    }
+}
+
 #[test]
 fn the_budget_counts_each_table_per_order() {
     let report = bench(&["--workload", "budget", "--orders", "5000", "--buyers", "2000", "--skus", "1000"]);
