@@ -323,7 +323,7 @@ fn the_checkout_workload_pays_three_stores_per_checkout_in_every_mode() {
         let args = ["--workload", "checkout", "--buyers", "300", "--skus", "300", "--duration", "0.5"];
         let report = bench(&[&args[..], &["--mode", mode, "--batch-encoding", encoding]].concat());
         let orders = report["orders"].as_u64().unwrap();
-        assert!(orders > 0 && orders % 3 == 0, "{mode}: {report}");
+        assert!(orders > 0 && orders.is_multiple_of(3), "{mode}: {report}");
         assert_eq!(report["payments"], report["orders"], "{mode}: {report}");
         assert_eq!(report["invariants"]["audit_ok"], true, "{mode}: {report}");
         assert_eq!(report["invariants"]["ledger_balanced"], true, "{mode}: {report}");
