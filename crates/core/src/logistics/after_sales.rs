@@ -33,6 +33,20 @@ pub struct RefundAccount {
     pub subsidy: Amount,
 }
 
+/// A refund checked and priced, not yet made ([`State::plan_refund`]).
+struct RefundPlan {
+    /// (line position, units, money) of each line refunded.
+    per_line: SmallVec<[(usize, u32, Amount); 1]>,
+    shipping: Amount,
+    /// This refund's money, lines and shipping.
+    amount: Amount,
+    /// Everything refunded of the order once this refund is made.
+    refunded: Amount,
+    commission_back: u64,
+    subsidy_back: u64,
+    legs: SmallVec<[Leg; 3]>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ReturnReason {
     Damaged,
@@ -339,6 +353,23 @@ impl State {
         shipping: Amount,
         restock: bool,
     ) -> Result<Amount, CoreError> {
+        let plan = self.plan_refund(id, lines, shipping)?;
+        let o = self.order(id)?;
+        let (currency, line_count) = (o.currency, o.lines.len());
+        self.ledger.move_money(currency, &plan.legs, Some(id), now)?;
+        self.record_refund(id, &plan, line_count, restock);
+        Ok(plan.amount)
+    }
+
+    /// What a refund of `lines` and `shipping` would move, each line's share to the fen, and
+    /// the commission and subsidy that go back with it, pro rata; or why it cannot be.
+    /// Changes nothing.
+    fn plan_refund(
+        &self,
+        id: OrderId,
+        lines: &[(u8, u32)],
+        shipping: Amount,
+    ) -> Result<RefundPlan, CoreError> {
         let o = self.order_after_payment(id)?;
         let nets = self.order_line_nets(id)?;
         let fee = self.order_shipping(id);
@@ -396,35 +427,34 @@ impl State {
                 kind: TransferKind::CouponSubsidyRefund,
             },
         ];
-        let legs: SmallVec<[Leg; 3]> = all.into_iter().filter(|l| l.amount.0 > 0).collect();
-        let (currency, total, line_count) = (o.currency, o.total, o.lines.len());
-        self.ledger.move_money(currency, &legs, Some(id), now)?;
+        let legs = all.into_iter().filter(|l| l.amount.0 > 0).collect();
+        Ok(RefundPlan { per_line, shipping, amount, refunded, commission_back, subsidy_back, legs })
+    }
 
+    /// Records a refund whose money moved: the order's refund account, the units back on sale
+    /// if `restock`, the parcels not yet left whose every line is now refunded (cancelled), and
+    /// the order refunded once nothing is left.
+    fn record_refund(&mut self, id: OrderId, plan: &RefundPlan, line_count: usize, restock: bool) {
         let account = self.logistics.refunds.entry(id).or_default();
         account.units.resize(line_count, 0);
         account.lines.resize(line_count, Amount::ZERO);
-        for &(p, units, money) in &per_line {
+        for &(p, units, money) in &plan.per_line {
             account.units[p] += units;
             account.lines[p].0 += money.0;
         }
-        account.shipping.0 += shipping.0;
-        account.total = refunded;
-        account.commission.0 += commission_back;
-        account.subsidy.0 += subsidy_back;
+        account.shipping.0 += plan.shipping.0;
+        account.total = plan.refunded;
+        account.commission.0 += plan.commission_back;
+        account.subsidy.0 += plan.subsidy_back;
         self.last_refund.clear();
-        self.last_refund.extend(per_line.iter().map(|&(p, n, _)| (p as u8, n)));
+        self.last_refund.extend(plan.per_line.iter().map(|&(p, n, _)| (p as u8, n)));
         let units: SmallVec<[u32; 1]> = account.units.iter().copied().collect();
         if restock {
-            self.restock_lines(id, per_line.iter().map(|&(p, n, _)| (p, n)));
+            self.restock_lines(id, plan.per_line.iter().map(|&(p, n, _)| (p, n)));
         }
-        // Parcels not yet left whose every line is refunded in full are cancelled.
-        let o = self.order(id)?;
-        let full: u32 = o
-            .lines
-            .iter()
-            .enumerate()
-            .filter(|(i, l)| units[*i] == l.quantity())
-            .fold(0, |m, (i, _)| m | 1 << i);
+        let Ok(o) = self.order(id) else { return };
+        let (total, full) = (o.total, o.lines.iter().enumerate().filter(|(i, l)| units[*i] == l.quantity()));
+        let full = full.fold(0u32, |m, (i, _)| m | 1 << i);
         let cancel: SmallVec<[ShipmentId; 1]> = self
             .order_shipments(id)
             .filter(|(_, s)| s.lifecycle == Lifecycle::AwaitingDispatch && s.lines_mask & !full == 0)
@@ -433,12 +463,11 @@ impl State {
         for sid in cancel {
             self.drop_shipment(sid);
         }
-        if refunded == total {
+        if plan.refunded == total {
             let index = id.index().unwrap_or_default();
             self.orders[index].status = OrderStatus::Refunded;
             self.release_coupons(index);
         }
-        Ok(amount)
     }
 
     /// Refunds the rest of an order: every unit not yet refunded and the shipping left.
