@@ -16,8 +16,8 @@
 use crate::{cny, flash_sku, tail_prices, FLASH_PRICE, HOT_PRICE, HOT_UNITS, MERCHANTS};
 use anyhow::{bail, Context};
 use elevens_core::{
-    Actor, Amount, Applied, BuyerId, Command, Envelope, Footprint, Idempotency, LineRequest, Millis,
-    NewCampaign, OrderId, Outcome, SkuId, State,
+    Actor, Amount, Applied, BuyerId, CategoryId, Command, Envelope, Footprint, Idempotency, LineRequest,
+    MerchantId, Millis, NewCampaign, OrderId, Outcome, SkuId, State,
 };
 use elevens_http::engine::derive_events;
 use rand::{Rng, SeedableRng};
@@ -37,6 +37,8 @@ pub struct Options {
     pub skus: u64,
     pub hot_share: f64,
     pub seed: u64,
+    /// Group the second half of the catalogue into products of this many variants (0: none).
+    pub variants_per_product: u64,
 }
 
 #[derive(Serialize)]
@@ -51,6 +53,9 @@ pub struct Report {
     /// The second half of the catalogue's bytes per SKU (the first half takes the tables'
     /// first allocations).
     pub bytes_per_sku: f64,
+    /// With `variants_per_product`: the products' and categories' bytes per variant, apart
+    /// from the SKUs' own.
+    pub bytes_per_variant: Option<f64>,
     /// The shipment tables' bytes per shipment the orders' payments created.
     pub bytes_per_shipment: f64,
 }
@@ -132,6 +137,10 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     let before_skus = state.footprint().total();
     catalogue(&mut state, &mut clock, half..prices.len())?;
     let bytes_per_sku = (state.footprint().total() - before_skus) as f64 / (prices.len() - half) as f64;
+    let bytes_per_variant = match options.variants_per_product {
+        0 => None,
+        n => Some(group_into_products(&mut state, &mut clock, half as u64..prices.len() as u64, n)?),
+    };
     for b in 1..=options.buyers {
         set_up(&mut state, &mut clock, Command::CreateBuyer { name: format!("buyer {b}") })?;
         set_up(
@@ -200,8 +209,54 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             .filter(|(_, bytes)| *bytes >= 0.05)
             .collect(),
         bytes_per_sku,
+        bytes_per_variant,
         bytes_per_shipment: shipment_bytes as f64 / shipments.max(1) as f64,
     })
+}
+
+/// Groups the tail's SKUs at `positions` into products of `variants` each (a merchant's SKUs
+/// are 100 apart in the tail), each variant with two option values, under one category: the
+/// products' and categories' bytes per variant.
+fn group_into_products(
+    state: &mut State,
+    clock: &mut Clock,
+    positions: std::ops::Range<u64>,
+    variants: u64,
+) -> anyhow::Result<f64> {
+    let before = state.footprint().total();
+    set_up(state, clock, Command::CreateCategory { name: "Phones".into(), parent: None })?;
+    let mut grouped = 0u64;
+    let block = MERCHANTS * variants;
+    let mut start = positions.start;
+    while start + block <= positions.end {
+        for first in start..start + MERCHANTS {
+            // Tail position s is SKU s + 2, of merchant s % MERCHANTS + 1.
+            let merchant = MerchantId(first % MERCHANTS + 1);
+            let Outcome::ProductCreated { product } = set_up(
+                state,
+                clock,
+                Command::CreateProduct(Box::new(elevens_core::products::NewProduct {
+                    merchant,
+                    title: crate::driver::sku_title(first),
+                    description: String::new(),
+                    category: CategoryId(1),
+                    attributes: vec![("brand".into(), format!("brand {}", first % 50))],
+                    options: vec!["colour".into(), "size".into()],
+                })),
+            )?
+            else {
+                bail!("not a product")
+            };
+            for v in 0..variants {
+                let sku = SkuId(first + v * MERCHANTS + 2);
+                let options = vec![format!("colour {v}"), format!("size {}", v % 3)];
+                set_up(state, clock, Command::AddVariant { product, sku, options })?;
+                grouped += 1;
+            }
+        }
+        start += block;
+    }
+    Ok((state.footprint().total() - before) as f64 / grouped.max(1) as f64)
 }
 
 pub fn table_of(report: &Report) -> String {
@@ -213,6 +268,9 @@ pub fn table_of(report: &Report) -> String {
         out += &format!("    {name:<22} {bytes:>7.1}\n");
     }
     out += &format!("  bytes per SKU    {:>7.1}\n", report.bytes_per_sku);
+    if let Some(bytes) = report.bytes_per_variant {
+        out += &format!("  bytes per variant {bytes:>6.1} (products and categories, apart from the SKU)\n");
+    }
     out += &format!(
         "  bytes per shipment {:>5.1} ({} shipments)\n",
         report.bytes_per_shipment, report.shipments

@@ -46,6 +46,10 @@ pub(crate) struct BenchArgs {
     /// The share of orders aimed at the hot SKU.
     #[arg(long, default_value_t = 0.1)]
     hot_share: f64,
+    /// Budget: group the second half of the catalogue into products of this many variants
+    /// (0: none), and report the products' bytes per variant apart from the SKUs'.
+    #[arg(long, default_value_t = 0)]
+    variants_per_product: u64,
     #[arg(long, default_value_t = 1111)]
     seed: u64,
     /// Run the workload twice, on the local journal and then on NATS JetStream at these
@@ -104,13 +108,24 @@ pub(crate) struct BenchArgs {
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args {
-        BenchArgs { workload: WorkloadArg::Budget, orders, buyers, skus, hot_share, seed, json, .. } => {
+        BenchArgs {
+            workload: WorkloadArg::Budget,
+            orders,
+            buyers,
+            skus,
+            hot_share,
+            seed,
+            json,
+            variants_per_product,
+            ..
+        } => {
             let options = elevens_bench::budget::Options {
                 orders,
                 buyers: buyers.unwrap_or(100_000),
                 skus,
                 hot_share: hot_share.clamp(0.0, 1.0),
                 seed,
+                variants_per_product,
             };
             bench_budget(&options, json)
         }
