@@ -196,3 +196,50 @@ async fn a_cross_store_discount_is_shared_by_the_stores_to_the_fen_and_refunds_e
     assert_eq!(wallet(&server, 1).await, 200_000 - 61_000 + 26_143);
     server.audit().await;
 }
+
+/// A stampede on a hot variant through carts: 60 buyers with the hot SKU (20 units) and another
+/// store's SKU in their carts check out at once. Exactly 20 checkouts are paid, each with both
+/// stores' orders; the others are refused whole (no order, no money moved); nothing oversold.
+#[tokio::test]
+async fn a_stampede_on_a_hot_variant_through_carts_never_oversells() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let service = three_stores(&server, 60).await;
+    let hot = json!({"merchant_id": 1, "title": "hot", "price": 5_000, "currency": "CNY", "stock": 20});
+    let (status, body) = server.post("/v1/skus", &server.admin, "hot", hot).await;
+    assert_eq!((status, body["sku_id"].as_u64()), (201, Some(4)), "{body}");
+    for buyer in 1..=60u64 {
+        for (sku, n) in [(4, 1), (2, 1)] {
+            let path = format!("/v1/buyers/{buyer}/cart/lines/{sku}");
+            let (status, _) =
+                server.put(&path, &service, &format!("c{buyer}-{sku}"), json!({"quantity": n})).await;
+            assert_eq!(status, 200);
+        }
+    }
+    let checkouts = (1..=60u64).map(|buyer| {
+        let (server, service) = (&server, &service);
+        async move {
+            server.try_post("/v1/checkout", service, &format!("k{buyer}"), json!({"buyer_id": buyer})).await
+        }
+    });
+    let answers = futures::future::join_all(checkouts).await;
+    let paid = answers.iter().filter(|a| matches!(a, Ok((201, _)))).count();
+    let refused: Vec<&str> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .filter(|a| a.0 != 201)
+        .filter_map(|a| a.1["code"].as_str())
+        .collect();
+    assert_eq!(paid, 20, "refusals: {refused:?}");
+    assert!(refused.iter().all(|c| *c == "insufficient_stock"), "{refused:?}");
+    let (_, hot) = server.get("/v1/skus/4", &server.admin).await;
+    assert_eq!((hot["sold"].as_u64(), hot["available"].as_u64()), (Some(20), Some(0)), "{hot}");
+    let (_, other) = server.get("/v1/skus/2", &server.admin).await;
+    assert_eq!(other["sold"], 20, "the other store's line sold with each paid checkout only: {other}");
+    let mut spent = 0;
+    for buyer in 1..=60 {
+        spent += 200_000 - wallet(&server, buyer).await;
+    }
+    assert_eq!(spent, 20 * (5_000 + 20_000), "money moved for the paid checkouts only");
+    server.audit().await;
+}
