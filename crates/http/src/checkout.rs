@@ -33,11 +33,7 @@ impl CheckoutRequest {
     pub(crate) fn command(self) -> Command {
         Command::Checkout {
             buyer: BuyerId(self.buyer_id),
-            lines: self
-                .lines
-                .into_iter()
-                .map(|l| LineRequest { sku: SkuId(l.sku_id), quantity: l.quantity })
-                .collect(),
+            lines: self.lines.into_iter().map(LineRequest::from).collect(),
             coupons: self.coupons.into_iter().map(CouponId).collect(),
         }
     }

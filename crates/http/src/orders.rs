@@ -35,15 +35,17 @@ pub struct RefundRequest {
     pub restock: bool,
 }
 
+impl From<LineRequestBody> for LineRequest {
+    fn from(line: LineRequestBody) -> LineRequest {
+        LineRequest { sku: SkuId(line.sku_id), quantity: line.quantity }
+    }
+}
+
 impl PlaceOrderRequest {
     pub(crate) fn command(self, config: &Config) -> Command {
         Command::PlaceOrder {
             buyer: BuyerId(self.buyer_id),
-            lines: self
-                .lines
-                .into_iter()
-                .map(|l| LineRequest { sku: SkuId(l.sku_id), quantity: l.quantity })
-                .collect(),
+            lines: self.lines.into_iter().map(LineRequest::from).collect(),
             coupons: self.coupons.into_iter().map(CouponId).collect(),
             reservation_ttl_ms: config.engine.reservation_ttl_ms,
         }
