@@ -293,7 +293,8 @@ impl State {
     }
 
     /// Checks and prices an order's lines, coupons and shipping as they would be at `now`,
-    /// changing nothing.
+    /// changing nothing. Inlined: it is the flash path's (the checkout's copy is the cost).
+    #[inline(always)]
     pub(crate) fn price_order(
         &self,
         buyer: BuyerId,
@@ -350,7 +351,9 @@ impl State {
     }
 
     /// One line checked against the SKU's stock and its campaign's window, units left and
-    /// per-buyer limit, at the campaign's price if one governs the SKU now.
+    /// per-buyer limit, at the campaign's price if one governs the SKU now. Inlined, like
+    /// [`State::price_order`].
+    #[inline(always)]
     pub(crate) fn price_line(
         &self,
         buyer: BuyerId,
@@ -390,7 +393,9 @@ impl State {
     }
 
     /// Places a priced order: holds its stock and coupons, and its reservation until
-    /// `now + reservation_ttl_ms`. Every check was made: nothing here fails.
+    /// `now + reservation_ttl_ms`. Every check was made: nothing here fails. Inlined, like
+    /// [`State::price_order`].
+    #[inline(always)]
     pub(crate) fn reserve_order(
         &mut self,
         buyer: BuyerId,
@@ -488,7 +493,8 @@ impl State {
 
     /// Pays a pending order whose shipments are planned: moves the money (refused whole if the
     /// buyer's wallet is short), marks the order paid, turns its reserved units into sold ones,
-    /// and creates its shipments.
+    /// and creates its shipments. Inlined, like [`State::price_order`].
+    #[inline(always)]
     pub(crate) fn settle(&mut self, id: OrderId, plan: &Plan, now: Millis) -> Result<Outcome, CoreError> {
         let order = self.order(id)?;
         let commission_bps = self.merchant(order.merchant())?.commission_bps;
@@ -573,6 +579,7 @@ pub(crate) fn platform_subsidy(discounts: &[OrderDiscount]) -> Amount {
 /// platform pays the merchant its platform-funded discounts. Zero-amount legs are left out;
 /// returns the legs and how many there are. (A refund moves them back pro rata:
 /// [`crate::logistics`]' after-sales.)
+#[inline(always)]
 fn payment_legs(order: &Order, discounts: &[OrderDiscount], commission: Amount) -> ([Leg; 3], usize) {
     let (b, m, p) = (Owner::Buyer(order.buyer()), Owner::Merchant(order.merchant()), Owner::Platform);
     let net = Amount(order.total.0 - commission.0); // commission <= total.
