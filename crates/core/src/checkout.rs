@@ -133,7 +133,8 @@ impl State {
         if quantity > 0 {
             line_quantity(quantity)?;
         }
-        let mut cart = self.carts.get(buyer).cloned().unwrap_or_default();
+        // An expired cart not yet dropped by the tick is empty: its lines do not come back.
+        let mut cart = Cart { lines: self.cart(buyer, now).to_vec(), touched: now };
         match cart.lines.iter().position(|l| l.sku == sku) {
             Some(i) if quantity == 0 => {
                 cart.lines.remove(i);
@@ -148,7 +149,6 @@ impl State {
         let lines = cart.lines.len() as u32;
         self.carts.remove(buyer);
         if !cart.lines.is_empty() {
-            cart.touched = now;
             self.carts.ends.insert((expiry(now), buyer));
             self.carts.carts.insert(buyer, cart);
         }

@@ -288,6 +288,19 @@ fn carts_are_bounded_and_expire() {
     assert!(state.next_due().is_some_and(|due| due <= Millis(at.0 + limits::CART_TTL_MS)));
     let later = Millis(at.0 + limits::CART_TTL_MS);
     assert!(state.cart(b, later).is_empty(), "expired at its time");
+    // Changed after it expired and before the tick dropped it: the old lines do not come back.
+    let mut resurrected = state.clone();
+    resurrected
+        .apply(&Envelope {
+            actor: Actor::Buyer(b),
+            idempotency: None,
+            at: later,
+            command: Command::SetCartLine { buyer: b, sku: SkuId(2), quantity: 1 },
+        })
+        .unwrap();
+    let lines: Vec<u64> = resurrected.cart(b, later).iter().map(|l| l.sku.0).collect();
+    assert_eq!(lines, [2], "an expired cart's line came back");
+    assert!(resurrected.audit().checks.iter().all(|c| c.ok));
     state
         .apply(&Envelope { actor: Actor::Admin, idempotency: None, at: later, command: Command::Tick })
         .unwrap();
