@@ -206,6 +206,16 @@ impl Nats {
         Ok(message.payload)
     }
 
+    /// The message at `seq` as the stream's leader has it. A direct get ([`Nats::get`]) may be
+    /// answered by any replica, and one that has not caught up (just after a partition heals)
+    /// answers "not found" for a message every acknowledged write is in: a read that must see
+    /// them all (the audit) asks the leader.
+    pub async fn get_from_leader(&self, seq: u64) -> Result<bytes::Bytes, NatsError> {
+        let message =
+            self.stream.get_raw_message(seq).await.map_err(call("reading a message from the leader"))?;
+        Ok(message.payload)
+    }
+
     /// The lease as it is: its holder's value and revision, `None` if nobody holds it.
     pub async fn lease(&self) -> Result<Option<(bytes::Bytes, u64)>, NatsError> {
         // Bounded well under the client's timeout: a direct get may be routed to a replica cut
