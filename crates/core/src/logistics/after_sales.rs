@@ -249,6 +249,14 @@ impl State {
         self.logistics.refunds.get(&order)
     }
 
+    /// The orders with a refund among `orders`, and what was refunded of each.
+    pub fn refund_accounts(
+        &self,
+        orders: std::ops::Range<OrderId>,
+    ) -> impl Iterator<Item = (OrderId, &RefundAccount)> {
+        self.logistics.refunds.range(orders).map(|(id, account)| (*id, account))
+    }
+
     /// What the buyer paid for each line of an order.
     pub fn order_line_nets(&self, order: OrderId) -> Result<SmallVec<[Amount; 1]>, CoreError> {
         let o = self.order(order)?;
