@@ -71,8 +71,7 @@ impl Carts {
 
     /// Drops the carts due by `now`, at most `max`; returns how many.
     pub(crate) fn expire(&mut self, now: Millis, max: usize) -> usize {
-        let due: Vec<BuyerId> =
-            self.ends.iter().take_while(|(at, _)| *at <= now).take(max).map(|(_, b)| *b).collect();
+        let due = crate::state::due_by(&self.ends, now, max);
         for &buyer in &due {
             self.remove(buyer);
         }
@@ -225,9 +224,10 @@ impl State {
         if self.ledger.balance(Owner::Buyer(buyer), currency) < total.0 as i64 {
             return Err(CoreError::InsufficientFunds);
         }
-        // A payment posts at most 4 transfers (to the merchant, the commission, a coupon's
-        // subsidy both ways).
-        let transfers = self.ledger.transfers().len() as u64 + 4 * priced.len() as u64;
+        // A payment posts at most PAYMENT_LEGS_MAX transfers (to the merchant, the commission,
+        // the platform's subsidy).
+        let legs = crate::orders::PAYMENT_LEGS_MAX as u64 * priced.len() as u64;
+        let transfers = self.ledger.transfers().len() as u64 + legs;
         if transfers > TRANSFERS_MAX || self.orders.len() as u64 + priced.len() as u64 > ORDERS_MAX {
             return Err(CoreError::Overflow("orders or transfers ever made"));
         }

@@ -575,12 +575,19 @@ pub(crate) fn platform_subsidy(discounts: &[OrderDiscount]) -> Amount {
     Amount(discounts.iter().filter(|d| d.funded_by == Sponsor::Platform).map(|d| d.amount.0).sum())
 }
 
+/// The most transfers a payment posts ([`payment_legs`]).
+pub(crate) const PAYMENT_LEGS_MAX: usize = 3;
+
 /// The legs of a payment: the buyer pays the merchant and the platform its commission; the
 /// platform pays the merchant its platform-funded discounts. Zero-amount legs are left out;
 /// returns the legs and how many there are. (A refund moves them back pro rata:
 /// [`crate::logistics`]' after-sales.)
 #[inline(always)]
-fn payment_legs(order: &Order, discounts: &[OrderDiscount], commission: Amount) -> ([Leg; 3], usize) {
+fn payment_legs(
+    order: &Order,
+    discounts: &[OrderDiscount],
+    commission: Amount,
+) -> ([Leg; PAYMENT_LEGS_MAX], usize) {
     let (b, m, p) = (Owner::Buyer(order.buyer()), Owner::Merchant(order.merchant()), Owner::Platform);
     let net = Amount(order.total.0 - commission.0); // commission <= total.
     let subsidy = platform_subsidy(discounts);

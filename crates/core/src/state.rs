@@ -500,7 +500,7 @@ impl State {
         if !matches!(actor, Actor::Admin | Actor::Service) {
             return Err(CoreError::Forbidden("advance time-driven work"));
         }
-        let ended = due_by(&self.red_packet_ends, now);
+        let ended = due_by(&self.red_packet_ends, now, EXPIRE_BATCH_MAX);
         for &id in &ended {
             self.close_red_packet(id, now);
         }
@@ -692,8 +692,8 @@ impl<W: std::io::Write> postcard::ser_flavors::Flavor for Buffered<W> {
     }
 }
 
-/// What is due at `now` in a time-ordered set, at most `EXPIRE_BATCH_MAX` (bounded work per tick;
-/// the rest is due at the next one).
-fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis) -> Vec<T> {
-    set.iter().take_while(|(at, _)| *at <= now).take(EXPIRE_BATCH_MAX).map(|(_, id)| *id).collect()
+/// What is due at `now` in a time-ordered set, at most `max` (bounded work per tick; the rest
+/// is due at the next one).
+pub(crate) fn due_by<T: Copy>(set: &BTreeSet<(Millis, T)>, now: Millis, max: usize) -> Vec<T> {
+    set.iter().take_while(|(at, _)| *at <= now).take(max).map(|(_, id)| *id).collect()
 }
