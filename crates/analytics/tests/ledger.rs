@@ -34,7 +34,7 @@ enum Step {
     Pay(usize),
     Cancel(usize),
     Refund(usize),
-    /// One unit of the order's SKU: partial refunds were once missing from the figures.
+    /// One unit of the order's SKU: a partial refund lowers the figures too.
     RefundUnit(usize),
 }
 

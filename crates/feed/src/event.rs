@@ -516,8 +516,7 @@ struct Events<'a> {
 }
 
 impl Events<'_> {
-    /// Inlined: an event is built in place in the list (an outlined call moved each ~100-byte
-    /// event twice on the flash path).
+    /// Inlined: on the flash path each event is built in place in the list.
     #[inline(always)]
     fn push(&mut self, merchant: Option<u64>, buyer: Option<u64>, kind: Kind) {
         self.out.push(FeedEvent { record: self.record, at: self.at, merchant, buyer, kind });
