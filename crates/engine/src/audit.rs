@@ -37,8 +37,21 @@ pub struct Auditor {
 pub enum AuditError {
     #[error("an audit is already running")]
     Busy,
+    /// The durable state cannot be read now (a replicated journal without a quorum): asked
+    /// again later, the audit may run.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
-    Read(#[from] StartError),
+    Read(StartError),
+}
+
+impl From<StartError> for AuditError {
+    fn from(error: StartError) -> AuditError {
+        match error {
+            StartError::StreamUnavailable(why) => AuditError::Unavailable(why),
+            error => AuditError::Read(error),
+        }
+    }
 }
 
 impl Auditor {

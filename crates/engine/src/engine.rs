@@ -166,6 +166,10 @@ pub enum StartError {
     Search(#[from] elevens_search::SearchError),
     #[error("the replicated journal: {0}")]
     Replication(String),
+    /// The stream's servers cannot answer a read now (no quorum, or a leader being elected):
+    /// asked again later, it may succeed; nothing read was wrong.
+    #[error("the replicated journal cannot be read now: {0}")]
+    StreamUnavailable(String),
     #[error("the event feed: {0}")]
     Feed(#[from] elevens_feed::FeedError),
 }

@@ -799,7 +799,7 @@ impl StreamReader {
             let bytes = self
                 .runtime
                 .block_on(self.nats.get_from_leader(seq))
-                .map_err(|e| StartError::Replication(format!("reading message {seq}: {e}")))?;
+                .map_err(|e| StartError::StreamUnavailable(format!("reading message {seq}: {e}")))?;
             // As a follower does: a message refused by the chain's checks is not applied.
             let Ok(frame) = chain.accept(seq, &bytes) else { continue };
             let failed = |why| StartError::Replication(format!("stream message {seq}: {why}"));

@@ -3,6 +3,7 @@
 use crate::api::*;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::*;
+use axum::http::StatusCode;
 use axum::Json;
 use elevens_admission::Refusal;
 use elevens_core::*;
@@ -102,6 +103,15 @@ pub async fn audit(axum::extract::State(app): axum::extract::State<AppState>, Au
     }
     let report = app.engine.auditor.audit().await.map_err(|e| match e {
         crate::audit::AuditError::Busy => ApiError::from(Refusal::Overloaded { retry_after: AUDIT_RETRY }),
+        crate::audit::AuditError::Unavailable(why) => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "journal_unavailable",
+                format!("the replicated journal cannot be read now; retry after the delay: {why}"),
+            );
+            e.body.retry_after_ms = Some(AUDIT_RETRY / 1_000_000);
+            e
+        }
         crate::audit::AuditError::Read(error) => {
             ApiError::internal(format!("reading the durable state: {error}"))
         }
