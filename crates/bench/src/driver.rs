@@ -38,6 +38,13 @@ pub enum Op {
         adjective: Option<u8>,
         noun: u8,
     },
+    /// A category page: the category's SKUs (its subtree's), maybe of one brand, by relevance or
+    /// price, with the facets counted (see [`crate::facets`]).
+    Facets {
+        category: u64,
+        brand: Option<u8>,
+        by_price: bool,
+    },
     /// One unit each of SKUs `sku`, `sku + 1` and `sku + 2` (three stores), checked out.
     Checkout {
         buyer: u64,
@@ -52,8 +59,14 @@ fn checkout_lines(sku: u64) -> impl Iterator<Item = (u64, u32)> {
 
 impl Op {
     fn is_read(&self) -> bool {
-        matches!(self, Op::Browse { .. } | Op::Search { .. })
+        matches!(self, Op::Browse { .. } | Op::Search { .. } | Op::Facets { .. })
     }
+}
+
+/// A faceted query's brand filter, as the index and the API take it.
+fn brand_filter(brand: Option<u8>) -> Option<(String, String)> {
+    let brand = crate::facets::BRANDS[usize::from(brand?) % crate::facets::BRANDS.len()];
+    Some(("brand".to_string(), brand.to_string()))
 }
 
 /// The words SKU titles are made of (`"red kettle 42"`), so that searches find something.
@@ -198,13 +211,27 @@ fn item(engine: &EngineHandle, op: Op, key: u64) -> anyhow::Result<Item> {
         Op::Search { adjective, noun } => {
             let query = elevens_search::SearchQuery {
                 text: search_text(adjective, noun),
-                merchant: None,
-                min_price: None,
-                max_price: None,
                 limit: SEARCH_PAGE,
+                ..Default::default()
             };
-            let hits = engine.search.search(&query)?;
-            read(Query::Skus(hits.iter().map(|h| SkuId(h.sku)).collect()))
+            let found = engine.search.search(&query)?;
+            read(Query::Skus(found.hits.iter().map(|h| SkuId(h.sku)).collect()))
+        }
+        Op::Facets { category, brand, by_price } => {
+            let query = elevens_search::SearchQuery {
+                category: Some(category),
+                attributes: brand_filter(brand).into_iter().collect(),
+                sort: if by_price {
+                    elevens_search::Sort::PriceAscending
+                } else {
+                    elevens_search::Sort::Relevance
+                },
+                facets: true,
+                limit: SEARCH_PAGE,
+                ..Default::default()
+            };
+            let found = engine.search.search(&query)?;
+            read(Query::Skus(found.hits.iter().map(|h| SkuId(h.sku)).collect()))
         }
         Op::Place { buyer, sku } => write(Command::PlaceOrder {
             buyer: BuyerId(buyer),
@@ -301,7 +328,9 @@ fn answer(op: Op, status: u16, body: &Value) -> Answer {
         Op::Place { .. } | Op::Pay { .. } => "order_id",
         Op::Claim { .. } => "amount",
         Op::Browse { .. } => "available",
-        Op::Search { .. } => return Answer::Ok(body["hits"].as_array().map_or(0, |h| h.len() as u64)),
+        Op::Search { .. } | Op::Facets { .. } => {
+            return Answer::Ok(body["hits"].as_array().map_or(0, |h| h.len() as u64))
+        }
         Op::Checkout { .. } => return Answer::Ok(body["orders"][0]["order_id"].as_u64().unwrap_or(0)),
     };
     Answer::Ok(body[field].as_u64().unwrap_or(0))
@@ -316,13 +345,23 @@ async fn http_single(api: &HttpApi, op: Op, idem: u64) -> anyhow::Result<Answer>
                 .get(format!("{base}/v1/search"))
                 .query(&[("q", search_text(adjective, noun)), ("limit", SEARCH_PAGE.to_string())]),
         ),
+        Op::Facets { category, brand, by_price } => {
+            let mut query = vec![
+                ("category_id", category.to_string()),
+                ("facets", "true".into()),
+                ("sort", if by_price { "price_asc" } else { "relevance" }.into()),
+                ("limit", SEARCH_PAGE.to_string()),
+            ];
+            query.extend(brand_filter(brand).map(|(name, value)| ("attribute", format!("{name}:{value}"))));
+            Some(client.get(format!("{base}/v1/search")).query(&query))
+        }
         _ => None,
     };
     if let Some(request) = read {
         return answer_of(op, request.bearer_auth(key).send().await?).await;
     }
     let (path, body) = match op {
-        Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a POST"),
+        Op::Browse { .. } | Op::Search { .. } | Op::Facets { .. } => bail!("a read is not a POST"),
         Op::Place { buyer, sku } => {
             ("/v1/orders".to_owned(), json!({"buyer_id": buyer, "lines": [{"sku_id": sku, "quantity": 1}]}))
         }
@@ -500,7 +539,9 @@ async fn http_batch_binary(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::
                     .collect(),
                 coupons: Vec::new(),
             }),
-            Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a batch command"),
+            Op::Browse { .. } | Op::Search { .. } | Op::Facets { .. } => {
+                bail!("a read is not a batch command")
+            }
         };
         commands.push(BinaryCommand { idempotency_key, op });
     }
@@ -543,7 +584,9 @@ async fn http_batch_json(api: &HttpApi, ops: &[Op], key_base: u64) -> anyhow::Re
                 ("checkout", Params::Checkout { buyer_id: buyer, lines })
             }
             // `http_batch_mixed` sends reads apart.
-            Op::Browse { .. } | Op::Search { .. } => bail!("a read is not a batch command"),
+            Op::Browse { .. } | Op::Search { .. } | Op::Facets { .. } => {
+                bail!("a read is not a batch command")
+            }
         };
         commands.push(BatchCommand {
             op: op_name,

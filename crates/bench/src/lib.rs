@@ -10,6 +10,7 @@
 
 pub mod budget;
 mod driver;
+pub mod facets;
 pub mod fulfil;
 mod open_loop;
 pub mod peers;
@@ -174,6 +175,24 @@ pub struct Latency {
     pub max: u64,
 }
 
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        Latency {
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct FacetedSearch {
+    pub products: u64,
+    pub queries: u64,
+    pub latency_us: Latency,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Invariants {
     /// False where the target holds no state to check (the bare hyper server): then every check
@@ -213,6 +232,10 @@ pub struct Report {
     pub searches: u64,
     /// SKUs the searches found (at most 20 a page).
     pub search_hits: u64,
+    /// Mixed: the faceted queries one client asked alone during the load (a category page with
+    /// facets, see `facets.rs`), and their latency from asking to the answer, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faceted_search: Option<FacetedSearch>,
     /// Red packet: claim attempts, and shares paid.
     pub claims: u64,
     pub claims_per_s: f64,
@@ -415,6 +438,8 @@ struct Tally {
     hot_sold_out: bool,
     errors: BTreeMap<String, u64>,
     latency: Option<Histogram<u64>>,
+    /// Mixed: the probing client's faceted queries, each timed alone.
+    facets: Option<Histogram<u64>>,
 }
 
 impl Tally {
@@ -439,6 +464,11 @@ impl Tally {
         }
         if let (Some(mine), Some(theirs)) = (self.latency.as_mut(), other.latency.as_ref()) {
             mine.add(theirs)?;
+        }
+        match (self.facets.as_mut(), other.facets) {
+            (Some(mine), Some(theirs)) => mine.add(&theirs)?,
+            (None, theirs) => self.facets = theirs,
+            _ => {}
         }
         Ok(())
     }
@@ -592,7 +622,20 @@ impl Client {
         // Orders placed and not yet paid, with whether they are the hot SKU's (bounded: the
         // oldest are forgotten, left to their reservations).
         let mut unpaid: std::collections::VecDeque<(u64, bool)> = std::collections::VecDeque::new();
+        let probing = self.id == 0 && self.options.target == Target::Elevens;
+        if probing {
+            tally.facets = Some(Histogram::new_with_bounds(1, 600_000_000, 3)?);
+        }
+        let mut probed = Instant::now();
         while Instant::now() < self.deadline {
+            if probing && probed.elapsed() >= facets::PROBE_INTERVAL {
+                probed = Instant::now();
+                self.driver.run(&[facets::probe(&mut rng)], key).await?;
+                let micros = probed.elapsed().as_micros().max(1) as u64;
+                if let Some(h) = tally.facets.as_mut() {
+                    h.saturating_record(micros);
+                }
+            }
             let mut ops = Vec::with_capacity(batch);
             // Whether each payment of the batch, in order, is for the hot SKU.
             let mut hot_pays = Vec::new();
@@ -801,6 +844,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     let mut hello = String::new();
     let mut gate = Arc::new(Gate::new(Default::default()));
     let mut rss_bytes_per_sku = None;
+    let mut products = 0;
     let marketplace = |rng: &mut rand::rngs::StdRng| peers::Marketplace {
         merchants: MERCHANTS,
         hot_units: HOT_UNITS,
@@ -834,6 +878,9 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                     rss_bytes_per_sku = Some(setup_flash(&runtime, &handle, &options, &mut rng)?);
                     if options.workload == Workload::Fulfil {
                         fulfil::setup(&handle, options.buyers)?;
+                    }
+                    if options.workload == Workload::Mixed {
+                        products = facets::setup(&handle, options.skus)?;
                     }
                     run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 - 1_000))])?;
                 }
@@ -1031,6 +1078,11 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         engine.shutdown();
     }
     let latency = total.latency.take().unwrap_or(Histogram::new(3)?);
+    let faceted_search = total.facets.take().map(|h| FacetedSearch {
+        products,
+        queries: h.len(),
+        latency_us: Latency::of(&h),
+    });
     let backlog = (options.workload == Workload::Fulfil && options.backlog_orders > 0)
         .then(|| {
             eprintln!(
@@ -1059,15 +1111,11 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         browses: total.browses,
         searches: total.searches,
         search_hits: total.search_hits,
+        faceted_search,
         claims: total.claims,
         claims_per_s: total.claims as f64 / elapsed,
         shares_paid: total.shares,
-        latency_us: Latency {
-            p50: latency.value_at_quantile(0.5),
-            p99: latency.value_at_quantile(0.99),
-            p999: latency.value_at_quantile(0.999),
-            max: latency.max(),
-        },
+        latency_us: Latency::of(&latency),
         errors: total.errors,
         rss_bytes_per_order: rss_after.saturating_sub(rss_before) as f64 / total.orders.max(1) as f64,
         rss_bytes_per_sku,
@@ -1191,6 +1239,12 @@ pub fn table(report: &Report) -> String {
                 report.searches,
                 report.search_hits as f64 / report.searches.max(1) as f64
             );
+            if let Some(f) = &report.faceted_search {
+                out += &format!(
+                    "  faceted search  {:>12} (over {} products; p50 {} µs, p99 {} µs, max {} µs)\n",
+                    f.queries, f.products, f.latency_us.p50, f.latency_us.p99, f.latency_us.max
+                );
+            }
             out += &format!("  orders          {:>12} ({:.0}/s)\n", report.orders, report.orders_per_s);
             out += &format!("  payments        {:>12} ({:.0}/s)\n", report.payments, report.payments_per_s);
         }

@@ -26,10 +26,10 @@ use elevens_analytics::Analytics;
 use elevens_core::{
     Actor, Applied, Command, CoreError, EncodedState, Envelope, Idempotency, Millis, Outcome, State,
 };
-use elevens_feed::{Feed, FeedEvent, FeedWriter, Kind};
+use elevens_feed::{Feed, FeedEvent, FeedWriter};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use elevens_replication::Position;
-use elevens_search::{Search, SkuDoc};
+use elevens_search::Search;
 use elevens_views::{self as views, Query, View};
 use parking_lot::Mutex;
 use std::path::Path;
@@ -1032,22 +1032,8 @@ impl ReadModels {
         let mut analytics = self.analytics.lock();
         for event in events {
             analytics.fold(event);
-            let (Kind::SkuCreated { sku, title, description, price, .. }
-            | Kind::SkuUpdated { sku, title, description, price, .. }) = &event.kind
-            else {
-                continue;
-            };
-            let replace = matches!(event.kind, Kind::SkuUpdated { .. });
-            let doc = SkuDoc {
-                sku: *sku,
-                merchant: event.merchant.unwrap_or_default(),
-                title: title.clone(),
-                description: description.clone(),
-                price: *price,
-            };
-            let indexed = if replace { self.search.replace(&doc) } else { self.search.add(&doc) };
-            if let Err(error) = indexed {
-                tracing::warn!(%error, sku = doc.sku, "a SKU could not be indexed for search");
+            if let Err(error) = self.search.fold(event.merchant, &event.kind) {
+                tracing::warn!(%error, record = event.record, "an event could not be folded into the search index");
             }
         }
     }

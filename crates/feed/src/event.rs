@@ -12,7 +12,7 @@ pub const VERSION: u32 = 1;
 /// The encoding of events in the log on disk ([`crate::log`]): postcard is not self-describing,
 /// so an added field changes it. Kept in the feed's directory; a log of another format is
 /// refused at start rather than misread.
-pub const LOG_FORMAT: u32 = 2;
+pub const LOG_FORMAT: u32 = 3;
 
 /// A durable change, as the feed keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,13 +145,42 @@ pub enum Kind {
         starts_at: u64,
         ends_at: u64,
     },
+    /// A product, with the attributes buyers filter on and the names of the options its
+    /// variants differ by.
     #[serde(rename = "product.created")]
-    ProductCreated { product: u64, title: String, category: u64 },
-    /// A SKU became one of the product's variants, with its option values.
+    ProductCreated {
+        product: u64,
+        title: String,
+        category: u64,
+        attributes: Vec<Attribute>,
+        options: Vec<String>,
+    },
+    /// A SKU became one of the product's variants, with its option values; the SKU's texts and
+    /// price as they are now.
     #[serde(rename = "product.variant_added")]
-    VariantAdded { product: u64, sku: u64, options: Vec<String> },
+    VariantAdded {
+        product: u64,
+        sku: u64,
+        options: Vec<String>,
+        title: String,
+        description: String,
+        currency: Code,
+        price: u64,
+    },
     #[serde(rename = "product.moved")]
     ProductMoved { product: u64, category: u64 },
+    /// A node of the operator's category tree (`parent` null: a top-level one).
+    #[serde(rename = "category.created")]
+    CategoryCreated { category: u64, name: String, parent: Option<u64> },
+    #[serde(rename = "category.moved")]
+    CategoryMoved { category: u64, parent: Option<u64> },
+}
+
+/// A product's attribute: what a buyer filters on (brand: Apple).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    pub name: String,
+    pub value: String,
 }
 
 /// A variant of an A/B experiment and its share of the buyers (weights are relative).
@@ -189,6 +218,8 @@ pub const TYPES: &[&str] = &[
     "product.created",
     "product.variant_added",
     "product.moved",
+    "category.created",
+    "category.moved",
 ];
 
 impl Kind {
@@ -221,6 +252,8 @@ impl Kind {
             Kind::ProductCreated { .. } => 23,
             Kind::VariantAdded { .. } => 24,
             Kind::ProductMoved { .. } => 25,
+            Kind::CategoryCreated { .. } => 26,
+            Kind::CategoryMoved { .. } => 27,
         }
     }
 
@@ -431,19 +464,41 @@ fn derive_one(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
             let (merchant, category) = (Some(p.terms.merchant.0), p.terms.category.0);
             let kind = match outcome {
                 Outcome::ProductMoved { .. } => Kind::ProductMoved { product: product.0, category },
-                _ => Kind::ProductCreated { product: product.0, title: p.terms.title.clone(), category },
+                _ => Kind::ProductCreated {
+                    product: product.0,
+                    title: p.terms.title.clone(),
+                    category,
+                    attributes: (p.terms.attributes.iter())
+                        .map(|(name, value)| Attribute { name: name.clone(), value: value.clone() })
+                        .collect(),
+                    options: p.terms.options.clone(),
+                },
             };
             ev.push(merchant, None, kind);
         }
         Outcome::VariantAdded { product, sku } => {
-            let Ok(p) = state.product(product) else { return };
+            let (Ok(p), Ok(s)) = (state.product(product), state.sku(sku)) else { return };
             let options =
-                p.variants.iter().find(|(s, _)| *s == sku).map(|(_, o)| o.clone()).unwrap_or_default();
-            ev.push(
-                Some(p.terms.merchant.0),
-                None,
-                Kind::VariantAdded { product: product.0, sku: sku.0, options },
-            );
+                p.variants.iter().find(|(v, _)| *v == sku).map(|(_, o)| o.clone()).unwrap_or_default();
+            let kind = Kind::VariantAdded {
+                product: product.0,
+                sku: sku.0,
+                options,
+                title: state.sku_title(s).to_string(),
+                description: state.sku_description(s).to_string(),
+                currency: Code(s.currency),
+                price: s.price.0,
+            };
+            ev.push(Some(p.terms.merchant.0), None, kind);
+        }
+        Outcome::CategoryCreated { category } | Outcome::CategoryMoved { category } => {
+            let Ok(c) = state.category(category) else { return };
+            let parent = c.parent.map(|p| p.0);
+            let kind = match outcome {
+                Outcome::CategoryMoved { .. } => Kind::CategoryMoved { category: category.0, parent },
+                _ => Kind::CategoryCreated { category: category.0, name: c.name.clone(), parent },
+            };
+            ev.push(None, None, kind);
         }
         Outcome::ExperimentCreated { experiment } => {
             let Ok(e) = state.experiment(experiment) else { return };
@@ -651,9 +706,25 @@ mod tests {
             Kind::TicketUpdated { ticket: 1, order: 1, status: s() },
             Kind::SkuUpdated { sku: 1, title: s(), description: s(), currency: c, price: 1 },
             Kind::ExperimentCreated { experiment: 1, name: s(), variants: vec![], starts_at: 0, ends_at: 1 },
-            Kind::ProductCreated { product: 1, title: s(), category: 1 },
-            Kind::VariantAdded { product: 1, sku: 1, options: vec![s()] },
+            Kind::ProductCreated {
+                product: 1,
+                title: s(),
+                category: 1,
+                attributes: vec![Attribute { name: s(), value: s() }],
+                options: vec![s()],
+            },
+            Kind::VariantAdded {
+                product: 1,
+                sku: 1,
+                options: vec![s()],
+                title: s(),
+                description: s(),
+                currency: c,
+                price: 1,
+            },
             Kind::ProductMoved { product: 1, category: 2 },
+            Kind::CategoryCreated { category: 1, name: s(), parent: None },
+            Kind::CategoryMoved { category: 2, parent: Some(1) },
         ];
         assert_eq!(kinds.len(), TYPES.len());
         for (i, kind) in kinds.into_iter().enumerate() {

@@ -13,7 +13,7 @@ pub mod event;
 pub mod log;
 
 pub use event::{
-    derive, experiment_created, order_lines, Code, ExperimentVariant, FeedEvent, Kind, LineItem, Lines,
-    StockReason, LOG_FORMAT, TYPES, VERSION,
+    derive, experiment_created, order_lines, Attribute, Code, ExperimentVariant, FeedEvent, Kind, LineItem,
+    Lines, StockReason, LOG_FORMAT, TYPES, VERSION,
 };
 pub use log::{Feed, FeedError, FeedWriter, Filter, Page, Retention};

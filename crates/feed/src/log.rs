@@ -692,7 +692,10 @@ mod tests {
         let (mut writer, _) = FeedWriter::open(dir.path(), Retention::default()).unwrap();
         writer.append(&[event(1, 1)]).unwrap();
         drop(writer);
-        assert_eq!(std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap().trim(), "2");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap().trim(),
+            LOG_FORMAT.to_string()
+        );
         assert!(FeedWriter::open(dir.path(), Retention::default()).is_ok(), "its own format");
 
         std::fs::remove_file(dir.path().join(FORMAT_FILE)).unwrap();
@@ -700,7 +703,7 @@ mod tests {
             panic!("segments without a format file are format 1")
         };
         assert!(matches!(&refused, FeedError::Format { found, .. } if found == "1"), "{refused}");
-        std::fs::write(dir.path().join(FORMAT_FILE), "3\n").unwrap();
+        std::fs::write(dir.path().join(FORMAT_FILE), format!("{}\n", LOG_FORMAT + 1)).unwrap();
         assert!(matches!(FeedWriter::open(dir.path(), Retention::default()), Err(FeedError::Format { .. })));
     }
 

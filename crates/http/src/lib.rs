@@ -33,6 +33,7 @@ pub mod orders;
 pub mod products;
 pub mod promotions;
 pub mod routes;
+pub mod search;
 mod telemetry;
 pub mod webhooks;
 pub mod wire;

@@ -91,7 +91,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::experiments::get_experiment))
         .routes(routes!(crate::live::variant))
         .routes(routes!(crate::live::experiment_results))
-        .routes(routes!(crate::live::search))
+        .routes(routes!(crate::search::search))
         .routes(routes!(crate::events::list_events))
         .routes(routes!(crate::webhooks::create_webhook, crate::webhooks::list_webhooks))
         .routes(routes!(crate::webhooks::get_webhook, crate::webhooks::delete_webhook))

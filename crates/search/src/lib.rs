@@ -1,5 +1,10 @@
 //! elevens-search: full-text search over SKU titles and descriptions (tantivy, BM25), with
-//! filters by merchant and price range as indexed fields. The index lives in memory: it is a
+//! filters by merchant, price range, category (a node and its subtree) and attribute values,
+//! sorted by relevance or price, and facet counts (categories, merchants, attribute values,
+//! the price range) over the matches. The catalogue's structure (categories, products, their
+//! attributes, the variants' option values) is kept beside the index in [`catalogue`]: a
+//! document names its product and carries its attribute terms, and where a product sits in
+//! the tree is looked up when a query needs it, so moves re-index nothing. The index lives in memory: it is a
 //! read model, rebuilt from the recovered state on start ([`Search::from_state`]) and fed new
 //! SKUs and edits from the engine's durable events ([`Search::add`], [`Search::replace`]); a
 //! committer makes them searchable within a second ([`Search::commit_if_dirty`]). An edit
@@ -9,21 +14,28 @@
 //! briefly. Stock and sales change with every order, so
 //! they are not indexed: the gateway reads them for the candidates from the state itself.
 
+pub mod catalogue;
+mod collect;
 pub mod tokenizer;
 
+pub use collect::{Sort, FACET_DOCS_MAX};
+
+use catalogue::Catalogue;
+use collect::{Collect, Tally, Within};
 use elevens_core::State;
-use parking_lot::Mutex;
+use elevens_feed::Kind;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tantivy::collector::TopDocs;
+use std::sync::Arc;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, IndexRecordOption as Record, Schema, TextFieldIndexing, TextOptions, FAST,
-    INDEXED,
+    INDEXED, STRING,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer, TokenStream};
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
-use tantivy::{DocAddress, Searcher};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 /// The most candidates one search returns.
 pub const CANDIDATES_MAX: usize = 1_000;
@@ -33,6 +45,11 @@ pub const CANDIDATES_MAX: usize = 1_000;
 const DELETED_SHARE_BEFORE_MERGE: f32 = 0.01;
 /// The most distinct words of one search that count (the rest are left out).
 pub const WORDS_MAX: usize = 32;
+/// The most attribute filters (name and value) of one search.
+pub const ATTRIBUTE_FILTERS_MAX: usize = 16;
+/// The most entries a facet lists (categories, merchants, values of one attribute), and the
+/// most attributes listed: the most frequent first.
+pub const FACET_ENTRIES_MAX: usize = 20;
 /// The text fields' tokenizer ([`tokenizer::MarketTokenizer`]), then lower-cased, and words
 /// over 40 bytes dropped.
 const TOKENIZER: &str = "market";
@@ -65,6 +82,13 @@ pub struct SearchQuery {
     pub merchant: Option<u64>,
     pub min_price: Option<u64>,
     pub max_price: Option<u64>,
+    /// Only variants of products in this category or under it.
+    pub category: Option<u64>,
+    /// (name, value): values of one name are alternatives, names are all required.
+    pub attributes: Vec<(String, String)>,
+    pub sort: Sort,
+    /// Count facets over the matches (categories, merchants, attribute values, prices).
+    pub facets: bool,
     pub limit: usize,
 }
 
@@ -74,16 +98,42 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// A search's answer: the best hits, how many SKUs matched, and the facets if asked.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Found {
+    pub hits: Vec<Hit>,
+    pub matched: u64,
+    pub facets: Option<Facets>,
+}
+
+/// Counts of matching SKUs, the most frequent first, each list at most [`FACET_ENTRIES_MAX`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Facets {
+    /// The categories one level under the one searched in (the top level without one), each
+    /// counting the SKUs in its subtree: (id, name, count).
+    pub categories: Vec<(u64, String, u64)>,
+    pub merchants: Vec<(u64, u64)>,
+    /// Each attribute or option name with its values' counts.
+    pub attributes: Vec<(String, Vec<(String, u64)>)>,
+    /// The lowest and highest price among the matches.
+    pub price: Option<(u64, u64)>,
+    /// The matches the counts cover: all of them, or the first [`FACET_DOCS_MAX`].
+    pub counted: u64,
+}
+
 struct Fields {
     sku: Field,
     merchant: Field,
     price: Field,
+    product: Field,
+    attribute: Field,
     title: Field,
     description: Field,
 }
 
 pub struct Search {
     index: Index,
+    catalogue: RwLock<Catalogue>,
     /// Taken out only while [`Search::settle`] waits for merges (one writer per index).
     writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
@@ -104,11 +154,14 @@ impl Search {
         // Only what queries need, as memory is per SKU: the id is a column (read for each hit)
         // and a term (what an edit deletes the old document by), the price's range filter runs
         // on its column (an indexed and stored price nearly doubles the index), and the
-        // merchant's few terms are indexed.
+        // merchant's few terms are indexed. Merchant, price and product are columns too, read
+        // for each match when a search counts facets or filters by category.
         let fields = Fields {
             sku: schema.add_u64_field("sku", INDEXED | FAST),
-            merchant: schema.add_u64_field("merchant", INDEXED),
+            merchant: schema.add_u64_field("merchant", INDEXED | FAST),
             price: schema.add_u64_field("price", FAST),
+            product: schema.add_u64_field("product", FAST),
+            attribute: schema.add_text_field("attribute", STRING),
             title: schema.add_text_field("title", text()),
             description: schema.add_text_field("description", text()),
         };
@@ -120,7 +173,14 @@ impl Search {
         index.tokenizers().register(TOKENIZER, analyzer);
         let writer = Search::writer(&index)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Search { index, writer: Mutex::new(Some(writer)), reader, fields, dirty: AtomicBool::new(false) })
+        Ok(Search {
+            index,
+            catalogue: RwLock::new(Catalogue::default()),
+            writer: Mutex::new(Some(writer)),
+            reader,
+            fields,
+            dirty: AtomicBool::new(false),
+        })
     }
 
     /// The index's one writer, one thread, merging segments with deleted documents early.
@@ -135,6 +195,7 @@ impl Search {
     /// Every SKU of the recovered state, searchable at once.
     pub fn from_state(state: &State) -> Result<Search, SearchError> {
         let search = Search::new()?;
+        *search.catalogue.write() = Catalogue::from_state(state);
         for (id, sku) in state.skus() {
             search.add(&SkuDoc {
                 sku: id.0,
@@ -154,17 +215,72 @@ impl Search {
         self.add_with(writer.as_mut().ok_or(SearchError::Settling)?, sku)
     }
 
+    /// The SKU's document: its texts, price and merchant, and, for a variant, its product, the
+    /// product's title (searched as the SKU's own) and a term for each attribute and option
+    /// value.
     fn add_with(&self, writer: &mut IndexWriter, sku: &SkuDoc) -> Result<(), SearchError> {
         let f = &self.fields;
-        writer.add_document(doc!(
-            f.sku => sku.sku,
-            f.merchant => sku.merchant,
-            f.price => sku.price,
-            f.title => sku.title.as_str(),
-            f.description => sku.description.as_str(),
-        ))?;
+        let mut doc = TantivyDocument::new();
+        doc.add_u64(f.sku, sku.sku);
+        doc.add_u64(f.merchant, sku.merchant);
+        doc.add_u64(f.price, sku.price);
+        doc.add_text(f.title, &sku.title);
+        doc.add_text(f.description, &sku.description);
+        let catalogue = self.catalogue.read();
+        let (product, title, attributes) = catalogue.facts_of_sku(sku.sku).unwrap_or_default();
+        doc.add_u64(f.product, product);
+        if !title.is_empty() {
+            doc.add_text(f.title, title);
+        }
+        for (name, value) in attributes {
+            doc.add_text(f.attribute, attribute_term(name, value));
+        }
+        drop(catalogue);
+        writer.add_document(doc)?;
         self.dirty.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Folds a durable event: a SKU's document added or replaced, the catalogue's structure
+    /// changed (a variant's document is replaced, as it gains its product's terms).
+    pub fn fold(&self, merchant: Option<u64>, kind: &Kind) -> Result<(), SearchError> {
+        let doc = |sku: &u64, title: &String, description: &String, price: &u64| SkuDoc {
+            sku: *sku,
+            merchant: merchant.unwrap_or_default(),
+            title: title.clone(),
+            description: description.clone(),
+            price: *price,
+        };
+        match kind {
+            Kind::SkuCreated { sku, title, description, price, .. } => {
+                self.add(&doc(sku, title, description, price))
+            }
+            Kind::SkuUpdated { sku, title, description, price, .. } => {
+                self.replace(&doc(sku, title, description, price))
+            }
+            Kind::VariantAdded { product, sku, options, title, description, price, .. } => {
+                self.catalogue.write().set_variant(*sku, *product, options.clone());
+                self.replace(&doc(sku, title, description, price))
+            }
+            Kind::ProductCreated { product, title, category, attributes, options } => {
+                let attributes = attributes.iter().map(|a| (a.name.clone(), a.value.clone())).collect();
+                self.catalogue.write().set_product(*product, title, *category, attributes, options.clone());
+                Ok(())
+            }
+            Kind::ProductMoved { product, category } => {
+                self.catalogue.write().move_product(*product, *category);
+                Ok(())
+            }
+            Kind::CategoryCreated { category, name, parent } => {
+                self.catalogue.write().set_category(*category, name, *parent);
+                Ok(())
+            }
+            Kind::CategoryMoved { category, parent } => {
+                self.catalogue.write().move_category(*category, *parent);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Replaces an edited SKU's document at the next commit: every document of the SKU added
@@ -208,8 +324,9 @@ impl Search {
         Ok(())
     }
 
-    /// The best matches, by relevance (BM25 over title and description; all words required).
-    pub fn search(&self, query: &SearchQuery) -> Result<Vec<Hit>, SearchError> {
+    /// The best matches, by relevance (BM25 over title and description; all words required) or
+    /// price, with the facets of every match if asked.
+    pub fn search(&self, query: &SearchQuery) -> Result<Found, SearchError> {
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let text = query.text.trim();
@@ -229,21 +346,102 @@ impl Search {
                 Box::new(RangeQuery::new(bound(query.min_price), bound(query.max_price))),
             ));
         }
+        // Values of one name are alternatives; every name is required.
+        let mut by_name: Vec<(&str, Vec<Box<dyn Query>>)> = Vec::new();
+        for (name, value) in query.attributes.iter().take(ATTRIBUTE_FILTERS_MAX) {
+            let term = Term::from_field_text(f.attribute, &attribute_term(name, value));
+            let one: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::Basic));
+            match by_name.iter_mut().find(|(n, _)| n == name) {
+                Some((_, values)) => values.push(one),
+                None => by_name.push((name, vec![one])),
+            }
+        }
+        for (_, values) in by_name {
+            let any = values.into_iter().map(|q| (Occur::Should, q)).collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+        }
         if clauses.is_empty() {
             clauses.push((Occur::Must, Box::new(tantivy::query::AllQuery)));
         }
-        let searcher = self.reader.searcher();
-        let limit = query.limit.clamp(1, CANDIDATES_MAX);
-        let top =
-            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit).order_by_score())?;
-        let mut ids = IdColumns::new(&searcher);
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            if let Some(sku) = ids.read(address)? {
-                hits.push(Hit { sku, score });
+        let within = query.category.map(|category| {
+            let catalogue = self.catalogue.read();
+            Arc::new(Within {
+                product_category: catalogue.product_categories(),
+                in_subtree: Arc::new(catalogue.subtree_mask(category)),
+            })
+        });
+        let collect = Collect {
+            limit: query.limit.clamp(1, CANDIDATES_MAX),
+            sort: query.sort,
+            scoring: query.sort == Sort::Relevance && !text.is_empty(),
+            within,
+            facets: query.facets,
+        };
+        let collected = self.reader.searcher().search(&BooleanQuery::new(clauses), &collect)?;
+        let hits = collected.top.into_iter().map(|(sku, score)| Hit { sku, score }).collect();
+        let facets = collected.tally.map(|tally| self.facets(tally, query.category));
+        Ok(Found { hits, matched: collected.matched, facets })
+    }
+
+    /// The facets of a tally, read against the catalogue as it is now.
+    fn facets(&self, tally: Tally, within: Option<u64>) -> Facets {
+        let catalogue = self.catalogue.read();
+        let mut categories: HashMap<u64, u64> = HashMap::new();
+        let mut values: HashMap<(&str, &str), u64> = HashMap::new();
+        for (&product, &n) in &tally.products {
+            let Some(facts) = catalogue.product(product) else { continue };
+            // The product's category rolled up to the level under `within` (or the top).
+            let path: Vec<u64> = catalogue.path_up(facts.category).collect();
+            let shown = match within {
+                Some(root) => {
+                    path.iter().position(|&c| c == root).and_then(|i| i.checked_sub(1)).map(|i| path[i])
+                }
+                None => path.last().copied(),
+            };
+            if let Some(category) = shown {
+                *categories.entry(category).or_default() += u64::from(n);
+            }
+            for (name, value) in &facts.attributes {
+                *values.entry((name, value)).or_default() += u64::from(n);
             }
         }
-        Ok(hits)
+        for &sku in &tally.variants {
+            let Some((product, options)) = catalogue.variant_values(sku) else { continue };
+            let Some(facts) = catalogue.product(product) else { continue };
+            for (name, value) in facts.options.iter().zip(options) {
+                *values.entry((name, value)).or_default() += 1;
+            }
+        }
+        // (name, its values' counts, their sum).
+        type Named = (String, Vec<(String, u64)>, u64);
+        let mut attributes: Vec<Named> = Vec::new();
+        for ((name, value), n) in values {
+            match attributes.iter_mut().find(|(a, _, _)| a == name) {
+                Some((_, list, total)) => {
+                    list.push((value.to_string(), n));
+                    *total += n;
+                }
+                None => attributes.push((name.to_string(), vec![(value.to_string(), n)], n)),
+            }
+        }
+        attributes.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        attributes.truncate(FACET_ENTRIES_MAX);
+        let name = |id: u64| catalogue.category(id).map(|c| c.name.clone()).unwrap_or_default();
+        Facets {
+            categories: most(categories).into_iter().map(|(id, n)| (id, name(id), n)).collect(),
+            merchants: most(tally.merchants.into_iter().map(|(m, n)| (m, u64::from(n))).collect()),
+            attributes: attributes
+                .into_iter()
+                .map(|(name, list, _)| {
+                    let mut list = list;
+                    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    list.truncate(FACET_ENTRIES_MAX);
+                    (name, list)
+                })
+                .collect(),
+            price: tally.price,
+            counted: tally.counted,
+        }
     }
 
     /// Every word of `text` required, in the title (weighing double) or the description. The
@@ -293,25 +491,18 @@ impl Search {
     }
 }
 
-/// The id column of each segment a hit is in, opened once per search.
-struct IdColumns<'a> {
-    searcher: &'a Searcher,
-    segments: Vec<Option<tantivy::columnar::Column<u64>>>,
+/// A term of the attribute field: the name's length, the name, the value (no name and value
+/// can make another pair's term).
+fn attribute_term(name: &str, value: &str) -> String {
+    format!("{}:{name}{value}", name.len())
 }
 
-impl<'a> IdColumns<'a> {
-    fn new(searcher: &'a Searcher) -> IdColumns<'a> {
-        IdColumns { searcher, segments: vec![None; searcher.segment_readers().len()] }
-    }
-
-    /// The document's SKU.
-    fn read(&mut self, address: DocAddress) -> Result<Option<u64>, SearchError> {
-        let Some(slot) = self.segments.get_mut(address.segment_ord as usize) else { return Ok(None) };
-        if slot.is_none() {
-            *slot = Some(self.searcher.segment_reader(address.segment_ord).fast_fields().u64("sku")?);
-        }
-        Ok(slot.as_ref().and_then(|sku| sku.first(address.doc_id)))
-    }
+/// The most frequent [`FACET_ENTRIES_MAX`] of `counts`, ties by id.
+fn most(counts: HashMap<u64, u64>) -> Vec<(u64, u64)> {
+    let mut counts: Vec<(u64, u64)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    counts.truncate(FACET_ENTRIES_MAX);
+    counts
 }
 
 #[cfg(test)]
@@ -332,27 +523,38 @@ mod tests {
             search
                 .search(&SearchQuery { text: "phone".into(), limit: 10, ..Default::default() })
                 .unwrap()
+                .hits
                 .is_empty(),
             "not committed yet"
         );
         search.commit_if_dirty().unwrap();
         let q = |text: &str| SearchQuery { text: text.into(), limit: 10, ..Default::default() };
-        let hits: Vec<u64> = search.search(&q("phone")).unwrap().iter().map(|h| h.sku).collect();
+        let hits: Vec<u64> = search.search(&q("phone")).unwrap().hits.iter().map(|h| h.sku).collect();
         assert_eq!(hits.len(), 3);
         assert!(hits[..2].contains(&1) && hits[..2].contains(&2), "titles weigh more: {hits:?}");
-        assert_eq!(search.search(&q("rice cooker")).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [3]);
+        assert_eq!(
+            search.search(&q("rice cooker")).unwrap().hits.iter().map(|h| h.sku).collect::<Vec<_>>(),
+            [3]
+        );
         let cheap = SearchQuery { max_price: Some(10_000), ..q("phone") };
-        assert_eq!(search.search(&cheap).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [2]);
+        assert_eq!(search.search(&cheap).unwrap().hits.iter().map(|h| h.sku).collect::<Vec<_>>(), [2]);
         let of_merchant_1 = SearchQuery { merchant: Some(1), min_price: Some(100_000), ..q("") };
-        assert_eq!(search.search(&of_merchant_1).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [1]);
-        assert_eq!(search.search(&q("\"unbalanced AND (")).unwrap().len(), 0, "odd input is not an error");
+        assert_eq!(
+            search.search(&of_merchant_1).unwrap().hits.iter().map(|h| h.sku).collect::<Vec<_>>(),
+            [1]
+        );
+        assert_eq!(
+            search.search(&q("\"unbalanced AND (")).unwrap().hits.len(),
+            0,
+            "odd input is not an error"
+        );
         // Query syntax is words like any other: no field, wildcard or range reaches tantivy.
         for odd in ["title:*", "description:*", "merchant:*", "price:[1 TO 2]", "sku:1", "*", "-", "\\"] {
             assert!(search.search(&q(odd)).is_ok(), "{odd}");
         }
-        assert_eq!(search.search(&q("title:phone")).unwrap().len(), 0, "the word 'title' is in no SKU");
+        assert_eq!(search.search(&q("title:phone")).unwrap().hits.len(), 0, "the word 'title' is in no SKU");
         assert_eq!(
-            search.search(&q("PHONE, cooker!")).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(),
+            search.search(&q("PHONE, cooker!")).unwrap().hits.iter().map(|h| h.sku).collect::<Vec<_>>(),
             [3]
         );
         assert_eq!(search.documents(), 3);
@@ -367,8 +569,9 @@ mod tests {
         search.add(&sku(2, 1, "red teapot", "clay", 9_000)).unwrap();
         search.commit_if_dirty().unwrap();
         let q = |text: &str| SearchQuery { text: text.into(), limit: 10, ..Default::default() };
-        let ids =
-            |query: SearchQuery| search.search(&query).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>();
+        let ids = |query: SearchQuery| {
+            search.search(&query).unwrap().hits.iter().map(|h| h.sku).collect::<Vec<_>>()
+        };
         search.replace(&sku(1, 1, "blue kettle", "steel", 20_000)).unwrap();
         assert_eq!(ids(q("red kettle")), [1], "before the commit, the SKU as it was");
         search.commit_if_dirty().unwrap();
@@ -423,20 +626,20 @@ mod tests {
         }
         search.commit_if_dirty().unwrap();
         let q = SearchQuery { text: "kettle".into(), limit: 100, ..Default::default() };
-        let hits = search.search(&q).unwrap();
+        let hits = search.search(&q).unwrap().hits;
         let mut ids: Vec<u64> = hits.iter().map(|h| h.sku).collect();
         ids.sort_unstable();
         assert_eq!(ids, (1..=20).collect::<Vec<_>>(), "every kettle, once");
         assert_eq!(search.documents(), 20);
         let priced = SearchQuery { min_price: Some(5_999), ..q.clone() };
-        assert_eq!(search.search(&priced).unwrap().iter().map(|h| h.sku).collect::<Vec<_>>(), [1]);
+        assert_eq!(search.search(&priced).unwrap().hits.iter().map(|h| h.sku).collect::<Vec<_>>(), [1]);
         // Ranking does not depend on the edit history: as a fresh index of the same SKUs.
         let fresh = Search::new().unwrap();
         catalogue.iter().skip(1).chain([&edited]).for_each(|doc| fresh.add(doc).unwrap());
         fresh.commit_if_dirty().unwrap();
         search.settle().unwrap();
         assert_eq!(search.deleted_documents(), 0, "merges expunged the superseded documents");
-        let (now, expected) = (search.search(&q).unwrap(), fresh.search(&q).unwrap());
+        let (now, expected) = (search.search(&q).unwrap().hits, fresh.search(&q).unwrap().hits);
         for (a, b) in now.iter().zip(&expected) {
             assert!((a.score - b.score).abs() <= 1e-4 * b.score, "{now:?} against {expected:?}");
         }
@@ -467,7 +670,7 @@ mod tests {
         search.commit_if_dirty().unwrap();
         let hits = |text: &str| -> Vec<u64> {
             let q = SearchQuery { text: text.into(), limit: 10, ..Default::default() };
-            search.search(&q).unwrap().iter().map(|h| h.sku).collect()
+            search.search(&q).unwrap().hits.iter().map(|h| h.sku).collect()
         };
         assert_eq!(hits("智能手机").first(), Some(&1), "{:?}", hits("智能手机"));
         assert!(hits("智能手机").contains(&4));
