@@ -62,6 +62,11 @@ impl State {
                 format!("{} carts within bounds", self.carts.len()),
             ),
             check(
+                "checkouts_whole",
+                self.check_checkouts().err(),
+                format!("{} checkouts all paid, discounts shared exactly", self.checkouts.len()),
+            ),
+            check(
                 "idempotency_index",
                 (!self.idempotency.is_consistent(self))
                     .then(|| "index and entries disagree, or an outcome names what is not there".into()),

@@ -103,6 +103,30 @@ impl Carts {
     }
 }
 
+/// What a checkout made, kept for the audit: its orders (consecutive ids, one per store) and
+/// the cross-store discount it shared among them, if any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRecord {
+    pub first: OrderId,
+    pub orders: u8,
+    pub cross_store: Option<(CouponId, Amount)>,
+}
+
+/// `off` shared by spends: each its proportional part rounded down, then the fen left over one
+/// at a time to the first with room (a share never exceeds its spend; `off` ≤ their sum).
+pub(crate) fn shares(off: u64, spends: &[u64]) -> SmallVec<[u64; 4]> {
+    let spend: u64 = spends.iter().sum(); // each under AMOUNT_MAX, at most 20 of them
+    let mut shares: SmallVec<[u64; 4]> =
+        spends.iter().map(|&s| (u128::from(off) * u128::from(s) / u128::from(spend.max(1))) as u64).collect();
+    let mut left = off - shares.iter().sum::<u64>().min(off);
+    for (share, &s) in shares.iter_mut().zip(spends) {
+        let more = left.min(s.saturating_sub(*share));
+        *share += more;
+        left -= more;
+    }
+    shares
+}
+
 /// One merchant's part of a checkout.
 struct Group {
     merchant: MerchantId,
@@ -213,9 +237,10 @@ impl State {
         if priced.iter().any(|(o, _)| o.currency != currency) {
             return Err(CoreError::CurrencyMismatch("a checkout pays in one currency"));
         }
-        if let Some(id) = cross_store {
-            self.apportion_cross_store(id, buyer, currency, &mut priced, now)?;
-        }
+        let cross_store = match cross_store {
+            Some(id) => Some((id, self.apportion_cross_store(id, buyer, currency, &mut priced, now)?)),
+            None => None,
+        };
         let total = priced
             .iter()
             .try_fold(Amount::ZERO, |sum, (o, _)| sum.checked_add(o.total))
@@ -244,6 +269,7 @@ impl State {
         if from_cart {
             self.carts.remove(buyer);
         }
+        self.checkouts.push(CheckoutRecord { first, orders: orders as u8, cross_store });
         Ok(Outcome::CheckedOut { first, orders, total })
     }
 
@@ -293,7 +319,8 @@ impl State {
     /// Applies the platform's cross-store discount `id` to the priced orders: `off` per `every`
     /// of their spend together (their lines after the stores' coupons), within its cap and what
     /// is left of its budget, shared by the orders in proportion to their spend, rounded down,
-    /// the remainder a fen at a time to the first orders with room. Changes only `priced`.
+    /// the remainder a fen at a time to the first orders with room ([`shares`]). Changes only
+    /// `priced`; returns the discount.
     fn apportion_cross_store(
         &self,
         id: CouponId,
@@ -301,7 +328,7 @@ impl State {
         currency: Currency,
         priced: &mut [(PricedOrder, crate::logistics::Plan)],
         now: Millis,
-    ) -> Result<(), CoreError> {
+    ) -> Result<Amount, CoreError> {
         let coupon = self.coupon(id)?;
         let DiscountRule::CrossStore { merchants_fund, .. } = coupon.terms.rule else {
             return Err(CoreError::CouponNotApplicable(id, "not a cross-store discount"));
@@ -334,15 +361,7 @@ impl State {
         if off == 0 {
             return Err(CoreError::CouponNotApplicable(id, "the spend is under the discount's step"));
         }
-        let mut shares: SmallVec<[u64; 4]> =
-            spends.iter().map(|&s| (u128::from(off) * u128::from(s) / u128::from(spend)) as u64).collect();
-        let mut left = off - shares.iter().sum::<u64>();
-        for (share, &s) in shares.iter_mut().zip(&spends) {
-            let more = left.min(s - *share);
-            *share += more;
-            left -= more;
-        }
-        for ((order, _), share) in priced.iter_mut().zip(shares) {
+        for ((order, _), share) in priced.iter_mut().zip(shares(off, &spends)) {
             if share == 0 {
                 continue;
             }
@@ -354,6 +373,58 @@ impl State {
                 funded_by,
             });
             order.total.0 -= share;
+        }
+        Ok(Amount(off))
+    }
+
+    /// Every checkout's orders exist, are one buyer's, one per store, and were all paid (none
+    /// pending, cancelled or expired); a cross-store discount's shares sum to what the
+    /// checkout took off and are the proportional shares of the orders' spends, to the fen;
+    /// and no order outside a checkout holds a cross-store discount.
+    pub(crate) fn check_checkouts(&self) -> Result<(), String> {
+        let mut in_checkouts = 0usize;
+        for (n, c) in self.checkouts.iter().enumerate() {
+            let ids: Vec<OrderId> = (0..u64::from(c.orders)).map(|i| OrderId(c.first.0 + i)).collect();
+            let mut merchants = BTreeSet::new();
+            let mut spends: SmallVec<[u64; 4]> = SmallVec::new();
+            let mut taken: SmallVec<[u64; 4]> = SmallVec::new();
+            for &id in &ids {
+                let o = self.order(id).map_err(|_| format!("checkout {n}: order {id} does not exist"))?;
+                let was_paid = o.status.is_paid() || o.status == crate::orders::OrderStatus::Refunded;
+                if !was_paid || o.buyer() != self.order(c.first).map_err(|e| e.to_string())?.buyer() {
+                    return Err(format!(
+                        "checkout {n}: order {id} is {} or another buyer's",
+                        o.status.name()
+                    ));
+                }
+                if !merchants.insert(o.merchant()) {
+                    return Err(format!("checkout {n}: two orders of one store"));
+                }
+                let share: u64 = (self.order_discounts(id).iter())
+                    .filter(|d| c.cross_store.is_some_and(|(coupon, _)| coupon == d.coupon))
+                    .map(|d| d.amount.0)
+                    .sum();
+                spends.push(o.total.0.saturating_sub(self.order_shipping(id).0) + share);
+                taken.push(share);
+            }
+            let off = c.cross_store.map_or(0, |(_, off)| off.0);
+            if c.orders == 0 || taken.iter().sum::<u64>() != off || (off > 0 && shares(off, &spends) != taken)
+            {
+                return Err(format!(
+                    "checkout {n}: the cross-store shares {taken:?} are not {off} shared by spend"
+                ));
+            }
+            in_checkouts += taken.iter().filter(|&&t| t > 0).count();
+        }
+        let cross_store_discounts = (self.order_discounts.values().flatten())
+            .filter(|d| {
+                self.coupon(d.coupon).is_ok_and(|c| matches!(c.terms.rule, DiscountRule::CrossStore { .. }))
+            })
+            .count();
+        if cross_store_discounts != in_checkouts {
+            return Err(format!(
+                "{cross_store_discounts} orders hold a cross-store discount, {in_checkouts} of them in checkouts"
+            ));
         }
         Ok(())
     }

@@ -77,6 +77,8 @@ pub struct State {
     pub(crate) carts: crate::checkout::Carts,
     /// Products (SKUs grouped as variants) and the category tree.
     pub(crate) products: crate::products::Products,
+    /// What each checkout made, for the audit.
+    pub(crate) checkouts: Vec<crate::checkout::CheckoutRecord>,
     /// What the last `Tick` did, by id, for the event feed (not state: not encoded, and
     /// overwritten by the next tick).
     #[serde(skip)]
@@ -148,6 +150,10 @@ impl State {
         footprint.add("reservations", self.reservations.bytes());
         footprint.add("carts", self.carts.bytes());
         footprint.add("products and categories", self.products.bytes());
+        footprint.add(
+            "checkouts",
+            (self.checkouts.capacity() * size_of::<crate::checkout::CheckoutRecord>()) as u64,
+        );
         self.ledger.footprint(&mut footprint);
         self.idempotency.footprint(&mut footprint);
         footprint.add("skus", self.skus.bytes() + self.sku_texts.bytes());
@@ -527,8 +533,8 @@ impl State {
     /// 3: the idempotency store in a part of its own; 4: remembered outcomes, orders and SKUs
     /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
     /// 7: remembered outcomes keep 96 bits of their key; 8: outcomes as of when written;
-    /// 9: logistics and after-sales; 10: carts, products and categories.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTAT10";
+    /// 9: logistics and after-sales; 10: carts, products and categories; 11: checkouts.)
+    pub const LAYOUT: [u8; 8] = *b"ELSTAT11";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.
