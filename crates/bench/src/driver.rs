@@ -63,6 +63,18 @@ impl Op {
     }
 }
 
+/// A category page's query, as the index takes it.
+pub(crate) fn facets_query(category: u64, brand: Option<u8>, by_price: bool) -> elevens_search::SearchQuery {
+    elevens_search::SearchQuery {
+        category: Some(category),
+        attributes: brand_filter(brand).into_iter().collect(),
+        sort: if by_price { elevens_search::Sort::PriceAscending } else { elevens_search::Sort::Relevance },
+        facets: true,
+        limit: SEARCH_PAGE,
+        ..Default::default()
+    }
+}
+
 /// A faceted query's brand filter, as the index and the API take it.
 fn brand_filter(brand: Option<u8>) -> Option<(String, String)> {
     let brand = crate::facets::BRANDS[usize::from(brand?) % crate::facets::BRANDS.len()];
@@ -218,19 +230,7 @@ fn item(engine: &EngineHandle, op: Op, key: u64) -> anyhow::Result<Item> {
             read(Query::Skus(found.hits.iter().map(|h| SkuId(h.sku)).collect()))
         }
         Op::Facets { category, brand, by_price } => {
-            let query = elevens_search::SearchQuery {
-                category: Some(category),
-                attributes: brand_filter(brand).into_iter().collect(),
-                sort: if by_price {
-                    elevens_search::Sort::PriceAscending
-                } else {
-                    elevens_search::Sort::Relevance
-                },
-                facets: true,
-                limit: SEARCH_PAGE,
-                ..Default::default()
-            };
-            let found = engine.search.search(&query)?;
+            let found = engine.search.search(&facets_query(category, brand, by_price))?;
             read(Query::Skus(found.hits.iter().map(|h| SkuId(h.sku)).collect()))
         }
         Op::Place { buyer, sku } => write(Command::PlaceOrder {

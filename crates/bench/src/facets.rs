@@ -69,6 +69,20 @@ pub fn setup(engine: &EngineHandle, skus: u64) -> anyhow::Result<u64> {
     Ok(products)
 }
 
+/// The latency of `queries` category pages asked of the index alone, one after another, once
+/// its merges are done: what a faceted query costs by itself.
+pub fn idle(engine: &EngineHandle, queries: usize, rng: &mut impl Rng) -> anyhow::Result<crate::Latency> {
+    engine.search.settle()?;
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for _ in 0..queries {
+        let crate::driver::Op::Facets { category, brand, by_price } = probe(rng) else { continue };
+        let started = std::time::Instant::now();
+        engine.search.search(&crate::driver::facets_query(category, brand, by_price))?;
+        h.saturating_record(started.elapsed().as_micros().max(1) as u64);
+    }
+    Ok(crate::Latency::of(&h))
+}
+
 /// A storefront's category page: a department or an aisle, maybe one brand, by relevance or
 /// price, with its facets.
 pub fn probe(rng: &mut impl Rng) -> crate::driver::Op {

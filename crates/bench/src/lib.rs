@@ -189,6 +189,8 @@ impl Latency {
 #[derive(Debug, Serialize)]
 pub struct FacetedSearch {
     pub products: u64,
+    /// Before the load, once the index's merges are done: the query alone.
+    pub idle_latency_us: Option<Latency>,
     pub queries: u64,
     pub latency_us: Latency,
 }
@@ -508,6 +510,9 @@ const RATE_MAX: f64 = 10_000_000.0;
 
 /// The stores of one checkout in the checkout workload.
 const CHECKOUT_STORES: u64 = 3;
+
+/// Mixed: the faceted queries timed alone before the load.
+const FACETS_IDLE_QUERIES: usize = 200;
 
 /// Mixed: unpaid orders a client remembers for paying later.
 const UNPAID_MAX: usize = 100_000;
@@ -845,6 +850,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     let mut gate = Arc::new(Gate::new(Default::default()));
     let mut rss_bytes_per_sku = None;
     let mut products = 0;
+    let mut facets_idle = None;
     let marketplace = |rng: &mut rand::rngs::StdRng| peers::Marketplace {
         merchants: MERCHANTS,
         hot_units: HOT_UNITS,
@@ -881,6 +887,8 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                     }
                     if options.workload == Workload::Mixed {
                         products = facets::setup(&handle, options.skus)?;
+                        runtime.block_on(handle.read_models_caught_up());
+                        facets_idle = Some(facets::idle(&handle, FACETS_IDLE_QUERIES, &mut rng)?);
                     }
                     run_setup(&handle, vec![flash_campaign(Millis(now_ms().0 - 1_000))])?;
                 }
@@ -1080,6 +1088,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     let latency = total.latency.take().unwrap_or(Histogram::new(3)?);
     let faceted_search = total.facets.take().map(|h| FacetedSearch {
         products,
+        idle_latency_us: facets_idle.take(),
         queries: h.len(),
         latency_us: Latency::of(&h),
     });
@@ -1239,6 +1248,12 @@ pub fn table(report: &Report) -> String {
                 report.searches,
                 report.search_hits as f64 / report.searches.max(1) as f64
             );
+            if let Some(idle) = report.faceted_search.as_ref().and_then(|f| f.idle_latency_us.as_ref()) {
+                out += &format!(
+                    "  faceted, idle   {:>12} (p50 {} µs, p99 {} µs, max {} µs)\n",
+                    FACETS_IDLE_QUERIES, idle.p50, idle.p99, idle.max
+                );
+            }
             if let Some(f) = &report.faceted_search {
                 out += &format!(
                     "  faceted search  {:>12} (over {} products; p50 {} µs, p99 {} µs, max {} µs)\n",
