@@ -351,6 +351,16 @@ fn derive_one(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut V
                 ev.push(merchant, buyer, kind);
             }
         }
+        _ => derive_other(state, envelope, outcome, ev.out),
+    }
+}
+
+/// The events of every outcome but the flash path's (placed, paid), kept out of line so the
+/// rarer arms do not weigh on the code the order path runs.
+#[inline(never)]
+fn derive_other(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut Vec<FeedEvent>) {
+    let mut ev = Events { state, record: state.applied(), at: envelope.at.0, out };
+    match *outcome {
         Outcome::OrderCancelled { order } => ev.unpaid_closed(order, Kind::OrderCancelled { order: order.0 }),
         Outcome::Ticked { tickets, .. } => {
             let notice = state.last_tick();

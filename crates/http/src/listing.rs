@@ -104,3 +104,17 @@ list_handler!(
     Warehouses of merchant,
     "A merchant's warehouses with their backlogs (the merchant, or admin)."
 );
+list_handler!(
+    merchant_products,
+    "/v1/merchants/{id}/products",
+    "catalogue",
+    Products of merchant,
+    "A merchant's products with their variant grids, oldest first (any key: the public catalogue)."
+);
+list_handler!(
+    category_tree,
+    "/v1/category-tree",
+    "catalogue",
+    Listing::Categories,
+    "Every category of the tree with its path, oldest first (any key)."
+);

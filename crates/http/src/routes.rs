@@ -33,6 +33,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::listing::get_me))
         .routes(routes!(crate::listing::merchant_skus))
+        .routes(routes!(crate::listing::merchant_products))
+        .routes(routes!(crate::listing::category_tree))
         .routes(routes!(crate::listing::merchant_campaigns))
         .routes(routes!(crate::ops::cluster))
         .routes(routes!(crate::keys::create_api_key, crate::listing::list_api_keys))

@@ -18,6 +18,10 @@ pub enum Listing {
     Campaigns(MerchantId),
     Warehouses(MerchantId),
     Experiments,
+    /// A merchant's products (the public catalogue: any key).
+    Products(MerchantId),
+    /// The whole category tree, oldest first (any key).
+    Categories,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +67,11 @@ fn may_list(state: &State, actor: Actor, listing: Listing) -> Result<bool, CoreE
             matches!(actor, Actor::Admin | Actor::Service)
         }
         Listing::ApiKeys => actor == Actor::Admin,
+        Listing::Products(m) => {
+            state.merchant(m)?;
+            true
+        }
+        Listing::Categories => true,
         Listing::Skus(m) | Listing::Campaigns(m) | Listing::Warehouses(m) => {
             state.merchant(m)?;
             actor.may_manage_merchant(m)
@@ -144,6 +153,18 @@ pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<
             limit,
             |id| state.experiment(ExperimentId(id)).ok(),
             |id, e| Some(views::experiment_view(ExperimentId(id), e)),
+        ),
+        Listing::Products(m) => page(
+            after,
+            limit,
+            |id| state.product(ProductId(id)).ok(),
+            |id, p| (p.terms.merchant == m).then(|| views::product_view(state, ProductId(id)).ok())?,
+        ),
+        Listing::Categories => page(
+            after,
+            limit,
+            |id| state.category(CategoryId(id)).ok(),
+            |id, _| views::category_view(state, CategoryId(id)).ok().map(View::Category),
         ),
     };
     Ok(View::List(ListPage { items, next_after }))

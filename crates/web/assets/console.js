@@ -275,6 +275,7 @@ function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
 const merchantPages = [
   ["store", "Store & wallet", storePage],
   ["catalogue", "Catalogue", cataloguePage],
+  ["products", "Products", productsPage],
   ["warehouses", "Warehouses", warehousesPage],
   ["campaigns", "Flash sales", campaignsPage],
   ["coupons", "Coupons & red packets", couponsPage],
@@ -286,6 +287,7 @@ const merchantPages = [
 const adminPages = [
   ["merchants", "Merchants", merchantsPage],
   ["buyers", "Buyers", buyersPage],
+  ["categories", "Categories", categoriesPage],
   ["keys", "API keys", keysPage],
   ["admission", "Admission", admissionPage],
   ["platform", "Platform accounts", platformPage],
@@ -413,6 +415,171 @@ function skuActions(s, reload) {
     }));
   });
   return h("div", {}, h("div", { class: "actions" }, edit, restock), slot);
+}
+
+// ---- products and categories ----
+// Pages of a list followed to its end, at most `pages` requests of 100.
+async function everything(path, pages) {
+  let items = [], after = null;
+  for (let i = 0; i < pages; i++) {
+    const json = await api("GET", path + "?limit=100" + (after === null ? "" : "&after=" + after));
+    items = items.concat(json.items);
+    after = json.next_after;
+    if (after === null || after === undefined) break;
+  }
+  return items;
+}
+// The tree as [id, "Electronics › Phones"] pairs, by path (10,000 categories at most).
+async function categoryChoices() {
+  const all = await everything("/v1/category-tree", 100);
+  return all.map((c) => [c.category_id, c.path.join(" › ")]).sort((a, b) => a[1].localeCompare(b[1]));
+}
+const categoryPath = (p) => (p.category_path || []).join(" › ");
+
+function productsPage(main, arg) {
+  if (arg) return productPage(main, Number(arg));
+  const m = merchantId();
+  main.append(h("h2", {}, "Products"));
+  const products = list({
+    path: `/v1/merchants/${m}/products`,
+    columns: [
+      ["Product", (p) => h("a", { href: "#/products/" + p.product_id }, p.title)],
+      ["Category", categoryPath],
+      ["Attributes", (p) => p.attributes.map((a) => a.name + ": " + a.value).join(", ")],
+      ["Variants", (p) => p.variants.length, "num"],
+      ["Available", (p) => p.variants.reduce((n, v) => n + v.available, 0), "num"],
+    ],
+    empty: "No products yet: group SKUs into one below.",
+  });
+  const slot = h("div", {}, h("div", { class: "muted" }, "Loading the categories…"));
+  main.append(card("Products", products), card("New product", slot));
+  categoryChoices().then((choices) => {
+    if (!choices.length) {
+      slot.replaceChildren(h("div", { class: "notice" }, "The operator has not made a category yet: a product sits in one."));
+      return;
+    }
+    slot.replaceChildren(form({
+      submit: "Create product", path: "/v1/products",
+      fields: [
+        { name: "title", label: "Title", required: true, maxlength: 200, wide: true },
+        { name: "description", label: "Description", type: "textarea", maxlength: 4000, wide: true },
+        { name: "category_id", label: "Category", required: true, options: choices },
+        { name: "options", label: "Options its variants differ by (comma-separated, up to 3)", placeholder: "colour, storage" },
+        { name: "attributes", label: "Attributes buyers filter on (one “name: value” a line)", type: "textarea", wide: true,
+          placeholder: "brand: Elevens" },
+      ],
+      body: (v) => {
+        const attributes = [];
+        for (const line of (v.attributes || "").split("\n").map((l) => l.trim()).filter((l) => l)) {
+          const at = line.indexOf(":");
+          if (at < 1) throw invalid("attributes", "each line is name: value");
+          attributes.push({ name: line.slice(0, at).trim(), value: line.slice(at + 1).trim() });
+        }
+        const options = (v.options || "").split(",").map((o) => o.trim()).filter((o) => o);
+        return { merchant_id: m, title: v.title, description: v.description || "", category_id: Number(v.category_id),
+          attributes, options };
+      },
+      done: (p) => h("div", { class: "notice" }, "Created ", h("a", { href: "#/products/" + p.product_id }, p.title),
+        ": now add its variants."),
+      after: () => products.refresh(),
+    }));
+  }).catch((e) => slot.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message)));
+}
+
+// A product: its variant grid (a column per option), a variant added from the store's SKUs, a move.
+async function productPage(main, id) {
+  main.append(h("h2", {}, "Product"));
+  const grid = h("div", { class: "table" });
+  const addSlot = h("div", {});
+  const moveSlot = h("div", {});
+  main.append(card("Variants", grid), card("Add a variant", addSlot), card("Category", moveSlot));
+  let p;
+  try { p = await api("GET", "/v1/products/" + id); } catch (e) {
+    grid.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message));
+    return;
+  }
+  const draw = (p) => {
+    main.querySelector("h2").textContent = "Product: " + p.title;
+    grid.replaceChildren(h("table", {},
+      h("thead", {}, h("tr", {}, [...p.options, "SKU", "Price", "Available"].map((t, i) =>
+        h("th", { scope: "col", class: i >= p.options.length + 1 ? "num" : null }, t)))),
+      h("tbody", {}, p.variants.length ? p.variants.map((v) => h("tr", {},
+        v.options.map((o) => h("td", {}, o)),
+        h("td", {}, v.title + " (#" + v.sku_id + ")"),
+        h("td", { class: "num" }, money(v.price, v.currency)),
+        h("td", { class: "num" }, v.available)))
+        : h("tr", {}, h("td", { colspan: p.options.length + 3, class: "muted" }, "No variant yet: add one below.")))));
+    moveSlot.querySelector(".where")?.remove();
+    moveSlot.prepend(h("p", { class: "where" }, "In " + categoryPath(p) + "."));
+  };
+  draw(p);
+  const reload = async () => draw(await api("GET", "/v1/products/" + id));
+  const taken = new Set(p.variants.map((v) => v.sku_id));
+  const skus = (await everything(`/v1/merchants/${p.merchant_id}/skus`, 10)).filter((s) => !taken.has(s.sku_id));
+  addSlot.replaceChildren(skus.length ? form({
+    submit: "Add variant", path: `/v1/products/${id}/variants`,
+    fields: [
+      { name: "sku_id", label: "SKU", required: true, options: skus.map((s) => [s.sku_id, s.title + " (#" + s.sku_id + ")"]) },
+      ...p.options.map((o, i) => ({ name: "o" + i, label: o, required: true, maxlength: 100 })),
+    ],
+    body: (v) => ({ sku_id: Number(v.sku_id), options: p.options.map((_, i) => v["o" + i]) }),
+    fieldOf: (f) => (f === "options" ? "o0" : f),
+    // Drawn again: the grid with the new variant, the SKUs left to add.
+    after: () => go("#/products/" + id),
+  }) : h("div", { class: "muted" }, "Every SKU of the store is a variant already: create a SKU on the Catalogue page."));
+  const choices = await categoryChoices();
+  moveSlot.append(form({
+    submit: "Move product", path: `/v1/products/${id}/move`,
+    fields: [{ name: "category_id", label: "Move to", required: true, options: choices, value: p.category_id }],
+    body: (v) => ({ category_id: Number(v.category_id) }),
+    reset: false,
+    done: () => h("div", { class: "notice" }, "Moved."),
+    after: reload,
+  }));
+}
+
+function categoriesPage(main) {
+  main.append(h("h2", {}, "Categories"));
+  const tree = list({
+    path: "/v1/category-tree", limit: 50,
+    columns: [
+      ["Category", (c) => c.path.join(" › ")],
+      ["Id", (c) => "#" + c.category_id, "num"],
+      ["", (c, reload) => categoryMove(c, reload)],
+    ],
+    empty: "No categories yet: create the top of the tree below.",
+  });
+  const slot = h("div", {});
+  main.append(card("The tree (at most 10,000 categories, 6 levels)", tree), card("New category", slot));
+  const draw = async () => {
+    const choices = await categoryChoices();
+    slot.replaceChildren(form({
+      submit: "Create category", path: "/v1/categories",
+      fields: [
+        { name: "name", label: "Name", required: true, maxlength: 100 },
+        { name: "parent_id", label: "Under", options: [["", "— the top of the tree —"], ...choices] },
+      ],
+      body: (v) => ({ name: v.name, parent_id: v.parent_id ? Number(v.parent_id) : null }),
+      done: (c) => h("div", { class: "notice" }, "Created " + c.path.join(" › ")),
+      after: () => { tree.refresh(); draw(); },
+    }));
+  };
+  draw().catch((e) => slot.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message)));
+}
+function categoryMove(c, reload) {
+  const slot = h("div", {});
+  const move = button("Move", async () => {
+    const choices = (await categoryChoices()).filter(([id]) => id !== c.category_id);
+    slot.replaceChildren(form({
+      title: "Move " + c.name, submit: "Move", path: `/v1/categories/${c.category_id}/move`,
+      fields: [{ name: "parent_id", label: "Under", options: [["", "— the top of the tree —"], ...choices],
+        value: c.parent_id === null ? "" : c.parent_id }],
+      body: (v) => ({ parent_id: v.parent_id ? Number(v.parent_id) : null }),
+      reset: false,
+      after: reload,
+    }));
+  });
+  return h("div", {}, h("div", { class: "actions" }, move), slot);
 }
 
 function warehousesPage(main) {

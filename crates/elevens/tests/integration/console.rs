@@ -590,3 +590,106 @@ async fn the_consoles_lists_and_sku_edit_refuse_every_key_that_may_not() {
     assert_eq!(server.get("/v1/merchants/1/wallet", &rival).await.0, 403);
     server.audit().await;
 }
+
+/// Selects, in the form whose submit button says `submit`, the option of `name` whose text is
+/// `text` (waiting for the form and its options to be drawn).
+async fn choose(browser: &Browser, submit: &str, name: &str, text: &str) {
+    browser
+        .until(&format!(
+            "const f = [...document.querySelectorAll('form')].find(f => f.querySelector('button[type=submit]').textContent === '{submit}');
+             const s = f && f.querySelector('[name={name}]');
+             const o = s && [...s.options].find(o => o.textContent === '{text}');
+             return o && (s.value = o.value, true);"
+        ))
+        .await;
+}
+
+/// The catalogue as a merchant and an operator build it in the console: the operator's tree
+/// (a department and an aisle under it), a product in the aisle with its attributes and options,
+/// two variants from the store's SKUs (a third alike refused beside its field), the grid, and a
+/// move; the pages measured at both sizes.
+#[tokio::test]
+async fn a_merchant_lists_a_product_with_its_variant_grid_in_the_operators_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let Some(browser) = Browser::start().await else { return };
+    let (merchant, _) = server.marketplace(1, 1).await;
+    let base = server.base.clone();
+    browser.viewport(1440, 900).await;
+
+    // The operator makes the tree.
+    sign_in(&browser, &base, &server.admin).await;
+    browser.goto(&format!("{base}/console#/categories")).await;
+    browser.until(&submit_button_present("Create category")).await;
+    browser.fill("form [name=name]", "Electronics").await;
+    browser.run(&submit_button("Create category")).await;
+    browser
+        .until(
+            "return [...document.querySelectorAll('main td')].some(td => td.textContent === 'Electronics')",
+        )
+        .await;
+    browser.fill("form [name=name]", "Phones").await;
+    choose(&browser, "Create category", "parent_id", "Electronics").await;
+    browser.run(&submit_button("Create category")).await;
+    browser
+        .until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'Electronics › Phones')")
+        .await;
+    assert_eq!(server.get("/v1/categories/2", &merchant).await.1["path"], json!(["Electronics", "Phones"]));
+    tour(&browser, &base, "operator", &["categories"]).await;
+
+    // The merchant groups two SKUs into a product.
+    let black = sku(&server, &merchant, 10, 399_900).await;
+    let white = sku(&server, &merchant, 5, 459_900).await;
+    sign_in(&browser, &base, &merchant).await;
+    browser.goto(&format!("{base}/console#/products")).await;
+    browser.until(&submit_button_present("Create product")).await;
+    browser.fill("form [name=title]", "Phone X").await;
+    choose(&browser, "Create product", "category_id", "Electronics › Phones").await;
+    browser.fill("form [name=options]", "colour").await;
+    browser.fill("form [name=attributes]", "brand: Elevens").await;
+    browser.run(&submit_button("Create product")).await;
+    browser
+        .until("return [...document.querySelectorAll('main td a')].some(a => a.textContent === 'Phone X')")
+        .await;
+    let (_, product) = server.get("/v1/products/1", &merchant).await;
+    assert_eq!(product["attributes"], json!([{"name": "brand", "value": "Elevens"}]), "{product}");
+    assert_eq!(product["options"], json!(["colour"]));
+
+    browser.goto(&format!("{base}/console#/products/1")).await;
+    for (sku_id, colour) in [(black, "black"), (white, "black"), (white, "white")] {
+        browser.until(&submit_button_present("Add variant")).await;
+        browser
+            .run(&format!(
+                "document.querySelector('form [name=sku_id]').value = '{sku_id}'; document.querySelector('form [name=o0]').value = '{colour}';"
+            ))
+            .await;
+        browser.run(&submit_button("Add variant")).await;
+        if (sku_id, colour) == (white, "black") {
+            let refused = browser.until(&field_error("Add variant", "o0")).await;
+            assert!(refused.as_str().unwrap().contains("another variant has these values"), "{refused}");
+        } else {
+            browser
+                .until(&format!("return [...document.querySelectorAll('main td')].some(td => td.textContent === '{colour}')"))
+                .await;
+        }
+    }
+    let (_, product) = server.get("/v1/products/1", &merchant).await;
+    let grid: Vec<(u64, Value)> = product["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["sku_id"].as_u64().unwrap(), v["options"].clone()))
+        .collect();
+    assert_eq!(grid, [(black, json!(["black"])), (white, json!(["white"]))], "{product}");
+
+    choose(&browser, "Move product", "category_id", "Electronics").await;
+    browser.run(&submit_button("Move product")).await;
+    browser.until("return document.querySelector('main .where')?.textContent === 'In Electronics.'").await;
+    assert_eq!(server.get("/v1/products/1", &merchant).await.1["category_id"], 1);
+    tour(&browser, &base, "merchant", &["products", "products/1"]).await;
+    server.audit().await;
+}
+
+fn submit_button_present(label: &str) -> String {
+    format!("return [...document.querySelectorAll('form button[type=submit]')].some(b => b.textContent === '{label}')")
+}

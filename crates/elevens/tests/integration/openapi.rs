@@ -25,6 +25,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/buyers"),
     ("get", "/v1/experiments"),
     ("get", "/v1/merchants/{id}/skus"),
+    ("get", "/v1/merchants/{id}/products"),
+    ("get", "/v1/category-tree"),
     ("get", "/v1/merchants/{id}/campaigns"),
     ("get", "/v1/merchants/{id}/warehouses"),
     ("patch", "/v1/skus/{id}"),

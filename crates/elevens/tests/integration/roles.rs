@@ -111,6 +111,8 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         ),
         // The category tree is the operator's; a product, its merchant's.
         get("/v1/categories", &EVERYONE),
+        get("/v1/category-tree", &EVERYONE),
+        get("/v1/merchants/1/products", &EVERYONE),
         post("/v1/categories", json!({"name": "x"}), &[Admin]),
         post("/v1/products", json!({"merchant_id": 1, "title": "x", "category_id": 1}), &[Admin, Merchant]),
         // The figures: the screen's, never a merchant's or a buyer's.
