@@ -167,13 +167,25 @@ pub enum Kind {
         currency: Code,
         price: u64,
     },
+    /// The product in its new category, with its variants as they are now (the search index
+    /// files each variant under its category).
     #[serde(rename = "product.moved")]
-    ProductMoved { product: u64, category: u64 },
+    ProductMoved { product: u64, category: u64, variants: Vec<Listed> },
     /// A node of the operator's category tree (`parent` null: a top-level one).
     #[serde(rename = "category.created")]
     CategoryCreated { category: u64, name: String, parent: Option<u64> },
     #[serde(rename = "category.moved")]
     CategoryMoved { category: u64, parent: Option<u64> },
+}
+
+/// A SKU's texts and price as listed now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    pub sku: u64,
+    pub title: String,
+    pub description: String,
+    pub currency: Code,
+    pub price: u64,
 }
 
 /// A product's attribute: what a buyer filters on (brand: Apple).
@@ -473,7 +485,22 @@ fn derive_other(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut
             let Ok(p) = state.product(product) else { return };
             let (merchant, category) = (Some(p.terms.merchant.0), p.terms.category.0);
             let kind = match outcome {
-                Outcome::ProductMoved { .. } => Kind::ProductMoved { product: product.0, category },
+                Outcome::ProductMoved { .. } => Kind::ProductMoved {
+                    product: product.0,
+                    category,
+                    variants: (p.variants.iter())
+                        .filter_map(|(sku, _)| {
+                            let s = state.sku(*sku).ok()?;
+                            Some(Listed {
+                                sku: sku.0,
+                                title: state.sku_title(s).to_string(),
+                                description: state.sku_description(s).to_string(),
+                                currency: Code(s.currency),
+                                price: s.price.0,
+                            })
+                        })
+                        .collect(),
+                },
                 _ => Kind::ProductCreated {
                     product: product.0,
                     title: p.terms.title.clone(),
@@ -732,7 +759,11 @@ mod tests {
                 currency: c,
                 price: 1,
             },
-            Kind::ProductMoved { product: 1, category: 2 },
+            Kind::ProductMoved {
+                product: 1,
+                category: 2,
+                variants: vec![Listed { sku: 1, title: s(), description: s(), currency: c, price: 1 }],
+            },
             Kind::CategoryCreated { category: 1, name: s(), parent: None },
             Kind::CategoryMoved { category: 2, parent: Some(1) },
         ];

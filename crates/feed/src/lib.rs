@@ -14,6 +14,6 @@ pub mod log;
 
 pub use event::{
     derive, experiment_created, order_lines, Attribute, Code, ExperimentVariant, FeedEvent, Kind, LineItem,
-    Lines, StockReason, LOG_FORMAT, TYPES, VERSION,
+    Lines, Listed, StockReason, LOG_FORMAT, TYPES, VERSION,
 };
 pub use log::{Feed, FeedError, FeedWriter, Filter, Page, Retention};

@@ -1,13 +1,13 @@
 //! The search's own copy of the catalogue's structure: the category tree, each product's
-//! category, attributes and option names, and each variant's product and option values. Kept
-//! from the feed's events (and the recovered state at start) beside the index, so that moving
-//! a product or a category re-indexes nothing: a document names its product, and which
-//! category a product is in is read here when a query filters or counts by category.
+//! category, attributes and option names, each variant's product and option values, and every
+//! (name, value) pair a buyer filters on, numbered once. Kept from the feed's events (and the
+//! recovered state at start) beside the index. A document carries its product, its product's
+//! category and the numbers of its pairs; a query by category asks here for the subtree as the
+//! tree is now, and facets turn the numbers back into names here.
 
 use elevens_core::limits::{CATEGORIES_MAX, CATEGORY_DEPTH_MAX, PRODUCTS_MAX};
 use elevens_core::State;
-use std::collections::HashMap;
-use std::sync::Arc;
+use rustc_hash::FxHashMap as HashMap;
 
 pub(crate) struct CategoryNode {
     pub name: String,
@@ -18,24 +18,26 @@ pub(crate) struct ProductFacts {
     /// Searched with each variant's own title.
     pub title: String,
     pub category: u64,
-    pub attributes: Vec<(String, String)>,
+    /// Its attributes' pairs, by number.
+    pub attributes: Vec<u64>,
     /// The names of the options its variants differ by, in order.
     pub options: Vec<String>,
 }
 
-/// A variant's product, the product's title, and its (name, value) pairs.
-pub(crate) type SkuFacts<'a> = (u64, &'a str, Vec<(&'a str, &'a str)>);
+/// A variant's product, the product's title, and the numbers of its pairs (the product's
+/// attributes, then its option values).
+pub(crate) type SkuFacts<'a> = (u64, &'a str, Vec<u64>);
 
 /// Dense by id (ids are indexes from 1; slot 0 stays empty).
 #[derive(Default)]
 pub struct Catalogue {
     categories: Vec<Option<CategoryNode>>,
     products: Vec<Option<ProductFacts>>,
-    /// Each product's category, dense by product id (0: none), shared with the queries in
-    /// flight that filter by category (copied on a change only while one holds it).
-    product_category: Arc<Vec<u32>>,
-    /// A variant SKU's product and its value of each of the product's options.
-    variants: HashMap<u64, (u64, Vec<String>)>,
+    /// A variant SKU's product and the numbers of its option values' pairs.
+    variants: HashMap<u64, (u64, Vec<u64>)>,
+    /// Every (name, value) pair ever seen, numbered from 1 in the order first seen.
+    pairs: Vec<(String, String)>,
+    numbers: HashMap<(String, String), u64>,
 }
 
 /// Grows `slots` to hold `id`, within `max` ids: an id past it is not kept.
@@ -55,9 +57,9 @@ impl Catalogue {
         }
         for (id, p) in state.products() {
             let t = &p.terms;
-            catalogue.set_product(id.0, &t.title, t.category.0, t.attributes.clone(), t.options.clone());
+            catalogue.set_product(id.0, &t.title, t.category.0, &t.attributes, t.options.clone());
             for (sku, values) in &p.variants {
-                catalogue.set_variant(sku.0, id.0, values.clone());
+                catalogue.set_variant(sku.0, id.0, values);
             }
         }
         catalogue
@@ -75,38 +77,52 @@ impl Catalogue {
         }
     }
 
+    /// The pair's number, given it one if it has none.
+    fn number(&mut self, name: &str, value: &str) -> u64 {
+        let key = (name.to_string(), value.to_string());
+        if let Some(&n) = self.numbers.get(&key) {
+            return n;
+        }
+        self.pairs.push(key.clone());
+        let n = self.pairs.len() as u64;
+        self.numbers.insert(key, n);
+        n
+    }
+
+    /// The pair's number, if any document could carry it.
+    pub(crate) fn number_of(&self, name: &str, value: &str) -> Option<u64> {
+        self.numbers.get(&(name.to_string(), value.to_string())).copied()
+    }
+
+    pub(crate) fn pair(&self, number: u64) -> Option<&(String, String)> {
+        self.pairs.get(usize::try_from(number).ok()?.checked_sub(1)?)
+    }
+
     pub(crate) fn set_product(
         &mut self,
         id: u64,
         title: &str,
         category: u64,
-        attributes: Vec<(String, String)>,
+        attributes: &[(String, String)],
         options: Vec<String>,
     ) {
+        let attributes = attributes.iter().map(|(n, v)| self.number(n, v)).collect();
         if let Some(slot) = slot(&mut self.products, id, PRODUCTS_MAX) {
             *slot = Some(ProductFacts { title: title.to_string(), category, attributes, options });
-            self.place(id, category);
         }
     }
 
     pub(crate) fn move_product(&mut self, id: u64, category: u64) {
         if let Some(Some(product)) = self.products.get_mut(id as usize) {
             product.category = category;
-            self.place(id, category);
         }
     }
 
-    fn place(&mut self, product: u64, category: u64) {
-        let categories = Arc::make_mut(&mut self.product_category);
-        let index = product as usize;
-        if categories.len() <= index {
-            categories.resize(index + 1, 0);
-        }
-        categories[index] = u32::try_from(category).unwrap_or(0);
-    }
-
-    pub(crate) fn set_variant(&mut self, sku: u64, product: u64, values: Vec<String>) {
-        self.variants.insert(sku, (product, values));
+    /// The SKU becomes a variant of `product` with these option values.
+    pub(crate) fn set_variant(&mut self, sku: u64, product: u64, values: &[String]) {
+        let names = self.product(product).map(|p| p.options.clone()).unwrap_or_default();
+        let numbers = names.iter().zip(values).map(|(n, v)| self.number(n, v)).collect();
+        self.variants.insert(sku, (product, numbers));
     }
 
     pub(crate) fn category(&self, id: u64) -> Option<&CategoryNode> {
@@ -117,18 +133,10 @@ impl Catalogue {
         self.products.get(id as usize)?.as_ref()
     }
 
-    /// The SKU's product, its title, and the (name, value) pairs a buyer filters on: the
-    /// product's attributes, then its option values (colour: red).
     pub(crate) fn facts_of_sku(&self, sku: u64) -> Option<SkuFacts<'_>> {
-        let (product, values) = self.variants.get(&sku)?;
+        let (product, options) = self.variants.get(&sku)?;
         let facts = self.product(*product)?;
-        let attributes = facts.attributes.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-        let options = facts.options.iter().zip(values).map(|(n, v)| (n.as_str(), v.as_str()));
-        Some((*product, &facts.title, attributes.chain(options).collect()))
-    }
-
-    pub(crate) fn variant_values(&self, sku: u64) -> Option<(u64, &[String])> {
-        self.variants.get(&sku).map(|(p, v)| (*p, v.as_slice()))
+        Some((*product, &facts.title, facts.attributes.iter().chain(options).copied().collect()))
     }
 
     /// The category's ancestors from itself up, within the tree's depth bound.
@@ -136,14 +144,10 @@ impl Catalogue {
         std::iter::successors(Some(id), |&c| self.category(c)?.parent).take(CATEGORY_DEPTH_MAX)
     }
 
-    /// For each category id, whether it is `root` or under it: the filter of a query by
-    /// category, one lookup per matching document.
-    pub(crate) fn subtree_mask(&self, root: u64) -> Vec<bool> {
-        (0..self.categories.len() as u64).map(|id| self.path_up(id).any(|c| c == root)).collect()
-    }
-
-    /// The category each product is in, dense by product id (0: none known).
-    pub(crate) fn product_categories(&self) -> Arc<Vec<u32>> {
-        self.product_category.clone()
+    /// `root` and every category under it, as the tree is now.
+    pub(crate) fn subtree(&self, root: u64) -> Vec<u64> {
+        (1..self.categories.len() as u64)
+            .filter(|&id| self.category(id).is_some() && self.path_up(id).any(|c| c == root))
+            .collect()
     }
 }

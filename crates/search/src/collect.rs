@@ -1,11 +1,11 @@
-//! One pass over a query's matches: the category filter (a document names its product, the
-//! catalogue says where the product is), the best `limit` by relevance or price, and the tallies
-//! the facets are counted from. Tallies stop after [`FACET_DOCS_MAX`] documents, so a query that
+//! One pass over a query's matches: the best `limit` by relevance or price (ties to the lower
+//! SKU id, so an order never depends on when a document was written), and the tallies the facets
+//! are counted from. Tallies stop after [`FACET_DOCS_MAX`] documents, so a query that
 //! matches everything costs bounded memory; the answer then says its counts are partial.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::collections::BinaryHeap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
@@ -22,25 +22,10 @@ pub enum Sort {
     PriceDescending,
 }
 
-/// Where a query's category filter lets documents through: each product's category, and
-/// whether each category is in the subtree asked for.
-pub(crate) struct Within {
-    pub product_category: Arc<Vec<u32>>,
-    pub in_subtree: Arc<Vec<bool>>,
-}
-
-impl Within {
-    fn admits(&self, product: u64) -> bool {
-        let category = self.product_category.get(product as usize).copied().unwrap_or(0);
-        product != 0 && self.in_subtree.get(category as usize).copied().unwrap_or(false)
-    }
-}
-
 pub(crate) struct Collect {
     pub limit: usize,
     pub sort: Sort,
     pub scoring: bool,
-    pub within: Option<Arc<Within>>,
     pub facets: bool,
 }
 
@@ -48,11 +33,11 @@ pub(crate) struct Collect {
 #[derive(Default)]
 pub(crate) struct Tally {
     pub counted: u64,
-    /// Matching documents per product (documents without one are not here).
-    pub products: HashMap<u64, u32>,
+    /// Matching documents per category (documents in none are not here), per merchant, and
+    /// per (name, value) pair by its number.
+    pub categories: HashMap<u64, u32>,
     pub merchants: HashMap<u64, u32>,
-    /// The matching variant SKUs, for their option values.
-    pub variants: Vec<u64>,
+    pub values: HashMap<u64, u32>,
     pub price: Option<(u64, u64)>,
 }
 
@@ -64,13 +49,15 @@ impl Tally {
             return;
         }
         self.counted += other.counted;
-        for (k, n) in other.products {
-            *self.products.entry(k).or_default() += n;
+        for (k, n) in other.categories {
+            *self.categories.entry(k).or_default() += n;
         }
         for (k, n) in other.merchants {
             *self.merchants.entry(k).or_default() += n;
         }
-        self.variants.extend(other.variants);
+        for (k, n) in other.values {
+            *self.values.entry(k).or_default() += n;
+        }
         self.price = match (self.price, other.price) {
             (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
             (a, b) => a.or(b),
@@ -85,16 +72,15 @@ pub(crate) struct Collected {
     pub tally: Option<Tally>,
 }
 
-/// A candidate: its sort key (higher is better), then its place (earlier is better on a tie).
-type Ranked = (u64, Reverse<(SegmentOrdinal, DocId)>);
+/// A candidate: its sort key (higher is better), then its SKU (lower is better on a tie).
+type Ranked = (u64, Reverse<u64>);
 
 pub(crate) struct SegmentCollect {
-    segment: SegmentOrdinal,
     limit: usize,
     sort: Sort,
-    within: Option<Arc<Within>>,
     sku: Column<u64>,
-    product: Column<u64>,
+    category: Column<u64>,
+    values: Column<u64>,
     merchant: Column<u64>,
     price: Column<u64>,
     /// The best `limit` so far, worst on top.
@@ -107,19 +93,14 @@ impl Collector for Collect {
     type Fruit = Collected;
     type Child = SegmentCollect;
 
-    fn for_segment(
-        &self,
-        segment: SegmentOrdinal,
-        reader: &SegmentReader,
-    ) -> tantivy::Result<SegmentCollect> {
+    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentCollect> {
         let fast = reader.fast_fields();
         Ok(SegmentCollect {
-            segment,
             limit: self.limit,
             sort: self.sort,
-            within: self.within.clone(),
             sku: fast.u64("sku")?,
-            product: fast.u64("product")?,
+            category: fast.u64("category")?,
+            values: fast.u64("values")?,
             merchant: fast.u64("merchant")?,
             price: fast.u64("price")?,
             best: BinaryHeap::with_capacity(self.limit + 1),
@@ -133,7 +114,7 @@ impl Collector for Collect {
     }
 
     fn merge_fruits(&self, fruits: Vec<SegmentFruit>) -> tantivy::Result<Collected> {
-        let mut all: Vec<(Ranked, Score, u64)> = Vec::new();
+        let mut all: Vec<(Ranked, Score)> = Vec::new();
         let mut matched = 0;
         let mut tally = self.facets.then(Tally::default);
         for fruit in fruits {
@@ -145,12 +126,16 @@ impl Collector for Collect {
         }
         all.sort_unstable_by_key(|a| Reverse(a.0));
         all.truncate(self.limit);
-        Ok(Collected { top: all.into_iter().map(|(_, score, sku)| (sku, score)).collect(), matched, tally })
+        Ok(Collected {
+            top: all.into_iter().map(|((_, Reverse(sku)), score)| (sku, score)).collect(),
+            matched,
+            tally,
+        })
     }
 }
 
 pub(crate) struct SegmentFruit {
-    best: Vec<(Ranked, Score, u64)>,
+    best: Vec<(Ranked, Score)>,
     matched: u64,
     tally: Option<Tally>,
 }
@@ -159,10 +144,6 @@ impl SegmentCollector for SegmentCollect {
     type Fruit = SegmentFruit;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let product = self.product.first(doc).unwrap_or(0);
-        if self.within.as_ref().is_some_and(|w| !w.admits(product)) {
-            return;
-        }
         self.matched += 1;
         let price = || self.price.first(doc).unwrap_or(0);
         let key = match self.sort {
@@ -171,21 +152,28 @@ impl SegmentCollector for SegmentCollect {
             Sort::PriceAscending => u64::MAX - price(),
             Sort::PriceDescending => price(),
         };
-        let ranked = (key, Reverse((self.segment, doc)));
-        if self.best.len() < self.limit {
-            self.best.push(Reverse((ranked, score.to_bits())));
-        } else if self.best.peek().is_some_and(|Reverse((worst, _))| ranked > *worst) {
-            self.best.pop();
-            self.best.push(Reverse((ranked, score.to_bits())));
+        // The SKU is read only for a candidate that may enter the best.
+        let full = self.best.len() >= self.limit;
+        if !full || self.best.peek().is_some_and(|Reverse(((worst, _), _))| key >= *worst) {
+            let ranked = (key, Reverse(self.sku.first(doc).unwrap_or(0)));
+            if !full {
+                self.best.push(Reverse((ranked, score.to_bits())));
+            } else if self.best.peek().is_some_and(|Reverse((worst, _))| ranked > *worst) {
+                self.best.pop();
+                self.best.push(Reverse((ranked, score.to_bits())));
+            }
         }
         if let Some(tally) = self.tally.as_mut().filter(|t| t.counted < FACET_DOCS_MAX) {
             tally.counted += 1;
             if let Some(merchant) = self.merchant.first(doc) {
                 *tally.merchants.entry(merchant).or_default() += 1;
             }
-            if product != 0 {
-                *tally.products.entry(product).or_default() += 1;
-                tally.variants.extend(self.sku.first(doc));
+            let category = self.category.first(doc).unwrap_or(0);
+            if category != 0 {
+                *tally.categories.entry(category).or_default() += 1;
+            }
+            for number in self.values.values_for_doc(doc) {
+                *tally.values.entry(number).or_default() += 1;
             }
             let price = price();
             tally.price = Some(tally.price.map_or((price, price), |(lo, hi)| (lo.min(price), hi.max(price))));
@@ -193,14 +181,8 @@ impl SegmentCollector for SegmentCollect {
     }
 
     fn harvest(self) -> SegmentFruit {
-        let best = self
-            .best
-            .into_iter()
-            .map(|Reverse((ranked, score))| {
-                let (_, Reverse((_, doc))) = ranked;
-                (ranked, Score::from_bits(score), self.sku.first(doc).unwrap_or(0))
-            })
-            .collect();
+        let best =
+            self.best.into_iter().map(|Reverse((ranked, score))| (ranked, Score::from_bits(score))).collect();
         SegmentFruit { best, matched: self.matched, tally: self.tally }
     }
 }

@@ -3,8 +3,9 @@
 //! sorted by relevance or price, and facet counts (categories, merchants, attribute values,
 //! the price range) over the matches. The catalogue's structure (categories, products, their
 //! attributes, the variants' option values) is kept beside the index in [`catalogue`]: a
-//! document names its product and carries its attribute terms, and where a product sits in
-//! the tree is looked up when a query needs it, so moves re-index nothing. The index lives in memory: it is a
+//! document names its product and its product's category and carries the numbers of its
+//! (name, value) pairs; a category filter asks for the categories of the subtree as the tree is
+//! now, so moving a category re-indexes nothing (moving a product re-indexes its variants). The index lives in memory: it is a
 //! read model, rebuilt from the recovered state on start ([`Search::from_state`]) and fed new
 //! SKUs and edits from the engine's durable events ([`Search::add`], [`Search::replace`]); a
 //! committer makes them searchable within a second ([`Search::commit_if_dirty`]). An edit
@@ -21,18 +22,17 @@ pub mod tokenizer;
 pub use collect::{Sort, FACET_DOCS_MAX};
 
 use catalogue::Catalogue;
-use collect::{Collect, Tally, Within};
+use collect::{Collect, Tally};
 use elevens_core::State;
 use elevens_feed::Kind;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, IndexRecordOption as Record, Schema, TextFieldIndexing, TextOptions, FAST,
-    INDEXED, STRING,
+    INDEXED,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer, TokenStream};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
@@ -125,8 +125,9 @@ struct Fields {
     sku: Field,
     merchant: Field,
     price: Field,
-    product: Field,
-    attribute: Field,
+    category: Field,
+    /// The numbers of the document's (name, value) pairs ([`catalogue`]).
+    values: Field,
     title: Field,
     description: Field,
 }
@@ -154,14 +155,15 @@ impl Search {
         // Only what queries need, as memory is per SKU: the id is a column (read for each hit)
         // and a term (what an edit deletes the old document by), the price's range filter runs
         // on its column (an indexed and stored price nearly doubles the index), and the
-        // merchant's few terms are indexed. Merchant, price and product are columns too, read
-        // for each match when a search counts facets or filters by category.
+        // merchant's few terms are indexed. A variant's category (its product's) and the numbers
+        // of its (name, value) pairs are terms (the filters) and columns (the facets); merchant
+        // and price are columns too, read for each match when a search counts facets.
         let fields = Fields {
             sku: schema.add_u64_field("sku", INDEXED | FAST),
             merchant: schema.add_u64_field("merchant", INDEXED | FAST),
             price: schema.add_u64_field("price", FAST),
-            product: schema.add_u64_field("product", FAST),
-            attribute: schema.add_text_field("attribute", STRING),
+            category: schema.add_u64_field("category", INDEXED | FAST),
+            values: schema.add_u64_field("values", INDEXED | FAST),
             title: schema.add_text_field("title", text()),
             description: schema.add_text_field("description", text()),
         };
@@ -215,9 +217,9 @@ impl Search {
         self.add_with(writer.as_mut().ok_or(SearchError::Settling)?, sku)
     }
 
-    /// The SKU's document: its texts, price and merchant, and, for a variant, its product, the
-    /// product's title (searched as the SKU's own) and a term for each attribute and option
-    /// value.
+    /// The SKU's document: its texts, price and merchant, and, for a variant, its product's
+    /// category and title (searched as the SKU's own) and the numbers of its attribute and
+    /// option pairs.
     fn add_with(&self, writer: &mut IndexWriter, sku: &SkuDoc) -> Result<(), SearchError> {
         let f = &self.fields;
         let mut doc = TantivyDocument::new();
@@ -227,13 +229,13 @@ impl Search {
         doc.add_text(f.title, &sku.title);
         doc.add_text(f.description, &sku.description);
         let catalogue = self.catalogue.read();
-        let (product, title, attributes) = catalogue.facts_of_sku(sku.sku).unwrap_or_default();
-        doc.add_u64(f.product, product);
+        let (product, title, pairs) = catalogue.facts_of_sku(sku.sku).unwrap_or_default();
+        doc.add_u64(f.category, catalogue.product(product).map_or(0, |p| p.category));
         if !title.is_empty() {
             doc.add_text(f.title, title);
         }
-        for (name, value) in attributes {
-            doc.add_text(f.attribute, attribute_term(name, value));
+        for number in pairs {
+            doc.add_u64(f.values, number);
         }
         drop(catalogue);
         writer.add_document(doc)?;
@@ -259,17 +261,20 @@ impl Search {
                 self.replace(&doc(sku, title, description, price))
             }
             Kind::VariantAdded { product, sku, options, title, description, price, .. } => {
-                self.catalogue.write().set_variant(*sku, *product, options.clone());
+                self.catalogue.write().set_variant(*sku, *product, options);
                 self.replace(&doc(sku, title, description, price))
             }
             Kind::ProductCreated { product, title, category, attributes, options } => {
-                let attributes = attributes.iter().map(|a| (a.name.clone(), a.value.clone())).collect();
-                self.catalogue.write().set_product(*product, title, *category, attributes, options.clone());
+                let attributes: Vec<_> =
+                    attributes.iter().map(|a| (a.name.clone(), a.value.clone())).collect();
+                self.catalogue.write().set_product(*product, title, *category, &attributes, options.clone());
                 Ok(())
             }
-            Kind::ProductMoved { product, category } => {
+            Kind::ProductMoved { product, category, variants } => {
                 self.catalogue.write().move_product(*product, *category);
-                Ok(())
+                variants
+                    .iter()
+                    .try_for_each(|v| self.replace(&doc(&v.sku, &v.title, &v.description, &v.price)))
             }
             Kind::CategoryCreated { category, name, parent } => {
                 self.catalogue.write().set_category(*category, name, *parent);
@@ -349,8 +354,13 @@ impl Search {
         // Values of one name are alternatives; every name is required.
         let mut by_name: Vec<(&str, Vec<Box<dyn Query>>)> = Vec::new();
         for (name, value) in query.attributes.iter().take(ATTRIBUTE_FILTERS_MAX) {
-            let term = Term::from_field_text(f.attribute, &attribute_term(name, value));
-            let one: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::Basic));
+            // A pair no document was ever given matches nothing.
+            let one: Box<dyn Query> = match self.catalogue.read().number_of(name, value) {
+                Some(n) => {
+                    Box::new(TermQuery::new(Term::from_field_u64(f.values, n), IndexRecordOption::Basic))
+                }
+                None => Box::new(tantivy::query::EmptyQuery),
+            };
             match by_name.iter_mut().find(|(n, _)| n == name) {
                 Some((_, values)) => values.push(one),
                 None => by_name.push((name, vec![one])),
@@ -363,18 +373,16 @@ impl Search {
         if clauses.is_empty() {
             clauses.push((Occur::Must, Box::new(tantivy::query::AllQuery)));
         }
-        let within = query.category.map(|category| {
-            let catalogue = self.catalogue.read();
-            Arc::new(Within {
-                product_category: catalogue.product_categories(),
-                in_subtree: Arc::new(catalogue.subtree_mask(category)),
-            })
-        });
+        if let Some(category) = query.category {
+            // The subtree as the tree is now: at most every category.
+            let subtree = self.catalogue.read().subtree(category);
+            let terms = subtree.into_iter().map(|c| Term::from_field_u64(f.category, c));
+            clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+        }
         let collect = Collect {
             limit: query.limit.clamp(1, CANDIDATES_MAX),
             sort: query.sort,
             scoring: query.sort == Sort::Relevance && !text.is_empty(),
-            within,
             facets: query.facets,
         };
         let collected = self.reader.searcher().search(&BooleanQuery::new(clauses), &collect)?;
@@ -386,12 +394,10 @@ impl Search {
     /// The facets of a tally, read against the catalogue as it is now.
     fn facets(&self, tally: Tally, within: Option<u64>) -> Facets {
         let catalogue = self.catalogue.read();
-        let mut categories: HashMap<u64, u64> = HashMap::new();
-        let mut values: HashMap<(&str, &str), u64> = HashMap::new();
-        for (&product, &n) in &tally.products {
-            let Some(facts) = catalogue.product(product) else { continue };
-            // The product's category rolled up to the level under `within` (or the top).
-            let path: Vec<u64> = catalogue.path_up(facts.category).collect();
+        let mut categories: HashMap<u64, u64> = HashMap::default();
+        for (&category, &n) in &tally.categories {
+            // Rolled up to the level under `within` (or the top), as the tree is now.
+            let path: Vec<u64> = catalogue.path_up(category).collect();
             let shown = match within {
                 Some(root) => {
                     path.iter().position(|&c| c == root).and_then(|i| i.checked_sub(1)).map(|i| path[i])
@@ -401,27 +407,19 @@ impl Search {
             if let Some(category) = shown {
                 *categories.entry(category).or_default() += u64::from(n);
             }
-            for (name, value) in &facts.attributes {
-                *values.entry((name, value)).or_default() += u64::from(n);
-            }
-        }
-        for &sku in &tally.variants {
-            let Some((product, options)) = catalogue.variant_values(sku) else { continue };
-            let Some(facts) = catalogue.product(product) else { continue };
-            for (name, value) in facts.options.iter().zip(options) {
-                *values.entry((name, value)).or_default() += 1;
-            }
         }
         // (name, its values' counts, their sum).
         type Named = (String, Vec<(String, u64)>, u64);
         let mut attributes: Vec<Named> = Vec::new();
-        for ((name, value), n) in values {
+        for (&number, &n) in &tally.values {
+            let Some((name, value)) = catalogue.pair(number) else { continue };
+            let n = u64::from(n);
             match attributes.iter_mut().find(|(a, _, _)| a == name) {
                 Some((_, list, total)) => {
-                    list.push((value.to_string(), n));
+                    list.push((value.clone(), n));
                     *total += n;
                 }
-                None => attributes.push((name.to_string(), vec![(value.to_string(), n)], n)),
+                None => attributes.push((name.clone(), vec![(value.clone(), n)], n)),
             }
         }
         attributes.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
@@ -489,12 +487,6 @@ impl Search {
         let searcher = self.reader.searcher();
         searcher.segment_readers().iter().map(|s| u64::from(s.num_deleted_docs())).sum()
     }
-}
-
-/// A term of the attribute field: the name's length, the name, the value (no name and value
-/// can make another pair's term).
-fn attribute_term(name: &str, value: &str) -> String {
-    format!("{}:{name}{value}", name.len())
 }
 
 /// The most frequent [`FACET_ENTRIES_MAX`] of `counts`, ties by id.
