@@ -59,8 +59,10 @@ pub struct SearchHit {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
     pub hits: Vec<SearchHit>,
-    /// The SKUs the words and the index's filters match (before the stock filter).
-    pub matched: u64,
+    /// The SKUs the words and the index's filters match (before the stock filter); absent for
+    /// a words-only search by relevance without facets, which stops early rather than count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facets: Option<FacetsView>,
 }

@@ -29,13 +29,14 @@ use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, IndexRecordOption as Record, Schema, TextFieldIndexing, TextOptions, FAST,
     INDEXED,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, TextAnalyzer, TokenStream};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 /// The most candidates one search returns.
 pub const CANDIDATES_MAX: usize = 1_000;
@@ -98,11 +99,12 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// A search's answer: the best hits, how many SKUs matched, and the facets if asked.
+/// A search's answer: the best hits, how many SKUs matched (not counted by a words-only search
+/// by relevance without facets, which stops early: `None`), and the facets if asked.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Found {
     pub hits: Vec<Hit>,
-    pub matched: u64,
+    pub matched: Option<u64>,
     pub facets: Option<Facets>,
 }
 
@@ -379,16 +381,34 @@ impl Search {
             let terms = subtree.into_iter().map(|c| Term::from_field_u64(f.category, c));
             clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
         }
+        let searcher = self.reader.searcher();
+        let limit = query.limit.clamp(1, CANDIDATES_MAX);
+        if query.sort == Sort::Relevance && !text.is_empty() && !query.facets {
+            // Words by relevance, nothing to count: tantivy's top-k skips the documents that
+            // cannot enter it (block-max WAND), most of them when the words are common.
+            let top =
+                searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit).order_by_score())?;
+            let mut skus = SkuColumns::new(&searcher);
+            let mut hits = Vec::with_capacity(top.len());
+            for (score, address) in top {
+                if let Some(sku) = skus.read(address)? {
+                    hits.push(Hit { sku, score });
+                }
+            }
+            // Equal scores to the lower SKU id, as the collector ranks them.
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.sku.cmp(&b.sku)));
+            return Ok(Found { hits, matched: None, facets: None });
+        }
         let collect = Collect {
-            limit: query.limit.clamp(1, CANDIDATES_MAX),
+            limit,
             sort: query.sort,
             scoring: query.sort == Sort::Relevance && !text.is_empty(),
             facets: query.facets,
         };
-        let collected = self.reader.searcher().search(&BooleanQuery::new(clauses), &collect)?;
+        let collected = searcher.search(&BooleanQuery::new(clauses), &collect)?;
         let hits = collected.top.into_iter().map(|(sku, score)| Hit { sku, score }).collect();
         let facets = collected.tally.map(|tally| self.facets(tally, query.category));
-        Ok(Found { hits, matched: collected.matched, facets })
+        Ok(Found { hits, matched: Some(collected.matched), facets })
     }
 
     /// The facets of a tally, read against the catalogue as it is now.
@@ -486,6 +506,26 @@ impl Search {
     fn deleted_documents(&self) -> u64 {
         let searcher = self.reader.searcher();
         searcher.segment_readers().iter().map(|s| u64::from(s.num_deleted_docs())).sum()
+    }
+}
+
+/// The SKU column of each segment a hit is in, opened once per search.
+struct SkuColumns<'a> {
+    searcher: &'a Searcher,
+    segments: Vec<Option<tantivy::columnar::Column<u64>>>,
+}
+
+impl<'a> SkuColumns<'a> {
+    fn new(searcher: &'a Searcher) -> SkuColumns<'a> {
+        SkuColumns { searcher, segments: vec![None; searcher.segment_readers().len()] }
+    }
+
+    fn read(&mut self, address: DocAddress) -> Result<Option<u64>, SearchError> {
+        let Some(slot) = self.segments.get_mut(address.segment_ord as usize) else { return Ok(None) };
+        if slot.is_none() {
+            *slot = Some(self.searcher.segment_reader(address.segment_ord).fast_fields().u64("sku")?);
+        }
+        Ok(slot.as_ref().and_then(|sku| sku.first(address.doc_id)))
     }
 }
 
