@@ -1,8 +1,8 @@
 //! The mixed workload's catalogue structure and its faceted searches: a category tree, and the
 //! tail's SKUs grouped into products of four colour variants (one merchant's SKUs, 100 apart),
-//! each product with a brand. While the load runs, one client asks a faceted query every
-//! [`PROBE_INTERVAL`] and times it alone: the latency a storefront's category page sees under
-//! the mixed workload.
+//! each product with a brand. Before the load, 200 faceted queries are timed on the index alone;
+//! while it runs, one client asks one every [`PROBE_INTERVAL`] and times it alone: in-process the
+//! index's answer under the load's contention, over HTTP the whole request.
 
 use crate::{admin, run_setup, MERCHANTS};
 use elevens_core::products::NewProduct;
