@@ -136,6 +136,9 @@ pub struct Options {
     /// Fulfil: the orders of the 11.11 backlog scenario (0: none), and its warehouse's capacity.
     pub backlog_orders: u64,
     pub backlog_capacity: u32,
+    /// Mixed: group the tail into products in a category tree and probe faceted queries
+    /// (`facets.rs`); without, the tail stays bare SKUs.
+    pub products: bool,
     /// elevens' journal on NATS JetStream (a scratch stream, deleted after the run) instead of
     /// the data directory's files.
     pub journal: Option<elevens_replication::Options>,
@@ -627,7 +630,7 @@ impl Client {
         // Orders placed and not yet paid, with whether they are the hot SKU's (bounded: the
         // oldest are forgotten, left to their reservations).
         let mut unpaid: std::collections::VecDeque<(u64, bool)> = std::collections::VecDeque::new();
-        let probing = self.id == 0 && self.options.target == Target::Elevens;
+        let probing = self.id == 0 && self.options.target == Target::Elevens && self.options.products;
         if probing {
             tally.facets = Some(Histogram::new_with_bounds(1, 600_000_000, 3)?);
         }
@@ -895,7 +898,7 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
                     if options.workload == Workload::Fulfil {
                         fulfil::setup(&handle, options.buyers)?;
                     }
-                    if options.workload == Workload::Mixed {
+                    if options.workload == Workload::Mixed && options.products {
                         products = facets::setup(&handle, options.skus)?;
                         runtime.block_on(handle.read_models_caught_up());
                         facets_idle = Some(facets::idle(&handle, FACETS_IDLE_QUERIES, &mut rng)?);

@@ -50,6 +50,10 @@ pub(crate) struct BenchArgs {
     /// (0: none), and report the products' bytes per variant apart from the SKUs'.
     #[arg(long, default_value_t = 0)]
     variants_per_product: u64,
+    /// Mixed: leave the tail as bare SKUs (no products, categories or faceted probe), as the
+    /// catalogue was before products: to compare builds on the same work.
+    #[arg(long)]
+    without_products: bool,
     #[arg(long, default_value_t = 1111)]
     seed: u64,
     /// Run the workload twice, on the local journal and then on NATS JetStream at these
@@ -179,6 +183,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             json,
             journal,
             replicas,
+            without_products,
             ..
         } => {
             let workload = match workload {
@@ -232,6 +237,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 release_freed_memory: Some(prefault::release_freed_memory),
                 backlog_orders,
                 backlog_capacity,
+                products: !without_products,
                 journal: None,
             };
             match journal {
