@@ -935,6 +935,14 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
         Target::HyperHello => hello = runtime.block_on(peers::hello_server())?,
     }
     eprintln!("setup: {} buyers in {:.1?}", options.buyers, setup_started.elapsed());
+    if let Some((_, handle)) = &engine {
+        // As the set-up left it (the read models may still be folding its last commands).
+        eprintln!(
+            "search index: {} documents in {} segments",
+            handle.search.documents(),
+            handle.search.segments()
+        );
+    }
 
     let rss_before = rss_bytes();
     let work_before = engine.as_ref().map(|(_, handle)| handle.sequencer_work());

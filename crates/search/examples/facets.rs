@@ -95,7 +95,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         search.fold(merchant, &added)?;
     }
     search.settle()?;
-    println!("{n} SKUs, {} products, indexed and merged in {:.1?}", n / 4, started.elapsed());
+    println!(
+        "{n} SKUs, {} products, indexed and merged in {:.1?} ({} segments)",
+        n / 4,
+        started.elapsed(),
+        search.segments()
+    );
 
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move |m: u64| {

@@ -501,6 +501,11 @@ impl Search {
         self.reader.searcher().num_docs()
     }
 
+    /// The searchable segments: a query looks each of its words up in every one.
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     /// Documents deleted by edits and not yet merged away.
     #[cfg(test)]
     fn deleted_documents(&self) -> u64 {
