@@ -4,7 +4,8 @@
 //! adjective and a noun) and category pages (a department or an aisle, maybe a brand, by
 //! relevance or price, with facets), each timed alone.
 //!
-//! `cargo run --release -p elevens-search --example facets -- [N]` (default 1,000,000).
+//! `cargo run --release -p elevens-search --example facets -- [N] [bare]` (default 1,000,000;
+//! `bare`: the SKUs without products).
 
 use elevens_feed::{Attribute, Code, Kind};
 use elevens_search::{Search, SearchQuery, Sort};
@@ -42,6 +43,8 @@ fn percentiles(mut times: Vec<u128>) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    // `bare`: the SKUs alone, no products (to compare words-only searches on the same SKUs).
+    let bare = std::env::args().nth(2).as_deref() == Some("bare");
     let search = Search::new()?;
     let cny = Code(elevens_core::Currency::parse("CNY").ok_or("CNY")?);
     let started = Instant::now();
@@ -68,6 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stock: 1_000,
         };
         search.fold(merchant, &created)?;
+        if bare {
+            continue;
+        }
         let product = i / 4 + 1;
         if i % 4 == 0 {
             let kind = Kind::ProductCreated {
@@ -81,6 +87,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 options: vec!["colour".into()],
             };
             search.fold(merchant, &kind)?;
+        }
+        // As the engine's committer does (every 200 ms), here every 20,000 SKUs: a SKU's
+        // document is written, committed, then replaced when it becomes a variant.
+        if i % 20_000 == 19_999 {
+            search.commit_if_dirty()?;
         }
         let options = vec![COLOURS[(i % 4) as usize].to_string()];
         let added = Kind::VariantAdded {
@@ -97,11 +108,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     search.settle()?;
     println!(
         "{n} SKUs, {} products, indexed and merged in {:.1?} ({} segments)",
-        n / 4,
+        if bare { 0 } else { n / 4 },
         started.elapsed(),
         search.segments()
     );
 
+    measure(&search, if bare { "bare SKUs" } else { "in products" })
+}
+
+/// Words-only searches and category pages, [`QUERIES`] of each, timed alone.
+fn measure(search: &Search, label: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move |m: u64| {
         seed ^= seed << 13;
@@ -124,7 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         words.push(time(&SearchQuery { text, limit: 20, ..Default::default() })?.0);
     }
-    println!("words only:        {}", percentiles(words));
+    println!("{label}: words only:     {}", percentiles(words));
     let mut pages = Vec::new();
     let mut matched = 0;
     for _ in 0..QUERIES {
@@ -144,6 +160,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pages.push(us);
         matched += m;
     }
-    println!("category pages:    {} ({} matches on average)", percentiles(pages), matched / QUERIES as u64);
+    println!(
+        "{label}: category pages: {} ({} matches on average)",
+        percentiles(pages),
+        matched / QUERIES as u64
+    );
     Ok(())
 }
