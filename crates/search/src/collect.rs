@@ -15,7 +15,7 @@ pub const FACET_DOCS_MAX: u64 = 200_000;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Sort {
-    /// BM25 over titles and descriptions; with no words, the order SKUs were indexed in.
+    /// BM25 over titles and descriptions; with no words, by SKU id.
     #[default]
     Relevance,
     PriceAscending,
