@@ -938,8 +938,9 @@ pub fn run(options: Options) -> anyhow::Result<Report> {
     if let Some((_, handle)) = &engine {
         // As the set-up left it (the read models may still be folding its last commands).
         eprintln!(
-            "search index: {} documents in {} segments",
+            "search index: {} documents ({} deleted, not yet merged away) in {} segments",
             handle.search.documents(),
+            handle.search.deleted_documents(),
             handle.search.segments()
         );
     }

@@ -506,9 +506,8 @@ impl Search {
         self.reader.searcher().segment_readers().len()
     }
 
-    /// Documents deleted by edits and not yet merged away.
-    #[cfg(test)]
-    fn deleted_documents(&self) -> u64 {
+    /// Documents deleted by edits and not yet merged away (a query still walks them).
+    pub fn deleted_documents(&self) -> u64 {
         let searcher = self.reader.searcher();
         searcher.segment_readers().iter().map(|s| u64::from(s.num_deleted_docs())).sum()
     }
