@@ -384,14 +384,15 @@ impl State {
     pub(crate) fn check_checkouts(&self) -> Result<(), String> {
         let mut in_checkouts = 0usize;
         for (n, c) in self.checkouts.iter().enumerate() {
-            let ids: Vec<OrderId> = (0..u64::from(c.orders)).map(|i| OrderId(c.first.0 + i)).collect();
+            let missing = |id| format!("checkout {n}: order {id} does not exist");
+            let buyer = self.order(c.first).map_err(|_| missing(c.first))?.buyer();
             let mut merchants = BTreeSet::new();
             let mut spends: SmallVec<[u64; 4]> = SmallVec::new();
             let mut taken: SmallVec<[u64; 4]> = SmallVec::new();
-            for &id in &ids {
-                let o = self.order(id).map_err(|_| format!("checkout {n}: order {id} does not exist"))?;
+            for id in (0..u64::from(c.orders)).map(|i| OrderId(c.first.0.saturating_add(i))) {
+                let o = self.order(id).map_err(|_| missing(id))?;
                 let was_paid = o.status.is_paid() || o.status == crate::orders::OrderStatus::Refunded;
-                if !was_paid || o.buyer() != self.order(c.first).map_err(|e| e.to_string())?.buyer() {
+                if !was_paid || o.buyer() != buyer {
                     return Err(format!(
                         "checkout {n}: order {id} is {} or another buyer's",
                         o.status.name()
