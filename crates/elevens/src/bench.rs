@@ -50,8 +50,8 @@ pub(crate) struct BenchArgs {
     /// (0: none), and report the products' bytes per variant apart from the SKUs'.
     #[arg(long, default_value_t = 0)]
     variants_per_product: u64,
-    /// Mixed: leave the tail as bare SKUs (no products, categories or faceted probe), as the
-    /// catalogue was before products: to compare builds on the same work.
+    /// Mixed: leave the tail as bare SKUs (no products, categories or faceted probe), to
+    /// compare builds on the same work.
     #[arg(long)]
     without_products: bool,
     #[arg(long, default_value_t = 1111)]
