@@ -46,6 +46,8 @@ SUBNET = "10.231.0"
 BRIDGE_IP = f"{SUBNET}.254"
 LEASE_TTL_S = 1.0
 REQUEST_TIMEOUT_S = 3.0
+# How long a node may take to answer a listing after the heal (restart, catch-up), seconds.
+LISTING_PATIENCE_S = 30.0
 WRITERS = 4
 
 
@@ -247,7 +249,8 @@ def converge(hosts, deadline_s=60):
 def same_state(hosts, admin, attempts=10):
     """Every node's audit sound and one digest, compared at one position: the leader's own
     commands (reservations expiring, ticks) may move it on between two audits, so the nodes are
-    audited again until all report the same record."""
+    audited again until all report the same record. A node that does not answer now (restarting)
+    or answers 503 (its journal not readable yet) is asked again in the next attempt."""
     for _ in range(attempts):
         position = converge(hosts)
         audits = []
@@ -255,9 +258,14 @@ def same_state(hosts, admin, attempts=10):
             status, audit = request(
                 "GET", f"{h.url}/v1/audit", admin, headers={"x-elevens-min-position": str(position)}, timeout=30
             )
+            if status in (None, 503):
+                break
             if status != 200 or not audit.get("ok"):
                 return [f"node {h.i}'s audit: {status} {audit}"]
             audits.append((audit["applied"], audit["digest"]))
+        if len(audits) < len(hosts):
+            time.sleep(0.5)
+            continue
         if len({applied for applied, _ in audits}) == 1:
             return [] if len(set(audits)) == 1 else [f"the nodes' digests differ: {audits}"]
         time.sleep(0.5)
@@ -265,12 +273,19 @@ def same_state(hosts, admin, attempts=10):
 
 
 def merchants(host, admin, position):
+    """Every merchant a node lists at `position`. A node may be restarting (a deposed leader
+    exits and its supervisor starts it again) or still catching up: no answer, or a 503 with a
+    retry delay, is asked again for up to LISTING_PATIENCE_S; any other answer is a finding."""
     names, after = [], 0
+    deadline = time.time() + LISTING_PATIENCE_S
     while True:
         status, page = request(
             "GET", f"{host.url}/v1/merchants?limit=100&after={after}", admin,
-            headers={"x-elevens-min-position": str(position)},
+            headers={"x-elevens-min-position": str(position)}, timeout=10,
         )
+        if status in (None, 503) and time.time() < deadline:
+            time.sleep(0.5)
+            continue
         if status != 200:
             raise RuntimeError(f"listing merchants on {host.url}: {status} {page}")
         names += [(m["merchant_id"], m["name"]) for m in page["items"]]
