@@ -202,6 +202,8 @@ pub struct Stats {
     pub order: ClassCounts,
     pub read: ClassCounts,
     pub operator: ClassCounts,
+    /// The SKU most recently refused by its rate limit, so a screen can name it.
+    pub last_sku_rate_limited: Option<u64>,
 }
 
 /// How long an overloaded client is told to wait: long enough for a queue at the target latency
@@ -218,6 +220,7 @@ pub struct Admission {
     room: WaitingRoom,
     recent: recent::RecentKeys,
     counts: [ClassCounts; 4],
+    last_sku_rate_limited: Option<u64>,
 }
 
 impl Admission {
@@ -231,6 +234,7 @@ impl Admission {
             room: WaitingRoom::new(rules.waiting_room.clone(), seed),
             recent: recent::RecentKeys::new(RECENT_KEYS_MAX),
             counts: Default::default(),
+            last_sku_rate_limited: None,
             rules: Rules::default(),
         };
         admission.set_rules(rules);
@@ -277,7 +281,12 @@ impl Admission {
                 self.in_flight += 1;
                 self.limit.observe_in_flight(self.in_flight);
             }
-            Err(refusal) => *counts.shed.entry(refusal.code()).or_default() += 1,
+            Err(refusal) => {
+                *counts.shed.entry(refusal.code()).or_default() += 1;
+                if let Refusal::SkuRateLimited { sku, .. } = refusal {
+                    self.last_sku_rate_limited = Some(*sku);
+                }
+            }
         }
         result
     }
@@ -387,6 +396,7 @@ impl Admission {
             order,
             read,
             operator,
+            last_sku_rate_limited: self.last_sku_rate_limited,
         }
     }
 }

@@ -169,10 +169,15 @@ fn verdict(control: &VariantResult, variant: &VariantResult) -> String {
         p(&variant.aov_test)
     );
     let per_buyer = lift(control.gmv_per_buyer, variant.gmv_per_buyer);
-    let net = match variant.gmv_per_buyer.partial_cmp(&control.gmv_per_buyer) {
-        Some(std::cmp::Ordering::Greater) => "earns more per buyer shown",
-        Some(std::cmp::Ordering::Less) => "earns less per buyer shown",
-        _ => "earns the same per buyer shown",
+    // A claim only on a significant difference, and in the direction the figures go.
+    let net = if !significant(&variant.conversion_test) && !significant(&variant.aov_test) {
+        "shows no significant difference yet"
+    } else if pct(per_buyer) == pct(0.0) {
+        "earns the same per buyer shown"
+    } else if per_buyer > 0.0 {
+        "earns more per buyer shown"
+    } else {
+        "earns less per buyer shown"
     };
     format!(
         "{} vs {}: {conversion}; {aov}; GMV per buyer {} — {} {net}.",
@@ -338,6 +343,23 @@ mod seeds_example {
         assert_eq!(verdict, "treatment vs control: no verdict until buyers have been shown both.");
         let tie = results(1, &experiment(vec![variant(100, 10, 10_000), variant(100, 10, 10_000)]));
         let verdict = tie.variants[1].verdict.as_deref().unwrap();
-        assert!(verdict.ends_with("treatment earns the same per buyer shown."), "{verdict}");
+        assert!(verdict.ends_with("treatment shows no significant difference yet."), "{verdict}");
+    }
+
+    /// Found on the big screen: "earns more" at a lift no test could tell from chance.
+    #[test]
+    fn regression_a_lift_that_is_not_significant_is_not_called_earning_more() {
+        let experiment = Experiment {
+            id: 1,
+            name: "bigger photos".into(),
+            names: vec!["control".into(), "treatment".into()],
+            weights: vec![1, 1],
+            starts_at: 0,
+            ends_at: 1,
+            variants: vec![variant(100, 10, 10_000), variant(100, 11, 10_000)],
+        };
+        let verdict = results(1, &experiment).variants[1].verdict.clone().unwrap();
+        assert!(verdict.contains("GMV per buyer +8.0%"), "{verdict}");
+        assert!(verdict.ends_with("treatment shows no significant difference yet."), "{verdict}");
     }
 }

@@ -22,14 +22,52 @@ use std::collections::{BTreeMap, VecDeque};
 /// Seconds kept for the per-second figures: 15 minutes.
 pub const WINDOW_S: usize = 900;
 
-/// A campaign, for the big screen's countdown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// A campaign as the big screen shows it: its name, window and quantity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CampaignTimes {
     pub campaign_id: u64,
     pub sku_id: u64,
+    /// Empty for a sale created without a name.
+    pub name: String,
     pub starts_at: u64,
     pub ends_at: u64,
     pub quantity: u64,
+    pub cancelled: bool,
+}
+
+impl CampaignTimes {
+    fn of(id: u64, c: &elevens_core::Campaign) -> CampaignTimes {
+        CampaignTimes {
+            campaign_id: id,
+            sku_id: c.sku.0,
+            name: c.name.clone(),
+            starts_at: c.starts_at.0,
+            ends_at: c.ends_at.0,
+            quantity: c.quantity,
+            cancelled: c.cancelled,
+        }
+    }
+
+    pub fn is_open(&self, now: Millis) -> bool {
+        !self.cancelled && self.starts_at <= now.0 && now.0 < self.ends_at
+    }
+
+    fn is_over(&self, now: Millis) -> bool {
+        self.cancelled || now.0 >= self.ends_at
+    }
+
+    /// `scheduled`, `open`, `ended` or `cancelled` at `now`, as the core names them.
+    pub fn status(&self, now: Millis) -> &'static str {
+        if self.cancelled {
+            "cancelled"
+        } else if self.is_over(now) {
+            "ended"
+        } else if self.is_open(now) {
+            "open"
+        } else {
+            "scheduled"
+        }
+    }
 }
 
 /// A line's amount before order-level coupons: what the figures by SKU and campaign count.
@@ -99,6 +137,8 @@ pub struct Analytics {
     merchant_gmv: FxHashMap<u64, i128>,
     funnels: BTreeMap<u64, Funnel>,
     campaigns: BTreeMap<u64, CampaignTimes>,
+    /// The operator's choice for the big screen.
+    featured: Option<u64>,
     experiments: BTreeMap<u64, Experiment>,
     sku_edits: u64,
 }
@@ -145,15 +185,9 @@ impl Analytics {
     pub fn catalogue_of(state: &State) -> Analytics {
         let mut analytics = Analytics::default();
         for (id, c) in state.campaigns() {
-            let times = CampaignTimes {
-                campaign_id: id.0,
-                sku_id: c.sku.0,
-                starts_at: c.starts_at.0,
-                ends_at: c.ends_at.0,
-                quantity: c.quantity,
-            };
-            analytics.campaigns.insert(id.0, times);
+            analytics.campaigns.insert(id.0, CampaignTimes::of(id.0, c));
         }
+        analytics.featured = state.featured_campaign().map(|c| c.0);
         for (id, e) in state.experiments() {
             analytics.fold_kind(Millis(0), None, None, &elevens_feed::experiment_created(id.0, e));
         }
@@ -214,6 +248,7 @@ impl Analytics {
         for (id, times) in part.campaigns {
             self.campaigns.entry(id).or_insert(times);
         }
+        self.featured = self.featured.or(part.featured);
         for (id, experiment) in part.experiments {
             self.experiments.entry(id).or_insert(experiment);
         }
@@ -268,16 +303,31 @@ impl Analytics {
                 };
                 self.experiments.insert(experiment.id, experiment);
             }
-            Kind::CampaignCreated { campaign, sku, quantity, starts_at, ends_at, .. } => {
+            Kind::CampaignCreated { campaign, sku, name, quantity, starts_at, ends_at, .. } => {
                 let times = CampaignTimes {
                     campaign_id: *campaign,
                     sku_id: *sku,
+                    name: name.clone(),
                     starts_at: *starts_at,
                     ends_at: *ends_at,
                     quantity: *quantity,
+                    cancelled: false,
                 };
                 self.campaigns.insert(*campaign, times);
             }
+            Kind::CampaignUpdated { campaign, sku, name, quantity, starts_at, ends_at, status, .. } => {
+                let times = CampaignTimes {
+                    campaign_id: *campaign,
+                    sku_id: *sku,
+                    name: name.clone(),
+                    starts_at: *starts_at,
+                    ends_at: *ends_at,
+                    quantity: *quantity,
+                    cancelled: status == "cancelled",
+                };
+                self.campaigns.insert(*campaign, times);
+            }
+            Kind::CampaignFeatured { campaign } => self.featured = *campaign,
             _ => {}
         }
     }
@@ -437,9 +487,8 @@ impl Analytics {
         self.experiments.iter().next_back().map(|(&id, e)| experiments::results(id, e))
     }
 
-    /// The campaign to count down to: the next to start, else the one running that ends first.
     pub fn campaign(&self, id: u64) -> Option<CampaignTimes> {
-        self.campaigns.get(&id).copied()
+        self.campaigns.get(&id).cloned()
     }
 
     /// How many SKU edits were folded: a reader that cached SKU titles drops them when this moves.
@@ -447,19 +496,62 @@ impl Analytics {
         self.sku_edits
     }
 
-    pub fn next_campaign(&self, now: Millis) -> Option<CampaignTimes> {
-        let upcoming = self
-            .campaigns
-            .values()
-            .filter(|c| c.starts_at > now.0)
-            .min_by_key(|c| (c.starts_at, c.campaign_id));
-        let running = || {
+    /// The sale the big screen leads with at `now`: the operator's choice while it is not
+    /// cancelled; else the open sale with the most GMV (ties: the larger, then the older); else
+    /// the next to start.
+    pub fn featured_campaign(&self, now: Millis) -> Option<CampaignTimes> {
+        let chosen = self.featured.and_then(|id| self.campaigns.get(&id)).filter(|c| !c.cancelled);
+        let gmv = |c: &CampaignTimes| self.funnels.get(&c.campaign_id).map_or(0, |f| f.gmv);
+        let open = || {
             self.campaigns
                 .values()
-                .filter(|c| c.starts_at <= now.0 && now.0 < c.ends_at)
-                .min_by_key(|c| (c.ends_at, c.campaign_id))
+                .filter(|c| c.is_open(now))
+                .max_by_key(|c| (gmv(c), c.quantity, std::cmp::Reverse(c.campaign_id)))
         };
-        upcoming.or_else(running).copied()
+        let next = || {
+            self.campaigns
+                .values()
+                .filter(|c| !c.cancelled && c.starts_at > now.0)
+                .min_by_key(|c| (c.starts_at, c.campaign_id))
+        };
+        chosen.or_else(open).or_else(next).cloned()
+    }
+
+    /// The operator's choice of sale for the big screen, if any.
+    pub fn chosen_campaign(&self) -> Option<u64> {
+        self.featured
+    }
+
+    /// Up to `n` sales for the screen's funnels at `now`, each with its funnel (zero before its
+    /// first view): the featured one first, then the open ones by GMV, then those about to
+    /// start, then those ended with sales, most recent first.
+    pub fn screen_funnels(&self, now: Millis, n: usize) -> Vec<(CampaignTimes, Funnel)> {
+        let featured = self.featured_campaign(now).map(|c| c.campaign_id);
+        let funnel = |c: &CampaignTimes| self.funnels.get(&c.campaign_id).copied().unwrap_or_default();
+        let mut all: Vec<&CampaignTimes> = self
+            .campaigns
+            .values()
+            .filter(|c| !c.is_over(now) || (!c.cancelled && funnel(c).orders > 0))
+            .collect();
+        let rank = |c: &CampaignTimes| {
+            let class = if Some(c.campaign_id) == featured {
+                0
+            } else if c.is_open(now) {
+                1
+            } else if c.starts_at > now.0 {
+                2
+            } else {
+                3
+            };
+            let order = match class {
+                1 => -funnel(c).gmv,
+                2 => i128::from(c.starts_at),
+                _ => -i128::from(c.ends_at),
+            };
+            (class, order, c.campaign_id)
+        };
+        all.sort_by_key(|c| rank(c));
+        all.into_iter().take(n).map(|c| (c.clone(), funnel(c))).collect()
     }
 }
 

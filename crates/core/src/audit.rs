@@ -121,7 +121,7 @@ impl State {
             }
             // A SKU edit may not make a sale that has not ended dearer than the shelf.
             let shelf = c.sku.index().and_then(|i| self.skus.get(i)).map_or(0, |s| s.price.0);
-            if self.clock < c.ends_at && c.flash_price.0 > shelf {
+            if !c.is_over(self.clock) && c.flash_price.0 > shelf {
                 return Some(format!(
                     "campaign {id}: flash price {} above the SKU's {shelf}",
                     c.flash_price.0

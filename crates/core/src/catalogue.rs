@@ -130,7 +130,7 @@ impl State {
                 .campaigns
                 .iter()
                 .filter_map(|c| self.campaign(*c).ok())
-                .any(|c| now < c.ends_at && c.flash_price > price);
+                .any(|c| !c.is_over(now) && c.flash_price > price);
             if undercut {
                 return Err(out_of_bounds(
                     "price",

@@ -334,6 +334,40 @@ pub enum Command {
         /// The stores' coupons, at most one per store.
         coupons: Vec<CouponId>,
     },
+    /// A flash sale with the name merchants and the big screen know it by. (`CreateCampaign`,
+    /// without a name, is what journals written before names hold: kept so they replay.)
+    CreateNamedCampaign(Box<NamedCampaign>),
+    /// Changes a sale's terms: any before it starts; once it runs, its name, its quantity (never
+    /// below the units taken) and its end (never before now).
+    UpdateCampaign(Box<CampaignEdit>),
+    /// Before it starts, cancels the sale; while it runs, ends it now.
+    EndCampaign {
+        campaign: CampaignId,
+    },
+    /// The sale the big screen features (the operator's choice), or none: the screen then
+    /// follows the live sale with the most GMV.
+    FeatureCampaign {
+        campaign: Option<CampaignId>,
+    },
+}
+
+/// A flash sale's terms with its name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NamedCampaign {
+    pub name: String,
+    pub terms: NewCampaign,
+}
+
+/// The terms of a sale to change; an absent field is left as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CampaignEdit {
+    pub campaign: CampaignId,
+    pub name: Option<String>,
+    pub flash_price: Option<Amount>,
+    pub quantity: Option<u64>,
+    pub starts_at: Option<Millis>,
+    pub ends_at: Option<Millis>,
+    pub per_buyer_limit: Option<u32>,
 }
 
 /// An A/B experiment: from `starts_at` to `ends_at`, each buyer sees one variant, chosen by a
@@ -394,6 +428,10 @@ impl Command {
             Command::UpdateSku(_) => "update_sku",
             Command::SetCartLine { .. } => "set_cart_line",
             Command::Checkout { .. } => "checkout",
+            Command::CreateNamedCampaign(_) => "create_campaign",
+            Command::UpdateCampaign(_) => "update_campaign",
+            Command::EndCampaign { .. } => "end_campaign",
+            Command::FeatureCampaign { .. } => "feature_campaign",
             Command::CreateCategory { .. } => "create_category",
             Command::MoveCategory { .. } => "move_category",
             Command::CreateProduct(_) => "create_product",
@@ -565,5 +603,15 @@ pub enum Outcome {
         first: OrderId,
         orders: u32,
         total: Amount,
+    },
+    CampaignUpdated {
+        campaign: CampaignId,
+    },
+    /// Cancelled before it started, or ended early.
+    CampaignEnded {
+        campaign: CampaignId,
+    },
+    CampaignFeatured {
+        campaign: Option<CampaignId>,
     },
 }

@@ -52,6 +52,8 @@ pub enum CoreError {
     CampaignOverlap,
     #[error("the order is {status}, which does not allow this")]
     OrderState { status: &'static str },
+    #[error("the campaign is {status}, which does not allow this")]
+    CampaignState { status: &'static str },
     #[error("the reservation expired at {expired_at:?}")]
     ReservationExpired { expired_at: Millis },
     #[error("this idempotency key was used for a different command")]
@@ -113,6 +115,7 @@ impl CoreError {
             CoreError::CampaignLimitExceeded { .. } => "campaign_limit_exceeded",
             CoreError::CampaignOverlap => "campaign_overlap",
             CoreError::OrderState { .. } => "invalid_order_state",
+            CoreError::CampaignState { .. } => "invalid_campaign_state",
             CoreError::ReservationExpired { .. } => "reservation_expired",
             CoreError::IdempotencyKeyReused => "idempotency_key_reused",
             CoreError::CouponNotActive(_) => "coupon_not_active",
@@ -156,6 +159,7 @@ impl CoreError {
             | CoreError::CampaignLimitExceeded { .. }
             | CoreError::CampaignOverlap
             | CoreError::OrderState { .. }
+            | CoreError::CampaignState { .. }
             | CoreError::ReservationExpired { .. }
             | CoreError::IdempotencyKeyReused
             | CoreError::CouponNotActive(_)

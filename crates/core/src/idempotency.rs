@@ -109,10 +109,13 @@ enum OutcomeKind {
     ProductCreated,
     VariantAdded,
     ProductMoved,
+    CampaignUpdated,
+    CampaignEnded,
+    CampaignFeatured,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 42] = {
+const KINDS: [OutcomeKind; 45] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -157,6 +160,9 @@ const KINDS: [OutcomeKind; 42] = {
         K::ProductCreated,
         K::VariantAdded,
         K::ProductMoved,
+        K::CampaignUpdated,
+        K::CampaignEnded,
+        K::CampaignFeatured,
     ]
 };
 
@@ -227,6 +233,12 @@ impl Remembered {
             Outcome::ProductCreated { product } => (K::ProductCreated, product.0, None),
             Outcome::VariantAdded { product, sku } => (K::VariantAdded, sku.0, Some(product.0)),
             Outcome::ProductMoved { product } => (K::ProductMoved, product.0, None),
+            Outcome::CampaignUpdated { campaign } => (K::CampaignUpdated, campaign.0, None),
+            Outcome::CampaignEnded { campaign } => (K::CampaignEnded, campaign.0, None),
+            // 0 is no campaign (ids start at 1).
+            Outcome::CampaignFeatured { campaign } => {
+                (K::CampaignFeatured, campaign.map_or(0, |c| c.0), None)
+            }
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -344,6 +356,9 @@ impl Remembered {
             K::ProductCreated => Outcome::ProductCreated { product: ProductId(a) },
             K::VariantAdded => Outcome::VariantAdded { product: ProductId(extra()?), sku: SkuId(a) },
             K::ProductMoved => Outcome::ProductMoved { product: ProductId(a) },
+            K::CampaignUpdated => Outcome::CampaignUpdated { campaign: CampaignId(a) },
+            K::CampaignEnded => Outcome::CampaignEnded { campaign: CampaignId(a) },
+            K::CampaignFeatured => Outcome::CampaignFeatured { campaign: (a != 0).then_some(CampaignId(a)) },
             K::CartChanged => Outcome::CartChanged { buyer: BuyerId(a >> 8), lines: (a & 0xff) as u32 },
             K::CheckedOut => {
                 let (first, orders) = (a >> 8, (a & 0xff) as u32);

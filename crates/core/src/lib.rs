@@ -36,9 +36,9 @@ pub mod types;
 pub use audit::{AuditReport, Check};
 pub use catalogue::Sku;
 pub use command::{
-    Command, DiscountRule, Envelope, Idempotency, LineRequest, NewCampaign, NewCarrier, NewCoupon,
-    NewExperiment, NewLane, NewRedPacket, NewSku, NewTrackingEvent, NewWarehouse, Outcome, Role, SkuEdit,
-    Variant,
+    CampaignEdit, Command, DiscountRule, Envelope, Idempotency, LineRequest, NamedCampaign, NewCampaign,
+    NewCarrier, NewCoupon, NewExperiment, NewLane, NewRedPacket, NewSku, NewTrackingEvent, NewWarehouse,
+    Outcome, Role, SkuEdit, Variant,
 };
 pub use error::{CoreError, ErrorKind};
 pub use footprint::Footprint;

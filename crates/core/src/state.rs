@@ -54,6 +54,8 @@ pub struct State {
     /// The SKUs' titles and descriptions.
     pub(crate) sku_texts: TextArena,
     pub(crate) campaigns: Vec<Campaign>,
+    /// The sale the operator features on the big screen ([`Command::FeatureCampaign`]).
+    pub(crate) featured_campaign: Option<CampaignId>,
     pub(crate) orders: Chunked<Order>,
     /// The coupons applied to an order, for the orders that have any (a minority): `total` is
     /// the lines' sum less these. Beside the orders rather than in each, so an order without
@@ -242,7 +244,13 @@ impl State {
             Command::CreateSku(new) => self.create_sku(actor, new),
             Command::Restock { sku, quantity } => self.restock(actor, *sku, *quantity),
             Command::TopUp { buyer, amount, currency } => self.top_up(actor, now, *buyer, *amount, *currency),
-            Command::CreateCampaign(new) => self.create_campaign(actor, now, new),
+            Command::CreateCampaign(new) => self.create_campaign(actor, now, "", new),
+            Command::CreateNamedCampaign(named) => {
+                self.create_campaign(actor, now, &named.name, &named.terms)
+            }
+            Command::UpdateCampaign(edit) => self.update_campaign(actor, now, edit),
+            Command::EndCampaign { campaign } => self.end_campaign(actor, now, *campaign),
+            Command::FeatureCampaign { campaign } => self.feature_campaign(actor, *campaign),
             Command::PlaceOrder { buyer, lines, coupons, reservation_ttl_ms } => {
                 self.place_order(actor, now, *buyer, lines, coupons, *reservation_ttl_ms)
             }
@@ -414,7 +422,7 @@ impl State {
         sku.campaigns
             .iter()
             .filter_map(|&id| Some((id, self.campaign(id).ok()?)))
-            .filter(|(_, c)| now < c.ends_at)
+            .filter(|(_, c)| !c.is_over(now))
             .min_by_key(|(_, c)| c.starts_at)
     }
 
@@ -534,7 +542,7 @@ impl State {
     /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
     /// 7: remembered outcomes keep 96 bits of their key; 8: outcomes as of when written;
     /// 9: logistics and after-sales; 10: carts, products and categories; 11: checkouts.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTAT11";
+    pub const LAYOUT: [u8; 8] = *b"ELSTAT12";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.

@@ -61,6 +61,18 @@ enum Step {
         lasts_ms: u64,
         limit: u32,
     },
+    /// Changes a sale's quantity, end or price (refused where the sale's state forbids it).
+    EditCampaign {
+        campaign: u64,
+        quantity: Option<u64>,
+        ends_in_ms: Option<u64>,
+        flash_price: Option<u64>,
+        as_merchant: bool,
+    },
+    /// Ends a running sale or cancels one not started.
+    EndCampaign {
+        campaign: u64,
+    },
     Coupon {
         merchant: Option<u64>,
         percent: bool,
@@ -158,6 +170,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..20).prop_map(|back| Step::ReuseKey { back }),
         1 => (1..=SKUS, 1u64..1_500, 1u64..10, 0u64..20_000, 1u64..60_000, 1u32..4)
             .prop_map(|(sku, flash_price, quantity, starts_in_ms, lasts_ms, limit)| Step::Campaign { sku, flash_price, quantity, starts_in_ms, lasts_ms, limit }),
+        1 => (0u64..6, prop::option::of(0u64..12), prop::option::of(0u64..80_000), prop::option::of(1u64..1_500), prop::bool::weighted(0.9))
+            .prop_map(|(campaign, quantity, ends_in_ms, flash_price, as_merchant)| Step::EditCampaign { campaign, quantity, ends_in_ms, flash_price, as_merchant }),
+        1 => (0u64..6).prop_map(|campaign| Step::EndCampaign { campaign }),
         1 => (1u64..40).prop_map(|hours| Step::Hours { hours }),
         3 => (0u64..12).prop_map(|shipment| Step::Dispatch { shipment }),
         1 => (0u64..12).prop_map(|shipment| Step::CancelShipment { shipment }),
@@ -522,6 +537,36 @@ impl Sim {
                         per_buyer_limit: limit,
                     }),
                 );
+            }
+            Step::EditCampaign { campaign, quantity, ends_in_ms, flash_price, as_merchant } => {
+                let id = CampaignId(campaign);
+                let Ok(c) = self.state.campaign(id) else { return };
+                let merchant = (c.sku.0 - 1) % MERCHANTS + 1;
+                // The rival store's key must be refused.
+                let actor = Actor::Merchant(MerchantId(if as_merchant {
+                    merchant
+                } else {
+                    merchant % MERCHANTS + 1
+                }));
+                let edit = CampaignEdit {
+                    campaign: id,
+                    name: Some(format!("sale {campaign}")),
+                    flash_price: flash_price.map(Amount),
+                    quantity,
+                    starts_at: None,
+                    ends_at: ends_in_ms.map(|ms| Millis(self.now + ms)),
+                    per_buyer_limit: None,
+                };
+                let result = self.send(actor, Command::UpdateCampaign(Box::new(edit)));
+                if !as_merchant && MERCHANTS > 1 {
+                    assert!(matches!(result, Err(CoreError::Forbidden(_))), "{result:?}");
+                }
+            }
+            Step::EndCampaign { campaign } => {
+                let Ok(c) = self.state.campaign(CampaignId(campaign)) else { return };
+                let merchant = MerchantId((c.sku.0 - 1) % MERCHANTS + 1);
+                let _ = self
+                    .send(Actor::Merchant(merchant), Command::EndCampaign { campaign: CampaignId(campaign) });
             }
             Step::Hours { hours } => {
                 self.now += hours * 3_600_000;
@@ -911,4 +956,120 @@ fn repeats_answer_the_first_outcome_after_the_order_moved_on() {
             assert_eq!(again, Ok(Applied::Repeated(first.clone())), "{:?}", envelope.command);
         }
     }
+}
+
+fn sale(sim: &Sim, quantity: u64, starts_in_ms: u64, lasts_ms: u64) -> Command {
+    let starts_at = Millis(sim.now + starts_in_ms);
+    Command::CreateNamedCampaign(Box::new(NamedCampaign {
+        name: "Midnight phones".into(),
+        terms: NewCampaign {
+            sku: SkuId(1),
+            flash_price: Amount(100),
+            currency: cny(),
+            quantity,
+            starts_at,
+            ends_at: starts_at.saturating_add(lasts_ms),
+            per_buyer_limit: 2,
+        },
+    }))
+}
+
+fn edit(campaign: u64) -> CampaignEdit {
+    CampaignEdit {
+        campaign: CampaignId(campaign),
+        name: None,
+        flash_price: None,
+        quantity: None,
+        starts_at: None,
+        ends_at: None,
+        per_buyer_limit: None,
+    }
+}
+
+fn one_unit(buyer: u64) -> Command {
+    Command::PlaceOrder {
+        buyer: BuyerId(buyer),
+        lines: vec![LineRequest { sku: SkuId(1), quantity: 1 }],
+        coupons: vec![],
+        reservation_ttl_ms: 60_000,
+    }
+}
+
+#[test]
+fn a_sale_is_edited_freely_before_it_starts_and_only_in_name_quantity_and_end_once_it_runs() {
+    let m1 = Actor::Merchant(MerchantId(1));
+    let mut sim = Sim::new();
+    sim.must(Actor::Admin, Command::Restock { sku: SkuId(1), quantity: 1_000 });
+    sim.must(m1, sale(&sim, 5, 1_000, 100_000));
+    assert_eq!(sim.state.campaign(CampaignId(1)).unwrap().name, "Midnight phones");
+    // Before it starts: any term, by its merchant only.
+    let cheaper = CampaignEdit { flash_price: Some(Amount(90)), per_buyer_limit: Some(1), ..edit(1) };
+    let rival = sim.send(Actor::Merchant(MerchantId(2)), Command::UpdateCampaign(Box::new(cheaper.clone())));
+    assert!(matches!(rival, Err(CoreError::Forbidden(_))), "{rival:?}");
+    sim.must(m1, Command::UpdateCampaign(Box::new(cheaper)));
+    sim.now += 1_000;
+    for buyer in 1..=3 {
+        sim.must(Actor::Service, one_unit(buyer));
+    }
+    // Running: the price, start and per-buyer limit orders were taken under stay.
+    for refused in [
+        CampaignEdit { flash_price: Some(Amount(80)), ..edit(1) },
+        CampaignEdit { starts_at: Some(Millis(sim.now + 5)), ..edit(1) },
+        CampaignEdit { per_buyer_limit: Some(3), ..edit(1) },
+        CampaignEdit { quantity: Some(2), ..edit(1) },
+        CampaignEdit { ends_at: Some(Millis(sim.now)), ..edit(1) },
+    ] {
+        let r = sim.send(m1, Command::UpdateCampaign(Box::new(refused.clone())));
+        assert!(matches!(r, Err(CoreError::OutOfBounds { .. })), "{refused:?}: {r:?}");
+    }
+    let more = CampaignEdit { name: Some("Midnight phones, more".into()), quantity: Some(3), ..edit(1) };
+    sim.must(m1, Command::UpdateCampaign(Box::new(more)));
+    let c = sim.state.campaign(CampaignId(1)).unwrap();
+    assert_eq!((c.quantity, c.taken, c.name.as_str()), (3, 3, "Midnight phones, more"));
+    assert!(matches!(sim.send(Actor::Service, one_unit(4)), Err(CoreError::CampaignSoldOut { .. })));
+    assert!(sim.state.audit().ok());
+}
+
+#[test]
+fn ending_a_running_sale_stops_it_now_and_cancelling_one_frees_its_window() {
+    let m1 = Actor::Merchant(MerchantId(1));
+    let mut sim = Sim::new();
+    sim.must(Actor::Admin, Command::Restock { sku: SkuId(1), quantity: 1_000 });
+    sim.must(m1, sale(&sim, 5, 0, 100_000));
+    sim.must(Actor::Service, one_unit(1));
+    sim.now += 10;
+    sim.must(m1, Command::EndCampaign { campaign: CampaignId(1) });
+    let c = sim.state.campaign(CampaignId(1)).unwrap();
+    assert_eq!((c.ends_at, c.status(Millis(sim.now)), c.taken), (Millis(sim.now), "ended", 1));
+    // An ended sale changes no more; the SKU sells at its shelf price again.
+    let again = sim.send(m1, Command::EndCampaign { campaign: CampaignId(1) });
+    assert_eq!(again, Err(CoreError::CampaignState { status: "ended" }));
+    sim.must(Actor::Service, one_unit(2));
+    // A sale not started is cancelled: it never opens, and another may take its window.
+    sim.must(m1, sale(&sim, 5, 60_000, 60_000));
+    sim.must(m1, Command::EndCampaign { campaign: CampaignId(2) });
+    assert!(sim.state.campaign(CampaignId(2)).unwrap().cancelled);
+    let edit_cancelled = sim.send(m1, Command::UpdateCampaign(Box::new(edit(2))));
+    assert_eq!(edit_cancelled, Err(CoreError::CampaignState { status: "cancelled" }));
+    sim.must(m1, sale(&sim, 5, 60_000, 60_000));
+    sim.now += 60_000;
+    sim.must(Actor::Service, one_unit(3));
+    let (_, order) = sim.state.orders().last().unwrap();
+    assert_eq!(order.lines[0].campaign(), Some(CampaignId(3)));
+    assert!(sim.state.audit().ok());
+}
+
+#[test]
+fn only_the_operator_features_a_sale_and_only_one_that_exists() {
+    let mut sim = Sim::new();
+    sim.must(Actor::Merchant(MerchantId(1)), sale(&sim, 5, 0, 100_000));
+    let by_merchant =
+        sim.send(Actor::Merchant(MerchantId(1)), Command::FeatureCampaign { campaign: Some(CampaignId(1)) });
+    assert!(matches!(by_merchant, Err(CoreError::Forbidden(_))));
+    let unknown = sim.send(Actor::Admin, Command::FeatureCampaign { campaign: Some(CampaignId(9)) });
+    assert_eq!(unknown, Err(CoreError::NotFound("campaign")));
+    sim.must(Actor::Admin, Command::FeatureCampaign { campaign: Some(CampaignId(1)) });
+    assert_eq!(sim.state.featured_campaign(), Some(CampaignId(1)));
+    sim.must(Actor::Admin, Command::FeatureCampaign { campaign: None });
+    assert_eq!(sim.state.featured_campaign(), None);
 }

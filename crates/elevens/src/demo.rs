@@ -173,7 +173,7 @@ async fn marketplace(admin: &Api, starts_in: Duration, rng: &mut rand::rngs::Std
         admin.put(&format!("/v1/buyers/{b}/address"), &format!("demo-address-{b}"), address).await?;
     }
     let starts_at = now_ms() + starts_in.as_millis() as u64;
-    let campaign = json!({"sku_id": 1, "flash_price": 399_900, "currency": "CNY", "quantity": HOT_UNITS,
+    let campaign = json!({"name": "Midnight flagship phone", "sku_id": 1, "flash_price": 399_900, "currency": "CNY", "quantity": HOT_UNITS,
         "starts_at": starts_at, "ends_at": starts_at + 3_600_000, "per_buyer_limit": 1});
     let (status, body) = admin.post("/v1/campaigns", "demo-campaign", campaign).await?;
     if status != 201 {

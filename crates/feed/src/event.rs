@@ -12,7 +12,7 @@ pub const VERSION: u32 = 1;
 /// The encoding of events in the log on disk ([`crate::log`]): postcard is not self-describing,
 /// so an added field changes it. Kept in the feed's directory; a log of another format is
 /// refused at start rather than misread.
-pub const LOG_FORMAT: u32 = 3;
+pub const LOG_FORMAT: u32 = 4;
 
 /// A durable change, as the feed keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +105,15 @@ pub enum Kind {
     #[serde(rename = "sku.created")]
     SkuCreated { sku: u64, title: String, description: String, currency: Code, price: u64, stock: u64 },
     #[serde(rename = "campaign.created")]
-    CampaignCreated { campaign: u64, sku: u64, flash_price: u64, quantity: u64, starts_at: u64, ends_at: u64 },
+    CampaignCreated {
+        campaign: u64,
+        sku: u64,
+        name: String,
+        flash_price: u64,
+        quantity: u64,
+        starts_at: u64,
+        ends_at: u64,
+    },
     #[serde(rename = "coupon.used")]
     CouponUsed { coupon: u64, order: u64, amount: u64 },
     #[serde(rename = "red_packet.claimed")]
@@ -176,6 +184,22 @@ pub enum Kind {
     CategoryCreated { category: u64, name: String, parent: Option<u64> },
     #[serde(rename = "category.moved")]
     CategoryMoved { category: u64, parent: Option<u64> },
+    /// A sale's terms after an edit, an early end or a cancellation; `status` is `scheduled`,
+    /// `open`, `ended` or `cancelled` at the command's time.
+    #[serde(rename = "campaign.updated")]
+    CampaignUpdated {
+        campaign: u64,
+        sku: u64,
+        name: String,
+        flash_price: u64,
+        quantity: u64,
+        starts_at: u64,
+        ends_at: u64,
+        status: String,
+    },
+    /// The sale the operator features on the big screen (null: the screen chooses).
+    #[serde(rename = "campaign.featured")]
+    CampaignFeatured { campaign: Option<u64> },
 }
 
 /// A SKU's texts and price as listed now.
@@ -232,6 +256,8 @@ pub const TYPES: &[&str] = &[
     "product.moved",
     "category.created",
     "category.moved",
+    "campaign.updated",
+    "campaign.featured",
 ];
 
 impl Kind {
@@ -266,6 +292,8 @@ impl Kind {
             Kind::ProductMoved { .. } => 25,
             Kind::CategoryCreated { .. } => 26,
             Kind::CategoryMoved { .. } => 27,
+            Kind::CampaignUpdated { .. } => 28,
+            Kind::CampaignFeatured { .. } => 29,
         }
     }
 
@@ -433,12 +461,31 @@ fn derive_other(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut
             let kind = Kind::CampaignCreated {
                 campaign: campaign.0,
                 sku: c.sku.0,
+                name: c.name.clone(),
                 flash_price: c.flash_price.0,
                 quantity: c.quantity,
                 starts_at: c.starts_at.0,
                 ends_at: c.ends_at.0,
             };
             ev.push(merchant, None, kind);
+        }
+        Outcome::CampaignUpdated { campaign } | Outcome::CampaignEnded { campaign } => {
+            let Ok(c) = state.campaign(campaign) else { return };
+            let merchant = state.sku(c.sku).ok().map(|s| s.merchant().0);
+            let kind = Kind::CampaignUpdated {
+                campaign: campaign.0,
+                sku: c.sku.0,
+                name: c.name.clone(),
+                flash_price: c.flash_price.0,
+                quantity: c.quantity,
+                starts_at: c.starts_at.0,
+                ends_at: c.ends_at.0,
+                status: c.status(envelope.at).to_owned(),
+            };
+            ev.push(merchant, None, kind);
+        }
+        Outcome::CampaignFeatured { campaign } => {
+            ev.push(None, None, Kind::CampaignFeatured { campaign: campaign.map(|c| c.0) });
         }
         Outcome::RedPacketClaimed { packet, amount, .. } => {
             let buyer = match envelope.command {
@@ -723,6 +770,7 @@ mod tests {
             Kind::CampaignCreated {
                 campaign: 1,
                 sku: 1,
+                name: s(),
                 flash_price: 1,
                 quantity: 1,
                 starts_at: 0,
@@ -766,6 +814,17 @@ mod tests {
             },
             Kind::CategoryCreated { category: 1, name: s(), parent: None },
             Kind::CategoryMoved { category: 2, parent: Some(1) },
+            Kind::CampaignUpdated {
+                campaign: 1,
+                sku: 1,
+                name: s(),
+                flash_price: 1,
+                quantity: 1,
+                starts_at: 0,
+                ends_at: 1,
+                status: s(),
+            },
+            Kind::CampaignFeatured { campaign: None },
         ];
         assert_eq!(kinds.len(), TYPES.len());
         for (i, kind) in kinds.into_iter().enumerate() {

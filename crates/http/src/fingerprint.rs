@@ -103,7 +103,11 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::MoveCategory { .. }
         | Command::CreateProduct(_)
         | Command::AddVariant { .. }
-        | Command::MoveProduct { .. } => with_encoded(command, hash),
+        | Command::MoveProduct { .. }
+        | Command::CreateNamedCampaign(_)
+        | Command::UpdateCampaign(_)
+        | Command::EndCampaign { .. }
+        | Command::FeatureCampaign { .. } => with_encoded(command, hash),
     }
 }
 

@@ -251,7 +251,14 @@ pub const SCREEN_LABELS_MAX: usize = 4_096;
 pub struct Screen {
     pub since: Millis,
     labels: parking_lot::Mutex<Labels>,
+    /// The gate's refusal totals by code, one sample per second, oldest first.
+    refusals: parking_lot::Mutex<std::collections::VecDeque<RefusalSample>>,
+    /// The featured sale's units last read: (campaign, taken, remaining).
+    units: parking_lot::Mutex<Option<(u64, u64, u64)>>,
 }
+
+/// A second and the gate's refusal totals by code at it.
+type RefusalSample = (u64, std::collections::BTreeMap<&'static str, u64>);
 
 #[derive(Default)]
 struct Labels {
@@ -263,7 +270,7 @@ struct Labels {
 
 impl Screen {
     pub fn new(since: Millis) -> Screen {
-        Screen { since, labels: Default::default() }
+        Screen { since, labels: Default::default(), refusals: Default::default(), units: Default::default() }
     }
 
     /// The labels of `skus` and `merchants`, reading the ones not yet known. A read refused (by
@@ -325,6 +332,63 @@ impl<T> Labelled<T> {
     }
 }
 
+/// The sale the screen leads with ([`elevens_analytics::Analytics::featured_campaign`]).
+#[derive(Debug, Serialize)]
+pub struct FeaturedSale {
+    #[serde(flatten)]
+    pub campaign: CampaignTimes,
+    /// The operator chose it; otherwise the screen did (the open sale with the most GMV, else
+    /// the next to start).
+    pub chosen: bool,
+    /// `scheduled`, `open` or `ended` at the frame's time.
+    pub status: &'static str,
+    /// Its SKU's title.
+    pub sku_title: Option<String>,
+    /// Units held by orders (pending or paid) and units left, as the sequencer has them; null
+    /// when the read was refused (by admission, under load) and none was read before.
+    pub taken: Option<u64>,
+    pub remaining: Option<u64>,
+    /// Paid minus refunded, at the sale's prices.
+    #[serde(serialize_with = "as_i64")]
+    pub gmv: i128,
+}
+
+/// A sale's funnel on the screen, named.
+#[derive(Debug, Serialize)]
+pub struct ScreenFunnel {
+    #[serde(flatten)]
+    pub funnel: FunnelView,
+    /// The sale's name (empty if it has none).
+    pub name: String,
+    pub sku_title: Option<String>,
+    pub status: &'static str,
+}
+
+/// Requests turned away in one second, all classes and reasons together.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RefusedSecond {
+    pub t: u64,
+    pub refused: u64,
+}
+
+/// Why requests were turned away over the last [`SHEDDING_WINDOW_S`] seconds, in words.
+#[derive(Debug, Serialize)]
+pub struct Shedding {
+    /// The refusal's stable code (`sku_rate_limited`, `overloaded`, ...).
+    pub code: &'static str,
+    /// What it means, for a person.
+    pub reason: String,
+    /// Requests turned away for it in the window.
+    pub refused: u64,
+}
+
+/// The seconds over which the screen says why requests are turned away.
+pub const SHEDDING_WINDOW_S: u64 = 10;
+
+fn as_i64<S: serde::Serializer>(v: &i128, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(i64::try_from(*v).unwrap_or(if *v < 0 { i64::MIN } else { i64::MAX }))
+}
+
 /// One frame of the big screen.
 #[derive(Debug, Serialize)]
 pub struct Frame {
@@ -334,17 +398,99 @@ pub struct Frame {
     pub summary: Summary,
     /// The last two minutes' seconds, oldest first, none before `since`.
     pub timeline: Vec<Second>,
+    /// Refusals per second over the same seconds, for those this process sampled (a frame
+    /// samples the gate's counts once a second while a screen is open).
+    pub refusals: Vec<RefusedSecond>,
+    /// Why, over the last [`SHEDDING_WINDOW_S`] seconds, most first; empty when nothing was.
+    pub shedding: Vec<Shedding>,
     /// Named by their titles.
     pub top_skus: Vec<Labelled<Ranked>>,
     /// Named by their names.
     pub top_merchants: Vec<Labelled<Ranked>>,
-    /// Named by their SKU's title.
-    pub funnels: Vec<Labelled<FunnelView>>,
-    /// Named by its SKU's title.
-    pub next_campaign: Option<Labelled<CampaignTimes>>,
+    /// The featured sale first, then the open ones, those about to start and those ended.
+    pub funnels: Vec<ScreenFunnel>,
+    pub featured: Option<FeaturedSale>,
     pub admission: Stats,
     pub experiment: Option<ExperimentResults>,
 }
+
+/// What a refusal code means, in words a person on the floor reads from a wall.
+fn reason(code: &'static str, sku: Option<&str>) -> String {
+    match code {
+        "sku_rate_limited" => match sku {
+            Some(title) => format!("“{title}” is over its order rate limit"),
+            None => "a SKU is over its order rate limit".into(),
+        },
+        "overloaded" => "the engine is at its capacity".into(),
+        "rate_limited" => "buyers ordering too fast".into(),
+        "waiting_room_full" => "the waiting room is full".into(),
+        "ticket_not_admitted" => "waiting-room tickets not yet called".into(),
+        _ => "waiting-room tickets not valid".into(),
+    }
+}
+
+/// The gate's refusals so far, summed over the classes, by code.
+fn refusal_totals(stats: &Stats) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for class in [&stats.pay, &stats.order, &stats.read, &stats.operator] {
+        for (&code, &n) in &class.shed {
+            *totals.entry(code).or_default() += n;
+        }
+    }
+    totals
+}
+
+/// The seconds of refusal counts the screen keeps: its chart's two minutes and one before.
+const REFUSAL_SAMPLES_MAX: usize = 121;
+
+impl Screen {
+    /// Samples the gate's refusal counts for the second of `now` (once per second, whichever
+    /// frame comes first) and answers the refusals per second and why, recently.
+    fn refusals(&self, stats: &Stats, now: Millis) -> (Vec<RefusedSecond>, Vec<(&'static str, u64)>) {
+        let mut samples = self.refusals.lock();
+        let t = now.0 / 1_000;
+        if samples.back().is_none_or(|(last, _)| *last < t) {
+            samples.push_back((t, refusal_totals(stats)));
+            if samples.len() > REFUSAL_SAMPLES_MAX {
+                samples.pop_front();
+            }
+        }
+        let total = |m: &std::collections::BTreeMap<&'static str, u64>| m.values().sum::<u64>();
+        let per_second: Vec<RefusedSecond> = samples
+            .iter()
+            .zip(samples.iter().skip(1))
+            .filter(|((a, _), (b, _))| b - a == 1)
+            .map(|((_, a), (b, m))| RefusedSecond { t: *b, refused: total(m).saturating_sub(total(a)) })
+            .collect();
+        let recent = samples.iter().find(|(s, _)| s + SHEDDING_WINDOW_S >= t);
+        let (Some((_, then)), Some((_, latest))) = (recent, samples.back()) else {
+            return (per_second, Vec::new());
+        };
+        let mut why: Vec<(&'static str, u64)> = latest
+            .iter()
+            .map(|(&code, &n)| (code, n.saturating_sub(then.get(code).copied().unwrap_or(0))))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        why.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        (per_second, why)
+    }
+
+    /// The featured sale's units as the sequencer has them; the last ones read if this read is
+    /// refused (by admission, under load).
+    async fn units(&self, app: &AppState, campaign: u64) -> Option<(u64, u64)> {
+        let query = Query::Campaign(elevens_core::CampaignId(campaign));
+        if let Ok(crate::views::View::Campaign(c)) = crate::api::read_view(app, Actor::Viewer, query).await {
+            *self.units.lock() = Some((campaign, c.taken, c.remaining));
+        }
+        self.units.lock().filter(|(id, ..)| *id == campaign).map(|(_, taken, left)| (taken, left))
+    }
+}
+
+/// How many sales the screen's funnels show.
+pub const SCREEN_FUNNELS: usize = 4;
+
+/// How many SKUs and merchants the screen ranks: the rows its tables fit at a legible size.
+pub const SCREEN_RANKED: usize = 4;
 
 /// A frame: the figures copied out under the analytics lock, then named (which may read
 /// through the sequencer, so never under the lock).
@@ -352,32 +498,57 @@ pub async fn frame(app: &AppState) -> Frame {
     let now = now_ms();
     let since = app.screen.since;
     let admission = app.gate.stats();
-    // The SKU each funnel's campaign sells, beside the funnels.
+    let (refusals, why) = app.screen.refusals(&admission, now);
+    // The SKU each funnel's sale sells, beside the funnels.
     let (mut frame, funnel_skus) = {
         let analytics = app.engine.analytics.lock();
-        let funnels: Vec<_> =
-            analytics.funnels().iter().rev().take(4).map(|(&id, &f)| funnel_view(id, f)).collect();
-        let funnel_skus: Vec<Option<u64>> =
-            funnels.iter().map(|f| analytics.campaign(f.campaign_id).map(|c| c.sku_id)).collect();
+        let sales = analytics.screen_funnels(now, SCREEN_FUNNELS);
+        let funnel_skus: Vec<u64> = sales.iter().map(|(c, _)| c.sku_id).collect();
+        let funnels = sales
+            .into_iter()
+            .map(|(c, f)| ScreenFunnel {
+                funnel: funnel_view(c.campaign_id, f),
+                status: c.status(now),
+                name: c.name,
+                sku_title: None,
+            })
+            .collect();
+        let featured = analytics.featured_campaign(now).map(|c| FeaturedSale {
+            chosen: analytics.chosen_campaign() == Some(c.campaign_id),
+            status: c.status(now),
+            gmv: analytics.funnels().get(&c.campaign_id).map_or(0, |f| f.gmv),
+            campaign: c,
+            sku_title: None,
+            taken: None,
+            remaining: None,
+        });
         // Up to the last complete second (the current one is still filling), from `since` on.
         let mut timeline = analytics.timeline(Millis(now.0.saturating_sub(1_000)), 120);
         timeline.retain(|s| s.t >= since.0 / 1_000);
+        let first = timeline.first().map_or(u64::MAX, |s| s.t);
         let frame = Frame {
             server_time: now.0,
             since: since.0,
             summary: analytics.summary(now),
+            refusals: refusals.into_iter().filter(|r| r.t >= first && r.t < now.0 / 1_000).collect(),
+            shedding: Vec::new(),
             timeline,
-            top_skus: analytics.top_skus(8).into_iter().map(Labelled::unnamed).collect(),
-            top_merchants: analytics.top_merchants(5).into_iter().map(Labelled::unnamed).collect(),
-            funnels: funnels.into_iter().map(Labelled::unnamed).collect(),
-            next_campaign: analytics.next_campaign(now).map(Labelled::unnamed),
+            top_skus: analytics.top_skus(SCREEN_RANKED).into_iter().map(Labelled::unnamed).collect(),
+            top_merchants: analytics
+                .top_merchants(SCREEN_RANKED)
+                .into_iter()
+                .map(Labelled::unnamed)
+                .collect(),
+            funnels,
+            featured,
             admission,
             experiment: analytics.latest_experiment(),
         };
         (frame, funnel_skus)
     };
     let mut skus: Vec<u64> = frame.top_skus.iter().map(|r| r.figures.id).collect();
-    skus.extend(funnel_skus.iter().flatten().chain(frame.next_campaign.iter().map(|c| &c.figures.sku_id)));
+    skus.extend(funnel_skus.iter().chain(frame.featured.iter().map(|c| &c.campaign.sku_id)));
+    skus.extend(frame.admission.last_sku_rate_limited);
     let merchants: Vec<u64> = frame.top_merchants.iter().map(|r| r.figures.id).collect();
     let labels = app.screen.labels(app, &skus, &merchants).await;
     let sku = |id: u64| labels.skus.get(&id).cloned();
@@ -388,11 +559,19 @@ pub async fn frame(app: &AppState) -> Frame {
         row.name = labels.merchants.get(&row.figures.id).cloned();
     }
     for (row, id) in frame.funnels.iter_mut().zip(funnel_skus) {
-        row.name = id.and_then(sku);
+        row.sku_title = sku(id);
     }
-    if let Some(campaign) = &mut frame.next_campaign {
-        campaign.name = sku(campaign.figures.sku_id);
+    if let Some(sale) = &mut frame.featured {
+        sale.sku_title = sku(sale.campaign.sku_id);
+        if let Some((taken, remaining)) = app.screen.units(app, sale.campaign.campaign_id).await {
+            (sale.taken, sale.remaining) = (Some(taken), Some(remaining));
+        }
     }
+    let hot = frame.admission.last_sku_rate_limited.and_then(sku);
+    frame.shedding = why
+        .into_iter()
+        .map(|(code, refused)| Shedding { code, reason: reason(code, hot.as_deref()), refused })
+        .collect();
     frame
 }
 

@@ -174,16 +174,131 @@ impl CreateCampaignRequest {
     }
 }
 
+/// A sale as `POST /v1/campaigns` takes it: the batch's terms ([`CreateCampaignRequest`], whose
+/// binary layout is pinned) and the name merchants and the big screen know it by.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaignRequest {
+    /// At most 200 bytes; absent for a sale known by its SKU's title.
+    pub name: Option<String>,
+    pub sku_id: u64,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    pub flash_price: u64,
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000_u64)]
+    pub quantity: u64,
+    /// Milliseconds since the Unix epoch.
+    pub starts_at: u64,
+    pub ends_at: u64,
+    pub per_buyer_limit: u32,
+}
+
 /// Create a flash-sale campaign on a SKU.
-#[utoipa::path(post, path = "/v1/campaigns", tag = "promotions", request_body = CreateCampaignRequest,
+#[utoipa::path(post, path = "/v1/campaigns", tag = "promotions", request_body = NewCampaignRequest,
     responses((status = 201, body = CampaignView), (status = "4XX", body = ErrorBody)))]
 pub async fn create_campaign(
     axum::extract::State(app): axum::extract::State<AppState>,
     Auth(actor): Auth,
     key: IdempotencyKey,
-    AppJson(request): AppJson<CreateCampaignRequest>,
+    AppJson(request): AppJson<NewCampaignRequest>,
 ) -> Answer {
-    write(&app, actor, &key, request.command()?, CREATED).await
+    let NewCampaignRequest {
+        name,
+        sku_id,
+        flash_price,
+        currency,
+        quantity,
+        starts_at,
+        ends_at,
+        per_buyer_limit,
+    } = request;
+    let terms = CreateCampaignRequest {
+        sku_id,
+        flash_price,
+        currency,
+        quantity,
+        starts_at,
+        ends_at,
+        per_buyer_limit,
+    };
+    let command = match (terms.command()?, name) {
+        (Command::CreateCampaign(terms), Some(name)) => {
+            Command::CreateNamedCampaign(Box::new(NamedCampaign { name, terms }))
+        }
+        (command, _) => command,
+    };
+    write(&app, actor, &key, command, CREATED).await
+}
+
+/// What to change in a sale; an absent field stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCampaignRequest {
+    pub name: Option<String>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    pub flash_price: Option<u64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_u64)]
+    pub quantity: Option<u64>,
+    /// Milliseconds since the Unix epoch.
+    pub starts_at: Option<u64>,
+    pub ends_at: Option<u64>,
+    pub per_buyer_limit: Option<u32>,
+}
+
+/// Change a sale: any term before it starts; once it runs, its name, its quantity (not below
+/// the units taken) and its end (not before now). Its merchant or the operator.
+#[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "promotions", request_body = UpdateCampaignRequest,
+    responses((status = 200, body = CampaignView), (status = "4XX", body = ErrorBody)))]
+pub async fn update_campaign(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<UpdateCampaignRequest>,
+) -> Answer {
+    let edit = CampaignEdit {
+        campaign: CampaignId(id),
+        name: request.name,
+        flash_price: request.flash_price.map(Amount),
+        quantity: request.quantity,
+        starts_at: request.starts_at.map(Millis),
+        ends_at: request.ends_at.map(Millis),
+        per_buyer_limit: request.per_buyer_limit,
+    };
+    write(&app, actor, &key, Command::UpdateCampaign(Box::new(edit)), OK).await
+}
+
+/// End a sale now, or cancel it if it has not started. Its merchant or the operator.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/end", tag = "promotions",
+    responses((status = 200, body = CampaignView), (status = "4XX", body = ErrorBody)))]
+pub async fn end_campaign(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    write(&app, actor, &key, Command::EndCampaign { campaign: CampaignId(id) }, OK).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturedRequest {
+    /// The sale to feature; null to let the screen choose (the open sale with the most GMV).
+    pub campaign_id: Option<u64>,
+}
+
+/// The sale the big screen features (the operator's). Admin only.
+#[utoipa::path(put, path = "/v1/screen/featured", tag = "analytics", request_body = FeaturedRequest,
+    responses((status = 200, body = FeaturedView), (status = "4XX", body = ErrorBody)))]
+pub async fn feature_campaign(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppJson(request): AppJson<FeaturedRequest>,
+) -> Answer {
+    let command = Command::FeatureCampaign { campaign: request.campaign_id.map(CampaignId) };
+    write(&app, actor, &key, command, OK).await
 }
 
 /// A campaign, with the server's time for the countdown.

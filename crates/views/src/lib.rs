@@ -120,6 +120,13 @@ pub enum View {
     Product(ProductView),
     Category(CategoryView),
     Categories(CategoryList),
+    Featured(FeaturedView),
+}
+
+/// The sale the operator features on the big screen; null when the screen chooses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeaturedView {
+    pub campaign_id: Option<u64>,
 }
 
 /// Labels by id: `(id, title)` for SKUs, `(id, name)` for merchants.
@@ -417,6 +424,13 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
         Outcome::ProductCreated { product }
         | Outcome::VariantAdded { product, .. }
         | Outcome::ProductMoved { product } => product_view(state, product),
+        // As it is now: a sale's terms change after the command that changed them.
+        Outcome::CampaignUpdated { campaign } | Outcome::CampaignEnded { campaign } => {
+            campaign_view(state, campaign, state.clock())
+        }
+        Outcome::CampaignFeatured { campaign } => {
+            Ok(View::Featured(FeaturedView { campaign_id: campaign.map(|c| c.0) }))
+        }
         // Answered by `logistics::outcome` above.
         _ => Err(CoreError::NotFound("the answer to this command")),
     }

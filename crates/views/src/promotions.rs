@@ -158,6 +158,8 @@ pub(crate) fn red_packet_view(id: RedPacketId, p: &RedPacket, now: Millis) -> Re
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignView {
     pub campaign_id: u64,
+    /// Empty for a sale created without a name.
+    pub name: String,
     pub sku_id: u64,
     pub flash_price: u64,
     #[schema(value_type = String)]
@@ -169,8 +171,10 @@ pub struct CampaignView {
     /// Milliseconds since the Unix epoch.
     pub starts_at: u64,
     pub ends_at: u64,
-    /// `scheduled`, `open` or `ended`, at `server_time`.
+    /// `scheduled`, `open`, `ended` or `cancelled`, at `server_time`.
     pub status: &'static str,
+    /// The operator features it on the big screen.
+    pub featured: bool,
     /// The sequencer's clock when this was read: draw the countdown as `starts_at - server_time`.
     pub server_time: u64,
     pub starts_in_ms: u64,
@@ -187,15 +191,9 @@ pub(crate) fn campaign_fields(
     now: Millis,
 ) -> Result<CampaignView, CoreError> {
     let currency = state.sku(c.sku)?.currency;
-    let status = if now < c.starts_at {
-        "scheduled"
-    } else if now < c.ends_at {
-        "open"
-    } else {
-        "ended"
-    };
     Ok(CampaignView {
         campaign_id: id.0,
+        name: c.name.clone(),
         sku_id: c.sku.0,
         flash_price: c.flash_price.0,
         currency: Code(currency),
@@ -205,7 +203,8 @@ pub(crate) fn campaign_fields(
         per_buyer_limit: c.per_buyer_limit,
         starts_at: c.starts_at.0,
         ends_at: c.ends_at.0,
-        status,
+        status: c.status(now),
+        featured: state.featured_campaign() == Some(id),
         server_time: now.0,
         starts_in_ms: c.starts_at.0.saturating_sub(now.0),
     })

@@ -14,6 +14,15 @@ const money = (minor) => (Number(minor) / 100).toLocaleString("en-US", { minimum
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
 const pct = (v, digits = 1) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(digits)}%`);
 
+// A frame comes every second: past this without one, the figures on the wall are not live and
+// the whole screen says so (a frozen GMV read from 5 m looks like a sale that stopped).
+const STALE_AFTER_MS = 2500;
+// Where a wall's clock and the chart's times are read: the browser's zone, named on the clock.
+const zone = new Intl.DateTimeFormat("en-GB", { timeZoneName: "short" }).formatToParts(new Date())
+  .find((p) => p.type === "timeZoneName")?.value || "";
+const time24 = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+const hhmm = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false });
+
 // Markup into an element; widths come as `data-width` (percent) and are set through the style
 // object, as the page's Content-Security-Policy refuses inline style attributes.
 function html(el, markup) {
@@ -27,7 +36,7 @@ function fit(el, text) {
   el.textContent = text;
   el.style.fontSize = "";
   let size = parseFloat(getComputedStyle(el).fontSize);
-  for (let i = 0; i < 30 && el.scrollWidth > el.clientWidth && size > 8; i++) {
+  for (let i = 0; i < 30 && el.scrollWidth > el.clientWidth && size > 20; i++) {
     size *= 0.92;
     el.style.fontSize = `${size}px`;
   }
@@ -44,25 +53,54 @@ function tick() {
 }
 requestAnimationFrame(tick);
 
-let serverOffset = 0, campaign = null;
+let serverOffset = 0, sale = null, lastFrameAt = 0, problem = null;
+const serverNow = () => Date.now() + serverOffset;
+
+// The featured sale's name and countdown, redrawn ten times a second.
 function countdown() {
+  $("clock").innerHTML = `${time24.format(new Date(serverNow()))} <small>${esc(zone)}</small>`;
   const el = $("countdown");
-  if (!campaign) { el.textContent = ""; return; }
-  const now = Date.now() + serverOffset;
-  const starting = now < campaign.starts_at;
-  const left = Math.max(0, (starting ? campaign.starts_at : campaign.ends_at) - now);
-  const h = Math.floor(left / 3.6e6), m = Math.floor(left / 6e4) % 60, s = Math.floor(left / 1e3) % 60, ds = Math.floor(left / 100) % 10;
-  const clock = `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}.${ds}`;
-  const what = campaign.name ? `“${esc(campaign.name)}”` : `SKU ${campaign.sku_id}`;
-  el.innerHTML = `Flash sale ${what} · ${int.format(campaign.quantity)} units · ${starting ? "starts in" : "ends in"} <b id="clock">${clock}</b>`;
+  if (!sale) { el.textContent = ""; return; }
+  const now = serverNow();
+  const starting = now < sale.starts_at;
+  const left = Math.max(0, (starting ? sale.starts_at : sale.ends_at) - now);
+  const h = Math.floor(left / 3.6e6), m = Math.floor(left / 6e4) % 60, s = Math.floor(left / 1e3) % 60;
+  const clock = `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
+  el.innerHTML = sale.status === "ended" || sale.status === "cancelled" || (!starting && left === 0)
+    ? `ended at ${hhmm.format(new Date(sale.ends_at))}`
+    : `${starting ? "starts in" : "ends in"} <b>${clock}</b>`;
 }
 setInterval(countdown, 100);
 
-// The chart: orders as bars, payments as a line over them, so that neither hides the other when
-// they are equal; x is time (the last two minutes, seconds before this process started left
-// empty rather than drawn as zeros); hovering shows a second's figures.
+function featured(s) {
+  sale = s;
+  if (!s) {
+    fit($("sale-name"), "No flash sale scheduled");
+    $("units").hidden = true;
+    return;
+  }
+  const name = s.name || s.sku_title || `SKU #${s.sku_id}`;
+  const what = s.status === "scheduled" ? "Next flash sale" : "Flash sale";
+  fit($("sale-name"), `${what} · ${name}${s.chosen ? " ★" : ""}`);
+  $("sale-name").title = s.chosen ? "featured by the operator" : "the open sale with the most GMV";
+  $("units").hidden = false;
+  if (s.taken === null || s.taken === undefined) {
+    $("units-taken").style.width = "0%";
+    $("units-text").textContent = `${int.format(s.quantity)} units`;
+    return;
+  }
+  const share = s.quantity > 0 ? Math.min(100, (100 * s.taken) / s.quantity) : 0;
+  $("units-taken").style.width = `${share}%`;
+  $("units-text").textContent = s.remaining === 0
+    ? `all ${int.format(s.quantity)} units ordered · sold out`
+    : `${int.format(s.taken)} ordered · ${int.format(s.remaining)} left of ${int.format(s.quantity)}`;
+}
+
+// The chart: orders as bars, payments and refusals as lines over them, so that none hides
+// another when they are equal; x is time (the last two minutes, seconds before this process
+// started left empty rather than drawn as zeros); hovering shows a second's figures.
 const WINDOW_S = 120;
-let plot = null, lastTimeline = [];
+let plot = null, lastData = [[], [], [], []];
 function tooltipPlugin() {
   const tip = $("tooltip");
   return {
@@ -70,8 +108,9 @@ function tooltipPlugin() {
       setCursor: (u) => {
         const i = u.cursor.idx;
         if (i === null || i === undefined || u.data[0][i] === undefined) { tip.style.display = "none"; return; }
-        const t = new Date(u.data[0][i] * 1000).toLocaleTimeString();
-        tip.innerHTML = `${t}<br>orders <b>${int.format(u.data[1][i])}</b> · payments <b>${int.format(u.data[2][i])}</b>`;
+        const t = time24.format(new Date(u.data[0][i] * 1000));
+        const refused = u.data[3][i] === null ? "–" : int.format(u.data[3][i]);
+        tip.innerHTML = `${t}<br>orders <b>${int.format(u.data[1][i])}</b> · payments <b>${int.format(u.data[2][i])}</b> · turned away <b>${refused}</b>`;
         const left = Math.min(u.cursor.left + 14, u.over.clientWidth - tip.offsetWidth);
         tip.style.left = `${left + u.over.offsetLeft}px`;
         tip.style.top = `${Math.max(0, u.cursor.top - 40) + u.over.offsetTop}px`;
@@ -84,35 +123,42 @@ function chartSize() {
   const box = $("chart");
   return { width: Math.max(100, box.clientWidth), height: Math.max(60, box.clientHeight) };
 }
+// The axes' labels as large as the page's smallest text (the gate's line is of that size).
 function makePlot() {
-  const axis = { stroke: "#8a8fa8", grid: { stroke: "#232637", width: 1 }, ticks: { stroke: "#232637" },
-    font: "12px system-ui, sans-serif" };
+  const px = Math.max(12, Math.round(parseFloat(getComputedStyle($("gate")).fontSize)));
+  const font = `${px}px system-ui, sans-serif`;
+  const axis = { stroke: "#a3a8c3", grid: { stroke: "#232637", width: 1 }, ticks: { stroke: "#232637" }, font };
   const opts = {
     ...chartSize(),
+    // Room on the right for the last time label, which is centred on its tick.
+    padding: [px / 2, px * 2.5, 0, 0],
     legend: { show: false },
     cursor: { drag: { x: false, y: false }, points: { size: 8 } },
     scales: {
-      x: { time: true, range: (u, min, max) => [serverNow() / 1000 - WINDOW_S, serverNow() / 1000] },
+      x: { time: true, range: () => [serverNow() / 1000 - WINDOW_S, serverNow() / 1000] },
       y: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] },
     },
-    axes: [{ ...axis, values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })) },
-           { ...axis, size: 60, values: (u, ticks) => ticks.map((v) => int.format(v)) }],
+    axes: [{ ...axis, size: px * 2, space: px * 7, values: (u, ticks) => ticks.map((t) => time24.format(new Date(t * 1000))) },
+           { ...axis, size: px * 4, values: (u, ticks) => ticks.map((v) => int.format(v)) }],
     series: [
       {},
       { label: "orders / s", stroke: "#ff3b47", fill: "rgba(255, 59, 71, .45)", width: 1, paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } },
       { label: "payments / s", stroke: "#34d399", width: 3, points: { show: false } },
+      { label: "turned away / s", stroke: "#ffc94a", width: 3, dash: [10, 6], points: { show: false } },
     ],
     plugins: [tooltipPlugin()],
   };
-  plot = new uPlot(opts, [[], [], []], $("chart"));
+  plot = new uPlot(opts, lastData, $("chart"));
 }
-const serverNow = () => Date.now() + serverOffset;
-function chart(timeline) {
-  lastTimeline = timeline;
+function chart(timeline, refusals) {
+  const refused = new Map(refusals.map((r) => [r.t, r.refused]));
+  lastData = [timeline.map((s) => s.t), timeline.map((s) => s.orders), timeline.map((s) => s.payments),
+    timeline.map((s) => (refused.has(s.t) ? refused.get(s.t) : null))];
   if (!plot) makePlot();
-  plot.setData([timeline.map((s) => s.t), timeline.map((s) => s.orders), timeline.map((s) => s.payments)]);
+  plot.setData(lastData);
 }
-new ResizeObserver(() => { if (plot) { plot.setSize(chartSize()); chart(lastTimeline); } }).observe($("chart"));
+// A new size may bring a new text size: the chart is drawn again, not stretched.
+new ResizeObserver(() => { if (plot) { plot.destroy(); makePlot(); } }).observe($("chart"));
 
 function ranked(id, rows, fallback, units) {
   const max = Math.max(1, ...rows.map((r) => Number(r.gmv)));
@@ -121,8 +167,8 @@ function ranked(id, rows, fallback, units) {
   rows.forEach((r) => { seen[r.name] = (seen[r.name] || 0) + 1; });
   rows = rows.map((r) => ({ ...r, name: r.name && seen[r.name] > 1 ? `${r.name} #${r.id}` : r.name }));
   const head = units
-    ? `<tr><th data-width="38">SKU</th><th data-width="14"></th><th>GMV</th><th data-width="14">units</th></tr>`
-    : `<tr><th data-width="44">merchant</th><th data-width="20"></th><th>GMV</th></tr>`;
+    ? `<tr><th data-width="40">SKU</th><th data-width="14"></th><th>GMV</th><th data-width="16">units</th></tr>`
+    : `<tr><th data-width="46">merchant</th><th data-width="18"></th><th>GMV</th></tr>`;
   html($(id), head + (rows.map((r) =>
     `<tr><td title="${esc(r.name || "")}">${esc(r.name || `${fallback} #${r.id}`)}</td>` +
     `<td><div class="bar" data-width="${(100 * Number(r.gmv)) / max}"></div></td>` +
@@ -130,41 +176,43 @@ function ranked(id, rows, fallback, units) {
     `<tr><td colspan="4" class="empty">no sales yet</td></tr>`));
 }
 
-function admission(a) {
-  const row = (name, c) => {
-    const shed = Object.values(c.shed).reduce((x, y) => x + y, 0);
-    return `<tr><td>${name}</td><td class="num">${int.format(c.admitted)}</td><td class="num shed">${int.format(shed)}</td></tr>`;
-  };
-  html($("admission"), `<tr><th data-width="46">class</th><th>admitted</th><th>shed (429)</th></tr>` +
-    row("payments", a.pay) + row("orders", a.order) + row("reads", a.read) + row("operator", a.operator) +
-    `<tr><td>in flight / limit</td><td class="num" colspan="2">${int.format(a.in_flight)} / ${int.format(a.limit)}</td></tr>` +
-    `<tr><td>waiting room</td><td class="num" colspan="2">${int.format(a.waiting_room_tickets_waiting)}</td></tr>`);
+// Why requests are turned away, in words, with the gate's state in a line under it.
+function turnedAway(frame) {
+  const last = frame.refusals.length ? frame.refusals[frame.refusals.length - 1].refused : 0;
+  fit($("refused"), int.format(last));
+  $("refused").classList.toggle("warn", last > 0);
+  html($("why"), frame.shedding.length
+    ? frame.shedding.slice(0, 3).map((s) => `<li><span class="reason">${esc(s.reason)}</span><span class="count">${int.format(s.refused)} in 10 s</span></li>`).join("")
+    : `<li class="calm">Nobody turned away in the last 10 s</li>`);
+  const a = frame.admission;
+  const waiting = a.waiting_room_tickets_waiting;
+  $("gate").textContent = `${int.format(a.in_flight)} in progress of ${int.format(a.limit)} allowed` +
+    (waiting ? ` · ${int.format(waiting)} in the waiting room` : "");
 }
 
 function funnels(list) {
-  html($("funnels"), `<tr><th data-width="34">campaign</th><th>views</th><th>→ order</th><th>orders</th><th>→ paid</th><th>paid</th></tr>` +
-    (list.map((f) =>
-      `<tr><td title="${esc(f.name || "")}">${esc(f.name || `campaign #${f.campaign_id}`)}</td><td class="num">${int.format(f.views)}</td>` +
-      `<td class="num">${pct(f.view_to_order)}</td><td class="num">${int.format(f.orders)}</td>` +
-      `<td class="num">${pct(f.order_to_paid)}</td><td class="num">${int.format(f.paid)}</td></tr>`).join("") ||
-    `<tr><td colspan="6" class="empty">no campaign orders yet</td></tr>`));
+  html($("funnels"), `<tr><th data-width="34">sale</th><th>views</th><th>orders</th><th>→ paid</th><th>paid</th></tr>` +
+    (list.map((f) => {
+      const name = f.name || f.sku_title || `sale #${f.campaign_id}`;
+      const state = f.status === "open" ? "" : ` <span class="tag">${esc(f.status)}</span>`;
+      return `<tr><td title="${esc(name)}">${esc(name)}${state}</td><td class="num">${int.format(f.views)}</td>` +
+        `<td class="num">${int.format(f.orders)}</td><td class="num">${pct(f.order_to_paid, 0)}</td><td class="num">${int.format(f.paid)}</td></tr>`;
+    }).join("") ||
+    `<tr><td colspan="5" class="empty">no flash sale yet</td></tr>`));
 }
 
 function experiment(e) {
   if (!e) { html($("ab"), `<tr><td class="empty">no experiment defined</td></tr>`); $("ab-verdict").textContent = ""; return; }
   $("ab-title").textContent = `A/B experiment · ${e.name}`;
-  const p = (t) => (t ? t.p_value.toFixed(3) : "–");
-  html($("ab"), `<tr><th data-width="22">variant</th><th>buyers shown</th><th>converted</th><th>conversion</th>` +
-    `<th>p (conv.)</th><th>AOV</th><th>p (AOV)</th><th>GMV / buyer</th></tr>` +
-    e.variants.map((v) => `<tr><td>${esc(v.name)}</td><td class="num">${int.format(v.buyers)}</td><td class="num">${int.format(v.converted)}</td>` +
-      `<td class="num">${pct(v.conversion, 2)}</td><td class="num">${p(v.conversion_test)}</td><td class="num">${money(v.aov)}</td>` +
-      `<td class="num">${p(v.aov_test)}</td><td class="num">${money(v.gmv_per_buyer)}</td></tr>`).join(""));
+  html($("ab"), `<tr><th data-width="22">variant</th><th>buyers shown</th><th>conversion</th><th>AOV</th><th>GMV / buyer</th></tr>` +
+    e.variants.map((v) => `<tr><td>${esc(v.name)}</td><td class="num">${int.format(v.buyers)}</td>` +
+      `<td class="num">${pct(v.conversion, 2)}</td><td class="num">${money(v.aov)}</td><td class="num">${money(v.gmv_per_buyer)}</td></tr>`).join(""));
   $("ab-verdict").textContent = e.variants.filter((v) => v.verdict).map((v) => v.verdict).join(" ");
 }
 
 function render(frame) {
   serverOffset = frame.server_time - Date.now();
-  campaign = frame.next_campaign;
+  lastFrameAt = Date.now();
   const s = frame.summary;
   targetGmv = Number(s.gmv);
   $("currency").textContent = s.currency || "CNY";
@@ -174,22 +222,64 @@ function render(frame) {
   fit($("aov"), money(s.aov));
   fit($("peak"), int.format(s.peak_orders_per_s));
   fit($("refunds"), int.format(s.refunded_orders));
-  chart(frame.timeline);
+  featured(frame.featured);
+  chart(frame.timeline, frame.refusals);
   ranked("skus", frame.top_skus, "SKU", true);
   ranked("merchants", frame.top_merchants, "merchant", false);
   funnels(frame.funnels);
-  admission(frame.admission);
+  turnedAway(frame);
   experiment(frame.experiment);
-  $("status").className = "status";
-  $("status").textContent = "live · " + new Date(frame.server_time).toLocaleTimeString();
+  problem = null;
+  show();
+}
+
+// What covers the whole screen when its figures cannot be trusted: none, a missing or refused
+// key, or a server not heard from.
+function show() {
+  const stale = key && lastFrameAt && Date.now() - lastFrameAt > STALE_AFTER_MS;
+  const never = key && !lastFrameAt && Date.now() - started > STALE_AFTER_MS;
+  let title = null, text = "";
+  if (!key) {
+    title = "This screen needs a key";
+    text = "Open /screen?key=<viewer key> once on this screen. No figures are shown without one.";
+  } else if (problem === "refused") {
+    title = "Key refused";
+    text = "The server refused this screen's key. Open /screen?key=<viewer key> with a valid viewer key.";
+  } else if (stale) {
+    const ago = Math.round((Date.now() - lastFrameAt) / 1000);
+    title = "Not live";
+    text = `No figures from the server since ${time24.format(new Date(lastFrameAt + serverOffset))} (${ago} s ago). The figures below are frozen. Reconnecting…`;
+  } else if (never) {
+    title = "Not live";
+    text = "The server does not answer. Reconnecting…";
+  }
+  document.body.classList.toggle("down", title !== null);
+  $("overlay").hidden = title === null;
+  if (title !== null) {
+    $("overlay-title").textContent = title;
+    $("overlay-text").textContent = text;
+  }
+  $("status").className = title === null ? "status" : "status down";
+  $("status").textContent = title === null ? "live" : title.toLowerCase();
+}
+const started = Date.now();
+setInterval(show, 250);
+
+// Whether the key is refused or the server is away: EventSource does not say, a request does.
+async function diagnose() {
+  try {
+    const r = await fetch("/v1/analytics/summary", { headers: { authorization: `Bearer ${key}` } });
+    problem = r.status === 401 || r.status === 403 ? "refused" : null;
+  } catch {
+    problem = null;
+  }
+  show();
 }
 
 function connect() {
+  if (!key) { show(); return; }
   const source = new EventSource("/v1/live?key=" + encodeURIComponent(key));
   source.addEventListener("frame", (e) => render(JSON.parse(e.data)));
-  source.onerror = () => {
-    $("status").className = "status down";
-    $("status").textContent = key ? "reconnecting…" : "open /screen?key=<viewer key> once";
-  };
+  source.onerror = () => { diagnose(); };
 }
 connect();

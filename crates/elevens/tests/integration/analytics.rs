@@ -88,7 +88,14 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
     let data = text.lines().find_map(|l| l.strip_prefix("data: ")).expect("a data line");
     let frame: Value = serde_json::from_str(data).unwrap();
     assert_eq!(frame["summary"]["gmv"], 5_000, "{frame}");
-    assert_eq!(frame["next_campaign"]["campaign_id"], 1);
+    // The sale on the screen: the open one with the most GMV, the operator having chosen none.
+    assert_eq!(
+        (frame["featured"]["campaign_id"].as_u64(), frame["featured"]["chosen"].as_bool()),
+        (Some(1), Some(false)),
+        "{frame}"
+    );
+    assert_eq!(frame["featured"]["status"], "open", "{frame}");
+    assert!(frame["refusals"].is_array() && frame["shedding"].is_array(), "{frame}");
     assert!(frame["admission"]["order"]["admitted"].as_u64().unwrap() >= 3);
     // Payments admitted are the two payments and the refund; the admin's setup counts apart.
     assert_eq!(frame["admission"]["pay"]["admitted"], 3, "{frame}");
@@ -96,8 +103,8 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
     // What a person reads: the SKU's title and the merchant's name, not their ids.
     assert_eq!(frame["top_skus"][0]["name"], "Hot item", "{frame}");
     assert_eq!(frame["top_merchants"][0]["name"], "Flagship", "{frame}");
-    assert_eq!(frame["funnels"][0]["name"], "Hot item", "{frame}");
-    assert_eq!(frame["next_campaign"]["name"], "Hot item", "{frame}");
+    assert_eq!(frame["funnels"][0]["sku_title"], "Hot item", "{frame}");
+    assert_eq!(frame["featured"]["sku_title"], "Hot item", "{frame}");
     // No second from before this process started is drawn as a zero.
     let since_s = frame["since"].as_u64().unwrap() / 1_000;
     let seconds = frame["timeline"].as_array().unwrap();

@@ -77,6 +77,7 @@ impl Demo {
 /// What a person at the wall would check, measured in the page: its size against the viewport,
 /// each panel's box, each figure against its card, the labels of the tables and the chart.
 const LAYOUT: &str = r##"
+const MIN_TEXT_PX = 20;
 const vw = innerWidth, vh = innerHeight, root = document.documentElement;
 const out = { vw, vh, scroll_w: root.scrollWidth, scroll_h: root.scrollHeight, outside: [], overflowing: [] };
 for (const p of document.querySelectorAll(".panel")) {
@@ -89,11 +90,25 @@ for (const p of document.querySelectorAll(".panel")) {
   if (title && title.getBoundingClientRect().height < 8) out.outside.push("a panel's title is squeezed out: " + title.textContent);
   for (const t of p.querySelectorAll("table"))
     if (t.getBoundingClientRect().bottom > r.bottom + 0.5) out.outside.push("a table cut at its panel's bottom: " + title.textContent);
+  // No text cut at its panel's bottom (a figure squeezed by its row, a verdict below the fold).
+  const inside = r.bottom - parseFloat(getComputedStyle(p).paddingBottom);
+  for (const e of p.querySelectorAll(".fit, p, li, .units-text"))
+    if (e.offsetParent && e.textContent.trim() && e.getBoundingClientRect().bottom > inside + 0.5)
+      out.outside.push("text cut at its panel's bottom: " + e.textContent.slice(0, 40));
 }
 for (const e of document.querySelectorAll(".fit"))
   if (e.scrollWidth > e.clientWidth + 1) out.overflowing.push(e.id + ": " + e.textContent);
 for (const e of document.querySelectorAll("td.num"))
   if (e.scrollWidth > e.clientWidth + 1) out.overflowing.push("a figure cut in " + e.closest("table").id + ": " + e.textContent);
+// Every visible text at the legible size or more.
+out.small = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  const e = n.parentElement;
+  if (!n.textContent.trim() || !e.offsetParent || e.closest("[hidden], .tooltip")) continue;
+  const size = parseFloat(getComputedStyle(e).fontSize);
+  if (size < MIN_TEXT_PX) out.small.push(`${size}px: ${n.textContent.trim().slice(0, 40)}`);
+}
 const cells = (css) => [...document.querySelectorAll(css)].map((c) => c.textContent);
 out.skus = cells("#skus td:first-child");
 out.merchants = cells("#merchants td:first-child");
@@ -110,6 +125,7 @@ fn check_layout(layout: &Value) {
     assert!(layout["scroll_w"].as_i64() <= layout["vw"].as_i64(), "the page scrolls: {layout}");
     assert_eq!(layout["outside"], json!([]), "panels outside the screen: {layout}");
     assert_eq!(layout["overflowing"], json!([]), "figures wider than their cards: {layout}");
+    assert_eq!(layout["small"], json!([]), "text under 20 px on a 1920×1080 wall: {layout}");
     let names = |field: &str| -> Vec<String> {
         layout[field].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
     };
@@ -117,7 +133,7 @@ fn check_layout(layout: &Value) {
     assert!(!skus.is_empty() && skus[0] != "no sales yet", "no SKU on the screen: {layout}");
     assert!(skus.iter().all(|s| !s.starts_with("SKU #")), "SKUs without titles: {layout}");
     assert!(merchants.iter().all(|m| m.starts_with("Flagship store")), "merchants without names: {layout}");
-    assert_eq!(names("funnel_headers"), ["campaign", "views", "→ order", "orders", "→ paid", "paid"]);
+    assert_eq!(names("funnel_headers"), ["sale", "views", "orders", "→ paid", "paid"]);
     assert_eq!(layout["chart"], true, "no chart drawn: {layout}");
     assert!(!layout["address"].as_str().unwrap().contains("key="), "the key stayed in the address bar");
 }
@@ -145,56 +161,127 @@ async fn the_demo_plays_and_the_big_screen_shows_it_live() {
         .unwrap();
     assert_eq!((me["role"].as_str(), me["merchant_id"].as_u64()), (Some("merchant"), Some(1)), "{me}");
 
-    if let Some(browser) = Browser::start().await {
-        browser.goto(&demo.screen_url).await;
-        // Wait for the first frame, then read twice, 3 s apart.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !browser.text("#status").await.starts_with("live") {
-            assert!(
-                Instant::now() < deadline,
-                "the screen never went live: {}",
-                browser.text("#status").await
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        // `#countdown` stays while its contents are redrawn every 100 ms (`#clock` inside it is
-        // replaced, so a handle to it may go stale between finding and reading it).
-        let (gmv1, clock1) = (amount(&browser.text("#gmv").await), browser.text("#countdown").await);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let (gmv2, clock2) = (amount(&browser.text("#gmv").await), browser.text("#countdown").await);
-        assert!(gmv2 > gmv1, "GMV did not rise: {gmv1} then {gmv2}");
-        assert!(
-            !clock1.is_empty() && clock1 != clock2,
-            "the countdown did not move: {clock1:?} then {clock2:?}"
-        );
-        // The viewport is the wall's: 1920×1080 (the window is sized to make it so).
-        browser.viewport(1920, 1080).await;
-        // Sales named on the screen: wait for the first ranked rows (the demo's calm traffic).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let layout = loop {
-            let layout = browser.run(LAYOUT).await;
-            let sold = layout["skus"].as_array().is_some_and(|s| !s.is_empty() && s[0] != "no sales yet");
-            if sold || Instant::now() > deadline {
-                break layout;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
-        check_layout(&layout);
-        screenshot(&browser, "big-screen.png").await;
-        // And again in the spike, with its figures at their widest and admission shedding.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !browser.text("#countdown").await.contains("ends in") {
-            assert!(Instant::now() < deadline, "the flash sale never started on the screen");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    let Some(browser) = Browser::start().await else {
         tokio::time::sleep(Duration::from_secs(4)).await;
-        check_layout(&browser.run(LAYOUT).await);
-        screenshot(&browser, "big-screen-spike.png").await;
-        browser.call(reqwest::Method::DELETE, "", None).await;
-    } else {
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        let lines = demo.interrupt();
+        assert!(lines.iter().any(|l| l.contains("stopping")), "{lines:?}");
+        return;
+    };
+    // Without a key the screen shows no figure: it says, across the screen, that it needs one.
+    browser.goto(&format!("{base}/screen")).await;
+    browser.until("return !document.getElementById('overlay').hidden").await;
+    assert_eq!(browser.text("#overlay-title").await.to_lowercase(), "this screen needs a key");
+    browser.goto(&demo.screen_url).await;
+    // Wait for the first frame, then read twice, 3 s apart.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !browser.text("#status").await.eq_ignore_ascii_case("live") {
+        assert!(Instant::now() < deadline, "the screen never went live: {}", browser.text("#status").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // `#countdown` stays while its contents are redrawn every 100 ms.
+    let (gmv1, clock1) = (amount(&browser.text("#gmv").await), browser.text("#countdown").await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (gmv2, clock2) = (amount(&browser.text("#gmv").await), browser.text("#countdown").await);
+    assert!(gmv2 > gmv1, "GMV did not rise: {gmv1} then {gmv2}");
+    assert!(!clock1.is_empty() && clock1 != clock2, "the countdown did not move: {clock1:?} then {clock2:?}");
+    // The sale is named, and the clock is a 24-hour one with its zone.
+    assert!(browser.text("#sale-name").await.contains("Midnight flagship phone"));
+    let clock = browser.text("#clock").await;
+    assert!(
+        clock.len() >= 10
+            && clock.as_bytes()[2] == b':'
+            && clock.as_bytes()[5] == b':'
+            && !clock.contains('M'),
+        "not a 24-hour clock with a zone: {clock:?}"
+    );
+    // The viewport is the wall's: 1920×1080 (the window is sized to make it so).
+    browser.viewport(1920, 1080).await;
+    // Sales named on the screen: wait for the first ranked rows (the demo's calm traffic).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let layout = loop {
+        let layout = browser.run(LAYOUT).await;
+        let sold = layout["skus"].as_array().is_some_and(|s| !s.is_empty() && s[0] != "no sales yet");
+        if sold || Instant::now() > deadline {
+            break layout;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    check_layout(&layout);
+    screenshot(&browser, "big-screen.png").await;
+    // And again in the spike, with its figures at their widest and admission shedding.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !browser.text("#countdown").await.contains("ends in") {
+        assert!(Instant::now() < deadline, "the flash sale never started on the screen");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A merchant schedules a small test sale: the screen goes on following the live one, and
+    // lists the new one with the sales.
+    let client = reqwest::Client::new();
+    let sku: Value = client
+        .get(format!("{base}/v1/skus/20"))
+        .bearer_auth(&demo.merchant_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let starts_at = now + 200_000;
+    let test_sale = json!({"name": "Test sale", "sku_id": 20, "flash_price": sku["price"], "currency": "CNY",
+        "quantity": 100, "starts_at": starts_at, "ends_at": starts_at + 600_000, "per_buyer_limit": 1});
+    let created = client
+        .post(format!("{base}/v1/campaigns"))
+        .bearer_auth(&demo.merchant_key)
+        .header("idempotency-key", "screen-test-sale")
+        .json(&test_sale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{:?}", created.text().await);
+    // Refusals are shown per second and why, in words.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let refused = amount(&browser.text("#refused").await);
+        let why = browser.text("#why").await;
+        let funnels = browser.text("#funnels").await;
+        if refused > 0.0 && !why.contains("Nobody") && funnels.contains("Test sale") {
+            assert!(
+                ["rate limit", "capacity", "waiting room", "too fast"].iter().any(|w| why.contains(w)),
+                "{why}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refusals on the screen in the spike: {refused} {why:?} {funnels:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        browser.text("#sale-name").await.contains("Midnight flagship phone"),
+        "the banner left the live sale"
+    );
+    assert!(
+        browser.text("#units-text").await.contains("left of 10,000"),
+        "{}",
+        browser.text("#units-text").await
+    );
+    check_layout(&browser.run(LAYOUT).await);
+    screenshot(&browser, "big-screen-spike.png").await;
+    // The server stops: within 3 s the whole screen says it is not live.
     let lines = demo.interrupt();
     assert!(lines.iter().any(|l| l.contains("stopping")), "{lines:?}");
+    let stopped = Instant::now();
+    while browser.run("return document.getElementById('overlay').hidden").await == json!(true) {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(3),
+            "the screen still looks live 3 s after the server stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.text("#overlay-title").await.to_lowercase(), "not live");
+    screenshot(&browser, "big-screen-stale.png").await;
+    browser.call(reqwest::Method::DELETE, "", None).await;
 }

@@ -130,6 +130,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/webhooks/{id}"),
     ("post", "/v1/webhooks/{id}/enable"),
     ("get", "/v1/webhooks/{id}/deliveries"),
+    ("patch", "/v1/campaigns/{id}"),
+    ("post", "/v1/campaigns/{id}/end"),
+    ("put", "/v1/screen/featured"),
 ];
 
 #[tokio::test]

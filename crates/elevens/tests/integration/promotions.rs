@@ -374,3 +374,99 @@ async fn bad_promotions_are_refused_clearly() {
     }
     assert_eq!(server.audit().await["digest"], before["digest"], "refusals changed the state");
 }
+
+/// A merchant names a sale, edits it before it starts, cancels one and ends another early; the
+/// operator features one on the big screen. Each answer, the feed's events, the refusals by
+/// role and a restart agree.
+#[tokio::test]
+async fn a_named_sale_is_edited_ended_or_cancelled_by_its_merchant_and_featured_by_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let (merchant, _) = server.marketplace(1, 1).await;
+    let admin = server.admin.clone();
+    let sku_id = sku(&server, &merchant, 100, 10_000).await;
+    let rival = {
+        let (s, _) = server.post("/v1/merchants", &admin, "m2", json!({"name": "Rival"})).await;
+        assert_eq!(s, 201);
+        server.key(json!({"role": "merchant", "merchant_id": 2})).await
+    };
+    let later = now_ms() + 3_600_000;
+    let terms = |name: &str, starts_at: u64| {
+        json!({"name": name, "sku_id": sku_id, "flash_price": 5_000, "currency": "CNY", "quantity": 10,
+            "starts_at": starts_at, "ends_at": starts_at + 600_000, "per_buyer_limit": 1})
+    };
+    let (status, sale) = server.post("/v1/campaigns", &merchant, "s1", terms("Midnight", later)).await;
+    assert_eq!(
+        (status, sale["name"].as_str(), sale["status"].as_str()),
+        (201, Some("Midnight"), Some("scheduled")),
+        "{sale}"
+    );
+
+    // Before it starts: any term, by its merchant (or the operator), not by a rival.
+    let edit = json!({"name": "Midnight phones", "flash_price": 4_500, "quantity": 20});
+    assert_eq!(server.patch("/v1/campaigns/1", &rival, "e0", edit.clone()).await.0, 403);
+    let (status, edited) = server.patch("/v1/campaigns/1", &merchant, "e1", edit).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(
+        (edited["name"].as_str(), edited["flash_price"].as_u64(), edited["quantity"].as_u64()),
+        (Some("Midnight phones"), Some(4_500), Some(20))
+    );
+    let (status, body) =
+        server.patch("/v1/campaigns/1", &merchant, "e2", json!({"flash_price": 20_000})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("out_of_bounds")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("flash_price"), "the refusal names the field: {body}");
+
+    // Cancelled before it starts: its window is free for another sale.
+    assert_eq!(server.post("/v1/campaigns/1/end", &rival, "x0", json!(null)).await.0, 403);
+    let (status, cancelled) = server.post("/v1/campaigns/1/end", &merchant, "x1", json!(null)).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
+    let (status, body) = server.post("/v1/campaigns/1/end", &merchant, "x2", json!(null)).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("invalid_campaign_state")), "{body}");
+
+    // A running sale ends now.
+    let (status, running) =
+        server.post("/v1/campaigns", &merchant, "s2", terms("Now", now_ms() - 1_000)).await;
+    assert_eq!((status, running["status"].as_str()), (201, Some("open")), "{running}");
+    let (status, ended) = server.post("/v1/campaigns/2/end", &merchant, "x3", json!(null)).await;
+    assert_eq!((status, ended["status"].as_str()), (200, Some("ended")), "{ended}");
+
+    // The operator features a sale; nobody else may.
+    let (status, sale3) = server.post("/v1/campaigns", &merchant, "s3", terms("Later", later)).await;
+    assert_eq!(status, 201, "{sale3}");
+    assert_eq!(server.put("/v1/screen/featured", &merchant, "f0", json!({"campaign_id": 3})).await.0, 403);
+    let (status, featured) = server.put("/v1/screen/featured", &admin, "f1", json!({"campaign_id": 3})).await;
+    assert_eq!((status, featured["campaign_id"].as_u64()), (200, Some(3)), "{featured}");
+    assert_eq!(server.put("/v1/screen/featured", &admin, "f2", json!({"campaign_id": 99})).await.0, 404);
+
+    // The feed tells the rest of the marketplace.
+    let (_, page) =
+        server.get("/v1/events?types=campaign.created,campaign.updated,campaign.featured", &admin).await;
+    let types: Vec<&str> =
+        page["events"].as_array().expect("events").iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "campaign.created",
+            "campaign.updated",
+            "campaign.updated",
+            "campaign.created",
+            "campaign.updated",
+            "campaign.created",
+            "campaign.featured"
+        ],
+        "{page}"
+    );
+
+    // All of it survives a restart.
+    server.kill();
+    let server = Server::start(dir.path(), &[]);
+    let (_, one) = server.get("/v1/campaigns/1", &merchant).await;
+    assert_eq!(
+        (one["name"].as_str(), one["status"].as_str(), one["flash_price"].as_u64()),
+        (Some("Midnight phones"), Some("cancelled"), Some(4_500)),
+        "{one}"
+    );
+    let (_, three) = server.get("/v1/campaigns/3", &merchant).await;
+    assert_eq!(three["featured"], true, "{three}");
+    assert!(server.audit().await["ok"].as_bool().unwrap());
+}

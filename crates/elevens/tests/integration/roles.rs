@@ -45,6 +45,10 @@ fn put(path: &'static str, body: Value, may: &'static [Who]) -> Row {
     Row { method: "PUT", path, body, may }
 }
 
+fn patch(path: &'static str, body: Value, may: &'static [Who]) -> Row {
+    Row { method: "PATCH", path, body, may }
+}
+
 #[tokio::test]
 async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_changes() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,6 +65,10 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
     let (status, placed) = server.post("/v1/orders", &service, "order-1", order.clone()).await;
     assert_eq!(status, 201, "{placed}");
     assert_eq!(server.post("/v1/orders/1/pay", &service, "pay-1", Value::Null).await.0, 200);
+    let later = crate::harness::now_ms() + 3_600_000;
+    let sale = json!({"name": "x", "sku_id": 1, "flash_price": 100, "currency": "CNY", "quantity": 1,
+        "starts_at": later, "ends_at": later + 60_000, "per_buyer_limit": 1});
+    assert_eq!(server.post("/v1/campaigns", &merchant, "sale-1", sale.clone()).await.0, 201);
     let keys = [
         (Admin, admin.clone()),
         (Service, service.clone()),
@@ -96,6 +104,11 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         get("/v1/merchants/1/skus", &[Admin, Merchant]),
         post("/v1/skus", sku, &[Admin, Merchant]),
         post("/v1/skus/1/restock", json!({"quantity": 1}), &[Admin, Merchant]),
+        // A flash sale: its merchant's to create, change and end; the screen's feature, the operator's.
+        post("/v1/campaigns", sale, &[Admin, Merchant]),
+        patch("/v1/campaigns/1", json!({"name": "y"}), &[Admin, Merchant]),
+        post("/v1/campaigns/1/end", Value::Null, &[Admin, Merchant]),
+        put("/v1/screen/featured", json!({"campaign_id": 1}), &[Admin]),
         // An order: its buyer's, its merchant's, the storefront's.
         get("/v1/orders/1", &[Admin, Service, Merchant, Buyer]),
         get("/v1/merchants/1/orders", &[Admin, Merchant]),
@@ -136,6 +149,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
             let (status, body) = match row.method {
                 "GET" => server.get(row.path, key).await,
                 "PUT" => server.put(row.path, key, &idempotency, row.body.clone()).await,
+                "PATCH" => server.patch(row.path, key, &idempotency, row.body.clone()).await,
                 _ => server.post(row.path, key, &idempotency, row.body.clone()).await,
             };
             let refused = status == 403 && body["code"] == "forbidden";
