@@ -394,7 +394,8 @@ pub async fn run(
 /// The warehouses and the carrier: each round every merchant dispatches what it has to ship
 /// (at most [`DISPATCH_PER_ROUND`]), and the carrier moves each parcel one step along
 /// pre-transit, in transit, out for delivery, delivered, with 5% exceptions and 3% failed
-/// attempts on the way (each opens a ticket for the merchant).
+/// attempts on the way (each opens a ticket for the merchant). Every store but merchant 1, whose
+/// dispatch queue is left for a person to work at the console.
 async fn ship(admin: Api, carrier: Api, seed: u64, stop: tokio::sync::watch::Receiver<bool>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5417);
     let mut parcels: std::collections::VecDeque<(u64, u8)> = Default::default();
@@ -402,7 +403,8 @@ async fn ship(admin: Api, carrier: Api, seed: u64, stop: tokio::sync::watch::Rec
     let mut n = 0u64;
     while !*stop.borrow() {
         ticker.tick().await;
-        for m in 1..=MERCHANTS {
+        // Merchant 1's parcels are left for a person at the console (the key printed for it).
+        for m in 2..=MERCHANTS {
             let path =
                 format!("/v1/merchants/{m}/shipments?status=awaiting_dispatch&limit={DISPATCH_PER_ROUND}");
             let Ok(page) = admin.get(&path).await else { continue };

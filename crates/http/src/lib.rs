@@ -18,6 +18,7 @@ pub mod egress;
 pub mod error;
 pub mod events;
 pub mod experiments;
+pub mod export;
 pub mod fingerprint;
 pub mod gate;
 pub mod headers;

@@ -98,7 +98,7 @@ pub struct ClaimRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CouponListParams {
-    /// Only this merchant's coupons.
+    /// Only this merchant's (coupons, red packets).
     pub merchant_id: Option<u64>,
 }
 
@@ -382,14 +382,16 @@ pub async fn create_red_packet(
     write_ticketed(&app, actor, &key, request.command()?, CREATED, None).await
 }
 
-/// The newest red packets.
-#[utoipa::path(get, path = "/v1/red-packets", tag = "promotions",
+/// The newest red packets, of one merchant if asked.
+#[utoipa::path(get, path = "/v1/red-packets", tag = "promotions", params(CouponListParams),
     responses((status = 200, body = RedPacketList), (status = "4XX", body = ErrorBody)))]
 pub async fn list_red_packets(
     axum::extract::State(app): axum::extract::State<AppState>,
     Auth(actor): Auth,
+    AppQuery(params): AppQuery<CouponListParams>,
 ) -> Answer {
-    read(&app, actor, Query::RedPackets).await
+    let sponsor = params.merchant_id.map(|m| Sponsor::Merchant(MerchantId(m)));
+    read(&app, actor, Query::RedPackets { sponsor }).await
 }
 
 /// A red packet: shares claimed, money left, status.

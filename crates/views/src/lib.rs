@@ -58,7 +58,10 @@ pub enum Query {
         sponsor: Option<Sponsor>,
     },
     RedPacket(RedPacketId),
-    RedPackets,
+    /// The newest red packets, of one sponsor if given.
+    RedPackets {
+        sponsor: Option<Sponsor>,
+    },
     /// Coupons a buyer can use now, with what is left of its allowance.
     BuyerCoupons(BuyerId),
     /// A buyer's red-packet shares.
@@ -172,7 +175,7 @@ fn may_read(state: &State, actor: Actor, query: &Query) -> Result<bool, CoreErro
     Ok(match *query {
         Query::Sku(_) | Query::Campaign(_) | Query::Merchant(_) => true,
         Query::Product(_) | Query::Category(_) | Query::Categories(_) => true,
-        Query::Coupon(_) | Query::Coupons { .. } | Query::RedPacket(_) | Query::RedPackets => true,
+        Query::Coupon(_) | Query::Coupons { .. } | Query::RedPacket(_) | Query::RedPackets { .. } => true,
         Query::Buyer(b) | Query::BuyerCoupons(b) | Query::BuyerClaims(b) | Query::Cart(b) => {
             actor.may_act_for_buyer(b)
         }
@@ -203,7 +206,7 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
         Query::Buyer(id) => buyer_view(state, id),
         Query::Sku(id) => Ok(View::Sku(sku_view(state, id, state.sku(id)?))),
         Query::Campaign(id) => campaign_view(state, id, now),
-        Query::Order(id) => order_view(state, id, None),
+        Query::Order(id) => named_order_view(state, id),
         Query::Cart(buyer) => cart_view(state, buyer, now),
         Query::Product(id) => product_view(state, id),
         Query::Category(id) => Ok(View::Category(category_view(state, id)?)),
@@ -270,10 +273,11 @@ pub fn query(state: &State, actor: Actor, query: &Query, now: Millis) -> Result<
                 .filter_map(|&id| Some(sku_view(state, id, state.sku(id).ok()?)))
                 .collect(),
         })),
-        Query::RedPackets => {
+        Query::RedPackets { sponsor } => {
             let red_packets = state
                 .red_packets()
                 .rev()
+                .filter(|(_, p)| sponsor.is_none_or(|s| p.terms.sponsor == s))
                 .take(LIST_ENTRIES_MAX)
                 .map(|(id, p)| red_packet_view(id, p, now))
                 .collect();

@@ -676,7 +676,7 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             );
             let items = ids
                 .into_iter()
-                .filter_map(|id| match crate::order_view(state, id, None) {
+                .filter_map(|id| match crate::named_order_view(state, id) {
                     Ok(View::Order(v)) => Some(v),
                     _ => None,
                 })

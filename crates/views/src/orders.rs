@@ -14,6 +14,9 @@ pub struct DiscountView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LineView {
     pub sku_id: u64,
+    /// The SKU's title now; in reads of an order, not in a write's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     pub quantity: u32,
     pub unit_price: u64,
     pub campaign_id: Option<u64>,
@@ -23,6 +26,10 @@ pub struct LineView {
 pub struct OrderView {
     pub order_id: u64,
     pub buyer_id: u64,
+    /// The buyer's name; in reads of an order (its buyer, merchant and the platform's keys read
+    /// it), not in a write's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buyer_name: Option<String>,
     pub merchant_id: u64,
     /// `pending_payment`, `paid`, `shipped`, `delivered`, `cancelled`, `expired` or `refunded`.
     pub status: &'static str,
@@ -57,6 +64,19 @@ pub struct ExpiredView {
     pub closed_red_packets: u32,
 }
 
+/// An order as it is now, named: its buyer's name and its lines' titles, as a person reads it.
+/// Reads only: a write's answer stays the bare [`order_view`], which costs no lookup.
+pub(crate) fn named_order_view(state: &State, id: OrderId) -> Result<View, CoreError> {
+    let mut view = order_view(state, id, None)?;
+    if let View::Order(o) = &mut view {
+        o.buyer_name = state.buyer(BuyerId(o.buyer_id)).ok().map(|b| b.name.clone());
+        for line in &mut o.lines {
+            line.title = state.sku(SkuId(line.sku_id)).ok().map(|s| state.sku_title(s).to_owned());
+        }
+    }
+    Ok(view)
+}
+
 /// An order as it is now, or, with `as_of`, as the outcome that is being answered left it.
 pub(crate) fn order_view(
     state: &State,
@@ -68,6 +88,7 @@ pub(crate) fn order_view(
     Ok(View::Order(OrderView {
         order_id: id.0,
         buyer_id: o.buyer().0,
+        buyer_name: None,
         merchant_id: o.merchant().0,
         status: status.name(),
         currency: Code(o.currency),
@@ -99,6 +120,7 @@ pub(crate) fn order_view(
             .iter()
             .map(|l| LineView {
                 sku_id: l.sku.0,
+                title: None,
                 quantity: l.quantity(),
                 unit_price: l.unit_price.0,
                 campaign_id: l.campaign().map(|c| c.0),

@@ -130,6 +130,21 @@ function form(spec) {
     if (f.options) {
       input = h("select", { id, name: f.name, required: f.required },
         f.options.map(([v, t]) => h("option", { value: v, selected: String(f.value) === String(v) }, t)));
+    } else if (f.picker) {
+      // Search as you type: the API's search fills the suggestions; the choice carries its id.
+      const options = h("datalist", { id: id + "-list" });
+      input = h("input", { id, name: f.name, type: "text", required: f.required, list: id + "-list", autocomplete: "off",
+        placeholder: f.placeholder || "type a name", value: f.value === undefined ? null : f.value });
+      let timer = null;
+      input.addEventListener("input", () => {
+        clearTimeout(timer);
+        timer = setTimeout(async () => {
+          const q = input.value.replace(/\s*\(#\d+\)\s*$/, "").trim();
+          if (!q || /^\d+$/.test(q)) return;
+          try { options.replaceChildren(...(await f.picker(q)).map(([id, text]) => h("option", { value: text + " (#" + id + ")" }))); } catch (e) { /* suggestions only */ }
+        }, 150);
+      });
+      el.append(options);
     } else if (f.type === "textarea") {
       input = h("textarea", { id, name: f.name, rows: 3, maxlength: f.maxlength });
       if (f.value !== undefined) input.value = f.value;
@@ -172,6 +187,14 @@ function form(spec) {
       if (f.money) {
         v = minorUnits(v);
         if (v === null) return showError(f.name, "an amount such as 12.34");
+      } else if (f.picker) {
+        const m = /(?:^|#)(\d+)\)?\s*$/.exec(v);
+        if (!m) return showError(f.name, "pick one from the suggestions as you type its name");
+        v = Number(m[1]);
+      } else if (f.percent) {
+        const m = /^(\d{1,3})(?:\.(\d{1,2}))?$/.exec(v);
+        if (!m) return showError(f.name, "a percentage such as 15 or 12.5");
+        v = Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
       } else if (f.type === "number") v = Number(v);
       else if (f.type === "datetime-local") v = new Date(input.value).getTime();
       values[f.name] = v;
@@ -206,6 +229,7 @@ function list(spec) {
   const pager = h("div", { class: "pager" });
   const wrap = h("div", {}, box, pager);
   const stack = [];
+  const selected = new Map();
   let cursor = null;
   const limit = spec.limit || 20;
   const limitParam = spec.limitParam === undefined ? "limit" : spec.limitParam;
@@ -234,16 +258,27 @@ function list(spec) {
       pager.replaceChildren();
       return;
     }
+    // With `select`, a first column of checkboxes: `wrap.selected()` is the rows ticked.
+    selected.clear();
+    const pick = (row) => {
+      const box = h("input", { type: "checkbox", "aria-label": "select " + spec.select(row) });
+      box.addEventListener("change", () => { if (box.checked) selected.set(spec.select(row), row); else selected.delete(spec.select(row)); });
+      return box;
+    };
+    const columns = spec.select ? [["", pick, "pick"], ...spec.columns] : spec.columns;
+    wrap.rows = rows;
+    // Each cell carries its column's name: on a phone the rows are cards, each value labelled.
     const table = h("table", {},
-      h("thead", {}, h("tr", {}, spec.columns.map(([label, , cls]) => h("th", { class: cls, scope: "col" }, label)))),
-      h("tbody", {}, rows.length ? rows.map((row) => h("tr", {}, spec.columns.map(([, fn, cls]) => h("td", { class: cls }, fn(row, load)))))
-        : h("tr", {}, h("td", { colspan: spec.columns.length, class: "muted" }, spec.empty || "Nothing here yet."))));
+      h("thead", {}, h("tr", {}, columns.map(([label, , cls]) => h("th", { class: cls, scope: "col" }, label)))),
+      h("tbody", {}, rows.length ? rows.map((row) => h("tr", {}, columns.map(([label, fn, cls]) => h("td", { class: cls, "data-label": label || null }, fn(row, load)))))
+        : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, spec.empty || "Nothing here yet."))));
     box.replaceChildren(table);
     const prev = h("button", { type: "button", disabled: !stack.length, onclick: () => { cursor = stack.pop(); load(); } }, "‹ Previous");
     const more = h("button", { type: "button", disabled: next === null || next === undefined,
       onclick: () => { stack.push(cursor); cursor = next; load(); } }, "Next ›");
     pager.replaceChildren(prev, more, h("span", {}, rows.length + " shown"));
   }
+  wrap.selected = () => [...selected.values()];
   wrap.reload = () => { stack.length = 0; cursor = null; return load(); };
   wrap.refresh = load;
   load();
@@ -610,31 +645,81 @@ function warehousesPage(main) {
   })));
 }
 
+// Times are entered and shown in this browser's zone, named beside them.
+const ZONE = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date()).find((p) => p.type === "timeZoneName")?.value || "";
+const whenZoned = (ms) => (ms ? new Date(Number(ms)).toLocaleString(undefined, { hour12: false }) + " " + ZONE : "");
+const localInput = (ms) => { const d = new Date(ms); return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+// Suggestions for a SKU picker: the merchant's SKUs whose titles hold the words typed.
+const skuSuggestions = (m) => async (q) =>
+  (await api("GET", "/v1/search?" + new URLSearchParams({ q, merchant_id: m, limit: 8 }))).hits.map((x) => [x.sku.sku_id, x.sku.title]);
+// SKU titles by id, read once per page.
+function skuTitles() {
+  const known = new Map();
+  return (id) => {
+    const slot = h("span", {}, known.get(id) || "SKU #" + id);
+    if (!known.has(id)) {
+      known.set(id, api("GET", `/v1/skus/${id}`).then((x) => x.title, () => "SKU #" + id));
+    }
+    Promise.resolve(known.get(id)).then((t) => { slot.textContent = t; });
+    return slot;
+  };
+}
+
 function campaignsPage(main) {
   const m = merchantId();
-  const funnel = h("div", { class: "figures", "aria-live": "off" }, h("div", { class: "muted" }, "Pick a campaign to see its funnel."));
+  const title = skuTitles();
+  const funnel = h("div", { class: "figures", "aria-live": "off" }, h("div", { class: "muted" }, "Pick a sale to see its funnel."));
+  const editor = h("div", {});
   let watched = null;
   const campaigns = list({
     path: `/v1/merchants/${m}/campaigns`,
     columns: [
-      ["Campaign", (c) => "#" + c.campaign_id],
-      ["SKU", (c) => "#" + c.sku_id],
+      ["Sale", (c) => c.name || "#" + c.campaign_id],
+      ["SKU", (c) => title(c.sku_id)],
       ["Flash price", (c) => money(c.flash_price, c.currency), "num"],
       ["Taken", (c) => c.taken + " / " + c.quantity, "num"],
       ["Per buyer", (c) => c.per_buyer_limit, "num"],
       ["Status", (c) => tag(c.status)],
+      ["Starts", (c) => whenZoned(c.starts_at)],
+      ["Ends", (c) => whenZoned(c.ends_at)],
       ["Starts in", (c) => countdown(c)],
-      ["", (c) => button("Funnel", () => { watched = c.campaign_id; showFunnel(); })],
+      ["", (c, reload) => h("div", { class: "actions" },
+        button("Funnel", () => { watched = c; showFunnel(); }),
+        c.status === "scheduled" || c.status === "open" ? button("Edit", () => edit(c)) : "",
+        c.status === "scheduled" ? button("Cancel sale", async (b) => { await act("end:" + c.campaign_id, "POST", `/v1/campaigns/${c.campaign_id}/end`, undefined, b); reload(); }) : "",
+        c.status === "open" ? button("End now", async (b) => { await act("end:" + c.campaign_id, "POST", `/v1/campaigns/${c.campaign_id}/end`, undefined, b); reload(); }) : "")],
     ],
     empty: "No flash sale yet.",
   });
+  // Before a sale starts every term may change; once it runs, its name, units and end.
+  function edit(c) {
+    const started = c.status !== "scheduled";
+    const fields = [
+      { name: "name", label: "Name", maxlength: 200, value: c.name },
+      { name: "quantity", label: "Units on sale (not below " + c.taken + " taken)", type: "number", min: Math.max(1, c.taken), max: 1000000000, value: c.quantity },
+      { name: "ends_at", label: "Ends (" + ZONE + ")", type: "datetime-local", value: localInput(c.ends_at) },
+    ];
+    if (!started) {
+      fields.push({ name: "flash_price", label: "Flash price", money: true, value: money(c.flash_price) },
+        { name: "per_buyer_limit", label: "Per buyer", type: "number", min: 1, max: 10000, value: c.per_buyer_limit },
+        { name: "starts_at", label: "Starts (" + ZONE + ")", type: "datetime-local", value: localInput(c.starts_at) });
+    }
+    editor.replaceChildren(card("Edit “" + (c.name || "#" + c.campaign_id) + "”", form({
+      submit: "Save changes", method: "PATCH", path: `/v1/campaigns/${c.campaign_id}`, reset: false, fields,
+      body: (v) => ({ name: v.name, quantity: v.quantity, ends_at: v.ends_at, flash_price: v.flash_price,
+        per_buyer_limit: v.per_buyer_limit, starts_at: v.starts_at }),
+      done: (x) => h("div", { class: "notice" }, "Saved: " + (x.name || "#" + x.campaign_id) + ", " + x.quantity + " units, ends " + whenZoned(x.ends_at)),
+      after: () => campaigns.refresh(),
+    })));
+    editor.querySelector("input").focus();
+  }
   async function showFunnel() {
     if (watched === null) return;
     try {
-      const f = await api("GET", `/v1/analytics/campaigns/${watched}/funnel`);
-      const pct = (ppm) => (ppm / 10000).toFixed(1) + "%";
-      funnel.replaceChildren(fig("Campaign", "#" + watched), fig("Views", f.views), fig("Orders", f.orders),
-        fig("View → order", pct(f.view_to_order_ppm || 0)), fig("Paid", f.paid), fig("Order → paid", pct(f.order_to_paid_ppm || 0)));
+      const f = await api("GET", `/v1/analytics/campaigns/${watched.campaign_id}/funnel`);
+      const pct = (r) => (r === null || r === undefined ? "–" : (100 * r).toFixed(1) + "%");
+      funnel.replaceChildren(fig("Sale", watched.name || "#" + watched.campaign_id), fig("Views", f.views), fig("Orders", f.orders),
+        fig("View → order", pct(f.view_to_order)), fig("Paid", f.paid), fig("Order → paid", pct(f.order_to_paid)));
     } catch (e) {
       funnel.replaceChildren(h("div", { class: "notice bad" }, e.message));
     }
@@ -642,22 +727,22 @@ function campaignsPage(main) {
   every(LIVE_MS, showFunnel);
   const start = new Date(Date.now() + 5 * 60000);
   start.setSeconds(0, 0);
-  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  main.append(h("h2", {}, "Flash sales"), card("Live funnel", funnel), card("Campaigns", campaigns), card("New flash sale", form({
+  main.append(h("h2", {}, "Flash sales"), card("Live funnel", funnel), card("Sales", campaigns), editor, card("New flash sale", form({
     submit: "Create flash sale", path: "/v1/campaigns",
     fields: [
-      { name: "sku_id", label: "SKU id", type: "number", min: 1, required: true },
+      { name: "name", label: "Name", maxlength: 200, required: true, placeholder: "Midnight phones" },
+      { name: "sku_id", label: "SKU", picker: skuSuggestions(m), required: true },
       { name: "flash_price", label: "Flash price", money: true, required: true },
       currencyField(),
       { name: "quantity", label: "Units on sale", type: "number", min: 1, max: 1000000000, required: true },
       { name: "per_buyer_limit", label: "Per buyer", type: "number", min: 1, max: 10000, required: true, value: 1 },
-      { name: "starts_at", label: "Starts", type: "datetime-local", required: true, value: local(start) },
-      { name: "minutes", label: "Lasts (minutes)", type: "number", min: 1, max: 44640, required: true, value: 60 },
+      { name: "starts_at", label: "Starts (" + ZONE + ")", type: "datetime-local", required: true, value: localInput(start.getTime()) },
+      { name: "minutes", label: "Lasts (minutes, at most 31 days)", type: "number", min: 1, max: 44640, required: true, value: 60 },
     ],
-    body: (v) => ({ sku_id: v.sku_id, flash_price: v.flash_price, currency: v.currency, quantity: v.quantity,
+    body: (v) => ({ name: v.name, sku_id: v.sku_id, flash_price: v.flash_price, currency: v.currency, quantity: v.quantity,
       per_buyer_limit: v.per_buyer_limit, starts_at: v.starts_at, ends_at: v.starts_at + v.minutes * 60000 }),
     fieldOf: (f) => (f === "amount" ? "flash_price" : f === "ends_at" ? "minutes" : f),
-    done: (c) => h("div", { class: "notice" }, "Flash sale #" + c.campaign_id + " created: starts in " + span(c.starts_in_ms)),
+    done: (c) => h("div", { class: "notice" }, "Flash sale “" + c.name + "” created: starts in " + span(c.starts_in_ms)),
     after: () => campaigns.refresh(),
   })));
 }
@@ -689,7 +774,7 @@ function couponsPage(main) {
     ],
   });
   const packets = list({
-    path: "/v1/red-packets", items: (j) => j.red_packets.filter((p) => p.merchant_id === m), next: () => null, limitParam: null,
+    path: "/v1/red-packets", query: () => ({ merchant_id: m }), items: (j) => j.red_packets, next: () => null, limitParam: null,
     columns: [
       ["Red packet", (p) => "#" + p.red_packet_id],
       ["Pool", (p) => money(p.amount, p.currency), "num"],
@@ -705,7 +790,7 @@ function couponsPage(main) {
     fields: [
       { name: "kind", label: "Kind", options: [["fixed", "Amount off"], ["percent", "Percent off"]], value: "fixed" },
       { name: "amount_off", label: "Amount off", money: true },
-      { name: "percent_bps", label: "Percent off (basis points)", type: "number", min: 1, max: 10000 },
+      { name: "percent_bps", label: "Percent off (%)", percent: true, placeholder: "15" },
       currencyField(),
       { name: "min_spend", label: "Minimum spend", money: true, value: "0" },
       { name: "per_buyer_limit", label: "Uses per buyer", type: "number", min: 1, value: 1, required: true },
@@ -713,7 +798,8 @@ function couponsPage(main) {
       { name: "budget_uses", label: "Budget (uses)", type: "number", min: 1 },
       { name: "days", label: "Runs for (days)", type: "number", min: 1, max: 365, value: 7, required: true },
     ],
-    body: (v) => ({ merchant_id: m, kind: v.kind, amount_off: v.amount_off, percent_bps: v.percent_bps, currency: v.currency,
+    body: (v) => ({ merchant_id: m, kind: v.kind, amount_off: v.kind === "fixed" ? v.amount_off : undefined,
+      percent_bps: v.kind === "percent" ? v.percent_bps : undefined, currency: v.currency,
       min_spend: v.min_spend || 0, per_buyer_limit: v.per_buyer_limit, budget_amount: v.budget_amount,
       budget_uses: v.budget_uses, starts_at: Date.now(), ends_at: days(v.days) }),
     fieldOf: (f) => (f === "amount" ? "amount_off" : f === "ends_at" ? "days" : f),
@@ -730,6 +816,15 @@ function couponsPage(main) {
     fieldOf: (f) => (f === "ends_at" ? "hours" : f),
     after: () => packets.refresh(),
   })));
+  // A coupon's form shows the fields of its kind only.
+  const couponForm = main.querySelector('form[aria-label="Create coupon"]');
+  const kind = couponForm.querySelector('[name="kind"]');
+  const sync = () => {
+    couponForm.querySelector('[name="amount_off"]').closest(".field").hidden = kind.value !== "fixed";
+    couponForm.querySelector('[name="percent_bps"]').closest(".field").hidden = kind.value !== "percent";
+  };
+  kind.addEventListener("change", sync);
+  sync();
 }
 
 function statusFilter(statuses, onchange, value) {
@@ -738,15 +833,19 @@ function statusFilter(statuses, onchange, value) {
   return h("div", { class: "field", style: "max-width:240px;margin-bottom:8px" }, h("label", { for: id }, "Status"), select);
 }
 
-function ordersPage(main) {
+const lineText = (l) => l.quantity + " × " + (l.title || "SKU #" + l.sku_id);
+const buyerText = (o) => (o.buyer_name ? o.buyer_name + " (#" + o.buyer_id + ")" : "Buyer #" + o.buyer_id);
+
+function ordersPage(main, arg) {
   const m = merchantId();
   let status = "paid";
+  const detail = h("div", {});
   const orders = list({
     path: `/v1/merchants/${m}/orders`, query: () => (status ? { status } : {}),
     columns: [
-      ["Order", (o) => "#" + o.order_id],
-      ["Buyer", (o) => "#" + o.buyer_id],
-      ["Lines", (o) => o.lines.map((l) => l.quantity + " × SKU #" + l.sku_id).join(", ")],
+      ["Order", (o) => h("a", { href: "#/orders/" + o.order_id }, "#" + o.order_id)],
+      ["Buyer", (o) => buyerText(o)],
+      ["Lines", (o) => o.lines.map(lineText).join(", ")],
       ["Total", (o) => money(o.total, o.currency), "num"],
       ["Status", (o) => tag(o.status)],
       ["Placed", (o) => when(o.placed_at)],
@@ -755,21 +854,102 @@ function ordersPage(main) {
     empty: "No orders with this status.",
   });
   // Parcels waiting to leave, oldest first, each told against today (the browser's date; a
-  // parcel's dispatch date is its warehouse's local date).
+  // parcel's dispatch date is its warehouse's local date). Ticked parcels leave together; the
+  // list follows the store live while nothing is ticked, and again after any refusal.
   const today = new Date().toLocaleDateString("sv-SE");
   const due = list({
-    path: `/v1/merchants/${m}/shipments`, query: () => ({ status: "awaiting_dispatch" }),
+    path: `/v1/merchants/${m}/shipments`, query: () => ({ status: "awaiting_dispatch" }), select: (s) => s.shipment_id,
     columns: [
-      ["Parcel", (s) => shipmentLine(s)],
-      ["Order", (s) => "#" + s.order_id],
+      ["Parcel", (s) => shipmentLine(s, () => due.refresh())],
+      ["Order", (s) => h("a", { href: "#/orders/" + s.order_id }, "#" + s.order_id)],
       ["Due", (s) => (!s.dispatch_date ? "" : s.dispatch_date < today ? tag("late") : s.dispatch_date === today ? tag("today") : "")],
       ["Promised by", (s) => s.promised_by || ""],
     ],
     empty: "Nothing is waiting to leave.",
   });
-  main.append(h("h2", {}, "Orders to ship"), card("Parcels to dispatch", due), card("Orders",
-    statusFilter([["paid", "Paid: to ship"], ["shipped", "Shipped"], ["delivered", "Delivered"], ["pending_payment", "Awaiting payment"], ["", "All"]],
-      (v) => { status = v; orders.reload(); }, status), orders));
+  const outcome = h("div", { "aria-live": "polite" });
+  const dispatchSelected = button("Dispatch selected", async (b) => {
+    const picked = due.selected();
+    if (!picked.length) { outcome.replaceChildren(h("div", { class: "notice bad" }, "Tick the parcels to dispatch first.")); return; }
+    b.disabled = true;
+    const refused = [];
+    let sent = 0;
+    for (const s of picked) {
+      try { await act("dispatch:" + s.shipment_id, "POST", `/v1/shipments/${s.shipment_id}/dispatch`); sent += 1; }
+      catch (e) { refused.push("#" + s.shipment_id + ": " + e.message); }
+    }
+    b.disabled = false;
+    outcome.replaceChildren(h("div", { class: refused.length ? "notice bad" : "notice", role: "status" },
+      sent + " of " + picked.length + " parcels dispatched." + (refused.length ? " Refused: " + refused.join("; ") : "")));
+    due.refresh();
+  }, "primary");
+  every(LIVE_MS * 3, () => { if (!due.selected().length && due.rows) due.refresh(); });
+  const exportButton = button("Export orders (CSV)", async (b) => {
+    b.disabled = true;
+    try {
+      const response = await fetch(`/v1/merchants/${m}/orders.csv` + (status ? "?status=" + status : ""),
+        { headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) } });
+      if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+      const blob = await response.blob();
+      const link = h("a", { href: URL.createObjectURL(blob), download: "orders-" + (status || "all") + ".csv", id: "csv-download" }, "orders-" + (status || "all") + ".csv");
+      link.file = blob; // the file as saved, for a reader in the page
+      exportSlot.replaceChildren("Ready: ", link);
+      link.click();
+    } finally { b.disabled = false; }
+  });
+  const exportSlot = h("span", { class: "muted" });
+  main.append(h("h2", {}, "Orders to ship"), detail,
+    card("Parcels to dispatch", h("div", { class: "actions" }, dispatchSelected), outcome, due),
+    card("Orders", h("div", { class: "actions" }, statusFilter([["paid", "Paid: to ship"], ["shipped", "Shipped"], ["delivered", "Delivered"],
+      ["pending_payment", "Awaiting payment"], ["", "All"]], (v) => { status = v; orders.reload(); }, status), exportButton, exportSlot), orders));
+  if (arg) orderPage(detail, Number(arg));
+}
+
+// One order as its merchant works it: buyer, lines with titles, money, parcels, and what
+// happened to it in time order.
+async function orderPage(slot, id) {
+  let o, parcels;
+  try {
+    [o, parcels] = await Promise.all([api("GET", `/v1/orders/${id}`), api("GET", `/v1/orders/${id}/shipments`)]);
+  } catch (e) {
+    slot.replaceChildren(card("Order #" + id, h("div", { class: "notice bad", role: "alert" }, e.message)));
+    return;
+  }
+  // [when, step, text]: parcels keep their times to the second, so within one second the steps
+  // of an order's life keep their order (placed, booked, dispatched, tracked, delivered).
+  const events = [[o.placed_at, 0, "Placed by " + buyerText(o) + " · " + money(o.total, o.currency)]];
+  for (const s of parcels.items) {
+    events.push([s.created_at, 1, "Parcel #" + s.shipment_id + " booked" + (s.dispatch_date ? " to leave " + s.dispatch_date : "")]);
+    if (s.dispatched_at) events.push([s.dispatched_at, 2, "Parcel #" + s.shipment_id + " dispatched"]);
+    for (const e of s.history) events.push([e.at, 3, "Parcel #" + s.shipment_id + ": " + e.kind.replace(/_/g, " ") + (e.reason ? " (" + e.reason.replace(/_/g, " ") + ")" : "")]);
+    if (s.delivered_at) events.push([s.delivered_at, 4, "Parcel #" + s.shipment_id + " delivered"]);
+  }
+  const second = (ms) => Math.floor(ms / 1000);
+  events.sort((a, b) => second(a[0]) - second(b[0]) || a[1] - b[1]);
+  const refund = form({
+    title: "Refund lines", submit: "Refund", path: `/v1/orders/${id}/refunds`, reset: true,
+    fields: [
+      { name: "sku_id", label: "Line", options: o.lines.map((l) => [l.sku_id, lineText(l)]) },
+      { name: "quantity", label: "Units", type: "number", min: 1, max: 10000, value: 1, required: true },
+      { name: "restock", label: "Back to stock", options: [["false", "No"], ["true", "Yes"]], value: "false" },
+    ],
+    body: (v) => ({ lines: [{ sku_id: Number(v.sku_id), quantity: v.quantity }], restock: v.restock === "true" }),
+    after: () => orderPage(slot, id),
+  });
+  slot.replaceChildren(card("Order #" + id + " · " + o.status.replace(/_/g, " "),
+    h("div", { class: "figures" }, fig("Buyer", buyerText(o)), fig("Total", money(o.total, o.currency)),
+      fig("Shipping", money(o.shipping, o.currency)), fig("Refunded", money(o.refunded, o.currency)),
+      fig("Discounts", money(o.discounts.reduce((a, d) => a + d.amount, 0), o.currency))),
+    h("div", { class: "table" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Item"), h("th", { class: "num" }, "Units"), h("th", { class: "num" }, "Unit price"), h("th", {}, "Flash sale"))),
+      h("tbody", {}, o.lines.map((l) => h("tr", {}, h("td", { "data-label": "Item" }, l.title || "SKU #" + l.sku_id),
+        h("td", { class: "num", "data-label": "Units" }, l.quantity), h("td", { class: "num", "data-label": "Unit price" }, money(l.unit_price, o.currency)),
+        h("td", { "data-label": "Flash sale" }, l.campaign_id ? "#" + l.campaign_id : "")))))),
+    h("h3", { style: "margin-top:12px" }, "Parcels"),
+    parcels.items.length ? parcels.items.map((s) => shipmentLine(s, () => orderPage(slot, id))) : h("div", { class: "muted" }, "No parcel yet."),
+    h("h3", { style: "margin-top:12px" }, "Timeline"),
+    h("ol", { class: "timeline" }, events.map(([at, , text]) => h("li", {}, h("time", {}, when(at)), " ", text))),
+    o.status === "paid" || o.status === "shipped" || o.status === "delivered" ? refund : ""));
 }
 function shipmentsOf(order) {
   const slot = h("div", {}, h("span", { class: "muted" }, "…"));
@@ -778,14 +958,23 @@ function shipmentsOf(order) {
   }, (e) => slot.replaceChildren(h("span", { class: "err" }, e.message)));
   return slot;
 }
-function shipmentLine(s) {
+// A parcel with its dispatch button; a refusal (someone else got there first, say) is shown
+// and the list it is in read again (`refresh`), so the row never stays as it was.
+function shipmentLine(s, refresh) {
   const line = h("div", { class: "actions" }, "#" + s.shipment_id + " ", tag(s.status), s.dispatch_date ? " leaves " + s.dispatch_date : "");
   if (s.status === "awaiting_dispatch") {
-    line.append(button("Dispatch", async (b) => {
-      const out = await act("dispatch:" + s.shipment_id, "POST", `/v1/shipments/${s.shipment_id}/dispatch`, undefined, b);
-      line.replaceWith(shipmentLine(Object.assign({}, s, { status: out.status || "dispatched" })));
-      location.hash = "#/shipments/" + s.shipment_id;
-    }, "primary"));
+    const b = h("button", { type: "button", class: "primary" }, "Dispatch");
+    b.addEventListener("click", async () => {
+      try {
+        const out = await act("dispatch:" + s.shipment_id, "POST", `/v1/shipments/${s.shipment_id}/dispatch`, undefined, b);
+        line.replaceWith(shipmentLine(Object.assign({}, s, { status: out.status || "dispatched" }), refresh));
+        if (refresh) refresh();
+      } catch (e) {
+        alertIn(b, e.message);
+        if (refresh) setTimeout(refresh, 1500);
+      }
+    });
+    line.append(b);
   }
   line.append(h("a", { href: "#/shipments/" + s.shipment_id }, "tracking"));
   return line;

@@ -150,11 +150,17 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     assert_eq!(server.get("/v1/skus/1", &merchant).await.1["title"], "West Lake Longjing 250 g (2026)");
 
     // A flash sale: a flash price above the shelf is refused by the API, shown beside its field.
+    // The SKU is picked by typing its name: the API's search suggests it.
     browser.goto(&format!("{base}/console#/campaigns")).await;
-    browser.fill("form [name=sku_id]", "1").await;
+    browser.fill("form [name=name]", "Longjing launch").await;
+    browser.fill("form [name=sku_id]", "Longjing").await;
+    let suggestion =
+        browser.until("const o = document.querySelector('datalist option'); return o && o.value").await;
+    assert_eq!(suggestion, "West Lake Longjing 250 g (2026) (#1)");
+    browser.run(&format!("document.querySelector('form [name=sku_id]').value = {suggestion}")).await;
     browser.fill("form [name=flash_price]", "99.00").await;
     browser.fill("form [name=quantity]", "10").await;
-    browser.fill("form [name=per_buyer_limit]", "2").await;
+    browser.fill("form [name=per_buyer_limit]", "5").await;
     // Starts this minute (a datetime-local field holds minutes).
     browser
         .run("const d = new Date(); d.setSeconds(0, 0); document.querySelector('form [name=starts_at]').value = new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);")
@@ -166,12 +172,27 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     browser.run(&submit_button("Create flash sale")).await;
     browser
         .until(
-            "return document.querySelector('main .notice')?.textContent.startsWith('Flash sale #1 created')",
+            "return document.querySelector('main .notice')?.textContent.startsWith('Flash sale “Longjing launch” created')",
         )
         .await;
     browser
         .until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'open')")
         .await;
+    // It runs: its name and units may change, its price may not (the form offers what may).
+    press(&browser, "Edit").await;
+    browser.until("return document.querySelector(\"form[aria-label='Save changes'] [name=quantity]\")").await;
+    let offered = browser.run("return [...document.querySelectorAll(\"form[aria-label='Save changes'] [name]\")].map(i => i.name)").await;
+    assert_eq!(offered, json!(["name", "quantity", "ends_at"]), "a running sale's editable terms");
+    browser.fill("form[aria-label='Save changes'] [name=name]", "Longjing launch, extended").await;
+    browser.fill("form[aria-label='Save changes'] [name=quantity]", "12").await;
+    browser.run(&submit_button("Save changes")).await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'Longjing launch, extended')").await;
+    let (_, sale) = server.get("/v1/campaigns/1", &merchant).await;
+    assert_eq!(
+        (sale["name"].as_str(), sale["quantity"].as_u64()),
+        (Some("Longjing launch, extended"), Some(12)),
+        "{sale}"
+    );
 
     // The funnel is live and the page does not move when it updates.
     press(&browser, "Funnel").await;
@@ -194,6 +215,15 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     assert_eq!(order["total"].as_u64(), Some(13_200), "two at the flash price: {order}");
     let (s, paid) = server.post("/v1/orders/1/pay", &service, "pay-1", json!({})).await;
     assert_eq!(s, 200, "{paid}");
+    // Two more orders, for the dispatch of a selection.
+    for n in 2..=3 {
+        let line = json!({"buyer_id": 1, "lines": [{"sku_id": 1, "quantity": 1}]});
+        assert_eq!(server.post("/v1/orders", &service, &format!("order-{n}"), line).await.0, 201);
+        assert_eq!(
+            server.post(&format!("/v1/orders/{n}/pay"), &service, &format!("pay-{n}"), json!({})).await.0,
+            200
+        );
+    }
 
     // The merchant sees it to ship, dispatches it (a double click does it once), sees the tracking.
     browser.goto(&format!("{base}/console#/orders")).await;
@@ -206,24 +236,69 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         .await;
     let due = due.as_str().unwrap();
     assert!(due.contains("#1") && due.contains("awaiting dispatch") && !due.contains("late"), "{due}");
+    // Orders name their buyer and their lines' titles.
+    let row = browser
+        .run("return document.querySelector('main section.card:last-of-type tbody tr').innerText")
+        .await;
+    assert!(
+        row.as_str().unwrap().contains("buyer 1 (#1)")
+            && row.as_str().unwrap().contains("× West Lake Longjing"),
+        "{row}"
+    );
+    // One parcel's own button (a double click dispatches it once), then the other two ticked
+    // and dispatched together.
     browser
         .until("return [...document.querySelectorAll('main button')].find(b => b.textContent === 'Dispatch')")
         .await;
     browser
         .run("const b = [...document.querySelectorAll('main button')].find(b => b.textContent === 'Dispatch'); b.click(); b.click();")
         .await;
-    browser
-        .until("return location.hash === '#/shipments/1' && document.querySelector('main .tag.dispatched')")
+    browser.until("return document.querySelectorAll('main td.pick input').length === 2").await;
+    browser.run("document.querySelectorAll('main td.pick input').forEach(i => i.click())").await;
+    press(&browser, "Dispatch selected").await;
+    browser.until("return document.querySelector('main [role=status]')?.textContent.startsWith('2 of 2 parcels dispatched')").await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'Nothing is waiting to leave.')").await;
+    for id in 1..=3 {
+        let (_, shipment) = server.get(&format!("/v1/shipments/{id}"), &merchant).await;
+        assert_eq!(shipment["status"], "dispatched", "{shipment}");
+    }
+    // A refusal refreshes the queue: dispatched already (as by someone else), the row goes.
+    let (_, events) = server.get("/v1/events?types=shipment.dispatched", &admin).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(3), "each dispatched once: {events}");
+
+    // The orders, exported as CSV and read back: a row per line, with names.
+    browser.run("document.querySelector('main select').value = ''; document.querySelector('main select').dispatchEvent(new Event('change'))").await;
+    press(&browser, "Export orders (CSV)").await;
+    let csv = browser
+        .until("const a = document.getElementById('csv-download'); if (!a) return null; if (!window.csvRead) window.csvRead = a.file.text().then(t => { window.csvText = t; }); return window.csvText")
         .await;
-    let (_, shipment) = server.get("/v1/shipments/1", &merchant).await;
-    assert_eq!(shipment["status"], "dispatched", "{shipment}");
+    let csv = csv.as_str().unwrap_or_else(|| panic!("no CSV read back: {csv}"));
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(reader.headers().unwrap().get(4), Some("buyer_name"), "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!(
+        (&rows[0][0], &rows[0][4], &rows[0][6], &rows[0][8]),
+        ("1", "buyer 1", "West Lake Longjing 250 g (2026)", "66.00"),
+        "{csv}"
+    );
+
+    // The order's page: its buyer, lines with titles, its parcel and what happened, in order.
+    browser.goto(&format!("{base}/console#/orders/1")).await;
+    let page = browser.until("const c = document.querySelector('main .timeline'); return c && document.querySelector('main section.card').innerText").await;
+    let page = page.as_str().unwrap();
+    assert!(page.contains("buyer 1 (#1)") && page.contains("West Lake Longjing 250 g (2026)"), "{page}");
+    assert!(
+        page.find("Placed by").unwrap() < page.find("Parcel #1 dispatched").unwrap(),
+        "the timeline in time order: {page}"
+    );
+    browser.goto(&format!("{base}/console#/shipments/1")).await;
+    browser.until("return document.querySelector('main .tag.dispatched')").await;
     browser.run("document.querySelector('form [name=status]').value = 'in_transit'").await;
     browser.run(&submit_button("Record event")).await;
     browser.until("return [...document.querySelectorAll('table.tracking td')].some(td => td.textContent === 'in transit')").await;
     let (_, shipment) = server.get("/v1/shipments/1", &merchant).await;
     assert_eq!(shipment["tracking_status"], "in_transit", "{shipment}");
-    let (_, events) = server.get("/v1/events?types=shipment.dispatched", &admin).await;
-    assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "dispatched once: {events}");
 
     // After-sales: the parcel is delivered, the buyer asks to return a unit and opens a ticket
     // (through the API); the merchant accepts the return and answers the ticket in the console.
@@ -254,8 +329,8 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let (_, ticket) = server.get("/v1/tickets/1", &merchant).await;
     assert_eq!(ticket["status"], "open", "{ticket}");
 
-    // A coupon with a budget, and a red packet funded from the store's wallet (129.36 CNY after
-    // the sale): a pool the wallet cannot fund is refused in the API's words.
+    // A coupon with a budget, and a red packet funded from the store's wallet (258.72 CNY after
+    // the sales): a pool the wallet cannot fund is refused in the API's words.
     browser.goto(&format!("{base}/console#/coupons")).await;
     browser.until("return document.querySelector('form [name=amount_off]')").await;
     browser.fill("form [name=amount_off]", "5.00").await;
@@ -270,6 +345,18 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         (Some(500), Some(5_000), Some(10_000)),
         "{coupons}"
     );
+    // A percent coupon: entered in percent, its form without the amount's field.
+    browser.run("const k = document.querySelector('form [name=kind]'); k.value = 'percent'; k.dispatchEvent(new Event('change'))").await;
+    let hidden =
+        browser.run("return document.querySelector('form [name=amount_off]').closest('.field').hidden").await;
+    assert_eq!(hidden, true, "a percent coupon's form asks for no amount");
+    browser.fill("form [name=percent_bps]", "12.5").await;
+    browser.run(&submit_button("Create coupon")).await;
+    browser
+        .until("return [...document.querySelectorAll('main td')].some(td => td.textContent === '12.5%')")
+        .await;
+    let (_, coupons) = server.get("/v1/coupons?merchant_id=1", &merchant).await;
+    assert_eq!(coupons["coupons"][0]["percent_bps"].as_u64(), Some(1_250), "{coupons}");
     browser.fill("form [name=amount]", "1000.00").await;
     browser.run(&submit_button("Fund red packet")).await;
     let refused = browser
@@ -282,7 +369,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let (_, wallet) = server.get("/v1/merchants/1/wallet", &merchant).await;
     assert_eq!(
         wallet["accounts"][0]["balance"].as_i64(),
-        Some(12_936 - 1_000),
+        Some(12_936 + 2 * 6_468 - 1_000),
         "the pool left the wallet: {wallet}"
     );
 

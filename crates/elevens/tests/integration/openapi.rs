@@ -133,6 +133,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/campaigns/{id}"),
     ("post", "/v1/campaigns/{id}/end"),
     ("put", "/v1/screen/featured"),
+    ("get", "/v1/merchants/{id}/orders.csv"),
 ];
 
 #[tokio::test]

@@ -112,6 +112,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         // An order: its buyer's, its merchant's, the storefront's.
         get("/v1/orders/1", &[Admin, Service, Merchant, Buyer]),
         get("/v1/merchants/1/orders", &[Admin, Merchant]),
+        get("/v1/merchants/1/orders.csv", &[Admin, Merchant]),
         post("/v1/orders", order, &[Admin, Service, Buyer]),
         post("/v1/orders/1/refund", json!({"restock": false}), &[Admin, Merchant]),
         // A cart and its checkout: the buyer's, and the storefront's for it.
