@@ -145,7 +145,7 @@ mod tests {
     fn money_is_decimal_text_from_integers() {
         assert_eq!(decimal(0), "0.00");
         assert_eq!(decimal(5), "0.05");
-        assert_eq!(decimal(123_45), "123.45");
+        assert_eq!(decimal(12_345), "123.45");
         assert_eq!(decimal(u64::MAX), "184467440737095516.15");
     }
 
