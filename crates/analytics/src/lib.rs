@@ -129,12 +129,61 @@ impl std::ops::AddAssign for Funnel {
     }
 }
 
+/// A store's figures: since the start, and for the day (UTC) of its latest payment or refund.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MerchantFigures {
+    /// Paid minus refunded, in minor units.
+    pub gmv: i128,
+    pub paid_orders: u64,
+    /// Days since the Unix epoch, UTC: the day the two figures below are of.
+    pub day: u64,
+    pub day_gmv: i128,
+    pub day_paid_orders: u64,
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+impl MerchantFigures {
+    fn add(&mut self, at: Millis, gmv: i128, paid_orders: u64) {
+        self.gmv += gmv;
+        self.paid_orders += paid_orders;
+        let day = at.0 / DAY_MS;
+        if day > self.day {
+            (self.day, self.day_gmv, self.day_paid_orders) = (day, 0, 0);
+        }
+        if day == self.day {
+            self.day_gmv += gmv;
+            self.day_paid_orders += paid_orders;
+        }
+    }
+
+    fn absorb(&mut self, part: MerchantFigures) {
+        self.gmv += part.gmv;
+        self.paid_orders += part.paid_orders;
+        if part.day > self.day {
+            (self.day, self.day_gmv, self.day_paid_orders) = (part.day, part.day_gmv, part.day_paid_orders);
+        } else if part.day == self.day {
+            self.day_gmv += part.day_gmv;
+            self.day_paid_orders += part.day_paid_orders;
+        }
+    }
+
+    /// The figures as of `now`: the day's are zero once its day has passed.
+    pub fn as_of(mut self, now: Millis) -> MerchantFigures {
+        let today = now.0 / DAY_MS;
+        if self.day < today {
+            (self.day, self.day_gmv, self.day_paid_orders) = (today, 0, 0);
+        }
+        self
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Analytics {
     by_currency: BTreeMap<Currency, Totals>,
     seconds: VecDeque<Second>,
     sku_gmv: FxHashMap<u64, (i128, i64)>,
-    merchant_gmv: FxHashMap<u64, i128>,
+    merchants: FxHashMap<u64, MerchantFigures>,
     funnels: BTreeMap<u64, Funnel>,
     campaigns: BTreeMap<u64, CampaignTimes>,
     /// The operator's choice for the big screen.
@@ -239,8 +288,8 @@ impl Analytics {
             entry.0 += gmv;
             entry.1 += units;
         }
-        for (merchant, gmv) in part.merchant_gmv {
-            *self.merchant_gmv.entry(merchant).or_default() += gmv;
+        for (merchant, figures) in part.merchants {
+            self.merchants.entry(merchant).or_default().absorb(figures);
         }
         for (campaign, funnel) in part.funnels {
             *self.funnels.entry(campaign).or_default() += funnel;
@@ -377,7 +426,7 @@ impl Analytics {
         let second = self.second(at);
         second.payments += 1;
         second.gmv = second.gmv.saturating_add(total as i64);
-        *self.merchant_gmv.entry(merchant).or_default() += i128::from(total);
+        self.merchants.entry(merchant).or_default().add(at, i128::from(total), 1);
         self.lines(lines, 1);
         for campaign in campaigns(lines) {
             self.funnels.entry(campaign).or_default().paid += 1;
@@ -401,7 +450,7 @@ impl Analytics {
         totals.refunds += u128::from(amount);
         let second = self.second(at);
         second.gmv = second.gmv.saturating_sub(amount as i64);
-        *self.merchant_gmv.entry(merchant).or_default() -= i128::from(amount);
+        self.merchants.entry(merchant).or_default().add(at, -i128::from(amount), 0);
         self.lines(lines, -1);
     }
 
@@ -420,6 +469,11 @@ impl Analytics {
     /// Each currency's cumulative figures (for `/metrics`).
     pub fn totals(&self) -> impl Iterator<Item = (Currency, Totals)> + '_ {
         self.by_currency.iter().map(|(currency, totals)| (*currency, *totals))
+    }
+
+    /// A store's figures as of `now` (zeros before its first payment).
+    pub fn merchant(&self, merchant: u64, now: Millis) -> MerchantFigures {
+        self.merchants.get(&merchant).copied().unwrap_or_default().as_of(now)
     }
 
     pub fn summary(&self, now: Millis) -> Summary {
@@ -459,7 +513,7 @@ impl Analytics {
     }
 
     pub fn top_merchants(&self, n: usize) -> Vec<Ranked> {
-        top(self.merchant_gmv.iter().map(|(&id, &gmv)| Ranked { id, gmv, units: None }), n)
+        top(self.merchants.iter().map(|(&id, f)| Ranked { id, gmv: f.gmv, units: None }), n)
     }
 
     pub fn funnel(&self, campaign: u64) -> Funnel {
@@ -608,6 +662,29 @@ mod tests {
             complete,
         };
         event(at, merchant, 1, kind)
+    }
+
+    #[test]
+    fn a_stores_day_starts_at_zero_and_refunds_come_off_the_day_they_happen() {
+        let mut a = Analytics::default();
+        let day = 20_000 * DAY_MS;
+        a.fold(&paid(day - 1, 7, 500, smallvec::smallvec![line(1, 500, None)]));
+        a.fold(&paid(day + 10, 7, 300, smallvec::smallvec![line(1, 300, None)]));
+        a.fold(&refunded(day + 20, 7, 100, smallvec::smallvec![], false));
+        let today = a.merchant(7, Millis(day + 30));
+        assert_eq!((today.gmv, today.paid_orders), (700, 2));
+        assert_eq!((today.day, today.day_gmv, today.day_paid_orders), (20_000, 200, 1));
+        // The next day, before any sale: the day's figures are zero, the totals stay.
+        let tomorrow = a.merchant(7, Millis(day + DAY_MS));
+        assert_eq!((tomorrow.gmv, tomorrow.day_gmv, tomorrow.day_paid_orders), (700, 0, 0));
+        // Parts folded apart add up to the whole.
+        let mut parts = Analytics::default();
+        let mut late = Analytics::default();
+        parts.fold(&paid(day - 1, 7, 500, smallvec::smallvec![line(1, 500, None)]));
+        late.fold(&paid(day + 10, 7, 300, smallvec::smallvec![line(1, 300, None)]));
+        late.fold(&refunded(day + 20, 7, 100, smallvec::smallvec![], false));
+        parts.absorb(late);
+        assert_eq!(parts.merchant(7, Millis(day + 30)), today);
     }
 
     #[test]

@@ -74,6 +74,56 @@ pub async fn timeline(
     Ok(Json(figures(&app).await.timeline(now_ms(), seconds)))
 }
 
+/// A store's figures for its dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreFigures {
+    pub merchant_id: u64,
+    /// Paid minus refunded since the start, in minor units.
+    #[schema(value_type = i64)]
+    pub gmv: i128,
+    pub paid_orders: u64,
+    /// GMV over paid orders, rounded down; 0 before the first.
+    #[schema(value_type = i64)]
+    pub aov: i128,
+    /// The day (UTC, `YYYY-MM-DD`) the figures below are of: today's.
+    pub day: String,
+    #[schema(value_type = i64)]
+    pub day_gmv: i128,
+    pub day_paid_orders: u64,
+    #[schema(value_type = i64)]
+    pub day_aov: i128,
+}
+
+/// A store's sales so far and today (UTC): GMV, paid orders, average order value. Its merchant
+/// and the platform's keys.
+#[utoipa::path(get, path = "/v1/merchants/{id}/figures", tag = "analytics",
+    responses((status = 200, body = StoreFigures), (status = "4XX", body = ErrorBody)))]
+pub async fn store_figures(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Result<Json<StoreFigures>, ApiError> {
+    if actor != Actor::Merchant(MerchantId(id)) {
+        platform_only(actor)?;
+    }
+    let now = now_ms();
+    let f = figures(&app).await.merchant(id, now);
+    let aov = |gmv: i128, n: u64| if n == 0 { 0 } else { gmv / i128::from(n) };
+    let day = time::OffsetDateTime::from_unix_timestamp(f.day as i64 * 86_400)
+        .map(|d| d.date().to_string())
+        .unwrap_or_default();
+    Ok(Json(StoreFigures {
+        merchant_id: id,
+        gmv: f.gmv,
+        paid_orders: f.paid_orders,
+        aov: aov(f.gmv, f.paid_orders),
+        day,
+        day_gmv: f.day_gmv,
+        day_paid_orders: f.day_paid_orders,
+        day_aov: aov(f.day_gmv, f.day_paid_orders),
+    }))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TopResponse {
     #[schema(value_type = Vec<Object>)]

@@ -37,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::listing::category_tree))
         .routes(routes!(crate::listing::merchant_campaigns))
         .routes(routes!(crate::export::merchant_orders_csv))
+        .routes(routes!(crate::live::store_figures))
         .routes(routes!(crate::ops::cluster))
         .routes(routes!(crate::keys::create_api_key, crate::listing::list_api_keys))
         .routes(routes!(crate::keys::revoke_api_key))

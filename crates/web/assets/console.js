@@ -308,7 +308,7 @@ function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
 
 // ---- pages ----
 const merchantPages = [
-  ["store", "Store & wallet", storePage],
+  ["store", "Today & wallet", storePage],
   ["catalogue", "Catalogue", cataloguePage],
   ["products", "Products", productsPage],
   ["warehouses", "Warehouses", warehousesPage],
@@ -374,8 +374,47 @@ function walletCard(path) {
   return entries;
 }
 
+// The store's day at a glance, live: today's sales, the sales running and due, parcels due
+// today and late, tickets past their first-answer deadline.
+function dashboard() {
+  const m = M();
+  const figures = h("div", { class: "figures", id: "today" });
+  const sales = h("div", { class: "sales" });
+  const work = h("div", { class: "figures" });
+  const refresh = async () => {
+    try {
+      const [f, c, parcels, tickets] = await Promise.all([
+        api("GET", `/v1/merchants/${m}/figures`),
+        api("GET", `/v1/merchants/${m}/campaigns?limit=100`),
+        api("GET", `/v1/merchants/${m}/shipments?status=awaiting_dispatch&limit=100`),
+        api("GET", `/v1/merchants/${m}/tickets?status=new&limit=100`),
+      ]);
+      figures.replaceChildren(fig("GMV today (" + f.day + ", UTC)", money(f.day_gmv)), fig("Paid orders today", f.day_paid_orders),
+        fig("Average order today", money(f.day_aov)), fig("GMV since opening", money(f.gmv)), fig("Paid orders since opening", f.paid_orders));
+      const running = c.items.filter((x) => x.status === "open" || x.status === "scheduled");
+      sales.replaceChildren(...(running.length ? running.map((x) => h("div", { class: "sale" },
+        h("div", { class: "sale-head" }, h("strong", {}, x.name || "Sale #" + x.campaign_id), " ", tag(x.status), " ", countdown(x)),
+        h("div", { class: "bar", role: "img", "aria-label": x.taken + " of " + x.quantity + " units ordered" }, h("i", { style: "width:" + Math.min(100, (100 * x.taken) / x.quantity) + "%" })),
+        h("div", { class: "muted" }, x.taken + " ordered · " + x.remaining + " left of " + x.quantity)))
+        : [h("div", { class: "muted" }, "No sale running or scheduled.")]));
+      const today = new Date().toLocaleDateString("sv-SE");
+      const more = (page) => (page.next_after ? "+" : "");
+      const late = parcels.items.filter((p) => p.dispatch_date && p.dispatch_date < today).length;
+      const due = parcels.items.filter((p) => p.dispatch_date === today).length;
+      const overdue = tickets.items.filter((t) => !t.first_response_at && t.first_response_due < Date.now()).length;
+      work.replaceChildren(fig("Parcels to leave today", due + more(parcels)), fig("Parcels late", late + more(parcels), late ? "dispatch them first" : ""),
+        fig("Tickets past their deadline", overdue + more(tickets), overdue ? "answer them first" : ""));
+    } catch (e) {
+      if (e.status === 401) return signIn(e.message);
+      figures.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message));
+    }
+  };
+  every(LIVE_MS * 2, refresh);
+  return [card("Today", figures), card("Sales", sales), card("To do", work)];
+}
+
 function storePage(main) {
-  main.append(h("h2", {}, "Store: " + ((actingFor() || me).name || "#" + M())),
+  main.append(h("h2", {}, "Store: " + ((actingFor() || me).name || "#" + M())), ...dashboard(),
     card("Wallet and ledger", walletCard(`/v1/merchants/${M()}/wallet`)),
     card("Shipping fee per order", form({
       submit: "Set fee", method: "PUT", path: `/v1/merchants/${M()}/shipping-fee`,
@@ -755,7 +794,9 @@ function countdown(c) {
     el.textContent = left > 0 ? span(left) : c.ends_at > Date.now() + offset ? "on now" : "ended";
   };
   tick();
-  timers.push(setInterval(tick, 1000));
+  // A countdown redrawn away (a live list's refresh) stops with it.
+  const timer = setInterval(() => { if (el.isConnected) tick(); else clearInterval(timer); }, 1000);
+  timers.push(timer);
   return el;
 }
 

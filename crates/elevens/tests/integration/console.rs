@@ -292,6 +292,17 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         page.find("Placed by").unwrap() < page.find("Parcel #1 dispatched").unwrap(),
         "the timeline in time order: {page}"
     );
+    // The store's first page moves with the day: today's sales, the running sale, the to-do.
+    browser.goto(&format!("{base}/console#/store")).await;
+    let today = browser.until("const t = document.getElementById('today'); return t && t.innerText.includes('264.00') && t.innerText").await;
+    assert!(today.as_str().unwrap().contains("Paid orders today\n3"), "{today}");
+    let sale =
+        browser.until("const s = document.querySelector('main .sales .sale'); return s && s.innerText").await;
+    assert!(
+        sale.as_str().unwrap().contains("Longjing launch, extended")
+            && sale.as_str().unwrap().contains("4 ordered · 8 left of 12"),
+        "{sale}"
+    );
     browser.goto(&format!("{base}/console#/shipments/1")).await;
     browser.until("return document.querySelector('main .tag.dispatched')").await;
     browser.run("document.querySelector('form [name=status]').value = 'in_transit'").await;

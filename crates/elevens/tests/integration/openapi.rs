@@ -134,6 +134,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/campaigns/{id}/end"),
     ("put", "/v1/screen/featured"),
     ("get", "/v1/merchants/{id}/orders.csv"),
+    ("get", "/v1/merchants/{id}/figures"),
 ];
 
 #[tokio::test]

@@ -131,6 +131,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         post("/v1/products", json!({"merchant_id": 1, "title": "x", "category_id": 1}), &[Admin, Merchant]),
         // The figures: the screen's, never a merchant's or a buyer's.
         get("/v1/analytics/summary", &[Admin, Service, Viewer]),
+        get("/v1/merchants/1/figures", &[Admin, Service, Merchant, Viewer]),
         // The feed and webhooks: never a buyer's, a carrier's or the screen's.
         get("/v1/events", &[Admin, Service, Merchant, Rival]),
         get("/v1/webhooks", &[Admin, Merchant, Rival]),
