@@ -349,6 +349,11 @@ pub enum Command {
     FeatureCampaign {
         campaign: Option<CampaignId>,
     },
+    /// A message in a service ticket's conversation, by its store or its buyer.
+    ReplyTicket {
+        ticket: TicketId,
+        body: String,
+    },
 }
 
 /// A flash sale's terms with its name.
@@ -432,6 +437,7 @@ impl Command {
             Command::UpdateCampaign(_) => "update_campaign",
             Command::EndCampaign { .. } => "end_campaign",
             Command::FeatureCampaign { .. } => "feature_campaign",
+            Command::ReplyTicket { .. } => "reply_ticket",
             Command::CreateCategory { .. } => "create_category",
             Command::MoveCategory { .. } => "move_category",
             Command::CreateProduct(_) => "create_product",
@@ -613,5 +619,8 @@ pub enum Outcome {
     },
     CampaignFeatured {
         campaign: Option<CampaignId>,
+    },
+    TicketReplied {
+        ticket: TicketId,
     },
 }

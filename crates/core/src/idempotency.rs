@@ -112,10 +112,11 @@ enum OutcomeKind {
     CampaignUpdated,
     CampaignEnded,
     CampaignFeatured,
+    TicketReplied,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 45] = {
+const KINDS: [OutcomeKind; 46] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -163,6 +164,7 @@ const KINDS: [OutcomeKind; 45] = {
         K::CampaignUpdated,
         K::CampaignEnded,
         K::CampaignFeatured,
+        K::TicketReplied,
     ]
 };
 
@@ -239,6 +241,7 @@ impl Remembered {
             Outcome::CampaignFeatured { campaign } => {
                 (K::CampaignFeatured, campaign.map_or(0, |c| c.0), None)
             }
+            Outcome::TicketReplied { ticket } => (K::TicketReplied, ticket.0, None),
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -359,6 +362,7 @@ impl Remembered {
             K::CampaignUpdated => Outcome::CampaignUpdated { campaign: CampaignId(a) },
             K::CampaignEnded => Outcome::CampaignEnded { campaign: CampaignId(a) },
             K::CampaignFeatured => Outcome::CampaignFeatured { campaign: (a != 0).then_some(CampaignId(a)) },
+            K::TicketReplied => Outcome::TicketReplied { ticket: TicketId(a) },
             K::CartChanged => Outcome::CartChanged { buyer: BuyerId(a >> 8), lines: (a & 0xff) as u32 },
             K::CheckedOut => {
                 let (first, orders) = (a >> 8, (a & 0xff) as u32);

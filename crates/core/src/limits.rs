@@ -118,5 +118,9 @@ pub const TICKETS_MAX: u64 = (1 << 40) - 1;
 pub const TICKETS_PER_ORDER_MAX: u32 = 8;
 /// A ticket's subject, in bytes.
 pub const TICKET_SUBJECT_BYTES_MAX: usize = 500;
+/// The longest message of a ticket's conversation, in bytes.
+pub const TICKET_MESSAGE_BYTES_MAX: usize = 2_000;
+/// The most messages a ticket's conversation holds (so a ticket is at most ~100 KB).
+pub const TICKET_MESSAGES_MAX: usize = 50;
 /// How long a merchant has to answer a new ticket.
 pub const TICKET_FIRST_RESPONSE_MS: u64 = 24 * 3_600_000;

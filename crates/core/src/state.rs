@@ -251,6 +251,7 @@ impl State {
             Command::UpdateCampaign(edit) => self.update_campaign(actor, now, edit),
             Command::EndCampaign { campaign } => self.end_campaign(actor, now, *campaign),
             Command::FeatureCampaign { campaign } => self.feature_campaign(actor, *campaign),
+            Command::ReplyTicket { ticket, body } => self.reply_ticket(actor, now, *ticket, body),
             Command::PlaceOrder { buyer, lines, coupons, reservation_ttl_ms } => {
                 self.place_order(actor, now, *buyer, lines, coupons, *reservation_ttl_ms)
             }

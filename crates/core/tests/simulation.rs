@@ -144,6 +144,11 @@ enum Step {
         status: usize,
         as_buyer: bool,
     },
+    /// A message in a ticket's conversation, by its store or its buyer (a stranger is refused).
+    ReplyTicket {
+        ticket: u64,
+        who: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -186,6 +191,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0u64..5, prop_oneof![Just(0u64), 1u64..600]).prop_map(|(ret, shipping)| Step::RefundReturn { ret, shipping }),
         1 => (0u64..40).prop_map(|order| Step::Ticket { order }),
         1 => (0u64..6, 0usize..5, any::<bool>()).prop_map(|(ticket, status, as_buyer)| Step::UpdateTicket { ticket, status, as_buyer }),
+        1 => (0u64..6, 0u8..3).prop_map(|(ticket, who)| Step::ReplyTicket { ticket, who }),
     ]
 }
 
@@ -654,6 +660,31 @@ impl Sim {
                 let status = logistics::TicketStatus::ALL[status];
                 let _ = self.send(actor, Command::UpdateTicket { ticket, status });
             }
+            Step::ReplyTicket { ticket, who } => {
+                let ticket = TicketId(recent(self.state.tickets().len() as u64, ticket));
+                let Ok(t) = self.state.ticket(ticket) else { return };
+                let (buyer, merchant, before) = (t.buyer, t.merchant, t.messages.len());
+                let actor = match who {
+                    0 => Actor::Buyer(buyer),
+                    1 => Actor::Merchant(merchant),
+                    _ => Actor::Buyer(BuyerId(buyer.0 % BUYERS + 1)),
+                };
+                let result = self.send(actor, Command::ReplyTicket { ticket, body: "about my order".into() });
+                let t = self.state.ticket(ticket).unwrap();
+                match result {
+                    Ok(_) => {
+                        assert!(who < 2 || BUYERS == 1, "a stranger wrote in a ticket");
+                        assert_eq!(t.messages.len(), before + 1);
+                        if who == 1 {
+                            assert!(
+                                t.first_response_at.is_some(),
+                                "the store's message is its first response"
+                            );
+                        }
+                    }
+                    Err(_) => assert_eq!(t.messages.len(), before),
+                }
+            }
         }
         let report = self.state.audit();
         let broken: Vec<_> = report.checks.iter().filter(|c| !c.ok).collect();
@@ -845,7 +876,7 @@ fn a_long_seeded_run_reaches_every_order_state() {
     let mut sim = Sim::new();
     let mut seen = std::collections::BTreeSet::new();
     let mut tracking = std::collections::BTreeSet::new();
-    for i in 0..3_000 {
+    for i in 0..4_000 {
         let step = step().new_tree(&mut runner).unwrap().current();
         // Days pass rarely, so that short-lived coupons and red packets are still used.
         if matches!(step, Step::Hours { .. }) && i % 8 != 0 {

@@ -200,6 +200,10 @@ pub enum Kind {
     /// The sale the operator features on the big screen (null: the screen chooses).
     #[serde(rename = "campaign.featured")]
     CampaignFeatured { campaign: Option<u64> },
+    /// A message in a ticket's conversation; `from` is `store` or `buyer`, `status` the
+    /// ticket's after it.
+    #[serde(rename = "ticket.replied")]
+    TicketReplied { ticket: u64, order: u64, from: String, status: String },
 }
 
 /// A SKU's texts and price as listed now.
@@ -258,6 +262,7 @@ pub const TYPES: &[&str] = &[
     "category.moved",
     "campaign.updated",
     "campaign.featured",
+    "ticket.replied",
 ];
 
 impl Kind {
@@ -294,6 +299,7 @@ impl Kind {
             Kind::CategoryMoved { .. } => 27,
             Kind::CampaignUpdated { .. } => 28,
             Kind::CampaignFeatured { .. } => 29,
+            Kind::TicketReplied { .. } => 30,
         }
     }
 
@@ -588,6 +594,17 @@ fn derive_other(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut
             let Ok(e) = state.experiment(experiment) else { return };
             ev.push(None, None, experiment_created(experiment.0, e));
         }
+        Outcome::TicketReplied { ticket } => {
+            let Ok(t) = state.ticket(ticket) else { return };
+            let from = if t.messages.last().is_some_and(|m| m.from_store) { "store" } else { "buyer" };
+            let kind = Kind::TicketReplied {
+                ticket: ticket.0,
+                order: t.order.0,
+                from: from.to_owned(),
+                status: t.status.name().to_owned(),
+            };
+            ev.push(Some(t.merchant.0), Some(t.buyer.0), kind);
+        }
         Outcome::TicketUpdated { ticket, status, .. } => {
             let Ok(t) = state.ticket(ticket) else { return };
             let kind =
@@ -825,6 +842,7 @@ mod tests {
                 status: s(),
             },
             Kind::CampaignFeatured { campaign: None },
+            Kind::TicketReplied { ticket: 1, order: 1, from: s(), status: s() },
         ];
         assert_eq!(kinds.len(), TYPES.len());
         for (i, kind) in kinds.into_iter().enumerate() {

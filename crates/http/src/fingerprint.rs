@@ -107,7 +107,8 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::CreateNamedCampaign(_)
         | Command::UpdateCampaign(_)
         | Command::EndCampaign { .. }
-        | Command::FeatureCampaign { .. } => with_encoded(command, hash),
+        | Command::FeatureCampaign { .. }
+        | Command::ReplyTicket { .. } => with_encoded(command, hash),
     }
 }
 

@@ -657,6 +657,27 @@ pub async fn update_ticket(
     write(&app, actor, &key, Command::UpdateTicket { ticket: TicketId(id), status }, OK).await
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketReplyRequest {
+    /// At most 2,000 bytes.
+    pub body: String,
+}
+
+/// Write in a ticket's conversation (its store, the operator, or its buyer). The store's first
+/// message is its first response; a closed ticket takes no more.
+#[utoipa::path(post, path = "/v1/tickets/{id}/replies", tag = "after-sales", request_body = TicketReplyRequest,
+    responses((status = 201, body = ServiceTicketView), (status = "4XX", body = ErrorBody)))]
+pub async fn reply_ticket(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<TicketReplyRequest>,
+) -> Answer {
+    write(&app, actor, &key, Command::ReplyTicket { ticket: TicketId(id), body: request.body }, CREATED).await
+}
+
 macro_rules! list_handler {
     ($name:ident, $path:literal, $owner:ident, $id:ident, $query:ident, $body:ty, $doc:literal) => {
         #[doc = $doc]
@@ -760,6 +781,7 @@ pub fn routes(
         .routes(routes!(open_ticket))
         .routes(routes!(get_service_ticket))
         .routes(routes!(update_ticket))
+        .routes(routes!(reply_ticket))
         .routes(routes!(merchant_orders))
         .routes(routes!(merchant_shipments))
         .routes(routes!(merchant_returns))

@@ -154,6 +154,16 @@ pub struct ServiceTicketView {
     pub first_response_due: u64,
     pub first_response_at: Option<u64>,
     pub updated_at: u64,
+    /// The conversation after the subject, oldest first.
+    pub messages: Vec<TicketMessageView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketMessageView {
+    /// `store` or `buyer`.
+    pub from: &'static str,
+    pub at: u64,
+    pub body: String,
 }
 
 /// The answer to a logistics write that changes no entity worth showing whole.
@@ -441,6 +451,15 @@ fn ticket_view(id: TicketId, t: &Ticket) -> ServiceTicketView {
         first_response_due: t.first_response_due.0,
         first_response_at: t.first_response_at.map(|t| t.0),
         updated_at: t.updated_at.0,
+        messages: t
+            .messages
+            .iter()
+            .map(|m| TicketMessageView {
+                from: if m.from_store { "store" } else { "buyer" },
+                at: m.at.0,
+                body: m.body.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -784,6 +803,10 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Option<Result<View, CoreErro
                     }
                 }
                 LogisticsView::Ticket(view)
+            }
+            // The ticket as it is now, with its conversation.
+            Outcome::TicketReplied { ticket } => {
+                LogisticsView::Ticket(ticket_view(ticket, state.ticket(ticket)?))
             }
             _ => return Err(CoreError::NotFound("a logistics outcome")),
         })

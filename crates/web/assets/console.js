@@ -1091,25 +1091,52 @@ function returnsPage(main) {
     ["refunded", "Refunded"], ["rejected", "Rejected"], ["", "All"]], (v) => { status = v; returns.reload(); }, status), returns));
 }
 
-function ticketsPage(main) {
+// A ticket is overdue while the store has not answered it by its deadline.
+const overdue = (t) => !t.first_response_at && t.first_response_due < Date.now();
+
+function ticketsPage(main, arg) {
   const m = merchantId();
   let status = "new";
+  const detail = h("div", {});
   const tickets = list({
     path: `/v1/merchants/${m}/tickets`, query: () => (status ? { status } : {}),
     columns: [
-      ["Ticket", (t) => "#" + t.ticket_id],
-      ["Order", (t) => "#" + t.order_id],
+      ["Ticket", (t) => h("a", { href: "#/tickets/" + t.ticket_id }, "#" + t.ticket_id)],
+      ["Order", (t) => h("a", { href: "#/orders/" + t.order_id }, "#" + t.order_id)],
       ["Kind", (t) => String(t.kind).replace(/_/g, " ")],
       ["Subject", (t) => t.subject],
-      ["Status", (t) => tag(t.status)],
+      ["Status", (t) => h("span", {}, tag(t.status), overdue(t) ? [" ", tag("overdue")] : "")],
       ["Answer due", (t) => (t.first_response_at ? "answered" : when(t.first_response_due))],
-      ["", (t, reload) => h("div", { class: "actions" }, ["open", "pending", "resolved", "closed"].filter((s) => s !== t.status).map((s) =>
-        button(s[0].toUpperCase() + s.slice(1), async (b) => { await act("ticket:" + t.ticket_id + ":" + s, "POST", `/v1/tickets/${t.ticket_id}/status`, { status: s }, b); reload(); })))],
+      ["Messages", (t) => t.messages.length, "num"],
     ],
     empty: "No tickets with this status.",
   });
-  main.append(h("h2", {}, "Service tickets"), card(null, statusFilter([["new", "New: to answer"], ["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
+  main.append(h("h2", {}, "Service tickets"), detail, card(null, statusFilter([["new", "New: to answer"], ["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
     ["closed", "Closed"], ["", "All"]], (v) => { status = v; tickets.reload(); }, status), tickets));
+  if (arg) ticketPage(detail, Number(arg), () => tickets.refresh());
+}
+
+// One ticket: its subject and conversation, a reply box, and its status moves.
+async function ticketPage(slot, id, changed) {
+  let t;
+  try { t = await api("GET", `/v1/tickets/${id}`); } catch (e) {
+    slot.replaceChildren(card("Ticket #" + id, h("div", { class: "notice bad", role: "alert" }, e.message)));
+    return;
+  }
+  const again = () => { ticketPage(slot, id, changed); changed(); };
+  const messages = [{ from: t.kind === "buyer" ? "buyer" : "platform", at: t.opened_at, body: t.subject }, ...t.messages];
+  slot.replaceChildren(card("Ticket #" + id + " · order #" + t.order_id,
+    h("div", { class: "actions" }, tag(t.status), overdue(t) ? tag("overdue") : "",
+      t.first_response_at ? "answered " + when(t.first_response_at) : "answer due " + when(t.first_response_due)),
+    h("ol", { class: "conversation" }, messages.map((x) => h("li", { class: x.from }, h("div", { class: "muted" }, x.from + " · " + when(x.at)), h("div", {}, x.body)))),
+    t.status === "closed" ? h("div", { class: "muted" }, "Closed: it takes no more messages.") : form({
+      title: "Reply", submit: "Send reply", path: `/v1/tickets/${id}/replies`,
+      fields: [{ name: "body", label: "Reply to the buyer", type: "textarea", maxlength: 2000, required: true, wide: true }],
+      body: (v) => ({ body: v.body }),
+      after: again,
+    }),
+    h("div", { class: "actions", style: "margin-top:8px" }, ["pending", "resolved", "closed"].filter((x) => x !== t.status).map((x) =>
+      button("Mark " + x, async (b) => { await act("ticket:" + id + ":" + x, "POST", `/v1/tickets/${id}/status`, { status: x }, b); again(); })))));
 }
 
 // ---- operator pages ----

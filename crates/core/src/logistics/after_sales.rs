@@ -216,6 +216,17 @@ pub struct Ticket {
     pub first_response_due: Millis,
     pub first_response_at: Option<Millis>,
     pub updated_at: Millis,
+    /// The conversation after the subject, oldest first, at most [`TICKET_MESSAGES_MAX`].
+    pub messages: Vec<TicketMessage>,
+}
+
+/// One message of a ticket's conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketMessage {
+    /// Written by the store (or the operator for it); otherwise by the buyer.
+    pub from_store: bool,
+    pub at: Millis,
+    pub body: String,
 }
 
 /// Each line's share of what the buyer paid for the lines (the order's coupons split by gross
@@ -684,6 +695,7 @@ impl State {
             first_response_due: now.saturating_add(TICKET_FIRST_RESPONSE_MS),
             first_response_at: None,
             updated_at: now,
+            messages: Vec::new(),
         });
         TicketId::from_index(self.logistics.tickets.len() - 1)
     }
@@ -728,6 +740,42 @@ impl State {
             t.first_response_at = Some(now);
         }
         Ok(Outcome::TicketUpdated { ticket: id, status, at: now })
+    }
+
+    /// A message in a ticket's conversation, by its store (or the operator) or its buyer. The
+    /// store's first message is its first response and opens a new ticket; the buyer's reopens
+    /// one pending or resolved. A closed ticket takes no more.
+    pub(crate) fn reply_ticket(
+        &mut self,
+        actor: Actor,
+        now: Millis,
+        id: TicketId,
+        body: &str,
+    ) -> Result<Outcome, CoreError> {
+        let t = self.ticket(id)?;
+        let staff = actor.may_manage_merchant(t.merchant);
+        if !staff && !matches!(actor, Actor::Buyer(b) if b == t.buyer) {
+            return Err(CoreError::Forbidden("write in another merchant's or buyer's tickets"));
+        }
+        if t.status == TicketStatus::Closed {
+            return Err(CoreError::TicketState { status: t.status.name() });
+        }
+        Self::check_name("body", body, TICKET_MESSAGE_BYTES_MAX)?;
+        if t.messages.len() >= TICKET_MESSAGES_MAX {
+            return Err(out_of_bounds("messages", "at most 50 per ticket"));
+        }
+        let t = &mut self.logistics.tickets[id.index().unwrap_or_default()];
+        t.messages.push(TicketMessage { from_store: staff, at: now, body: body.to_owned() });
+        t.updated_at = now;
+        if staff {
+            t.first_response_at.get_or_insert(now);
+            if t.status == TicketStatus::New {
+                t.status = TicketStatus::Open;
+            }
+        } else if matches!(t.status, TicketStatus::Pending | TicketStatus::Resolved) {
+            t.status = TicketStatus::Open;
+        }
+        Ok(Outcome::TicketReplied { ticket: id })
     }
 }
 

@@ -335,10 +335,35 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let due = ticket["first_response_due"].as_u64().unwrap();
     let due_in_page = browser.run(&format!("return new Date({due}).toLocaleString()")).await;
     assert_eq!((&row[4], &row[5]), (&json!("new"), &due_in_page), "{row}");
-    press(&browser, "Open").await;
-    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No tickets with this status.')").await;
+    // The merchant answers in the ticket's conversation: its first response, which opens it.
+    browser.run("document.querySelector('main tbody a[href=\"#/tickets/1\"]').click()").await;
+    browser.until("return document.querySelector(\"form[aria-label='Reply'] [name=body]\")").await;
+    browser
+        .fill("form[aria-label='Reply'] [name=body]", "Sorry about the tin: a new one leaves today.")
+        .await;
+    browser.run(&submit_button("Send reply")).await;
+    browser.until("return [...document.querySelectorAll('.conversation li.store')].some(li => li.textContent.includes('a new one leaves today'))").await;
     let (_, ticket) = server.get("/v1/tickets/1", &merchant).await;
-    assert_eq!(ticket["status"], "open", "{ticket}");
+    assert_eq!(
+        (ticket["status"].as_str(), ticket["first_response_at"].is_u64()),
+        (Some("open"), true),
+        "{ticket}"
+    );
+    // The buyer answers through the API; the merchant's page shows the conversation in order.
+    let reply = json!({"body": "Thank you!"});
+    assert_eq!(server.post("/v1/tickets/1/replies", &buyer, "buyer-reply", reply).await.0, 201);
+    assert_eq!(
+        server.post("/v1/tickets/1/replies", &rival, "rival-reply", json!({"body": "x"})).await.0,
+        403
+    );
+    browser.goto(&format!("{base}/console#/returns")).await;
+    browser.goto(&format!("{base}/console#/tickets/1")).await;
+    let conversation = browser.until("const c = document.querySelector('.conversation'); return c && c.children.length === 3 && c.innerText").await;
+    let conversation = conversation.as_str().unwrap();
+    assert!(
+        conversation.find("the tin is dented").unwrap() < conversation.find("Thank you!").unwrap(),
+        "{conversation}"
+    );
 
     // A coupon with a budget, and a red packet funded from the store's wallet (258.72 CNY after
     // the sales): a pool the wallet cannot fund is refused in the API's words.
@@ -398,6 +423,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
             "shipments/1",
             "returns",
             "tickets",
+            "tickets/1",
         ],
     )
     .await;

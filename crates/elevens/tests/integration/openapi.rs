@@ -135,6 +135,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/screen/featured"),
     ("get", "/v1/merchants/{id}/orders.csv"),
     ("get", "/v1/merchants/{id}/figures"),
+    ("post", "/v1/tickets/{id}/replies"),
 ];
 
 #[tokio::test]

@@ -69,6 +69,8 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
     let sale = json!({"name": "x", "sku_id": 1, "flash_price": 100, "currency": "CNY", "quantity": 1,
         "starts_at": later, "ends_at": later + 60_000, "per_buyer_limit": 1});
     assert_eq!(server.post("/v1/campaigns", &merchant, "sale-1", sale.clone()).await.0, 201);
+    let ticket = json!({"subject": "where is it?"});
+    assert_eq!(server.post("/v1/orders/1/tickets", &service, "ticket-1", ticket).await.0, 201);
     let keys = [
         (Admin, admin.clone()),
         (Service, service.clone()),
@@ -110,6 +112,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         post("/v1/campaigns/1/end", Value::Null, &[Admin, Merchant]),
         put("/v1/screen/featured", json!({"campaign_id": 1}), &[Admin]),
         // An order: its buyer's, its merchant's, the storefront's.
+        post("/v1/tickets/1/replies", json!({"body": "x"}), &[Admin, Merchant, Buyer]),
         get("/v1/orders/1", &[Admin, Service, Merchant, Buyer]),
         get("/v1/merchants/1/orders", &[Admin, Merchant]),
         get("/v1/merchants/1/orders.csv", &[Admin, Merchant]),
