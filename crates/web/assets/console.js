@@ -1206,18 +1206,52 @@ function admissionPage(main) {
         cls("Orders", "order"), cls("Payments", "pay"), cls("Reads", "read"), cls("Operator", "operator"));
     } catch (e) { figures.replaceChildren(h("div", { class: "notice bad" }, e.message)); }
   });
+  // The rules an operator turns during a spike, as a form; every rule as JSON under "Advanced".
+  // Either sends the whole rules, the form's fields over the rules as they were read.
+  let current = null;
+  const fields = [
+    ["buyer_per_s", "Orders per buyer per second (empty: no limit)", (r) => r.buyer_quota?.per_s, (r, v) => { r.buyer_quota = v === "" ? null : { per_s: Number(v), burst: Math.max(Number(v), r.buyer_quota?.burst || 1) }; }],
+    ["sku_per_s", "Orders per SKU per second (the hot-item limit; empty: none)", (r) => r.sku_quota?.per_s, (r, v) => { r.sku_quota = v === "" ? null : { per_s: Number(v), burst: Math.max(Number(v), r.sku_quota?.burst || 1) }; }],
+    ["read_share_pct", "Reads admitted up to this share of the limit (%)", (r) => r.read_share_pct, (r, v) => { r.read_share_pct = Number(v); }],
+    ["latency_target_ms", "Latency the limit steers to (ms)", (r) => r.adaptive.latency_target_ms, (r, v) => { r.adaptive.latency_target_ms = Number(v); }],
+    ["room_admit_per_s", "Waiting room: tickets called per second", (r) => r.waiting_room.admit_per_s, (r, v) => { r.waiting_room.admit_per_s = Number(v); }],
+    ["room_capacity", "Waiting room: tickets at most", (r) => r.waiting_room.capacity, (r, v) => { r.waiting_room.capacity = Number(v); }],
+  ];
+  const inputs = {};
+  const rulesForm = h("form", { class: "f", "aria-label": "Admission rules", novalidate: true },
+    fields.map(([name, label]) => {
+      const id = "rule-" + name;
+      inputs[name] = h("input", { id, name, type: "number", min: 0, inputmode: "numeric" });
+      return h("div", { class: "field" }, h("label", { for: id }, label), inputs[name]);
+    }));
   const rules = h("textarea", { rows: 14, id: "rules", "aria-label": "Admission rules (JSON)" });
   const err = h("div", { class: "err", role: "alert" });
-  api("GET", "/v1/admission/rules").then((r) => { rules.value = JSON.stringify(r, null, 2); }, (e) => { err.textContent = e.message; });
-  const save = button("Replace rules", async (b) => {
+  const show = (r) => {
+    current = r;
+    rules.value = JSON.stringify(r, null, 2);
+    for (const [name, , get] of fields) inputs[name].value = get(r) ?? "";
+  };
+  api("GET", "/v1/admission/rules").then(show, (e) => { err.textContent = e.message; });
+  const put = async (b, body) => {
     err.textContent = "";
+    b.disabled = true;
+    try { show(await api("PUT", "/v1/admission/rules", body)); err.textContent = "Saved: in force now."; }
+    catch (e) { err.textContent = e.message; } finally { b.disabled = false; }
+  };
+  const saveForm = button("Save rules", async (b) => {
+    if (!current) return;
+    const next = JSON.parse(JSON.stringify(current));
+    for (const [name, , , set] of fields) set(next, inputs[name].value.trim());
+    await put(b, next);
+  }, "primary");
+  const saveJson = button("Replace rules (JSON)", async (b) => {
     let body;
     try { body = JSON.parse(rules.value); } catch (e) { err.textContent = "not JSON: " + e.message; return; }
-    b.disabled = true;
-    try { const r = await api("PUT", "/v1/admission/rules", body); rules.value = JSON.stringify(r, null, 2); err.textContent = "Saved."; }
-    catch (e) { err.textContent = e.message; } finally { b.disabled = false; }
-  }, "primary");
-  main.append(h("h2", {}, "Admission"), card("Live", figures), card("Rules", rules, err, h("div", { class: "actions", style: "margin-top:8px" }, save)));
+    await put(b, body);
+  });
+  main.append(h("h2", {}, "Admission"), card("Live", figures),
+    card("Rules", rulesForm, err, h("div", { class: "actions", style: "margin-top:8px" }, saveForm),
+      h("details", { style: "margin-top:12px" }, h("summary", {}, "Advanced: every rule as JSON"), rules, h("div", { class: "actions", style: "margin-top:8px" }, saveJson))));
 }
 function platformPage(main) {
   main.append(h("h2", {}, "Platform accounts"), card("Commission account", walletCard("/v1/platform/wallet")));
@@ -1264,11 +1298,30 @@ function experimentsPage(main) {
     after: () => experiments.refresh(),
   })));
 }
+// An event in a sentence: money in its currency's units, the ids it names.
+function describe(e) {
+  const d = e.data || {};
+  const cur = d.currency || "";
+  const units = (lines) => (lines || []).map((l) => l.quantity + " × SKU #" + l.sku).join(", ");
+  switch (e.type) {
+    case "order.placed": return "Order #" + d.order + " placed: " + units(d.lines) + " · " + money(d.total, cur);
+    case "order.paid": return "Order #" + d.order + " paid: " + money(d.total, cur) + " (commission " + money(d.commission, cur) + ")";
+    case "order.refunded": return "Order #" + d.order + " refunded " + money(d.amount, cur);
+    case "order.cancelled": case "order.expired": return "Order #" + d.order + " " + e.type.split(".")[1];
+    case "stock.changed": return "SKU #" + d.sku + ": " + d.available + " available";
+    case "campaign.created": case "campaign.updated": return "Sale " + (d.name ? "“" + d.name + "”" : "#" + d.campaign) + " on SKU #" + d.sku + ": " + d.quantity + " units" + (d.status ? " · " + d.status : "");
+    case "red_packet.claimed": return "Red packet #" + d.red_packet + " share claimed: " + money(d.amount);
+    case "shipment.dispatched": case "shipment.created": return "Parcel #" + d.shipment + " of order #" + d.order + " " + e.type.split(".")[1];
+    case "ticket.opened": case "ticket.updated": case "ticket.replied": return "Ticket #" + d.ticket + " on order #" + d.order + (d.status ? " · " + d.status : "");
+    default: return "";
+  }
+}
+
 function eventsPage(main) {
   const events = list({
     path: "/v1/events", items: (j) => j.events, next: (j) => (j.next < j.head ? j.next : null), limit: 20,
-    columns: [["Position", (e) => e.position, "num"], ["Type", (e) => e.type], ["At", (e) => when(e.at)],
-      ["Data", (e) => h("code", {}, JSON.stringify(e.data).slice(0, 160))]],
+    columns: [["Position", (e) => e.position, "num"], ["Type", (e) => e.type.replace(/[._]/g, " ")], ["At", (e) => when(e.at)],
+      ["What", (e) => describe(e)], ["Data", (e) => h("details", {}, h("summary", {}, "JSON"), h("code", {}, JSON.stringify(e.data)))]],
     empty: "No events yet.",
   });
   const deliveries = h("div", {});

@@ -472,6 +472,19 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     )
     .await;
 
+    // Admission in a form: the hot-item limit turned in a spike, in force at once.
+    browser.goto(&format!("{base}/console#/admission")).await;
+    browser.until("return document.querySelector('#rule-sku_per_s')?.value").await;
+    browser.fill("#rule-sku_per_s", "500").await;
+    press(&browser, "Save rules").await;
+    browser.until("return document.querySelector('main .err')?.textContent.startsWith('Saved')").await;
+    let (_, rules) = server.get("/v1/admission/rules", &admin).await;
+    assert_eq!(rules["sku_quota"]["per_s"].as_u64(), Some(500), "{rules}");
+    // The feed reads as sentences, money in yuan.
+    browser.goto(&format!("{base}/console#/events")).await;
+    let feed = browser.until("const t = [...document.querySelectorAll('main td')].find(td => td.textContent.startsWith('Order #1 paid')); return t && t.textContent").await;
+    assert_eq!(feed, "Order #1 paid: 132.00 CNY (commission 2.64 CNY)");
+
     // An experiment made in the console, and its results with a verdict in words.
     browser.goto(&format!("{base}/console#/experiments")).await;
     browser.fill("form [name=name]", "bigger photos").await;
