@@ -89,6 +89,7 @@ pub fn router(app: AppState) -> Router {
         .route("/screen/screen.css", get(|| live::style(elevens_web::SCREEN_CSS)))
         .route("/console", get(|| live::page(elevens_web::CONSOLE_HTML)))
         .route("/console/app.js", get(|| live::script(elevens_web::CONSOLE_JS)))
+        .route("/console/zh.js", get(|| live::script(elevens_web::CONSOLE_ZH_JS)))
         .route("/console/console.css", get(|| live::style(elevens_web::CONSOLE_CSS)))
         .route(
             "/metrics",

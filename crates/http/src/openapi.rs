@@ -37,6 +37,7 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/screen/screen.css",
     "/console",
     "/console/app.js",
+    "/console/zh.js",
     "/console/console.css",
 ];
 
@@ -64,6 +65,7 @@ fn complete(doc: &mut Value) {
         ("/screen/screen.css", "screen_css", "The big screen's style sheet.", text("text/css")),
         ("/console", "console", "The console for merchants and operators (it signs in with an API key).", text("text/html")),
         ("/console/app.js", "console_js", "The console's script, embedded in the binary.", text("text/javascript")),
+        ("/console/zh.js", "console_zh_js", "The console's words in Simplified Chinese, embedded in the binary.", text("text/javascript")),
         ("/console/console.css", "console_css", "The console's style sheet.", text("text/css")),
         ("/v1/live", "live", "The big screen's feed: a frame of live figures every second, as server-sent events (admin, service or viewer; the key may come as `?key=`, for EventSource).", text("text/event-stream")),
     ] {

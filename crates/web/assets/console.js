@@ -9,6 +9,12 @@ const LIVE_MS = 2000;
 // Requests one list page may make to fill itself when the API's pages come back short.
 const SHORT_PAGES_FOLLOWED = 10;
 const app = document.getElementById("app");
+// The language: the one chosen here (kept in this browser), else the browser's; Chinese words
+// come from console-zh.js. Dates and amounts are formatted for it.
+const LANG_KEY = "elevens.console.lang";
+let LANG = localStorage.getItem(LANG_KEY) || ((navigator.language || "").toLowerCase().startsWith("zh") ? "zh-CN" : "en");
+const t = (s) => (LANG === "zh-CN" && typeof ZH_CN !== "undefined" && ZH_CN[s]) || s;
+document.documentElement.lang = LANG;
 let me = null;
 let timers = [];
 
@@ -29,8 +35,8 @@ function h(tag, attrs, ...children) {
   }
   return el;
 }
-const card = (title, ...body) => h("section", { class: "card" }, title ? h("h3", {}, title) : null, ...body);
-const tag = (s) => h("span", { class: "tag " + s }, s.replace(/_/g, " "));
+const card = (title, ...body) => h("section", { class: "card" }, title ? h("h3", {}, t(title)) : null, ...body);
+const tag = (s) => h("span", { class: "tag " + s }, t(s.replace(/_/g, " ")));
 
 // ---- money and time: integers in minor units, formatted without floating point ----
 function money(minor, currency) {
@@ -38,7 +44,7 @@ function money(minor, currency) {
   const n = BigInt(minor);
   const neg = n < 0n;
   const a = neg ? -n : n;
-  const units = (a / 100n).toLocaleString("en-US");
+  const units = (a / 100n).toLocaleString(LANG);
   const cents = String(a % 100n).padStart(2, "0");
   return (neg ? "-" : "") + units + "." + cents + (currency ? " " + currency : "");
 }
@@ -48,7 +54,7 @@ function minorUnits(text) {
   if (!m) return null;
   return Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
 }
-const when = (ms) => (ms ? new Date(Number(ms)).toLocaleString() : "");
+const when = (ms) => (ms ? new Date(Number(ms)).toLocaleString(LANG, { hour12: false }) : "");
 function span(ms) {
   let s = Math.max(0, Math.floor(ms / 1000));
   const d = Math.floor(s / 86400); s -= d * 86400;
@@ -122,14 +128,14 @@ function form(spec) {
   const errors = {};
   const formErr = h("div", { class: "err formerr", role: "alert" });
   const done = h("div", { "aria-live": "polite" });
-  const submit = h("button", { class: "primary", type: "submit" }, spec.submit || "Save");
+  const submit = h("button", { class: "primary", type: "submit" }, t(spec.submit || "Save"));
   const el = h("form", { class: "f", novalidate: true, "aria-label": spec.title || spec.submit });
   for (const f of spec.fields) {
     const id = "f-" + Math.random().toString(36).slice(2);
     let input;
     if (f.options) {
       input = h("select", { id, name: f.name, required: f.required },
-        f.options.map(([v, t]) => h("option", { value: v, selected: String(f.value) === String(v) }, t)));
+        f.options.map(([v, text]) => h("option", { value: v, selected: String(f.value) === String(v) }, t(text))));
     } else if (f.picker) {
       // Search as you type: the API's search fills the suggestions; the choice carries its id.
       const options = h("datalist", { id: id + "-list" });
@@ -159,7 +165,7 @@ function form(spec) {
     const err = h("div", { class: "err", id: id + "-err" });
     input.setAttribute("aria-describedby", id + "-err");
     inputs[f.name] = input; errors[f.name] = err;
-    el.append(h("div", { class: "field" + (f.wide ? " wide" : "") }, h("label", { for: id }, f.label), input, err));
+    el.append(h("div", { class: "field" + (f.wide ? " wide" : "") }, h("label", { for: id }, t(f.label)), input, err));
   }
   el.append(formErr, h("div", { class: "actions wide" }, submit), done);
   const showError = (field, message) => {
@@ -269,14 +275,14 @@ function list(spec) {
     wrap.rows = rows;
     // Each cell carries its column's name: on a phone the rows are cards, each value labelled.
     const table = h("table", {},
-      h("thead", {}, h("tr", {}, columns.map(([label, , cls]) => h("th", { class: cls, scope: "col" }, label)))),
-      h("tbody", {}, rows.length ? rows.map((row) => h("tr", {}, columns.map(([label, fn, cls]) => h("td", { class: cls, "data-label": label || null }, fn(row, load)))))
-        : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, spec.empty || "Nothing here yet."))));
+      h("thead", {}, h("tr", {}, columns.map(([label, , cls]) => h("th", { class: cls, scope: "col" }, t(label))))),
+      h("tbody", {}, rows.length ? rows.map((row) => h("tr", {}, columns.map(([label, fn, cls]) => h("td", { class: cls, "data-label": label ? t(label) : null }, fn(row, load)))))
+        : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, t(spec.empty || "Nothing here yet.")))));
     box.replaceChildren(table);
-    const prev = h("button", { type: "button", disabled: !stack.length, onclick: () => { cursor = stack.pop(); load(); } }, "‹ Previous");
+    const prev = h("button", { type: "button", disabled: !stack.length, onclick: () => { cursor = stack.pop(); load(); } }, t("‹ Previous"));
     const more = h("button", { type: "button", disabled: next === null || next === undefined,
-      onclick: () => { stack.push(cursor); cursor = next; load(); } }, "Next ›");
-    pager.replaceChildren(prev, more, h("span", {}, rows.length + " shown"));
+      onclick: () => { stack.push(cursor); cursor = next; load(); } }, t("Next ›"));
+    pager.replaceChildren(prev, more, h("span", {}, rows.length + " " + t("shown")));
   }
   wrap.selected = () => [...selected.values()];
   wrap.reload = () => { stack.length = 0; cursor = null; return load(); };
@@ -287,7 +293,7 @@ function list(spec) {
 
 function button(label, onclick, cls) {
   const b = h("button", { type: "button", class: cls });
-  b.textContent = label;
+  b.textContent = t(label);
   b.addEventListener("click", async () => {
     try { await onclick(b); } catch (e) { alertIn(b, e.message); }
   });
@@ -302,7 +308,7 @@ function alertIn(near, message) {
 // A live figure: its name, its value, and a line under it (kept, blank, so figures with and
 // without one are the same height and an update never moves the page).
 function fig(k, v, sub) {
-  return h("div", { class: "figure" }, h("div", { class: "k" }, k), h("div", { class: "v" }, v), h("div", { class: "k" }, sub || "\u00a0"));
+  return h("div", { class: "figure" }, h("div", { class: "k" }, t(k)), h("div", { class: "v" }, v), h("div", { class: "k" }, sub || "\u00a0"));
 }
 function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
 
@@ -414,7 +420,7 @@ function dashboard() {
 }
 
 function storePage(main) {
-  main.append(h("h2", {}, "Store: " + ((actingFor() || me).name || "#" + M())), ...dashboard(),
+  main.append(h("h2", {}, t("Store") + ": " + ((actingFor() || me).name || "#" + M())), ...dashboard(),
     card("Wallet and ledger", walletCard(`/v1/merchants/${M()}/wallet`)),
     card("Shipping fee per order", form({
       submit: "Set fee", method: "PUT", path: `/v1/merchants/${M()}/shipping-fee`,
@@ -428,7 +434,7 @@ function currencyField() {
 
 function cataloguePage(main) {
   const m = merchantId();
-  main.append(h("h2", {}, "Catalogue"));
+  main.append(h("h2", {}, t("Catalogue")));
   const skus = list({
     path: `/v1/merchants/${m}/skus`,
     columns: [
@@ -513,7 +519,7 @@ const categoryPath = (p) => (p.category_path || []).join(" › ");
 function productsPage(main, arg) {
   if (arg) return productPage(main, Number(arg));
   const m = merchantId();
-  main.append(h("h2", {}, "Products"));
+  main.append(h("h2", {}, t("Products")));
   const products = list({
     path: `/v1/merchants/${m}/products`,
     columns: [
@@ -562,7 +568,7 @@ function productsPage(main, arg) {
 
 // A product: its variant grid (a column per option), a variant added from the store's SKUs, a move.
 async function productPage(main, id) {
-  main.append(h("h2", {}, "Product"));
+  main.append(h("h2", {}, t("Product")));
   const grid = h("div", { class: "table" });
   const addSlot = h("div", {});
   const moveSlot = h("div", {});
@@ -613,7 +619,7 @@ async function productPage(main, id) {
 }
 
 function categoriesPage(main) {
-  main.append(h("h2", {}, "Categories"));
+  main.append(h("h2", {}, t("Categories")));
   const tree = list({
     path: "/v1/category-tree", limit: 50,
     columns: [
@@ -669,7 +675,7 @@ function warehousesPage(main) {
     ],
     empty: "No warehouse yet: orders ship once there is one.",
   });
-  main.append(h("h2", {}, "Warehouses"), card("Warehouses", wh), card("New warehouse", form({
+  main.append(h("h2", {}, t("Warehouses")), card("Warehouses", wh), card("New warehouse", form({
     submit: "Create warehouse", path: `/v1/merchants/${m}/warehouses`,
     fields: [
       { name: "name", label: "Name", required: true, maxlength: 200 },
@@ -766,7 +772,7 @@ function campaignsPage(main) {
   every(LIVE_MS, showFunnel);
   const start = new Date(Date.now() + 5 * 60000);
   start.setSeconds(0, 0);
-  main.append(h("h2", {}, "Flash sales"), card("Live funnel", funnel), card("Sales", campaigns), editor, card("New flash sale", form({
+  main.append(h("h2", {}, t("Flash sales")), card("Live funnel", funnel), card("Sales", campaigns), editor, card("New flash sale", form({
     submit: "Create flash sale", path: "/v1/campaigns",
     fields: [
       { name: "name", label: "Name", maxlength: 200, required: true, placeholder: "Midnight phones" },
@@ -826,7 +832,7 @@ function couponsPage(main) {
     ],
   });
   const days = (n) => Date.now() + n * 86400000;
-  main.append(h("h2", {}, "Coupons and red packets"), card("Coupons", coupons), card("New coupon", form({
+  main.append(h("h2", {}, t("Coupons and red packets")), card("Coupons", coupons), card("New coupon", form({
     submit: "Create coupon", path: "/v1/coupons",
     fields: [
       { name: "kind", label: "Kind", options: [["fixed", "Amount off"], ["percent", "Percent off"]], value: "fixed" },
@@ -870,8 +876,8 @@ function couponsPage(main) {
 
 function statusFilter(statuses, onchange, value) {
   const id = "status-" + Math.random().toString(36).slice(2);
-  const select = h("select", { id, onchange: () => onchange(select.value) }, statuses.map(([v, t]) => h("option", { value: v, selected: v === value }, t)));
-  return h("div", { class: "field", style: "max-width:240px;margin-bottom:8px" }, h("label", { for: id }, "Status"), select);
+  const select = h("select", { id, onchange: () => onchange(select.value) }, statuses.map(([v, text]) => h("option", { value: v, selected: v === value }, t(text))));
+  return h("div", { class: "field", style: "max-width:240px;margin-bottom:8px" }, h("label", { for: id }, t("Status")), select);
 }
 
 const lineText = (l) => l.quantity + " × " + (l.title || "SKU #" + l.sku_id);
@@ -939,7 +945,7 @@ function ordersPage(main, arg) {
     } finally { b.disabled = false; }
   });
   const exportSlot = h("span", { class: "muted" });
-  main.append(h("h2", {}, "Orders to ship"), detail,
+  main.append(h("h2", {}, t("Orders to ship")), detail,
     card("Parcels to dispatch", h("div", { class: "actions" }, dispatchSelected), outcome, due),
     card("Orders", h("div", { class: "actions" }, statusFilter([["paid", "Paid: to ship"], ["shipped", "Shipped"], ["delivered", "Delivered"],
       ["pending_payment", "Awaiting payment"], ["", "All"]], (v) => { status = v; orders.reload(); }, status), exportButton, exportSlot), orders));
@@ -977,18 +983,18 @@ async function orderPage(slot, id) {
     body: (v) => ({ lines: [{ sku_id: Number(v.sku_id), quantity: v.quantity }], restock: v.restock === "true" }),
     after: () => orderPage(slot, id),
   });
-  slot.replaceChildren(card("Order #" + id + " · " + o.status.replace(/_/g, " "),
+  slot.replaceChildren(card(t("Order") + " #" + id + " · " + t(o.status.replace(/_/g, " ")),
     h("div", { class: "figures" }, fig("Buyer", buyerText(o)), fig("Total", money(o.total, o.currency)),
       fig("Shipping", money(o.shipping, o.currency)), fig("Refunded", money(o.refunded, o.currency)),
       fig("Discounts", money(o.discounts.reduce((a, d) => a + d.amount, 0), o.currency))),
     h("div", { class: "table" }, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", {}, "Item"), h("th", { class: "num" }, "Units"), h("th", { class: "num" }, "Unit price"), h("th", {}, "Flash sale"))),
-      h("tbody", {}, o.lines.map((l) => h("tr", {}, h("td", { "data-label": "Item" }, l.title || "SKU #" + l.sku_id),
-        h("td", { class: "num", "data-label": "Units" }, l.quantity), h("td", { class: "num", "data-label": "Unit price" }, money(l.unit_price, o.currency)),
-        h("td", { "data-label": "Flash sale" }, l.campaign_id ? "#" + l.campaign_id : "")))))),
-    h("h3", { style: "margin-top:12px" }, "Parcels"),
+      h("thead", {}, h("tr", {}, h("th", {}, t("Item")), h("th", { class: "num" }, t("Units")), h("th", { class: "num" }, t("Unit price")), h("th", {}, t("Flash sale")))),
+      h("tbody", {}, o.lines.map((l) => h("tr", {}, h("td", { "data-label": t("Item") }, l.title || "SKU #" + l.sku_id),
+        h("td", { class: "num", "data-label": t("Units") }, l.quantity), h("td", { class: "num", "data-label": t("Unit price") }, money(l.unit_price, o.currency)),
+        h("td", { "data-label": t("Flash sale") }, l.campaign_id ? "#" + l.campaign_id : "")))))),
+    h("h3", { style: "margin-top:12px" }, t("Parcels")),
     parcels.items.length ? parcels.items.map((s) => shipmentLine(s, () => orderPage(slot, id))) : h("div", { class: "muted" }, "No parcel yet."),
-    h("h3", { style: "margin-top:12px" }, "Timeline"),
+    h("h3", { style: "margin-top:12px" }, t("Timeline")),
     h("ol", { class: "timeline" }, events.map(([at, , text]) => h("li", {}, h("time", {}, when(at)), " ", text))),
     o.status === "paid" || o.status === "shipped" || o.status === "delivered" ? refund : ""));
 }
@@ -1037,7 +1043,7 @@ function shipmentsPage(main, arg) {
     ],
     empty: "No shipments with this status.",
   });
-  main.append(h("h2", {}, "Shipments"), detail, card(null,
+  main.append(h("h2", {}, t("Shipments")), detail, card(null,
     statusFilter([["", "All"], ["awaiting_dispatch", "To dispatch"], ["dispatched", "Dispatched"], ["delivered", "Delivered"], ["cancelled", "Cancelled"]],
       (v) => { status = v; shipments.reload(); }, status), shipments));
   if (arg) showShipment(detail, Number(arg));
@@ -1054,7 +1060,7 @@ async function showShipment(slot, id) {
     h("div", { class: "actions" }, tag(s.status), s.tracking_status ? tag(s.tracking_status) : "",
       s.dispatch_date ? "leaves " + s.dispatch_date : "", s.promised_by ? " · promised by " + s.promised_by : ""),
     actions,
-    h("h3", { style: "margin-top:12px" }, "Tracking"),
+    h("h3", { style: "margin-top:12px" }, t("Tracking")),
     h("div", { class: "table" }, h("table", { class: "tracking" }, h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Event"))),
       h("tbody", {}, history.length ? history : h("tr", {}, h("td", { colspan: 2, class: "muted" }, "No carrier event yet."))))),
     form({
@@ -1087,7 +1093,7 @@ function returnsPage(main) {
     ],
     empty: "No returns with this status.",
   });
-  main.append(h("h2", {}, "Returns"), card(null, statusFilter([["requested", "To decide"], ["approved", "Approved"], ["received", "Received"],
+  main.append(h("h2", {}, t("Returns")), card(null, statusFilter([["requested", "To decide"], ["approved", "Approved"], ["received", "Received"],
     ["refunded", "Refunded"], ["rejected", "Rejected"], ["", "All"]], (v) => { status = v; returns.reload(); }, status), returns));
 }
 
@@ -1111,7 +1117,7 @@ function ticketsPage(main, arg) {
     ],
     empty: "No tickets with this status.",
   });
-  main.append(h("h2", {}, "Service tickets"), detail, card(null, statusFilter([["new", "New: to answer"], ["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
+  main.append(h("h2", {}, t("Service tickets")), detail, card(null, statusFilter([["new", "New: to answer"], ["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
     ["closed", "Closed"], ["", "All"]], (v) => { status = v; tickets.reload(); }, status), tickets));
   if (arg) ticketPage(detail, Number(arg), () => tickets.refresh());
 }
@@ -1147,7 +1153,7 @@ function merchantsPage(main) {
       sessionStorage.setItem(AS, JSON.stringify({ merchant_id: x.merchant_id, name: x.name }));
       go("#/store");
     })]] });
-  main.append(h("h2", {}, "Merchants"), card("Merchants", merchants), card("New merchant", form({
+  main.append(h("h2", {}, t("Merchants")), card("Merchants", merchants), card("New merchant", form({
     submit: "Create merchant", path: "/v1/merchants",
     fields: [{ name: "name", label: "Name", required: true, maxlength: 200 },
       { name: "commission_bps", label: "Commission (basis points; default the server's)", type: "number", min: 0, max: 10000 }],
@@ -1157,7 +1163,7 @@ function merchantsPage(main) {
 }
 function buyersPage(main) {
   const buyers = list({ path: "/v1/buyers", columns: [["Buyer", (x) => "#" + x.buyer_id], ["Name", (x) => x.name]] });
-  main.append(h("h2", {}, "Buyers"), card("Buyers", buyers), card("New buyer", form({
+  main.append(h("h2", {}, t("Buyers")), card("Buyers", buyers), card("New buyer", form({
     submit: "Create buyer", path: "/v1/buyers",
     fields: [{ name: "name", label: "Name", required: true, maxlength: 200 }],
     body: (v) => ({ name: v.name }), after: () => buyers.refresh(),
@@ -1180,7 +1186,7 @@ function keysPage(main) {
       await act("revoke:" + k.api_key_id, "DELETE", `/v1/api-keys/${k.api_key_id}`, undefined, b); reload();
     }))],
   ] });
-  main.append(h("h2", {}, "API keys"), card("New key", form({
+  main.append(h("h2", {}, t("API keys")), card("New key", form({
     submit: "Create key", path: "/v1/api-keys",
     fields: [
       { name: "role", label: "Role", options: ["merchant", "buyer", "carrier", "service", "viewer", "admin"].map((r) => [r, r]), value: "merchant" },
@@ -1249,12 +1255,12 @@ function admissionPage(main) {
     try { body = JSON.parse(rules.value); } catch (e) { err.textContent = "not JSON: " + e.message; return; }
     await put(b, body);
   });
-  main.append(h("h2", {}, "Admission"), card("Live", figures),
+  main.append(h("h2", {}, t("Admission")), card("Live", figures),
     card("Rules", rulesForm, err, h("div", { class: "actions", style: "margin-top:8px" }, saveForm),
       h("details", { style: "margin-top:12px" }, h("summary", {}, "Advanced: every rule as JSON"), rules, h("div", { class: "actions", style: "margin-top:8px" }, saveJson))));
 }
 function platformPage(main) {
-  main.append(h("h2", {}, "Platform accounts"), card("Commission account", walletCard("/v1/platform/wallet")));
+  main.append(h("h2", {}, t("Platform accounts")), card("Commission account", walletCard("/v1/platform/wallet")));
 }
 function auditPage(main) {
   const out = h("div", {});
@@ -1267,7 +1273,7 @@ function auditPage(main) {
           h("tbody", {}, a.checks.map((c) => h("tr", {}, h("td", {}, c.name), h("td", {}, tag(c.ok ? "ok" : "bad")), h("td", {}, c.detail)))))));
     } finally { b.disabled = false; }
   }, "primary");
-  main.append(h("h2", {}, "Audit"), card("Every invariant, recomputed", h("div", { class: "actions" }, run), out));
+  main.append(h("h2", {}, t("Audit")), card("Every invariant, recomputed", h("div", { class: "actions" }, run), out));
 }
 function experimentsPage(main) {
   const results = h("div", {});
@@ -1285,7 +1291,7 @@ function experimentsPage(main) {
           h("td", {}, v.verdict || "the control"))))))));
     })],
   ] });
-  main.append(h("h2", {}, "A/B experiments"), results, card("Experiments", experiments), card("New experiment", form({
+  main.append(h("h2", {}, t("A/B experiments")), results, card("Experiments", experiments), card("New experiment", form({
     submit: "Create experiment", path: "/v1/experiments",
     fields: [{ name: "name", label: "Name", required: true, maxlength: 200 },
       { name: "variants", label: "Variants (name:weight, the first is the control)", required: true, value: "control:50,treatment:50", wide: true },
@@ -1339,7 +1345,7 @@ function eventsPage(main) {
           : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No attempt yet.")))))));
     })],
   ] });
-  main.append(h("h2", {}, "Events and webhooks"), card("Webhooks", hooks), deliveries, card("Event feed (oldest first, pages by position)", events));
+  main.append(h("h2", {}, t("Events and webhooks")), card("Webhooks", hooks), deliveries, card("Event feed (oldest first, pages by position)", events));
 }
 
 // ---- shell ----
@@ -1347,7 +1353,7 @@ function signIn(message) {
   timers.forEach(clearInterval); timers = [];
   const input = h("input", { id: "key", type: "password", autocomplete: "off", required: true, "aria-describedby": "key-err" });
   const err = h("div", { class: "err", id: "key-err", role: "alert" }, message || "");
-  const submit = h("button", { class: "primary", type: "submit" }, "Sign in");
+  const submit = h("button", { class: "primary", type: "submit" }, t("Sign in"));
   const f = h("form", { onsubmit: async (ev) => {
     ev.preventDefault();
     if (!input.value.trim()) { err.textContent = "Paste an API key."; input.focus(); return; }
@@ -1357,10 +1363,20 @@ function signIn(message) {
     try { me = await api("GET", "/v1/me"); start(); }
     catch (e) { sessionStorage.removeItem(KEY); err.textContent = e.message; input.setAttribute("aria-invalid", "true"); input.focus(); }
     finally { submit.disabled = false; }
-  } }, h("div", { class: "field" }, h("label", { for: "key" }, "API key"), input, err), h("div", { class: "actions", style: "margin-top:10px" }, submit));
-  app.replaceChildren(h("main", { id: "main" }, h("section", { class: "card", id: "signin" }, h("h2", {}, "elevens console"),
-    h("p", { class: "muted" }, "Sign in with a merchant or operator key. It is kept in this tab only and never put in the address."), f)));
+  } }, h("div", { class: "field" }, h("label", { for: "key" }, t("API key")), input, err), h("div", { class: "actions", style: "margin-top:10px" }, submit));
+  app.replaceChildren(h("main", { id: "main" }, h("section", { class: "card", id: "signin" }, h("h2", {}, t("elevens console")),
+    h("p", { class: "muted" }, t("Sign in with a merchant or operator key. It is kept in this tab only and never put in the address.")), h("div", { class: "field" }, languageSwitch()), f)));
   input.focus();
+}
+// English or Chinese, kept in this browser; the page is drawn again in the chosen one.
+function languageSwitch() {
+  const select = h("select", { id: "lang", "aria-label": t("Language"), onchange: () => {
+    LANG = select.value;
+    localStorage.setItem(LANG_KEY, LANG);
+    document.documentElement.lang = LANG;
+    if (me) render(); else signIn();
+  } }, [["en", "English"], ["zh-CN", "中文"]].map(([v, text]) => h("option", { value: v, selected: v === LANG }, text)));
+  return select;
 }
 function render() {
   timers.forEach(clearInterval); timers = [];
@@ -1373,14 +1389,15 @@ function render() {
     h("span", { class: "who", "data-role": me.role }, me.role + (me.name ? " · " + me.name : "") + (me.merchant_id ? " #" + me.merchant_id : "")
       + (acting ? " · working as " + acting.name + " #" + acting.merchant_id : "")),
     acting ? h("button", { type: "button", onclick: () => { sessionStorage.removeItem(AS); go("#/merchants"); } }, "Back to operator") : "",
-    h("button", { type: "button", onclick: () => { sessionStorage.removeItem(KEY); sessionStorage.removeItem(AS); me = null; location.hash = ""; signIn(); } }, "Sign out"));
+    languageSwitch(),
+    h("button", { type: "button", onclick: () => { sessionStorage.removeItem(KEY); sessionStorage.removeItem(AS); me = null; location.hash = ""; signIn(); } }, t("Sign out")));
   if (!page) {
     main.append(h("div", { class: "notice bad", role: "alert" }, "A " + me.role + " key has no console pages: use a merchant or admin key."));
     app.replaceChildren(header, main);
     return;
   }
   const nav = h("nav", { "aria-label": "Pages" }, pages.map(([id, title]) =>
-    h("a", { href: "#/" + id, "aria-current": id === page[0] ? "page" : null }, title)));
+    h("a", { href: "#/" + id, "aria-current": id === page[0] ? "page" : null }, t(title))));
   app.replaceChildren(header, h("div", { class: "shell" }, nav, main));
   // On a phone the nav is one scrolling row: keep the current page's link in sight.
   nav.querySelector('[aria-current="page"]').scrollIntoView({ block: "nearest", inline: "nearest" });

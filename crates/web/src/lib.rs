@@ -16,4 +16,6 @@ pub const UPLOT_CSS: &str = include_str!("../assets/vendor/uplot/uPlot.min.css")
 /// storage, driving the public API (`assets/console.html`, `assets/console.js`).
 pub const CONSOLE_HTML: &str = include_str!("../assets/console.html");
 pub const CONSOLE_JS: &str = include_str!("../assets/console.js");
+/// The console's words in Simplified Chinese (`assets/console-zh.js`), loaded before its script.
+pub const CONSOLE_ZH_JS: &str = include_str!("../assets/console-zh.js");
 pub const CONSOLE_CSS: &str = include_str!("../assets/console.css");

@@ -333,7 +333,8 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         .until("const r = [...document.querySelectorAll('main tbody tr')].find(r => r.innerText.includes('the tin is dented')); return r && [...r.children].map(td => td.textContent)")
         .await;
     let due = ticket["first_response_due"].as_u64().unwrap();
-    let due_in_page = browser.run(&format!("return new Date({due}).toLocaleString()")).await;
+    let due_in_page =
+        browser.run(&format!("return new Date({due}).toLocaleString('en', {{ hour12: false }})")).await;
     assert_eq!((&row[4], &row[5]), (&json!("new"), &due_in_page), "{row}");
     // The merchant answers in the ticket's conversation: its first response, which opens it.
     browser.run("document.querySelector('main tbody a[href=\"#/tickets/1\"]').click()").await;
@@ -427,6 +428,25 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         ],
     )
     .await;
+
+    // 中文: chosen in the header, kept; the pages, their dates and amounts in Chinese, at both
+    // sizes; then back to English for the rest of the walk.
+    let language = |lang: &str| {
+        format!("const s = document.getElementById('lang'); s.value = '{lang}'; s.dispatchEvent(new Event('change'));")
+    };
+    browser.run(&language("zh-CN")).await;
+    let nav = browser
+        .until("return document.documentElement.lang === 'zh-CN' && document.querySelector('nav').innerText")
+        .await;
+    assert!(
+        nav.as_str().unwrap().contains("订单发货") && nav.as_str().unwrap().contains("客服工单"),
+        "{nav}"
+    );
+    tour(&browser, &base, "merchant-zh", &["store", "campaigns", "orders", "orders/1", "tickets/1"]).await;
+    let heading = browser.run("return document.querySelector('main h2').textContent").await;
+    assert_eq!(heading, "客服工单");
+    browser.run(&language("en")).await;
+    browser.until("return document.documentElement.lang === 'en' && document.querySelector('nav').innerText.includes('Orders to ship')").await;
 
     // Another merchant: its own lists are empty, and the first merchant's shipment is refused,
     // by the API and on the page.

@@ -18,6 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/live"),
     ("get", "/console"),
     ("get", "/console/app.js"),
+    ("get", "/console/zh.js"),
     ("get", "/console/console.css"),
     ("get", "/v1/me"),
     ("get", "/v1/api-keys"),
