@@ -60,6 +60,11 @@ const ZH_CN = {
   "Create merchant": "创建商家", "Create buyer": "创建买家", "Top up": "充值", "Create key": "创建密钥", "Revoke": "吊销",
   "Save rules": "保存规则", "Replace rules (JSON)": "替换规则（JSON）", "Run the audit": "运行审计", "Results": "结果",
   "Create experiment": "创建实验", "Deliveries": "投递记录", "Work as this store": "以此店铺身份操作", "Yes": "是", "No": "否",
+  "Find a SKU by name": "按名称查找 SKU", "Tick the SKUs first.": "请先勾选 SKU。", "SKUs changed.": "个 SKU 已修改。",
+  "New price of the ticked SKUs": "勾选 SKU 的新价格", "Set price": "设置价格", "Units to add to each ticked SKU": "每个勾选 SKU 增加的件数",
+  "Import from CSV": "从 CSV 导入", "Import": "导入", "CSV file": "CSV 文件", "Choose a CSV file first.": "请先选择 CSV 文件。",
+  "Line": "行", "Field": "字段", "Problem": "问题", "SKUs created": "个 SKU 已创建", "refused": "被拒绝", "line": "行",
+  "Columns: title, price (12.34), currency, and optionally description and stock; a header row first.": "列：title、price（如 12.34）、currency，可选 description 和 stock；第一行为表头。",
   "Sign in": "登录", "Store": "店铺", "Item": "商品", "Unit price": "单价", "Flash sale": "秒杀",
   "Sign in with a merchant or operator key. It is kept in this tab only and never put in the address.": "使用商家或运营密钥登录。密钥只保存在此标签页，不会出现在地址栏。", "Sign out": "退出", "API key": "API 密钥", "Back to operator": "返回运营", "Language": "语言",
   // filters

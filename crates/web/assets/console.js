@@ -243,7 +243,8 @@ function list(spec) {
     const params = new URLSearchParams(spec.query ? spec.query() : {});
     if (limitParam) params.set(limitParam, String(want));
     if (from !== null) params.set(spec.cursor || "after", from);
-    const json = await api("GET", spec.path + "?" + params.toString());
+    const path = typeof spec.path === "function" ? spec.path() : spec.path;
+    const json = await api("GET", path + "?" + params.toString());
     return [spec.items ? spec.items(json) : json.items, spec.next ? spec.next(json) : json.next_after];
   }
   async function load() {
@@ -435,8 +436,14 @@ function currencyField() {
 function cataloguePage(main) {
   const m = merchantId();
   main.append(h("h2", {}, t("Catalogue")));
+  // Found by name through the API's search, else the merchant's SKUs in order.
+  let words = "";
   const skus = list({
-    path: `/v1/merchants/${m}/skus`,
+    path: () => (words ? "/v1/search" : `/v1/merchants/${m}/skus`),
+    query: () => (words ? { q: words, merchant_id: m } : {}),
+    items: (j) => (j.hits ? j.hits.map((x) => x.sku) : j.items),
+    next: (j) => (j.hits ? null : j.next_after),
+    select: (s) => s.sku_id,
     columns: [
       ["SKU", (s) => "#" + s.sku_id],
       ["Title", (s) => s.title],
@@ -448,8 +455,70 @@ function cataloguePage(main) {
     ],
     empty: "No SKUs yet: create the first below.",
   });
-  main.append(card("SKUs and stock", skus),
-    card("New SKU", skuForm(m, () => skus.refresh())));
+  const find = h("input", { id: "find-sku", type: "search", placeholder: t("Find a SKU by name"), "aria-label": t("Find a SKU by name") });
+  let timer = null;
+  find.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { words = find.value.trim(); skus.reload(); }, 200); });
+  // Many SKUs at once: a new price, or units added, for every SKU ticked.
+  const outcome = h("div", { "aria-live": "polite" });
+  const bulk = async (b, what, request) => {
+    const picked = skus.selected();
+    if (!picked.length) { outcome.replaceChildren(h("div", { class: "notice bad" }, t("Tick the SKUs first."))); return; }
+    b.disabled = true;
+    const refused = [];
+    for (const s of picked) {
+      try { await act(what + ":" + s.sku_id, ...request(s)); } catch (e) { refused.push("#" + s.sku_id + ": " + e.message); }
+    }
+    b.disabled = false;
+    outcome.replaceChildren(h("div", { class: refused.length ? "notice bad" : "notice", role: "status" },
+      (picked.length - refused.length) + " / " + picked.length + " " + t("SKUs changed.") + (refused.length ? " " + refused.join("; ") : "")));
+    skus.refresh();
+  };
+  const price = h("input", { id: "bulk-price", inputmode: "decimal", placeholder: "99.00" });
+  const units = h("input", { id: "bulk-units", type: "number", min: 1, placeholder: "100" });
+  const tools = h("div", { class: "bulk" },
+    h("div", { class: "field" }, h("label", { for: "bulk-price" }, t("New price of the ticked SKUs")), price),
+    button("Set price", (b) => {
+      const p = minorUnits(price.value);
+      if (!p) { outcome.replaceChildren(h("div", { class: "notice bad" }, t("an amount such as 12.34"))); return; }
+      return bulk(b, "price-" + p, (s) => ["PATCH", `/v1/skus/${s.sku_id}`, { price: p }]);
+    }),
+    h("div", { class: "field" }, h("label", { for: "bulk-units" }, t("Units to add to each ticked SKU")), units),
+    button("Add stock", (b) => {
+      const n = Number(units.value);
+      if (!Number.isInteger(n) || n < 1) { outcome.replaceChildren(h("div", { class: "notice bad" }, t("a whole number of units"))); return; }
+      return bulk(b, "restock-" + n + "-" + Date.now(), (s) => ["POST", `/v1/skus/${s.sku_id}/restock`, { quantity: n }]);
+    }));
+  main.append(card("SKUs and stock", find, tools, outcome, skus),
+    card("New SKU", skuForm(m, () => skus.refresh())), card("Import from CSV", importForm(m, () => skus.refresh())));
+}
+// A catalogue file: every row checked by the server first, each error shown with its line and
+// field; a file sent again (same choice, same key) creates nothing twice.
+function importForm(m, after) {
+  const file = h("input", { id: "import-file", type: "file", accept: ".csv,text/csv" });
+  const out = h("div", { "aria-live": "polite" });
+  let key = newKey();
+  file.addEventListener("change", () => { key = newKey(); });
+  const send = button("Import", async (b) => {
+    if (!file.files.length) { out.replaceChildren(h("div", { class: "notice bad" }, t("Choose a CSV file first."))); return; }
+    b.disabled = true;
+    try {
+      const response = await fetch(`/v1/merchants/${m}/skus.csv`, { method: "POST", body: await file.files[0].text(),
+        headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY), "Content-Type": "text/csv", "Idempotency-Key": key } });
+      const body = await response.json().catch(() => ({}));
+      if (response.status === 422 && body.details && body.details.rows) {
+        out.replaceChildren(h("div", { class: "notice bad", role: "alert" }, body.message),
+          h("div", { class: "table" }, h("table", { class: "import-errors" }, h("thead", {}, h("tr", {}, [t("Line"), t("Field"), t("Problem")].map((x) => h("th", {}, x)))),
+            h("tbody", {}, body.details.rows.map((r) => h("tr", {}, h("td", { "data-label": t("Line") }, r.line), h("td", { "data-label": t("Field") }, r.field), h("td", { "data-label": t("Problem") }, r.message)))))));
+        return;
+      }
+      if (!response.ok) throw new ApiError(response.status, body);
+      out.replaceChildren(h("div", { class: body.refused ? "notice bad" : "notice", role: "status" },
+        body.created + " " + t("SKUs created") + (body.refused ? ", " + body.refused + " " + t("refused") + ": " + body.rows.filter((r) => !r.sku_id).map((r) => t("line") + " " + r.line + ": " + r.message).join("; ") : ".")));
+      after();
+    } catch (e) { out.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message)); } finally { b.disabled = false; }
+  }, "primary");
+  return h("div", {}, h("p", { class: "muted" }, t("Columns: title, price (12.34), currency, and optionally description and stock; a header row first.")),
+    h("div", { class: "field" }, h("label", { for: "import-file" }, t("CSV file")), file), h("div", { class: "actions", style: "margin-top:8px" }, send), out);
 }
 function skuForm(m, after) {
   return form({

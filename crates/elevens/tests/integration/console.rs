@@ -149,6 +149,55 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'West Lake Longjing 250 g (2026)')").await;
     assert_eq!(server.get("/v1/skus/1", &merchant).await.1["title"], "West Lake Longjing 250 g (2026)");
 
+    // A catalogue from CSV: a file with bad rows is refused whole, each error by line and
+    // field; the corrected file creates its SKUs.
+    let choose_file = |text: &str| {
+        format!("const i = document.getElementById('import-file'); const dt = new DataTransfer(); dt.items.add(new File([{text:?}], 'catalogue.csv', {{ type: 'text/csv' }})); i.files = dt.files; i.dispatchEvent(new Event('change'));")
+    };
+    browser.run(&choose_file("title,price,currency,stock\nGaiwan,,CNY,5\nTea tray,45.00,yuan,2\n")).await;
+    press(&browser, "Import").await;
+    let errors = browser.until("const rows = document.querySelectorAll('table.import-errors tbody tr'); return rows.length ? [...rows].map(r => r.innerText.replace(/\\s+/g, ' ')) : null").await;
+    assert_eq!(
+        errors,
+        json!([
+            "2 price an amount such as 12.34, not \"\"",
+            "3 currency an ISO 4217 code such as CNY, not \"yuan\""
+        ]),
+        "{errors}"
+    );
+    assert_eq!(
+        server.get("/v1/merchants/1/skus", &merchant).await.1["items"].as_array().map(Vec::len),
+        Some(1)
+    );
+    browser
+        .run(&choose_file(
+            "title,price,currency,stock\nGaiwan,38.00,CNY,5\n\"Tea tray, bamboo\",45.00,CNY,2\n",
+        ))
+        .await;
+    press(&browser, "Import").await;
+    browser
+        .until("return document.querySelector('main [role=status]')?.textContent === '2 SKUs created.'")
+        .await;
+    let (_, listed) = server.get("/v1/merchants/1/skus", &merchant).await;
+    let titles: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|s| s["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["West Lake Longjing 250 g (2026)", "Gaiwan", "Tea tray, bamboo"], "{listed}");
+    // Found by typing its name; the two new ones repriced together.
+    browser.fill("#find-sku", "bamboo").await;
+    browser.until("const rows = document.querySelectorAll('main section.card tbody tr'); return rows.length === 1 && rows[0].innerText.includes('Tea tray, bamboo')").await;
+    browser.fill("#find-sku", "").await;
+    browser.run("document.getElementById('find-sku').dispatchEvent(new Event('input'))").await;
+    browser
+        .until("return document.querySelectorAll('main section.card tbody tr td.pick').length === 3")
+        .await;
+    browser.run("[...document.querySelectorAll('main section.card tbody tr')].slice(1).forEach(r => r.querySelector('td.pick input').click())").await;
+    browser.fill("#bulk-price", "30.00").await;
+    press(&browser, "Set price").await;
+    browser.until("return document.querySelector('main [role=status]')?.textContent.startsWith('2 / 2 SKUs changed.')").await;
+    for id in [2, 3] {
+        assert_eq!(server.get(&format!("/v1/skus/{id}"), &merchant).await.1["price"].as_u64(), Some(3_000));
+    }
+
     // A flash sale: a flash price above the shelf is refused by the API, shown beside its field.
     // The SKU is picked by typing its name: the API's search suggests it.
     browser.goto(&format!("{base}/console#/campaigns")).await;

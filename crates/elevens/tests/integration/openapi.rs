@@ -137,6 +137,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/merchants/{id}/orders.csv"),
     ("get", "/v1/merchants/{id}/figures"),
     ("post", "/v1/tickets/{id}/replies"),
+    ("post", "/v1/merchants/{id}/skus.csv"),
 ];
 
 #[tokio::test]
