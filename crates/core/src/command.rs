@@ -354,6 +354,13 @@ pub enum Command {
         ticket: TicketId,
         body: String,
     },
+    /// An API key with the operator's label for it. (`CreateApiKey`, without one, is what
+    /// journals written before labels hold, and what the engine registers at first start.)
+    CreateLabelledApiKey {
+        acts_as: Actor,
+        secret_sha256: [u8; 32],
+        label: String,
+    },
 }
 
 /// A flash sale's terms with its name.
@@ -438,6 +445,7 @@ impl Command {
             Command::EndCampaign { .. } => "end_campaign",
             Command::FeatureCampaign { .. } => "feature_campaign",
             Command::ReplyTicket { .. } => "reply_ticket",
+            Command::CreateLabelledApiKey { .. } => "create_api_key",
             Command::CreateCategory { .. } => "create_category",
             Command::MoveCategory { .. } => "move_category",
             Command::CreateProduct(_) => "create_product",

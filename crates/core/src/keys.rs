@@ -3,6 +3,7 @@
 
 use crate::command::*;
 use crate::error::{out_of_bounds, CoreError};
+use crate::limits::NAME_BYTES_MAX;
 use crate::state::State;
 use crate::types::*;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,8 @@ pub struct ApiKey {
     pub acts_as: Actor,
     pub secret_sha256: [u8; 32],
     pub revoked: bool,
+    /// What the operator calls it ("storefront, Hangzhou"); empty if none was given.
+    pub label: String,
 }
 
 impl State {
@@ -20,8 +23,12 @@ impl State {
         actor: Actor,
         acts_as: Actor,
         secret_sha256: [u8; 32],
+        label: &str,
     ) -> Result<Outcome, CoreError> {
         Self::require_admin(actor, "create API keys")?;
+        if !label.is_empty() {
+            Self::check_name("label", label, NAME_BYTES_MAX)?;
+        }
         match acts_as {
             Actor::Merchant(m) => {
                 self.merchant(m)?;
@@ -37,7 +44,7 @@ impl State {
         if self.api_keys.iter().any(|k| k.secret_sha256 == secret_sha256) {
             return Err(out_of_bounds("secret", "already registered"));
         }
-        self.api_keys.push(ApiKey { acts_as, secret_sha256, revoked: false });
+        self.api_keys.push(ApiKey { acts_as, secret_sha256, revoked: false, label: label.to_owned() });
         Ok(Outcome::ApiKeyCreated { key: ApiKeyId::from_index(self.api_keys.len() - 1) })
     }
 

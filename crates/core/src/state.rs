@@ -234,7 +234,10 @@ impl State {
     fn execute(&mut self, actor: Actor, now: Millis, command: &Command) -> Result<Outcome, CoreError> {
         match command {
             Command::CreateApiKey { acts_as, secret_sha256 } => {
-                self.create_api_key(actor, *acts_as, *secret_sha256)
+                self.create_api_key(actor, *acts_as, *secret_sha256, "")
+            }
+            Command::CreateLabelledApiKey { acts_as, secret_sha256, label } => {
+                self.create_api_key(actor, *acts_as, *secret_sha256, label)
             }
             Command::RevokeApiKey { key } => self.revoke_api_key(actor, *key),
             Command::CreateMerchant { name, commission_bps } => {

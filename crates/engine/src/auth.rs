@@ -9,7 +9,11 @@ use std::collections::HashMap;
 
 #[derive(Default)]
 pub struct KeyCache {
-    by_hash: RwLock<HashMap<[u8; 32], Actor>>,
+    /// The keys in force: what each acts as, and its id.
+    by_hash: RwLock<HashMap<[u8; 32], (Actor, u64)>>,
+    /// When each key in force last authenticated, ms since the epoch (0: not since start), by
+    /// id. Kept in memory, per node: a use is not a change of state.
+    last_used: RwLock<HashMap<u64, std::sync::Arc<std::sync::atomic::AtomicU64>>>,
     /// Keys ever registered, revoked ones included.
     registered: std::sync::atomic::AtomicUsize,
 }
@@ -27,10 +31,9 @@ impl KeyCache {
     pub fn from_state(state: &State) -> KeyCache {
         let cache = KeyCache::default();
         cache.registered.store(state.api_keys().len(), std::sync::atomic::Ordering::Relaxed);
-        cache
-            .by_hash
-            .write()
-            .extend(state.api_keys().iter().filter(|k| !k.revoked).map(|k| (k.secret_sha256, k.acts_as)));
+        for (i, k) in state.api_keys().iter().enumerate().filter(|(_, k)| !k.revoked) {
+            cache.insert(k.secret_sha256, k.acts_as, i as u64 + 1);
+        }
         cache
     }
 
@@ -45,17 +48,37 @@ impl KeyCache {
         else {
             return;
         };
-        let mut keys = self.by_hash.write();
         if created {
             self.registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            keys.insert(key.secret_sha256, key.acts_as);
+            self.insert(key.secret_sha256, key.acts_as, id.0);
         } else {
-            keys.remove(&key.secret_sha256);
+            self.by_hash.write().remove(&key.secret_sha256);
+            self.last_used.write().remove(&id.0);
         }
     }
 
+    fn insert(&self, hash: [u8; 32], acts_as: Actor, id: u64) {
+        self.by_hash.write().insert(hash, (acts_as, id));
+        self.last_used.write().entry(id).or_default();
+    }
+
+    /// Who `secret` acts as, noting the use: at most one store a second per key, so a key used
+    /// by every thread of a storefront does not bounce its counter between cores on each request.
     pub fn authenticate(&self, secret: &str) -> Option<Actor> {
-        self.by_hash.read().get(&hash_secret(secret)).copied()
+        let (actor, id) = *self.by_hash.read().get(&hash_secret(secret))?;
+        if let Some(at) = self.last_used.read().get(&id) {
+            let now = crate::engine::now_ms().0;
+            if at.load(std::sync::atomic::Ordering::Relaxed) + 1_000 <= now {
+                at.store(now, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Some(actor)
+    }
+
+    /// When key `id` last authenticated on this node since it started (to the second).
+    pub fn last_used(&self, id: u64) -> Option<u64> {
+        let at = self.last_used.read().get(&id)?.load(std::sync::atomic::Ordering::Relaxed);
+        (at > 0).then_some(at)
     }
 
     /// Whether no key was ever registered: a new data directory.
@@ -65,6 +88,6 @@ impl KeyCache {
 
     /// Whether some admin key works.
     pub fn has_admin(&self) -> bool {
-        self.by_hash.read().values().any(|&actor| actor == Actor::Admin)
+        self.by_hash.read().values().any(|&(actor, _)| actor == Actor::Admin)
     }
 }

@@ -50,6 +50,9 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
     match command {
         // The secret is drawn by the gateway.
         Command::CreateApiKey { acts_as, secret_sha256: _ } => with_encoded(&(command.name(), acts_as), hash),
+        Command::CreateLabelledApiKey { acts_as, secret_sha256: _, label } => {
+            with_encoded(&(command.name(), acts_as, label), hash)
+        }
         // The reservation time is the server's setting.
         Command::PlaceOrder { buyer, lines, coupons, reservation_ttl_ms: _ } => {
             with_encoded(&(command.name(), buyer, lines, coupons), hash)

@@ -33,6 +33,8 @@ pub struct CreateApiKeyRequest {
     pub buyer_id: Option<u64>,
     /// Required for the `carrier` role.
     pub carrier_id: Option<u64>,
+    /// What the operator calls it ("storefront, Hangzhou"), at most 200 bytes.
+    pub label: Option<String>,
 }
 
 /// Create an API key (admin). The secret is in the answer, once.
@@ -59,7 +61,11 @@ pub async fn create_api_key(
     // The fingerprint leaves the secret out, so a repeat matches the first request; a repeat
     // answers the key's id without the secret, which only the first answer carries.
     let secret = new_secret();
-    let command = Command::CreateApiKey { acts_as, secret_sha256: hash_secret(&secret) };
+    let secret_sha256 = hash_secret(&secret);
+    let command = match request.label {
+        Some(label) => Command::CreateLabelledApiKey { acts_as, secret_sha256, label },
+        None => Command::CreateApiKey { acts_as, secret_sha256 },
+    };
     let idem = Some(idempotency(actor, &key.0, &command, Defaulted::NONE));
     let item = Item::Write { actor, idempotency: idem, command, reply: ReplyWith::View };
     let view = submit_one(&app, item, None).await?;

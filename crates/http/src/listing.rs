@@ -75,13 +75,25 @@ list_handler!(
     Listing::Buyers,
     "Buyers, oldest first (admin, service)."
 );
-list_handler!(
-    list_api_keys,
-    "/v1/api-keys",
-    "admin",
-    Listing::ApiKeys,
-    "API keys, oldest first, without their secrets (admin)."
-);
+/// API keys, oldest first, with their labels and when each was last used on this node, without
+/// their secrets (admin).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "admin", params(ListParams),
+    responses((status = 200, body = ListPage), (status = "4XX", body = ErrorBody)))]
+pub async fn list_api_keys(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<ListParams>,
+) -> crate::api::Answer {
+    let (status, axum::Json(mut page)) = read(&app, actor, list_query(Listing::ApiKeys, params)?).await?;
+    if let crate::views::View::List(list) = &mut page {
+        for item in &mut list.items {
+            if let crate::views::View::ApiKey(key) = item {
+                key.last_used_at = app.engine.keys.last_used(key.api_key_id);
+            }
+        }
+    }
+    Ok((status, axum::Json(page)))
+}
 list_handler!(
     list_experiments,
     "/v1/experiments",

@@ -208,7 +208,9 @@ mod tests {
         assert_eq!(field("CreateSkuRequest", "price", "maximum"), Some(AMOUNT_MAX));
         assert_eq!(field("CreateSkuRequest", "stock", "maximum"), Some(STOCK_QUANTITY_MAX));
         assert_eq!(field("RestockRequest", "quantity", "maximum"), Some(STOCK_QUANTITY_MAX));
-        assert_eq!(field("CreateCampaignRequest", "flash_price", "maximum"), Some(AMOUNT_MAX));
+        assert_eq!(field("NewCampaignRequest", "flash_price", "maximum"), Some(AMOUNT_MAX));
+        assert_eq!(field("UpdateCampaignRequest", "flash_price", "maximum"), Some(AMOUNT_MAX));
+        assert_eq!(field("UpdateCampaignRequest", "quantity", "maximum"), Some(STOCK_QUANTITY_MAX));
         assert_eq!(field("CreateRedPacketRequest", "amount", "maximum"), Some(AMOUNT_MAX));
         assert_eq!(
             field("CreateRedPacketRequest", "count", "maximum"),

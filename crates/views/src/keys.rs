@@ -12,9 +12,30 @@ pub struct ApiKeyView {
     pub buyer_id: Option<u64>,
     pub carrier_id: Option<u64>,
     pub revoked: bool,
+    /// What the operator calls it; empty if none was given.
+    pub label: String,
+    /// When it was last used to authenticate (ms since the epoch), as this node saw it since
+    /// it started; null if not since then. Not journaled: use is not a change of state.
+    pub last_used_at: Option<u64>,
     /// The secret, shown once, in the answer that creates the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+}
+
+/// A key as the API shows it (never its secret, which only its creation's answer adds).
+pub(crate) fn api_key_view(id: u64, k: &elevens_core::keys::ApiKey, revoked: bool) -> ApiKeyView {
+    let (role, merchant_id, buyer_id, carrier_id) = role_of(k.acts_as);
+    ApiKeyView {
+        api_key_id: id,
+        role,
+        merchant_id,
+        buyer_id,
+        carrier_id,
+        revoked,
+        label: k.label.clone(),
+        last_used_at: None,
+        key: None,
+    }
 }
 
 pub(crate) fn role_of(actor: Actor) -> (&'static str, Option<u64>, Option<u64>, Option<u64>) {

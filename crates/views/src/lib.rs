@@ -318,16 +318,7 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
                 .ok()
                 .and_then(|i| state.api_keys().get(i.wrapping_sub(1)))
                 .ok_or(CoreError::NotFound("api key"))?;
-            let (role, merchant_id, buyer_id, carrier_id) = role_of(k.acts_as);
-            Ok(View::ApiKey(ApiKeyView {
-                api_key_id: key.0,
-                role,
-                merchant_id,
-                buyer_id,
-                carrier_id,
-                revoked: matches!(outcome, Outcome::ApiKeyRevoked { .. }),
-                key: None,
-            }))
+            Ok(View::ApiKey(api_key_view(key.0, k, matches!(outcome, Outcome::ApiKeyRevoked { .. }))))
         }
         Outcome::MerchantCreated { merchant } => merchant_view(state, merchant),
         // The SKU as it is now: an edit's repeat shows the SKU, not a copy of it as then.

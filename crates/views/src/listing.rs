@@ -101,18 +101,7 @@ pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<
             after,
             limit,
             |id| state.api_keys().get(usize::try_from(id).ok()?.checked_sub(1)?),
-            |id, key| {
-                let (role, merchant_id, buyer_id, carrier_id) = views::role_of(key.acts_as);
-                Some(View::ApiKey(views::ApiKeyView {
-                    api_key_id: id,
-                    role,
-                    merchant_id,
-                    buyer_id,
-                    carrier_id,
-                    revoked: key.revoked,
-                    key: None,
-                }))
-            },
+            |id, key| Some(View::ApiKey(views::keys::api_key_view(id, key, key.revoked))),
         ),
         Listing::Skus(m) => page(
             after,

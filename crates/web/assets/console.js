@@ -1247,9 +1247,11 @@ function buyersPage(main) {
 function keysPage(main) {
   const keys = list({ path: "/v1/api-keys", columns: [
     ["Key", (k) => "#" + k.api_key_id],
+    ["Label", (k) => k.label],
     ["Role", (k) => k.role],
     ["Acts for", (k) => (k.merchant_id ? "merchant #" + k.merchant_id : k.buyer_id ? "buyer #" + k.buyer_id : k.carrier_id ? "carrier #" + k.carrier_id : "")],
     ["Status", (k) => tag(k.revoked ? "revoked" : "active")],
+    ["Last used", (k) => (k.last_used_at ? when(k.last_used_at) : h("span", { class: "muted" }, t("not since the server started")))],
     ["", (k, reload) => (k.revoked ? "" : button("Revoke", async (b) => {
       if (!confirm("Revoke key #" + k.api_key_id + "? Its next request will be refused.")) return;
       await act("revoke:" + k.api_key_id, "DELETE", `/v1/api-keys/${k.api_key_id}`, undefined, b); reload();
@@ -1258,12 +1260,13 @@ function keysPage(main) {
   main.append(h("h2", {}, t("API keys")), card("New key", form({
     submit: "Create key", path: "/v1/api-keys",
     fields: [
+      { name: "label", label: "Label", maxlength: 200, placeholder: "storefront, Hangzhou" },
       { name: "role", label: "Role", options: ["merchant", "buyer", "carrier", "service", "viewer", "admin"].map((r) => [r, r]), value: "merchant" },
       { name: "merchant_id", label: "Merchant id (merchant keys)", type: "number", min: 1 },
       { name: "buyer_id", label: "Buyer id (buyer keys)", type: "number", min: 1 },
       { name: "carrier_id", label: "Carrier id (carrier keys)", type: "number", min: 1 },
     ],
-    body: (v) => ({ role: v.role, merchant_id: v.merchant_id, buyer_id: v.buyer_id, carrier_id: v.carrier_id }),
+    body: (v) => ({ label: v.label, role: v.role, merchant_id: v.merchant_id, buyer_id: v.buyer_id, carrier_id: v.carrier_id }),
     done: (k) => h("div", { class: "notice" }, "Key #" + k.api_key_id + " (" + k.role + "). Its secret, shown this once: ",
       h("div", { class: "secret", "data-secret": "" }, k.key)),
     after: () => keys.refresh(),

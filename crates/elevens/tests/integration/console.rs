@@ -514,12 +514,18 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     sign_in(&browser, &base, &admin).await;
     browser.goto(&format!("{base}/console#/keys")).await;
     browser.run("document.querySelector('form [name=role]').value = 'merchant'").await;
+    browser.fill("form [name=label]", "Rival's storefront").await;
     browser.fill("form [name=merchant_id]", "2").await;
     browser.run(&submit_button("Create key")).await;
     let secret = browser.until("return document.querySelector('[data-secret]')?.textContent").await;
     let secret = secret.as_str().unwrap().to_owned();
     assert_eq!(server.get("/v1/me", &secret).await.1["merchant_id"], 2);
-    let id = server.get("/v1/api-keys?limit=100", &admin).await.1["items"].as_array().unwrap().len();
+    let (_, keys) = server.get("/v1/api-keys?limit=100", &admin).await;
+    let id = keys["items"].as_array().unwrap().len();
+    // Labelled, and used just now (the /v1/me above).
+    let new_key = &keys["items"][id - 1];
+    assert_eq!(new_key["label"], "Rival's storefront", "{keys}");
+    assert!(new_key["last_used_at"].as_u64().is_some_and(|at| at + 60_000 > now_ms()), "{keys}");
     browser.run("window.confirm = () => true").await;
     browser
         .until(&format!(
