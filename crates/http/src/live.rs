@@ -106,6 +106,8 @@ pub async fn store_figures(
     if actor != Actor::Merchant(MerchantId(id)) {
         platform_only(actor)?;
     }
+    // A store that does not exist has no figures: 404, as its other reads answer.
+    crate::api::read_view(&app, actor, Query::Merchant(MerchantId(id))).await?;
     let now = now_ms();
     let f = figures(&app).await.merchant(id, now);
     let aov = |gmv: i128, n: u64| if n == 0 { 0 } else { gmv / i128::from(n) };

@@ -95,6 +95,15 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
         "{frame}"
     );
     assert_eq!(frame["featured"]["status"], "open", "{frame}");
+    // A store's own figures; a store that does not exist has none (found by schemathesis: 200).
+    let (status, figures) = server.get("/v1/merchants/1/figures", &merchant).await;
+    assert_eq!(
+        (status, figures["gmv"].as_i64(), figures["paid_orders"].as_u64()),
+        (200, Some(5_000), Some(2)),
+        "{figures}"
+    );
+    assert_eq!(server.get("/v1/merchants/0/figures", &server.admin).await.0, 404);
+    assert_eq!(server.get("/v1/merchants/99/figures", &server.admin).await.0, 404);
     assert!(frame["refusals"].is_array() && frame["shedding"].is_array(), "{frame}");
     assert!(frame["admission"]["order"]["admitted"].as_u64().unwrap() >= 3);
     // Payments admitted are the two payments and the refund; the admin's setup counts apart.
