@@ -134,6 +134,8 @@ pub struct ReturnView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReturnLineView {
     pub sku_id: u64,
+    /// The SKU's title now.
+    pub title: String,
     pub quantity: u32,
 }
 
@@ -421,9 +423,10 @@ fn return_view(state: &State, id: ReturnId, r: &ReturnRequest) -> ReturnView {
         lines: r
             .lines
             .iter()
-            .map(|&(p, quantity)| ReturnLineView {
-                sku_id: lines.get(usize::from(p)).map_or(0, |l| l.sku.0),
-                quantity,
+            .map(|&(p, quantity)| {
+                let sku = lines.get(usize::from(p)).map(|l| l.sku);
+                let title = sku.and_then(|s| state.sku(s).ok()).map(|s| state.sku_title(s).to_owned());
+                ReturnLineView { sku_id: sku.map_or(0, |s| s.0), title: title.unwrap_or_default(), quantity }
             })
             .collect(),
         reason: r.reason.name(),

@@ -520,7 +520,14 @@ function importForm(m, after) {
   return h("div", {}, h("p", { class: "muted" }, t("Columns: title, price (12.34), currency, and optionally description and stock; a header row first.")),
     h("div", { class: "field" }, h("label", { for: "import-file" }, t("CSV file")), file), h("div", { class: "actions", style: "margin-top:8px" }, send), out);
 }
+// The SKU form, its warehouse picked by name among the store's (read first).
 function skuForm(m, after) {
+  const slot = h("div", {}, h("span", { class: "muted" }, "…"));
+  api("GET", `/v1/merchants/${m}/warehouses?limit=100`).then((j) => j.items, () => []).then((warehouses) =>
+    slot.replaceChildren(skuFormWith(m, after, [["", t("the store's first")], ...warehouses.map((w) => [w.warehouse_id, w.name + " (" + w.region + ")"])])));
+  return slot;
+}
+function skuFormWith(m, after, warehouses) {
   return form({
     submit: "Create SKU", path: "/v1/skus",
     fields: [
@@ -529,12 +536,12 @@ function skuForm(m, after) {
       { name: "price", label: "Price", money: true, required: true, placeholder: "99.00" },
       currencyField(),
       { name: "stock", label: "Initial stock", type: "number", min: 0, max: 1000000000, required: true, value: 0 },
-      { name: "warehouse_id", label: "Warehouse id (default: the first)", type: "number", min: 1 },
+      { name: "warehouse_id", label: "Ships from", options: warehouses, value: "" },
     ],
     body: (v) => {
       if (!v.price) throw invalid("price", "must be positive");
       return { merchant_id: m, title: v.title, description: v.description || "", price: v.price, currency: v.currency,
-        stock: v.stock, warehouse_id: v.warehouse_id };
+        stock: v.stock, warehouse_id: v.warehouse_id ? Number(v.warehouse_id) : undefined };
     },
     fieldOf: (f) => (f === "amount" ? "price" : f === "initial_stock" ? "stock" : f),
     done: (s) => h("div", { class: "notice" }, "Created SKU #" + s.sku_id + ": " + s.title),
@@ -1148,8 +1155,8 @@ function returnsPage(main) {
     path: `/v1/merchants/${m}/returns`, query: () => (status ? { status } : {}),
     columns: [
       ["Return", (r) => "#" + r.return_id],
-      ["Order", (r) => "#" + r.order_id],
-      ["Lines", (r) => (r.lines || []).map((l) => l.quantity + " × SKU #" + l.sku_id).join(", ")],
+      ["Order", (r) => h("a", { href: "#/orders/" + r.order_id }, "#" + r.order_id)],
+      ["Lines", (r) => (r.lines || []).map(lineText).join(", ")],
       ["Reason", (r) => String(r.reason).replace(/_/g, " ")],
       ["Status", (r) => tag(r.status)],
       ["", (r, reload) => {

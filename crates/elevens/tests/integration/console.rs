@@ -128,6 +128,8 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent.includes('Hangzhou DC'))").await;
 
     browser.goto(&format!("{base}/console#/catalogue")).await;
+    // The warehouse a SKU ships from is picked by its name, not its number.
+    browser.until("return [...document.querySelectorAll('form [name=warehouse_id] option')].some(o => o.textContent === 'Hangzhou DC (CN-ZJ)')").await;
     browser.fill("form [name=title]", "West Lake Longjing 250 g").await;
     browser.fill("form [name=price]", "12.3.4").await;
     browser.run(&submit_button("Create SKU")).await;
