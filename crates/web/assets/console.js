@@ -1060,7 +1060,9 @@ async function orderPage(slot, id) {
     after: () => orderPage(slot, id),
   });
   slot.replaceChildren(card(t("Order") + " #" + id + " · " + t(o.status.replace(/_/g, " ")),
-    h("div", { class: "figures" }, fig("Buyer", buyerText(o)), fig("Total", money(o.total, o.currency)),
+    h("div", { class: "figures" }, fig("Buyer", buyerText(o)),
+      fig("Ships to", [...new Set(parcels.items.map((s) => s.destination_region).filter(Boolean))].join(", ") || "–"),
+      fig("Total", money(o.total, o.currency)),
       fig("Shipping", money(o.shipping, o.currency)), fig("Refunded", money(o.refunded, o.currency)),
       fig("Discounts", money(o.discounts.reduce((a, d) => a + d.amount, 0), o.currency))),
     h("div", { class: "table" }, h("table", {},

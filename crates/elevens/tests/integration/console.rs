@@ -339,6 +339,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let page = browser.until("const c = document.querySelector('main .timeline'); return c && document.querySelector('main section.card').innerText").await;
     let page = page.as_str().unwrap();
     assert!(page.contains("buyer 1 (#1)") && page.contains("West Lake Longjing 250 g (2026)"), "{page}");
+    assert!(page.contains("Ships to\nCN-BJ"), "the buyer's region on the order's page: {page}");
     assert!(
         page.find("Placed by").unwrap() < page.find("Parcel #1 dispatched").unwrap(),
         "the timeline in time order: {page}"
