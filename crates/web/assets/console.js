@@ -1266,20 +1266,29 @@ function keysPage(main) {
       await act("revoke:" + k.api_key_id, "DELETE", `/v1/api-keys/${k.api_key_id}`, undefined, b); reload();
     }))],
   ] });
-  main.append(h("h2", {}, t("API keys")), card("New key", form({
+  // A merchant key's store is picked by name (the first 100 stores; past them, by number).
+  const slot = h("div", {}, h("span", { class: "muted" }, "…"));
+  api("GET", "/v1/merchants?limit=100").then((j) => j.items, () => []).then((stores) => slot.replaceChildren(keyForm(stores, keys)));
+  main.append(h("h2", {}, t("API keys")), card("New key", slot), card("Keys", keys));
+}
+function keyForm(stores, keys) {
+  const store = stores.length && stores.length < 100
+    ? { name: "merchant_id", label: "Store (merchant keys)", options: [["", "–"], ...stores.map((x) => [x.merchant_id, x.name + " (#" + x.merchant_id + ")"])], value: "" }
+    : { name: "merchant_id", label: "Merchant id (merchant keys)", type: "number", min: 1 };
+  return form({
     submit: "Create key", path: "/v1/api-keys",
     fields: [
       { name: "label", label: "Label", maxlength: 200, placeholder: "storefront, Hangzhou" },
       { name: "role", label: "Role", options: ["merchant", "buyer", "carrier", "service", "viewer", "admin"].map((r) => [r, r]), value: "merchant" },
-      { name: "merchant_id", label: "Merchant id (merchant keys)", type: "number", min: 1 },
+      store,
       { name: "buyer_id", label: "Buyer id (buyer keys)", type: "number", min: 1 },
       { name: "carrier_id", label: "Carrier id (carrier keys)", type: "number", min: 1 },
     ],
-    body: (v) => ({ label: v.label, role: v.role, merchant_id: v.merchant_id, buyer_id: v.buyer_id, carrier_id: v.carrier_id }),
+    body: (v) => ({ label: v.label, role: v.role, merchant_id: v.merchant_id ? Number(v.merchant_id) : undefined, buyer_id: v.buyer_id, carrier_id: v.carrier_id }),
     done: (k) => h("div", { class: "notice" }, "Key #" + k.api_key_id + " (" + k.role + "). Its secret, shown this once: ",
       h("div", { class: "secret", "data-secret": "" }, k.key)),
     after: () => keys.refresh(),
-  })), card("Keys", keys));
+  });
 }
 function admissionPage(main) {
   const figures = h("div", { class: "figures" });

@@ -518,7 +518,9 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     browser.goto(&format!("{base}/console#/keys")).await;
     browser.run("document.querySelector('form [name=role]').value = 'merchant'").await;
     browser.fill("form [name=label]", "Rival's storefront").await;
-    browser.fill("form [name=merchant_id]", "2").await;
+    // The store is picked by its name.
+    browser.until("return [...document.querySelectorAll('form [name=merchant_id] option')].some(o => o.textContent === 'Rival Store (#2)')").await;
+    browser.run("document.querySelector('form [name=merchant_id]').value = '2'").await;
     browser.run(&submit_button("Create key")).await;
     let secret = browser.until("return document.querySelector('[data-secret]')?.textContent").await;
     let secret = secret.as_str().unwrap().to_owned();
