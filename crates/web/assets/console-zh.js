@@ -66,7 +66,10 @@ const ZH_CN = {
   "Line": "行", "Field": "字段", "Problem": "问题", "SKUs created": "个 SKU 已创建", "refused": "被拒绝", "line": "行",
   "Columns: title, price (12.34), currency, and optionally description and stock; a header row first.": "列：title、price（如 12.34）、currency，可选 description 和 stock；第一行为表头。",
   "Label": "名称", "Last used": "最近使用", "not since the server started": "服务器启动后未使用",
-  "Store (merchant keys)": "店铺（商家密钥）", "Ships from": "发货仓库", "Ships to": "收货地区", "the store's first": "店铺的第一个仓库",
+  "Store (merchant keys)": "店铺（商家密钥）", "Done.": "完成。", "Pick a sale to see its funnel.": "选择一个活动查看漏斗。",
+  "Tick the parcels to dispatch first.": "请先勾选要发货的包裹。", "parcels dispatched.": "个包裹已发货。", "Refused:": "被拒绝：",
+  "Ready:": "已生成：", "Saved: in force now.": "已保存：立即生效。", "answered": "已回复", "answer due": "回复期限",
+  "Closed: it takes no more messages.": "已关闭：不再接收消息。", "Reply": "回复", "Ships from": "发货仓库", "Ships to": "收货地区", "the store's first": "店铺的第一个仓库",
   "Sign in": "登录", "Store": "店铺", "Item": "商品", "Unit price": "单价", "Flash sale": "秒杀",
   "Sign in with a merchant or operator key. It is kept in this tab only and never put in the address.": "使用商家或运营密钥登录。密钥只保存在此标签页，不会出现在地址栏。", "Sign out": "退出", "API key": "API 密钥", "Back to operator": "返回运营", "Language": "语言",
   // filters

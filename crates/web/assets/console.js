@@ -212,7 +212,7 @@ function form(spec) {
       const out = await api(spec.method || "POST", typeof spec.path === "function" ? spec.path(values) : spec.path, body, key);
       key = newKey();
       if (spec.reset !== false) el.reset();
-      done.replaceChildren(spec.done ? spec.done(out) : h("div", { class: "notice" }, "Done."));
+      done.replaceChildren(spec.done ? spec.done(out) : h("div", { class: "notice" }, t("Done.")));
       if (spec.after) spec.after(out);
     } catch (e) {
       if (settled(e)) key = newKey();
@@ -789,7 +789,7 @@ function skuTitles() {
 function campaignsPage(main) {
   const m = merchantId();
   const title = skuTitles();
-  const funnel = h("div", { class: "figures", "aria-live": "off" }, h("div", { class: "muted" }, "Pick a sale to see its funnel."));
+  const funnel = h("div", { class: "figures", "aria-live": "off" }, h("div", { class: "muted" }, t("Pick a sale to see its funnel.")));
   const editor = h("div", {});
   let watched = null;
   const campaigns = list({
@@ -993,7 +993,7 @@ function ordersPage(main, arg) {
   const outcome = h("div", { "aria-live": "polite" });
   const dispatchSelected = button("Dispatch selected", async (b) => {
     const picked = due.selected();
-    if (!picked.length) { outcome.replaceChildren(h("div", { class: "notice bad" }, "Tick the parcels to dispatch first.")); return; }
+    if (!picked.length) { outcome.replaceChildren(h("div", { class: "notice bad" }, t("Tick the parcels to dispatch first."))); return; }
     b.disabled = true;
     const refused = [];
     let sent = 0;
@@ -1003,7 +1003,7 @@ function ordersPage(main, arg) {
     }
     b.disabled = false;
     outcome.replaceChildren(h("div", { class: refused.length ? "notice bad" : "notice", role: "status" },
-      sent + " of " + picked.length + " parcels dispatched." + (refused.length ? " Refused: " + refused.join("; ") : "")));
+      sent + " / " + picked.length + " " + t("parcels dispatched.") + (refused.length ? " " + t("Refused:") + " " + refused.join("; ") : "")));
     due.refresh();
   }, "primary");
   every(LIVE_MS * 3, () => { if (!due.selected().length && due.rows) due.refresh(); });
@@ -1016,7 +1016,7 @@ function ordersPage(main, arg) {
       const blob = await response.blob();
       const link = h("a", { href: URL.createObjectURL(blob), download: "orders-" + (status || "all") + ".csv", id: "csv-download" }, "orders-" + (status || "all") + ".csv");
       link.file = blob; // the file as saved, for a reader in the page
-      exportSlot.replaceChildren("Ready: ", link);
+      exportSlot.replaceChildren(t("Ready:") + " ", link);
       link.click();
     } finally { b.disabled = false; }
   });
@@ -1202,24 +1202,24 @@ function ticketsPage(main, arg) {
 
 // One ticket: its subject and conversation, a reply box, and its status moves.
 async function ticketPage(slot, id, changed) {
-  let t;
-  try { t = await api("GET", `/v1/tickets/${id}`); } catch (e) {
+  let tk;
+  try { tk = await api("GET", `/v1/tickets/${id}`); } catch (e) {
     slot.replaceChildren(card("Ticket #" + id, h("div", { class: "notice bad", role: "alert" }, e.message)));
     return;
   }
   const again = () => { ticketPage(slot, id, changed); changed(); };
-  const messages = [{ from: t.kind === "buyer" ? "buyer" : "platform", at: t.opened_at, body: t.subject }, ...t.messages];
-  slot.replaceChildren(card("Ticket #" + id + " · order #" + t.order_id,
-    h("div", { class: "actions" }, tag(t.status), overdue(t) ? tag("overdue") : "",
-      t.first_response_at ? "answered " + when(t.first_response_at) : "answer due " + when(t.first_response_due)),
+  const messages = [{ from: tk.kind === "buyer" ? "buyer" : "platform", at: tk.opened_at, body: tk.subject }, ...tk.messages];
+  slot.replaceChildren(card("Ticket #" + id + " · order #" + tk.order_id,
+    h("div", { class: "actions" }, tag(tk.status), overdue(tk) ? tag("overdue") : "",
+      tk.first_response_at ? t("answered") + " " + when(tk.first_response_at) : t("answer due") + " " + when(tk.first_response_due)),
     h("ol", { class: "conversation" }, messages.map((x) => h("li", { class: x.from }, h("div", { class: "muted" }, x.from + " · " + when(x.at)), h("div", {}, x.body)))),
-    t.status === "closed" ? h("div", { class: "muted" }, "Closed: it takes no more messages.") : form({
+    tk.status === "closed" ? h("div", { class: "muted" }, t("Closed: it takes no more messages.")) : form({
       title: "Reply", submit: "Send reply", path: `/v1/tickets/${id}/replies`,
       fields: [{ name: "body", label: "Reply to the buyer", type: "textarea", maxlength: 2000, required: true, wide: true }],
       body: (v) => ({ body: v.body }),
       after: again,
     }),
-    h("div", { class: "actions", style: "margin-top:8px" }, ["pending", "resolved", "closed"].filter((x) => x !== t.status).map((x) =>
+    h("div", { class: "actions", style: "margin-top:8px" }, ["pending", "resolved", "closed"].filter((x) => x !== tk.status).map((x) =>
       button("Mark " + x, async (b) => { await act("ticket:" + id + ":" + x, "POST", `/v1/tickets/${id}/status`, { status: x }, b); again(); })))));
 }
 
@@ -1331,7 +1331,7 @@ function admissionPage(main) {
   const put = async (b, body) => {
     err.textContent = "";
     b.disabled = true;
-    try { show(await api("PUT", "/v1/admission/rules", body)); err.textContent = "Saved: in force now."; }
+    try { show(await api("PUT", "/v1/admission/rules", body)); err.textContent = t("Saved: in force now."); }
     catch (e) { err.textContent = e.message; } finally { b.disabled = false; }
   };
   const saveForm = button("Save rules", async (b) => {

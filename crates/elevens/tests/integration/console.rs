@@ -307,7 +307,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     browser.until("return document.querySelectorAll('main td.pick input').length === 2").await;
     browser.run("document.querySelectorAll('main td.pick input').forEach(i => i.click())").await;
     press(&browser, "Dispatch selected").await;
-    browser.until("return document.querySelector('main [role=status]')?.textContent.startsWith('2 of 2 parcels dispatched')").await;
+    browser.until("return document.querySelector('main [role=status]')?.textContent.startsWith('2 / 2 parcels dispatched')").await;
     browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'Nothing is waiting to leave.')").await;
     for id in 1..=3 {
         let (_, shipment) = server.get(&format!("/v1/shipments/{id}"), &merchant).await;
