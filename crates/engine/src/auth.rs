@@ -6,14 +6,23 @@ use elevens_core::{Actor, Outcome, State};
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A key in force: what it acts as, and when it last authenticated (ms since the epoch; 0: not
+/// since start), shared with [`KeyCache::last_used`]'s index by id.
+struct Entry {
+    actor: Actor,
+    last_used: Arc<AtomicU64>,
+}
 
 #[derive(Default)]
 pub struct KeyCache {
-    /// The keys in force: what each acts as, and its id.
-    by_hash: RwLock<HashMap<[u8; 32], (Actor, u64)>>,
-    /// When each key in force last authenticated, ms since the epoch (0: not since start), by
-    /// id. Kept in memory, per node: a use is not a change of state.
-    last_used: RwLock<HashMap<u64, std::sync::Arc<std::sync::atomic::AtomicU64>>>,
+    /// The keys in force, by their secret's hash: one lookup per request.
+    by_hash: RwLock<HashMap<[u8; 32], Entry>>,
+    /// The same last-use counters by key id, for the keys' list. Kept in memory, per node: a use
+    /// is not a change of state.
+    last_used: RwLock<HashMap<u64, Arc<AtomicU64>>>,
     /// Keys ever registered, revoked ones included.
     registered: std::sync::atomic::AtomicUsize,
 }
@@ -30,7 +39,7 @@ pub fn new_secret() -> String {
 impl KeyCache {
     pub fn from_state(state: &State) -> KeyCache {
         let cache = KeyCache::default();
-        cache.registered.store(state.api_keys().len(), std::sync::atomic::Ordering::Relaxed);
+        cache.registered.store(state.api_keys().len(), Ordering::Relaxed);
         for (i, k) in state.api_keys().iter().enumerate().filter(|(_, k)| !k.revoked) {
             cache.insert(k.secret_sha256, k.acts_as, i as u64 + 1);
         }
@@ -49,7 +58,7 @@ impl KeyCache {
             return;
         };
         if created {
-            self.registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.registered.fetch_add(1, Ordering::Relaxed);
             self.insert(key.secret_sha256, key.acts_as, id.0);
         } else {
             self.by_hash.write().remove(&key.secret_sha256);
@@ -57,37 +66,36 @@ impl KeyCache {
         }
     }
 
-    fn insert(&self, hash: [u8; 32], acts_as: Actor, id: u64) {
-        self.by_hash.write().insert(hash, (acts_as, id));
-        self.last_used.write().entry(id).or_default();
+    fn insert(&self, hash: [u8; 32], actor: Actor, id: u64) {
+        let last_used = Arc::clone(self.last_used.write().entry(id).or_default());
+        self.by_hash.write().insert(hash, Entry { actor, last_used });
     }
 
     /// Who `secret` acts as, noting the use: at most one store a second per key, so a key used
     /// by every thread of a storefront does not bounce its counter between cores on each request.
     pub fn authenticate(&self, secret: &str) -> Option<Actor> {
-        let (actor, id) = *self.by_hash.read().get(&hash_secret(secret))?;
-        if let Some(at) = self.last_used.read().get(&id) {
-            let now = crate::engine::now_ms().0;
-            if at.load(std::sync::atomic::Ordering::Relaxed) + 1_000 <= now {
-                at.store(now, std::sync::atomic::Ordering::Relaxed);
-            }
+        let keys = self.by_hash.read();
+        let entry = keys.get(&hash_secret(secret))?;
+        let now = crate::engine::now_ms().0;
+        if entry.last_used.load(Ordering::Relaxed) + 1_000 <= now {
+            entry.last_used.store(now, Ordering::Relaxed);
         }
-        Some(actor)
+        Some(entry.actor)
     }
 
     /// When key `id` last authenticated on this node since it started (to the second).
     pub fn last_used(&self, id: u64) -> Option<u64> {
-        let at = self.last_used.read().get(&id)?.load(std::sync::atomic::Ordering::Relaxed);
+        let at = self.last_used.read().get(&id)?.load(Ordering::Relaxed);
         (at > 0).then_some(at)
     }
 
     /// Whether no key was ever registered: a new data directory.
     pub fn none_ever(&self) -> bool {
-        self.registered.load(std::sync::atomic::Ordering::Relaxed) == 0
+        self.registered.load(Ordering::Relaxed) == 0
     }
 
     /// Whether some admin key works.
     pub fn has_admin(&self) -> bool {
-        self.by_hash.read().values().any(|&(actor, _)| actor == Actor::Admin)
+        self.by_hash.read().values().any(|e| e.actor == Actor::Admin)
     }
 }
