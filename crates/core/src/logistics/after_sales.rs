@@ -753,8 +753,10 @@ impl State {
         body: &str,
     ) -> Result<Outcome, CoreError> {
         let t = self.ticket(id)?;
+        // The store's side (its merchant, the operator) or the buyer's (the buyer, or a
+        // storefront for it: whoever may act for the buyer).
         let staff = actor.may_manage_merchant(t.merchant);
-        if !staff && !matches!(actor, Actor::Buyer(b) if b == t.buyer) {
+        if !staff && !actor.may_act_for_buyer(t.buyer) {
             return Err(CoreError::Forbidden("write in another merchant's or buyer's tickets"));
         }
         if t.status == TicketStatus::Closed {

@@ -113,7 +113,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         post("/v1/campaigns/1/end", Value::Null, &[Admin, Merchant]),
         put("/v1/screen/featured", json!({"campaign_id": 1}), &[Admin]),
         // An order: its buyer's, its merchant's, the storefront's.
-        post("/v1/tickets/1/replies", json!({"body": "x"}), &[Admin, Merchant, Buyer]),
+        post("/v1/tickets/1/replies", json!({"body": "x"}), &[Admin, Service, Merchant, Buyer]),
         get("/v1/orders/1", &[Admin, Service, Merchant, Buyer]),
         get("/v1/merchants/1/orders", &[Admin, Merchant]),
         get("/v1/merchants/1/orders.csv", &[Admin, Merchant]),
