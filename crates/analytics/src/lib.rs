@@ -58,15 +58,12 @@ impl CampaignTimes {
 
     /// `scheduled`, `open`, `ended` or `cancelled` at `now`, as the core names them.
     pub fn status(&self, now: Millis) -> &'static str {
-        if self.cancelled {
-            "cancelled"
-        } else if self.is_over(now) {
-            "ended"
-        } else if self.is_open(now) {
-            "open"
-        } else {
-            "scheduled"
-        }
+        elevens_core::promotions::campaigns::status(
+            self.cancelled,
+            Millis(self.starts_at),
+            Millis(self.ends_at),
+            now,
+        )
     }
 }
 
@@ -541,10 +538,6 @@ impl Analytics {
         self.experiments.iter().next_back().map(|(&id, e)| experiments::results(id, e))
     }
 
-    pub fn campaign(&self, id: u64) -> Option<CampaignTimes> {
-        self.campaigns.get(&id).cloned()
-    }
-
     /// How many SKU edits were folded: a reader that cached SKU titles drops them when this moves.
     pub fn sku_edits(&self) -> u64 {
         self.sku_edits
@@ -604,8 +597,14 @@ impl Analytics {
             };
             (class, order, c.campaign_id)
         };
+        // The first `n` in linear time (ended sales with orders pile up over the months), then
+        // only those sorted: this runs under the read model's lock once a second per screen.
+        if all.len() > n {
+            all.select_nth_unstable_by_key(n, |c| rank(c));
+            all.truncate(n);
+        }
         all.sort_by_key(|c| rank(c));
-        all.into_iter().take(n).map(|c| (c.clone(), funnel(c))).collect()
+        all.into_iter().map(|c| (c.clone(), funnel(c))).collect()
     }
 }
 

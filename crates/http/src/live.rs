@@ -401,7 +401,6 @@ pub struct FeaturedSale {
     pub taken: Option<u64>,
     pub remaining: Option<u64>,
     /// Paid minus refunded, at the sale's prices.
-    #[serde(serialize_with = "as_i64")]
     pub gmv: i128,
 }
 
@@ -436,10 +435,6 @@ pub struct Shedding {
 
 /// The seconds over which the screen says why requests are turned away.
 pub const SHEDDING_WINDOW_S: u64 = 10;
-
-fn as_i64<S: serde::Serializer>(v: &i128, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_i64(i64::try_from(*v).unwrap_or(if *v < 0 { i64::MIN } else { i64::MAX }))
-}
 
 /// One frame of the big screen.
 #[derive(Debug, Serialize)]

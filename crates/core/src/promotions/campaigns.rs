@@ -43,15 +43,21 @@ impl Campaign {
 
     /// Where a sale is in its life at `now`, as its views and refusals name it.
     pub fn status(&self, now: Millis) -> &'static str {
-        if self.cancelled {
-            "cancelled"
-        } else if now >= self.ends_at {
-            "ended"
-        } else if now >= self.starts_at {
-            "open"
-        } else {
-            "scheduled"
-        }
+        status(self.cancelled, self.starts_at, self.ends_at, now)
+    }
+}
+
+/// A sale's status at `now` from its window: `scheduled`, `open`, `ended` or `cancelled` (the
+/// read models, which keep the window and not the sale, name it the same way).
+pub fn status(cancelled: bool, starts_at: Millis, ends_at: Millis, now: Millis) -> &'static str {
+    if cancelled {
+        "cancelled"
+    } else if now >= ends_at {
+        "ended"
+    } else if now >= starts_at {
+        "open"
+    } else {
+        "scheduled"
     }
 }
 
