@@ -325,11 +325,9 @@ mod seeds_example {
         assert!(r.variants[0].verdict.is_none() && r.variants[0].conversion_test.is_none());
     }
 
-    /// Found in the console: an experiment no buyer had seen yet said its treatment "earns more
-    /// per buyer shown", at +0.0%; a tie said the same.
-    #[test]
-    fn regression_an_experiment_nobody_has_seen_says_the_treatment_earns_more() {
-        let experiment = |variants| Experiment {
+    /// A control and a treatment shown to buyers in equal shares.
+    fn control_and_treatment(variants: Vec<VariantStats>) -> Experiment {
+        Experiment {
             id: 1,
             name: "bigger photos".into(),
             names: vec!["control".into(), "treatment".into()],
@@ -337,7 +335,14 @@ mod seeds_example {
             starts_at: 0,
             ends_at: 1,
             variants,
-        };
+        }
+    }
+
+    /// Found in the console: an experiment no buyer had seen yet said its treatment "earns more
+    /// per buyer shown", at +0.0%; a tie said the same.
+    #[test]
+    fn regression_an_experiment_nobody_has_seen_says_the_treatment_earns_more() {
+        let experiment = control_and_treatment;
         let unseen = results(1, &experiment(vec![variant(0, 0, 10_000), variant(0, 0, 10_000)]));
         let verdict = unseen.variants[1].verdict.as_deref().unwrap();
         assert_eq!(verdict, "treatment vs control: no verdict until buyers have been shown both.");
@@ -349,15 +354,7 @@ mod seeds_example {
     /// Found on the big screen: "earns more" at a lift no test could tell from chance.
     #[test]
     fn regression_a_lift_that_is_not_significant_is_not_called_earning_more() {
-        let experiment = Experiment {
-            id: 1,
-            name: "bigger photos".into(),
-            names: vec!["control".into(), "treatment".into()],
-            weights: vec![1, 1],
-            starts_at: 0,
-            ends_at: 1,
-            variants: vec![variant(100, 10, 10_000), variant(100, 11, 10_000)],
-        };
+        let experiment = control_and_treatment(vec![variant(100, 10, 10_000), variant(100, 11, 10_000)]);
         let verdict = results(1, &experiment).variants[1].verdict.clone().unwrap();
         assert!(verdict.contains("GMV per buyer +8.0%"), "{verdict}");
         assert!(verdict.ends_with("treatment shows no significant difference yet."), "{verdict}");

@@ -227,8 +227,7 @@ async fn the_demo_plays_and_the_big_screen_shows_it_live() {
         .json()
         .await
         .unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let starts_at = now + 200_000;
+    let starts_at = crate::harness::now_ms() + 200_000;
     let test_sale = json!({"name": "Test sale", "sku_id": 20, "flash_price": sku["price"], "currency": "CNY",
         "quantity": 100, "starts_at": starts_at, "ends_at": starts_at + 600_000, "per_buyer_limit": 1});
     let created = client

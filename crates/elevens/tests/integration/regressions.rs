@@ -588,3 +588,17 @@ async fn regression_a_sku_description_longer_than_the_document_allows_is_accepte
         server.patch(&path, &merchant, "d-3", json!({"description": "茶".repeat(1_334)})).await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Found by schemathesis: `GET /v1/merchants/0/figures` answered 200 with zeros, for a store
+/// that does not exist; a store's other reads answer 404.
+#[tokio::test]
+async fn regression_a_store_that_does_not_exist_has_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (merchant, _) = server.marketplace(1, 1).await;
+    assert_eq!(server.get("/v1/merchants/1/figures", &merchant).await.0, 200);
+    for id in [0, 2, u64::MAX] {
+        let (status, body) = server.get(&format!("/v1/merchants/{id}/figures"), &server.admin).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "store {id}: {body}");
+    }
+}
