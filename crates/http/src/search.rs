@@ -27,11 +27,15 @@ pub struct SearchParams {
     /// Words to find in titles and descriptions (all of them); empty: every SKU.
     #[serde(default)]
     pub q: String,
+    #[serde(default, deserialize_with = "present_number")]
     pub merchant_id: Option<u64>,
     /// Minor units, inclusive.
+    #[serde(default, deserialize_with = "present_number")]
     pub min_price: Option<u64>,
+    #[serde(default, deserialize_with = "present_number")]
     pub max_price: Option<u64>,
     /// Only variants of products in this category or any under it.
+    #[serde(default, deserialize_with = "present_number")]
     pub category_id: Option<u64>,
     /// `name:value`, repeatable (`attribute=brand:Apple&attribute=colour:red`): values of one
     /// name are alternatives, every name is required. At most 16.
@@ -47,7 +51,20 @@ pub struct SearchParams {
     #[serde(default)]
     pub facets: bool,
     /// At most 100; default 20.
+    #[serde(default, deserialize_with = "present_number")]
     pub limit: Option<usize>,
+}
+
+/// A number given in the query: absent is `None`, but given empty (`min_price=`) is refused,
+/// where the form decoder alone would read it as absent and drop the filter in silence.
+fn present_number<'de, D, N>(d: D) -> Result<Option<N>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    N: std::str::FromStr,
+    N::Err: std::fmt::Display,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
