@@ -29,9 +29,10 @@ use elevens_core::{
 use elevens_feed::{Feed, FeedEvent, FeedWriter};
 use elevens_journal::{Journal, JournalError, JournalOptions, Recovered, SnapshotStore};
 use elevens_replication::Position;
+use elevens_search::owners::Owners;
 use elevens_search::Search;
 use elevens_views::{self as views, Query, View};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -437,6 +438,8 @@ pub struct EngineHandle {
     read_models: Arc<ReadModels>,
     pub analytics: Arc<Mutex<Analytics>>,
     pub search: Arc<Search>,
+    /// Whose orders, parcels, returns and tickets are whose: the lists' candidates.
+    pub owners: Arc<RwLock<Owners>>,
     /// Audits the durable state off the sequencer.
     pub auditor: Arc<crate::audit::Auditor>,
     /// Whether this node may write: always with the local journal; with a replicated one,
@@ -615,19 +618,22 @@ impl Engine {
         let (analytics, search) = std::thread::scope(|scope| {
             let (state, orders) = (&state, state.orders().len());
             let later = scope.spawn(move || Analytics::of_orders(state, orders / 2..orders));
-            let search = scope.spawn(|| Search::from_state(state));
+            let search = scope.spawn(|| (Search::from_state(state), Owners::from_state(state)));
             let mut analytics = Analytics::catalogue_of(state);
             analytics.absorb(Analytics::of_orders(state, 0..orders / 2));
             analytics.absorb(joined(later));
             (analytics, joined(search))
         });
+        let (search, owners) = search;
         let analytics = Arc::new(Mutex::new(analytics));
+        let owners = Arc::new(RwLock::new(owners));
         let search = Arc::new(search?);
         report.read_models_time = started.elapsed();
         let committer_search = Arc::downgrade(&search);
         let read_models = Arc::new(ReadModels {
             analytics: analytics.clone(),
             search: search.clone(),
+            owners: owners.clone(),
             published: AtomicU64::new(0),
             folded: AtomicU64::new(0),
             folded_notify: tokio::sync::Notify::new(),
@@ -717,6 +723,7 @@ impl Engine {
             read_models,
             analytics,
             search,
+            owners,
             auditor,
             leading,
             durable_seq,
@@ -1007,6 +1014,7 @@ pub fn derive_events(state: &State, envelope: &Envelope, outcome: &Outcome, feed
 struct ReadModels {
     analytics: Arc<Mutex<Analytics>>,
     search: Arc<Search>,
+    owners: Arc<RwLock<Owners>>,
     /// Batches of events handed over by the journal thread, and folded by the read-model thread.
     published: AtomicU64,
     folded: AtomicU64,
@@ -1030,8 +1038,10 @@ impl ReadModels {
 
     fn fold(&self, events: &[FeedEvent]) {
         let mut analytics = self.analytics.lock();
+        let mut owners = self.owners.write();
         for event in events {
             analytics.fold(event);
+            owners.fold(event);
             if let Err(error) = self.search.fold(event.merchant, &event.kind) {
                 tracing::warn!(%error, record = event.record, "an event could not be folded into the search index");
             }

@@ -12,6 +12,11 @@ use utoipa::IntoParams;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Words to find in the name, ignoring case (merchants, buyers and campaigns; 1 to 100
+    /// bytes). A page may come back short, even empty, with a cursor: follow it.
+    pub q: Option<String>,
+    /// Only SKUs with fewer units than this free to order (a merchant's SKUs only).
+    pub stock_below: Option<u64>,
     /// The cursor: entries with ids after this one (the previous page's `next_after`).
     pub after: Option<u64>,
     /// At most 100; default 50.
@@ -20,7 +25,27 @@ pub struct ListParams {
 
 fn list_query(listing: Listing, p: ListParams) -> Result<Query, ApiError> {
     let limit = page_limit(p.limit)?;
-    Ok(Query::List(ListQuery { listing, after: p.after.unwrap_or(0), limit }))
+    let max = crate::views::owned::TEXT_MAX_BYTES;
+    let named = matches!(listing, Listing::Merchants | Listing::Buyers | Listing::Campaigns(_));
+    let text = match p.q {
+        Some(_) if !named => {
+            return Err(ApiError::bad_request("bad_request", "q: not a filter of this list"))
+        }
+        Some(q) if q.trim().is_empty() || q.len() > max => {
+            return Err(ApiError::out_of_bounds("q", format!("q: 1 to {max} bytes, not only spaces")));
+        }
+        q => q.map(|q| q.trim().to_lowercase()),
+    };
+    if p.stock_below.is_some() && !matches!(listing, Listing::Skus(_)) {
+        return Err(ApiError::bad_request("bad_request", "stock_below: not a filter of this list"));
+    }
+    Ok(Query::List(ListQuery {
+        listing,
+        text,
+        stock_below: p.stock_below,
+        after: p.after.unwrap_or(0),
+        limit,
+    }))
 }
 
 /// The key that asks: its role and the ids it acts for (any key).

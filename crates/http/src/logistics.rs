@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use elevens_core::logistics::calendar::parse_date;
 use elevens_core::logistics::*;
 use elevens_core::*;
+use elevens_search::owners::{Candidates, Owner, Rows};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -173,18 +174,38 @@ pub struct EstimateParams {
     pub region: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Only entries of this status.
     pub status: Option<String>,
-    /// Only shipments of this warehouse.
+    /// Only shipments of this warehouse (shipments only).
     pub warehouse_id: Option<u64>,
-    /// The cursor: entries with ids after this one (the previous page's `next_after`).
+    /// Words to find, ignoring case: an entry's or its order's id, the buyer's name, a line's
+    /// title, a ticket's subject (1 to 100 bytes).
+    pub q: Option<String>,
+    /// Only parcels still awaiting dispatch after their booked day (shipments only).
+    pub late: Option<bool>,
+    /// Only tickets the store has not answered by their deadline (tickets only).
+    pub overdue: Option<bool>,
+    /// `oldest` first (the default) or `newest` first.
+    pub sort: Option<Sort>,
+    /// The cursor: the entries after this one in the list's order (the previous page's
+    /// `next_after`). A page may come back short, even empty, with a cursor: it looked at
+    /// 10,000 entries; follow the cursor.
     pub after: Option<u64>,
     /// At most 100; default 50.
     pub limit: Option<usize>,
+}
+
+/// A list's order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    #[default]
+    Oldest,
+    Newest,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -298,13 +319,55 @@ async fn lq(app: &AppState, actor: Actor, q: LogisticsQuery) -> Answer {
     read(app, actor, Query::Logistics(q)).await
 }
 
-fn page_query(owner: ListOwner, p: PageParams) -> Result<PageQuery, ApiError> {
+/// A list's page: its filter checked, its candidates taken from the owners index once the
+/// index holds every write made durable before this request.
+pub(crate) async fn page_query(
+    app: &AppState,
+    owner: ListOwner,
+    rows: Rows,
+    p: PageParams,
+) -> Result<PageQuery, ApiError> {
     let limit = page_limit(p.limit)?;
+    let only = |set: bool, param: &str, of: Rows| {
+        if set && rows != of {
+            return Err(ApiError::bad_request("bad_request", format!("{param}: not a filter of this list")));
+        }
+        Ok(())
+    };
+    only(p.warehouse_id.is_some(), "warehouse_id", Rows::Shipments)?;
+    only(p.late.is_some(), "late", Rows::Shipments)?;
+    only(p.overdue.is_some(), "overdue", Rows::Tickets)?;
+    let text = match p.q {
+        Some(q) if q.trim().is_empty() || q.len() > crate::views::owned::TEXT_MAX_BYTES => {
+            let max = crate::views::owned::TEXT_MAX_BYTES;
+            return Err(ApiError::out_of_bounds("q", format!("q: 1 to {max} bytes, not only spaces")));
+        }
+        q => q.map(|q| q.trim().to_lowercase()),
+    };
+    let index_owner = match owner {
+        ListOwner::Merchant(m) => Owner::Merchant(m.0),
+        ListOwner::Buyer(b) => Owner::Buyer(b.0),
+    };
+    app.engine.read_models_caught_up().await;
+    let newest = p.sort == Some(Sort::Newest);
+    let Candidates { ids, more } = app.engine.owners.read().page(
+        index_owner,
+        rows,
+        p.after,
+        newest,
+        crate::views::owned::CANDIDATES_MAX,
+    );
     Ok(PageQuery {
         owner,
-        status: p.status,
-        warehouse: p.warehouse_id.map(WarehouseId),
-        after: p.after.unwrap_or(0),
+        filter: crate::views::owned::Filter {
+            status: p.status,
+            warehouse: p.warehouse_id.map(WarehouseId),
+            text,
+            late: p.late == Some(true),
+            overdue: p.overdue == Some(true),
+        },
+        candidates: ids,
+        more,
         limit,
     })
 }
@@ -410,6 +473,24 @@ pub async fn set_address(
 ) -> Answer {
     let command = Command::SetAddress { buyer: BuyerId(id), region: request.region, text: request.address };
     write(&app, actor, &key, command, OK).await
+}
+
+/// An order's returns and tickets, oldest first (whoever may read the order).
+#[utoipa::path(get, path = "/v1/orders/{id}/after-sales", tag = "after-sales",
+    responses((status = 200, body = crate::views::owned::AfterSalesView), (status = "4XX", body = ErrorBody)))]
+pub async fn get_after_sales(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<u64>,
+) -> Answer {
+    app.engine.read_models_caught_up().await;
+    let found = app.engine.owners.read().after_sales(id);
+    let query = crate::views::owned::AfterSalesQuery {
+        order: OrderId(id),
+        returns: found.returns,
+        tickets: found.tickets,
+    };
+    lq(&app, actor, LogisticsQuery::AfterSales(query)).await
 }
 
 /// Move a SKU to another of its merchant's warehouses.
@@ -689,7 +770,7 @@ macro_rules! list_handler {
             AppPath(id): AppPath<u64>,
             AppQuery(params): AppQuery<PageParams>,
         ) -> Answer {
-            let page = page_query(ListOwner::$owner($id(id)), params)?;
+            let page = page_query(&app, ListOwner::$owner($id(id)), Rows::$query, params).await?;
             lq(&app, actor, LogisticsQuery::$query(page)).await
         }
     };
@@ -768,6 +849,7 @@ pub fn routes(
         .routes(routes!(get_estimate))
         .routes(routes!(get_shipment))
         .routes(routes!(get_order_shipments))
+        .routes(routes!(get_after_sales))
         .routes(routes!(dispatch_shipment))
         .routes(routes!(cancel_shipment))
         .routes(routes!(record_tracking))

@@ -8,12 +8,13 @@ use crate::api::*;
 use crate::engine::{Item, ReplyWith};
 use crate::error::{ApiError, ErrorBody};
 use crate::fingerprint::{idempotency, Defaulted};
-use crate::views::logistics::{ListOwner, LogisticsQuery, LogisticsView, PageQuery, PAGE_ENTRIES_MAX};
+use crate::views::logistics::{ListOwner, LogisticsQuery, LogisticsView, PAGE_ENTRIES_MAX};
 use crate::views::{Query, View};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use elevens_core::{Actor, Amount, Command, MerchantId, NewSku};
+use elevens_search::owners::Rows;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -79,13 +80,14 @@ pub async fn merchant_orders_csv(
     out.write_record(COLUMNS).map_err(csv_error)?;
     let (mut after, mut orders) = (params.after.unwrap_or(0), 0);
     let next = loop {
-        let query = PageQuery {
-            owner: ListOwner::Merchant(MerchantId(id)),
+        let page = crate::logistics::PageParams {
             status: params.status.clone(),
-            warehouse: None,
-            after,
-            limit: PAGE_ENTRIES_MAX.min(EXPORT_ORDERS_MAX - orders),
+            after: Some(after),
+            limit: Some(PAGE_ENTRIES_MAX.min(EXPORT_ORDERS_MAX - orders)),
+            ..Default::default()
         };
+        let owner = ListOwner::Merchant(MerchantId(id));
+        let query = crate::logistics::page_query(&app, owner, Rows::Orders, page).await?;
         let View::Logistics(LogisticsView::Orders(page)) =
             read_view(&app, actor, Query::Logistics(LogisticsQuery::Orders(query))).await?
         else {

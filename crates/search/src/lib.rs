@@ -17,6 +17,7 @@
 
 pub mod catalogue;
 mod collect;
+pub mod owners;
 pub mod tokenizer;
 
 pub use collect::{Sort, FACET_DOCS_MAX};

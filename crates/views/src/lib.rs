@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod listing;
 pub mod logistics;
 pub mod orders;
+pub mod owned;
 pub mod products;
 pub mod promotions;
 

@@ -27,6 +27,10 @@ pub enum Listing {
 #[derive(Clone, Debug)]
 pub struct ListQuery {
     pub listing: Listing,
+    /// Words to find in the name (lower-cased): merchants, buyers, campaigns.
+    pub text: Option<String>,
+    /// Only SKUs with fewer units than this free to order.
+    pub stock_below: Option<u64>,
     pub after: u64,
     pub limit: usize,
 }
@@ -84,18 +88,19 @@ pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<
         return Err(CoreError::Forbidden("read this list"));
     }
     let (after, limit) = (q.after, q.limit);
+    let named = |name: &str| q.text.as_deref().is_none_or(|t| crate::owned::holds(name, t));
     let (items, next_after) = match q.listing {
         Listing::Merchants => page(
             after,
             limit,
             |id| state.merchant(MerchantId(id)).ok(),
-            |id, _| views::merchant_view(state, MerchantId(id)).ok(),
+            |id, m| named(&m.name).then(|| views::merchant_view(state, MerchantId(id)).ok())?,
         ),
         Listing::Buyers => page(
             after,
             limit,
             |id| state.buyer(BuyerId(id)).ok(),
-            |id, _| views::buyer_view(state, BuyerId(id)).ok(),
+            |id, b| named(&b.name).then(|| views::buyer_view(state, BuyerId(id)).ok())?,
         ),
         Listing::ApiKeys => page(
             after,
@@ -107,14 +112,17 @@ pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<
             after,
             limit,
             |id| state.sku(SkuId(id)).ok(),
-            |id, s| (s.merchant() == m).then(|| View::Sku(views::sku_view(state, SkuId(id), s))),
+            |id, s| {
+                let low = q.stock_below.is_none_or(|below| s.available < below);
+                (s.merchant() == m && low).then(|| View::Sku(views::sku_view(state, SkuId(id), s)))
+            },
         ),
         Listing::Campaigns(m) => page(
             after,
             limit,
             |id| state.campaign(CampaignId(id)).ok(),
             |id, c| {
-                let mine = state.sku(c.sku).is_ok_and(|s| s.merchant() == m);
+                let mine = state.sku(c.sku).is_ok_and(|s| s.merchant() == m) && named(&c.name);
                 mine.then(|| views::campaign_fields(state, CampaignId(id), c, now).ok().map(View::Campaign))?
             },
         ),

@@ -2,6 +2,7 @@
 //! shipments and tracking, returns, service tickets, and the lists a merchant works from
 //! (cursor pagination, bounded work per page), rendered on the sequencer thread.
 
+pub use crate::owned::PageQuery;
 use crate::View;
 use elevens_core::logistics::calendar::date_string;
 use elevens_core::logistics::*;
@@ -245,6 +246,7 @@ pub enum LogisticsView {
     Returns(Page<ReturnView>),
     Tickets(Page<ServiceTicketView>),
     Orders(OrderPage),
+    AfterSales(crate::owned::AfterSalesView),
     Stats(LogisticsStatsView),
 }
 
@@ -281,15 +283,6 @@ pub enum ListOwner {
 }
 
 #[derive(Clone, Debug)]
-pub struct PageQuery {
-    pub owner: ListOwner,
-    pub status: Option<String>,
-    pub warehouse: Option<WarehouseId>,
-    pub after: u64,
-    pub limit: usize,
-}
-
-#[derive(Clone, Debug)]
 pub enum LogisticsQuery {
     Warehouse(WarehouseId),
     Days {
@@ -310,6 +303,8 @@ pub enum LogisticsQuery {
     Returns(PageQuery),
     Tickets(PageQuery),
     Orders(PageQuery),
+    /// An order's returns and tickets.
+    AfterSales(crate::owned::AfterSalesQuery),
     /// The figures of the big screen (admin, service).
     Stats,
 }
@@ -323,7 +318,7 @@ fn owns(actor: Actor, merchant: MerchantId, buyer: BuyerId) -> bool {
 }
 
 /// A list's owner exists (404 otherwise, like every read of an id) and the actor may read it.
-fn check_list(state: &State, actor: Actor, owner: ListOwner) -> Result<(), CoreError> {
+pub(crate) fn check_list(state: &State, actor: Actor, owner: ListOwner) -> Result<(), CoreError> {
     let allowed = match owner {
         ListOwner::Merchant(m) => state.merchant(m).map(|_| actor.may_manage_merchant(m))?,
         ListOwner::Buyer(b) => state.buyer(b).map(|_| actor.may_act_for_buyer(b))?,
@@ -370,7 +365,7 @@ fn carrier_view(state: &State, id: CarrierId, c: &Carrier) -> CarrierView {
     }
 }
 
-fn shipment_view(state: &State, id: ShipmentId, s: &Shipment) -> ShipmentView {
+pub(crate) fn shipment_view(state: &State, id: ShipmentId, s: &Shipment) -> ShipmentView {
     let l = state.logistics();
     let lines = state.order(s.order()).map(|o| o.lines.to_vec()).unwrap_or_default();
     let history = l
@@ -415,7 +410,7 @@ fn shipment_view(state: &State, id: ShipmentId, s: &Shipment) -> ShipmentView {
     }
 }
 
-fn return_view(state: &State, id: ReturnId, r: &ReturnRequest) -> ReturnView {
+pub(crate) fn return_view(state: &State, id: ReturnId, r: &ReturnRequest) -> ReturnView {
     let lines = state.order(r.order).map(|o| o.lines.to_vec()).unwrap_or_default();
     ReturnView {
         return_id: id.0,
@@ -440,7 +435,7 @@ fn return_view(state: &State, id: ReturnId, r: &ReturnRequest) -> ReturnView {
     }
 }
 
-fn ticket_view(id: TicketId, t: &Ticket) -> ServiceTicketView {
+pub(crate) fn ticket_view(id: TicketId, t: &Ticket) -> ServiceTicketView {
     ServiceTicketView {
         ticket_id: id.0,
         order_id: t.order.0,
@@ -491,7 +486,7 @@ pub(crate) fn page<T, E>(
     (out, id.checked_add(1).and_then(&get).is_some().then_some(id))
 }
 
-fn status_filter<T: Copy>(
+pub(crate) fn status_filter<T: Copy>(
     status: &Option<String>,
     all: &[T],
     name: impl Fn(T) -> &'static str,
@@ -590,64 +585,11 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
             }
             LogisticsView::Ticket(ticket_view(*id, t))
         }
-        LogisticsQuery::Shipments(p) => {
-            check_list(state, actor, p.owner)?;
-            let status = status_filter(&p.status, &Lifecycle::ALL, Lifecycle::name)?;
-            let (items, next_after) = page(
-                p.after,
-                p.limit,
-                |id| state.shipment(ShipmentId(id)).ok(),
-                |id, s| {
-                    let id = ShipmentId(id);
-                    let o = state.order(s.order()).ok()?;
-                    let mine = match p.owner {
-                        ListOwner::Merchant(m) => o.merchant() == m,
-                        ListOwner::Buyer(b) => o.buyer() == b,
-                    };
-                    let wanted = status.is_none_or(|st| s.lifecycle == st)
-                        && p.warehouse.is_none_or(|w| s.warehouse() == w);
-                    (mine && wanted).then(|| shipment_view(state, id, &s))
-                },
-            );
-            LogisticsView::Shipments(Page { items, next_after })
-        }
-        LogisticsQuery::Returns(p) => {
-            check_list(state, actor, p.owner)?;
-            let status = status_filter(&p.status, &ReturnStatus::ALL, ReturnStatus::name)?;
-            let (items, next_after) = page(
-                p.after,
-                p.limit,
-                |id| state.return_request(ReturnId(id)).ok(),
-                |id, r| {
-                    let id = ReturnId(id);
-                    let o = state.order(r.order).ok()?;
-                    let mine = match p.owner {
-                        ListOwner::Merchant(m) => o.merchant() == m,
-                        ListOwner::Buyer(b) => o.buyer() == b,
-                    };
-                    (mine && status.is_none_or(|s| r.status == s)).then(|| return_view(state, id, r))
-                },
-            );
-            LogisticsView::Returns(Page { items, next_after })
-        }
-        LogisticsQuery::Tickets(p) => {
-            check_list(state, actor, p.owner)?;
-            let status = status_filter(&p.status, &TicketStatus::ALL, TicketStatus::name)?;
-            let (items, next_after) = page(
-                p.after,
-                p.limit,
-                |id| state.ticket(TicketId(id)).ok(),
-                |id, t| {
-                    let id = TicketId(id);
-                    let mine = match p.owner {
-                        ListOwner::Merchant(m) => t.merchant == m,
-                        ListOwner::Buyer(b) => t.buyer == b,
-                    };
-                    (mine && status.is_none_or(|s| t.status == s)).then(|| ticket_view(id, t))
-                },
-            );
-            LogisticsView::Tickets(Page { items, next_after })
-        }
+        LogisticsQuery::Shipments(p) => crate::owned::shipments(state, actor, p, now)?,
+        LogisticsQuery::Returns(p) => crate::owned::returns(state, actor, p)?,
+        LogisticsQuery::Tickets(p) => crate::owned::tickets(state, actor, p, now)?,
+        LogisticsQuery::Orders(p) => crate::owned::orders(state, actor, p)?,
+        LogisticsQuery::AfterSales(q) => crate::owned::after_sales(state, actor, q)?,
         LogisticsQuery::Stats => {
             if !matches!(actor, Actor::Admin | Actor::Service) {
                 return Err(forbidden());
@@ -679,31 +621,6 @@ pub fn query(state: &State, actor: Actor, query: &LogisticsQuery, now: Millis) -
                     .collect(),
                 table_bytes: l.bytes() as u64,
             })
-        }
-        LogisticsQuery::Orders(p) => {
-            check_list(state, actor, p.owner)?;
-            let status = status_filter(&p.status, &OrderStatus::ALL, OrderStatus::name)?;
-            let (ids, next_after) = page(
-                p.after,
-                p.limit,
-                |id| state.order(OrderId(id)).ok(),
-                |id, o| {
-                    let id = OrderId(id);
-                    let mine = match p.owner {
-                        ListOwner::Merchant(m) => o.merchant() == m,
-                        ListOwner::Buyer(b) => o.buyer() == b,
-                    };
-                    (mine && status.is_none_or(|s| o.status == s)).then_some(id)
-                },
-            );
-            let items = ids
-                .into_iter()
-                .filter_map(|id| match crate::named_order_view(state, id) {
-                    Ok(View::Order(v)) => Some(v),
-                    _ => None,
-                })
-                .collect();
-            LogisticsView::Orders(OrderPage { items, next_after })
         }
     };
     Ok(View::Logistics(view))

@@ -30,6 +30,10 @@ pub struct OrderView {
     /// it), not in a write's answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buyer_name: Option<String>,
+    /// Where the buyer has its parcels sent now (its address, then its region), in reads of an
+    /// order, when the buyer has given one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ships_to: Option<String>,
     pub merchant_id: u64,
     /// `pending_payment`, `paid`, `shipped`, `delivered`, `cancelled`, `expired` or `refunded`.
     pub status: &'static str,
@@ -70,6 +74,9 @@ pub(crate) fn named_order_view(state: &State, id: OrderId) -> Result<View, CoreE
     let mut view = order_view(state, id, None)?;
     if let View::Order(o) = &mut view {
         o.buyer_name = state.buyer(BuyerId(o.buyer_id)).ok().map(|b| b.name.clone());
+        o.ships_to = state
+            .address(BuyerId(o.buyer_id))
+            .map(|(text, region)| format!("{text}, {}", state.logistics().region_name(region)));
         for line in &mut o.lines {
             line.title = state.sku(SkuId(line.sku_id)).ok().map(|s| state.sku_title(s).to_owned());
         }
@@ -89,6 +96,7 @@ pub(crate) fn order_view(
         order_id: id.0,
         buyer_id: o.buyer().0,
         buyer_name: None,
+        ships_to: None,
         merchant_id: o.merchant().0,
         status: status.name(),
         currency: Code(o.currency),

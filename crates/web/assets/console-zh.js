@@ -78,9 +78,14 @@ const ZH_CN = {
   "Rejected": "已拒绝", "New: to answer": "新建：待回复", "Open": "处理中", "Pending": "等待中", "Resolved": "已解决",
   "Closed": "已关闭", "Percent off": "折扣", "Percent off ": "折扣",
   // empty lists
-  "No flash sale yet.": "还没有秒杀活动。", "No orders with this status.": "没有该状态的订单。",
-  "Nothing is waiting to leave.": "没有待发货的包裹。", "No shipments with this status.": "没有该状态的包裹。",
-  "No returns with this status.": "没有该状态的退货。", "No tickets with this status.": "没有该状态的工单。",
+  "No flash sale yet.": "还没有秒杀活动。", "No orders match.": "没有符合条件的订单。",
+  "Nothing is waiting to leave.": "没有待发货的包裹。", "No shipments match.": "没有符合条件的包裹。",
+  "No returns match.": "没有符合条件的退货。", "No tickets match.": "没有符合条件的工单。",
+  // finding things
+  "Find": "查找", "Sort": "排序", "Newest first": "最新在前", "Oldest first": "最早在前", "Late only": "仅看逾期",
+  "Overdue only": "仅看超时", "Order number, buyer or item": "订单号、买家或商品", "Parcel, order, buyer or item": "包裹、订单、买家或商品",
+  "Return, order, buyer or item": "退货、订单、买家或商品", "Ticket, order, buyer or subject": "工单、订单、买家或主题",
+  "Store name": "店铺名称", "Buyer name": "买家名称", "SKUs running out": "库存告急的 SKU", "Expired": "已过期", "back to stock": "已入库", "opened": "已创建", "buyer": "买家", "store": "商家", "platform": "平台",
   "No ledger entries yet.": "还没有账目。", "No events yet.": "还没有事件。", "Nothing here yet.": "这里还没有内容。",
   "No SKUs yet: create the first below.": "还没有 SKU：在下面创建第一个。",
   "No products yet: group SKUs into one below.": "还没有商品：在下面把 SKU 组成商品。",

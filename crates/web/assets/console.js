@@ -6,6 +6,8 @@
 
 const KEY = "elevens.console.key";
 const LIVE_MS = 2000;
+// A SKU with fewer units than this free to order is running out (the store's dashboard).
+const LOW_STOCK_UNITS = 10;
 // Requests one list page may make to fill itself when the API's pages come back short.
 const SHORT_PAGES_FOLLOWED = 10;
 const app = document.getElementById("app");
@@ -390,11 +392,13 @@ function dashboard() {
   const work = h("div", { class: "figures" });
   const refresh = async () => {
     try {
-      const [f, c, parcels, tickets] = await Promise.all([
+      const [f, c, parcels, late, overdue, low] = await Promise.all([
         api("GET", `/v1/merchants/${m}/figures`),
         api("GET", `/v1/merchants/${m}/campaigns?limit=100`),
-        api("GET", `/v1/merchants/${m}/shipments?status=awaiting_dispatch&limit=100`),
-        api("GET", `/v1/merchants/${m}/tickets?status=new&limit=100`),
+        api("GET", `/v1/merchants/${m}/shipments?status=awaiting_dispatch&sort=newest&limit=100`),
+        api("GET", `/v1/merchants/${m}/shipments?status=awaiting_dispatch&late=true&limit=100`),
+        api("GET", `/v1/merchants/${m}/tickets?overdue=true&limit=100`),
+        api("GET", `/v1/merchants/${m}/skus?stock_below=${LOW_STOCK_UNITS}&limit=100`),
       ]);
       figures.replaceChildren(fig("GMV today (" + f.day + ", UTC)", money(f.day_gmv)), fig("Paid orders today", f.day_paid_orders),
         fig("Average order today", money(f.day_aov)), fig("GMV since opening", money(f.gmv)), fig("Paid orders since opening", f.paid_orders));
@@ -406,11 +410,12 @@ function dashboard() {
         : [h("div", { class: "muted" }, "No sale running or scheduled.")]));
       const today = new Date().toLocaleDateString("sv-SE");
       const more = (page) => (page.next_after ? "+" : "");
-      const late = parcels.items.filter((p) => p.dispatch_date && p.dispatch_date < today).length;
       const due = parcels.items.filter((p) => p.dispatch_date === today).length;
-      const overdue = tickets.items.filter((t) => !t.first_response_at && t.first_response_due < Date.now()).length;
-      work.replaceChildren(fig("Parcels to leave today", due + more(parcels)), fig("Parcels late", late + more(parcels), late ? "dispatch them first" : ""),
-        fig("Tickets past their deadline", overdue + more(tickets), overdue ? "answer them first" : ""));
+      const n = (page) => page.items.length;
+      work.replaceChildren(fig("Parcels to leave today", due + more(parcels)),
+        fig("Parcels late", n(late) + more(late), n(late) ? "dispatch them first" : ""),
+        fig("Tickets past their deadline", n(overdue) + more(overdue), n(overdue) ? "answer them first" : ""),
+        fig("SKUs running out", n(low) + more(low), n(low) ? low.items.slice(0, 3).map((s) => s.title + ": " + s.available).join(" · ") : ""));
     } catch (e) {
       if (e.status === 401) return signIn(e.message);
       figures.replaceChildren(h("div", { class: "notice bad", role: "alert" }, e.message));
@@ -956,15 +961,55 @@ function statusFilter(statuses, onchange, value) {
   return h("div", { class: "field", style: "max-width:240px;margin-bottom:8px" }, h("label", { for: id }, t("Status")), select);
 }
 
+// What to find in a list, asked of the server (its words, status, order and flags), the list
+// read again as they change: `finder(spec, changed)` gives the bar and `bar.query()` the params.
+// spec: {statuses: [[value, text]], status, words: "placeholder", flags: [[param, label]], sort: true}
+function finder(spec, changed) {
+  const state = { status: spec.status || "", q: "", sort: spec.sort ? "newest" : "", flags: new Set() };
+  const uid = Math.random().toString(36).slice(2);
+  const parts = [];
+  if (spec.words) {
+    const input = h("input", { id: "q-" + uid, type: "search", maxlength: 100, placeholder: t(spec.words), autocomplete: "off" });
+    let timer;
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { state.q = input.value.trim(); changed(); }, 250);
+    });
+    parts.push(h("div", { class: "field", style: "min-width:220px" }, h("label", { for: "q-" + uid }, t("Find")), input));
+  }
+  if (spec.statuses) parts.push(statusFilter(spec.statuses, (v) => { state.status = v; changed(); }, state.status));
+  if (spec.sort) {
+    const select = h("select", { id: "sort-" + uid, onchange: () => { state.sort = select.value; changed(); } },
+      [["newest", "Newest first"], ["oldest", "Oldest first"]].map(([v, text]) => h("option", { value: v }, t(text))));
+    parts.push(h("div", { class: "field", style: "max-width:180px" }, h("label", { for: "sort-" + uid }, t("Sort")), select));
+  }
+  for (const [param, label] of spec.flags || []) {
+    const box = h("input", { type: "checkbox", id: param + "-" + uid });
+    box.addEventListener("change", () => { if (box.checked) state.flags.add(param); else state.flags.delete(param); changed(); });
+    parts.push(h("label", { class: "flag", for: param + "-" + uid }, box, " " + t(label)));
+  }
+  const bar = h("div", { class: "finder" }, parts);
+  bar.query = () => {
+    const q = {};
+    if (state.q) q.q = state.q;
+    if (state.status) q.status = state.status;
+    if (state.sort) q.sort = state.sort;
+    for (const f of state.flags) q[f] = "true";
+    return q;
+  };
+  return bar;
+}
+
 const lineText = (l) => l.quantity + " × " + (l.title || "SKU #" + l.sku_id);
 const buyerText = (o) => (o.buyer_name ? o.buyer_name + " (#" + o.buyer_id + ")" : "Buyer #" + o.buyer_id);
 
 function ordersPage(main, arg) {
   const m = merchantId();
-  let status = "paid";
   const detail = h("div", {});
+  const find = finder({ words: "Order number, buyer or item", sort: true, status: "paid", statuses: [["paid", "Paid: to ship"], ["shipped", "Shipped"], ["delivered", "Delivered"],
+    ["pending_payment", "Awaiting payment"], ["cancelled", "Cancelled"], ["expired", "Expired"], ["", "All"]] }, () => orders.reload());
   const orders = list({
-    path: `/v1/merchants/${m}/orders`, query: () => (status ? { status } : {}),
+    path: `/v1/merchants/${m}/orders`, query: () => find.query(),
     columns: [
       ["Order", (o) => h("a", { href: "#/orders/" + o.order_id }, "#" + o.order_id)],
       ["Buyer", (o) => buyerText(o)],
@@ -974,14 +1019,15 @@ function ordersPage(main, arg) {
       ["Placed", (o) => when(o.placed_at)],
       ["Parcels", (o) => shipmentsOf(o.order_id)],
     ],
-    empty: "No orders with this status.",
+    empty: "No orders match.",
   });
   // Parcels waiting to leave, oldest first, each told against today (the browser's date; a
   // parcel's dispatch date is its warehouse's local date). Ticked parcels leave together; the
   // list follows the store live while nothing is ticked, and again after any refusal.
   const today = new Date().toLocaleDateString("sv-SE");
+  const dueFind = finder({ words: "Parcel, order, buyer or item", flags: [["late", "Late only"]] }, () => due.reload());
   const due = list({
-    path: `/v1/merchants/${m}/shipments`, query: () => ({ status: "awaiting_dispatch" }), select: (s) => s.shipment_id,
+    path: `/v1/merchants/${m}/shipments`, query: () => ({ ...dueFind.query(), status: "awaiting_dispatch" }), select: (s) => s.shipment_id,
     columns: [
       ["Parcel", (s) => shipmentLine(s, () => due.refresh())],
       ["Order", (s) => h("a", { href: "#/orders/" + s.order_id }, "#" + s.order_id)],
@@ -1010,6 +1056,7 @@ function ordersPage(main, arg) {
   const exportButton = button("Export orders (CSV)", async (b) => {
     b.disabled = true;
     try {
+      const status = find.query().status || "";
       const response = await fetch(`/v1/merchants/${m}/orders.csv` + (status ? "?status=" + status : ""),
         { headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) } });
       if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
@@ -1022,18 +1069,18 @@ function ordersPage(main, arg) {
   });
   const exportSlot = h("span", { class: "muted" });
   main.append(h("h2", {}, t("Orders to ship")), detail,
-    card("Parcels to dispatch", h("div", { class: "actions" }, dispatchSelected), outcome, due),
-    card("Orders", h("div", { class: "actions" }, statusFilter([["paid", "Paid: to ship"], ["shipped", "Shipped"], ["delivered", "Delivered"],
-      ["pending_payment", "Awaiting payment"], ["", "All"]], (v) => { status = v; orders.reload(); }, status), exportButton, exportSlot), orders));
+    card("Parcels to dispatch", dueFind, h("div", { class: "actions" }, dispatchSelected), outcome, due),
+    card("Orders", find, h("div", { class: "actions" }, exportButton, exportSlot), orders));
   if (arg) orderPage(detail, Number(arg));
 }
 
 // One order as its merchant works it: buyer, lines with titles, money, parcels, and what
 // happened to it in time order.
 async function orderPage(slot, id) {
-  let o, parcels;
+  let o, parcels, after;
   try {
-    [o, parcels] = await Promise.all([api("GET", `/v1/orders/${id}`), api("GET", `/v1/orders/${id}/shipments`)]);
+    [o, parcels, after] = await Promise.all([api("GET", `/v1/orders/${id}`), api("GET", `/v1/orders/${id}/shipments`),
+      api("GET", `/v1/orders/${id}/after-sales`)]);
   } catch (e) {
     slot.replaceChildren(card("Order #" + id, h("div", { class: "notice bad", role: "alert" }, e.message)));
     return;
@@ -1046,6 +1093,17 @@ async function orderPage(slot, id) {
     if (s.dispatched_at) events.push([s.dispatched_at, 2, "Parcel #" + s.shipment_id + " dispatched"]);
     for (const e of s.history) events.push([e.at, 3, "Parcel #" + s.shipment_id + ": " + e.kind.replace(/_/g, " ") + (e.reason ? " (" + e.reason.replace(/_/g, " ") + ")" : "")]);
     if (s.delivered_at) events.push([s.delivered_at, 4, "Parcel #" + s.shipment_id + " delivered"]);
+  }
+  for (const r of after.returns) {
+    const what = " · " + (r.lines || []).map(lineText).join(", ");
+    events.push([r.requested_at, 5, t("Return") + " #" + r.return_id + " " + t("requested") + what + " (" + String(r.reason).replace(/_/g, " ") + ")"]);
+    if (r.decided_at) events.push([r.decided_at, 6, t("Return") + " #" + r.return_id + " " + t(r.status === "rejected" ? "rejected" : "approved")]);
+    if (r.received_at) events.push([r.received_at, 7, t("Return") + " #" + r.return_id + " " + t("received") + (r.restocked ? " · " + t("back to stock") : "")]);
+    if (r.refunded_at) events.push([r.refunded_at, 8, t("Return") + " #" + r.return_id + " " + t("refunded") + " " + money(r.refunded, o.currency)]);
+  }
+  for (const tk of after.tickets) {
+    events.push([tk.opened_at, 5, t("Ticket") + " #" + tk.ticket_id + " " + t("opened") + ": " + tk.subject]);
+    for (const m of tk.messages) events.push([m.at, 6, t("Ticket") + " #" + tk.ticket_id + " · " + t(m.from) + ": " + m.body]);
   }
   const second = (ms) => Math.floor(ms / 1000);
   events.sort((a, b) => second(a[0]) - second(b[0]) || a[1] - b[1]);
@@ -1061,7 +1119,7 @@ async function orderPage(slot, id) {
   });
   slot.replaceChildren(card(t("Order") + " #" + id + " · " + t(o.status.replace(/_/g, " ")),
     h("div", { class: "figures" }, fig("Buyer", buyerText(o)),
-      fig("Ships to", [...new Set(parcels.items.map((s) => s.destination_region).filter(Boolean))].join(", ") || "–"),
+      fig("Ships to", o.ships_to || [...new Set(parcels.items.map((s) => s.destination_region).filter(Boolean))].join(", ") || "–"),
       fig("Total", money(o.total, o.currency)),
       fig("Shipping", money(o.shipping, o.currency)), fig("Refunded", money(o.refunded, o.currency)),
       fig("Discounts", money(o.discounts.reduce((a, d) => a + d.amount, 0), o.currency))),
@@ -1072,6 +1130,11 @@ async function orderPage(slot, id) {
         h("td", { "data-label": t("Flash sale") }, l.campaign_id ? "#" + l.campaign_id : "")))))),
     h("h3", { style: "margin-top:12px" }, t("Parcels")),
     parcels.items.length ? parcels.items.map((s) => shipmentLine(s, () => orderPage(slot, id))) : h("div", { class: "muted" }, "No parcel yet."),
+    after.tickets.length ? [h("h3", { style: "margin-top:12px" }, t("Service tickets")),
+      h("ul", {}, after.tickets.map((tk) => h("li", {}, h("a", { href: "#/tickets/" + tk.ticket_id }, "#" + tk.ticket_id), " ", tag(tk.status),
+        overdue(tk) ? [" ", tag("overdue")] : "", " ", tk.subject)))] : "",
+    after.returns.length ? [h("h3", { style: "margin-top:12px" }, t("Returns")),
+      h("ul", {}, after.returns.map((r) => h("li", {}, "#" + r.return_id, " ", tag(r.status), " ", (r.lines || []).map(lineText).join(", "))))] : "",
     h("h3", { style: "margin-top:12px" }, t("Timeline")),
     h("ol", { class: "timeline" }, events.map(([at, , text]) => h("li", {}, h("time", {}, when(at)), " ", text))),
     o.status === "paid" || o.status === "shipped" || o.status === "delivered" ? refund : ""));
@@ -1107,23 +1170,23 @@ function shipmentLine(s, refresh) {
 
 function shipmentsPage(main, arg) {
   const m = merchantId();
-  let status = "";
   const detail = h("div", {});
+  const find = finder({ words: "Parcel, order, buyer or item", sort: true, flags: [["late", "Late only"]],
+    statuses: [["", "All"], ["awaiting_dispatch", "To dispatch"], ["dispatched", "Dispatched"], ["delivered", "Delivered"], ["cancelled", "Cancelled"]] },
+  () => shipments.reload());
   const shipments = list({
-    path: `/v1/merchants/${m}/shipments`, query: () => (status ? { status } : {}),
+    path: `/v1/merchants/${m}/shipments`, query: () => find.query(),
     columns: [
       ["Shipment", (s) => h("a", { href: "#/shipments/" + s.shipment_id }, "#" + s.shipment_id)],
-      ["Order", (s) => "#" + s.order_id],
+      ["Order", (s) => h("a", { href: "#/orders/" + s.order_id }, "#" + s.order_id)],
       ["Status", (s) => tag(s.status)],
       ["Tracking", (s) => (s.tracking_status || "").replace(/_/g, " ")],
       ["Leaves", (s) => s.dispatch_date || ""],
       ["Promised by", (s) => s.promised_by || ""],
     ],
-    empty: "No shipments with this status.",
+    empty: "No shipments match.",
   });
-  main.append(h("h2", {}, t("Shipments")), detail, card(null,
-    statusFilter([["", "All"], ["awaiting_dispatch", "To dispatch"], ["dispatched", "Dispatched"], ["delivered", "Delivered"], ["cancelled", "Cancelled"]],
-      (v) => { status = v; shipments.reload(); }, status), shipments));
+  main.append(h("h2", {}, t("Shipments")), detail, card(null, find, shipments));
   if (arg) showShipment(detail, Number(arg));
 }
 async function showShipment(slot, id) {
@@ -1152,9 +1215,10 @@ async function showShipment(slot, id) {
 
 function returnsPage(main) {
   const m = merchantId();
-  let status = "requested";
+  const find = finder({ words: "Return, order, buyer or item", sort: true, status: "requested", statuses: [["requested", "To decide"], ["approved", "Approved"], ["received", "Received"],
+    ["refunded", "Refunded"], ["rejected", "Rejected"], ["", "All"]] }, () => returns.reload());
   const returns = list({
-    path: `/v1/merchants/${m}/returns`, query: () => (status ? { status } : {}),
+    path: `/v1/merchants/${m}/returns`, query: () => find.query(),
     columns: [
       ["Return", (r) => "#" + r.return_id],
       ["Order", (r) => h("a", { href: "#/orders/" + r.order_id }, "#" + r.order_id)],
@@ -1169,10 +1233,9 @@ function returnsPage(main) {
         return "";
       }],
     ],
-    empty: "No returns with this status.",
+    empty: "No returns match.",
   });
-  main.append(h("h2", {}, t("Returns")), card(null, statusFilter([["requested", "To decide"], ["approved", "Approved"], ["received", "Received"],
-    ["refunded", "Refunded"], ["rejected", "Rejected"], ["", "All"]], (v) => { status = v; returns.reload(); }, status), returns));
+  main.append(h("h2", {}, t("Returns")), card(null, find, returns));
 }
 
 // A ticket is overdue while the store has not answered it by its deadline.
@@ -1180,10 +1243,12 @@ const overdue = (t) => !t.first_response_at && t.first_response_due < Date.now()
 
 function ticketsPage(main, arg) {
   const m = merchantId();
-  let status = "new";
   const detail = h("div", {});
+  const find = finder({ words: "Ticket, order, buyer or subject", sort: true, status: "new", flags: [["overdue", "Overdue only"]],
+    statuses: [["new", "New: to answer"], ["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"], ["closed", "Closed"], ["", "All"]] },
+  () => tickets.reload());
   const tickets = list({
-    path: `/v1/merchants/${m}/tickets`, query: () => (status ? { status } : {}),
+    path: `/v1/merchants/${m}/tickets`, query: () => find.query(),
     columns: [
       ["Ticket", (t) => h("a", { href: "#/tickets/" + t.ticket_id }, "#" + t.ticket_id)],
       ["Order", (t) => h("a", { href: "#/orders/" + t.order_id }, "#" + t.order_id)],
@@ -1193,10 +1258,9 @@ function ticketsPage(main, arg) {
       ["Answer due", (t) => (t.first_response_at ? "answered" : when(t.first_response_due))],
       ["Messages", (t) => t.messages.length, "num"],
     ],
-    empty: "No tickets with this status.",
+    empty: "No tickets match.",
   });
-  main.append(h("h2", {}, t("Service tickets")), detail, card(null, statusFilter([["new", "New: to answer"], ["open", "Open"], ["pending", "Pending"], ["resolved", "Resolved"],
-    ["closed", "Closed"], ["", "All"]], (v) => { status = v; tickets.reload(); }, status), tickets));
+  main.append(h("h2", {}, t("Service tickets")), detail, card(null, find, tickets));
   if (arg) ticketPage(detail, Number(arg), () => tickets.refresh());
 }
 
@@ -1225,13 +1289,14 @@ async function ticketPage(slot, id, changed) {
 
 // ---- operator pages ----
 function merchantsPage(main) {
-  const merchants = list({ path: "/v1/merchants", columns: [
+  const find = finder({ words: "Store name" }, () => merchants.reload());
+  const merchants = list({ path: "/v1/merchants", query: () => find.query(), columns: [
     ["Merchant", (x) => "#" + x.merchant_id], ["Name", (x) => x.name], ["Commission", (x) => x.commission_bps / 100 + "%", "num"],
     ["", (x) => button("Work as this store", () => {
       sessionStorage.setItem(AS, JSON.stringify({ merchant_id: x.merchant_id, name: x.name }));
       go("#/store");
     })]] });
-  main.append(h("h2", {}, t("Merchants")), card("Merchants", merchants), card("New merchant", form({
+  main.append(h("h2", {}, t("Merchants")), card("Merchants", find, merchants), card("New merchant", form({
     submit: "Create merchant", path: "/v1/merchants",
     fields: [{ name: "name", label: "Name", required: true, maxlength: 200 },
       { name: "commission_bps", label: "Commission (basis points; default the server's)", type: "number", min: 0, max: 10000 }],
@@ -1239,15 +1304,18 @@ function merchantsPage(main) {
     after: () => merchants.refresh(),
   })));
 }
+// Suggestions for a buyer picker: buyers whose names hold the words typed (operators).
+const buyerSuggestions = async (q) => (await api("GET", "/v1/buyers?" + new URLSearchParams({ q, limit: 8 }))).items.map((x) => [x.buyer_id, x.name]);
 function buyersPage(main) {
-  const buyers = list({ path: "/v1/buyers", columns: [["Buyer", (x) => "#" + x.buyer_id], ["Name", (x) => x.name]] });
-  main.append(h("h2", {}, t("Buyers")), card("Buyers", buyers), card("New buyer", form({
+  const find = finder({ words: "Buyer name" }, () => buyers.reload());
+  const buyers = list({ path: "/v1/buyers", query: () => find.query(), columns: [["Buyer", (x) => "#" + x.buyer_id], ["Name", (x) => x.name]] });
+  main.append(h("h2", {}, t("Buyers")), card("Buyers", find, buyers), card("New buyer", form({
     submit: "Create buyer", path: "/v1/buyers",
     fields: [{ name: "name", label: "Name", required: true, maxlength: 200 }],
     body: (v) => ({ name: v.name }), after: () => buyers.refresh(),
   })), card("Top up a wallet", form({
     submit: "Top up", path: (v) => `/v1/buyers/${v.buyer_id}/top-ups`,
-    fields: [{ name: "buyer_id", label: "Buyer id", type: "number", min: 1, required: true },
+    fields: [{ name: "buyer_id", label: "Buyer", picker: buyerSuggestions, required: true },
       { name: "amount", label: "Amount", money: true, required: true }, currencyField()],
     body: (v) => ({ amount: v.amount, currency: v.currency }),
     done: (t) => h("div", { class: "notice" }, "Balance now " + money(t.balance, t.currency)),

@@ -339,7 +339,10 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     let page = browser.until("const c = document.querySelector('main .timeline'); return c && document.querySelector('main section.card').innerText").await;
     let page = page.as_str().unwrap();
     assert!(page.contains("buyer 1 (#1)") && page.contains("West Lake Longjing 250 g (2026)"), "{page}");
-    assert!(page.contains("Ships to\nCN-BJ"), "the buyer's region on the order's page: {page}");
+    assert!(
+        page.contains("Ships to\n1 Chang'an Avenue, CN-BJ"),
+        "the buyer's address on the order's page: {page}"
+    );
     assert!(
         page.find("Placed by").unwrap() < page.find("Parcel #1 dispatched").unwrap(),
         "the timeline in time order: {page}"
@@ -377,7 +380,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     assert_eq!(s, 201, "{ticket}");
     browser.goto(&format!("{base}/console#/returns")).await;
     press(&browser, "Accept").await;
-    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No returns with this status.')").await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No returns match.')").await;
     assert_eq!(server.get("/v1/returns/1", &merchant).await.1["status"], "approved");
     browser.goto(&format!("{base}/console#/tickets")).await;
     // Its row: new, and the first answer's deadline (24 h on) as a date, not yet "answered".
@@ -417,6 +420,27 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         conversation.find("the tin is dented").unwrap() < conversation.find("Thank you!").unwrap(),
         "{conversation}"
     );
+    // The order's page tells its whole story: the return and the ticket's messages in its timeline.
+    browser.goto(&format!("{base}/console#/orders/1")).await;
+    let story = browser
+        .until("const c = document.querySelector('main .timeline'); return c && c.innerText.includes('Ticket #1') && c.innerText")
+        .await;
+    let story = story.as_str().unwrap();
+    let at =
+        |what: &str| story.find(what).unwrap_or_else(|| panic!("{what} missing from the timeline: {story}"));
+    assert!(
+        at("Placed by") < at("Return #1 requested") && at("Ticket #1 opened") < at("Thank you!"),
+        "{story}"
+    );
+    // Found by words, asked of the server: the ticket by a word of its subject, and nothing for
+    // words no ticket holds.
+    browser.goto(&format!("{base}/console#/tickets")).await;
+    browser.until("return document.querySelector('main .finder input[type=search]')").await;
+    browser.run("const s = document.querySelector('main .finder select'); s.value = ''; s.dispatchEvent(new Event('change'))").await;
+    browser.fill("main .finder input[type=search]", "DENTED").await;
+    browser.until("const rows = [...document.querySelectorAll('main tbody tr')]; return rows.length === 1 && rows[0].innerText.includes('the tin is dented')").await;
+    browser.fill("main .finder input[type=search]", "no such words").await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No tickets match.')").await;
 
     // A coupon with a budget, and a red packet funded from the store's wallet (258.72 CNY after
     // the sales): a pool the wallet cannot fund is refused in the API's words.
@@ -504,7 +528,7 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     // by the API and on the page.
     sign_in(&browser, &base, &rival).await;
     browser.goto(&format!("{base}/console#/orders")).await;
-    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No orders with this status.')").await;
+    browser.until("return [...document.querySelectorAll('main td')].some(td => td.textContent === 'No orders match.')").await;
     assert_eq!(server.get("/v1/merchants/1/orders", &rival).await.0, 403);
     assert_eq!(server.get("/v1/shipments/1", &rival).await.0, 403);
     browser.goto(&format!("{base}/console#/shipments/1")).await;

@@ -14,6 +14,7 @@ mod demo;
 mod events;
 mod hardening;
 mod harness;
+mod lists;
 mod logistics;
 mod observability;
 mod openapi;

@@ -138,6 +138,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/merchants/{id}/figures"),
     ("post", "/v1/tickets/{id}/replies"),
     ("post", "/v1/merchants/{id}/skus.csv"),
+    ("get", "/v1/orders/{id}/after-sales"),
 ];
 
 #[tokio::test]
