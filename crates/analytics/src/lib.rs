@@ -126,25 +126,29 @@ impl std::ops::AddAssign for Funnel {
     }
 }
 
-/// A store's figures: since the start, and for the day (UTC) of its latest payment or refund.
+/// A store's figures: since the start, and for the day (in the store's time zone) of its latest
+/// payment or refund.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MerchantFigures {
     /// Paid minus refunded, in minor units.
     pub gmv: i128,
     pub paid_orders: u64,
-    /// Days since the Unix epoch, UTC: the day the two figures below are of.
+    /// Days since the Unix epoch, in the store's time zone: the day the two figures below are of.
     pub day: u64,
     pub day_gmv: i128,
     pub day_paid_orders: u64,
 }
 
-const DAY_MS: u64 = 86_400_000;
+/// The day of `at` in a zone `utc_offset_minutes` from UTC, in days since the Unix epoch.
+fn local_day(at: Millis, utc_offset_minutes: i16) -> u64 {
+    u64::from(elevens_core::logistics::calendar::local_day_and_minute(at.0, utc_offset_minutes).0)
+}
 
 impl MerchantFigures {
-    fn add(&mut self, at: Millis, gmv: i128, paid_orders: u64) {
+    fn add(&mut self, at: Millis, utc_offset_minutes: i16, gmv: i128, paid_orders: u64) {
         self.gmv += gmv;
         self.paid_orders += paid_orders;
-        let day = at.0 / DAY_MS;
+        let day = local_day(at, utc_offset_minutes);
         if day > self.day {
             (self.day, self.day_gmv, self.day_paid_orders) = (day, 0, 0);
         }
@@ -166,13 +170,18 @@ impl MerchantFigures {
     }
 
     /// The figures as of `now`: the day's are zero once its day has passed.
-    pub fn as_of(mut self, now: Millis) -> MerchantFigures {
-        let today = now.0 / DAY_MS;
+    pub fn as_of(mut self, now: Millis, utc_offset_minutes: i16) -> MerchantFigures {
+        let today = local_day(now, utc_offset_minutes);
         if self.day < today {
             (self.day, self.day_gmv, self.day_paid_orders) = (today, 0, 0);
         }
         self
     }
+}
+
+/// The time zones of the stores not at UTC.
+fn zones_of(state: &State) -> FxHashMap<u64, i16> {
+    state.merchants().filter(|(_, m)| m.utc_offset_minutes != 0).map(|(id, m)| (id.0, m.utc_offset_minutes)).collect()
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +190,8 @@ pub struct Analytics {
     seconds: VecDeque<Second>,
     sku_gmv: FxHashMap<u64, (i128, i64)>,
     merchants: FxHashMap<u64, MerchantFigures>,
+    /// The stores' time zones, as offsets from UTC in minutes (those not at UTC).
+    zones: FxHashMap<u64, i16>,
     funnels: BTreeMap<u64, Funnel>,
     campaigns: BTreeMap<u64, CampaignTimes>,
     /// The operator's choice for the big screen.
@@ -229,7 +240,7 @@ impl Analytics {
     /// The campaigns and experiments of `state`, without its orders: the base a restart adds
     /// [`Analytics::of_orders`] parts to.
     pub fn catalogue_of(state: &State) -> Analytics {
-        let mut analytics = Analytics::default();
+        let mut analytics = Analytics { zones: zones_of(state), ..Analytics::default() };
         for (id, c) in state.campaigns() {
             analytics.campaigns.insert(id.0, CampaignTimes::of(id.0, c));
         }
@@ -245,7 +256,7 @@ impl Analytics {
     /// a rebuilt experiment has no exposures yet (views are not journaled), so its buyers'
     /// payments would not count either.
     pub fn of_orders(state: &State, positions: std::ops::Range<usize>) -> Analytics {
-        let mut analytics = Analytics::default();
+        let mut analytics = Analytics { zones: zones_of(state), ..Analytics::default() };
         // Looked up by position: `orders().skip(n)` would walk the first n orders one by one.
         let ids = OrderId(positions.start as u64 + 1)..OrderId(positions.end as u64 + 1);
         for order in positions.filter_map(|i| state.order(OrderId(i as u64 + 1)).ok()) {
@@ -287,6 +298,9 @@ impl Analytics {
         }
         for (merchant, figures) in part.merchants {
             self.merchants.entry(merchant).or_default().absorb(figures);
+        }
+        for (merchant, zone) in part.zones {
+            self.zones.entry(merchant).or_insert(zone);
         }
         for (campaign, funnel) in part.funnels {
             *self.funnels.entry(campaign).or_default() += funnel;
@@ -374,6 +388,10 @@ impl Analytics {
                 self.campaigns.insert(*campaign, times);
             }
             Kind::CampaignFeatured { campaign } => self.featured = *campaign,
+            // The day's figures count on from the new zone's day.
+            Kind::MerchantUpdated { utc_offset_minutes } => {
+                self.zones.insert(merchant, *utc_offset_minutes);
+            }
             _ => {}
         }
     }
@@ -423,7 +441,8 @@ impl Analytics {
         let second = self.second(at);
         second.payments += 1;
         second.gmv = second.gmv.saturating_add(total as i64);
-        self.merchants.entry(merchant).or_default().add(at, i128::from(total), 1);
+        let zone = self.zone(merchant);
+        self.merchants.entry(merchant).or_default().add(at, zone, i128::from(total), 1);
         self.lines(lines, 1);
         for campaign in campaigns(lines) {
             self.funnels.entry(campaign).or_default().paid += 1;
@@ -447,7 +466,8 @@ impl Analytics {
         totals.refunds += u128::from(amount);
         let second = self.second(at);
         second.gmv = second.gmv.saturating_sub(amount as i64);
-        self.merchants.entry(merchant).or_default().add(at, -i128::from(amount), 0);
+        let zone = self.zone(merchant);
+        self.merchants.entry(merchant).or_default().add(at, zone, -i128::from(amount), 0);
         self.lines(lines, -1);
     }
 
@@ -470,7 +490,12 @@ impl Analytics {
 
     /// A store's figures as of `now` (zeros before its first payment).
     pub fn merchant(&self, merchant: u64, now: Millis) -> MerchantFigures {
-        self.merchants.get(&merchant).copied().unwrap_or_default().as_of(now)
+        self.merchants.get(&merchant).copied().unwrap_or_default().as_of(now, self.zone(merchant))
+    }
+
+    /// The store's time zone, as its offset from UTC in minutes.
+    pub fn zone(&self, merchant: u64) -> i16 {
+        self.zones.get(&merchant).copied().unwrap_or(0)
     }
 
     pub fn summary(&self, now: Millis) -> Summary {
@@ -661,6 +686,33 @@ mod tests {
             complete,
         };
         event(at, merchant, 1, kind)
+    }
+
+    const DAY_MS: u64 = 86_400_000;
+
+    #[test]
+    fn a_stores_day_is_its_own_time_zones() {
+        let mut a = Analytics::default();
+        let midnight_utc = 20_000 * DAY_MS;
+        // 23:30 UTC on day 19,999 is 07:30 on day 20,000 in Shanghai (UTC+08:00).
+        let store = |utc_offset_minutes| FeedEvent {
+            record: 1,
+            at: 0,
+            merchant: Some(7),
+            buyer: None,
+            kind: Kind::MerchantUpdated { utc_offset_minutes },
+        };
+        a.fold(&store(480));
+        a.fold(&paid(midnight_utc - 30 * 60_000, 7, 500, smallvec::smallvec![line(1, 500, None)]));
+        let today = a.merchant(7, Millis(midnight_utc));
+        assert_eq!((today.day, today.day_gmv, today.day_paid_orders), (20_000, 500, 1));
+        // At 16:00 UTC it is midnight in Shanghai: a new day, with nothing sold yet.
+        let next = a.merchant(7, Millis(midnight_utc + 16 * 3_600_000));
+        assert_eq!((next.day, next.day_gmv, next.gmv), (20_001, 0, 500));
+        // A store at UTC counts the same sale on the day before.
+        a.fold(&paid(midnight_utc - 30 * 60_000, 8, 300, smallvec::smallvec![line(1, 300, None)]));
+        let utc = a.merchant(8, Millis(midnight_utc - 60_000));
+        assert_eq!((utc.day, utc.day_gmv), (19_999, 300));
     }
 
     #[test]

@@ -361,6 +361,12 @@ pub enum Command {
         secret_sha256: [u8; 32],
         label: String,
     },
+    /// The store's time zone, as its offset from UTC: its day (the dashboard's "today") and
+    /// the times its console shows and takes.
+    SetStoreZone {
+        merchant: MerchantId,
+        utc_offset_minutes: i16,
+    },
 }
 
 /// A flash sale's terms with its name.
@@ -446,6 +452,7 @@ impl Command {
             Command::FeatureCampaign { .. } => "feature_campaign",
             Command::ReplyTicket { .. } => "reply_ticket",
             Command::CreateLabelledApiKey { .. } => "create_api_key",
+            Command::SetStoreZone { .. } => "set_store_zone",
             Command::CreateCategory { .. } => "create_category",
             Command::MoveCategory { .. } => "move_category",
             Command::CreateProduct(_) => "create_product",
@@ -630,5 +637,8 @@ pub enum Outcome {
     },
     TicketReplied {
         ticket: TicketId,
+    },
+    StoreZoneSet {
+        merchant: MerchantId,
     },
 }

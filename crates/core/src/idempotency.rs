@@ -113,10 +113,11 @@ enum OutcomeKind {
     CampaignEnded,
     CampaignFeatured,
     TicketReplied,
+    StoreZoneSet,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 46] = {
+const KINDS: [OutcomeKind; 47] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -165,6 +166,7 @@ const KINDS: [OutcomeKind; 46] = {
         K::CampaignEnded,
         K::CampaignFeatured,
         K::TicketReplied,
+        K::StoreZoneSet,
     ]
 };
 
@@ -242,6 +244,7 @@ impl Remembered {
                 (K::CampaignFeatured, campaign.map_or(0, |c| c.0), None)
             }
             Outcome::TicketReplied { ticket } => (K::TicketReplied, ticket.0, None),
+            Outcome::StoreZoneSet { merchant } => (K::StoreZoneSet, merchant.0, None),
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -363,6 +366,7 @@ impl Remembered {
             K::CampaignEnded => Outcome::CampaignEnded { campaign: CampaignId(a) },
             K::CampaignFeatured => Outcome::CampaignFeatured { campaign: (a != 0).then_some(CampaignId(a)) },
             K::TicketReplied => Outcome::TicketReplied { ticket: TicketId(a) },
+            K::StoreZoneSet => Outcome::StoreZoneSet { merchant: MerchantId(a) },
             K::CartChanged => Outcome::CartChanged { buyer: BuyerId(a >> 8), lines: (a & 0xff) as u32 },
             K::CheckedOut => {
                 let (first, orders) = (a >> 8, (a & 0xff) as u32);

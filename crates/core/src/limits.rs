@@ -104,6 +104,9 @@ pub const TRANSIT_DAYS_MAX: u16 = 60;
 pub const BOOKING_HORIZON_DAYS: u32 = 365;
 /// A shipping fee, in minor units.
 pub const SHIPPING_FEE_MAX: u64 = 1_000_000_000;
+/// The farthest a store's or a warehouse's clock is from UTC, in minutes either way (UTC+14:00
+/// is the world's earliest zone; 14 hours covers UTC-12:00 too).
+pub const UTC_OFFSET_MINUTES_MAX: u16 = 14 * 60;
 /// Tracking events in one command (a carrier's feed sends them in batches).
 pub const TRACKING_EVENTS_PER_COMMAND_MAX: usize = 5_000;
 /// History records (tracking events and re-promises) of one shipment.

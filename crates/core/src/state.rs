@@ -27,6 +27,8 @@ pub struct Merchant {
     pub commission_bps: u16,
     /// Its warehouses, oldest first; a SKU names one by its position here.
     pub warehouses: Vec<WarehouseId>,
+    /// Its time zone's offset from UTC, in minutes (0, UTC, until it sets one).
+    pub utc_offset_minutes: i16,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +246,9 @@ impl State {
                 self.create_merchant(actor, name, *commission_bps)
             }
             Command::CreateBuyer { name } => self.create_buyer(actor, name),
+            Command::SetStoreZone { merchant, utc_offset_minutes } => {
+                self.set_store_zone(actor, *merchant, *utc_offset_minutes)
+            }
             Command::CreateSku(new) => self.create_sku(actor, new),
             Command::Restock { sku, quantity } => self.restock(actor, *sku, *quantity),
             Command::TopUp { buyer, amount, currency } => self.top_up(actor, now, *buyer, *amount, *currency),
@@ -391,6 +396,10 @@ impl State {
     }
 
     /// Every order, oldest first.
+    pub fn merchants(&self) -> impl ExactSizeIterator<Item = (MerchantId, &Merchant)> + '_ {
+        self.merchants.iter().enumerate().map(|(i, m)| (MerchantId::from_index(i), m))
+    }
+
     pub fn orders(&self) -> impl ExactSizeIterator<Item = (OrderId, &Order)> + '_ {
         self.orders.iter().enumerate().map(|(i, o)| (OrderId(i as u64 + 1), o))
     }
@@ -446,8 +455,22 @@ impl State {
         if self.merchants.len() as u64 >= MERCHANTS_MAX {
             return Err(CoreError::Overflow("merchants"));
         }
-        self.merchants.push(Merchant { name: name.to_owned(), commission_bps, warehouses: Vec::new() });
+        let merchant = Merchant { name: name.to_owned(), commission_bps, warehouses: Vec::new(), utc_offset_minutes: 0 };
+        self.merchants.push(merchant);
         Ok(Outcome::MerchantCreated { merchant: MerchantId::from_index(self.merchants.len() - 1) })
+    }
+
+    fn set_store_zone(&mut self, actor: Actor, merchant: MerchantId, utc_offset_minutes: i16) -> Result<Outcome, CoreError> {
+        self.merchant(merchant)?;
+        if !actor.may_manage_merchant(merchant) {
+            return Err(CoreError::Forbidden("set another merchant's time zone"));
+        }
+        if utc_offset_minutes.unsigned_abs() > UTC_OFFSET_MINUTES_MAX || utc_offset_minutes % 15 != 0 {
+            return Err(out_of_bounds("utc_offset_minutes", "a multiple of 15 between -840 and 840"));
+        }
+        let index = merchant.index().ok_or(CoreError::NotFound("merchant"))?;
+        self.merchants[index].utc_offset_minutes = utc_offset_minutes;
+        Ok(Outcome::StoreZoneSet { merchant })
     }
 
     fn create_experiment(&mut self, actor: Actor, new: &NewExperiment) -> Result<Outcome, CoreError> {
@@ -546,7 +569,7 @@ impl State {
     /// compact, the store's time per second; 5: reservations as a run of ids and a set; 6: SKU texts in an arena;
     /// 7: remembered outcomes keep 96 bits of their key; 8: outcomes as of when written;
     /// 9: logistics and after-sales; 10: carts, products and categories; 11: checkouts.)
-    pub const LAYOUT: [u8; 8] = *b"ELSTAT12";
+    pub const LAYOUT: [u8; 8] = *b"ELSTAT13";
 
     pub fn encode(&self) -> Vec<u8> {
         // Encoding plain data into memory cannot fail.

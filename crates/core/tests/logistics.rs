@@ -532,3 +532,21 @@ fn a_parcel_without_a_warehouse_is_kept_implicit_until_it_moves() {
     round_trip(&world.state);
     world.audit();
 }
+
+#[test]
+fn a_store_sets_its_own_time_zone_within_the_worlds_offsets() {
+    let mut world = World::new(1_000);
+    let zone = |utc_offset_minutes| Command::SetStoreZone { merchant: MerchantId(1), utc_offset_minutes };
+    assert_eq!(world.state.merchant(MerchantId(1)).unwrap().utc_offset_minutes, 0, "UTC until it sets one");
+    assert_eq!(world.must(M, zone(480)), Outcome::StoreZoneSet { merchant: MerchantId(1) });
+    assert_eq!(world.must(Actor::Admin, zone(-210)), Outcome::StoreZoneSet { merchant: MerchantId(1) });
+    assert_eq!(world.state.merchant(MerchantId(1)).unwrap().utc_offset_minutes, -210);
+    for bad in [841, -845, 7, 481] {
+        assert!(matches!(world.refused(M, zone(bad)), CoreError::OutOfBounds { .. }), "{bad}");
+    }
+    for who in [B, Actor::Service, Actor::Merchant(MerchantId(2))] {
+        assert!(matches!(world.refused(who, zone(60)), CoreError::Forbidden(_)), "{who:?}");
+    }
+    let elsewhere = Command::SetStoreZone { merchant: MerchantId(9), utc_offset_minutes: 60 };
+    assert!(matches!(world.refused(Actor::Admin, elsewhere), CoreError::NotFound(_)));
+}

@@ -264,6 +264,7 @@ impl Sim {
         }
         sim.must(m1, Command::SetSkuWarehouse { sku: SkuId(3), warehouse: WarehouseId(2) });
         sim.must(m1, Command::SetShippingFee { merchant: MerchantId(1), currency: cny(), fee: Amount(500) });
+        sim.must(m1, Command::SetStoreZone { merchant: MerchantId(1), utc_offset_minutes: 480 });
         sim.must(
             Actor::Admin,
             Command::CreateCarrier(Box::new(NewCarrier {

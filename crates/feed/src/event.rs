@@ -204,6 +204,9 @@ pub enum Kind {
     /// ticket's after it.
     #[serde(rename = "ticket.replied")]
     TicketReplied { ticket: u64, order: u64, from: String, status: String },
+    /// A store's settings after a change: its time zone, as its offset from UTC in minutes.
+    #[serde(rename = "merchant.updated")]
+    MerchantUpdated { utc_offset_minutes: i16 },
 }
 
 /// A SKU's texts and price as listed now.
@@ -263,6 +266,7 @@ pub const TYPES: &[&str] = &[
     "campaign.updated",
     "campaign.featured",
     "ticket.replied",
+    "merchant.updated",
 ];
 
 impl Kind {
@@ -300,6 +304,7 @@ impl Kind {
             Kind::CampaignUpdated { .. } => 28,
             Kind::CampaignFeatured { .. } => 29,
             Kind::TicketReplied { .. } => 30,
+            Kind::MerchantUpdated { .. } => 31,
         }
     }
 
@@ -611,6 +616,10 @@ fn derive_other(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut
                 Kind::TicketUpdated { ticket: ticket.0, order: t.order.0, status: status.name().to_string() };
             ev.push(Some(t.merchant.0), Some(t.buyer.0), kind);
         }
+        Outcome::StoreZoneSet { merchant } => {
+            let Ok(m) = state.merchant(merchant) else { return };
+            ev.push(Some(merchant.0), None, Kind::MerchantUpdated { utc_offset_minutes: m.utc_offset_minutes });
+        }
         _ => {}
     }
 }
@@ -843,6 +852,7 @@ mod tests {
             },
             Kind::CampaignFeatured { campaign: None },
             Kind::TicketReplied { ticket: 1, order: 1, from: s(), status: s() },
+            Kind::MerchantUpdated { utc_offset_minutes: -210 },
         ];
         assert_eq!(kinds.len(), TYPES.len());
         for (i, kind) in kinds.into_iter().enumerate() {

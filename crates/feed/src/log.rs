@@ -80,28 +80,31 @@ pub enum FeedError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Filter {
     /// Bit `i`: the type `TYPES[i]`.
-    pub types: u32,
+    pub types: u64,
     /// Only this merchant's events.
     pub merchant: Option<u64>,
 }
 
 impl Filter {
-    pub const ALL_TYPES: u32 = (1 << TYPES.len()) - 1;
+    pub const ALL_TYPES: u64 = {
+        assert!(TYPES.len() < 64, "a filter's mask has a bit per type");
+        (1 << TYPES.len()) - 1
+    };
 
     pub fn all() -> Filter {
         Filter { types: Filter::ALL_TYPES, merchant: None }
     }
 
     /// The mask of these type names; the first unknown name is the error.
-    pub fn types_of<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u32, &'a str> {
+    pub fn types_of<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<u64, &'a str> {
         names.into_iter().try_fold(0, |mask, name| {
             let i = TYPES.iter().position(|t| *t == name).ok_or(name)?;
-            Ok(mask | 1 << i)
+            Ok(mask | 1u64 << i)
         })
     }
 
     pub fn matches(&self, event: &FeedEvent) -> bool {
-        self.types & (1 << event.kind.type_index()) != 0
+        self.types & (1u64 << event.kind.type_index()) != 0
             && self.merchant.is_none_or(|m| event.merchant == Some(m))
     }
 }

@@ -90,6 +90,29 @@ pub async fn create_merchant(
     write_ticketed(&app, actor, &key, (command, defaulted), CREATED, None).await
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreZoneRequest {
+    /// The store's offset from UTC, in minutes: 480 for China (UTC+08:00), a multiple of 15.
+    #[schema(minimum = -840, maximum = 840, multiple_of = 15)]
+    pub utc_offset_minutes: i16,
+}
+
+/// Set the store's time zone: its day on the dashboard and the times its console shows (the
+/// merchant, or admin).
+#[utoipa::path(put, path = "/v1/merchants/{id}/time-zone", tag = "catalogue", request_body = StoreZoneRequest,
+    responses((status = 200, body = MerchantView), (status = "4XX", body = ErrorBody)))]
+pub async fn set_store_zone(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<StoreZoneRequest>,
+) -> Answer {
+    let command = Command::SetStoreZone { merchant: MerchantId(id), utc_offset_minutes: request.utc_offset_minutes };
+    write(&app, actor, &key, command, OK).await
+}
+
 /// A merchant.
 #[utoipa::path(get, path = "/v1/merchants/{id}", tag = "catalogue",
     responses((status = 200, body = MerchantView), (status = "4XX", body = ErrorBody)))]

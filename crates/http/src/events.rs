@@ -73,7 +73,7 @@ pub(crate) fn scope(actor: Actor, merchant: Option<u64>) -> Result<Option<u64>, 
 }
 
 /// The type mask of a comma-separated list.
-pub(crate) fn types_mask(types: Option<&str>) -> Result<u32, ApiError> {
+pub(crate) fn types_mask(types: Option<&str>) -> Result<u64, ApiError> {
     let Some(types) = types.filter(|t| !t.trim().is_empty()) else { return Ok(Filter::ALL_TYPES) };
     Filter::types_of(types.split(',').map(str::trim)).map_err(|unknown| {
         ApiError::bad_request(

@@ -111,7 +111,8 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::UpdateCampaign(_)
         | Command::EndCampaign { .. }
         | Command::FeatureCampaign { .. }
-        | Command::ReplyTicket { .. } => with_encoded(command, hash),
+        | Command::ReplyTicket { .. }
+        | Command::SetStoreZone { .. } => with_encoded(command, hash),
     }
 }
 

@@ -85,8 +85,10 @@ pub struct StoreFigures {
     /// GMV over paid orders, rounded down; 0 before the first.
     #[schema(value_type = i64)]
     pub aov: i128,
-    /// The day (UTC, `YYYY-MM-DD`) the figures below are of: today's.
+    /// The day (`YYYY-MM-DD`, in the store's time zone) the figures below are of: today's.
     pub day: String,
+    /// The store's time zone (`UTC+08:00`).
+    pub time_zone: String,
     #[schema(value_type = i64)]
     pub day_gmv: i128,
     pub day_paid_orders: u64,
@@ -94,8 +96,8 @@ pub struct StoreFigures {
     pub day_aov: i128,
 }
 
-/// A store's sales so far and today (UTC): GMV, paid orders, average order value. Its merchant
-/// and the platform's keys.
+/// A store's sales so far and today (in the store's time zone): GMV, paid orders, average order
+/// value. Its merchant and the platform's keys.
 #[utoipa::path(get, path = "/v1/merchants/{id}/figures", tag = "analytics",
     responses((status = 200, body = StoreFigures), (status = "4XX", body = ErrorBody)))]
 pub async fn store_figures(
@@ -109,7 +111,10 @@ pub async fn store_figures(
     // A store that does not exist has no figures: 404, as its other reads answer.
     crate::api::read_view(&app, actor, Query::Merchant(MerchantId(id))).await?;
     let now = now_ms();
-    let f = figures(&app).await.merchant(id, now);
+    let (f, zone) = {
+        let analytics = figures(&app).await;
+        (analytics.merchant(id, now), analytics.zone(id))
+    };
     let aov = |gmv: i128, n: u64| if n == 0 { 0 } else { gmv / i128::from(n) };
     let day = time::OffsetDateTime::from_unix_timestamp(f.day as i64 * 86_400)
         .map(|d| d.date().to_string())
@@ -120,6 +125,7 @@ pub async fn store_figures(
         paid_orders: f.paid_orders,
         aov: aov(f.gmv, f.paid_orders),
         day,
+        time_zone: crate::views::catalogue::zone_name(zone),
         day_gmv: f.day_gmv,
         day_paid_orders: f.day_paid_orders,
         day_aov: aov(f.day_gmv, f.day_paid_orders),

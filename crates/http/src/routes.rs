@@ -44,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::keys::revoke_api_key))
         .routes(routes!(crate::catalogue::create_merchant, crate::listing::list_merchants))
         .routes(routes!(crate::catalogue::get_merchant))
+        .routes(routes!(crate::catalogue::set_store_zone))
         .routes(routes!(crate::ledger::get_merchant_wallet))
         .routes(routes!(crate::ledger::create_buyer, crate::listing::list_buyers))
         .routes(routes!(crate::ledger::get_buyer))

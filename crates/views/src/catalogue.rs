@@ -14,6 +14,16 @@ pub struct MerchantView {
     pub merchant_id: u64,
     pub name: String,
     pub commission_bps: u16,
+    /// The store's time zone, as its offset from UTC in minutes, and as a name (`UTC+08:00`).
+    pub utc_offset_minutes: i16,
+    pub time_zone: String,
+}
+
+/// A UTC offset as people name it: `UTC+08:00`, `UTC-03:30`, `UTC+00:00`.
+pub fn zone_name(utc_offset_minutes: i16) -> String {
+    let sign = if utc_offset_minutes < 0 { '-' } else { '+' };
+    let minutes = utc_offset_minutes.unsigned_abs();
+    format!("UTC{sign}{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,6 +55,8 @@ pub(crate) fn merchant_view(state: &State, id: MerchantId) -> Result<View, CoreE
         merchant_id: id.0,
         name: m.name.clone(),
         commission_bps: m.commission_bps,
+        utc_offset_minutes: m.utc_offset_minutes,
+        time_zone: zone_name(m.utc_offset_minutes),
     }))
 }
 

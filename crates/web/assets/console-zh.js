@@ -81,6 +81,8 @@ const ZH_CN = {
   "No flash sale yet.": "还没有秒杀活动。", "No orders match.": "没有符合条件的订单。",
   "Nothing is waiting to leave.": "没有待发货的包裹。", "No shipments match.": "没有符合条件的包裹。",
   "No returns match.": "没有符合条件的退货。", "No tickets match.": "没有符合条件的工单。",
+  "GMV today": "今日成交额", "Time zone": "时区", "Set time zone": "设置时区",
+  "The store's day on this page, and every time the console shows and takes, are in this zone.": "本页的“今日”以及控制台显示和填写的所有时间，都按此时区计算。",
   // finding things
   "Find": "查找", "Sort": "排序", "Newest first": "最新在前", "Oldest first": "最早在前", "Late only": "仅看逾期",
   "Overdue only": "仅看超时", "Order number, buyer or item": "订单号、买家或商品", "Parcel, order, buyer or item": "包裹、订单、买家或商品",

@@ -56,7 +56,8 @@ function minorUnits(text) {
   if (!m) return null;
   return Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
 }
-const when = (ms) => (ms ? new Date(Number(ms)).toLocaleString(LANG, { hour12: false }) : "");
+// A time: in the store's zone, named, on a store's pages; else in this browser's, for its language.
+const when = (ms) => (!ms ? "" : storeZone ? whenZoned(ms) : new Date(Number(ms)).toLocaleString(LANG, { hour12: false }));
 function span(ms) {
   let s = Math.max(0, Math.floor(ms / 1000));
   const d = Math.floor(s / 86400); s -= d * 86400;
@@ -204,7 +205,7 @@ function form(spec) {
         if (!m) return showError(f.name, "a percentage such as 15 or 12.5");
         v = Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
       } else if (f.type === "number") v = Number(v);
-      else if (f.type === "datetime-local") v = new Date(input.value).getTime();
+      else if (f.type === "datetime-local") v = fromLocalInput(input.value);
       values[f.name] = v;
     }
     let body;
@@ -400,7 +401,7 @@ function dashboard() {
         api("GET", `/v1/merchants/${m}/tickets?overdue=true&limit=100`),
         api("GET", `/v1/merchants/${m}/skus?stock_below=${LOW_STOCK_UNITS}&limit=100`),
       ]);
-      figures.replaceChildren(fig("GMV today (" + f.day + ", UTC)", money(f.day_gmv)), fig("Paid orders today", f.day_paid_orders),
+      figures.replaceChildren(fig(t("GMV today") + " (" + f.day + ", " + f.time_zone + ")", money(f.day_gmv)), fig("Paid orders today", f.day_paid_orders),
         fig("Average order today", money(f.day_aov)), fig("GMV since opening", money(f.gmv)), fig("Paid orders since opening", f.paid_orders));
       const running = c.items.filter((x) => x.status === "open" || x.status === "scheduled");
       sales.replaceChildren(...(running.length ? running.map((x) => h("div", { class: "sale" },
@@ -432,6 +433,12 @@ function storePage(main) {
       submit: "Set fee", method: "PUT", path: `/v1/merchants/${M()}/shipping-fee`,
       fields: [{ name: "fee", label: "Fee (0 for free shipping)", money: true, required: true }, currencyField()],
       body: (v) => ({ fee: v.fee, currency: v.currency }),
+    })),
+    card("Time zone", h("p", { class: "muted" }, t("The store's day on this page, and every time the console shows and takes, are in this zone.")), form({
+      submit: "Set time zone", method: "PUT", path: `/v1/merchants/${M()}/time-zone`, reset: false,
+      fields: [{ name: "utc_offset_minutes", label: "Time zone", options: ZONES, value: storeZone ? storeZone.offset : 0 }],
+      body: (v) => ({ utc_offset_minutes: Number(v.utc_offset_minutes) }),
+      after: () => { storeZone = null; render(); },
     })));
 }
 function currencyField() {
@@ -772,9 +779,28 @@ function warehousesPage(main) {
 }
 
 // Times are entered and shown in this browser's zone, named beside them.
-const ZONE = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date()).find((p) => p.type === "timeZoneName")?.value || "";
-const whenZoned = (ms) => (ms ? new Date(Number(ms)).toLocaleString(undefined, { hour12: false }) + " " + ZONE : "");
-const localInput = (ms) => { const d = new Date(ms); return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+// Times are entered and shown in the store's time zone, named beside them (`UTC+08:00`); an
+// operator's own pages use this browser's.
+let storeZone = null;
+const BROWSER_ZONE = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(new Date()).find((p) => p.type === "timeZoneName")?.value || "";
+async function loadStoreZone() {
+  const m = M();
+  if (!m) { storeZone = null; return; }
+  if (storeZone && storeZone.merchant === m) return;
+  try {
+    const x = await api("GET", `/v1/merchants/${m}`);
+    storeZone = { merchant: m, offset: x.utc_offset_minutes, name: x.time_zone };
+  } catch (e) { storeZone = null; }
+}
+const ZONE = () => (storeZone ? storeZone.name : BROWSER_ZONE);
+const zoneOffset = (ms) => (storeZone ? storeZone.offset : -new Date(ms).getTimezoneOffset());
+// An instant as the zone's wall clock, `YYYY-MM-DDTHH:MM` (a datetime-local field's value).
+const localInput = (ms) => new Date(Number(ms) + zoneOffset(Number(ms)) * 60000).toISOString().slice(0, 16);
+const fromLocalInput = (value) => { const wall = Date.parse(value + ":00Z"); return wall - zoneOffset(wall) * 60000; };
+const whenZoned = (ms) => (ms ? localInput(ms).replace("T", " ") + " " + ZONE() : "");
+// Offsets a store may take, every quarter hour from UTC-14:00 to UTC+14:00, named.
+const zoneName = (m) => "UTC" + (m < 0 ? "-" : "+") + String(Math.floor(Math.abs(m) / 60)).padStart(2, "0") + ":" + String(Math.abs(m) % 60).padStart(2, "0");
+const ZONES = Array.from({ length: 113 }, (_, i) => (i - 56) * 15).map((m) => [m, zoneName(m)]);
 // Suggestions for a SKU picker: the merchant's SKUs whose titles hold the words typed.
 const skuSuggestions = (m) => async (q) =>
   (await api("GET", "/v1/search?" + new URLSearchParams({ q, merchant_id: m, limit: 8 }))).hits.map((x) => [x.sku.sku_id, x.sku.title]);
@@ -823,12 +849,12 @@ function campaignsPage(main) {
     const fields = [
       { name: "name", label: "Name", maxlength: 200, value: c.name },
       { name: "quantity", label: "Units on sale (not below " + c.taken + " taken)", type: "number", min: Math.max(1, c.taken), max: 1000000000, value: c.quantity },
-      { name: "ends_at", label: "Ends (" + ZONE + ")", type: "datetime-local", value: localInput(c.ends_at) },
+      { name: "ends_at", label: "Ends (" + ZONE() + ")", type: "datetime-local", value: localInput(c.ends_at) },
     ];
     if (!started) {
       fields.push({ name: "flash_price", label: "Flash price", money: true, value: money(c.flash_price) },
         { name: "per_buyer_limit", label: "Per buyer", type: "number", min: 1, max: 10000, value: c.per_buyer_limit },
-        { name: "starts_at", label: "Starts (" + ZONE + ")", type: "datetime-local", value: localInput(c.starts_at) });
+        { name: "starts_at", label: "Starts (" + ZONE() + ")", type: "datetime-local", value: localInput(c.starts_at) });
     }
     editor.replaceChildren(card("Edit “" + (c.name || "#" + c.campaign_id) + "”", form({
       submit: "Save changes", method: "PATCH", path: `/v1/campaigns/${c.campaign_id}`, reset: false, fields,
@@ -862,7 +888,7 @@ function campaignsPage(main) {
       currencyField(),
       { name: "quantity", label: "Units on sale", type: "number", min: 1, max: 1000000000, required: true },
       { name: "per_buyer_limit", label: "Per buyer", type: "number", min: 1, max: 10000, required: true, value: 1 },
-      { name: "starts_at", label: "Starts (" + ZONE + ")", type: "datetime-local", required: true, value: localInput(start.getTime()) },
+      { name: "starts_at", label: "Starts (" + ZONE() + ")", type: "datetime-local", required: true, value: localInput(start.getTime()) },
       { name: "minutes", label: "Lasts (minutes, at most 31 days)", type: "number", min: 1, max: 44640, required: true, value: 60 },
     ],
     body: (v) => ({ name: v.name, sku_id: v.sku_id, flash_price: v.flash_price, currency: v.currency, quantity: v.quantity,
@@ -1561,7 +1587,7 @@ function render() {
   nav.querySelector('[aria-current="page"]').scrollIntoView({ block: "nearest", inline: "nearest" });
   // A new page takes the focus, so a keyboard or a screen reader starts at its content.
   main.focus({ preventScroll: true });
-  page[2](main, arg);
+  loadStoreZone().then(() => page[2](main, arg));
 }
 function start() {
   window.onhashchange = render;

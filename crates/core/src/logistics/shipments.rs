@@ -185,7 +185,7 @@ impl State {
         if new.cutoff_minute > 24 * 60 {
             return Err(out_of_bounds("cutoff_minute", "between 0 and 1440"));
         }
-        if new.utc_offset_minutes.unsigned_abs() > 14 * 60 {
+        if new.utc_offset_minutes.unsigned_abs() > UTC_OFFSET_MINUTES_MAX {
             return Err(out_of_bounds("utc_offset_minutes", "between -840 and 840"));
         }
         if new.closed_weekdays >= 0x7f {

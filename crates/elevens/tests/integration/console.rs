@@ -358,6 +358,12 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
             && sale.as_str().unwrap().contains("4 ordered · 8 left of 12"),
         "{sale}"
     );
+    // The store works in China's time: its day and every time shown are UTC+08:00's, named.
+    browser.run("const s = [...document.querySelectorAll('form select[name=utc_offset_minutes]')][0]; s.value = '480'").await;
+    browser.run(&submit_button("Set time zone")).await;
+    browser.until("const t = document.getElementById('today'); return t && t.innerText.includes('UTC+08:00')").await;
+    let (_, store) = server.get("/v1/merchants/1", &merchant).await;
+    assert_eq!((store["utc_offset_minutes"].as_i64(), store["time_zone"].as_str()), (Some(480), Some("UTC+08:00")));
     browser.goto(&format!("{base}/console#/shipments/1")).await;
     browser.until("return document.querySelector('main .tag.dispatched')").await;
     browser.run("document.querySelector('form [name=status]').value = 'in_transit'").await;
@@ -388,8 +394,9 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         .until("const r = [...document.querySelectorAll('main tbody tr')].find(r => r.innerText.includes('the tin is dented')); return r && [...r.children].map(td => td.textContent)")
         .await;
     let due = ticket["first_response_due"].as_u64().unwrap();
-    let due_in_page =
-        browser.run(&format!("return new Date({due}).toLocaleString('en', {{ hour12: false }})")).await;
+    let due_in_page = browser
+        .run(&format!("return new Date({due} + 480 * 60000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC+08:00'"))
+        .await;
     assert_eq!((&row[4], &row[5]), (&json!("new"), &due_in_page), "{row}");
     // The merchant answers in the ticket's conversation: its first response, which opens it.
     browser.run("document.querySelector('main tbody a[href=\"#/tickets/1\"]').click()").await;

@@ -139,6 +139,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/tickets/{id}/replies"),
     ("post", "/v1/merchants/{id}/skus.csv"),
     ("get", "/v1/orders/{id}/after-sales"),
+    ("put", "/v1/merchants/{id}/time-zone"),
 ];
 
 #[tokio::test]

@@ -106,6 +106,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         get("/v1/merchants/1/skus", &[Admin, Merchant]),
         post("/v1/skus", sku, &[Admin, Merchant]),
         post("/v1/skus/1/restock", json!({"quantity": 1}), &[Admin, Merchant]),
+        put("/v1/merchants/1/time-zone", json!({"utc_offset_minutes": 480}), &[Admin, Merchant]),
         post("/v1/merchants/1/skus.csv", json!("title,price,currency\nx,1,CNY"), &[Admin, Merchant]),
         // A flash sale: its merchant's to create, change and end; the screen's feature, the operator's.
         post("/v1/campaigns", sale, &[Admin, Merchant]),
