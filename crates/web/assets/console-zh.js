@@ -83,6 +83,11 @@ const ZH_CN = {
   "No returns match.": "没有符合条件的退货。", "No tickets match.": "没有符合条件的工单。",
   "GMV today": "今日成交额", "Time zone": "时区", "Set time zone": "设置时区",
   "The store's day on this page, and every time the console shows and takes, are in this zone.": "本页的“今日”以及控制台显示和填写的所有时间，都按此时区计算。",
+  "Placed by": "下单人", "booked": "已预约", "to leave": "预计发出", "no parcel yet": "还没有包裹", "leaves": "发出日期",
+  "tracking": "物流", "promised by": "承诺送达", "When": "时间", "No carrier event yet.": "还没有物流事件。",
+  "Mark pending": "标为待处理", "Mark resolved": "标为已解决", "Mark closed": "标为已关闭", "dispatch them first": "请先发货",
+  "answer them first": "请先回复", "ordered": "已下单", "left of": "剩余，共", "Refund lines": "按行退款",
+  "Record a tracking event": "记录物流事件", "An amount such as 12.34": "金额，例如 12.34", "a whole number of units": "整数件数",
   // finding things
   "Find": "查找", "Sort": "排序", "Newest first": "最新在前", "Oldest first": "最早在前", "Late only": "仅看逾期",
   "Overdue only": "仅看超时", "Order number, buyer or item": "订单号、买家或商品", "Parcel, order, buyer or item": "包裹、订单、买家或商品",

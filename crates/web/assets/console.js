@@ -407,15 +407,15 @@ function dashboard() {
       sales.replaceChildren(...(running.length ? running.map((x) => h("div", { class: "sale" },
         h("div", { class: "sale-head" }, h("strong", {}, x.name || "Sale #" + x.campaign_id), " ", tag(x.status), " ", countdown(x)),
         h("div", { class: "bar", role: "img", "aria-label": x.taken + " of " + x.quantity + " units ordered" }, h("i", { style: "width:" + Math.min(100, (100 * x.taken) / x.quantity) + "%" })),
-        h("div", { class: "muted" }, x.taken + " ordered · " + x.remaining + " left of " + x.quantity)))
-        : [h("div", { class: "muted" }, "No sale running or scheduled.")]));
+        h("div", { class: "muted" }, x.taken + " " + t("ordered") + " · " + x.remaining + " " + t("left of") + " " + x.quantity)))
+        : [h("div", { class: "muted" }, t("No sale running or scheduled."))]));
       const today = new Date().toLocaleDateString("sv-SE");
       const more = (page) => (page.next_after ? "+" : "");
       const due = parcels.items.filter((p) => p.dispatch_date === today).length;
       const n = (page) => page.items.length;
       work.replaceChildren(fig("Parcels to leave today", due + more(parcels)),
-        fig("Parcels late", n(late) + more(late), n(late) ? "dispatch them first" : ""),
-        fig("Tickets past their deadline", n(overdue) + more(overdue), n(overdue) ? "answer them first" : ""),
+        fig("Parcels late", n(late) + more(late), n(late) ? t("dispatch them first") : ""),
+        fig("Tickets past their deadline", n(overdue) + more(overdue), n(overdue) ? t("answer them first") : ""),
         fig("SKUs running out", n(low) + more(low), n(low) ? low.items.slice(0, 3).map((s) => s.title + ": " + s.available).join(" · ") : ""));
     } catch (e) {
       if (e.status === 401) return signIn(e.message);
@@ -682,19 +682,21 @@ async function productPage(main, id) {
   };
   draw(p);
   const reload = async () => draw(await api("GET", "/v1/products/" + id));
+  // The SKU picked by typing its title (the API's search over the store's SKUs), so a store of
+  // any size reaches each; those already in this grid are not offered.
   const taken = new Set(p.variants.map((v) => v.sku_id));
-  const skus = (await everything(`/v1/merchants/${p.merchant_id}/skus`, 10)).filter((s) => !taken.has(s.sku_id));
-  addSlot.replaceChildren(skus.length ? form({
+  const suggest = skuSuggestions(p.merchant_id);
+  addSlot.replaceChildren(form({
     submit: "Add variant", path: `/v1/products/${id}/variants`,
     fields: [
-      { name: "sku_id", label: "SKU", required: true, options: skus.map((s) => [s.sku_id, s.title + " (#" + s.sku_id + ")"]) },
+      { name: "sku_id", label: "SKU", required: true, picker: async (q) => (await suggest(q)).filter(([sku]) => !taken.has(sku)) },
       ...p.options.map((o, i) => ({ name: "o" + i, label: o, required: true, maxlength: 100 })),
     ],
     body: (v) => ({ sku_id: Number(v.sku_id), options: p.options.map((_, i) => v["o" + i]) }),
     fieldOf: (f) => (f === "options" ? "o0" : f),
     // Drawn again: the grid with the new variant, the SKUs left to add.
     after: () => go("#/products/" + id),
-  }) : h("div", { class: "muted" }, "Every SKU of the store is a variant already: create a SKU on the Catalogue page."));
+  }));
   const choices = await categoryChoices();
   moveSlot.append(form({
     submit: "Move product", path: `/v1/products/${id}/move`,
@@ -1113,12 +1115,13 @@ async function orderPage(slot, id) {
   }
   // [when, step, text]: parcels keep their times to the second, so within one second the steps
   // of an order's life keep their order (placed, booked, dispatched, tracked, delivered).
-  const events = [[o.placed_at, 0, "Placed by " + buyerText(o) + " · " + money(o.total, o.currency)]];
+  const parcel = (s) => t("Parcel") + " #" + s.shipment_id + " ";
+  const events = [[o.placed_at, 0, t("Placed by") + " " + buyerText(o) + " · " + money(o.total, o.currency)]];
   for (const s of parcels.items) {
-    events.push([s.created_at, 1, "Parcel #" + s.shipment_id + " booked" + (s.dispatch_date ? " to leave " + s.dispatch_date : "")]);
-    if (s.dispatched_at) events.push([s.dispatched_at, 2, "Parcel #" + s.shipment_id + " dispatched"]);
-    for (const e of s.history) events.push([e.at, 3, "Parcel #" + s.shipment_id + ": " + e.kind.replace(/_/g, " ") + (e.reason ? " (" + e.reason.replace(/_/g, " ") + ")" : "")]);
-    if (s.delivered_at) events.push([s.delivered_at, 4, "Parcel #" + s.shipment_id + " delivered"]);
+    events.push([s.created_at, 1, parcel(s) + t("booked") + (s.dispatch_date ? " " + t("to leave") + " " + s.dispatch_date : "")]);
+    if (s.dispatched_at) events.push([s.dispatched_at, 2, parcel(s) + t("dispatched")]);
+    for (const e of s.history) events.push([e.at, 3, parcel(s).trim() + ": " + t(e.kind.replace(/_/g, " ")) + (e.reason ? " (" + t(e.reason.replace(/_/g, " ")) + ")" : "")]);
+    if (s.delivered_at) events.push([s.delivered_at, 4, parcel(s) + t("delivered")]);
   }
   for (const r of after.returns) {
     const what = " · " + (r.lines || []).map(lineText).join(", ");
@@ -1155,7 +1158,7 @@ async function orderPage(slot, id) {
         h("td", { class: "num", "data-label": t("Units") }, l.quantity), h("td", { class: "num", "data-label": t("Unit price") }, money(l.unit_price, o.currency)),
         h("td", { "data-label": t("Flash sale") }, l.campaign_id ? "#" + l.campaign_id : "")))))),
     h("h3", { style: "margin-top:12px" }, t("Parcels")),
-    parcels.items.length ? parcels.items.map((s) => shipmentLine(s, () => orderPage(slot, id))) : h("div", { class: "muted" }, "No parcel yet."),
+    parcels.items.length ? parcels.items.map((s) => shipmentLine(s, () => orderPage(slot, id))) : h("div", { class: "muted" }, t("No parcel yet.")),
     after.tickets.length ? [h("h3", { style: "margin-top:12px" }, t("Service tickets")),
       h("ul", {}, after.tickets.map((tk) => h("li", {}, h("a", { href: "#/tickets/" + tk.ticket_id }, "#" + tk.ticket_id), " ", tag(tk.status),
         overdue(tk) ? [" ", tag("overdue")] : "", " ", tk.subject)))] : "",
@@ -1168,16 +1171,16 @@ async function orderPage(slot, id) {
 function shipmentsOf(order) {
   const slot = h("div", {}, h("span", { class: "muted" }, "…"));
   api("GET", `/v1/orders/${order}/shipments`).then((j) => {
-    slot.replaceChildren(...(j.items.length ? j.items.map((s) => shipmentLine(s)) : [h("span", { class: "muted" }, "no parcel yet")]));
+    slot.replaceChildren(...(j.items.length ? j.items.map((s) => shipmentLine(s)) : [h("span", { class: "muted" }, t("no parcel yet"))]));
   }, (e) => slot.replaceChildren(h("span", { class: "err" }, e.message)));
   return slot;
 }
 // A parcel with its dispatch button; a refusal (someone else got there first, say) is shown
 // and the list it is in read again (`refresh`), so the row never stays as it was.
 function shipmentLine(s, refresh) {
-  const line = h("div", { class: "actions" }, "#" + s.shipment_id + " ", tag(s.status), s.dispatch_date ? " leaves " + s.dispatch_date : "");
+  const line = h("div", { class: "actions" }, "#" + s.shipment_id + " ", tag(s.status), s.dispatch_date ? " " + t("leaves") + " " + s.dispatch_date : "");
   if (s.status === "awaiting_dispatch") {
-    const b = h("button", { type: "button", class: "primary" }, "Dispatch");
+    const b = h("button", { type: "button", class: "primary" }, t("Dispatch"));
     b.addEventListener("click", async () => {
       try {
         const out = await act("dispatch:" + s.shipment_id, "POST", `/v1/shipments/${s.shipment_id}/dispatch`, undefined, b);
@@ -1190,7 +1193,7 @@ function shipmentLine(s, refresh) {
     });
     line.append(b);
   }
-  line.append(h("a", { href: "#/shipments/" + s.shipment_id }, "tracking"));
+  line.append(h("a", { href: "#/shipments/" + s.shipment_id }, t("tracking")));
   return line;
 }
 
@@ -1225,11 +1228,11 @@ async function showShipment(slot, id) {
   }
   slot.replaceChildren(card("Shipment #" + id + " · order #" + s.order_id,
     h("div", { class: "actions" }, tag(s.status), s.tracking_status ? tag(s.tracking_status) : "",
-      s.dispatch_date ? "leaves " + s.dispatch_date : "", s.promised_by ? " · promised by " + s.promised_by : ""),
+      s.dispatch_date ? t("leaves") + " " + s.dispatch_date : "", s.promised_by ? " · " + t("promised by") + " " + s.promised_by : ""),
     actions,
     h("h3", { style: "margin-top:12px" }, t("Tracking")),
-    h("div", { class: "table" }, h("table", { class: "tracking" }, h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Event"))),
-      h("tbody", {}, history.length ? history : h("tr", {}, h("td", { colspan: 2, class: "muted" }, "No carrier event yet."))))),
+    h("div", { class: "table" }, h("table", { class: "tracking" }, h("thead", {}, h("tr", {}, h("th", {}, t("When")), h("th", {}, t("Event")))),
+      h("tbody", {}, history.length ? history : h("tr", {}, h("td", { colspan: 2, class: "muted" }, t("No carrier event yet.")))))),
     form({
       title: "Record a tracking event", submit: "Record event", path: "/v1/tracking-events",
       fields: [{ name: "status", label: "Event", options: ["pre_transit", "in_transit", "out_for_delivery", "attempt_fail",
@@ -1281,7 +1284,7 @@ function ticketsPage(main, arg) {
       ["Kind", (t) => String(t.kind).replace(/_/g, " ")],
       ["Subject", (t) => t.subject],
       ["Status", (t) => h("span", {}, tag(t.status), overdue(t) ? [" ", tag("overdue")] : "")],
-      ["Answer due", (t) => (t.first_response_at ? "answered" : when(t.first_response_due))],
+      ["Answer due", (x) => (x.first_response_at ? t("answered") : when(x.first_response_due))],
       ["Messages", (t) => t.messages.length, "num"],
     ],
     empty: "No tickets match.",
