@@ -181,7 +181,11 @@ impl MerchantFigures {
 
 /// The time zones of the stores not at UTC.
 fn zones_of(state: &State) -> FxHashMap<u64, i16> {
-    state.merchants().filter(|(_, m)| m.utc_offset_minutes != 0).map(|(id, m)| (id.0, m.utc_offset_minutes)).collect()
+    state
+        .merchants()
+        .filter(|(_, m)| m.utc_offset_minutes != 0)
+        .map(|(id, m)| (id.0, m.utc_offset_minutes))
+        .collect()
 }
 
 #[derive(Debug, Default)]

@@ -455,12 +455,18 @@ impl State {
         if self.merchants.len() as u64 >= MERCHANTS_MAX {
             return Err(CoreError::Overflow("merchants"));
         }
-        let merchant = Merchant { name: name.to_owned(), commission_bps, warehouses: Vec::new(), utc_offset_minutes: 0 };
+        let merchant =
+            Merchant { name: name.to_owned(), commission_bps, warehouses: Vec::new(), utc_offset_minutes: 0 };
         self.merchants.push(merchant);
         Ok(Outcome::MerchantCreated { merchant: MerchantId::from_index(self.merchants.len() - 1) })
     }
 
-    fn set_store_zone(&mut self, actor: Actor, merchant: MerchantId, utc_offset_minutes: i16) -> Result<Outcome, CoreError> {
+    fn set_store_zone(
+        &mut self,
+        actor: Actor,
+        merchant: MerchantId,
+        utc_offset_minutes: i16,
+    ) -> Result<Outcome, CoreError> {
         self.merchant(merchant)?;
         if !actor.may_manage_merchant(merchant) {
             return Err(CoreError::Forbidden("set another merchant's time zone"));

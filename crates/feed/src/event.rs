@@ -618,7 +618,11 @@ fn derive_other(state: &State, envelope: &Envelope, outcome: &Outcome, out: &mut
         }
         Outcome::StoreZoneSet { merchant } => {
             let Ok(m) = state.merchant(merchant) else { return };
-            ev.push(Some(merchant.0), None, Kind::MerchantUpdated { utc_offset_minutes: m.utc_offset_minutes });
+            ev.push(
+                Some(merchant.0),
+                None,
+                Kind::MerchantUpdated { utc_offset_minutes: m.utc_offset_minutes },
+            );
         }
         _ => {}
     }

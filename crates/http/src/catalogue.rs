@@ -109,7 +109,8 @@ pub async fn set_store_zone(
     AppPath(id): AppPath<u64>,
     AppJson(request): AppJson<StoreZoneRequest>,
 ) -> Answer {
-    let command = Command::SetStoreZone { merchant: MerchantId(id), utc_offset_minutes: request.utc_offset_minutes };
+    let command =
+        Command::SetStoreZone { merchant: MerchantId(id), utc_offset_minutes: request.utc_offset_minutes };
     write(&app, actor, &key, command, OK).await
 }
 

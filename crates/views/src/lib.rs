@@ -321,7 +321,9 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Result<View, CoreError> {
                 .ok_or(CoreError::NotFound("api key"))?;
             Ok(View::ApiKey(api_key_view(key.0, k, matches!(outcome, Outcome::ApiKeyRevoked { .. }))))
         }
-        Outcome::MerchantCreated { merchant } | Outcome::StoreZoneSet { merchant } => merchant_view(state, merchant),
+        Outcome::MerchantCreated { merchant } | Outcome::StoreZoneSet { merchant } => {
+            merchant_view(state, merchant)
+        }
         // The SKU as it is now: an edit's repeat shows the SKU, not a copy of it as then.
         Outcome::SkuUpdated { sku } => Ok(View::Sku(sku_view(state, sku, state.sku(sku)?))),
         Outcome::BuyerCreated { buyer } => buyer_view(state, buyer),

@@ -30,7 +30,7 @@ const ZH_CN = {
   "Category": "类目", "Attributes": "属性", "Warehouse": "仓库", "Region": "地区", "Capacity/day": "日产能", "Cut-off": "截单时间",
   "Backlog": "积压", "Merchant": "商家", "Name": "名称", "Commission": "佣金", "Id": "编号", "Key": "密钥", "Role": "角色",
   "Acts for": "代表", "Position": "位置", "Type": "类型", "What": "内容", "Data": "数据", "Webhook": "Webhook", "URL": "URL",
-  "Types": "类型", "Cursor": "游标", "Failures": "失败", "Experiment": "实验", "Runs": "运行", "Event": "事件", "Line": "商品行",
+  "Types": "类型", "Cursor": "游标", "Failures": "失败", "Experiment": "实验", "Runs": "运行", "Event": "事件",
   "Units": "件数", "Views": "浏览", "Paid": "已支付", "View → order": "浏览 → 下单", "Order → paid": "下单 → 支付",
   "GMV since opening": "开店以来 GMV", "Paid orders since opening": "开店以来支付订单", "Paid orders today": "今日支付订单",
   "Average order today": "今日客单价", "Parcels to leave today": "今日待发包裹", "Parcels late": "逾期未发包裹",
@@ -69,7 +69,7 @@ const ZH_CN = {
   "Store (merchant keys)": "店铺（商家密钥）", "Done.": "完成。", "Pick a sale to see its funnel.": "选择一个活动查看漏斗。",
   "Tick the parcels to dispatch first.": "请先勾选要发货的包裹。", "parcels dispatched.": "个包裹已发货。", "Refused:": "被拒绝：",
   "Ready:": "已生成：", "Saved: in force now.": "已保存：立即生效。", "answered": "已回复", "answer due": "回复期限",
-  "Closed: it takes no more messages.": "已关闭：不再接收消息。", "Reply": "回复", "Ships from": "发货仓库", "Ships to": "收货地区", "the store's first": "店铺的第一个仓库",
+  "Closed: it takes no more messages.": "已关闭：不再接收消息。", "Reply": "回复", "Ships from": "发货仓库", "Ships to": "收货地址", "the store's first": "店铺的第一个仓库",
   "Sign in": "登录", "Store": "店铺", "Item": "商品", "Unit price": "单价", "Flash sale": "秒杀",
   "Sign in with a merchant or operator key. It is kept in this tab only and never put in the address.": "使用商家或运营密钥登录。密钥只保存在此标签页，不会出现在地址栏。", "Sign out": "退出", "API key": "API 密钥", "Back to operator": "返回运营", "Language": "语言",
   // filters
@@ -88,6 +88,8 @@ const ZH_CN = {
   "Mark pending": "标为待处理", "Mark resolved": "标为已解决", "Mark closed": "标为已关闭", "dispatch them first": "请先发货",
   "answer them first": "请先回复", "ordered": "已下单", "left of": "剩余，共", "Refund lines": "按行退款",
   "Record a tracking event": "记录物流事件", "An amount such as 12.34": "金额，例如 12.34", "a whole number of units": "整数件数",
+  "damaged": "商品损坏", "wrong item": "发错商品", "not as described": "与描述不符", "no longer wanted": "不想要了",
+  "not received": "未收到", "other": "其他",
   // finding things
   "Find": "查找", "Sort": "排序", "Newest first": "最新在前", "Oldest first": "最早在前", "Late only": "仅看逾期",
   "Overdue only": "仅看超时", "Order number, buyer or item": "订单号、买家或商品", "Parcel, order, buyer or item": "包裹、订单、买家或商品",

@@ -314,6 +314,12 @@ function alertIn(near, message) {
 function fig(k, v, sub) {
   return h("div", { class: "figure" }, h("div", { class: "k" }, t(k)), h("div", { class: "v" }, v), h("div", { class: "k" }, sub || "\u00a0"));
 }
+// A figure that is words (an address), given room to be read whole.
+function textFig(k, v) {
+  const f = fig(k, v);
+  f.classList.add("text");
+  return f;
+}
 function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
 
 // ---- pages ----
@@ -1003,9 +1009,13 @@ function finder(spec, changed) {
       clearTimeout(timer);
       timer = setTimeout(() => { state.q = input.value.trim(); changed(); }, 250);
     });
-    parts.push(h("div", { class: "field", style: "min-width:220px" }, h("label", { for: "q-" + uid }, t("Find")), input));
+    parts.push(h("div", { class: "field words" }, h("label", { for: "q-" + uid }, t("Find")), input));
   }
-  if (spec.statuses) parts.push(statusFilter(spec.statuses, (v) => { state.status = v; changed(); }, state.status));
+  if (spec.statuses) {
+    const field = statusFilter(spec.statuses, (v) => { state.status = v; changed(); }, state.status);
+    field.style.marginBottom = "0";
+    parts.push(field);
+  }
   if (spec.sort) {
     const select = h("select", { id: "sort-" + uid, onchange: () => { state.sort = select.value; changed(); } },
       [["newest", "Newest first"], ["oldest", "Oldest first"]].map(([v, text]) => h("option", { value: v }, t(text))));
@@ -1125,7 +1135,7 @@ async function orderPage(slot, id) {
   }
   for (const r of after.returns) {
     const what = " · " + (r.lines || []).map(lineText).join(", ");
-    events.push([r.requested_at, 5, t("Return") + " #" + r.return_id + " " + t("requested") + what + " (" + String(r.reason).replace(/_/g, " ") + ")"]);
+    events.push([r.requested_at, 5, t("Return") + " #" + r.return_id + " " + t("requested") + what + " (" + t(String(r.reason).replace(/_/g, " ")) + ")"]);
     if (r.decided_at) events.push([r.decided_at, 6, t("Return") + " #" + r.return_id + " " + t(r.status === "rejected" ? "rejected" : "approved")]);
     if (r.received_at) events.push([r.received_at, 7, t("Return") + " #" + r.return_id + " " + t("received") + (r.restocked ? " · " + t("back to stock") : "")]);
     if (r.refunded_at) events.push([r.refunded_at, 8, t("Return") + " #" + r.return_id + " " + t("refunded") + " " + money(r.refunded, o.currency)]);
@@ -1139,7 +1149,7 @@ async function orderPage(slot, id) {
   const refund = form({
     title: "Refund lines", submit: "Refund", path: `/v1/orders/${id}/refunds`, reset: true,
     fields: [
-      { name: "sku_id", label: "Line", options: o.lines.map((l) => [l.sku_id, lineText(l)]) },
+      { name: "sku_id", label: "Item", options: o.lines.map((l) => [l.sku_id, lineText(l)]) },
       { name: "quantity", label: "Units", type: "number", min: 1, max: 10000, value: 1, required: true },
       { name: "restock", label: "Back to stock", options: [["false", "No"], ["true", "Yes"]], value: "false" },
     ],
@@ -1147,8 +1157,8 @@ async function orderPage(slot, id) {
     after: () => orderPage(slot, id),
   });
   slot.replaceChildren(card(t("Order") + " #" + id + " · " + t(o.status.replace(/_/g, " ")),
-    h("div", { class: "figures" }, fig("Buyer", buyerText(o)),
-      fig("Ships to", o.ships_to || [...new Set(parcels.items.map((s) => s.destination_region).filter(Boolean))].join(", ") || "–"),
+    h("div", { class: "figures" }, textFig("Buyer", buyerText(o)),
+      textFig("Ships to", o.ships_to || [...new Set(parcels.items.map((s) => s.destination_region).filter(Boolean))].join(", ") || "–"),
       fig("Total", money(o.total, o.currency)),
       fig("Shipping", money(o.shipping, o.currency)), fig("Refunded", money(o.refunded, o.currency)),
       fig("Discounts", money(o.discounts.reduce((a, d) => a + d.amount, 0), o.currency))),

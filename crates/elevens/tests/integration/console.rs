@@ -361,9 +361,14 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
     // The store works in China's time: its day and every time shown are UTC+08:00's, named.
     browser.run("const s = [...document.querySelectorAll('form select[name=utc_offset_minutes]')][0]; s.value = '480'").await;
     browser.run(&submit_button("Set time zone")).await;
-    browser.until("const t = document.getElementById('today'); return t && t.innerText.includes('UTC+08:00')").await;
+    browser
+        .until("const t = document.getElementById('today'); return t && t.innerText.includes('UTC+08:00')")
+        .await;
     let (_, store) = server.get("/v1/merchants/1", &merchant).await;
-    assert_eq!((store["utc_offset_minutes"].as_i64(), store["time_zone"].as_str()), (Some(480), Some("UTC+08:00")));
+    assert_eq!(
+        (store["utc_offset_minutes"].as_i64(), store["time_zone"].as_str()),
+        (Some(480), Some("UTC+08:00"))
+    );
     browser.goto(&format!("{base}/console#/shipments/1")).await;
     browser.until("return document.querySelector('main .tag.dispatched')").await;
     browser.run("document.querySelector('form [name=status]').value = 'in_transit'").await;
