@@ -137,6 +137,9 @@ pub struct MerchantFigures {
     pub day: u64,
     pub day_gmv: i128,
     pub day_paid_orders: u64,
+    /// Storefront views of the store's SKUs that day (not journaled: since this process
+    /// started).
+    pub day_views: u64,
 }
 
 /// The day of `at` in a zone `utc_offset_minutes` from UTC, in days since the Unix epoch.
@@ -148,33 +151,42 @@ impl MerchantFigures {
     fn add(&mut self, at: Millis, utc_offset_minutes: i16, gmv: i128, paid_orders: u64) {
         self.gmv += gmv;
         self.paid_orders += paid_orders;
-        let day = local_day(at, utc_offset_minutes);
-        if day > self.day {
-            (self.day, self.day_gmv, self.day_paid_orders) = (day, 0, 0);
-        }
-        if day == self.day {
+        if self.roll(local_day(at, utc_offset_minutes)) {
             self.day_gmv += gmv;
             self.day_paid_orders += paid_orders;
         }
+    }
+
+    fn view(&mut self, at: Millis, utc_offset_minutes: i16) {
+        if self.roll(local_day(at, utc_offset_minutes)) {
+            self.day_views += 1;
+        }
+    }
+
+    /// Moves the day's figures on to `day` if it is later; whether `day` is the figures' day.
+    fn roll(&mut self, day: u64) -> bool {
+        if day > self.day {
+            (self.day, self.day_gmv, self.day_paid_orders, self.day_views) = (day, 0, 0, 0);
+        }
+        day == self.day
     }
 
     fn absorb(&mut self, part: MerchantFigures) {
         self.gmv += part.gmv;
         self.paid_orders += part.paid_orders;
         if part.day > self.day {
-            (self.day, self.day_gmv, self.day_paid_orders) = (part.day, part.day_gmv, part.day_paid_orders);
+            (self.day, self.day_gmv, self.day_paid_orders, self.day_views) =
+                (part.day, part.day_gmv, part.day_paid_orders, part.day_views);
         } else if part.day == self.day {
             self.day_gmv += part.day_gmv;
             self.day_paid_orders += part.day_paid_orders;
+            self.day_views += part.day_views;
         }
     }
 
     /// The figures as of `now`: the day's are zero once its day has passed.
     pub fn as_of(mut self, now: Millis, utc_offset_minutes: i16) -> MerchantFigures {
-        let today = local_day(now, utc_offset_minutes);
-        if self.day < today {
-            (self.day, self.day_gmv, self.day_paid_orders) = (today, 0, 0);
-        }
+        self.roll(local_day(now, utc_offset_minutes));
         self
     }
 }
@@ -196,6 +208,9 @@ pub struct Analytics {
     merchants: FxHashMap<u64, MerchantFigures>,
     /// The stores' time zones, as offsets from UTC in minutes (those not at UTC).
     zones: FxHashMap<u64, i16>,
+    /// Each SKU's merchant, at the SKU's index (ids are dense from 1): a view names its SKU
+    /// only. 4 bytes a SKU.
+    sku_merchants: Vec<u32>,
     funnels: BTreeMap<u64, Funnel>,
     campaigns: BTreeMap<u64, CampaignTimes>,
     /// The operator's choice for the big screen.
@@ -245,6 +260,7 @@ impl Analytics {
     /// [`Analytics::of_orders`] parts to.
     pub fn catalogue_of(state: &State) -> Analytics {
         let mut analytics = Analytics { zones: zones_of(state), ..Analytics::default() };
+        analytics.sku_merchants = state.skus().map(|(_, s)| s.merchant().0 as u32).collect();
         for (id, c) in state.campaigns() {
             analytics.campaigns.insert(id.0, CampaignTimes::of(id.0, c));
         }
@@ -355,6 +371,7 @@ impl Analytics {
                 self.refunded(at, merchant, *currency, *amount, lines, *complete)
             }
             Kind::SkuUpdated { .. } => self.sku_edits += 1,
+            Kind::SkuCreated { sku, .. } => self.sku_created(*sku, merchant),
             Kind::ExperimentCreated { experiment, name, variants, starts_at, ends_at } => {
                 let experiment = Experiment {
                     id: *experiment,
@@ -400,9 +417,22 @@ impl Analytics {
         }
     }
 
+    fn sku_created(&mut self, sku: u64, merchant: u64) {
+        let Some(index) = usize::try_from(sku).ok().and_then(|s| s.checked_sub(1)) else { return };
+        if index >= self.sku_merchants.len() {
+            self.sku_merchants.resize(index + 1, 0);
+        }
+        self.sku_merchants[index] = u32::try_from(merchant).unwrap_or(0);
+    }
+
     /// A storefront showed a SKU (and its campaign, if any) to a buyer: not journaled, so not
     /// an event of the feed.
-    pub fn view(&mut self, at: Millis, campaign: Option<u64>, buyer: u64) {
+    pub fn view(&mut self, at: Millis, sku: u64, campaign: Option<u64>, buyer: u64) {
+        let index = usize::try_from(sku).ok().and_then(|s| s.checked_sub(1));
+        if let Some(&merchant) = index.and_then(|i| self.sku_merchants.get(i)).filter(|&&m| m != 0) {
+            let zone = self.zone(u64::from(merchant));
+            self.merchants.entry(u64::from(merchant)).or_default().view(at, zone);
+        }
         for e in self.experiments.values_mut().filter(|e| e.running(at.0)) {
             let variant = experiments::assign_in(e, buyer);
             e.variants[variant].exposed.insert(buyer);
@@ -695,6 +725,38 @@ mod tests {
     const DAY_MS: u64 = 86_400_000;
 
     #[test]
+    fn a_stores_views_count_on_its_day_beside_its_paid_orders() {
+        let mut a = Analytics::default();
+        let day = 20_000 * DAY_MS;
+        let sku = |sku, merchant| {
+            let kind = Kind::SkuCreated {
+                sku,
+                title: String::new(),
+                description: String::new(),
+                currency: cny(),
+                price: 1,
+                stock: 1,
+            };
+            event(0, merchant, 0, kind)
+        };
+        a.fold(&sku(1, 7));
+        a.fold(&sku(3, 8));
+        for _ in 0..4 {
+            a.view(Millis(day + 5), 1, None, 2);
+        }
+        a.view(Millis(day + 5), 3, None, 2);
+        // A SKU nobody created counts for no store.
+        a.view(Millis(day + 5), 2, None, 2);
+        a.view(Millis(day + 5), 99, None, 2);
+        a.view(Millis(day - 5), 1, None, 2);
+        a.fold(&paid(day + 6, 7, 300, smallvec::smallvec![line(1, 300, None)]));
+        let seven = a.merchant(7, Millis(day + 10));
+        assert_eq!((seven.day_views, seven.day_paid_orders), (4, 1), "yesterday's view is yesterday's");
+        assert_eq!(a.merchant(8, Millis(day + 10)).day_views, 1);
+        assert_eq!(a.merchant(7, Millis(day + DAY_MS)).day_views, 0, "a new day starts at zero");
+    }
+
+    #[test]
     fn a_stores_day_is_its_own_time_zones() {
         let mut a = Analytics::default();
         let midnight_utc = 20_000 * DAY_MS;
@@ -766,8 +828,8 @@ mod tests {
     fn refunds_net_out_and_funnels_count_views_orders_and_payments() {
         let mut a = Analytics::default();
         let lines: Lines = smallvec::smallvec![line(7, 300, Some(9)), line(8, 200, None)];
-        a.view(Millis(1), Some(9), 1);
-        a.view(Millis(2), Some(9), 2);
+        a.view(Millis(1), 1, Some(9), 1);
+        a.view(Millis(2), 1, Some(9), 2);
         a.fold(&placed(3, lines.clone()));
         a.fold(&paid(4, 5, 450, lines.clone()));
         assert_eq!(a.funnel(9), Funnel { views: 2, orders: 1, paid: 1, gmv: 300 });

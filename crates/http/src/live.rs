@@ -94,6 +94,11 @@ pub struct StoreFigures {
     pub day_paid_orders: u64,
     #[schema(value_type = i64)]
     pub day_aov: i128,
+    /// Storefront views of the store's SKUs that day (`POST /v1/events/views`; counted since
+    /// this process started).
+    pub day_views: u64,
+    /// The day's paid orders per view, in basis points (100 = 1%); absent before a view.
+    pub day_conversion_bp: Option<u64>,
 }
 
 /// A store's sales so far and today (in the store's time zone): GMV, paid orders, average order
@@ -129,6 +134,8 @@ pub async fn store_figures(
         day_gmv: f.day_gmv,
         day_paid_orders: f.day_paid_orders,
         day_aov: aov(f.day_gmv, f.day_paid_orders),
+        day_views: f.day_views,
+        day_conversion_bp: f.day_paid_orders.saturating_mul(10_000).checked_div(f.day_views),
     }))
 }
 
@@ -244,7 +251,7 @@ pub async fn views(
     let at = now_ms();
     let mut analytics = app.engine.analytics.lock();
     for v in &request.views {
-        analytics.view(at, v.campaign_id, v.buyer_id);
+        analytics.view(at, v.sku_id, v.campaign_id, v.buyer_id);
     }
     Ok((StatusCode::ACCEPTED, Json(ViewsAccepted { accepted: request.views.len() })))
 }

@@ -90,6 +90,7 @@ const ZH_CN = {
   "Record a tracking event": "记录物流事件", "An amount such as 12.34": "金额，例如 12.34", "a whole number of units": "整数件数",
   "damaged": "商品损坏", "wrong item": "发错商品", "not as described": "与描述不符", "no longer wanted": "不想要了",
   "not received": "未收到", "other": "其他",
+  "Conversion today": "今日转化率", "views": "次浏览",
   // finding things
   "Find": "查找", "Sort": "排序", "Newest first": "最新在前", "Oldest first": "最早在前", "Late only": "仅看逾期",
   "Overdue only": "仅看超时", "Order number, buyer or item": "订单号、买家或商品", "Parcel, order, buyer or item": "包裹、订单、买家或商品",

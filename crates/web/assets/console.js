@@ -50,6 +50,8 @@ function money(minor, currency) {
   const cents = String(a % 100n).padStart(2, "0");
   return (neg ? "-" : "") + units + "." + cents + (currency ? " " + currency : "");
 }
+// Basis points as a percentage with two decimals (1234 -> "12.34%"), without floating point.
+const percent = (bp) => Math.floor(bp / 100) + "." + String(bp % 100).padStart(2, "0") + "%";
 // "12.34" -> 1234; refuses what is not an amount with at most two decimals.
 function minorUnits(text) {
   const m = /^\s*(\d{1,13})(?:\.(\d{1,2}))?\s*$/.exec(text);
@@ -408,7 +410,10 @@ function dashboard() {
         api("GET", `/v1/merchants/${m}/skus?stock_below=${LOW_STOCK_UNITS}&limit=100`),
       ]);
       figures.replaceChildren(fig(t("GMV today") + " (" + f.day + ", " + f.time_zone + ")", money(f.day_gmv)), fig("Paid orders today", f.day_paid_orders),
-        fig("Average order today", money(f.day_aov)), fig("GMV since opening", money(f.gmv)), fig("Paid orders since opening", f.paid_orders));
+        fig("Average order today", money(f.day_aov)),
+        fig("Conversion today", f.day_conversion_bp === null || f.day_conversion_bp === undefined ? "–" : percent(f.day_conversion_bp),
+          f.day_views + " " + t("views")),
+        fig("GMV since opening", money(f.gmv)), fig("Paid orders since opening", f.paid_orders));
       const running = c.items.filter((x) => x.status === "open" || x.status === "scheduled");
       sales.replaceChildren(...(running.length ? running.map((x) => h("div", { class: "sale" },
         h("div", { class: "sale-head" }, h("strong", {}, x.name || "Sale #" + x.campaign_id), " ", tag(x.status), " ", countdown(x)),

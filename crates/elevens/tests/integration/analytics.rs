@@ -102,6 +102,12 @@ async fn the_figures_follow_the_orders_and_survive_a_restart() {
         (200, Some(5_000), Some(2)),
         "{figures}"
     );
+    // Its conversion today: two paid orders over the three views of its SKU.
+    assert_eq!(
+        (figures["day_views"].as_u64(), figures["day_conversion_bp"].as_u64()),
+        (Some(3), Some(6_666)),
+        "{figures}"
+    );
     assert_eq!(server.get("/v1/merchants/0/figures", &server.admin).await.0, 404);
     assert_eq!(server.get("/v1/merchants/99/figures", &server.admin).await.0, 404);
     assert!(frame["refusals"].is_array() && frame["shedding"].is_array(), "{frame}");
