@@ -367,6 +367,11 @@ pub enum Command {
         merchant: MerchantId,
         utc_offset_minutes: i16,
     },
+    /// A note the store keeps on an order, for its own people (never shown to the buyer).
+    NoteOrder {
+        order: OrderId,
+        body: String,
+    },
 }
 
 /// A flash sale's terms with its name.
@@ -453,6 +458,7 @@ impl Command {
             Command::ReplyTicket { .. } => "reply_ticket",
             Command::CreateLabelledApiKey { .. } => "create_api_key",
             Command::SetStoreZone { .. } => "set_store_zone",
+            Command::NoteOrder { .. } => "note_order",
             Command::CreateCategory { .. } => "create_category",
             Command::MoveCategory { .. } => "move_category",
             Command::CreateProduct(_) => "create_product",
@@ -640,5 +646,10 @@ pub enum Outcome {
     },
     StoreZoneSet {
         merchant: MerchantId,
+    },
+    /// The note's place among the order's notes (from 1).
+    OrderNoted {
+        order: OrderId,
+        note: u32,
     },
 }

@@ -114,10 +114,11 @@ enum OutcomeKind {
     CampaignFeatured,
     TicketReplied,
     StoreZoneSet,
+    OrderNoted,
 }
 
 /// Every kind, at the index of its byte.
-const KINDS: [OutcomeKind; 47] = {
+const KINDS: [OutcomeKind; 48] = {
     use OutcomeKind as K;
     [
         K::ApiKeyCreated,
@@ -167,6 +168,7 @@ const KINDS: [OutcomeKind; 47] = {
         K::CampaignFeatured,
         K::TicketReplied,
         K::StoreZoneSet,
+        K::OrderNoted,
     ]
 };
 
@@ -245,6 +247,7 @@ impl Remembered {
             }
             Outcome::TicketReplied { ticket } => (K::TicketReplied, ticket.0, None),
             Outcome::StoreZoneSet { merchant } => (K::StoreZoneSet, merchant.0, None),
+            Outcome::OrderNoted { order, note } => (K::OrderNoted, order.0, Some(u64::from(note))),
         };
         let key = kept_key(idempotency.key);
         let (key_low, key_high) = (key as u64, (key >> 64) as u32);
@@ -285,6 +288,7 @@ impl Remembered {
                     | K::ReturnRefunded
                     | K::TicketUpdated
                     | K::VariantAdded
+                    | K::OrderNoted
             )
         )
     }
@@ -367,6 +371,7 @@ impl Remembered {
             K::CampaignFeatured => Outcome::CampaignFeatured { campaign: (a != 0).then_some(CampaignId(a)) },
             K::TicketReplied => Outcome::TicketReplied { ticket: TicketId(a) },
             K::StoreZoneSet => Outcome::StoreZoneSet { merchant: MerchantId(a) },
+            K::OrderNoted => Outcome::OrderNoted { order: OrderId(a), note: u32::try_from(extra()?).ok()? },
             K::CartChanged => Outcome::CartChanged { buyer: BuyerId(a >> 8), lines: (a & 0xff) as u32 },
             K::CheckedOut => {
                 let (first, orders) = (a >> 8, (a & 0xff) as u32);

@@ -125,5 +125,9 @@ pub const TICKET_SUBJECT_BYTES_MAX: usize = 500;
 pub const TICKET_MESSAGE_BYTES_MAX: usize = 2_000;
 /// The most messages a ticket's conversation holds (so a ticket is at most ~100 KB).
 pub const TICKET_MESSAGES_MAX: usize = 50;
+/// A note a store keeps on an order, in bytes.
+pub const ORDER_NOTE_BYTES_MAX: usize = 1_000;
+/// The most notes one order keeps (so an order's notes are at most ~20 KB).
+pub const ORDER_NOTES_MAX: usize = 20;
 /// How long a merchant has to answer a new ticket.
 pub const TICKET_FIRST_RESPONSE_MS: u64 = 24 * 3_600_000;

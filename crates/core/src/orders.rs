@@ -271,7 +271,40 @@ pub struct OrderDiscount {
     pub funded_by: Sponsor,
 }
 
+/// A note a store keeps on an order: who wrote it (the store, or the operator for it), when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderNote {
+    pub at: Millis,
+    pub by_operator: bool,
+    pub body: String,
+}
+
 impl State {
+    /// The notes kept on an order, oldest first.
+    pub fn order_notes(&self, order: OrderId) -> &[OrderNote] {
+        self.order_notes.get(&order).map_or(&[], Vec::as_slice)
+    }
+
+    pub(crate) fn note_order(
+        &mut self,
+        actor: Actor,
+        now: Millis,
+        id: OrderId,
+        body: &str,
+    ) -> Result<Outcome, CoreError> {
+        let merchant = self.order(id)?.merchant();
+        if !actor.may_manage_merchant(merchant) {
+            return Err(CoreError::Forbidden("keep notes on another merchant's orders"));
+        }
+        Self::check_name("body", body, ORDER_NOTE_BYTES_MAX)?;
+        let notes = self.order_notes.entry(id).or_default();
+        if notes.len() >= ORDER_NOTES_MAX {
+            return Err(out_of_bounds("notes", "at most 20 per order"));
+        }
+        notes.push(OrderNote { at: now, by_operator: actor == Actor::Admin, body: body.to_owned() });
+        Ok(Outcome::OrderNoted { order: id, note: notes.len() as u32 })
+    }
+
     pub(crate) fn place_order(
         &mut self,
         actor: Actor,

@@ -83,6 +83,8 @@ pub struct State {
     pub(crate) products: crate::products::Products,
     /// What each checkout made, for the audit.
     pub(crate) checkouts: Vec<crate::checkout::CheckoutRecord>,
+    /// The notes stores keep on their orders, for the few orders that have any.
+    pub(crate) order_notes: BTreeMap<OrderId, Vec<crate::orders::OrderNote>>,
     /// What the last `Tick` did, by id, for the event feed (not state: not encoded, and
     /// overwritten by the next tick).
     #[serde(skip)]
@@ -246,6 +248,7 @@ impl State {
                 self.create_merchant(actor, name, *commission_bps)
             }
             Command::CreateBuyer { name } => self.create_buyer(actor, name),
+            Command::NoteOrder { order, body } => self.note_order(actor, now, *order, body),
             Command::SetStoreZone { merchant, utc_offset_minutes } => {
                 self.set_store_zone(actor, *merchant, *utc_offset_minutes)
             }

@@ -550,3 +550,28 @@ fn a_store_sets_its_own_time_zone_within_the_worlds_offsets() {
     let elsewhere = Command::SetStoreZone { merchant: MerchantId(9), utc_offset_minutes: 60 };
     assert!(matches!(world.refused(Actor::Admin, elsewhere), CoreError::NotFound(_)));
 }
+
+#[test]
+fn a_store_keeps_notes_on_its_orders_and_nobody_else_may() {
+    let mut world = World::new(1_000);
+    let order = world.buy(1);
+    let note = |body: &str| Command::NoteOrder { order, body: body.into() };
+    assert_eq!(world.must(M, note("call before delivery")), Outcome::OrderNoted { order, note: 1 });
+    assert_eq!(
+        world.must(Actor::Admin, note("buyer asked for a receipt")),
+        Outcome::OrderNoted { order, note: 2 }
+    );
+    let notes = world.state.order_notes(order);
+    assert_eq!((notes.len(), notes[0].by_operator, notes[1].by_operator), (2, false, true));
+    for who in [B, Actor::Service, Actor::Merchant(MerchantId(2)), Actor::Viewer] {
+        assert!(matches!(world.refused(who, note("x")), CoreError::Forbidden(_)), "{who:?}");
+    }
+    assert!(matches!(world.refused(M, note("")), CoreError::OutOfBounds { .. }));
+    assert!(matches!(world.refused(M, note(&"x".repeat(1_001))), CoreError::OutOfBounds { .. }));
+    for i in 3..=20 {
+        world.must(M, note(&format!("note {i}")));
+    }
+    assert!(matches!(world.refused(M, note("one too many")), CoreError::OutOfBounds { .. }));
+    let missing = Command::NoteOrder { order: OrderId(999), body: "x".into() };
+    assert!(matches!(world.refused(M, missing), CoreError::NotFound(_)));
+}

@@ -149,6 +149,11 @@ enum Step {
         ticket: u64,
         who: u8,
     },
+    /// A store's note on an order, by its merchant, its buyer (refused) or another store.
+    NoteOrder {
+        order: u64,
+        who: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -192,6 +197,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0u64..40).prop_map(|order| Step::Ticket { order }),
         1 => (0u64..6, 0usize..5, any::<bool>()).prop_map(|(ticket, status, as_buyer)| Step::UpdateTicket { ticket, status, as_buyer }),
         1 => (0u64..6, 0u8..3).prop_map(|(ticket, who)| Step::ReplyTicket { ticket, who }),
+        1 => (0u64..40, 0u8..3).prop_map(|(order, who)| Step::NoteOrder { order, who }),
     ]
 }
 
@@ -684,6 +690,25 @@ impl Sim {
                         }
                     }
                     Err(_) => assert_eq!(t.messages.len(), before),
+                }
+            }
+            Step::NoteOrder { order, who } => {
+                let order = self.pick_order(order);
+                let before = self.state.order_notes(OrderId(order)).len();
+                let actor = match who {
+                    0 => self.merchant_of(order),
+                    1 => self.buyer_of(order),
+                    _ => match self.merchant_of(order) {
+                        Actor::Merchant(m) => Actor::Merchant(MerchantId(m.0 % MERCHANTS + 1)),
+                        other => other,
+                    },
+                };
+                let result =
+                    self.send(actor, Command::NoteOrder { order: OrderId(order), body: "call first".into() });
+                let after = self.state.order_notes(OrderId(order)).len();
+                match result {
+                    Ok(_) => assert!(who == 0 || MERCHANTS == 1, "only its store keeps notes on an order"),
+                    Err(_) => assert_eq!(after, before, "a refused note was kept"),
                 }
             }
         }

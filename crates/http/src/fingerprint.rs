@@ -112,7 +112,8 @@ pub fn fingerprint(command: &Command, defaulted: Defaulted) -> u64 {
         | Command::EndCampaign { .. }
         | Command::FeatureCampaign { .. }
         | Command::ReplyTicket { .. }
-        | Command::SetStoreZone { .. } => with_encoded(command, hash),
+        | Command::SetStoreZone { .. }
+        | Command::NoteOrder { .. } => with_encoded(command, hash),
     }
 }
 

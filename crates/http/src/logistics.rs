@@ -493,6 +493,27 @@ pub async fn get_after_sales(
     lq(&app, actor, LogisticsQuery::AfterSales(query)).await
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderNoteRequest {
+    #[schema(min_length = 1, max_length = 1000)]
+    pub body: String,
+}
+
+/// Keep a note on an order, for the store's own people: never shown to the buyer (the order's
+/// merchant, or admin; at most 20 an order).
+#[utoipa::path(post, path = "/v1/orders/{id}/notes", tag = "after-sales", request_body = OrderNoteRequest,
+    responses((status = 201, body = crate::views::owned::OrderNoteView), (status = "4XX", body = ErrorBody)))]
+pub async fn note_order(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    Auth(actor): Auth,
+    key: IdempotencyKey,
+    AppPath(id): AppPath<u64>,
+    AppJson(request): AppJson<OrderNoteRequest>,
+) -> Answer {
+    write(&app, actor, &key, Command::NoteOrder { order: OrderId(id), body: request.body }, CREATED).await
+}
+
 /// Move a SKU to another of its merchant's warehouses.
 #[utoipa::path(put, path = "/v1/skus/{id}/warehouse", tag = "logistics", request_body = SkuWarehouseRequest,
     responses((status = 200, body = ReceiptView), (status = "4XX", body = ErrorBody)))]
@@ -850,6 +871,7 @@ pub fn routes(
         .routes(routes!(get_shipment))
         .routes(routes!(get_order_shipments))
         .routes(routes!(get_after_sales))
+        .routes(routes!(note_order))
         .routes(routes!(dispatch_shipment))
         .routes(routes!(cancel_shipment))
         .routes(routes!(record_tracking))

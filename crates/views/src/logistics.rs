@@ -247,6 +247,7 @@ pub enum LogisticsView {
     Tickets(Page<ServiceTicketView>),
     Orders(OrderPage),
     AfterSales(crate::owned::AfterSalesView),
+    Note(crate::owned::OrderNoteView),
     Stats(LogisticsStatsView),
 }
 
@@ -727,6 +728,13 @@ pub fn outcome(state: &State, outcome: &Outcome) -> Option<Result<View, CoreErro
             // The ticket as it is now, with its conversation.
             Outcome::TicketReplied { ticket } => {
                 LogisticsView::Ticket(ticket_view(ticket, state.ticket(ticket)?))
+            }
+            // The note it wrote, which never changes: the same answer for a repeat.
+            Outcome::OrderNoted { order, note } => {
+                let notes = state.order_notes(order);
+                let written = (note as usize).checked_sub(1).and_then(|i| notes.get(i));
+                let written = written.ok_or(CoreError::NotFound("order note"))?;
+                LogisticsView::Note(crate::owned::note_view(order, note, written))
             }
             _ => return Err(CoreError::NotFound("a logistics outcome")),
         })

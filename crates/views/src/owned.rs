@@ -200,15 +200,49 @@ pub fn after_sales(state: &State, actor: Actor, q: &AfterSalesQuery) -> Result<L
         .filter_map(|&id| state.ticket(TicketId(id)).ok().filter(|t| t.order == q.order).map(|t| (id, t)))
         .map(|(id, t)| ticket_view(TicketId(id), t))
         .collect();
-    Ok(LogisticsView::AfterSales(AfterSalesView { order_id: q.order.0, returns, tickets }))
+    // The store's notes are its own people's: never the buyer's to read.
+    let notes = actor.may_manage_merchant(o.merchant()).then(|| {
+        state
+            .order_notes(q.order)
+            .iter()
+            .enumerate()
+            .map(|(i, n)| note_view(q.order, i as u32 + 1, n))
+            .collect()
+    });
+    Ok(LogisticsView::AfterSales(AfterSalesView { order_id: q.order.0, returns, tickets, notes }))
 }
 
-/// An order's returns and tickets, oldest first.
+/// An order's returns and tickets, oldest first, and, for its store and the operator, the
+/// store's notes.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AfterSalesView {
     pub order_id: u64,
     pub returns: Vec<crate::logistics::ReturnView>,
     pub tickets: Vec<crate::logistics::ServiceTicketView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<OrderNoteView>>,
+}
+
+/// A note a store keeps on an order.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OrderNoteView {
+    pub order_id: u64,
+    /// Its place among the order's notes, from 1.
+    pub note: u32,
+    pub at: u64,
+    /// `store` or `operator`.
+    pub by: &'static str,
+    pub body: String,
+}
+
+pub(crate) fn note_view(order: OrderId, note: u32, n: &elevens_core::orders::OrderNote) -> OrderNoteView {
+    OrderNoteView {
+        order_id: order.0,
+        note,
+        at: n.at.0,
+        by: if n.by_operator { "operator" } else { "store" },
+        body: n.body.clone(),
+    }
 }
 
 #[cfg(test)]

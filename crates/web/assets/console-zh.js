@@ -91,6 +91,8 @@ const ZH_CN = {
   "damaged": "商品损坏", "wrong item": "发错商品", "not as described": "与描述不符", "no longer wanted": "不想要了",
   "not received": "未收到", "other": "其他",
   "Conversion today": "今日转化率", "views": "次浏览",
+  "Notes": "备注", "Add a note": "添加备注", "Keep note": "保存备注", "operator": "运营",
+  "A note for the store's people (the buyer never sees it)": "给店铺同事的备注（买家看不到）",
   // finding things
   "Find": "查找", "Sort": "排序", "Newest first": "最新在前", "Oldest first": "最早在前", "Late only": "仅看逾期",
   "Overdue only": "仅看超时", "Order number, buyer or item": "订单号、买家或商品", "Parcel, order, buyer or item": "包裹、订单、买家或商品",

@@ -1179,6 +1179,14 @@ async function orderPage(slot, id) {
         overdue(tk) ? [" ", tag("overdue")] : "", " ", tk.subject)))] : "",
     after.returns.length ? [h("h3", { style: "margin-top:12px" }, t("Returns")),
       h("ul", {}, after.returns.map((r) => h("li", {}, "#" + r.return_id, " ", tag(r.status), " ", (r.lines || []).map(lineText).join(", "))))] : "",
+    h("h3", { style: "margin-top:12px" }, t("Notes")),
+    h("ul", { class: "notes" }, (after.notes || []).map((n) => h("li", {}, h("span", { class: "muted" }, when(n.at) + " · " + t(n.by)), " ", n.body))),
+    form({
+      title: "Add a note", submit: "Keep note", path: `/v1/orders/${id}/notes`,
+      fields: [{ name: "body", label: "A note for the store's people (the buyer never sees it)", type: "textarea", maxlength: 1000, required: true, wide: true }],
+      body: (v) => ({ body: v.body }),
+      after: () => orderPage(slot, id),
+    }),
     h("h3", { style: "margin-top:12px" }, t("Timeline")),
     h("ol", { class: "timeline" }, events.map(([at, , text]) => h("li", {}, h("time", {}, when(at)), " ", text))),
     o.status === "paid" || o.status === "shipped" || o.status === "delivered" ? refund : ""));

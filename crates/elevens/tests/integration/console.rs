@@ -444,6 +444,12 @@ async fn a_merchant_sells_and_ships_from_the_console_and_an_operator_revokes_a_k
         at("Placed by") < at("Return #1 requested") && at("Ticket #1 opened") < at("Thank you!"),
         "{story}"
     );
+    // A note for the store's people, kept on the order and shown on its page, never to the buyer.
+    browser.fill("form[aria-label='Add a note'] [name=body]", "Replacement tin sent with SF").await;
+    browser.run(&submit_button("Keep note")).await;
+    browser.until("return [...document.querySelectorAll('main ul.notes li')].some(li => li.textContent.includes('Replacement tin sent with SF'))").await;
+    let (_, theirs) = server.get("/v1/orders/1/after-sales", &buyer).await;
+    assert!(theirs.get("notes").is_none(), "{theirs}");
     // Found by words, asked of the server: the ticket by a word of its subject, and nothing for
     // words no ticket holds.
     browser.goto(&format!("{base}/console#/tickets")).await;

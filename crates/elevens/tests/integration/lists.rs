@@ -114,6 +114,15 @@ async fn a_store_finds_its_orders_among_anothers_thousands_by_words_status_and_c
     let (status, after) = server.get("/v1/orders/702/after-sales", &merchant).await;
     assert_eq!((status, ids(&json!({"items": after["tickets"]}), "ticket_id")), (200, vec![1]), "{after}");
     assert_eq!(after["returns"], json!([]));
+    // The store's notes: its own people's, never the buyer's to read.
+    let (status, note) =
+        server.post("/v1/orders/702/notes", &merchant, "n-1", json!({"body": "Ring before delivery"})).await;
+    assert_eq!((status, note["note"].as_u64(), note["by"].as_str()), (201, Some(1), Some("store")), "{note}");
+    let (_, after) = server.get("/v1/orders/702/after-sales", &merchant).await;
+    assert_eq!(after["notes"][0]["body"], "Ring before delivery", "{after}");
+    let (_, theirs) = server.get("/v1/orders/702/after-sales", &buyer).await;
+    assert!(theirs.get("notes").is_none() && theirs["tickets"][0]["ticket_id"] == 1, "{theirs}");
+    assert_eq!(server.post("/v1/orders/702/notes", &buyer, "n-2", json!({"body": "x"})).await.0, 403);
     assert_eq!(server.get("/v1/orders/702/after-sales", &other).await.0, 403);
     assert_eq!(server.get("/v1/orders/99999/after-sales", &admin).await.0, 404);
 

@@ -140,6 +140,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/merchants/{id}/skus.csv"),
     ("get", "/v1/orders/{id}/after-sales"),
     ("put", "/v1/merchants/{id}/time-zone"),
+    ("post", "/v1/orders/{id}/notes"),
 ];
 
 #[tokio::test]

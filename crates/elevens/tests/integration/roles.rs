@@ -120,6 +120,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         get("/v1/merchants/1/tickets?q=x", &[Admin, Merchant]),
         get("/v1/buyers/1/orders?sort=newest", &[Admin, Service, Buyer]),
         get("/v1/orders/1/after-sales", &[Admin, Service, Merchant, Buyer]),
+        post("/v1/orders/1/notes", json!({"body": "x"}), &[Admin, Merchant]),
         get("/v1/merchants/1/orders.csv", &[Admin, Merchant]),
         post("/v1/orders", order, &[Admin, Service, Buyer]),
         post("/v1/orders/1/refund", json!({"restock": false}), &[Admin, Merchant]),
