@@ -26,7 +26,8 @@ pub struct ListParams {
 fn list_query(listing: Listing, p: ListParams) -> Result<Query, ApiError> {
     let limit = page_limit(p.limit)?;
     let max = crate::views::owned::TEXT_MAX_BYTES;
-    let named = matches!(listing, Listing::Merchants | Listing::Buyers | Listing::Campaigns(_));
+    let named =
+        matches!(listing, Listing::Merchants | Listing::Buyers | Listing::Campaigns(_) | Listing::Carriers);
     let text = match p.q {
         Some(_) if !named => {
             return Err(ApiError::bad_request("bad_request", "q: not a filter of this list"))
@@ -119,6 +120,13 @@ pub async fn list_api_keys(
     }
     Ok((status, axum::Json(page)))
 }
+list_handler!(
+    list_carriers,
+    "/v1/carriers",
+    "logistics",
+    Listing::Carriers,
+    "Carriers with their lanes, oldest first, found by name with `q` (admin, service)."
+);
 list_handler!(
     list_experiments,
     "/v1/experiments",

@@ -862,7 +862,7 @@ pub fn routes(
         .routes(routes!(create_warehouse, crate::listing::merchant_warehouses))
         .routes(routes!(get_warehouse))
         .routes(routes!(get_warehouse_days))
-        .routes(routes!(create_carrier))
+        .routes(routes!(create_carrier, crate::listing::list_carriers))
         .routes(routes!(get_carrier))
         .routes(routes!(set_address))
         .routes(routes!(set_sku_warehouse))

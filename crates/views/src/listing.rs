@@ -22,6 +22,8 @@ pub enum Listing {
     Products(MerchantId),
     /// The whole category tree, oldest first (any key).
     Categories,
+    /// Carriers with their lanes (admin, service).
+    Carriers,
 }
 
 #[derive(Clone, Debug)]
@@ -67,7 +69,7 @@ pub fn me(state: &State, actor: Actor) -> View {
 
 fn may_list(state: &State, actor: Actor, listing: Listing) -> Result<bool, CoreError> {
     Ok(match listing {
-        Listing::Merchants | Listing::Buyers | Listing::Experiments => {
+        Listing::Merchants | Listing::Buyers | Listing::Experiments | Listing::Carriers => {
             matches!(actor, Actor::Admin | Actor::Service)
         }
         Listing::ApiKeys => actor == Actor::Admin,
@@ -156,6 +158,15 @@ pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<
             limit,
             |id| state.product(ProductId(id)).ok(),
             |id, p| (p.terms.merchant == m).then(|| views::product_view(state, ProductId(id)).ok())?,
+        ),
+        Listing::Carriers => page(
+            after,
+            limit,
+            |id| state.carrier(CarrierId(id)).ok(),
+            |id, c| {
+                let view = crate::logistics::carrier_view(state, CarrierId(id), c);
+                named(&c.name).then(|| View::Logistics(crate::logistics::LogisticsView::Carrier(view)))
+            },
         ),
         Listing::Categories => page(
             after,

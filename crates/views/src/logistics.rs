@@ -348,7 +348,7 @@ pub(crate) fn warehouse_view(id: WarehouseId, w: &Warehouse, region: &str, backl
     }
 }
 
-fn carrier_view(state: &State, id: CarrierId, c: &Carrier) -> CarrierView {
+pub(crate) fn carrier_view(state: &State, id: CarrierId, c: &Carrier) -> CarrierView {
     let l = state.logistics();
     CarrierView {
         carrier_id: id.0,

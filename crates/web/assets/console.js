@@ -1356,8 +1356,10 @@ function merchantsPage(main) {
     after: () => merchants.refresh(),
   })));
 }
-// Suggestions for a buyer picker: buyers whose names hold the words typed (operators).
-const buyerSuggestions = async (q) => (await api("GET", "/v1/buyers?" + new URLSearchParams({ q, limit: 8 }))).items.map((x) => [x.buyer_id, x.name]);
+// Suggestions for a picker by name (buyers, stores, carriers): those whose names hold the words
+// typed, asked of the API's list (operators).
+const named = (path, id) => async (q) => (await api("GET", path + "?" + new URLSearchParams({ q, limit: 8 }))).items.map((x) => [x[id], x.name]);
+const buyerSuggestions = named("/v1/buyers", "buyer_id");
 function buyersPage(main) {
   const find = finder({ words: "Buyer name" }, () => buyers.reload());
   const buyers = list({ path: "/v1/buyers", query: () => find.query(), columns: [["Buyer", (x) => "#" + x.buyer_id], ["Name", (x) => x.name]] });
@@ -1394,15 +1396,15 @@ function keysPage(main) {
 function keyForm(stores, keys) {
   const store = stores.length && stores.length < 100
     ? { name: "merchant_id", label: "Store (merchant keys)", options: [["", "–"], ...stores.map((x) => [x.merchant_id, x.name + " (#" + x.merchant_id + ")"])], value: "" }
-    : { name: "merchant_id", label: "Merchant id (merchant keys)", type: "number", min: 1 };
+    : { name: "merchant_id", label: "Store (merchant keys)", picker: named("/v1/merchants", "merchant_id") };
   return form({
     submit: "Create key", path: "/v1/api-keys",
     fields: [
       { name: "label", label: "Label", maxlength: 200, placeholder: "storefront, Hangzhou" },
       { name: "role", label: "Role", options: ["merchant", "buyer", "carrier", "service", "viewer", "admin"].map((r) => [r, r]), value: "merchant" },
       store,
-      { name: "buyer_id", label: "Buyer id (buyer keys)", type: "number", min: 1 },
-      { name: "carrier_id", label: "Carrier id (carrier keys)", type: "number", min: 1 },
+      { name: "buyer_id", label: "Buyer (buyer keys)", picker: buyerSuggestions },
+      { name: "carrier_id", label: "Carrier (carrier keys)", picker: named("/v1/carriers", "carrier_id") },
     ],
     body: (v) => ({ label: v.label, role: v.role, merchant_id: v.merchant_id ? Number(v.merchant_id) : undefined, buyer_id: v.buyer_id, carrier_id: v.carrier_id }),
     done: (k) => h("div", { class: "notice" }, "Key #" + k.api_key_id + " (" + k.role + "). Its secret, shown this once: ",

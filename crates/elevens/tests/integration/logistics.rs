@@ -26,8 +26,15 @@ async fn an_order_ships_is_tracked_delivered_returned_and_survives_a_kill() {
     let lanes = json!({"name": "SF Express", "lanes": [{"from": "CN-ZJ", "to": "CN-BJ", "p50_days": 1, "p90_days": 2}]});
     let (status, carrier) = server.post("/v1/carriers", &admin, "carrier-1", lanes.clone()).await;
     assert_eq!(status, 201, "{carrier}");
-    // A merchant cannot create carriers.
+    // A merchant cannot create carriers; the operator finds one by name.
     assert_eq!(server.post("/v1/carriers", &merchant, "carrier-2", lanes).await.0, 403);
+    let (_, found) = server.get("/v1/carriers?q=express", &admin).await;
+    assert_eq!(
+        (found["items"][0]["carrier_id"].as_u64(), found["items"][0]["lanes"][0]["to"].as_str()),
+        (Some(1), Some("CN-BJ")),
+        "{found}"
+    );
+    assert_eq!(server.get("/v1/carriers?q=post", &admin).await.1["items"], json!([]));
     let carrier_key = server.key(json!({"role": "carrier", "carrier_id": 1})).await;
     let buyer = server.key(json!({"role": "buyer", "buyer_id": 1})).await;
     let address = json!({"region": "CN-BJ", "address": "1 Chang'an Avenue"});

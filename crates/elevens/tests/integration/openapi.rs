@@ -141,6 +141,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/orders/{id}/after-sales"),
     ("put", "/v1/merchants/{id}/time-zone"),
     ("post", "/v1/orders/{id}/notes"),
+    ("get", "/v1/carriers"),
 ];
 
 #[tokio::test]

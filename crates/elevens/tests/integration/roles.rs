@@ -97,6 +97,7 @@ async fn each_role_is_refused_what_the_threat_model_denies_it_and_nothing_change
         // Who may list the marketplace's parties.
         get("/v1/merchants", &[Admin, Service]),
         get("/v1/buyers", &[Admin, Service]),
+        get("/v1/carriers?q=sf", &[Admin, Service]),
         // Money: a wallet is its owner's (and the operator's); a buyer's also the storefront's.
         get("/v1/merchants/1/wallet", &[Admin, Merchant]),
         get("/v1/buyers/1/wallet", &[Admin, Service, Buyer]),
