@@ -12,8 +12,9 @@ use utoipa::IntoParams;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Words to find in the name, ignoring case (merchants, buyers and campaigns; 1 to 100
-    /// bytes). A page may come back short, even empty, with a cursor: follow it.
+    /// Words to find in the name or title, ignoring case (merchants, buyers, carriers, a store's
+    /// campaigns and products; 1 to 100 bytes). A page may come back short, even empty, with a
+    /// cursor: follow it.
     pub q: Option<String>,
     /// Only SKUs with fewer units than this free to order (a merchant's SKUs only).
     pub stock_below: Option<u64>,
@@ -26,8 +27,14 @@ pub struct ListParams {
 fn list_query(listing: Listing, p: ListParams) -> Result<Query, ApiError> {
     let limit = page_limit(p.limit)?;
     let max = crate::views::owned::TEXT_MAX_BYTES;
-    let named =
-        matches!(listing, Listing::Merchants | Listing::Buyers | Listing::Campaigns(_) | Listing::Carriers);
+    let named = matches!(
+        listing,
+        Listing::Merchants
+            | Listing::Buyers
+            | Listing::Campaigns(_)
+            | Listing::Carriers
+            | Listing::Products(_)
+    );
     let text = match p.q {
         Some(_) if !named => {
             return Err(ApiError::bad_request("bad_request", "q: not a filter of this list"))

@@ -157,7 +157,10 @@ pub fn query(state: &State, actor: Actor, q: &ListQuery, now: Millis) -> Result<
             after,
             limit,
             |id| state.product(ProductId(id)).ok(),
-            |id, p| (p.terms.merchant == m).then(|| views::product_view(state, ProductId(id)).ok())?,
+            |id, p| {
+                (p.terms.merchant == m && named(&p.terms.title))
+                    .then(|| views::product_view(state, ProductId(id)).ok())?
+            },
         ),
         Listing::Carriers => page(
             after,

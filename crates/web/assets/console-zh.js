@@ -93,6 +93,7 @@ const ZH_CN = {
   "Conversion today": "今日转化率", "views": "次浏览",
   "Notes": "备注", "Add a note": "添加备注", "Keep note": "保存备注", "operator": "运营",
   "A note for the store's people (the buyer never sees it)": "给店铺同事的备注（买家看不到）",
+  "Product title": "商品标题",
   // finding things
   "Find": "查找", "Sort": "排序", "Newest first": "最新在前", "Oldest first": "最早在前", "Late only": "仅看逾期",
   "Overdue only": "仅看超时", "Order number, buyer or item": "订单号、买家或商品", "Parcel, order, buyer or item": "包裹、订单、买家或商品",

@@ -619,8 +619,9 @@ function productsPage(main, arg) {
   if (arg) return productPage(main, Number(arg));
   const m = merchantId();
   main.append(h("h2", {}, t("Products")));
+  const find = finder({ words: "Product title" }, () => products.reload());
   const products = list({
-    path: `/v1/merchants/${m}/products`,
+    path: `/v1/merchants/${m}/products`, query: () => find.query(),
     columns: [
       ["Product", (p) => h("a", { href: "#/products/" + p.product_id }, p.title)],
       ["Category", categoryPath],
@@ -631,7 +632,7 @@ function productsPage(main, arg) {
     empty: "No products yet: group SKUs into one below.",
   });
   const slot = h("div", {}, h("div", { class: "muted" }, "Loading the categories…"));
-  main.append(card("Products", products), card("New product", slot));
+  main.append(card("Products", find, products), card("New product", slot));
   categoryChoices().then((choices) => {
     if (!choices.length) {
       slot.replaceChildren(h("div", { class: "notice" }, "The operator has not made a category yet: a product sits in one."));

@@ -24,6 +24,10 @@ async fn a_phone_with_its_variants_in_the_operators_tree() {
         "attributes": [{"name": "brand", "value": "Elevens"}], "options": ["colour", "storage"]});
     let (status, created) = server.post("/v1/products", &merchant, "p1", product).await;
     assert_eq!(status, 201, "{created}");
+    // Found by a word of its title, any case; not by words it does not hold.
+    let (_, found) = server.get("/v1/merchants/1/products?q=PHONE", &merchant).await;
+    assert_eq!(found["items"][0]["product_id"], 1, "{found}");
+    assert_eq!(server.get("/v1/merchants/1/products?q=tablet", &merchant).await.1["items"], json!([]));
     let black = sku(&server, &merchant, 10, 399_900).await;
     let white = sku(&server, &merchant, 5, 459_900).await;
     for (i, (sku_id, options)) in
