@@ -5,9 +5,10 @@ state's bytes per order, per SKU and per shipment, against bench/budget.toml.
     python3 bench/budget.py [--binary target/release/elevens] [--json out.json]
 
 Runs `elevens bench --workload budget` once under `valgrind --tool=callgrind`: the orders go
-through two functions nothing else calls (`budget::apply_order`, the state machine, and
-`budget::derive_order`, what the sequencer derives from each command), so their inclusive
-instruction counts over the orders are the cost of one order, the same on every run. The bytes
+through three functions nothing else calls (`budget::apply_order`, the state machine,
+`budget::derive_order`, what the sequencer derives from each command, and `budget::fold_order`,
+what the read-model thread does with those events), so their inclusive instruction counts over
+the orders are the cost of one order, the same on every run. The bytes
 come from the run's own report (the tables' sizes, not the RSS). Exits 1 when a figure is more
 than 2% over its budget; says so when one is more than 2% under (the budget should come down).
 """
@@ -68,9 +69,13 @@ def main() -> int:
     orders = report["orders"]
     state_machine = inclusive(annotated, "elevens_bench::budget::apply_order") / orders
     derived = inclusive(annotated, "elevens_bench::budget::derive_order") / orders
+    folded = inclusive(annotated, "elevens_bench::budget::fold_order") / orders
+    parts = {name: inclusive(annotated, f"elevens_bench::budget::fold_{name}") / orders for name in ("analytics", "owners")}
+    print("  read models per order: " + ", ".join(f"{name} {value:.1f}" for name, value in parts.items()))
     figures = {
         "instructions_per_order.state_machine": state_machine,
         "instructions_per_order.sequencer": state_machine + derived,
+        "instructions_per_order.read_models": folded,
         "bytes.per_order": report["bytes_per_order"],
         "bytes.per_sku": report["bytes_per_sku"],
         "bytes.per_shipment": report["bytes_per_shipment"],

@@ -8,9 +8,10 @@
 //! - **bytes** per order, per SKU and per shipment, table by table ([`State::footprint`]),
 //!   printed and written to the JSON report;
 //! - **instructions** per order, when the run is under `valgrind --tool=callgrind`: each
-//!   measured command goes through [`apply_order`] (the state machine) and [`derive_order`]
-//!   (what the sequencer derives from it), two functions that nothing else calls, so
-//!   callgrind's inclusive count of each, over the orders, is the cost of one order there.
+//!   measured command goes through [`apply_order`] (the state machine), [`derive_order`]
+//!   (what the sequencer derives from it) and [`fold_order`] (what the read-model thread does
+//!   with those events), functions that nothing else calls, so callgrind's inclusive count of
+//!   each, over the orders, is the cost of one order there.
 //!   `bench/budget.py` runs it and checks both figures against `bench/budget.toml`.
 
 use crate::{cny, flash_sku, tail_prices, FLASH_PRICE, HOT_PRICE, HOT_UNITS, MERCHANTS};
@@ -58,6 +59,9 @@ pub struct Report {
     pub bytes_per_variant: Option<f64>,
     /// The shipment tables' bytes per shipment the orders' payments created.
     pub bytes_per_shipment: f64,
+    /// The owners index (a read model beside the state, rebuilt as on start) per order, its
+    /// shipment included: what the lists of a store or a buyer cost apart from the state.
+    pub owners_index_bytes_per_order: f64,
 }
 
 /// The state machine's work for one measured command. Never inlined: callgrind names it.
@@ -77,8 +81,46 @@ pub fn derive_order(
     feed: &mut Vec<elevens_feed::FeedEvent>,
 ) {
     derive_events(state, envelope, outcome, feed);
+}
+
+/// The read models at start, as the engine builds them from the state.
+pub struct ReadModels {
+    analytics: elevens_analytics::Analytics,
+    owners: elevens_search::owners::Owners,
+}
+
+impl ReadModels {
+    fn of(state: &State) -> ReadModels {
+        ReadModels {
+            analytics: elevens_analytics::Analytics::catalogue_of(state),
+            owners: elevens_search::owners::Owners::from_state(state),
+        }
+    }
+}
+
+/// What the read-model thread does with one measured command's events: the figures and the
+/// owners' lists (the search index takes no order's events). Never inlined: callgrind names it,
+/// and each model's part apart.
+#[inline(never)]
+pub fn fold_order(models: &mut ReadModels, feed: &mut Vec<elevens_feed::FeedEvent>) {
+    fold_analytics(&mut models.analytics, feed);
+    fold_owners(&mut models.owners, feed);
     // The sequencer hands these on each batch; here they go at once, so they never grow.
     feed.clear();
+}
+
+#[inline(never)]
+fn fold_analytics(analytics: &mut elevens_analytics::Analytics, feed: &[elevens_feed::FeedEvent]) {
+    for event in feed {
+        analytics.fold(event);
+    }
+}
+
+#[inline(never)]
+fn fold_owners(owners: &mut elevens_search::owners::Owners, feed: &[elevens_feed::FeedEvent]) {
+    for event in feed {
+        owners.fold(event);
+    }
 }
 
 /// The time the sequencer stamps on each command: `START_MS` plus one millisecond per
@@ -165,6 +207,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
 
     let zipf = Zipf::new(options.skus as f64, 1.1).context("zipf")?;
     let before = state.footprint();
+    let mut models = ReadModels::of(&state);
     let mut feed = Vec::new();
     let mut key: u128 = 1 << 100;
     let mut orders = 0;
@@ -182,12 +225,14 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         // Refused: the hot item sold out, or this buyer's one unit of it taken.
         let Ok(placed) = apply_order(&mut state, &envelope) else { continue };
         derive_order(&state, &envelope, &placed, &mut feed);
+        fold_order(&mut models, &mut feed);
         let Outcome::OrderPlaced { order, .. } = placed else { bail!("placing gave {placed:?}") };
         key += 1;
         let envelope =
             clock.envelope(Actor::Service, Some(key), Command::PayOrder { order: OrderId(order.0) });
         let paid = apply_order(&mut state, &envelope).with_context(|| format!("paying order {}", order.0))?;
         derive_order(&state, &envelope, &paid, &mut feed);
+        fold_order(&mut models, &mut feed);
         orders += 1;
     }
     let grown = state.footprint().since(&before);
@@ -211,6 +256,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         bytes_per_sku,
         bytes_per_variant,
         bytes_per_shipment: shipment_bytes as f64 / shipments.max(1) as f64,
+        owners_index_bytes_per_order: per_order(models.owners.bytes() as u64),
     })
 }
 
@@ -274,6 +320,10 @@ pub fn table_of(report: &Report) -> String {
     out += &format!(
         "  bytes per shipment {:>5.1} ({} shipments)\n",
         report.bytes_per_shipment, report.shipments
+    );
+    out += &format!(
+        "  owners index     {:>7.1} per order (a read model, not the state's)\n",
+        report.owners_index_bytes_per_order
     );
     out += "  instructions per order: under callgrind (python3 bench/budget.py)\n";
     out

@@ -192,8 +192,8 @@ pub struct PageParams {
     /// `oldest` first (the default) or `newest` first.
     pub sort: Option<Sort>,
     /// The cursor: the entries after this one in the list's order (the previous page's
-    /// `next_after`). A page may come back short, even empty, with a cursor: it looked at
-    /// 10,000 entries; follow the cursor.
+    /// `next_after`; for parcels, an order's id: a page holds whole orders' parcels). A page may
+    /// come back short, even empty, with a cursor: it looked at 10,000 entries; follow it.
     pub after: Option<u64>,
     /// At most 100; default 50.
     pub limit: Option<usize>,
@@ -319,24 +319,44 @@ async fn lq(app: &AppState, actor: Actor, q: LogisticsQuery) -> Answer {
     read(app, actor, Query::Logistics(q)).await
 }
 
+/// An owner's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum List {
+    Orders,
+    Shipments,
+    Returns,
+    Tickets,
+}
+
+impl List {
+    /// Where its candidates come from: a parcel's are its order's.
+    fn rows(self) -> Rows {
+        match self {
+            List::Orders | List::Shipments => Rows::Orders,
+            List::Returns => Rows::Returns,
+            List::Tickets => Rows::Tickets,
+        }
+    }
+}
+
 /// A list's page: its filter checked, its candidates taken from the owners index once the
 /// index holds every write made durable before this request.
 pub(crate) async fn page_query(
     app: &AppState,
     owner: ListOwner,
-    rows: Rows,
+    list: List,
     p: PageParams,
 ) -> Result<PageQuery, ApiError> {
     let limit = page_limit(p.limit)?;
-    let only = |set: bool, param: &str, of: Rows| {
-        if set && rows != of {
+    let only = |set: bool, param: &str, of: List| {
+        if set && list != of {
             return Err(ApiError::bad_request("bad_request", format!("{param}: not a filter of this list")));
         }
         Ok(())
     };
-    only(p.warehouse_id.is_some(), "warehouse_id", Rows::Shipments)?;
-    only(p.late.is_some(), "late", Rows::Shipments)?;
-    only(p.overdue.is_some(), "overdue", Rows::Tickets)?;
+    only(p.warehouse_id.is_some(), "warehouse_id", List::Shipments)?;
+    only(p.late.is_some(), "late", List::Shipments)?;
+    only(p.overdue.is_some(), "overdue", List::Tickets)?;
     let text = match p.q {
         Some(q) if q.trim().is_empty() || q.len() > crate::views::owned::TEXT_MAX_BYTES => {
             let max = crate::views::owned::TEXT_MAX_BYTES;
@@ -352,7 +372,7 @@ pub(crate) async fn page_query(
     let newest = p.sort == Some(Sort::Newest);
     let Candidates { ids, more } = app.engine.owners.read().page(
         index_owner,
-        rows,
+        list.rows(),
         p.after,
         newest,
         crate::views::owned::CANDIDATES_MAX,
@@ -368,6 +388,7 @@ pub(crate) async fn page_query(
         },
         candidates: ids,
         more,
+        newest_first: newest,
         limit,
     })
 }
@@ -791,7 +812,7 @@ macro_rules! list_handler {
             AppPath(id): AppPath<u64>,
             AppQuery(params): AppQuery<PageParams>,
         ) -> Answer {
-            let page = page_query(&app, ListOwner::$owner($id(id)), Rows::$query, params).await?;
+            let page = page_query(&app, ListOwner::$owner($id(id)), List::$query, params).await?;
             lq(&app, actor, LogisticsQuery::$query(page)).await
         }
     };

@@ -14,7 +14,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use elevens_core::{Actor, Amount, Command, MerchantId, NewSku};
-use elevens_search::owners::Rows;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -87,7 +86,7 @@ pub async fn merchant_orders_csv(
             ..Default::default()
         };
         let owner = ListOwner::Merchant(MerchantId(id));
-        let query = crate::logistics::page_query(&app, owner, Rows::Orders, page).await?;
+        let query = crate::logistics::page_query(&app, owner, crate::logistics::List::Orders, page).await?;
         let View::Logistics(LogisticsView::Orders(page)) =
             read_view(&app, actor, Query::Logistics(LogisticsQuery::Orders(query))).await?
         else {

@@ -2,7 +2,9 @@
 //! filtered (status, warehouse, words, late, overdue) and rendered on the sequencer from the
 //! candidates the owners index gives (`elevens_search::owners`): the owner's own ids, in the
 //! list's order, at most [`CANDIDATES_MAX`] a page, so no page costs the sequencer more than
-//! that many lookups whatever the store's size or the filter's rarity.
+//! that many lookups whatever the store's size or the filter's rarity. An owner's parcels are
+//! its orders' (at most one per line): their list walks the orders' candidates, and its cursor
+//! is an order's id.
 
 use crate::logistics::{
     check_list, return_view, shipment_view, status_filter, ticket_view, ListOwner, LogisticsView, OrderPage,
@@ -36,10 +38,13 @@ pub struct Filter {
 pub struct PageQuery {
     pub owner: ListOwner,
     pub filter: Filter,
-    /// The owner's ids to look at, in the list's order (oldest or newest first).
+    /// The owner's ids to look at, in the list's order (oldest or newest first): its orders'
+    /// for its parcels.
     pub candidates: Vec<u64>,
     /// Whether the owner's list goes on past the candidates.
     pub more: bool,
+    /// The candidates come newest first (and so do an order's parcels).
+    pub newest_first: bool,
     pub limit: usize,
 }
 
@@ -68,6 +73,11 @@ fn order_matches(state: &State, id: OrderId, o: &Order, text: &str) -> bool {
         || o.lines.iter().any(|l| state.sku(l.sku).is_ok_and(|s| holds(state.sku_title(s), text)))
 }
 
+/// Whether the text names a parcel or a return: its own id, or its order as [`order_matches`].
+fn entry_matches(state: &State, own_id: u64, order: OrderId, o: &Order, text: &str) -> bool {
+    text.parse::<u64>() == Ok(own_id) || order_matches(state, order, o, text)
+}
+
 /// Walks the candidates, keeping up to `limit` that `keep` renders; the cursor is the last
 /// candidate looked at when the list goes on.
 fn pick<T>(q: &PageQuery, mut keep: impl FnMut(u64) -> Option<T>) -> (Vec<T>, Option<u64>) {
@@ -79,6 +89,27 @@ fn pick<T>(q: &PageQuery, mut keep: impl FnMut(u64) -> Option<T>) -> (Vec<T>, Op
                 let goes_on = i + 1 < q.candidates.len() || q.more;
                 return (out, goes_on.then_some(id));
             }
+        }
+    }
+    (out, q.candidates.last().copied().filter(|_| q.more))
+}
+
+/// As [`pick`], for a list whose entries come by candidate (an order's parcels): a page holds
+/// whole candidates' entries, ending before one whose entries would pass the limit (unless the
+/// page is empty: then all its entries, at most an order's one per line).
+fn pick_grouped<T>(q: &PageQuery, mut entries: impl FnMut(u64) -> Vec<T>) -> (Vec<T>, Option<u64>) {
+    let mut out = Vec::new();
+    let mut taken = None;
+    for (i, &id) in q.candidates.iter().enumerate() {
+        let group = entries(id);
+        if !out.is_empty() && out.len() + group.len() > q.limit {
+            return (out, taken);
+        }
+        out.extend(group);
+        taken = Some(id);
+        if out.len() >= q.limit {
+            let goes_on = i + 1 < q.candidates.len() || q.more;
+            return (out, goes_on.then_some(id));
         }
     }
     (out, q.candidates.last().copied().filter(|_| q.more))
@@ -118,24 +149,32 @@ pub fn shipments(
     check_list(state, actor, q.owner)?;
     let status = status_filter(&q.filter.status, &Lifecycle::ALL, Lifecycle::name)?;
     let f = &q.filter;
-    let (items, next_after) = pick(q, |id| {
-        let id = ShipmentId(id);
-        let s = state.shipment(id).ok()?;
-        let o = state.order(s.order()).ok()?;
-        let late = || {
-            s.lifecycle == Lifecycle::AwaitingDispatch
-                && state.warehouse(s.warehouse()).is_ok_and(|w| {
-                    s.dispatch_day < calendar::local_day_and_minute(now.0, w.utc_offset_minutes).0
-                })
-        };
-        let wanted = is_owner(q.owner, o.merchant(), o.buyer())
-            && status.is_none_or(|st| s.lifecycle == st)
-            && f.warehouse.is_none_or(|w| s.warehouse() == w)
-            && (!f.late || late())
-            && f.text
-                .as_deref()
-                .is_none_or(|t| t.parse::<u64>() == Ok(id.0) || order_matches(state, s.order(), o, t));
-        wanted.then(|| shipment_view(state, id, &s))
+    let (items, next_after) = pick_grouped(q, |order| {
+        let order = OrderId(order);
+        let Ok(o) = state.order(order) else { return Vec::new() };
+        if !is_owner(q.owner, o.merchant(), o.buyer()) {
+            return Vec::new();
+        }
+        let mut parcels: Vec<_> = state
+            .order_shipments(order)
+            .filter(|(id, s)| {
+                let late = || {
+                    s.lifecycle == Lifecycle::AwaitingDispatch
+                        && state.warehouse(s.warehouse()).is_ok_and(|w| {
+                            s.dispatch_day < calendar::local_day_and_minute(now.0, w.utc_offset_minutes).0
+                        })
+                };
+                status.is_none_or(|st| s.lifecycle == st)
+                    && f.warehouse.is_none_or(|w| s.warehouse() == w)
+                    && (!f.late || late())
+                    && f.text.as_deref().is_none_or(|t| entry_matches(state, id.0, order, o, t))
+            })
+            .map(|(id, s)| shipment_view(state, id, &s))
+            .collect();
+        if q.newest_first {
+            parcels.reverse();
+        }
+        parcels
     });
     Ok(LogisticsView::Shipments(Page { items, next_after }))
 }
@@ -149,10 +188,7 @@ pub fn returns(state: &State, actor: Actor, q: &PageQuery) -> Result<LogisticsVi
         let o = state.order(r.order).ok()?;
         let wanted = is_owner(q.owner, o.merchant(), o.buyer())
             && status.is_none_or(|s| r.status == s)
-            && q.filter
-                .text
-                .as_deref()
-                .is_none_or(|t| t.parse::<u64>() == Ok(id.0) || order_matches(state, r.order, o, t));
+            && q.filter.text.as_deref().is_none_or(|t| entry_matches(state, id.0, r.order, o, t));
         wanted.then(|| return_view(state, id, r))
     });
     Ok(LogisticsView::Returns(Page { items, next_after }))
@@ -259,12 +295,43 @@ mod tests {
     }
 
     #[test]
+    fn a_page_of_groups_holds_whole_groups_and_resumes_at_the_next() {
+        let q = |candidates: Vec<u64>, more| PageQuery {
+            owner: ListOwner::Merchant(MerchantId(1)),
+            filter: Filter::default(),
+            candidates,
+            more,
+            newest_first: false,
+            limit: 3,
+        };
+        // Candidate n has n entries.
+        let entries = |id: u64| (0..id).map(|i| (id, i)).collect::<Vec<_>>();
+        let (page, next) = pick_grouped(&q(vec![1, 2, 3], false), entries);
+        assert_eq!(
+            (page.len(), next),
+            (3, Some(2)),
+            "1 and 2 fill it exactly; 3 is the next page's: {page:?}"
+        );
+        let (page, next) = pick_grouped(&q(vec![1, 3, 1], false), entries);
+        assert_eq!(
+            (page, next),
+            (vec![(1, 0)], Some(1)),
+            "3 would pass the limit: the next page begins at it"
+        );
+        let (page, next) = pick_grouped(&q(vec![5, 1], true), entries);
+        assert_eq!((page.len(), next), (5, Some(5)), "alone, a group larger than the limit comes whole");
+        let (page, next) = pick_grouped(&q(vec![0, 1], true), entries);
+        assert_eq!((page.len(), next), (1, Some(1)), "candidates used up, the list goes on");
+    }
+
+    #[test]
     fn a_page_ends_at_its_limit_or_its_candidates() {
         let q = |candidates: Vec<u64>, more| PageQuery {
             owner: ListOwner::Merchant(MerchantId(1)),
             filter: Filter::default(),
             candidates,
             more,
+            newest_first: false,
             limit: 2,
         };
         let even = |id: u64| id.is_multiple_of(2).then_some(id);
