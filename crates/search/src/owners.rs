@@ -86,7 +86,9 @@ impl Table {
             self.buyer_newest.resize(b + 1, 0);
         }
         // Ids skipped (none are, but a gap costs nothing) chain to nothing.
-        self.buyer_previous.resize(index, 0);
+        if self.buyer_previous.len() < index {
+            self.buyer_previous.resize(index, 0);
+        }
         self.buyer_previous.push(self.buyer_newest[b]);
         self.buyer_newest[b] = id;
     }
