@@ -234,6 +234,18 @@ pub(crate) fn view_of(reply: Reply) -> Result<View, ApiError> {
 }
 
 /// A page's size: 50 unless asked, 1 to [`PAGE_ENTRIES_MAX`].
+/// A list's words to find (`q`), as the sequencer compares them: trimmed, lower-cased; 1 to
+/// [`TEXT_MAX_BYTES`](crate::views::owned::TEXT_MAX_BYTES) bytes, not only spaces.
+pub(crate) fn words(q: Option<String>) -> Result<Option<String>, ApiError> {
+    let max = crate::views::owned::TEXT_MAX_BYTES;
+    match q {
+        Some(q) if q.trim().is_empty() || q.len() > max => {
+            Err(ApiError::out_of_bounds("q", format!("q: 1 to {max} bytes, not only spaces")))
+        }
+        q => Ok(q.map(|q| q.trim().to_lowercase())),
+    }
+}
+
 pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     let limit = limit.unwrap_or(50);
     if limit == 0 || limit > PAGE_ENTRIES_MAX {

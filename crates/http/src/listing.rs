@@ -26,7 +26,6 @@ pub struct ListParams {
 
 fn list_query(listing: Listing, p: ListParams) -> Result<Query, ApiError> {
     let limit = page_limit(p.limit)?;
-    let max = crate::views::owned::TEXT_MAX_BYTES;
     let named = matches!(
         listing,
         Listing::Merchants
@@ -35,15 +34,10 @@ fn list_query(listing: Listing, p: ListParams) -> Result<Query, ApiError> {
             | Listing::Carriers
             | Listing::Products(_)
     );
-    let text = match p.q {
-        Some(_) if !named => {
-            return Err(ApiError::bad_request("bad_request", "q: not a filter of this list"))
-        }
-        Some(q) if q.trim().is_empty() || q.len() > max => {
-            return Err(ApiError::out_of_bounds("q", format!("q: 1 to {max} bytes, not only spaces")));
-        }
-        q => q.map(|q| q.trim().to_lowercase()),
-    };
+    if p.q.is_some() && !named {
+        return Err(ApiError::bad_request("bad_request", "q: not a filter of this list"));
+    }
+    let text = crate::api::words(p.q)?;
     if p.stock_below.is_some() && !matches!(listing, Listing::Skus(_)) {
         return Err(ApiError::bad_request("bad_request", "stock_below: not a filter of this list"));
     }

@@ -357,13 +357,7 @@ pub(crate) async fn page_query(
     only(p.warehouse_id.is_some(), "warehouse_id", List::Shipments)?;
     only(p.late.is_some(), "late", List::Shipments)?;
     only(p.overdue.is_some(), "overdue", List::Tickets)?;
-    let text = match p.q {
-        Some(q) if q.trim().is_empty() || q.len() > crate::views::owned::TEXT_MAX_BYTES => {
-            let max = crate::views::owned::TEXT_MAX_BYTES;
-            return Err(ApiError::out_of_bounds("q", format!("q: 1 to {max} bytes, not only spaces")));
-        }
-        q => q.map(|q| q.trim().to_lowercase()),
-    };
+    let text = crate::api::words(p.q)?;
     let index_owner = match owner {
         ListOwner::Merchant(m) => Owner::Merchant(m.0),
         ListOwner::Buyer(b) => Owner::Buyer(b.0),
