@@ -190,6 +190,7 @@ pub struct PageParams {
     /// Only tickets the store has not answered by their deadline (tickets only).
     pub overdue: Option<bool>,
     /// `oldest` first (the default) or `newest` first.
+    #[param(inline)]
     pub sort: Option<Sort>,
     /// The cursor: the entries after this one in the list's order (the previous page's
     /// `next_after`; for parcels, an order's id: a page holds whole orders' parcels). A page may
