@@ -577,12 +577,13 @@ impl Feed {
         let segments: Vec<Arc<Segment>> = self.shared.segments.read().clone();
         let head = self.head();
         let oldest = segments.first().map_or(1, |s| s.first);
-        if after + 1 < oldest {
+        // A cursor at the largest number reads nothing (and never overflows).
+        if after.saturating_add(1) < oldest {
             return Err(FeedError::Expired { oldest_kept: oldest, after: oldest - 1 });
         }
         let mut page = Page { events: Vec::new(), next: after.min(head), head };
         let stop = head.min(after.saturating_add(scan_max));
-        let start = after + 1;
+        let start = after.saturating_add(1);
         let first_segment = segments.partition_point(|s| s.last.load(Ordering::Acquire) < start);
         for segment in &segments[first_segment..] {
             if page.next >= stop || page.events.len() >= limit {
@@ -723,6 +724,11 @@ mod tests {
         assert_eq!(all(&feed, 0), (1..=1_000).collect::<Vec<_>>());
         for after in [0, 1, 255, 256, 257, 999, 1_000] {
             assert_eq!(all(&feed, after), (after + 1..=1_000).collect::<Vec<_>>(), "after {after}");
+        }
+        // Past the head, up to the largest number: nothing, the head unchanged.
+        for after in [1_001, u64::MAX - 1, u64::MAX] {
+            let page = feed.read(after, 10, 100, &Filter::all()).unwrap();
+            assert_eq!((page.events.len(), page.head), (0, 1_000), "after {after}");
         }
         let only = Filter { types: Filter::ALL_TYPES, merchant: Some(1) };
         let page = feed.read(0, 1_000, 100, &only).unwrap();

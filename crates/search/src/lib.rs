@@ -14,6 +14,9 @@
 //! soon, so that they weigh in BM25's statistics (tantivy counts them until merged) only
 //! briefly. Stock and sales change with every order, so
 //! they are not indexed: the gateway reads them for the candidates from the state itself.
+//!
+//! Beside it, [`owners`]: whose orders, returns and tickets are whose, the candidates of the
+//! lists a store or a buyer works through.
 
 pub mod catalogue;
 mod collect;
