@@ -294,16 +294,21 @@ mod tests {
         assert!(holds("anything", ""));
     }
 
-    #[test]
-    fn a_page_of_groups_holds_whole_groups_and_resumes_at_the_next() {
-        let q = |candidates: Vec<u64>, more| PageQuery {
+    /// A page of a store's list with these candidates, oldest first, unfiltered.
+    fn page_query(candidates: Vec<u64>, more: bool, limit: usize) -> PageQuery {
+        PageQuery {
             owner: ListOwner::Merchant(MerchantId(1)),
             filter: Filter::default(),
             candidates,
             more,
             newest_first: false,
-            limit: 3,
-        };
+            limit,
+        }
+    }
+
+    #[test]
+    fn a_page_of_groups_holds_whole_groups_and_resumes_at_the_next() {
+        let q = |candidates, more| page_query(candidates, more, 3);
         // Candidate n has n entries.
         let entries = |id: u64| (0..id).map(|i| (id, i)).collect::<Vec<_>>();
         let (page, next) = pick_grouped(&q(vec![1, 2, 3], false), entries);
@@ -326,14 +331,7 @@ mod tests {
 
     #[test]
     fn a_page_ends_at_its_limit_or_its_candidates() {
-        let q = |candidates: Vec<u64>, more| PageQuery {
-            owner: ListOwner::Merchant(MerchantId(1)),
-            filter: Filter::default(),
-            candidates,
-            more,
-            newest_first: false,
-            limit: 2,
-        };
+        let q = |candidates, more| page_query(candidates, more, 2);
         let even = |id: u64| id.is_multiple_of(2).then_some(id);
         assert_eq!(pick(&q(vec![1, 2, 3, 4, 5], false), even), (vec![2, 4], Some(4)));
         // The limit reached at the last candidate: the cursor only if the list goes on.

@@ -50,8 +50,12 @@ function money(minor, currency) {
   const cents = String(a % 100n).padStart(2, "0");
   return (neg ? "-" : "") + units + "." + cents + (currency ? " " + currency : "");
 }
-// Basis points as a percentage with two decimals (1234 -> "12.34%"), without floating point.
-const percent = (bp) => Math.floor(bp / 100) + "." + String(bp % 100).padStart(2, "0") + "%";
+// Basis points as a percentage, without floating point and without trailing zeros
+// (1234 -> "12.34%", 1250 -> "12.5%", 1500 -> "15%").
+const percent = (bp) => {
+  const cents = String(bp % 100).padStart(2, "0").replace(/0+$/, "");
+  return Math.floor(bp / 100) + (cents ? "." + cents : "") + "%";
+};
 // "12.34" -> 1234; refuses what is not an amount with at most two decimals.
 function minorUnits(text) {
   const m = /^\s*(\d{1,13})(?:\.(\d{1,2}))?\s*$/.exec(text);
@@ -933,7 +937,7 @@ function couponsPage(main) {
     path: "/v1/coupons", query: () => ({ merchant_id: m }), items: (j) => j.coupons, next: () => null, limitParam: null,
     columns: [
       ["Coupon", (c) => "#" + c.coupon_id],
-      ["Off", (c) => (c.kind === "fixed" ? money(c.amount_off, c.currency) : c.percent_bps / 100 + "%"), "num"],
+      ["Off", (c) => (c.kind === "fixed" ? money(c.amount_off, c.currency) : percent(c.percent_bps)), "num"],
       ["Min spend", (c) => money(c.min_spend, c.currency), "num"],
       ["Budget used", (c) => (c.budget_amount ? money(c.used_amount) + " of " + money(c.budget_amount, c.currency) : money(c.used_amount, c.currency)), "num"],
       ["Uses", (c) => c.used_count + (c.budget_uses ? " of " + c.budget_uses : ""), "num"],
@@ -1344,7 +1348,7 @@ async function ticketPage(slot, id, changed) {
 function merchantsPage(main) {
   const find = finder({ words: "Store name" }, () => merchants.reload());
   const merchants = list({ path: "/v1/merchants", query: () => find.query(), columns: [
-    ["Merchant", (x) => "#" + x.merchant_id], ["Name", (x) => x.name], ["Commission", (x) => x.commission_bps / 100 + "%", "num"],
+    ["Merchant", (x) => "#" + x.merchant_id], ["Name", (x) => x.name], ["Commission", (x) => percent(x.commission_bps), "num"],
     ["", (x) => button("Work as this store", () => {
       sessionStorage.setItem(AS, JSON.stringify({ merchant_id: x.merchant_id, name: x.name }));
       go("#/store");
